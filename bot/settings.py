@@ -1,0 +1,215 @@
+"""One typed settings object, read from the environment (optionally a `.env` file).
+
+Every variable is documented in config.example.env. `load_settings` collects every problem
+before failing so the operator sees them all at once; it never raises anything but
+`ConfigError`, whose `problems` are one human line each naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+DEMO_DATABASE_URL = "sqlite+aiosqlite:///./var/demo.db"
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/oabot.db"
+
+
+class ConfigError(Exception):
+    """Configuration is unusable; `problems` has one line per bad variable."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class WorkingPeriod:
+    start: time
+    end: time
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str = "http://127.0.0.1:8080"
+    database_url: str = DEFAULT_DATABASE_URL
+    redis_url: str | None = None
+    redis_prefix: str = "oabot:"
+    timezone: str = "Asia/Shanghai"
+    working_hours: tuple[WorkingPeriod, ...] = (
+        WorkingPeriod(time(9, 0), time(12, 0)),
+        WorkingPeriod(time(13, 30), time(18, 0)),
+    )
+    api_token: str | None = None
+    org_file: str | None = None
+    log_format: str = "text"
+    log_level: str = "INFO"
+    auto_migrate: bool = False
+    templates_dir: str | None = None
+    demo: bool = False
+    # Background loops (outbox dispatcher, timers); tests switch them off to drive them by hand.
+    run_background: bool = True
+    dispatch_interval_s: float = 1.0
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def with_overrides(self, **kwargs: Any) -> Settings:
+        return replace(self, **kwargs)
+
+
+_WORKING_HOURS_RE = re.compile(r"^(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})$")
+
+
+def parse_working_hours(value: str) -> tuple[WorkingPeriod, ...]:
+    """Parse `09:00-12:00,13:30-18:00`; raise ValueError with what is wrong."""
+    periods: list[WorkingPeriod] = []
+    for part in value.split(","):
+        m = _WORKING_HOURS_RE.match(part.strip())
+        if not m:
+            raise ValueError(f"'{part.strip()}' is not HH:MM-HH:MM")
+        h1, m1, h2, m2 = (int(g) for g in m.groups())
+        if h1 > 23 or h2 > 24 or m1 > 59 or m2 > 59 or (h2 == 24 and m2 != 0):
+            raise ValueError(f"'{part.strip()}' has an impossible time")
+        start = time(h1, m1)
+        end = time(23, 59, 59) if h2 == 24 else time(h2, m2)
+        if end <= start:
+            raise ValueError(f"'{part.strip()}' ends before it starts")
+        if periods and start < periods[-1].end:
+            raise ValueError(f"'{part.strip()}' overlaps or precedes the period before it")
+        periods.append(WorkingPeriod(start, end))
+    if not periods:
+        raise ValueError("no working period given")
+    return tuple(periods)
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None,
+    *,
+    dotenv_path: str | Path | None = ".env",
+    demo: bool = False,
+) -> Settings:
+    """Build Settings from `env` (default: os.environ plus `.env`), or raise ConfigError."""
+    if env is None:
+        merged: dict[str, str] = {}
+        if dotenv_path and Path(dotenv_path).is_file():
+            from dotenv import dotenv_values
+
+            merged.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
+        merged.update(os.environ)
+        env = merged
+    problems: list[str] = []
+    values: dict[str, Any] = {"demo": demo}
+
+    def get(name: str) -> str | None:
+        raw = env.get(name)
+        return raw.strip() if raw is not None else None
+
+    def bad(name: str, value: str, expected: str) -> None:
+        problems.append(f"{name}={value!r}: expected {expected}")
+
+    if (v := get("OABOT_HOST")) is not None:
+        if not v:
+            bad("OABOT_HOST", v, "a host name or IP address")
+        values["host"] = v
+    if (v := get("OABOT_PORT")) is not None:
+        if v.isdigit() and 0 < int(v) < 65536:
+            values["port"] = int(v)
+        else:
+            bad("OABOT_PORT", v, "a port number between 1 and 65535")
+    if (v := get("OABOT_PUBLIC_URL")) is not None:
+        parts = urlsplit(v)
+        if parts.scheme in ("http", "https") and parts.netloc:
+            values["public_url"] = v.rstrip("/")
+        else:
+            bad("OABOT_PUBLIC_URL", v, "an http:// or https:// URL such as https://oa.example.com")
+    if demo:
+        values["database_url"] = DEMO_DATABASE_URL
+    elif (v := get("OABOT_DATABASE_URL")) is not None:
+        if _valid_database_url(v):
+            values["database_url"] = v
+        else:
+            bad(
+                "OABOT_DATABASE_URL",
+                v,
+                "sqlite+aiosqlite:///PATH or postgresql+asyncpg://USER[:PASSWORD]@HOST[:PORT]/DB",
+            )
+    if (v := get("OABOT_REDIS_URL")) is not None and v != "" and not demo:
+        parts = urlsplit(v)
+        if parts.scheme in ("redis", "rediss", "unix") and (parts.netloc or parts.path):
+            values["redis_url"] = v
+        else:
+            bad("OABOT_REDIS_URL", v, "redis://HOST:PORT/DB (or leave unset for the in-process store)")
+    if (v := get("OABOT_REDIS_PREFIX")) is not None and v:
+        values["redis_prefix"] = v
+    if (v := get("OABOT_TIMEZONE")) is not None:
+        try:
+            ZoneInfo(v)
+            values["timezone"] = v
+        except (ZoneInfoNotFoundError, ValueError):
+            bad("OABOT_TIMEZONE", v, "an IANA time zone such as Asia/Shanghai")
+    if (v := get("OABOT_WORKING_HOURS")) is not None:
+        try:
+            values["working_hours"] = parse_working_hours(v)
+        except ValueError as exc:
+            bad("OABOT_WORKING_HOURS", v, f"comma-separated HH:MM-HH:MM periods in order ({exc})")
+    if (v := get("OABOT_API_TOKEN")) is not None and v != "":
+        if len(v) < 16:
+            bad("OABOT_API_TOKEN", "***", "at least 16 characters")
+        else:
+            values["api_token"] = v
+    if (v := get("OABOT_ORG_FILE")) is not None and v != "":
+        if Path(v).is_file():
+            values["org_file"] = v
+        else:
+            bad("OABOT_ORG_FILE", v, "the path of an existing org YAML file")
+    if (v := get("OABOT_TEMPLATES_DIR")) is not None and v != "":
+        if Path(v).is_dir():
+            values["templates_dir"] = v
+        else:
+            bad("OABOT_TEMPLATES_DIR", v, "an existing directory of template YAML files")
+    if (v := get("OABOT_LOG_FORMAT")) is not None:
+        if v.lower() in ("text", "json"):
+            values["log_format"] = v.lower()
+        else:
+            bad("OABOT_LOG_FORMAT", v, "text or json")
+    if (v := get("OABOT_LOG_LEVEL")) is not None:
+        if v.upper() in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            values["log_level"] = v.upper()
+        else:
+            bad("OABOT_LOG_LEVEL", v, "DEBUG, INFO, WARNING or ERROR")
+    if (v := get("OABOT_AUTO_MIGRATE")) is not None:
+        if v.lower() in _TRUE | _FALSE:
+            values["auto_migrate"] = v.lower() in _TRUE
+        else:
+            bad("OABOT_AUTO_MIGRATE", v, "1 or 0")
+    if problems:
+        raise ConfigError(problems)
+    return Settings(**values)
+
+
+def _valid_database_url(url: str) -> bool:
+    if url.startswith("sqlite+aiosqlite:///"):
+        return len(url) > len("sqlite+aiosqlite:///")
+    if url.startswith("postgresql+asyncpg://"):
+        parts = urlsplit(url)
+        return bool(parts.hostname) and len(parts.path) > 1
+    return False

@@ -1,0 +1,118 @@
+"""Shared fixtures.
+
+Storage tests run on SQLite always and on PostgreSQL when OABOT_TEST_DATABASE_URL is set;
+key-value tests run on the in-process store always and on Redis when OABOT_TEST_REDIS_URL is
+set. When a URL is set but the server does not answer, the tests fail: they never skip.
+Each test gets its own PostgreSQL schema and its own Redis key prefix, dropped afterwards,
+so two runs at once do not collide.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from approvals.clock import ManualClock
+from storage.db import Database
+
+PG_URL = os.environ.get("OABOT_TEST_DATABASE_URL") or None
+REDIS_URL = os.environ.get("OABOT_TEST_REDIS_URL") or None
+ROOT = Path(__file__).resolve().parent.parent
+DEMO_ORG = ROOT / "bot" / "data" / "demo_org.yaml"
+
+
+def _asyncpg_dsn(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+async def create_pg_schema(url: str) -> str:
+    import asyncpg
+
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    conn = await asyncpg.connect(_asyncpg_dsn(url))
+    try:
+        await conn.execute(f'CREATE SCHEMA "{schema}"')
+    finally:
+        await conn.close()
+    return schema
+
+
+async def drop_pg_schema(url: str, schema: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(_asyncpg_dsn(url))
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        await conn.close()
+
+
+async def create_tables(database: Database) -> None:
+    from storage.models import metadata
+
+    async with database.engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def empty_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    """A database with no tables (for migration tests)."""
+    if request.param == "sqlite":
+        database = Database(f"sqlite+aiosqlite:///{tmp_path}/test.db")
+        try:
+            yield database
+        finally:
+            await database.dispose()
+        return
+    if PG_URL is None:
+        pytest.skip("OABOT_TEST_DATABASE_URL is not set")
+    schema = await create_pg_schema(PG_URL)
+    database = Database(PG_URL, schema=schema)
+    try:
+        yield database
+    finally:
+        await database.dispose()
+        await drop_pg_schema(PG_URL, schema)
+
+
+@pytest.fixture
+async def db(empty_db: Database) -> Database:
+    """A database with every table, on SQLite and (when configured) PostgreSQL."""
+    await create_tables(empty_db)
+    return empty_db
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def kv(request: pytest.FixtureRequest) -> AsyncIterator[object]:
+    """A key-value store: the in-process one and (when configured) Redis."""
+    if request.param == "memory":
+        from storage.kv_memory import MemoryStore
+
+        store = MemoryStore()
+        try:
+            yield store
+        finally:
+            await store.close()
+        return
+    if REDIS_URL is None:
+        pytest.skip("OABOT_TEST_REDIS_URL is not set")
+    from storage.kv_redis import RedisStore
+
+    prefix = f"oabot-test:{uuid.uuid4().hex[:12]}:"
+    store = RedisStore(REDIS_URL, prefix=prefix)
+    try:
+        yield store
+    finally:
+        await store.purge_prefix()
+        await store.close()
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    # Monday 2026-11-23 10:00 in Shanghai.
+    return ManualClock(datetime(2026, 11, 23, 2, 0, tzinfo=UTC))

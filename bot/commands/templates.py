@@ -1,0 +1,10 @@
+"""Placeholder: the `templates` command is being written."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    _ = argparse

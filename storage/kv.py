@@ -2,7 +2,9 @@
 
 Two implementations pass one contract test suite: `storage.kv_redis.RedisStore` and
 `storage.kv_memory.MemoryStore` (the embedded default, one process only).
-Keys are plain strings; implementations add their own prefix.
+Keys are plain strings; implementations add their own prefix. Values, counters and locks share
+one key space. TTLs are seconds (float) and must be positive: ValueError otherwise.
+Every method except `ping` and `close` raises KVUnavailable when the store cannot be reached.
 """
 
 from __future__ import annotations
@@ -31,14 +33,23 @@ class KeyValueStore(ABC):
 
     @abstractmethod
     async def set(self, key: str, value: str, ttl_s: float | None = None) -> None:
-        """Set a (cached) value, optionally expiring after `ttl_s` seconds."""
+        """Set a (cached) value, optionally expiring after `ttl_s` seconds.
+
+        Without `ttl_s` the key no longer expires, even if it had an expiry before.
+        """
 
     @abstractmethod
-    async def delete(self, key: str) -> None: ...
+    async def delete(self, key: str) -> None:
+        """Remove `key`; nothing happens when it is absent."""
 
     @abstractmethod
     async def incr(self, key: str, ttl_s: float) -> int:
-        """Increment a counter; the TTL starts when the counter is created (rate limits)."""
+        """Increment a counter and return the new count (rate limits).
+
+        The TTL starts when the counter is created: later calls do not extend it, and once it
+        expires the next call starts again at 1. A counter found without an expiry gets `ttl_s`.
+        Raises ValueError when `key` holds something that is not an integer.
+        """
 
     @abstractmethod
     async def ttl(self, key: str) -> float | None:
@@ -46,7 +57,8 @@ class KeyValueStore(ABC):
 
     @abstractmethod
     async def acquire_lock(self, key: str, ttl_s: float) -> str | None:
-        """Take a short lock; returns a token to release it with, or None if held."""
+        """Take a short lock that expires by itself after `ttl_s`; returns a token to release it
+        with, or None if someone holds it."""
 
     @abstractmethod
     async def release_lock(self, key: str, token: str) -> bool:
@@ -57,7 +69,8 @@ class KeyValueStore(ABC):
         """True when the store answers."""
 
     @abstractmethod
-    async def close(self) -> None: ...
+    async def close(self) -> None:
+        """Release connections; the store is not used afterwards."""
 
     @asynccontextmanager
     async def lock(self, key: str, ttl_s: float = 10.0, wait_s: float = 5.0) -> AsyncIterator[None]:

@@ -1,0 +1,877 @@
+"""The approval engine: submit a request, act on it, and say what must be told to whom.
+
+Every public function takes the current state, an action and `now`, and returns an
+`Outcome`: the new state, the trail events it appends and the notices for the outbox.
+It refuses illegal actions with an `ApprovalError` before changing anything (callers work on
+a copy loaded from storage, so a refusal leaves nothing behind). Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from approvals.definitions import (
+    ConsecutivePolicy,
+    InitiatorPolicy,
+    Permission,
+    StepKind,
+    StepMode,
+    Template,
+    WithdrawPolicy,
+)
+from approvals.errors import (
+    ActionNotAllowed,
+    BadTarget,
+    DelegationInvalid,
+    NotAssignee,
+    RateLimited,
+    RequestFinished,
+    StaleTask,
+    TaskAlreadyDecided,
+    TaskNotFound,
+    UnknownUser,
+)
+from approvals.forms import validate_form
+from approvals.model import (
+    TASK_ACTIONS,
+    ActionKind,
+    Channel,
+    Delegation,
+    Notice,
+    NoticeKind,
+    Request,
+    RequestStatus,
+    SignerPosition,
+    Step,
+    StepStatus,
+    Task,
+    TaskStatus,
+    TrailEvent,
+    Urgency,
+)
+from approvals.routing import PlannedStep, plan_route, resolve_approver
+from approvals.trail import seal
+from org.model import Org
+
+SYSTEM = "system"
+URGE_INTERVAL = timedelta(minutes=30)
+
+# What each task permission (知会 / 协同 / 审批) lets its holder do.
+PERMISSION_ACTIONS: dict[Permission, frozenset[ActionKind]] = {
+    Permission.NOTIFY: frozenset({ActionKind.ACKNOWLEDGE, ActionKind.COMMENT}),
+    Permission.COLLABORATE: frozenset(
+        {
+            ActionKind.APPROVE,
+            ActionKind.REJECT,
+            ActionKind.RETURN,
+            ActionKind.ADD_SIGNER,
+            ActionKind.COMMENT,
+            ActionKind.TERMINATE,
+        }
+    ),
+    Permission.APPROVE: frozenset(
+        {
+            ActionKind.APPROVE,
+            ActionKind.REJECT,
+            ActionKind.RETURN,
+            ActionKind.ADD_SIGNER,
+            ActionKind.TRANSFER,
+            ActionKind.COMMENT,
+            ActionKind.TERMINATE,
+        }
+    ),
+}
+
+DeadlineFn = Callable[[Request, Step, Task, datetime], datetime | None]
+
+
+@dataclass(frozen=True)
+class Action:
+    kind: ActionKind
+    actor: str
+    task_id: str | None = None
+    version: int | None = None
+    comment: str | None = None
+    target: str | None = None  # user id (transfer, add_signer) or "initiator"/step index (return)
+    position: SignerPosition | None = None
+    form: dict[str, Any] | None = None  # resubmit with a corrected form
+    channel: Channel = Channel.API
+    is_admin: bool = False  # the edge vouches the actor may administer (terminate any request)
+
+
+@dataclass
+class Outcome:
+    request: Request
+    events: list[TrailEvent] = field(default_factory=list)
+    notices: list[Notice] = field(default_factory=list)
+    task: Task | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Context:
+    """What the engine needs besides the request: the template, the org, the time, delegations."""
+
+    template: Template
+    org: Org
+    now: datetime
+    tz: ZoneInfo
+    delegations: Sequence[Delegation] = ()
+    deadline_fn: DeadlineFn | None = None
+
+
+class _Flow:
+    """Working state of one engine call: the request being changed and what it produces."""
+
+    def __init__(self, request: Request, ctx: Context, channel: Channel) -> None:
+        self.req = request
+        self.ctx = ctx
+        self.channel = channel
+        self.out = Outcome(request=request)
+
+    # -- recording -------------------------------------------------------------------------
+    def event(
+        self,
+        kind: str,
+        actor: str | None,
+        *,
+        acting_for: str | None = None,
+        task: Task | None = None,
+        step: Step | None = None,
+        before: str | None = None,
+        after: str | None = None,
+        comment: str | None = None,
+        **data: Any,
+    ) -> None:
+        req = self.req
+        e = TrailEvent(
+            request_id=req.id,
+            seq=req.last_seq + 1,
+            kind=kind,
+            at=self.ctx.now,
+            actor=actor,
+            acting_for=acting_for,
+            channel=self.channel if actor != SYSTEM else Channel.SYSTEM,
+            task_id=task.id if task else None,
+            step_index=step.index if step else (task.step_index if task else None),
+            before=before,
+            after=after,
+            comment=comment,
+            data={k: v for k, v in data.items() if v is not None},
+        )
+        e = seal(e, req.last_hash)
+        req.last_seq, req.last_hash = e.seq, e.hash
+        self.out.events.append(e)
+
+    def notice(self, kind: NoticeKind, recipient: str, task: Task | None = None, **data: Any) -> None:
+        self.out.notices.append(
+            Notice(kind=kind, recipient=recipient, request_id=self.req.id, task_id=task.id if task else None, data=data)
+        )
+
+    def name(self, user: str | None) -> str:
+        if user == SYSTEM:
+            return "系统"
+        return self.ctx.org.display_name(user)
+
+    # -- helpers ---------------------------------------------------------------------------
+    def step_of(self, task: Task) -> Step:
+        return self.req.steps[task.step_index]
+
+    def new_task(self, step: Step, assignee: str, *, origin: str, after: str | None, added_by: str | None = None) -> Task:
+        acting_for = None
+        delegation = find_delegation(self.ctx.delegations, assignee, self.req.template_key, self.ctx.now)
+        if delegation is not None:
+            acting_for, assignee = assignee, delegation.delegate
+        task = Task(
+            id=f"{self.req.id}-{len(self.req.tasks) + 1}",
+            request_id=self.req.id,
+            step_index=step.index,
+            assignee=assignee,
+            permission=step.permission,
+            status=TaskStatus.QUEUED,
+            created_at=self.ctx.now,
+            acting_for=acting_for,
+            after_task=after,
+            origin=origin,
+            added_by=added_by,
+        )
+        self.req.tasks.append(task)
+        return task
+
+    def close_task(self, task: Task, reason: str, outcome_text: str) -> None:
+        was_pending = task.status == TaskStatus.PENDING
+        task.status = TaskStatus.CLOSED
+        task.close_reason = reason
+        task.bump()
+        if was_pending:
+            self.notice(NoticeKind.CARD_CLOSED, task.assignee, task, outcome=outcome_text, reason=reason)
+
+    # -- the flow --------------------------------------------------------------------------
+    def activate_step(self, step: Step) -> None:
+        step.status = StepStatus.ACTIVE
+        step.started_at = self.ctx.now
+        self.event("step_started", SYSTEM, step=step, after=step.name, notes=step.notes or None)
+        tasks: list[Task] = []
+        previous: str | None = None
+        for person in step.assignees:
+            after = previous if step.mode == StepMode.SEQUENTIAL else None
+            t = self.new_task(step, person, origin="route", after=after)
+            tasks.append(t)
+            previous = t.id
+        for t in tasks:
+            if t.status == TaskStatus.QUEUED and t.after_task is None:
+                self.open_task(t)
+        self.maybe_complete(step)
+
+    def open_task(self, task: Task) -> None:
+        """Make a queued task actionable: decide it automatically if a policy says so, else send a card."""
+        if task.status != TaskStatus.QUEUED or self.req.is_final:
+            return
+        step = self.step_of(task)
+        task.status = TaskStatus.PENDING
+        task.activated_at = self.ctx.now
+        task.bump()
+        if self.ctx.deadline_fn is not None:
+            task.due_at = self.ctx.deadline_fn(self.req, step, task, self.ctx.now)
+        self.event(
+            "task_assigned",
+            SYSTEM,
+            task=task,
+            after=task.assignee,
+            acting_for=task.acting_for,
+            assignee=task.assignee,
+            origin=task.origin,
+        )
+        reason = self.auto_approval_reason(task, step)
+        if reason is not None:
+            task.status = TaskStatus.APPROVED
+            task.decided_at = self.ctx.now
+            task.decided_by = SYSTEM
+            task.comment = reason
+            task.bump()
+            self.event("auto_approved", SYSTEM, task=task, before="pending", after="approved", comment=reason)
+            self.after_approved(task)
+            return
+        self.notice(NoticeKind.TASK_CARD, task.assignee, task, version=task.version)
+
+    def auto_approval_reason(self, task: Task, step: Step) -> str | None:
+        if task.permission == Permission.NOTIFY or step.kind != StepKind.APPROVE:
+            return None
+        template = self.ctx.template
+        spec = next((s for s in template.steps if s.key == step.key), None)
+        person = task.acting_for or task.assignee
+        initiator_policy = (spec.initiator_is_approver if spec else None) or template.policies.initiator_is_approver
+        if person == self.req.initiator and initiator_policy == InitiatorPolicy.AUTO_APPROVE:
+            return "审批人是发起人本人，按模板规则自动通过"
+        if template.policies.consecutive_same_approver == ConsecutivePolicy.MERGE:
+            prev = self.previous_step(step)
+            if prev is not None and prev.kind == StepKind.APPROVE:
+                for t in self.req.step_tasks(prev):
+                    if t.status == TaskStatus.APPROVED and person in (t.assignee, t.acting_for) and t.decided_by != SYSTEM:
+                        return f"与上一步「{prev.name}」审批人相同，按模板规则合并审批"
+        return None
+
+    def previous_step(self, step: Step) -> Step | None:
+        for s in reversed(self.req.steps[: step.index]):
+            if s.round != step.round:
+                return None
+            if s.status == StepStatus.APPROVED:
+                return s
+            if s.status != StepStatus.SKIPPED:
+                return None
+        return None
+
+    def after_approved(self, task: Task) -> None:
+        step = self.step_of(task)
+        waiters = [t for t in self.req.tasks if t.after_task == task.id and t.status == TaskStatus.QUEUED]
+        if step.mode == StepMode.ANY and task.gates_step:
+            chain = self.chain_of(task)
+            decided_by = self.name(task.decided_by if task.decided_by != SYSTEM else task.assignee)
+            for other in self.req.step_tasks(step):
+                if other.id not in chain and other.is_open and other.gates_step:
+                    self.close_task(other, f"decided_by:{task.assignee}", f"已由{decided_by}处理")
+        for w in waiters:
+            self.open_task(w)
+        self.maybe_complete(step)
+
+    def chain_of(self, task: Task) -> set[str]:
+        """Tasks that wait (directly or not) for `task`, plus itself."""
+        chain = {task.id}
+        grew = True
+        while grew:
+            grew = False
+            for t in self.req.tasks:
+                if t.after_task in chain and t.id not in chain:
+                    chain.add(t.id)
+                    grew = True
+        return chain
+
+    def maybe_complete(self, step: Step) -> None:
+        if step.status != StepStatus.ACTIVE or self.req.is_final:
+            return
+        gating = [t for t in self.req.step_tasks(step) if t.gates_step and t.status != TaskStatus.CLOSED]
+        if any(t.is_open for t in gating):
+            return
+        if gating and not all(t.status == TaskStatus.APPROVED for t in gating):
+            return
+        step.status = StepStatus.APPROVED
+        step.finished_at = self.ctx.now
+        self.event("step_approved", SYSTEM, step=step, before="active", after="approved")
+        nxt = next((s for s in self.req.steps if s.round == self.req.round and s.status == StepStatus.WAITING), None)
+        if nxt is None:
+            self.finish(RequestStatus.APPROVED, SYSTEM)
+        else:
+            self.activate_step(nxt)
+
+    def finish(self, status: RequestStatus, actor: str, *, acting_for: str | None = None, comment: str | None = None) -> None:
+        req = self.req
+        before = req.status
+        req.status = status
+        req.finished_at = self.ctx.now if status != RequestStatus.RETURNED else None
+        for s in req.steps:
+            if s.status in (StepStatus.ACTIVE, StepStatus.WAITING) and s.round == req.round:
+                s.status = StepStatus.CANCELLED if status != RequestStatus.REJECTED or s.status == StepStatus.WAITING else s.status
+        label = {
+            RequestStatus.APPROVED: "审批已通过",
+            RequestStatus.REJECTED: "已被驳回",
+            RequestStatus.WITHDRAWN: "已撤销",
+            RequestStatus.TERMINATED: "已终止",
+            RequestStatus.RETURNED: "已退回",
+        }[status]
+        for t in req.tasks:
+            if not t.is_open:
+                continue
+            if t.permission == Permission.NOTIFY and status == RequestStatus.APPROVED:
+                continue  # 知会 can still be acknowledged after approval
+            self.close_task(t, f"request_{status.value}", f"申请{label}")
+        self.event(f"request_{status.value}", actor, acting_for=acting_for, before=before.value, after=status.value, comment=comment)
+        self.notice(NoticeKind.RESULT, req.initiator, status=status.value, by=actor, comment=comment)
+        if status == RequestStatus.RETURNED:
+            return
+        told = {req.initiator}
+        for spec in self.ctx.template.cc:
+            for person in resolve_approver(spec, org=self.ctx.org, initiator=req.initiator, form=req.form, notes=[]):
+                if person not in told:
+                    told.add(person)
+                    self.notice(NoticeKind.CC, person, status=status.value)
+        if status == RequestStatus.APPROVED:
+            for spec in self.ctx.template.on_approved:
+                for person in resolve_approver(spec, org=self.ctx.org, initiator=req.initiator, form=req.form, notes=[]):
+                    self.notice(NoticeKind.APPROVED_NOTICE, person, status=status.value)
+
+
+# -- delegation --------------------------------------------------------------------------
+def find_delegation(delegations: Sequence[Delegation], user: str, template_key: str, at: datetime) -> Delegation | None:
+    for d in delegations:
+        if d.covers(user, template_key, at):
+            return d
+    return None
+
+
+# -- building requests -------------------------------------------------------------------
+def build_steps(planned: list[PlannedStep], *, start_index: int, round_no: int) -> list[Step]:
+    steps: list[Step] = []
+    for offset, p in enumerate(planned):
+        spec = p.spec
+        steps.append(
+            Step(
+                index=start_index + offset,
+                key=spec.key,
+                name=spec.name,
+                mode=spec.mode,
+                kind=spec.kind,
+                permission=spec.permission,
+                action_label=spec.positive_label,
+                can_reject=spec.rejectable,
+                time_limit_hours=spec.time_limit_hours,
+                assignees=list(p.assignees),
+                status=StepStatus.SKIPPED if p.skipped else StepStatus.WAITING,
+                round=round_no,
+                notes=list(p.notes),
+            )
+        )
+    return steps
+
+
+def render_title(template: Template, form: dict[str, Any]) -> str:
+    pattern = template.title or template.name
+    out: list[str] = []
+    i = 0
+    while i < len(pattern):
+        if pattern[i] == "{":
+            j = pattern.find("}", i)
+            if j > i:
+                value = form.get(pattern[i + 1 : j])
+                out.append("" if value is None else (("、".join(map(str, value))) if isinstance(value, list) else str(value)))
+                i = j + 1
+                continue
+        out.append(pattern[i])
+        i += 1
+    title = "".join(out).strip()
+    return title[:200] or template.name
+
+
+def submit(
+    ctx: Context,
+    *,
+    request_id: str,
+    initiator: str,
+    form: dict[str, Any],
+    urgency: Urgency = Urgency.NORMAL,
+    channel: Channel = Channel.API,
+) -> Outcome:
+    """Validate the form, plan the route and start the first step."""
+    org, template = ctx.org, ctx.template
+    if not org.is_active(initiator):
+        raise UnknownUser(f"发起人 {initiator} 不是本单位在职人员", user=initiator)
+    clean = validate_form(template, form, org=org, initiator=initiator, tz=ctx.tz)
+    planned = plan_route(template, clean, initiator, org)
+    req = Request(
+        id=request_id,
+        template_key=template.key,
+        template_version=template.version,
+        title=render_title(template, clean),
+        form=clean,
+        initiator=initiator,
+        urgency=urgency,
+        status=RequestStatus.RUNNING,
+        created_at=ctx.now,
+        updated_at=ctx.now,
+        channel=channel,
+    )
+    req.steps = build_steps(planned, start_index=0, round_no=1)
+    flow = _Flow(req, ctx, channel)
+    flow.event(
+        "submitted",
+        initiator,
+        after=RequestStatus.RUNNING.value,
+        template=template.key,
+        template_version=template.version,
+        urgency=urgency.value,
+        form=clean,
+        route=[{"step": s.name, "assignees": s.assignees, "skipped": s.status == StepStatus.SKIPPED} for s in req.steps],
+    )
+    _start_round(flow)
+    return flow.out
+
+
+def _start_round(flow: _Flow) -> None:
+    for s in flow.req.round_steps():
+        if s.status == StepStatus.SKIPPED:
+            flow.event("step_skipped", SYSTEM, step=s, after="skipped", notes=s.notes)
+    first = next((s for s in flow.req.round_steps() if s.status == StepStatus.WAITING), None)
+    if first is None:
+        flow.finish(RequestStatus.APPROVED, SYSTEM, comment="没有需要审批的步骤")
+    else:
+        flow.activate_step(first)
+
+
+# -- preview -----------------------------------------------------------------------------
+@dataclass
+class PreviewStep:
+    key: str
+    name: str
+    mode: str
+    kind: str
+    assignees: list[str]
+    skipped: bool
+    auto_approved: list[str]
+    notes: list[str]
+
+
+def preview(ctx: Context, *, initiator: str, form: dict[str, Any]) -> tuple[dict[str, Any], list[PreviewStep]]:
+    """The route a submission would take, policies applied, without creating anything."""
+    org, template = ctx.org, ctx.template
+    if not org.is_active(initiator):
+        raise UnknownUser(f"发起人 {initiator} 不是本单位在职人员", user=initiator)
+    clean = validate_form(template, form, org=org, initiator=initiator, tz=ctx.tz)
+    planned = plan_route(template, clean, initiator, org)
+    out: list[PreviewStep] = []
+    previous_approvers: list[str] = []
+    for p in planned:
+        spec = p.spec
+        auto: list[str] = []
+        notes = list(p.notes)
+        if not p.skipped and spec.kind == StepKind.APPROVE and spec.permission != Permission.NOTIFY:
+            init_policy = spec.initiator_is_approver or template.policies.initiator_is_approver
+            for person in p.assignees:
+                if person == initiator and init_policy == InitiatorPolicy.AUTO_APPROVE:
+                    auto.append(person)
+                    notes.append(f"{org.display_name(person)} 是发起人本人，将自动通过")
+                elif (
+                    template.policies.consecutive_same_approver == ConsecutivePolicy.MERGE
+                    and person in previous_approvers
+                ):
+                    auto.append(person)
+                    notes.append(f"{org.display_name(person)} 与上一步审批人相同，将合并审批")
+        if not p.skipped:
+            previous_approvers = (
+                [a for a in p.assignees if a not in auto] if spec.kind == StepKind.APPROVE else []
+            )
+        out.append(
+            PreviewStep(
+                key=spec.key,
+                name=spec.name,
+                mode=spec.mode.value,
+                kind=spec.kind.value,
+                assignees=p.assignees,
+                skipped=p.skipped,
+                auto_approved=auto,
+                notes=notes,
+            )
+        )
+    return clean, out
+
+
+# -- acting ------------------------------------------------------------------------------
+def act(ctx: Context, request: Request, action: Action) -> Outcome:
+    """Apply one action. Raises an ApprovalError (and changes nothing) when it is not allowed."""
+    if not ctx.org.is_active(action.actor) and not action.is_admin:
+        raise UnknownUser(f"{action.actor} 不是本单位在职人员", user=action.actor)
+    flow = _Flow(request, ctx, action.channel)
+    handler = _HANDLERS[action.kind]
+    handler(flow, action)
+    request.version += 1
+    request.updated_at = ctx.now
+    return flow.out
+
+
+def _task_for(flow: _Flow, action: Action) -> tuple[Task, str | None]:
+    """The task named by the action, after every check; returns it and whom the actor acts for."""
+    req = flow.req
+    if action.task_id is None:
+        raise TaskNotFound("没有指明要处理的待办", request_id=req.id)
+    task = req.task(action.task_id)
+    if task is None:
+        raise TaskNotFound(f"待办 {action.task_id} 不存在", request_id=req.id, task_id=action.task_id)
+    acting_for = _acting_for(flow, task, action.actor)
+    notify_ack = action.kind == ActionKind.ACKNOWLEDGE and task.permission == Permission.NOTIFY
+    if req.is_final and not (notify_ack and req.status == RequestStatus.APPROVED):
+        raise RequestFinished(f"申请已结束（{req.status.value}），无需再处理", request_id=req.id, status=req.status.value)
+    if task.status != TaskStatus.PENDING:
+        raise TaskAlreadyDecided(
+            "这条待办已处理，无需重复操作", task_id=task.id, status=task.status.value, version=task.version
+        )
+    if action.version is None or action.version != task.version:
+        raise StaleTask(
+            "卡片已过期：这条待办已有变化，请刷新后再操作",
+            task_id=task.id,
+            expected=action.version,
+            current=task.version,
+        )
+    allowed = PERMISSION_ACTIONS[task.permission]
+    if action.kind not in allowed:
+        raise ActionNotAllowed(
+            f"该待办的权限（{task.permission.value}）不允许「{action.kind.value}」",
+            task_id=task.id,
+            permission=task.permission.value,
+            action=action.kind.value,
+        )
+    return task, acting_for
+
+
+def _acting_for(flow: _Flow, task: Task, actor: str) -> str | None:
+    if actor == task.assignee:
+        return None
+    if actor == task.acting_for:
+        return None  # the delegator may still act on their own task
+    d = find_delegation(flow.ctx.delegations, task.assignee, flow.req.template_key, flow.ctx.now)
+    if d is not None and d.delegate == actor:
+        return task.assignee
+    raise NotAssignee(
+        f"这条待办属于{flow.name(task.assignee)}，您不能处理", task_id=task.id, assignee=task.assignee, actor=actor
+    )
+
+
+def _decide(flow: _Flow, task: Task, status: TaskStatus, action: Action, acting_for: str | None) -> None:
+    task.status = status
+    task.decided_at = flow.ctx.now
+    task.decided_by = action.actor
+    task.comment = action.comment
+    task.bump()
+    flow.out.task = task
+
+
+def _outcome_text(flow: _Flow, label: str, actor: str, acting_for: str | None) -> str:
+    who = flow.name(actor) + (f"（代{flow.name(acting_for)}）" if acting_for else "")
+    local = flow.ctx.now.astimezone(flow.ctx.tz)
+    return f"{label} · {who} · {local:%m-%d %H:%M}"
+
+
+def _approve(flow: _Flow, action: Action) -> None:
+    task, acting_for = _task_for(flow, action)
+    step = flow.step_of(task)
+    _decide(flow, task, TaskStatus.APPROVED, action, acting_for)
+    label = "已" + step.action_label if not step.action_label.startswith("已") else step.action_label
+    flow.event(
+        "approved",
+        action.actor,
+        acting_for=acting_for or (task.acting_for if action.actor == task.assignee else None),
+        task=task,
+        before="pending",
+        after="approved",
+        comment=action.comment,
+        label=step.action_label,
+    )
+    flow.notice(NoticeKind.CARD_CLOSED, task.assignee, task, outcome=_outcome_text(flow, label, action.actor, acting_for), reason="decided")
+    flow.after_approved(task)
+
+
+def _reject(flow: _Flow, action: Action) -> None:
+    task, acting_for = _task_for(flow, action)
+    step = flow.step_of(task)
+    if not step.can_reject:
+        raise ActionNotAllowed(f"「{step.name}」是办理步骤，不能驳回", task_id=task.id, action="reject")
+    _decide(flow, task, TaskStatus.REJECTED, action, acting_for)
+    flow.event("rejected", action.actor, acting_for=acting_for, task=task, before="pending", after="rejected", comment=action.comment)
+    flow.notice(NoticeKind.CARD_CLOSED, task.assignee, task, outcome=_outcome_text(flow, "已驳回", action.actor, acting_for), reason="decided")
+    step.status = StepStatus.REJECTED
+    step.finished_at = flow.ctx.now
+    flow.finish(RequestStatus.REJECTED, action.actor, acting_for=acting_for, comment=action.comment)
+
+
+def _return(flow: _Flow, action: Action) -> None:
+    task, acting_for = _task_for(flow, action)
+    req = flow.req
+    step = flow.step_of(task)
+    target = action.target or "initiator"
+    target_step: Step | None = None
+    if target != "initiator":
+        try:
+            idx = int(target)
+        except ValueError:
+            raise BadTarget("退回目标应为 initiator 或之前某一步的序号", target=target) from None
+        candidates = [s for s in req.round_steps() if s.index < step.index and s.status == StepStatus.APPROVED]
+        target_step = next((s for s in candidates if s.index == idx), None)
+        if target_step is None:
+            raise BadTarget(
+                "只能退回到本轮中已经完成的之前步骤",
+                target=target,
+                allowed=[s.index for s in candidates],
+            )
+    _decide(flow, task, TaskStatus.RETURNED, action, acting_for)
+    where = "发起人" if target_step is None else f"「{target_step.name}」"
+    flow.event("returned", action.actor, acting_for=acting_for, task=task, before="pending", after="returned", comment=action.comment, target=where)
+    flow.notice(NoticeKind.CARD_CLOSED, task.assignee, task, outcome=_outcome_text(flow, f"已退回{where}", action.actor, acting_for), reason="decided")
+    if target_step is None:
+        step.status = StepStatus.CANCELLED
+        flow.finish(RequestStatus.RETURNED, action.actor, acting_for=acting_for, comment=action.comment)
+        return
+    for t in req.tasks:
+        if t.is_open and req.steps[t.step_index].round == req.round:
+            flow.close_task(t, "returned", f"已退回{where}")
+    for s in req.round_steps():
+        if s.index >= target_step.index and s.status in (StepStatus.ACTIVE, StepStatus.APPROVED):
+            s.status = StepStatus.WAITING
+            s.finished_at = None
+    flow.activate_step(target_step)
+
+
+def _transfer(flow: _Flow, action: Action) -> None:
+    task, acting_for = _task_for(flow, action)
+    target = _check_new_person(flow, task, action.target, "转交")
+    step = flow.step_of(task)
+    task.status = TaskStatus.TRANSFERRED
+    task.decided_at = flow.ctx.now
+    task.decided_by = action.actor
+    task.comment = action.comment
+    task.close_reason = f"transferred_to:{target}"
+    task.bump()
+    flow.out.task = task
+    new = flow.new_task(step, target, origin="transfer", after=None, added_by=action.actor)
+    for t in flow.req.tasks:
+        if t.after_task == task.id:
+            t.after_task = new.id
+    flow.event("transferred", action.actor, acting_for=acting_for, task=task, before=task.assignee, after=target, comment=action.comment, new_task=new.id)
+    flow.notice(NoticeKind.CARD_CLOSED, task.assignee, task, outcome=_outcome_text(flow, f"已转交{flow.name(target)}", action.actor, acting_for), reason="transferred")
+    flow.open_task(new)
+
+
+def _add_signer(flow: _Flow, action: Action) -> None:
+    task, acting_for = _task_for(flow, action)
+    target = _check_new_person(flow, task, action.target, "加签")
+    position = action.position or SignerPosition.AFTER
+    step = flow.step_of(task)
+    flow.out.task = task
+    if position == SignerPosition.BEFORE:
+        new = flow.new_task(step, target, origin="add_signer", after=None, added_by=action.actor)
+        task.status = TaskStatus.QUEUED
+        task.after_task = new.id
+        task.bump()
+        flow.event("signer_added", action.actor, acting_for=acting_for, task=task, after=target, comment=action.comment, position=position.value, new_task=new.id)
+        flow.notice(NoticeKind.CARD_CLOSED, task.assignee, task, outcome=f"已前加签{flow.name(target)}，待其处理后再由您审批", reason="add_signer")
+        flow.open_task(new)
+    elif position == SignerPosition.AFTER:
+        new = flow.new_task(step, target, origin="add_signer", after=task.id, added_by=action.actor)
+        for t in flow.req.tasks:
+            if t.after_task == task.id and t.id != new.id:
+                t.after_task = new.id
+        flow.event("signer_added", action.actor, acting_for=acting_for, task=task, after=target, comment=action.comment, position=position.value, new_task=new.id)
+    else:
+        new = flow.new_task(step, target, origin="add_signer", after=None, added_by=action.actor)
+        flow.event("signer_added", action.actor, acting_for=acting_for, task=task, after=target, comment=action.comment, position=position.value, new_task=new.id)
+        flow.open_task(new)
+
+
+def _check_new_person(flow: _Flow, task: Task, target: str | None, what: str) -> str:
+    if not target:
+        raise BadTarget(f"{what}需要指定人员", target=target)
+    if not flow.ctx.org.is_active(target):
+        raise BadTarget(f"{target} 不是本单位在职人员，不能{what}", target=target)
+    if target in (task.assignee, task.acting_for):
+        raise BadTarget(f"不能{what}给自己", target=target)
+    for t in flow.req.step_tasks(flow.step_of(task)):
+        if t.is_open and target in (t.assignee, t.acting_for):
+            raise BadTarget(f"{flow.name(target)} 已在本步骤中", target=target)
+    return target
+
+
+def _withdraw(flow: _Flow, action: Action) -> None:
+    req = flow.req
+    if action.actor != req.initiator:
+        raise NotAssignee("只有发起人可以撤销申请", actor=action.actor)
+    if req.is_final:
+        raise RequestFinished("申请已结束，不能撤销", request_id=req.id, status=req.status.value)
+    policy = flow.ctx.template.policies.withdraw
+    if policy == WithdrawPolicy.NEVER:
+        raise ActionNotAllowed("该模板不允许撤销", action="withdraw")
+    if policy == WithdrawPolicy.BEFORE_FIRST_DECISION and any(
+        t.decided_by not in (None, SYSTEM) and t.status in (TaskStatus.APPROVED, TaskStatus.REJECTED, TaskStatus.RETURNED)
+        for t in req.tasks
+        if req.steps[t.step_index].round == req.round
+    ):
+        raise ActionNotAllowed("已有审批人处理，该模板只允许在首次审批前撤销", action="withdraw")
+    flow.finish(RequestStatus.WITHDRAWN, action.actor, comment=action.comment)
+
+
+def _terminate(flow: _Flow, action: Action) -> None:
+    req = flow.req
+    if req.is_final:
+        raise RequestFinished("申请已结束，不能终止", request_id=req.id, status=req.status.value)
+    acting_for = None
+    if not action.is_admin:
+        holder = next(
+            (
+                t
+                for t in req.pending_tasks()
+                if action.actor in (t.assignee, t.acting_for) and ActionKind.TERMINATE in PERMISSION_ACTIONS[t.permission]
+            ),
+            None,
+        )
+        if holder is None:
+            raise ActionNotAllowed("只有管理员或当前审批人可以终止申请", action="terminate")
+    flow.finish(RequestStatus.TERMINATED, action.actor, acting_for=acting_for, comment=action.comment)
+
+
+def _urge(flow: _Flow, action: Action) -> None:
+    req = flow.req
+    if action.actor != req.initiator:
+        raise NotAssignee("只有发起人可以催办", actor=action.actor)
+    if req.status != RequestStatus.RUNNING:
+        raise RequestFinished("申请不在审批中，无需催办", request_id=req.id, status=req.status.value)
+    waiting = [t for t in req.pending_tasks() if t.gates_step]
+    now = flow.ctx.now
+    urged: list[str] = []
+    blocked_until: list[datetime] = []
+    for t in waiting:
+        last = req.urged_at.get(t.id)
+        if last is not None and now - last < URGE_INTERVAL:
+            blocked_until.append(last + URGE_INTERVAL)
+            continue
+        req.urged_at[t.id] = now
+        urged.append(t.assignee)
+        flow.notice(NoticeKind.URGE, t.assignee, t, by=action.actor, comment=action.comment, version=t.version)
+        flow.event("urged", action.actor, task=t, after=t.assignee, comment=action.comment)
+    if not urged:
+        retry_at = min(blocked_until) if blocked_until else now + URGE_INTERVAL
+        local = retry_at.astimezone(flow.ctx.tz)
+        raise RateLimited(f"每条待办 30 分钟内只能催办一次，{local:%H:%M} 后可再次催办", retry_at=retry_at)
+    flow.out.info["urged"] = urged
+
+
+def _comment(flow: _Flow, action: Action) -> None:
+    req = flow.req
+    involved = {req.initiator} | {t.assignee for t in req.tasks} | {t.acting_for for t in req.tasks if t.acting_for}
+    if action.actor not in involved and not action.is_admin:
+        raise NotAssignee("只有发起人和审批参与人可以评论", actor=action.actor)
+    if not action.comment or not action.comment.strip():
+        raise BadTarget("评论内容不能为空", field="comment")
+    flow.event("commented", action.actor, comment=action.comment.strip())
+
+
+def _acknowledge(flow: _Flow, action: Action) -> None:
+    task, acting_for = _task_for(flow, action)
+    _decide(flow, task, TaskStatus.ACKNOWLEDGED, action, acting_for)
+    flow.event("acknowledged", action.actor, acting_for=acting_for, task=task, before="pending", after="acknowledged", comment=action.comment)
+    flow.notice(NoticeKind.CARD_CLOSED, task.assignee, task, outcome=_outcome_text(flow, "已收到", action.actor, acting_for), reason="decided")
+
+
+def _resubmit(flow: _Flow, action: Action) -> None:
+    req, ctx = flow.req, flow.ctx
+    if action.actor != req.initiator:
+        raise NotAssignee("只有发起人可以重新提交", actor=action.actor)
+    if req.status != RequestStatus.RETURNED:
+        raise ActionNotAllowed("只有被退回的申请可以重新提交", action="resubmit", status=req.status.value)
+    form = req.form if action.form is None else validate_form(ctx.template, action.form, org=ctx.org, initiator=req.initiator, tz=ctx.tz)
+    planned = plan_route(ctx.template, form, req.initiator, ctx.org)
+    req.form = form
+    req.title = render_title(ctx.template, form)
+    req.round += 1
+    req.status = RequestStatus.RUNNING
+    req.steps.extend(build_steps(planned, start_index=len(req.steps), round_no=req.round))
+    flow.event("resubmitted", action.actor, before="returned", after="running", comment=action.comment, form=form, round=req.round)
+    _start_round(flow)
+
+
+_HANDLERS: dict[ActionKind, Callable[[_Flow, Action], None]] = {
+    ActionKind.APPROVE: _approve,
+    ActionKind.REJECT: _reject,
+    ActionKind.RETURN: _return,
+    ActionKind.TRANSFER: _transfer,
+    ActionKind.ADD_SIGNER: _add_signer,
+    ActionKind.WITHDRAW: _withdraw,
+    ActionKind.TERMINATE: _terminate,
+    ActionKind.URGE: _urge,
+    ActionKind.COMMENT: _comment,
+    ActionKind.ACKNOWLEDGE: _acknowledge,
+    ActionKind.RESUBMIT: _resubmit,
+}
+assert set(_HANDLERS) == set(ActionKind)
+assert TASK_ACTIONS <= set(_HANDLERS)
+
+
+def apply_delegation(ctx: Context, request: Request, delegation: Delegation) -> Outcome:
+    """Move the delegator's open tasks in `request` to the delegate (delegation with move_pending)."""
+    flow = _Flow(request, ctx, Channel.SYSTEM)
+    moved = False
+    for t in request.tasks:
+        if not t.is_open or t.assignee != delegation.delegator or t.acting_for is not None:
+            continue
+        was_pending = t.status == TaskStatus.PENDING
+        t.acting_for, t.assignee = t.assignee, delegation.delegate
+        t.bump()
+        moved = True
+        flow.event("delegated", SYSTEM, task=t, before=t.acting_for, after=t.assignee, delegation=delegation.id)
+        if was_pending:
+            flow.notice(NoticeKind.CARD_CLOSED, delegation.delegator, t, outcome=f"已交由代理人{flow.name(delegation.delegate)}处理", reason="delegated")
+            flow.notice(NoticeKind.TASK_CARD, t.assignee, t, version=t.version)
+    if moved:
+        request.version += 1
+        request.updated_at = ctx.now
+    return flow.out
+
+
+def validate_delegation(org: Org, d: Delegation) -> None:
+    if not org.is_active(d.delegator):
+        raise UnknownUser(f"{d.delegator} 不是本单位在职人员", user=d.delegator)
+    if not org.is_active(d.delegate):
+        raise DelegationInvalid(f"代理人 {d.delegate} 不是本单位在职人员", delegate=d.delegate)
+    if d.delegate == d.delegator:
+        raise DelegationInvalid("不能设置自己为代理人")
+    if d.ends_at <= d.starts_at:
+        raise DelegationInvalid("代理结束时间必须晚于开始时间")
+

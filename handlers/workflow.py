@@ -1,0 +1,441 @@
+"""The approval workflow service: load → core → one transaction (state, trail, outbox).
+
+Every entry point (REST API, console, WeCom, DingTalk) calls this; it calls the pure engine
+and storage, and never decides an approval rule itself. Concurrent writers are handled by
+the store's optimistic version check: a lost race reloads and re-applies, and the engine's
+own task-version check then refuses a second decision on the same task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from approvals import engine
+from approvals.definitions import Template
+from approvals.engine import Action, Context, DeadlineFn, Outcome
+from approvals.errors import ApprovalError, DelegationNotFound, RequestNotFound, TemplateNotFound
+from approvals.model import Delegation, Request, TrailEvent, Urgency
+from notifications.compose import compose
+from org.model import Org
+from storage import approval_store as store
+from storage.approval_models import OutboxRow
+from storage.db import Database
+
+logger = logging.getLogger(__name__)
+
+MAX_RETRIES = 10
+
+
+class Busy(ApprovalError):
+    code = "busy"
+
+
+def new_request_id(now: datetime) -> str:
+    """Sortable and unguessable enough: date + random (e.g. 20261123-3f9a1c2b)."""
+    return f"{now:%Y%m%d}-{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class WorkflowDeps:
+    db: Database
+    templates: dict[str, Template]
+    tz: ZoneInfo
+    now: Callable[[], datetime]
+    public_url: str
+    load_org: Callable[[AsyncSession], Any]  # async (session) -> Org
+    deadline_fn: DeadlineFn | None = None
+
+
+class Workflow:
+    def __init__(self, deps: WorkflowDeps) -> None:
+        self.d = deps
+        self._org: Org | None = None
+        self._org_loaded_at: datetime | None = None
+
+    # -- org ---------------------------------------------------------------------------------
+    async def org(self, *, fresh: bool = False) -> Org:
+        now = self.d.now()
+        if (
+            fresh
+            or self._org is None
+            or self._org_loaded_at is None
+            or abs((now - self._org_loaded_at).total_seconds()) > 10
+        ):
+            async with self.d.db.session() as s:
+                self._org = await self.d.load_org(s)
+            self._org_loaded_at = now
+        assert self._org is not None
+        return self._org
+
+    def cached_org(self) -> Org | None:
+        return self._org
+
+    def invalidate_org(self) -> None:
+        self._org = None
+
+    def template(self, key: str) -> Template:
+        t = self.d.templates.get(key)
+        if t is None:
+            raise TemplateNotFound(f"没有模板 {key}", template=key, known=sorted(self.d.templates))
+        return t
+
+    def _ctx(self, template: Template, org: Org, delegations: list[Delegation], now: datetime) -> Context:
+        return Context(template=template, org=org, now=now, tz=self.d.tz, delegations=delegations, deadline_fn=self.d.deadline_fn)
+
+    # -- outbox ------------------------------------------------------------------------------
+    def _enqueue(self, session: AsyncSession, out: Outcome, template: Template, org: Org, now: datetime) -> None:
+        for n in out.notices:
+            payload = compose(n, out.request, template=template, org=org, tz=self.d.tz, public_url=self.d.public_url)
+            session.add(
+                OutboxRow(
+                    kind=n.kind.value,
+                    recipient=n.recipient,
+                    request_id=n.request_id,
+                    task_id=n.task_id,
+                    payload=store._jsonable(payload),
+                    status="pending",
+                    attempts=0,
+                    next_attempt_at=now,
+                    created_at=now,
+                )
+            )
+
+    # -- submit / preview --------------------------------------------------------------------
+    async def submit(
+        self,
+        *,
+        template_key: str,
+        initiator: str,
+        form: dict[str, Any],
+        urgency: Urgency = Urgency.NORMAL,
+        idempotency_key: str | None = None,
+        channel: str = "api",
+    ) -> dict[str, Any]:
+        template = self.template(template_key)
+        org = await self.org()
+        idem = f"submit:{initiator}:{idempotency_key}" if idempotency_key else None
+        if idem:
+            async with self.d.db.session() as s:
+                stored = await store.idempotent_response(s, key=idem)
+            if stored is not None:
+                return stored
+        now = self.d.now()
+        try:
+            async with self.d.db.transaction() as s:
+                delegations = await store.active_delegations(s, now=now)
+                ctx = self._ctx(template, org, delegations, now)
+                out = engine.submit(
+                    ctx, request_id=new_request_id(now), initiator=initiator, form=form, urgency=urgency, channel=engine.Channel(channel)
+                )
+                await store.insert_request(s, request=out.request, events=out.events)
+                self._enqueue(s, out, template, org, now)
+                view = request_view(out.request, org=org, tz=self.d.tz)
+                if idem:
+                    await store.remember_response(s, key=idem, request_id=out.request.id, response=view, now=now)
+        except store.IdempotencyConflict:
+            async with self.d.db.session() as s:
+                stored = await store.idempotent_response(s, key=idem or "")
+            assert stored is not None
+            return stored
+        logger.info("request submitted", extra={"request_id": out.request.id, "template": template_key, "initiator": initiator})
+        return view
+
+    async def preview(self, *, template_key: str, initiator: str, form: dict[str, Any]) -> dict[str, Any]:
+        template = self.template(template_key)
+        org = await self.org()
+        ctx = self._ctx(template, org, [], self.d.now())
+        clean, steps = engine.preview(ctx, initiator=initiator, form=form)
+        return {
+            "template": template.key,
+            "initiator": initiator,
+            "form": clean,
+            "steps": [
+                {**asdict(s), "assignee_names": [org.display_name(a) for a in s.assignees]} for s in steps
+            ],
+        }
+
+    # -- act ---------------------------------------------------------------------------------
+    async def act(self, *, request_id: str, action: Action, idempotency_key: str | None = None) -> dict[str, Any]:
+        idem = f"act:{request_id}:{action.actor}:{idempotency_key}" if idempotency_key else None
+        if idem:
+            async with self.d.db.session() as s:
+                stored = await store.idempotent_response(s, key=idem)
+            if stored is not None:
+                return stored
+        org = await self.org()
+        for attempt in range(MAX_RETRIES):
+            now = self.d.now()
+            try:
+                async with self.d.db.transaction() as s:
+                    loaded = await store.load_request(s, request_id=request_id)
+                    if loaded is None:
+                        raise RequestNotFound(f"申请 {request_id} 不存在", request_id=request_id)
+                    template = self.template(loaded.request.template_key)
+                    delegations = await store.active_delegations(s, now=now)
+                    out = engine.act(self._ctx(template, org, delegations, now), loaded.request, action)
+                    await store.save_request(s, loaded=loaded, events=out.events)
+                    self._enqueue(s, out, template, org, now)
+                    view = request_view(out.request, org=org, tz=self.d.tz)
+                    if out.task is not None:
+                        view["acted_task"] = task_view(out.task, org)
+                    if out.info:
+                        view["info"] = out.info
+                    if idem:
+                        await store.remember_response(s, key=idem, request_id=request_id, response=view, now=now)
+                logger.info(
+                    "action applied",
+                    extra={"request_id": request_id, "action": action.kind.value, "actor": action.actor, "task_id": action.task_id},
+                )
+                return view
+            except store.ConcurrentUpdate:
+                await asyncio.sleep(random.uniform(0.005, 0.03) * (attempt + 1))
+            except store.IdempotencyConflict:
+                async with self.d.db.session() as s:
+                    stored = await store.idempotent_response(s, key=idem or "")
+                assert stored is not None
+                return stored
+        raise Busy("系统繁忙，请稍后重试", request_id=request_id)
+
+    # -- reads -------------------------------------------------------------------------------
+    async def get(self, request_id: str, *, with_trail: bool = True) -> dict[str, Any]:
+        org = await self.org()
+        async with self.d.db.session() as s:
+            loaded = await store.load_request(s, request_id=request_id)
+            if loaded is None:
+                raise RequestNotFound(f"申请 {request_id} 不存在", request_id=request_id)
+            view = request_view(loaded.request, org=org, tz=self.d.tz)
+            if with_trail:
+                view["trail"] = [trail_view(e, org) for e in await store.load_trail(s, request_id=request_id)]
+        return view
+
+    async def load(self, request_id: str) -> Request:
+        async with self.d.db.session() as s:
+            loaded = await store.load_request(s, request_id=request_id)
+        if loaded is None:
+            raise RequestNotFound(f"申请 {request_id} 不存在", request_id=request_id)
+        return loaded.request
+
+    async def list_requests(self, **filters: Any) -> list[dict[str, Any]]:
+        async with self.d.db.session() as s:
+            rows = await store.list_requests(s, **filters)
+        return [
+            {
+                "id": r.id,
+                "template": r.template_key,
+                "title": r.title,
+                "initiator": r.initiator,
+                "status": r.status,
+                "urgency": r.urgency,
+                "created_at": r.created_at.isoformat(),
+                "finished_at": r.finished_at.isoformat() if r.finished_at else None,
+            }
+            for r in rows
+        ]
+
+    async def pending_tasks(self, assignee: str) -> list[dict[str, Any]]:
+        org = await self.org()
+        async with self.d.db.session() as s:
+            rows = await store.pending_tasks(s, assignee=assignee)
+        out = []
+        for t, r in rows:
+            template = self.d.templates.get(r.template_key)
+            out.append(
+                {
+                    "task_id": t.id,
+                    "version": t.version,
+                    "request_id": r.id,
+                    "template": r.template_key,
+                    "template_name": template.name if template else r.template_key,
+                    "title": r.title,
+                    "initiator": r.initiator,
+                    "initiator_name": org.display_name(r.initiator),
+                    "urgency": r.urgency,
+                    "assignee": t.assignee,
+                    "acting_for": t.acting_for,
+                    "activated_at": t.activated_at.isoformat() if t.activated_at else None,
+                    "due_at": t.due_at.isoformat() if t.due_at else None,
+                    "permission": t.permission,
+                }
+            )
+        return out
+
+    async def verify_trail(self, request_id: str | None = None) -> dict[str, list[str]]:
+        """Every broken hash chain, per request: edited, reordered or removed events."""
+        from approvals.trail import verify_chain
+
+        problems: dict[str, list[str]] = {}
+        async with self.d.db.session() as s:
+            ids = [request_id] if request_id else await store.all_request_ids(s)
+            for rid in ids:
+                events = await store.load_trail(s, request_id=rid)
+                found = [f"#{p.seq}: {p.message}" for p in verify_chain(events)]
+                loaded = await store.load_request(s, request_id=rid)
+                last = events[-1] if events else None
+                if loaded is not None and (
+                    last is None or loaded.request.last_seq != last.seq or loaded.request.last_hash != last.hash
+                ):
+                    found.append("the request's last event does not match its trail (events removed?)")
+                if found:
+                    problems[rid] = found
+        return problems
+
+    # -- delegations -------------------------------------------------------------------------
+    async def create_delegation(
+        self,
+        *,
+        delegator: str,
+        delegate: str,
+        starts_at: datetime,
+        ends_at: datetime,
+        templates: tuple[str, ...] = (),
+        move_pending: bool = False,
+        reason: str = "",
+        source_request: str | None = None,
+    ) -> Delegation:
+        org = await self.org()
+        now = self.d.now()
+        for key in templates:
+            self.template(key)
+        d = Delegation(
+            id=f"d-{uuid.uuid4().hex[:12]}",
+            delegator=delegator,
+            delegate=delegate,
+            starts_at=starts_at,
+            ends_at=ends_at,
+            templates=tuple(templates),
+            move_pending=move_pending,
+            reason=reason,
+            created_at=now,
+            source_request=source_request,
+        )
+        engine.validate_delegation(org, d)
+        async with self.d.db.transaction() as s:
+            await store.insert_delegation(s, delegation=d)
+        logger.info("delegation created", extra={"delegation_id": d.id, "delegator": delegator, "delegate": delegate})
+        if move_pending and starts_at <= now:
+            await self.move_pending_tasks(d)
+        return d
+
+    async def move_pending_tasks(self, d: Delegation) -> int:
+        org = await self.org()
+        async with self.d.db.session() as s:
+            request_ids = await store.requests_with_open_tasks_of(s, user=d.delegator)
+        moved = 0
+        for rid in request_ids:
+            for attempt in range(MAX_RETRIES):
+                now = self.d.now()
+                try:
+                    async with self.d.db.transaction() as s:
+                        loaded = await store.load_request(s, request_id=rid)
+                        if loaded is None:
+                            break
+                        template = self.template(loaded.request.template_key)
+                        if d.templates and template.key not in d.templates:
+                            break
+                        out = engine.apply_delegation(self._ctx(template, org, [], now), loaded.request, d)
+                        if out.events:
+                            await store.save_request(s, loaded=loaded, events=out.events)
+                            self._enqueue(s, out, template, org, now)
+                            moved += 1
+                    break
+                except store.ConcurrentUpdate:
+                    await asyncio.sleep(random.uniform(0.005, 0.03) * (attempt + 1))
+        return moved
+
+    async def list_delegations(self, *, user: str | None = None, include_past: bool = False) -> list[Delegation]:
+        async with self.d.db.session() as s:
+            return await store.list_delegations(s, user=user, include_past=include_past, now=self.d.now())
+
+    async def cancel_delegation(self, delegation_id: str) -> Delegation:
+        async with self.d.db.transaction() as s:
+            d = await store.cancel_delegation(s, delegation_id=delegation_id, now=self.d.now())
+        if d is None:
+            raise DelegationNotFound(f"代理 {delegation_id} 不存在", delegation_id=delegation_id)
+        return d
+
+
+# -- views ------------------------------------------------------------------------------------
+def _iso(dt: datetime | None) -> str | None:
+    return dt.isoformat() if dt else None
+
+
+def task_view(t: Any, org: Org) -> dict[str, Any]:
+    return {
+        "id": t.id,
+        "step_index": t.step_index,
+        "assignee": t.assignee,
+        "assignee_name": org.display_name(t.assignee),
+        "acting_for": t.acting_for,
+        "permission": t.permission.value,
+        "status": t.status.value,
+        "version": t.version,
+        "origin": t.origin,
+        "activated_at": _iso(t.activated_at),
+        "decided_at": _iso(t.decided_at),
+        "decided_by": t.decided_by,
+        "comment": t.comment,
+        "close_reason": t.close_reason,
+        "due_at": _iso(t.due_at),
+    }
+
+
+def request_view(req: Request, *, org: Org, tz: ZoneInfo) -> dict[str, Any]:
+    return {
+        "id": req.id,
+        "template": req.template_key,
+        "title": req.title,
+        "status": req.status.value,
+        "urgency": req.urgency.value,
+        "initiator": req.initiator,
+        "initiator_name": org.display_name(req.initiator),
+        "form": req.form,
+        "round": req.round,
+        "version": req.version,
+        "created_at": _iso(req.created_at),
+        "finished_at": _iso(req.finished_at),
+        "deadline": _iso(req.deadline()),
+        "steps": [
+            {
+                "index": s.index,
+                "key": s.key,
+                "name": s.name,
+                "mode": s.mode.value,
+                "kind": s.kind.value,
+                "status": s.status.value,
+                "round": s.round,
+                "action_label": s.action_label,
+                "notes": s.notes,
+                "tasks": [task_view(t, org) for t in req.step_tasks(s)],
+            }
+            for s in req.steps
+        ],
+    }
+
+
+def trail_view(e: TrailEvent, org: Org) -> dict[str, Any]:
+    return {
+        "seq": e.seq,
+        "kind": e.kind,
+        "at": e.at.isoformat(),
+        "actor": e.actor,
+        "actor_name": org.display_name(e.actor) if e.actor and e.actor != "system" else e.actor,
+        "acting_for": e.acting_for,
+        "channel": e.channel,
+        "task_id": e.task_id,
+        "step_index": e.step_index,
+        "before": e.before,
+        "after": e.after,
+        "comment": e.comment,
+        "data": e.data,
+        "hash": e.hash,
+    }

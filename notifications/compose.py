@@ -1,0 +1,147 @@
+"""Turn the engine's notices into neutral, self-contained outbox payloads (cards and texts).
+
+Pure: what a card says is decided here once, and every delivery (console, WeCom, DingTalk)
+renders the same payload its own way.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from approvals.definitions import Permission, StepKind, Template
+from approvals.model import (
+    REQUEST_STATUS_LABEL,
+    URGENCY_LABEL,
+    Notice,
+    NoticeKind,
+    Request,
+    RequestStatus,
+    Task,
+)
+from org.model import Org
+
+MAX_CARD_FIELDS = 6
+
+
+def _fmt_value(value: Any, *, org: Org, field_type: str | None) -> str:
+    if value is None or value == "" or value == []:
+        return "—"
+    if isinstance(value, bool):
+        return "是" if value else "否"
+    if field_type in ("user", "users"):
+        people = value if isinstance(value, list) else [value]
+        return "、".join(org.display_name(p) for p in people)
+    if field_type == "department":
+        d = org.department(str(value))
+        return d.name if d else str(value)
+    if isinstance(value, list):
+        return "、".join(str(v) for v in value)
+    if isinstance(value, dict):
+        if "site" in value and value.get("site"):
+            site = org.sites.get(str(value["site"]))
+            return site.name if site else str(value["site"])
+        if "start" in value and "end" in value:
+            return f"{value['start']} 至 {value['end']}"
+        if "address" in value:
+            return str(value["address"])
+        return "，".join(f"{k}:{v}" for k, v in value.items())
+    if field_type == "datetime" and isinstance(value, str):
+        return value.replace("T", " ")[:16]
+    return str(value)
+
+
+def summary_fields(request: Request, template: Template, org: Org) -> list[dict[str, str]]:
+    keys = list(template.summary_fields) or [f.key for f in template.fields]
+    out: list[dict[str, str]] = []
+    for key in keys:
+        spec = template.field(key)
+        if spec is None or key not in request.form:
+            continue
+        out.append({"label": spec.label, "value": _fmt_value(request.form[key], org=org, field_type=spec.type.value)})
+        if len(out) >= MAX_CARD_FIELDS:
+            break
+    return out
+
+
+def card_buttons(request: Request, task: Task) -> list[dict[str, str]]:
+    step = request.steps[task.step_index]
+    if task.permission == Permission.NOTIFY:
+        return [{"action": "acknowledge", "label": "已收到", "style": "primary"}]
+    buttons = [{"action": "approve", "label": step.action_label, "style": "primary"}]
+    if step.can_reject and step.kind == StepKind.APPROVE:
+        buttons.append({"action": "reject", "label": "驳回", "style": "danger"})
+    return buttons
+
+
+def _local(dt: datetime | None, tz: ZoneInfo) -> str | None:
+    return dt.astimezone(tz).strftime("%m-%d %H:%M") if dt else None
+
+
+def task_card(request: Request, task: Task, *, template: Template, org: Org, tz: ZoneInfo, public_url: str) -> dict[str, Any]:
+    step = request.steps[task.step_index]
+    waiting_since = _local(task.activated_at, tz)
+    return {
+        "title": f"{template.name}",
+        "urgency": URGENCY_LABEL[request.urgency],
+        "subtitle": request.title,
+        "initiator": org.display_name(request.initiator),
+        "step": step.name,
+        "acting_for": org.display_name(task.acting_for) if task.acting_for else None,
+        "acting_for_label": f"代{org.display_name(task.acting_for)}审批" if task.acting_for else None,
+        "fields": summary_fields(request, template, org),
+        "deadline": _local(task.due_at, tz),
+        "waiting": f"{org.display_name(request.initiator)} 于 {waiting_since} 提交，等待您处理" if waiting_since else None,
+        "buttons": card_buttons(request, task),
+        "link": f"{public_url}/console/requests/{request.id}",
+    }
+
+
+def compose(
+    notice: Notice,
+    request: Request,
+    *,
+    template: Template,
+    org: Org,
+    tz: ZoneInfo,
+    public_url: str,
+) -> dict[str, Any]:
+    """The outbox payload for one notice."""
+    base: dict[str, Any] = {"request_id": request.id, "template": template.key, "title": request.title}
+    task = request.task(notice.task_id) if notice.task_id else None
+    if notice.kind == NoticeKind.TASK_CARD and task is not None:
+        base.update(task_id=task.id, version=notice.data.get("version", task.version))
+        base["card"] = task_card(request, task, template=template, org=org, tz=tz, public_url=public_url)
+        return base
+    if notice.kind == NoticeKind.CARD_CLOSED and task is not None:
+        base.update(task_id=task.id, outcome=notice.data.get("outcome", "已处理"), reason=notice.data.get("reason"))
+        return base
+    if notice.kind == NoticeKind.RESULT:
+        status = RequestStatus(notice.data["status"])
+        by = notice.data.get("by")
+        who = "" if by in (None, "system") else f"（{org.display_name(by)}）"
+        text = f"您的「{template.name}」{request.title and '：' + request.title}{REQUEST_STATUS_LABEL[status]}{who}"
+        if notice.data.get("comment"):
+            text += f"，意见：{notice.data['comment']}"
+        if status == RequestStatus.RETURNED:
+            text += "。请修改后重新提交或撤销。"
+        base.update(text=text, status=status.value)
+        return base
+    if notice.kind in (NoticeKind.CC, NoticeKind.APPROVED_NOTICE):
+        status = RequestStatus(notice.data["status"])
+        prefix = "抄送" if notice.kind == NoticeKind.CC else "请安排"
+        text = f"【{prefix}】{org.display_name(request.initiator)} 的「{template.name}」{REQUEST_STATUS_LABEL[status]}：{request.title}"
+        fields = summary_fields(request, template, org)
+        if fields:
+            text += "\n" + "\n".join(f"{f['label']}：{f['value']}" for f in fields)
+        base.update(text=text, status=status.value)
+        return base
+    if notice.kind == NoticeKind.URGE and task is not None:
+        text = f"【催办】{org.display_name(request.initiator)} 提醒您尽快处理「{template.name}」：{request.title}"
+        if notice.data.get("comment"):
+            text += f"（{notice.data['comment']}）"
+        base.update(task_id=task.id, text=text)
+        return base
+    base.update(text=str(notice.data.get("text", "")))
+    return base

@@ -1,0 +1,44 @@
+"""The delivery interface: how an outbox message reaches a person on one channel.
+
+Implementations: `notifications.console.ConsoleDelivery` (the embedded default's browser
+chat); the WeCom and DingTalk adapters implement the same contract. A delivery must be
+idempotent per outbox id: the dispatcher may hand the same message over again after a crash.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+from org.model import User
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    outbox_id: int
+    kind: str
+    recipient: str
+    request_id: str | None
+    task_id: str | None
+    payload: dict[str, Any]
+
+
+class DeliveryError(Exception):
+    """Sending failed. `retryable` False sends the row straight to `dead`."""
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class Delivery(ABC):
+    name: str = "delivery"
+
+    @abstractmethod
+    def reaches(self, user: User) -> bool:
+        """Whether this channel can reach the user (e.g. they have an account on it)."""
+
+    @abstractmethod
+    async def deliver(self, message: OutgoingMessage, user: User) -> None:
+        """Send it, or raise DeliveryError."""

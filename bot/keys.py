@@ -2,18 +2,41 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from approvals.clock import Clock
+from bot.metrics import Metrics
 from bot.settings import Settings
 from storage.db import Database
 from storage.kv import KeyValueStore
 
+if TYPE_CHECKING:
+    from bot.health import Readiness
+
+# A readiness check: given the app, answer (name, ok, detail). Register with app[READINESS].add().
+ReadinessCheck = Callable[[web.Application], Awaitable[tuple[str, bool, str]]]
+
 SETTINGS = web.AppKey("settings", Settings)
+CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 DB = web.AppKey("db", Database)
 KV = web.AppKey("kv", KeyValueStore)
 HTTP = web.AppKey("http", httpx.AsyncClient)
-# The service objects (engine facade, metrics, dispatcher, scheduler) are added by their modules.
+SCHEDULER = web.AppKey("scheduler", AsyncIOScheduler)
+METRICS = web.AppKey("metrics", Metrics)
+READINESS: web.AppKey[Readiness] = web.AppKey("readiness")
+# Per request: the id set by the request middleware (echoed as X-Request-Id, in every log line).
+REQUEST_ID = web.RequestKey("request_id", str)
+# The service objects (engine facade, dispatcher) are added by their modules.
 SERVICES = web.AppKey("services", dict[str, Any])
+
+# The approval workflow service and the outbox dispatcher (set by bot.wiring).
+if TYPE_CHECKING:
+    from handlers.workflow import Workflow
+    from notifications.dispatcher import OutboxDispatcher
+WORKFLOW: web.AppKey[Workflow] = web.AppKey("workflow")
+DISPATCHER: web.AppKey[OutboxDispatcher] = web.AppKey("dispatcher")

@@ -77,9 +77,6 @@ class Workflow:
         assert self._org is not None
         return self._org
 
-    def cached_org(self) -> Org | None:
-        return self._org
-
     def invalidate_org(self) -> None:
         self._org = None
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -40,7 +40,7 @@ class OutboxDispatcher:
         db: Database,
         deliveries: Sequence[Delivery],
         *,
-        org: Callable[[], Org | None],
+        org: Callable[[], Awaitable[Org]],
         now: Callable[[], datetime],
         batch_size: int = 50,
         max_attempts: int = 8,
@@ -86,7 +86,11 @@ class OutboxDispatcher:
         rows = await self.claim()
         if not rows:
             return stats
-        org = self._org()
+        try:
+            org: Org | None = await self._org()
+        except Exception:
+            logger.exception("cannot load the organisation for dispatch")
+            org = None
         for row in rows:
             await self._send(row, org, stats)
         return stats
@@ -116,7 +120,9 @@ class OutboxDispatcher:
         user = org.user(row.recipient) if org else None
         error: str | None = None
         retryable = True
-        if user is None:
+        if org is None:
+            error = "the organisation directory could not be loaded"
+        elif user is None:
             error, retryable = f"recipient {row.recipient} is not in the org directory", False
         else:
             targets = [d for d in self._deliveries if d.reaches(user)]

@@ -116,3 +116,85 @@ async def kv(request: pytest.FixtureRequest) -> AsyncIterator[object]:
 def clock() -> ManualClock:
     # Monday 2026-11-23 10:00 in Shanghai.
     return ManualClock(datetime(2026, 11, 23, 2, 0, tzinfo=UTC))
+
+
+def settings_for(database: Database, **overrides: object):  # type: ignore[no-untyped-def]
+    """Settings that point a whole app at the test database (PostgreSQL schema included)."""
+    from bot.settings import Settings
+
+    url = database.url
+    if database.schema:
+        url = f"{url}?options=-csearch_path%3D{database.schema}"
+    values: dict[str, object] = {
+        "database_url": url,
+        "api_token": "test-token-0123456789",
+        "run_background": False,
+        "public_url": "http://oabot.test",
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+async def import_demo_org(database: Database) -> None:
+    from org.loader import load_org_file
+    from storage.org_repo import import_org
+
+    async with database.transaction() as session:
+        await import_org(session, load_org_file(DEMO_ORG), now=datetime.now(UTC))
+
+
+@pytest.fixture
+async def org_db(db: Database) -> Database:
+    """A database with every table and the demo org imported."""
+    await import_demo_org(db)
+    return db
+
+
+class Api:
+    """A test client for /api/v1 with the bearer token, and a hand-driven outbox."""
+
+    def __init__(self, client: object, app: object) -> None:
+        self.client = client
+        self.app = app
+        self.headers = {"Authorization": "Bearer test-token-0123456789"}
+
+    async def call(self, method: str, path: str, json: object = None, expect: int | None = None) -> tuple[int, object]:
+        resp = await self.client.request(method, "/api/v1" + path, json=json, headers=self.headers)  # type: ignore[attr-defined]
+        body = await resp.json()
+        if expect is not None:
+            assert resp.status == expect, (resp.status, body)
+        return resp.status, body
+
+    async def submit(self, template: str, initiator: str, form: dict, **kw: object) -> dict:
+        _, body = await self.call("POST", "/requests", {"template": template, "initiator": initiator, "form": form, **kw}, expect=201)
+        return body  # type: ignore[return-value]
+
+    async def pending(self, user: str) -> list[dict]:
+        _, body = await self.call("GET", f"/tasks?assignee={user}", expect=200)
+        return body["items"]  # type: ignore[index,no-any-return]
+
+    async def decide(self, user: str, action: str = "approve", expect: int = 200, **kw: object) -> dict:
+        tasks = await self.pending(user)
+        assert tasks, f"{user} has no pending task"
+        t = tasks[0]
+        _, body = await self.call(
+            "POST",
+            f"/requests/{t['request_id']}/actions",
+            {"action": action, "actor": user, "task_id": t["task_id"], "version": t["version"], **kw},
+            expect=expect,
+        )
+        return body  # type: ignore[return-value]
+
+    async def drain(self) -> None:
+        from bot.keys import DISPATCHER
+
+        await self.app[DISPATCHER].drain()  # type: ignore[index]
+
+
+@pytest.fixture
+async def api(org_db: Database, aiohttp_client, clock: ManualClock) -> Api:  # type: ignore[no-untyped-def]
+    from bot.app import create_app
+
+    app = create_app(settings_for(org_db), clock=clock)
+    client = await aiohttp_client(app)
+    return Api(client, app)

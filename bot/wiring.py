@@ -1,0 +1,85 @@
+"""Wires the approval workflow into the app: templates, the workflow service, deliveries and
+the outbox dispatcher loop. One cleanup_ctx opens them after the database and stops them first."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from aiohttp import web
+
+from approvals.definitions import Template
+from approvals.model import Request, Step, Task
+from approvals.template_loader import load_templates
+from bot.keys import CLOCK, DB, DISPATCHER, SETTINGS, WORKFLOW
+from bot.settings import Settings
+from deadlines.calendar import WorkingCalendar
+from handlers.workflow import Workflow, WorkflowDeps
+from notifications.console import ConsoleDelivery
+from notifications.delivery import Delivery
+from notifications.dispatcher import OutboxDispatcher
+from storage.org_repo import load_org
+
+logger = logging.getLogger(__name__)
+
+
+def load_all_templates(settings: Settings) -> dict[str, Template]:
+    dirs = [Path(settings.templates_dir)] if settings.templates_dir else []
+    return load_templates(dirs)
+
+
+def working_calendar(settings: Settings) -> WorkingCalendar:
+    return WorkingCalendar(settings.tz, settings.working_hours)
+
+
+def make_deadline_fn(calendar: WorkingCalendar):  # type: ignore[no-untyped-def]
+    """A task is due after its step's working-hour limit, capped by the request's urgency."""
+
+    def due(request: Request, step: Step, task: Task, now: datetime) -> datetime | None:
+        by_step = calendar.add_working_time(now, timedelta(hours=step.time_limit_hours))
+        return min(by_step, request.deadline())
+
+    return due
+
+
+async def workflow_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    clock = app[CLOCK]
+    db = app[DB]
+    calendar = working_calendar(settings)
+    workflow = Workflow(
+        WorkflowDeps(
+            db=db,
+            templates=load_all_templates(settings),
+            tz=settings.tz,
+            now=clock.now,
+            public_url=settings.public_url,
+            load_org=load_org,
+            deadline_fn=make_deadline_fn(calendar),
+        )
+    )
+    app[WORKFLOW] = workflow
+    deliveries: list[Delivery] = [ConsoleDelivery(db, clock.now)]
+    dispatcher = OutboxDispatcher(db, deliveries, org=workflow.org, now=clock.now)
+    app[DISPATCHER] = dispatcher
+    stop = asyncio.Event()
+    task: asyncio.Task[None] | None = None
+    if settings.run_background:
+        task = asyncio.create_task(dispatcher.run_forever(stop, settings.dispatch_interval_s))
+    yield
+    stop.set()
+    if task is not None:
+        try:
+            await asyncio.wait_for(task, timeout=5)
+        except TimeoutError:
+            task.cancel()
+
+
+def setup_workflow(app: web.Application) -> None:
+    from bot.api import setup_api
+
+    app.cleanup_ctx.append(workflow_ctx)
+    setup_api(app)

@@ -267,24 +267,7 @@ class Workflow:
         return out
 
     async def verify_trail(self, request_id: str | None = None) -> dict[str, list[str]]:
-        """Every broken hash chain, per request: edited, reordered or removed events."""
-        from approvals.trail import verify_chain
-
-        problems: dict[str, list[str]] = {}
-        async with self.d.db.session() as s:
-            ids = [request_id] if request_id else await store.all_request_ids(s)
-            for rid in ids:
-                events = await store.load_trail(s, request_id=rid)
-                found = [f"#{p.seq}: {p.message}" for p in verify_chain(events)]
-                loaded = await store.load_request(s, request_id=rid)
-                last = events[-1] if events else None
-                if loaded is not None and (
-                    last is None or loaded.request.last_seq != last.seq or loaded.request.last_hash != last.hash
-                ):
-                    found.append("the request's last event does not match its trail (events removed?)")
-                if found:
-                    problems[rid] = found
-        return problems
+        return await verify_trails(self.d.db, request_id=request_id)
 
     # -- delegations -------------------------------------------------------------------------
     async def create_delegation(
@@ -359,6 +342,31 @@ class Workflow:
         if d is None:
             raise DelegationNotFound(f"代理 {delegation_id} 不存在", delegation_id=delegation_id)
         return d
+
+
+async def verify_trails(
+    db: Database, *, request_id: str | None = None, progress: Callable[[int, int], None] | None = None
+) -> dict[str, list[str]]:
+    """Every broken hash chain, per request: edited, reordered or removed events."""
+    from approvals.trail import verify_chain
+
+    problems: dict[str, list[str]] = {}
+    async with db.session() as s:
+        ids = [request_id] if request_id else await store.all_request_ids(s)
+        for n, rid in enumerate(ids, 1):
+            events = await store.load_trail(s, request_id=rid)
+            found = [f"#{p.seq}: {p.message}" for p in verify_chain(events)]
+            loaded = await store.load_request(s, request_id=rid)
+            last = events[-1] if events else None
+            if loaded is None:
+                found.append("no such request")
+            elif last is None or loaded.request.last_seq != last.seq or loaded.request.last_hash != last.hash:
+                found.append("the request's last event does not match its trail (events removed?)")
+            if found:
+                problems[rid] = found
+            if progress is not None:
+                progress(n, len(ids))
+    return problems
 
 
 # -- views ------------------------------------------------------------------------------------

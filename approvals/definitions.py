@@ -44,6 +44,8 @@ class FieldSpec:
     default: Any = None  # "$initiator.department" / "$initiator" are filled from the initiator
     help: str = ""
     line: int | None = None
+    # date/datetime: must not be earlier than this other field of the same type (return after depart)
+    not_before: str | None = None
 
 
 class ApproverKind(StrEnum):

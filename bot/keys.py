@@ -40,3 +40,6 @@ if TYPE_CHECKING:
     from notifications.dispatcher import OutboxDispatcher
 WORKFLOW: web.AppKey[Workflow] = web.AppKey("workflow")
 DISPATCHER: web.AppKey[OutboxDispatcher] = web.AppKey("dispatcher")
+if TYPE_CHECKING:
+    from handlers.chat import ChatService
+CHAT: web.AppKey[ChatService] = web.AppKey("chat")

@@ -55,6 +55,8 @@ class Settings:
     auto_migrate: bool = False
     templates_dir: str | None = None
     demo: bool = False
+    # The browser chat simulator at /console: on in demo mode, off otherwise unless OABOT_CONSOLE=1.
+    console: bool = False
     # Background loops (outbox dispatcher, timers); tests switch them off to drive them by hand.
     run_background: bool = True
     dispatch_interval_s: float = 1.0
@@ -117,7 +119,7 @@ def load_settings(
         merged.update(os.environ)
         env = merged
     problems: list[str] = []
-    values: dict[str, Any] = {"demo": demo}
+    values: dict[str, Any] = {"demo": demo, "console": demo}
 
     def get(name: str) -> str | None:
         raw = env.get(name)
@@ -201,6 +203,11 @@ def load_settings(
             values["auto_migrate"] = v.lower() in _TRUE
         else:
             bad("OABOT_AUTO_MIGRATE", v, "1 or 0")
+    if (v := get("OABOT_CONSOLE")) is not None and v != "":
+        if v.lower() in _TRUE | _FALSE:
+            values["console"] = v.lower() in _TRUE
+        else:
+            bad("OABOT_CONSOLE", v, "1 or 0")
     if problems:
         raise ConfigError(problems)
     return Settings(**values)

@@ -14,9 +14,10 @@ from aiohttp import web
 from approvals.definitions import Template
 from approvals.model import Request, Step, Task
 from approvals.template_loader import load_templates
-from bot.keys import CLOCK, DB, DISPATCHER, SETTINGS, WORKFLOW
+from bot.keys import CHAT, CLOCK, DB, DISPATCHER, KV, SETTINGS, WORKFLOW
 from bot.settings import Settings
 from deadlines.calendar import WorkingCalendar
+from handlers.chat import ChatService
 from handlers.workflow import Workflow, WorkflowDeps
 from notifications.console import ConsoleDelivery
 from notifications.delivery import Delivery
@@ -62,6 +63,7 @@ async def workflow_ctx(app: web.Application) -> AsyncIterator[None]:
         )
     )
     app[WORKFLOW] = workflow
+    app[CHAT] = ChatService(workflow, app[KV], settings.tz, clock.now)
     deliveries: list[Delivery] = [ConsoleDelivery(db, clock.now)]
     dispatcher = OutboxDispatcher(db, deliveries, org=workflow.org, now=clock.now)
     app[DISPATCHER] = dispatcher
@@ -80,6 +82,8 @@ async def workflow_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def setup_workflow(app: web.Application) -> None:
     from bot.api import setup_api
+    from bot.console.pages import setup_console
 
     app.cleanup_ctx.append(workflow_ctx)
     setup_api(app)
+    setup_console(app)

@@ -107,6 +107,23 @@ class Workflow:
                 )
             )
 
+    async def tell(self, user: str, text: str, *, request_id: str | None = None) -> None:
+        """Send a plain message to someone, through the outbox like everything else."""
+        now = self.d.now()
+        async with self.d.db.transaction() as s:
+            s.add(
+                OutboxRow(
+                    kind="text",
+                    recipient=user,
+                    request_id=request_id,
+                    payload={"text": text, "request_id": request_id},
+                    status="pending",
+                    attempts=0,
+                    next_attempt_at=now,
+                    created_at=now,
+                )
+            )
+
     # -- submit / preview --------------------------------------------------------------------
     async def submit(
         self,

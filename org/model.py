@@ -7,6 +7,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# Longest values the loader accepts; storage sizes its columns from the same numbers so an
+# import that passed validation never fails half-way on a too-long value.
+ID_MAX_LEN = 64
+NAME_MAX_LEN = 128
+ROLE_MAX_LEN = 64
+PLATFORM_MAX_LEN = 32
+ACCOUNT_MAX_LEN = 128
+TIMEZONE_MAX_LEN = 64
+COORD_SYSTEMS = ("gcj02", "wgs84")  # gcj02 (国测局) is what Chinese map SDKs report
+
 
 @dataclass(frozen=True)
 class Department:
@@ -15,6 +25,7 @@ class Department:
     parent: str | None = None
     leader: str | None = None
     deputies: tuple[str, ...] = ()
+    active: bool = True  # False once the department is gone from the org file
 
     @property
     def heads(self) -> tuple[str, ...]:
@@ -43,6 +54,7 @@ class Site:
     lng: float
     radius_m: float
     coord_system: str = "gcj02"  # "wgs84" or "gcj02"
+    active: bool = True  # False once the site is gone from the org file
 
 
 @dataclass(frozen=True)
@@ -69,6 +81,8 @@ class Org:
 
     def manager_of(self, user_id: str, levels: int = 1) -> str | None:
         """The manager `levels` steps up the manager chain (1 = direct manager), or None."""
+        if levels < 1:
+            raise ValueError(f"levels must be 1 or more, got {levels}")
         current: str | None = user_id
         for _ in range(levels):
             u = self.users.get(current) if current else None
@@ -94,10 +108,14 @@ class Org:
         ]
 
     def user_by_account(self, platform: str, account: str) -> User | None:
+        """The person holding a platform account; an active holder wins over one who left."""
+        found: User | None = None
         for u in self.users.values():
             if u.accounts.get(platform) == account:
-                return u
-        return None
+                if u.active:
+                    return u
+                found = found or u
+        return found
 
     def level_of(self, user_id: str) -> int | None:
         u = self.users.get(user_id)
@@ -135,7 +153,7 @@ class Org:
         while frontier:
             cur = frontier.pop()
             for d in self.departments.values():
-                if d.parent == cur and d.id not in out:
+                if d.parent == cur and d.id not in out and d.id != dept_id:
                     out.append(d.id)
                     frontier.append(d.id)
         return out

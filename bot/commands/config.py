@@ -1,10 +1,167 @@
-"""Placeholder: the `config` command is being written."""
+"""`oabot check-config`: validate the configuration and try the database and Redis.
+
+Also the shared way every command loads settings: a bad value prints one line per problem
+(naming the variable, the value and what is expected) on stderr and the command exits 2,
+never with a traceback. This module reports; it changes nothing (it does not even create the
+SQLite file).
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import sys
+from pathlib import Path
 from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from bot.logs import redact_url
+from bot.settings import ConfigError, Settings, load_settings
+
+EXIT_CONFIG = 2
+CONNECT_TIMEOUT_S = 10.0
 
 
 def register(subparsers: Any) -> None:
-    _ = argparse
+    parser = subparsers.add_parser(
+        "check-config",
+        help="check the configuration and that the database and Redis answer",
+        description="Validate every OABOT_* variable (and .env), then try to reach the database and Redis. "
+        "Exits 2 with one line per problem.",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = load_or_report()
+    if settings is None:
+        return EXIT_CONFIG
+    for line in summary(settings):
+        print(line)
+    problems, notes = asyncio.run(probe(settings))
+    for line in notes:
+        print(line)
+    for line in problems:
+        print(line, file=sys.stderr)
+    return EXIT_CONFIG if problems else 0
+
+
+# -- shared by the commands ---------------------------------------------------------------------
+
+
+def load_or_report(*, demo: bool = False) -> Settings | None:
+    """Settings from the environment, or None after printing every problem on stderr."""
+    try:
+        return load_settings(demo=demo)
+    except ConfigError as exc:
+        for line in exc.problems:
+            print(line, file=sys.stderr)
+        return None
+
+
+def error_reason(exc: BaseException) -> str:
+    """The first line of what the driver said, without SQLAlchemy's wrapping."""
+    if isinstance(exc, TimeoutError):
+        return f"no answer within {CONNECT_TIMEOUT_S:g} s"
+    orig = getattr(exc, "orig", None)
+    if isinstance(orig, BaseException):
+        exc = orig
+    message = str(exc).strip()
+    return message.splitlines()[0] if message else type(exc).__name__
+
+
+def cannot_connect(variable: str, url: str, exc: BaseException) -> str:
+    return f"{variable}: cannot connect to {redact_url(url)}: {error_reason(exc)}"
+
+
+# -- the summary and the probes -----------------------------------------------------------------
+
+
+def summary(settings: Settings) -> list[str]:
+    from bot.app import split_schema
+
+    url, schema = split_schema(settings.database_url)
+    if settings.is_sqlite:
+        database = f"sqlite {make_url(url).database}"
+    else:
+        parsed = make_url(url)
+        database = f"postgresql {parsed.host}:{parsed.port or 5432}/{parsed.database}"
+        if schema:
+            database += f" (schema {schema})"
+    if settings.redis_url:
+        kv = f"redis {redact_url(settings.redis_url)} (key prefix {settings.redis_prefix})"
+    else:
+        kv = "in-process (one oabot process only; set OABOT_REDIS_URL to run several)"
+    hours = ", ".join(f"{p.start:%H:%M}-{p.end:%H:%M}" for p in settings.working_hours)
+    token = "set" if settings.api_token else "not set: /api/ answers 401 to everyone"
+    return [
+        "configuration is valid",
+        f"  database       {database}",
+        f"  key-value      {kv}",
+        f"  timezone       {settings.timezone}",
+        f"  working hours  {hours}",
+        f"  listens on     {settings.host}:{settings.port}, public URL {settings.public_url}",
+        f"  API token      {token}",
+        f"  logs           {settings.log_format}, {settings.log_level}",
+    ]
+
+
+async def probe(settings: Settings) -> tuple[list[str], list[str]]:
+    """Try the database and Redis: (problems, notes)."""
+    problems: list[str] = []
+    notes: list[str] = []
+    db_problem, db_note = await _probe_database(settings)
+    if db_problem:
+        problems.append(db_problem)
+    else:
+        notes.append(db_note)
+    if settings.redis_url:
+        reason = await _probe_redis(settings.redis_url)
+        if reason is None:
+            notes.append("  redis: reachable")
+        else:
+            problems.append(f"OABOT_REDIS_URL: cannot connect to {redact_url(settings.redis_url)}: {reason}")
+    return problems, notes
+
+
+async def _probe_database(settings: Settings) -> tuple[str | None, str]:
+    from bot.app import open_database, split_schema
+    from storage.migrate import schema_status
+
+    if settings.is_sqlite:
+        path = make_url(split_schema(settings.database_url)[0]).database or ""
+        if not await asyncio.to_thread(Path(path).exists):
+            return (
+                None,
+                "  database: the SQLite file does not exist yet; `oabot migrate` or `oabot serve` creates it",
+            )
+    db = open_database(settings.database_url)
+    try:
+        async with asyncio.timeout(CONNECT_TIMEOUT_S):
+            async with db.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            status = await schema_status(db)
+    except Exception as exc:
+        return cannot_connect("OABOT_DATABASE_URL", settings.database_url, exc), ""
+    finally:
+        await db.dispose()
+    if status.is_current:
+        return None, f"  database: reachable, schema {status.describe()}"
+    return None, f"  database: reachable, schema {status.describe()}: run `oabot migrate`"
+
+
+async def _probe_redis(url: str) -> str | None:
+    """None when Redis answers PING, else why not."""
+    import redis.asyncio as redis
+
+    client = redis.from_url(url, socket_connect_timeout=3, socket_timeout=3)
+    try:
+        async with asyncio.timeout(CONNECT_TIMEOUT_S):
+            await client.ping()
+        return None
+    except Exception as exc:
+        return error_reason(exc)
+    finally:
+        await client.aclose()

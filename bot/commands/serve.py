@@ -1,10 +1,212 @@
-"""Placeholder: the `serve` command is being written."""
+"""`oabot serve [--demo] [--host H] [--port P]`: prepare the database, then run the HTTP service.
+
+Before listening: SQLite databases are migrated automatically; a PostgreSQL database with an
+outdated schema stops the start (exit 2) unless OABOT_AUTO_MIGRATE=1, because several replicas
+migrating a shared database on their own is how schemas get broken. The org file
+(OABOT_ORG_FILE, or the shipped demo org in --demo mode when the database has none) is imported.
+SIGINT and SIGTERM stop the service cleanly within a few seconds.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
+import secrets
+import signal
+import sys
+from importlib import resources
+from pathlib import Path
 from typing import Any
+
+from aiohttp import web
+
+from approvals.clock import SystemClock
+from bot.commands.config import EXIT_CONFIG, cannot_connect, error_reason, load_or_report
+from bot.logs import configure_logging
+from bot.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+# In-flight requests get this long to finish after a stop signal; the whole stop stays under 5 s.
+SHUTDOWN_TIMEOUT_S = 2.0
+DEFAULT_PUBLIC_URL = Settings().public_url
+
+
+class StartupError(Exception):
+    """The service cannot start; `lines` say why, one problem each."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("; ".join(lines))
+        self.lines = lines
 
 
 def register(subparsers: Any) -> None:
-    _ = argparse
+    parser = subparsers.add_parser(
+        "serve",
+        help="run the service",
+        description="Migrate (SQLite) or check (PostgreSQL) the database, import the org file, then serve HTTP.",
+    )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="use ./var/demo.db with the demo organisation and print a generated API token",
+    )
+    parser.add_argument("--host", help="address to listen on (default OABOT_HOST, 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port to listen on (default OABOT_PORT, 8080)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = load_or_report(demo=args.demo)
+    if settings is None:
+        return EXIT_CONFIG
+    if args.port is not None and not 0 < args.port < 65536:
+        print(f"--port={args.port}: expected a port number between 1 and 65535", file=sys.stderr)
+        return EXIT_CONFIG
+    settings = with_cli_overrides(settings, host=args.host, port=args.port)
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        return asyncio.run(serve(settings))
+    except StartupError as exc:
+        for line in exc.lines:
+            print(line, file=sys.stderr)
+        return EXIT_CONFIG
+
+
+def with_cli_overrides(settings: Settings, *, host: str | None, port: int | None) -> Settings:
+    """Apply --host/--port; a demo without a token gets a fresh one; the public URL follows the
+    address unless OABOT_PUBLIC_URL says otherwise."""
+    overrides: dict[str, Any] = {}
+    if host:
+        overrides["host"] = host
+    if port is not None:
+        overrides["port"] = port
+    if settings.demo and not settings.api_token:
+        overrides["api_token"] = secrets.token_urlsafe(24)
+    settings = settings.with_overrides(**overrides)
+    if settings.public_url == DEFAULT_PUBLIC_URL:
+        browse_host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+        if ":" in browse_host:
+            browse_host = f"[{browse_host}]"
+        settings = settings.with_overrides(public_url=f"http://{browse_host}:{settings.port}")
+    return settings
+
+
+async def serve(settings: Settings) -> int:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await prepare_database(settings)
+        if stop.is_set():
+            return 0
+        return await _run_http(settings, stop)
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+
+
+async def prepare_database(settings: Settings) -> None:
+    """Migrate or refuse, then import the org file; raises StartupError saying what to do."""
+    from bot.app import open_database
+    from storage.migrate import schema_status, upgrade
+
+    db = open_database(settings.database_url)
+    try:
+        try:
+            status = await schema_status(db)
+        except Exception as exc:
+            raise StartupError([cannot_connect("OABOT_DATABASE_URL", settings.database_url, exc)]) from exc
+        if not status.is_known:
+            raise StartupError([f"cannot start: the database is {status.describe()}"])
+        if not status.is_current:
+            if not (settings.is_sqlite or settings.auto_migrate):
+                raise StartupError(
+                    [
+                        f"cannot start: the database schema is {status.describe()}.",
+                        "Run `oabot migrate` first (or set OABOT_AUTO_MIGRATE=1 to migrate at start).",
+                    ]
+                )
+            before, after = await upgrade(db)
+            logger.info("database migrated from %s to %s", before or "(empty)", after)
+        await import_org(db, settings)
+    finally:
+        await db.dispose()
+
+
+async def import_org(db: Any, settings: Settings) -> None:
+    """Import OABOT_ORG_FILE; in demo mode without one, the shipped demo org if none is stored."""
+    if settings.org_file:
+        path = Path(settings.org_file)
+        variable = "OABOT_ORG_FILE"
+    elif settings.demo:
+        path = Path(str(resources.files("bot") / "data" / "demo_org.yaml"))
+        variable = "demo org"
+        if await _has_org(db):
+            return
+    else:
+        return
+    from org.loader import OrgFileError, load_org_file
+    from storage.org_repo import import_org as store_org
+
+    try:
+        org = load_org_file(path)
+    except OrgFileError as exc:
+        raise StartupError([f"{variable}: {line}" for line in exc.format_problems()]) from exc
+    try:
+        async with db.transaction() as session:
+            report = await store_org(session, org, now=SystemClock().now())
+    except Exception as exc:
+        raise StartupError([f"{variable}: importing {path} failed: {error_reason(exc)}"]) from exc
+    logger.info(
+        "imported the organisation %s from %s: %d added, %d updated, %d deactivated",
+        org.name,
+        path,
+        len(report.added),
+        len(report.updated),
+        len(report.deactivated),
+    )
+
+
+async def _has_org(db: Any) -> bool:
+    from storage.org_repo import get_org_meta
+
+    async with db.session() as session:
+        return await get_org_meta(session) is not None
+
+
+async def _run_http(settings: Settings, stop: asyncio.Event) -> int:
+    from bot.app import create_app
+
+    app = create_app(settings)
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_S, access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, settings.host, settings.port)
+        try:
+            await site.start()
+        except OSError as exc:
+            print(
+                f"OABOT_PORT: cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}",
+                file=sys.stderr,
+            )
+            return EXIT_CONFIG
+        print(ready_line(settings), flush=True)
+        await stop.wait()
+        logger.info("stopping")
+    finally:
+        await runner.cleanup()
+    return 0
+
+
+def ready_line(settings: Settings) -> str:
+    if settings.demo:
+        token = f"API token: {settings.api_token}"
+    elif settings.api_token:
+        token = "API token: the one in OABOT_API_TOKEN"
+    else:
+        token = "API closed: set OABOT_API_TOKEN"
+    where = f"{settings.public_url}/console" if settings.console else settings.public_url
+    return f"oabot is ready: open {where}  ({token})"

@@ -1,0 +1,39 @@
+# The two quick-start commands, both idempotent:
+#   make demo   creates .venv if missing, installs oabot, runs `oabot serve --demo`
+#   make test   installs the dev extra and runs the whole test suite
+# pip runs only when pyproject.toml is newer than the last install (stamp files in .venv/).
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+INSTALLED_DEV := $(VENV)/.installed-dev
+
+.PHONY: demo test lint install dev
+
+demo: $(INSTALLED)
+	$(BIN)/oabot serve --demo
+
+test: $(INSTALLED_DEV)
+	$(BIN)/pytest -q
+
+lint: $(INSTALLED_DEV)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy bot storage
+
+install: $(INSTALLED)
+
+dev: $(INSTALLED_DEV)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(INSTALLED): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+# The dev extra includes the package itself, so it satisfies `make demo` too.
+$(INSTALLED_DEV): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@ $(INSTALLED)

@@ -1,0 +1,122 @@
+"""Health routes: `/healthz` (the process answers), `/readyz` (its dependencies answer) and
+`/metrics` (Prometheus text).
+
+Readiness is a list of checks under `app[READINESS]`; a module that depends on something adds
+its own with `app[READINESS].add(check)`, where `check(app)` returns `(name, ok, detail)`.
+Checks run concurrently, each with a time limit, and a check that raises counts as failing:
+a readiness probe must answer, not hang or crash. Nothing here changes any state but the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import NamedTuple
+
+from aiohttp import web
+from sqlalchemy import text
+
+from bot.keys import DB, KV, METRICS, READINESS, SETTINGS, ReadinessCheck
+from bot.logs import redact_url
+from storage.migrate import schema_status
+
+logger = logging.getLogger(__name__)
+
+CHECK_TIMEOUT_S = 3.0
+
+
+class CheckResult(NamedTuple):
+    name: str
+    ok: bool
+    detail: str
+
+
+class Readiness:
+    """The readiness checks of one app, and which of them failed last time (to log changes only)."""
+
+    def __init__(self, checks: list[ReadinessCheck] | None = None) -> None:
+        self.checks: list[ReadinessCheck] = list(checks or [])
+        self._failing: set[str] = set()
+
+    def add(self, check: ReadinessCheck) -> None:
+        self.checks.append(check)
+
+    async def run(self, app: web.Application) -> list[CheckResult]:
+        results = await asyncio.gather(*(self._run_one(app, check) for check in self.checks))
+        failing = {r.name for r in results if not r.ok}
+        for r in results:
+            if not r.ok and r.name not in self._failing:
+                logger.warning("readiness check %s failing: %s", r.name, r.detail, extra={"check": r.name})
+            elif r.ok and r.name in self._failing:
+                logger.info("readiness check %s recovered: %s", r.name, r.detail, extra={"check": r.name})
+        self._failing = failing
+        return list(results)
+
+    async def _run_one(self, app: web.Application, check: ReadinessCheck) -> CheckResult:
+        # A check that raises is reported under its function name, less a `check_` prefix.
+        name = getattr(check, "__name__", "check").removeprefix("check_")
+        try:
+            async with asyncio.timeout(CHECK_TIMEOUT_S):
+                result_name, ok, detail = await check(app)
+            return CheckResult(result_name, bool(ok), detail)
+        except TimeoutError:
+            return CheckResult(name, False, f"no answer within {CHECK_TIMEOUT_S:g} s")
+        except Exception as exc:
+            return CheckResult(name, False, f"{type(exc).__name__}: {exc}")
+
+
+async def check_database(app: web.Application) -> tuple[str, bool, str]:
+    db = app[DB]
+    async with db.engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+    return "database", True, "postgresql" if not db.is_sqlite else "sqlite"
+
+
+async def check_schema(app: web.Application) -> tuple[str, bool, str]:
+    status = await schema_status(app[DB])
+    if status.is_current:
+        return "schema", True, status.describe()
+    return "schema", False, f"{status.describe()}: run `oabot migrate`"
+
+
+async def check_kv(app: web.Application) -> tuple[str, bool, str]:
+    redis_url = app[SETTINGS].redis_url
+    kind = "redis" if redis_url else "in-process"
+    if await app[KV].ping():
+        return "kv", True, kind
+    return (
+        "kv",
+        False,
+        f"redis at {redact_url(redis_url)} does not answer" if redis_url else "in-process store failed",
+    )
+
+
+def default_checks() -> list[ReadinessCheck]:
+    return [check_database, check_schema, check_kv]
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    results = await request.app[READINESS].run(request.app)
+    checks = {r.name: {"ok": r.ok, "detail": r.detail} for r in results}
+    failing = [r.name for r in results if not r.ok]
+    if failing:
+        return web.json_response({"status": "not_ready", "failing": failing, "checks": checks}, status=503)
+    return web.json_response({"status": "ready", "checks": checks})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    registry = request.app[METRICS]
+    response = web.Response(body=registry.render())
+    response.headers["Content-Type"] = registry.content_type
+    return response
+
+
+def setup_health(app: web.Application) -> None:
+    app[READINESS] = Readiness(default_checks())
+    app.router.add_get("/healthz", healthz, name="healthz")
+    app.router.add_get("/readyz", readyz, name="readyz")
+    app.router.add_get("/metrics", metrics, name="metrics")

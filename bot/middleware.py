@@ -1,0 +1,191 @@
+"""The HTTP edge's middlewares: request id + access log + metrics, JSON errors, API bearer auth.
+
+Order matters and is fixed by `MIDDLEWARES`: the request context is outermost so the access log
+and metrics see the final status of every response, including errors the inner layers produced.
+Nothing here decides business rules; it only translates exceptions into status codes and bodies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from http import HTTPStatus
+from typing import Any
+
+from aiohttp import web
+
+from bot.api_errors import ApiError, Unauthorized
+from bot.keys import METRICS, REQUEST_ID, SETTINGS
+from bot.logs import request_id_var
+from bot.metrics import UNMATCHED_ROUTE
+
+logger = logging.getLogger(__name__)
+access_logger = logging.getLogger("oabot.access")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+REQUEST_ID_HEADER = "X-Request-Id"
+API_PREFIX = "/api/"
+# A client's request id is honoured only if it is short and harmless in a log line.
+_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+# Error codes for aiohttp's own HTTP errors; any other status falls back to its phrase in snake_case.
+_HTTP_ERROR_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid",
+    429: "too_many_requests",
+}
+_HTTP_ERROR_MESSAGES = {
+    404: "There is nothing at this address.",
+    405: "This method is not allowed here.",
+    413: "The request body is too large.",
+}
+
+
+def request_id_of(request: web.Request) -> str | None:
+    return request.get(REQUEST_ID)
+
+
+def route_of(request: web.Request) -> str:
+    """The matched route's canonical path (`/api/requests/{id}`), never the raw URL."""
+    route = request.match_info.route
+    resource = route.resource if route is not None else None
+    if resource is None:
+        return UNMATCHED_ROUTE
+    return resource.canonical
+
+
+def error_response(
+    request: web.Request, status: int, code: str, message: str, details: Any = None
+) -> web.Response:
+    body = {"error": code, "message": message, "details": details, "request_id": request_id_of(request)}
+    return web.json_response(body, status=status)
+
+
+@web.middleware
+async def request_context_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Assign the request id, then log and count the request once it is answered."""
+    incoming = request.headers.get(REQUEST_ID_HEADER, "")
+    request_id = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
+    request[REQUEST_ID] = request_id
+    token = request_id_var.set(request_id)
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except asyncio.CancelledError:
+        status = 499  # the client went away before the answer (nginx's code for it)
+        raise
+    except web.HTTPException as exc:
+        # Only reached for successes and redirects raised as exceptions; errors became responses.
+        status = exc.status
+        raise
+    finally:
+        elapsed = time.perf_counter() - started
+        route = route_of(request)
+        request.config_dict[METRICS].observe_request(request.method, route, status, elapsed)
+        access_logger.info(
+            "%s %s -> %s in %.1f ms",
+            request.method,
+            request.path,
+            status,
+            elapsed * 1000,
+            extra={
+                "method": request.method,
+                "route": route,
+                "status": status,
+                "duration_ms": round(elapsed * 1000, 1),
+            },
+        )
+        request_id_var.reset(token)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error leaves as JSON with a 4xx/5xx status; tracebacks only go to the log."""
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(request, exc.status, exc.code, exc.message, exc.details)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return _http_exception_response(request, exc)
+    except json.JSONDecodeError as exc:
+        details = {"line": exc.lineno, "column": exc.colno, "reason": exc.msg}
+        return error_response(request, 400, "invalid_json", "The request body is not valid JSON.", details)
+    except Exception:
+        logger.exception(
+            "unexpected error handling %s %s",
+            request.method,
+            request.path,
+            extra={"request_id": request_id_of(request)},
+        )
+        return error_response(
+            request,
+            500,
+            "internal",
+            "Something went wrong on our side; quote the request id when reporting it.",
+        )
+
+
+def _http_exception_response(request: web.Request, exc: web.HTTPException) -> web.Response:
+    status = exc.status
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = exc.reason
+    code = _HTTP_ERROR_CODES.get(status) or re.sub(r"[^a-z0-9]+", "_", phrase.lower()).strip("_")
+    message = _HTTP_ERROR_MESSAGES.get(status) or exc.text or phrase
+    if message.startswith(f"{status}:"):
+        # aiohttp's default text is "404: Not Found"; say it plainly instead.
+        message = phrase
+    details: Any = None
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        details = {"allowed": sorted(exc.allowed_methods)}
+    response = error_response(request, status, code, message, details)
+    for name in ("Allow", "Retry-After", "WWW-Authenticate"):
+        if name in exc.headers:
+            response.headers[name] = exc.headers[name]
+    return response
+
+
+@web.middleware
+async def api_auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Everything under /api/ needs `Authorization: Bearer <OABOT_API_TOKEN>`.
+
+    With no token configured the API is closed rather than open: a forgotten variable must not
+    publish everyone's approvals. Platform callbacks live outside /api/ and verify signatures instead.
+    """
+    if request.path == API_PREFIX.rstrip("/") or request.path.startswith(API_PREFIX):
+        expected = request.config_dict[SETTINGS].api_token
+        if expected is None:
+            raise Unauthorized("The API is disabled: set OABOT_API_TOKEN on the server.")
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected.encode()):
+            raise Unauthorized()
+    return await handler(request)
+
+
+async def echo_request_id(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare hook: every response, streamed ones too, carries X-Request-Id."""
+    request_id = request_id_of(request)
+    if request_id is not None:
+        response.headers[REQUEST_ID_HEADER] = request_id
+
+
+MIDDLEWARES = (request_context_middleware, error_middleware, api_auth_middleware)

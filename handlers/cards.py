@@ -1,0 +1,52 @@
+"""Card taps: one tap is one engine action on the task and version the card showed."""
+
+from __future__ import annotations
+
+from approvals.engine import Action
+from approvals.errors import (
+    ApprovalError,
+    NotAssignee,
+    RequestFinished,
+    StaleTask,
+    TaskAlreadyDecided,
+)
+from approvals.model import ActionKind, Channel
+from handlers.events import CardAction
+from handlers.router import Router
+
+router = Router("cards")
+
+CARD_ACTIONS = {ActionKind.APPROVE, ActionKind.REJECT, ActionKind.ACKNOWLEDGE}
+
+
+@router.card_action()
+async def on_card_action(event: CardAction, deps: object) -> str | None:
+    from handlers.chat import ChatDeps
+
+    assert isinstance(deps, ChatDeps) and deps.user is not None
+    try:
+        kind = ActionKind(event.action)
+    except ValueError:
+        return "这个按钮已失效，请在待办列表中重新打开。"
+    if kind not in CARD_ACTIONS:
+        return "这个操作请在网页中完成。"
+    request_id = event.task_id.rsplit("-", 1)[0]
+    try:
+        await deps.workflow.act(
+            request_id=request_id,
+            action=Action(
+                kind=kind,
+                actor=deps.user.id,
+                task_id=event.task_id,
+                version=event.version,
+                comment=event.comment,
+                channel=Channel(event.sender.platform),
+            ),
+        )
+    except (TaskAlreadyDecided, StaleTask, RequestFinished) as exc:
+        return f"已处理：{exc.message}"
+    except NotAssignee:
+        return "这条审批不是由您处理的，您的点击没有产生任何变更。"
+    except ApprovalError as exc:
+        return exc.message
+    return None

@@ -1,0 +1,108 @@
+"""Text commands in chat: 待办 (my pending tasks), 帮助 (help), 代理 (set a delegate).
+
+Anything else gets a short help reply. Shared locations are acknowledged here until the
+check-in module takes them over.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, time, timedelta
+
+from approvals.errors import ApprovalError
+from approvals.model import URGENCY_LABEL, Urgency
+from handlers.events import LocationShared, TextMessage
+from handlers.router import Router
+
+router = Router("commands")
+
+HELP = (
+    "可用命令：\n"
+    "· 待办 —— 查看我的待办审批\n"
+    "· 代理 <同事姓名或ID> <截止日期> —— 设置代理人，例如：代理 周杰 2026-11-30\n"
+    "· 帮助 —— 显示本说明\n"
+    "审批卡片上的按钮可以直接处理待办。"
+)
+
+
+def _deps(deps: object):  # type: ignore[no-untyped-def]
+    from handlers.chat import ChatDeps
+
+    assert isinstance(deps, ChatDeps) and deps.user is not None
+    return deps
+
+
+@router.text("帮助")
+async def on_help(event: TextMessage, deps: object) -> str | None:
+    return HELP
+
+
+@router.text("待办")
+async def on_pending(event: TextMessage, deps: object) -> str | None:
+    d = _deps(deps)
+    items = await d.workflow.pending_tasks(d.user.id)
+    if not items:
+        return "您当前没有待办审批。"
+    lines = [f"您有 {len(items)} 条待办："]
+    for i, t in enumerate(items[:10], 1):
+        urgency = URGENCY_LABEL.get(Urgency(t["urgency"]), "")
+        due = ""
+        if t["due_at"]:
+            due = " · 截止 " + datetime.fromisoformat(t["due_at"]).astimezone(d.tz).strftime("%m-%d %H:%M")
+        acting = f"（代{(await d.workflow.org()).display_name(t['acting_for'])}）" if t["acting_for"] else ""
+        lines.append(f"{i}. 【{urgency}】{t['template_name']}：{t['title']} —— {t['initiator_name']}{acting}{due}")
+    if len(items) > 10:
+        lines.append(f"……另有 {len(items) - 10} 条")
+    return "\n".join(lines)
+
+
+_DATE = re.compile(r"^(?:(\d{4})-)?(\d{1,2})-(\d{1,2})$")
+
+
+def parse_until(text: str, today: date) -> date | None:
+    m = _DATE.match(text.strip())
+    if not m:
+        return None
+    year = int(m.group(1)) if m.group(1) else today.year
+    try:
+        d = date(year, int(m.group(2)), int(m.group(3)))
+    except ValueError:
+        return None
+    if not m.group(1) and d < today:
+        d = date(year + 1, d.month, d.day)
+    return d
+
+
+@router.text("代理")
+async def on_delegate(event: TextMessage, deps: object) -> str | None:
+    d = _deps(deps)
+    parts = event.text.split()
+    if len(parts) != 3:
+        return "用法：代理 <同事姓名或ID> <截止日期>，例如：代理 周杰 2026-11-30"
+    who, until_text = parts[1], parts[2]
+    org = await d.workflow.org()
+    matches = [u for u in org.users.values() if u.active and (u.id == who or u.name == who)]
+    if len(matches) != 1:
+        return f"找不到在职同事「{who}」，请使用通讯录中的姓名或ID。" if not matches else f"有多位同事叫「{who}」，请使用ID。"
+    now = d.now()
+    until = parse_until(until_text, now.astimezone(d.tz).date())
+    if until is None:
+        return f"「{until_text}」不是有效日期，请写成 2026-11-30 或 11-30。"
+    ends = datetime.combine(until + timedelta(days=1), time(0), tzinfo=d.tz)
+    try:
+        delegation = await d.workflow.create_delegation(
+            delegator=d.user.id, delegate=matches[0].id, starts_at=now, ends_at=ends, reason="聊天命令设置"
+        )
+    except ApprovalError as exc:
+        return exc.message
+    return f"已设置：{until:%Y-%m-%d} 之前由 {matches[0].name} 代您审批新的待办（代理编号 {delegation.id}）。"
+
+
+@router.text()
+async def on_other_text(event: TextMessage, deps: object) -> str | None:
+    return "没有听懂这条消息。" + HELP
+
+
+@router.location()
+async def on_location(event: LocationShared, deps: object) -> str | None:
+    return f"已收到您的位置（{event.lat:.5f}, {event.lng:.5f}）。"

@@ -1,0 +1,1 @@
+"""Alembic migration scripts, shipped in the package; run them through `storage.migrate`."""

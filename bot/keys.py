@@ -43,3 +43,6 @@ DISPATCHER: web.AppKey[OutboxDispatcher] = web.AppKey("dispatcher")
 if TYPE_CHECKING:
     from handlers.chat import ChatService
 CHAT: web.AppKey[ChatService] = web.AppKey("chat")
+if TYPE_CHECKING:
+    from handlers.inbox import Inbox
+INBOX: web.AppKey[Inbox] = web.AppKey("inbox")

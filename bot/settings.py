@@ -36,6 +36,33 @@ class WorkingPeriod:
 
 
 @dataclass(frozen=True)
+class WeComSettings:
+    """企业微信 self-built app. Configured when every field is set."""
+
+    corp_id: str
+    agent_id: int
+    secret: str
+    token: str
+    aes_key: str
+    api_base: str = "https://qyapi.weixin.qq.com"
+
+
+@dataclass(frozen=True)
+class DingTalkSettings:
+    """钉钉 internal app (robot + interactive cards)."""
+
+    app_key: str
+    app_secret: str
+    agent_id: str | None = None
+    token: str | None = None  # HTTP mode event subscription
+    aes_key: str | None = None  # HTTP mode event subscription
+    mode: str = "stream"  # stream | http
+    card_template_id: str = "oabot.approval.schema"
+    api_base: str = "https://api.dingtalk.com"
+    oapi_base: str = "https://oapi.dingtalk.com"
+
+
+@dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
@@ -60,6 +87,8 @@ class Settings:
     # Background loops (outbox dispatcher, timers); tests switch them off to drive them by hand.
     run_background: bool = True
     dispatch_interval_s: float = 1.0
+    wecom: WeComSettings | None = None
+    dingtalk: DingTalkSettings | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -208,9 +237,78 @@ def load_settings(
             values["console"] = v.lower() in _TRUE
         else:
             bad("OABOT_CONSOLE", v, "1 or 0")
+    _platforms(get, bad, values, problems)
     if problems:
         raise ConfigError(problems)
     return Settings(**values)
+
+
+_AES_KEY_RE = re.compile(r"^[A-Za-z0-9]{43}$")
+
+
+def _url(get: Any, bad: Any, name: str, default: str) -> str:
+    v = get(name)
+    if v is None or v == "":
+        return default
+    parts = urlsplit(v)
+    if parts.scheme in ("http", "https") and parts.netloc:
+        return str(v).rstrip("/")
+    bad(name, v, "an http:// or https:// base URL")
+    return default
+
+
+def _platforms(get: Any, bad: Any, values: dict[str, Any], problems: list[str]) -> None:
+    """WeCom and DingTalk: all-or-nothing groups of variables, each value checked."""
+    wecom_names = ["OABOT_WECOM_CORP_ID", "OABOT_WECOM_AGENT_ID", "OABOT_WECOM_SECRET", "OABOT_WECOM_TOKEN", "OABOT_WECOM_AES_KEY"]
+    given = {n: get(n) for n in wecom_names if get(n)}
+    api_base = _url(get, bad, "OABOT_WECOM_API_BASE", "https://qyapi.weixin.qq.com")
+    if given:
+        missing = [n for n in wecom_names if n not in given]
+        for n in missing:
+            problems.append(f"{n} is not set: WeCom needs all of {', '.join(wecom_names)}")
+        agent = given.get("OABOT_WECOM_AGENT_ID")
+        if agent is not None and not agent.isdigit():
+            bad("OABOT_WECOM_AGENT_ID", agent, "the app's numeric AgentId, e.g. 1000002")
+        aes = given.get("OABOT_WECOM_AES_KEY")
+        if aes is not None and not _AES_KEY_RE.match(aes):
+            bad("OABOT_WECOM_AES_KEY", "***", "the 43-character EncodingAESKey from the app's callback settings")
+        if not missing and (agent or "").isdigit() and _AES_KEY_RE.match(aes or ""):
+            values["wecom"] = WeComSettings(
+                corp_id=given["OABOT_WECOM_CORP_ID"],
+                agent_id=int(given["OABOT_WECOM_AGENT_ID"]),
+                secret=given["OABOT_WECOM_SECRET"],
+                token=given["OABOT_WECOM_TOKEN"],
+                aes_key=given["OABOT_WECOM_AES_KEY"],
+                api_base=api_base,
+            )
+    key, secret = get("OABOT_DINGTALK_APP_KEY"), get("OABOT_DINGTALK_APP_SECRET")
+    api = _url(get, bad, "OABOT_DINGTALK_API_BASE", "https://api.dingtalk.com")
+    oapi = _url(get, bad, "OABOT_DINGTALK_OAPI_BASE", "https://oapi.dingtalk.com")
+    if key or secret:
+        if not key:
+            problems.append("OABOT_DINGTALK_APP_KEY is not set: DingTalk needs the app's AppKey and AppSecret")
+        if not secret:
+            problems.append("OABOT_DINGTALK_APP_SECRET is not set: DingTalk needs the app's AppKey and AppSecret")
+        mode = (get("OABOT_DINGTALK_MODE") or "stream").lower()
+        if mode not in ("stream", "http"):
+            bad("OABOT_DINGTALK_MODE", mode, "stream (no public URL needed) or http")
+        token, aes = get("OABOT_DINGTALK_TOKEN") or None, get("OABOT_DINGTALK_AES_KEY") or None
+        if mode == "http" and not (token and aes):
+            problems.append("OABOT_DINGTALK_MODE=http needs OABOT_DINGTALK_TOKEN and OABOT_DINGTALK_AES_KEY (event subscription)")
+        if aes is not None and not _AES_KEY_RE.match(aes):
+            bad("OABOT_DINGTALK_AES_KEY", "***", "the 43-character aes_key from the event subscription settings")
+        if key and secret and mode in ("stream", "http"):
+            values["dingtalk"] = DingTalkSettings(
+                app_key=key,
+                app_secret=secret,
+                agent_id=get("OABOT_DINGTALK_AGENT_ID") or None,
+                token=token,
+                aes_key=aes,
+                mode=mode,
+                card_template_id=get("OABOT_DINGTALK_CARD_TEMPLATE_ID") or "oabot.approval.schema",
+                api_base=api,
+                oapi_base=oapi,
+            )
 
 
 def _valid_database_url(url: str) -> bool:

@@ -14,10 +14,11 @@ from aiohttp import web
 from approvals.definitions import Template
 from approvals.model import Request, Step, Task
 from approvals.template_loader import load_templates
-from bot.keys import CHAT, CLOCK, DB, DISPATCHER, KV, SETTINGS, WORKFLOW
+from bot.keys import CHAT, CLOCK, DB, DISPATCHER, INBOX, KV, SETTINGS, WORKFLOW
 from bot.settings import Settings
 from deadlines.calendar import WorkingCalendar
 from handlers.chat import ChatService
+from handlers.inbox import Inbox
 from handlers.workflow import Workflow, WorkflowDeps
 from notifications.console import ConsoleDelivery
 from notifications.delivery import Delivery
@@ -63,27 +64,56 @@ async def workflow_ctx(app: web.Application) -> AsyncIterator[None]:
         )
     )
     app[WORKFLOW] = workflow
-    app[CHAT] = ChatService(workflow, app[KV], settings.tz, clock.now)
-    deliveries: list[Delivery] = [ConsoleDelivery(db, clock.now)]
-    dispatcher = OutboxDispatcher(db, deliveries, org=workflow.org, now=clock.now)
+    chat = ChatService(workflow, app[KV], settings.tz, clock.now)
+    app[CHAT] = chat
+    inbox = Inbox(db, app[KV], chat.process, now=clock.now)
+    app[INBOX] = inbox
+    dispatcher = OutboxDispatcher(db, deliveries(app), org=workflow.org, now=clock.now)
     app[DISPATCHER] = dispatcher
     stop = asyncio.Event()
-    task: asyncio.Task[None] | None = None
+    tasks: list[asyncio.Task[None]] = []
     if settings.run_background:
-        task = asyncio.create_task(dispatcher.run_forever(stop, settings.dispatch_interval_s))
+        tasks.append(asyncio.create_task(dispatcher.run_forever(stop, settings.dispatch_interval_s)))
+        tasks.append(asyncio.create_task(inbox.run_forever(stop, settings.dispatch_interval_s)))
     yield
     stop.set()
-    if task is not None:
+    for task in tasks:
         try:
             await asyncio.wait_for(task, timeout=5)
         except TimeoutError:
             task.cancel()
 
 
+def deliveries(app: web.Application) -> list[Delivery]:
+    """Every channel configured: the console, WeCom, DingTalk (a person may be on several)."""
+    settings = app[SETTINGS]
+    out: list[Delivery] = []
+    if settings.console:
+        out.append(ConsoleDelivery(app[DB], app[CLOCK].now))
+    if settings.wecom is not None:
+        from bot.platforms.wecom import wecom_delivery
+
+        out.append(wecom_delivery(app))
+    if settings.dingtalk is not None:
+        from bot.platforms.dingtalk import dingtalk_delivery
+
+        out.append(dingtalk_delivery(app))
+    return out
+
+
 def setup_workflow(app: web.Application) -> None:
     from bot.api import setup_api
     from bot.console.pages import setup_console
 
+    settings = app[SETTINGS]
     app.cleanup_ctx.append(workflow_ctx)
     setup_api(app)
     setup_console(app)
+    if settings.wecom is not None:
+        from bot.platforms.wecom import setup_wecom
+
+        setup_wecom(app)
+    if settings.dingtalk is not None:
+        from bot.platforms.dingtalk import setup_dingtalk
+
+        setup_dingtalk(app)

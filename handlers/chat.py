@@ -60,10 +60,14 @@ class ChatService:
             return True
 
     async def handle(self, event: Event) -> str | None:
-        """Process one event; returns the reply text (also queued to the sender), if any."""
+        """Dedupe and process at once (the console, whose 'callback' is the browser's POST)."""
         if not await self.first_delivery(event):
             logger.info("duplicate delivery dropped", extra={"event_id": event.event_id, "platform": event.sender.platform})
             return None
+        return await self.process(event)
+
+    async def process(self, event: Event) -> str | None:
+        """Identify the sender, route the event, queue the reply. Platforms call this from the inbox."""
         org = await self.workflow.org()
         user = (
             org.user(event.sender.account)

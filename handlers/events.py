@@ -50,3 +50,41 @@ class EnterChat:
 
 
 Event = CardAction | TextMessage | LocationShared | EnterChat
+
+
+_TYPES: dict[str, type] = {
+    "card_action": CardAction,
+    "text": TextMessage,
+    "location": LocationShared,
+    "enter_chat": EnterChat,
+}
+_NAMES = {v: k for k, v in _TYPES.items()}
+
+
+def event_kind(event: Event) -> str:
+    return _NAMES[type(event)]
+
+
+def event_to_dict(event: Event) -> dict[str, object]:
+    """JSON-safe form for the durable inbox."""
+    out: dict[str, object] = {"type": event_kind(event)}
+    for name in event.__dataclass_fields__:
+        value = getattr(event, name)
+        if isinstance(value, Sender):
+            value = {"platform": value.platform, "account": value.account}
+        elif isinstance(value, datetime):
+            value = value.isoformat()
+        out[name] = value
+    return out
+
+
+def event_from_dict(data: dict[str, object]) -> Event:
+    kind = str(data["type"])
+    cls = _TYPES[kind]
+    values = {k: v for k, v in data.items() if k != "type"}
+    sender = values["sender"]
+    assert isinstance(sender, dict)
+    values["sender"] = Sender(platform=str(sender["platform"]), account=str(sender["account"]))
+    if isinstance(values.get("at"), str):
+        values["at"] = datetime.fromisoformat(str(values["at"]))
+    return cls(**values)  # type: ignore[no-any-return]

@@ -12,8 +12,8 @@ import asyncio
 import logging
 import random
 import uuid
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -45,6 +45,10 @@ def new_request_id(now: datetime) -> str:
     return f"{now:%Y%m%d}-{uuid.uuid4().hex[:8]}"
 
 
+# Called inside the transaction of every state change (deadline timers, leave delegations...).
+OutcomeHook = Callable[[AsyncSession, Outcome, Template, Org, datetime], Awaitable[None]]
+
+
 @dataclass
 class WorkflowDeps:
     db: Database
@@ -54,6 +58,7 @@ class WorkflowDeps:
     public_url: str
     load_org: Callable[[AsyncSession], Any]  # async (session) -> Org
     deadline_fn: DeadlineFn | None = None
+    hooks: list[OutcomeHook] = field(default_factory=list)
 
 
 class Workflow:
@@ -88,6 +93,12 @@ class Workflow:
 
     def _ctx(self, template: Template, org: Org, delegations: list[Delegation], now: datetime) -> Context:
         return Context(template=template, org=org, now=now, tz=self.d.tz, delegations=delegations, deadline_fn=self.d.deadline_fn)
+
+    async def _record(self, session: AsyncSession, out: Outcome, template: Template, org: Org, now: datetime) -> None:
+        """Everything a state change writes besides the state: outbox rows, then the hooks."""
+        self._enqueue(session, out, template, org, now)
+        for hook in self.d.hooks:
+            await hook(session, out, template, org, now)
 
     # -- outbox ------------------------------------------------------------------------------
     def _enqueue(self, session: AsyncSession, out: Outcome, template: Template, org: Org, now: datetime) -> None:
@@ -152,7 +163,7 @@ class Workflow:
                     ctx, request_id=new_request_id(now), initiator=initiator, form=form, urgency=urgency, channel=engine.Channel(channel)
                 )
                 await store.insert_request(s, request=out.request, events=out.events)
-                self._enqueue(s, out, template, org, now)
+                await self._record(s, out, template, org, now)
                 view = request_view(out.request, org=org, tz=self.d.tz)
                 if idem:
                     await store.remember_response(s, key=idem, request_id=out.request.id, response=view, now=now)
@@ -198,7 +209,7 @@ class Workflow:
                     delegations = await store.active_delegations(s, now=now)
                     out = engine.act(self._ctx(template, org, delegations, now), loaded.request, action)
                     await store.save_request(s, loaded=loaded, events=out.events)
-                    self._enqueue(s, out, template, org, now)
+                    await self._record(s, out, template, org, now)
                     view = request_view(out.request, org=org, tz=self.d.tz)
                     if out.task is not None:
                         view["acted_task"] = task_view(out.task, org)
@@ -342,7 +353,7 @@ class Workflow:
                         out = engine.apply_delegation(self._ctx(template, org, [], now), loaded.request, d)
                         if out.events:
                             await store.save_request(s, loaded=loaded, events=out.events)
-                            self._enqueue(s, out, template, org, now)
+                            await self._record(s, out, template, org, now)
                             moved += 1
                     break
                 except store.ConcurrentUpdate:

@@ -7,6 +7,6 @@ from __future__ import annotations
 
 from sqlmodel import SQLModel
 
-from storage import approval_models, console_models, org_models  # noqa: F401  (registers tables)
+from storage import approval_models, console_models, org_models, platform_models  # noqa: F401  (registers tables)
 
 metadata = SQLModel.metadata

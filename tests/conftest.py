@@ -130,6 +130,7 @@ def settings_for(database: Database, **overrides: object):  # type: ignore[no-un
         "api_token": "test-token-0123456789",
         "run_background": False,
         "public_url": "http://oabot.test",
+        "console": True,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

@@ -8,6 +8,7 @@ import os
 import selectors
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -217,3 +218,26 @@ def test_serve_migrates_postgres_itself_when_auto_migrate_is_on(
         assert server.stop(signal.SIGTERM)[0] == 0
     finally:
         server.close()
+
+
+def test_demo_database_from_another_version_is_refused_with_a_way_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in list(os.environ):
+        if name.startswith("OABOT_") and not name.startswith("OABOT_TEST_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "var").mkdir()
+    with sqlite3.connect(tmp_path / "var" / "demo.db") as conn:
+        conn.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY)")
+        conn.execute("INSERT INTO alembic_version VALUES ('0123456789ab')")
+    conn.close()
+
+    assert main(["serve", "--demo", "--port", str(free_port())]) == 2
+
+    err = capsys.readouterr().err
+    assert (
+        "cannot start: the database is at revision 0123456789ab, which this version of oabot does not know"
+        in err
+    )
+    assert "delete ./var/demo.db to start over" in err

@@ -34,7 +34,7 @@ SEAL = {
 
 
 async def test_console_is_off_outside_demo(org_db, aiohttp_client, clock):
-    app = create_app(settings_for(org_db), clock=clock)
+    app = create_app(settings_for(org_db, console=False), clock=clock)
     client = await aiohttp_client(app)
     assert (await client.get("/console")).status == 404
 

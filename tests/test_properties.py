@@ -160,7 +160,7 @@ def pick(data: st.DataObject, likely: list[Any], others: list[Any], label: str) 
     return data.draw(st.sampled_from(others), label=label)
 
 
-def draw_task_action(data: st.DataObject, run: Run) -> Action:
+def draw_task_action(data: st.DataObject, run: Run, *, step_returns: bool) -> Action:
     req = run.req
     pending = [t for t in req.tasks if t.status == TaskStatus.PENDING]
     task = pick(data, pending, req.tasks, "task")
@@ -175,6 +175,8 @@ def draw_task_action(data: st.DataObject, run: Run) -> Action:
         position = data.draw(st.sampled_from(list(SignerPosition)), label="position")
     elif kind == ActionKind.RETURN:
         earlier = [str(s.index) for s in req.steps if s.status == StepStatus.APPROVED]
+        if not step_returns:
+            earlier = []
         target = pick(data, ["initiator", *earlier], ["junk", *(str(s.index) for s in req.steps)], "return to")
     comment = data.draw(st.sampled_from([None, "同意", "请补充"]), label="comment")
     return Action(kind=kind, actor=actor, task_id=task.id, version=version, target=target, position=position, comment=comment)

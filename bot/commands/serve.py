@@ -24,13 +24,14 @@ from aiohttp import web
 from approvals.clock import SystemClock
 from bot.commands.config import EXIT_CONFIG, cannot_connect, error_reason, load_or_report
 from bot.logs import configure_logging
-from bot.settings import Settings
+from bot.settings import DEMO_DATABASE_URL, Settings
 
 logger = logging.getLogger(__name__)
 
 # In-flight requests get this long to finish after a stop signal; the whole stop stays under 5 s.
 SHUTDOWN_TIMEOUT_S = 2.0
 DEFAULT_PUBLIC_URL = Settings().public_url
+DEMO_DB_FILE = DEMO_DATABASE_URL.removeprefix("sqlite+aiosqlite:///")
 
 
 class StartupError(Exception):
@@ -120,7 +121,10 @@ async def prepare_database(settings: Settings) -> None:
         except Exception as exc:
             raise StartupError([cannot_connect("OABOT_DATABASE_URL", settings.database_url, exc)]) from exc
         if not status.is_known:
-            raise StartupError([f"cannot start: the database is {status.describe()}"])
+            lines = [f"cannot start: the database is {status.describe()}."]
+            if settings.demo:
+                lines.append(f"Demo data is disposable: delete {DEMO_DB_FILE} to start over.")
+            raise StartupError(lines)
         if not status.is_current:
             if not (settings.is_sqlite or settings.auto_migrate):
                 raise StartupError(

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 68ded1137d91
+Revision ID: 3e731d60bd26
 Revises:
-Create Date: 2026-11-23 11:30:14.258304
+Create Date: 2026-11-23 11:39:48.339071
 """
 
 from collections.abc import Sequence
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "68ded1137d91"
+revision: str = "3e731d60bd26"
 down_revision: str | Sequence[str] | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -134,6 +134,26 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("key"),
     )
     op.create_table(
+        "inbox",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("platform", sa.String(length=16), nullable=False),
+        sa.Column("event_id", sa.String(length=200), nullable=False),
+        sa.Column("kind", sa.String(length=32), nullable=False),
+        sa.Column("payload", sa.JSON(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("claimed_until", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("processed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("platform", "event_id", name="uq_inbox_platform_event"),
+    )
+    with op.batch_alter_table("inbox", schema=None) as batch_op:
+        batch_op.create_index("ix_inbox_status_due", ["status", "next_attempt_at"], unique=False)
+
+    op.create_table(
         "org_meta",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("name", sa.String(length=128), nullable=False),
@@ -182,6 +202,24 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_outbox_recipient"), ["recipient"], unique=False)
         batch_op.create_index(batch_op.f("ix_outbox_request_id"), ["request_id"], unique=False)
         batch_op.create_index("ix_outbox_status_due", ["status", "next_attempt_at"], unique=False)
+
+    op.create_table(
+        "platform_cards",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("platform", sa.String(length=16), nullable=False),
+        sa.Column("task_id", sa.String(length=48), nullable=False),
+        sa.Column("user_id", sa.String(length=64), nullable=False),
+        sa.Column("account", sa.String(length=64), nullable=False),
+        sa.Column("card_id", sa.String(length=128), nullable=False),
+        sa.Column("handle", sa.String(length=256), nullable=True),
+        sa.Column("handle_used", sa.Boolean(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("platform", "task_id", "user_id", name="uq_platform_card"),
+    )
+    with op.batch_alter_table("platform_cards", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_platform_cards_task_id"), ["task_id"], unique=False)
 
     op.create_table(
         "sites",
@@ -250,6 +288,10 @@ def downgrade() -> None:
 
     op.drop_table("trail_events")
     op.drop_table("sites")
+    with op.batch_alter_table("platform_cards", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_platform_cards_task_id"))
+
+    op.drop_table("platform_cards")
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.drop_index("ix_outbox_status_due")
         batch_op.drop_index(batch_op.f("ix_outbox_request_id"))
@@ -261,6 +303,10 @@ def downgrade() -> None:
 
     op.drop_table("org_users")
     op.drop_table("org_meta")
+    with op.batch_alter_table("inbox", schema=None) as batch_op:
+        batch_op.drop_index("ix_inbox_status_due")
+
+    op.drop_table("inbox")
     op.drop_table("idempotency_keys")
     op.drop_table("departments")
     with op.batch_alter_table("delegations", schema=None) as batch_op:

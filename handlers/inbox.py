@@ -1,0 +1,146 @@
+"""The durable inbox: platform callbacks are verified, stored here and acknowledged at once;
+a worker processes them afterwards, so a slow database or platform API never delays an ack
+and a crash never loses a tap.
+
+`accept` is the only thing a callback does after verifying: a fast dedupe in the key-value
+store, then an INSERT whose unique (platform, event_id) stops retries that slip past it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from handlers.events import Event, event_from_dict, event_kind, event_to_dict
+from storage.db import Database
+from storage.kv import KeyValueStore, KVUnavailable
+from storage.platform_models import InboxRow
+
+logger = logging.getLogger(__name__)
+
+DEDUPE_TTL_S = 15 * 60
+LEASE = timedelta(seconds=60)
+
+
+class Inbox:
+    def __init__(
+        self,
+        db: Database,
+        kv: KeyValueStore,
+        process: Callable[[Event], Awaitable[object]],
+        *,
+        now: Callable[[], datetime],
+        max_attempts: int = 5,
+    ) -> None:
+        self._db = db
+        self._kv = kv
+        self._process = process
+        self._now = now
+        self._max_attempts = max_attempts
+        self.wakeup = asyncio.Event()
+
+    async def accept(self, event: Event) -> bool:
+        """Store a verified event once. False when it is a repeat delivery (already stored)."""
+        key = f"dedupe:{event.sender.platform}:{event.event_id}"
+        try:
+            if not await self._kv.set_if_absent(key, "1", DEDUPE_TTL_S):
+                return False
+        except KVUnavailable:
+            logger.warning("dedupe store unavailable; the inbox's unique key still stops repeats")
+        now = self._now()
+        try:
+            async with self._db.transaction() as s:
+                s.add(
+                    InboxRow(
+                        platform=event.sender.platform,
+                        event_id=event.event_id[:200],
+                        kind=event_kind(event),
+                        payload=event_to_dict(event),
+                        status="pending",
+                        attempts=0,
+                        received_at=now,
+                        next_attempt_at=now,
+                    )
+                )
+        except IntegrityError:
+            return False
+        self.wakeup.set()
+        return True
+
+    async def claim(self, batch: int = 20) -> list[InboxRow]:
+        now = self._now()
+        async with self._db.transaction() as s:
+            q = (
+                select(InboxRow)
+                .where(
+                    or_(
+                        and_(InboxRow.status == "pending", InboxRow.next_attempt_at <= now),  # type: ignore[arg-type,operator]
+                        and_(InboxRow.status == "working", InboxRow.claimed_until < now),  # type: ignore[arg-type,operator]
+                    )
+                )
+                .order_by(InboxRow.id)  # type: ignore[arg-type]
+                .limit(batch)
+            )
+            if not self._db.is_sqlite:
+                q = q.with_for_update(skip_locked=True)
+            rows = list((await s.execute(q)).scalars().all())
+            if rows:
+                await s.execute(
+                    update(InboxRow)
+                    .where(InboxRow.id.in_([r.id for r in rows]))  # type: ignore[union-attr]
+                    .values(status="working", claimed_until=now + LEASE)
+                )
+        return rows
+
+    async def run_once(self) -> int:
+        rows = await self.claim()
+        for row in rows:
+            error: str | None = None
+            try:
+                await self._process(event_from_dict(dict(row.payload)))
+            except Exception as exc:
+                logger.exception("inbox event failed", extra={"inbox_id": row.id, "event_id": row.event_id})
+                error = f"{type(exc).__name__}: {exc}"
+            now = self._now()
+            async with self._db.transaction() as s:
+                if error is None:
+                    values: dict[str, object] = {"status": "done", "processed_at": now, "last_error": None}
+                else:
+                    attempts = row.attempts + 1
+                    dead = attempts >= self._max_attempts
+                    values = {
+                        "status": "dead" if dead else "pending",
+                        "attempts": attempts,
+                        "last_error": error,
+                        "next_attempt_at": now + timedelta(seconds=min(60, 2**attempts)),
+                    }
+                await s.execute(update(InboxRow).where(InboxRow.id == row.id).values(**values))  # type: ignore[arg-type]
+        return len(rows)
+
+    async def drain(self, max_rounds: int = 100) -> int:
+        total = 0
+        for _ in range(max_rounds):
+            n = await self.run_once()
+            total += n
+            if n == 0:
+                break
+        return total
+
+    async def run_forever(self, stop: asyncio.Event, interval_s: float = 1.0) -> None:
+        while not stop.is_set():
+            try:
+                busy = await self.run_once() > 0
+            except Exception:
+                logger.exception("inbox round failed")
+                busy = False
+            if not busy:
+                self.wakeup.clear()
+                waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self.wakeup.wait())]
+                await asyncio.wait(waiters, timeout=interval_s, return_when=asyncio.FIRST_COMPLETED)
+                for w in waiters:
+                    w.cancel()

@@ -270,7 +270,7 @@ class _Flow:
         if template.policies.consecutive_same_approver == ConsecutivePolicy.MERGE:
             prev = self.previous_step(step)
             if prev is not None and prev.kind == StepKind.APPROVE:
-                for t in self.req.step_tasks(prev):
+                for t in self.req.live_step_tasks(prev):
                     if t.status == TaskStatus.APPROVED and person in (t.assignee, t.acting_for) and t.decided_by != SYSTEM:
                         return f"与上一步「{prev.name}」审批人相同，按模板规则合并审批"
         return None
@@ -291,7 +291,7 @@ class _Flow:
         if step.mode == StepMode.ANY and task.gates_step:
             chain = self.chain_of(task)
             decided_by = self.name(task.decided_by if task.decided_by != SYSTEM else task.assignee)
-            for other in self.req.step_tasks(step):
+            for other in self.req.live_step_tasks(step):
                 if other.id not in chain and other.is_open and other.gates_step:
                     self.close_task(other, f"decided_by:{task.assignee}", f"已由{decided_by}处理")
         for w in waiters:
@@ -313,7 +313,7 @@ class _Flow:
     def maybe_complete(self, step: Step) -> None:
         if step.status != StepStatus.ACTIVE or self.req.is_final:
             return
-        gating = [t for t in self.req.step_tasks(step) if t.gates_step and t.status != TaskStatus.CLOSED]
+        gating = [t for t in self.req.live_step_tasks(step) if t.gates_step and t.status != TaskStatus.CLOSED]
         if any(t.is_open for t in gating):
             return
         if gating and not all(t.status == TaskStatus.APPROVED for t in gating):
@@ -668,6 +668,7 @@ def _return(flow: _Flow, action: Action) -> None:
         if s.index >= target_step.index and s.status in (StepStatus.ACTIVE, StepStatus.APPROVED):
             s.status = StepStatus.WAITING
             s.finished_at = None
+            s.superseded.extend(t.id for t in req.step_tasks(s) if t.id not in s.superseded)
     flow.activate_step(target_step)
 
 
@@ -724,7 +725,7 @@ def _check_new_person(flow: _Flow, task: Task, target: str | None, what: str) ->
         raise BadTarget(f"{target} 不是本单位在职人员，不能{what}", target=target)
     if target in (task.assignee, task.acting_for):
         raise BadTarget(f"不能{what}给自己", target=target)
-    for t in flow.req.step_tasks(flow.step_of(task)):
+    for t in flow.req.live_step_tasks(flow.step_of(task)):
         if t.is_open and target in (t.assignee, t.acting_for):
             raise BadTarget(f"{flow.name(target)} 已在本步骤中", target=target)
     return target
@@ -737,6 +738,8 @@ def _withdraw(flow: _Flow, action: Action) -> None:
     if req.is_final:
         raise RequestFinished("申请已结束，不能撤销", request_id=req.id, status=req.status.value)
     policy = flow.ctx.template.policies.withdraw
+    if req.status == RequestStatus.RETURNED:
+        policy = WithdrawPolicy.ANY_TIME  # back with the initiator: they may drop it instead of resubmitting
     if policy == WithdrawPolicy.NEVER:
         raise ActionNotAllowed("该模板不允许撤销", action="withdraw")
     if policy == WithdrawPolicy.BEFORE_FIRST_DECISION and any(

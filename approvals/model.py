@@ -163,6 +163,7 @@ class Step:
     status: StepStatus = StepStatus.WAITING
     round: int = 1
     notes: list[str] = field(default_factory=list)  # policy decisions, in words
+    superseded: list[str] = field(default_factory=list)  # tasks of an earlier pass (before a return)
     started_at: datetime | None = None
     finished_at: datetime | None = None
 
@@ -201,6 +202,10 @@ class Request:
 
     def step_tasks(self, step: Step) -> list[Task]:
         return [t for t in self.tasks if t.step_index == step.index]
+
+    def live_step_tasks(self, step: Step) -> list[Task]:
+        """The step's tasks of its current pass (a return to an earlier step starts a new pass)."""
+        return [t for t in self.tasks if t.step_index == step.index and t.id not in step.superseded]
 
     @property
     def current_step(self) -> Step | None:

@@ -46,6 +46,7 @@ class ConsoleDelivery(Delivery):
                     .where(ConsoleMessageRow.user_id == user.id)  # type: ignore[arg-type]
                     .where(ConsoleMessageRow.task_id == message.task_id)  # type: ignore[arg-type]
                     .where(ConsoleMessageRow.kind == "task_card")  # type: ignore[arg-type]
+                    .where(ConsoleMessageRow.closed.is_(False))  # type: ignore[union-attr]
                     .values(closed=True, outcome=p.get("outcome"))
                 )
                 text = ""

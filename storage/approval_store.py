@@ -75,6 +75,7 @@ def _step_from_json(d: dict[str, Any]) -> Step:
         status=StepStatus(d["status"]),
         round=d.get("round", 1),
         notes=list(d.get("notes", [])),
+        superseded=list(d.get("superseded", [])),
         started_at=datetime.fromisoformat(d["started_at"]) if d.get("started_at") else None,
         finished_at=datetime.fromisoformat(d["finished_at"]) if d.get("finished_at") else None,
     )

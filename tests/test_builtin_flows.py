@@ -746,12 +746,6 @@ async def test_returned_request_can_still_be_withdrawn_as_the_initiator_is_told(
     assert out["status"] == "withdrawn"
 
 
-@pytest.mark.xfail(
-    reason="BUG: approvals/engine.py _Flow.maybe_complete counts the returning approver's own RETURNED task "
-    "of the earlier pass as a gating task (Task.gates_step only excludes TRANSFERRED), so the step can never "
-    "be all-approved again: after the re-approval nobody holds a card and the request hangs in 'running'",
-    strict=True,
-)
 async def test_return_to_an_earlier_step_asks_that_approver_again_and_the_flow_goes_on(api):
     req = await api.submit("seal_use", "u_wu", SEAL)
     await walk(api, req["id"], "u_sun", "u_wang")
@@ -792,12 +786,6 @@ async def test_add_signer_before_asks_the_new_signer_first_then_me_again(api, or
     assert decisions(view)[:2] == [("approved", "u_zhou"), ("approved", "u_sun")]
 
 
-@pytest.mark.xfail(
-    reason="BUG: notifications/console.py ConsoleDelivery._write updates every task_card row of the task id on "
-    "card_closed, including a card already closed with another outcome (前加签 reopens the same task with a new "
-    "card), so the first card's history is rewritten to the later decision",
-    strict=True,
-)
 async def test_a_card_closed_by_add_signer_keeps_its_own_outcome(api, org_db):
     req = await api.submit("seal_use", "u_wu", SEAL)
     await act(api, req["id"], "u_sun", "add_signer", target="u_zhou", position="before")

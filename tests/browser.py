@@ -100,8 +100,9 @@ class Browser:
         import base64
 
         data = await self.send("Page.captureScreenshot", format="png")
-        with open(path, "wb") as fh:
-            fh.write(base64.b64decode(data["data"]))
+        from pathlib import Path
+
+        Path(path).write_bytes(base64.b64decode(data["data"]))
 
     async def close(self) -> None:
         if self.ws is not None:

@@ -102,7 +102,7 @@ class Browser:
         data = await self.send("Page.captureScreenshot", format="png")
         from pathlib import Path
 
-        Path(path).write_bytes(base64.b64decode(data["data"]))
+        await asyncio.to_thread(Path(path).write_bytes, base64.b64decode(data["data"]))
 
     async def close(self) -> None:
         if self.ws is not None:

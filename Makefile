@@ -9,13 +9,21 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 INSTALLED_DEV := $(VENV)/.installed-dev
 
-.PHONY: demo test lint install dev
+.PHONY: demo test lint install dev browser
 
 demo: $(INSTALLED)
 	$(BIN)/oabot serve --demo
 
-test: $(INSTALLED_DEV)
+test: $(INSTALLED_DEV) browser
 	$(BIN)/pytest -q
+
+# The console's browser test drives Debian's Chromium headless; install it when we can (root + apt).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  { echo "installing chromium for the browser tests (apt-get)"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }; } || \
+	  echo "chromium is not installed: browser tests will be skipped (apt-get install -y chromium)"; }
 
 lint: $(INSTALLED_DEV)
 	$(BIN)/ruff check .

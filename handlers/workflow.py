@@ -47,6 +47,11 @@ def new_request_id(now: datetime) -> str:
 
 # Called inside the transaction of every state change (deadline timers, leave delegations...).
 OutcomeHook = Callable[[AsyncSession, Outcome, Template, Org, datetime], Awaitable[None]]
+# Called inside the transaction that stores a new delegation (e.g. the timer for its start).
+DelegationHook = Callable[[AsyncSession, Delegation, datetime], Awaitable[None]]
+# Called inside the submit transaction before anything is written, with the new request as the
+# engine built it (form validated): raise an ApprovalError to refuse it (e.g. the 补卡 quota).
+SubmitValidator = Callable[[AsyncSession, Request, Template, Org, datetime], Awaitable[None]]
 
 
 @dataclass
@@ -59,6 +64,8 @@ class WorkflowDeps:
     load_org: Callable[[AsyncSession], Any]  # async (session) -> Org
     deadline_fn: DeadlineFn | None = None
     hooks: list[OutcomeHook] = field(default_factory=list)
+    delegation_hooks: list[DelegationHook] = field(default_factory=list)
+    validators: list[SubmitValidator] = field(default_factory=list)
 
 
 class Workflow:
@@ -100,6 +107,10 @@ class Workflow:
         for hook in self.d.hooks:
             await hook(session, out, template, org, now)
 
+    async def record(self, session: AsyncSession, out: Outcome, template: Template, org: Org, now: datetime) -> None:
+        """`_record` for services that change requests outside `act` (the deadline ladder's auto actions)."""
+        await self._record(session, out, template, org, now)
+
     # -- outbox ------------------------------------------------------------------------------
     def _enqueue(self, session: AsyncSession, out: Outcome, template: Template, org: Org, now: datetime) -> None:
         for n in out.notices:
@@ -135,6 +146,23 @@ class Workflow:
                 )
             )
 
+    async def tell_account(self, platform: str, account: str, text: str) -> None:
+        """Reply to a platform account outside the directory: only that platform's delivery
+        sends it (the dispatcher reads `platform` and `account` from the payload)."""
+        now = self.d.now()
+        async with self.d.db.transaction() as s:
+            s.add(
+                OutboxRow(
+                    kind="text",
+                    recipient=f"@{platform}:{account}"[:64],
+                    payload={"text": text, "platform": platform, "account": account},
+                    status="pending",
+                    attempts=0,
+                    next_attempt_at=now,
+                    created_at=now,
+                )
+            )
+
     # -- submit / preview --------------------------------------------------------------------
     async def submit(
         self,
@@ -162,6 +190,8 @@ class Workflow:
                 out = engine.submit(
                     ctx, request_id=new_request_id(now), initiator=initiator, form=form, urgency=urgency, channel=engine.Channel(channel)
                 )
+                for validate in self.d.validators:
+                    await validate(s, out.request, template, org, now)
                 await store.insert_request(s, request=out.request, events=out.events)
                 await self._record(s, out, template, org, now)
                 view = request_view(out.request, org=org, tz=self.d.tz)
@@ -223,13 +253,23 @@ class Workflow:
                 )
                 return view
             except store.ConcurrentUpdate:
+                if idem and (stored := await self._stored(idem)) is not None:
+                    return stored  # the first call with this key won the race meanwhile
                 await asyncio.sleep(random.uniform(0.005, 0.03) * (attempt + 1))
             except store.IdempotencyConflict:
-                async with self.d.db.session() as s:
-                    stored = await store.idempotent_response(s, key=idem or "")
+                stored = await self._stored(idem or "")
                 assert stored is not None
                 return stored
+            except ApprovalError:
+                # A retry refused because its first call already acted: answer what that call answered.
+                if idem and (stored := await self._stored(idem)) is not None:
+                    return stored
+                raise
         raise Busy("系统繁忙，请稍后重试", request_id=request_id)
+
+    async def _stored(self, key: str) -> dict[str, Any] | None:
+        async with self.d.db.session() as s:
+            return await store.idempotent_response(s, key=key)
 
     # -- reads -------------------------------------------------------------------------------
     async def get(self, request_id: str, *, with_trail: bool = True) -> dict[str, Any]:
@@ -329,6 +369,8 @@ class Workflow:
         engine.validate_delegation(org, d)
         async with self.d.db.transaction() as s:
             await store.insert_delegation(s, delegation=d)
+            for hook in self.d.delegation_hooks:
+                await hook(s, d, now)
         logger.info("delegation created", extra={"delegation_id": d.id, "delegator": delegator, "delegate": delegate})
         if move_pending and starts_at <= now:
             await self.move_pending_tasks(d)

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, or_, select, update
 
 from notifications.delivery import Delivery, DeliveryError, OutgoingMessage
-from org.model import Org
+from org.model import Org, User
 from storage.approval_models import OutboxRow
 from storage.db import Database
 
@@ -74,11 +74,14 @@ class OutboxDispatcher:
                 q = q.with_for_update(skip_locked=True)
             rows = list((await session.execute(q)).scalars().all())
             if rows:
+                lease = now + LEASE
                 await session.execute(
                     update(OutboxRow)
                     .where(OutboxRow.id.in_([r.id for r in rows]))  # type: ignore[union-attr]
-                    .values(status="sending", claimed_until=now + LEASE)
+                    .values(status="sending", claimed_until=lease)
                 )
+                for r in rows:  # our claim: results are written only while we still hold it
+                    r.status, r.claimed_until = "sending", lease
         return rows
 
     async def run_once(self) -> DispatchStats:
@@ -118,6 +121,11 @@ class OutboxDispatcher:
             payload=dict(row.payload),
         )
         user = org.user(row.recipient) if org else None
+        channel: str | None = None  # someone outside the directory: only their platform's delivery
+        account = msg.payload.get("account")
+        if org is not None and user is None and account and msg.payload.get("platform"):
+            channel = str(msg.payload["platform"])
+            user = User(id=row.recipient, name=str(account), department="", accounts={channel: str(account)}, active=False)
         error: str | None = None
         retryable = True
         if org is None:
@@ -125,7 +133,7 @@ class OutboxDispatcher:
         elif user is None:
             error, retryable = f"recipient {row.recipient} is not in the org directory", False
         else:
-            targets = [d for d in self._deliveries if d.reaches(user)]
+            targets = [d for d in self._deliveries if d.reaches(user) and channel in (None, d.name)]
             if not targets:
                 error, retryable = f"no channel reaches {row.recipient}", False
             for d in targets:
@@ -137,28 +145,36 @@ class OutboxDispatcher:
                     logger.exception("delivery crashed", extra={"outbox_id": row.id, "channel": d.name})
                     error = f"{d.name}: {type(exc).__name__}: {exc}"
         now = self._now()
+        # Only while our lease holds: a dispatcher whose lease ran out and was handed over must not
+        # turn a row another dispatcher delivered back into `pending` (a second send) or `dead`.
+        ours = update(OutboxRow).where(
+            and_(OutboxRow.id == row.id, OutboxRow.status == "sending", OutboxRow.claimed_until == row.claimed_until)  # type: ignore[arg-type]
+        )
         async with self._db.transaction() as session:
             if error is None:
-                await session.execute(
-                    update(OutboxRow).where(OutboxRow.id == row.id).values(status="sent", sent_at=now, last_error=None)  # type: ignore[arg-type]
-                )
+                res = await session.execute(ours.values(status="sent", sent_at=now, last_error=None))
+                if res.rowcount != 1:  # type: ignore[attr-defined]
+                    logger.warning("outbox lease lost before the result was written", extra={"outbox_id": row.id})
+                    return
                 stats.sent += 1
                 logger.info("outbox sent", extra={"outbox_id": row.id, "kind": row.kind, "recipient": row.recipient, "request_id": row.request_id})
                 return
             attempts = row.attempts + 1
             if not retryable or attempts >= self._max_attempts:
-                await session.execute(
-                    update(OutboxRow).where(OutboxRow.id == row.id).values(status="dead", attempts=attempts, last_error=error)  # type: ignore[arg-type]
-                )
+                res = await session.execute(ours.values(status="dead", attempts=attempts, last_error=error))
+                if res.rowcount != 1:  # type: ignore[attr-defined]
+                    logger.warning("outbox lease lost before the result was written", extra={"outbox_id": row.id})
+                    return
                 stats.dead += 1
                 logger.error("outbox message dead", extra={"outbox_id": row.id, "error": error, "request_id": row.request_id})
                 return
             delay = min(self._max, self._base * (2 ** (attempts - 1)))
-            await session.execute(
-                update(OutboxRow)
-                .where(OutboxRow.id == row.id)  # type: ignore[arg-type]
-                .values(status="pending", attempts=attempts, last_error=error, next_attempt_at=now + timedelta(seconds=delay))
+            res = await session.execute(
+                ours.values(status="pending", attempts=attempts, last_error=error, next_attempt_at=now + timedelta(seconds=delay))
             )
+            if res.rowcount != 1:  # type: ignore[attr-defined]
+                logger.warning("outbox lease lost before the result was written", extra={"outbox_id": row.id})
+                return
             stats.failed += 1
             logger.warning("outbox send failed; will retry", extra={"outbox_id": row.id, "error": error, "retry_in_s": delay})
 

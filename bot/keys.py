@@ -46,3 +46,13 @@ CHAT: web.AppKey[ChatService] = web.AppKey("chat")
 if TYPE_CHECKING:
     from handlers.inbox import Inbox
 INBOX: web.AppKey[Inbox] = web.AppKey("inbox")
+if TYPE_CHECKING:
+    from bot.platforms.dingtalk import DingTalk
+DINGTALK: web.AppKey[DingTalk] = web.AppKey("dingtalk")
+# The deadline service: timers, reminder ladder, digests, calendar overrides (set by bot.wiring).
+if TYPE_CHECKING:
+    from deadlines.scheduler import DeadlineService
+DEADLINES: web.AppKey[DeadlineService] = web.AppKey("deadlines")
+if TYPE_CHECKING:
+    from handlers.checkin_service import CheckinService
+CHECKINS: web.AppKey[CheckinService] = web.AppKey("checkins")

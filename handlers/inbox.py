@@ -9,6 +9,7 @@ store, then an INSERT whose unique (platform, event_id) stops retries that slip 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -69,6 +70,11 @@ class Inbox:
                 )
         except IntegrityError:
             return False
+        except BaseException:
+            # Not stored: free the dedupe key, or the platform's retry would be taken for a repeat.
+            with contextlib.suppress(Exception):
+                await self._kv.delete(key)
+            raise
         self.wakeup.set()
         return True
 

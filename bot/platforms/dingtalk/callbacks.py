@@ -1,0 +1,160 @@
+"""HTTP-mode DingTalk callbacks: verify, store in the inbox, answer. Nothing else.
+
+- `POST /callbacks/dingtalk` — event subscription (事件订阅). Signature + AES envelope
+  (`crypto.EventCrypto`); answers the encrypted `success` (check_url included). oabot acts on
+  no subscription event yet: they are verified, logged and acknowledged.
+- `POST /callbacks/dingtalk/card` — interactive-card callbacks, the URL registered for the
+  callbackRouteKey `oabot_card`. Verified exactly like events (same token, aes_key and AppKey,
+  same encrypted `success` answer); the decrypted JSON is the card callback data.
+- `POST /callbacks/dingtalk/robot` — robot messages: `timestamp` + `sign` headers
+  (HMAC-SHA256 with the AppSecret), refused when more than an hour old.
+
+A callback that fails verification gets 403 (400 when it cannot even be read) and changes
+nothing. A verified one is turned into a neutral event and handed to `Inbox.accept` (a key-value
+dedupe and one INSERT); the approval work happens later in the inbox worker, so the answer does
+not wait for the database's heavier work or for any DingTalk API.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from bot.keys import CLOCK, DINGTALK, INBOX
+from bot.platforms.dingtalk import inbound
+from bot.platforms.dingtalk.cards import MalformedCardCallback
+from bot.platforms.dingtalk.crypto import CallbackRejected, EventCrypto, verify_robot_sign
+
+logger = logging.getLogger(__name__)
+
+EVENT_PATH = "/callbacks/dingtalk"
+CARD_PATH = "/callbacks/dingtalk/card"
+ROBOT_PATH = "/callbacks/dingtalk/robot"
+MAX_BODY = 256 * 1024
+
+
+def _now_ms(request: web.Request) -> int:
+    return int(request.app[CLOCK].now().timestamp() * 1000)
+
+
+def _rejected(request: web.Request, exc: CallbackRejected) -> web.Response:
+    logger.warning(
+        "dingtalk callback refused: %s",
+        exc,
+        extra={"path": request.path, "reason": exc.reason, "remote": request.remote},
+    )
+    status = 400 if exc.reason == "malformed" else 403
+    return web.json_response({"error": exc.reason}, status=status)
+
+
+async def _body_json(request: web.Request) -> dict[str, Any]:
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise CallbackRejected("malformed", "body too large")
+    raw = await request.read()
+    if len(raw) > MAX_BODY:
+        raise CallbackRejected("malformed", "body too large")
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise CallbackRejected("malformed", "body is not JSON") from exc
+    if not isinstance(data, dict):
+        raise CallbackRejected("malformed", "body is not a JSON object")
+    return data
+
+
+async def _open_envelope(request: web.Request, crypto: EventCrypto) -> tuple[dict[str, Any], str, str]:
+    """Verify and decrypt an event-style callback: (decrypted JSON object, timestamp, nonce)."""
+    q = request.query
+    signature = q.get("signature") or q.get("msg_signature") or ""
+    timestamp = q.get("timestamp") or q.get("timeStamp") or ""
+    nonce = q.get("nonce") or ""
+    body = await _body_json(request)
+    encrypt = body.get("encrypt")
+    if not isinstance(encrypt, str):
+        raise CallbackRejected("malformed", "body has no encrypt field")
+    plain = crypto.open(signature, timestamp, nonce, encrypt, now_ms=_now_ms(request))
+    try:
+        data = json.loads(plain)
+    except ValueError as exc:
+        raise CallbackRejected("malformed", "decrypted message is not JSON") from exc
+    if not isinstance(data, dict):
+        raise CallbackRejected("malformed", "decrypted message is not a JSON object")
+    return data, timestamp, nonce
+
+
+def _crypto(request: web.Request) -> EventCrypto:
+    crypto = request.app[DINGTALK].crypto
+    if crypto is None:  # settings refuse http mode without token + aes_key; defensive only
+        raise web.HTTPNotFound()
+    return crypto
+
+
+async def on_event(request: web.Request) -> web.Response:
+    crypto = _crypto(request)
+    try:
+        data, timestamp, nonce = await _open_envelope(request, crypto)
+    except CallbackRejected as exc:
+        return _rejected(request, exc)
+    event_type = str(data.get("EventType") or "")
+    logger.info("dingtalk event acknowledged", extra={"event_type": event_type})
+    return web.json_response(crypto.success_reply(timestamp, nonce).as_json())
+
+
+async def on_card(request: web.Request) -> web.Response:
+    crypto = _crypto(request)
+    try:
+        data, timestamp, nonce = await _open_envelope(request, crypto)
+    except CallbackRejected as exc:
+        return _rejected(request, exc)
+    try:
+        event = inbound.card_action(data, delivery_id=f"{timestamp}.{nonce}", at=request.app[CLOCK].now())
+    except MalformedCardCallback as exc:
+        # Authentic but not a tap on one of our cards: acknowledge so it is not retried.
+        logger.warning(
+            "dingtalk card callback ignored: %s", exc, extra={"out_track_id": data.get("outTrackId")}
+        )
+        return web.json_response(crypto.success_reply(timestamp, nonce).as_json())
+    fresh = await request.app[INBOX].accept(event)
+    logger.info(
+        "dingtalk card tap accepted" if fresh else "dingtalk card tap repeated",
+        extra={
+            "event_id": event.event_id,
+            "task_id": event.task_id,
+            "staff_id": event.sender.account,
+            "action": event.action,
+        },
+    )
+    return web.json_response(crypto.success_reply(timestamp, nonce).as_json())
+
+
+async def on_robot(request: web.Request) -> web.Response:
+    secret = request.app[DINGTALK].settings.app_secret
+    try:
+        verify_robot_sign(
+            request.headers.get("timestamp"), request.headers.get("sign"), secret, now_ms=_now_ms(request)
+        )
+        data = await _body_json(request)
+    except CallbackRejected as exc:
+        return _rejected(request, exc)
+    event = inbound.robot_text(data, at=request.app[CLOCK].now())
+    if event is None:
+        logger.info(
+            "dingtalk robot message ignored",
+            extra={"msgtype": data.get("msgtype"), "msg_id": data.get("msgId")},
+        )
+        return web.json_response({})
+    fresh = await request.app[INBOX].accept(event)
+    logger.info(
+        "dingtalk robot message accepted" if fresh else "dingtalk robot message repeated",
+        extra={"event_id": event.event_id, "staff_id": event.sender.account},
+    )
+    return web.json_response({})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post(EVENT_PATH, on_event, name="dingtalk_events")
+    app.router.add_post(CARD_PATH, on_card, name="dingtalk_cards")
+    app.router.add_post(ROBOT_PATH, on_robot, name="dingtalk_robot")

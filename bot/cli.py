@@ -16,6 +16,9 @@ COMMAND_MODULES = (
     "bot.commands.org",
     "bot.commands.templates",
     "bot.commands.audit",
+    "bot.commands.stats",
+    "bot.commands.backup",
+    "bot.commands.calendar",
 )
 
 

@@ -12,6 +12,8 @@ from aiohttp import web
 
 from approvals.model import ActionKind, RequestStatus, SignerPosition, Urgency
 from bot import __version__
+from bot.api_checkins import CHECKIN_PATHS, CHECKIN_SCHEMAS
+from bot.api_stats import STATS_PATHS, STATS_SCHEMAS
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -335,6 +337,8 @@ PATHS: dict[str, dict[str, Any]] = {
     },
     "/api/v1/delegations/{id}": {"delete": {"summary": "Cancel a delegation", "parameters": [_p("id")], "responses": {**_ok(_ref("Delegation")), **_errors("401", "404")}}},
     "/api/v1/openapi.json": {"get": {"summary": "This document", "responses": _ok({"type": "object"})}},
+    **STATS_PATHS,
+    **CHECKIN_PATHS,
 }
 
 SCHEMAS: dict[str, Any] = {
@@ -351,7 +355,20 @@ SCHEMAS: dict[str, Any] = {
     "Delegation": DELEGATION,
     "NewDelegation": NEW_DELEGATION,
     "PendingTask": PENDING_TASK,
+    **STATS_SCHEMAS,
+    **CHECKIN_SCHEMAS,
 }
+
+
+def _merge_module_paths() -> None:
+    """Routes documented beside their own module (bot.api_calendar) join the document here."""
+    from bot.api_calendar import OPENAPI_PATHS, OPENAPI_SCHEMAS
+
+    PATHS.update(OPENAPI_PATHS)
+    SCHEMAS.update(OPENAPI_SCHEMAS)
+
+
+_merge_module_paths()
 
 
 def document(app: web.Application | None = None) -> dict[str, Any]:

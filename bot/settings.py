@@ -63,6 +63,18 @@ class DingTalkSettings:
 
 
 @dataclass(frozen=True)
+class CheckinSettings:
+    """Field check-ins 外勤签到 (see docs/checkins.md)."""
+
+    link_secret: str | None = None  # signs check-in links; None: generated once per database
+    link_ttl_min: int = 120  # links work until this long after the trip's end
+    grace_min: int = 30  # missing arrival/departure: reminder after one grace, manager after two
+    fix_quota: int = 3  # 补卡 per person per month
+    free_roles: tuple[str, ...] = ("field_staff",)  # may check in without a trip; "*" = everyone
+    summary_at: time | None = time(18, 30)  # the managers' daily summary (org timezone); None: off
+
+
+@dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
@@ -87,8 +99,18 @@ class Settings:
     # Background loops (outbox dispatcher, timers); tests switch them off to drive them by hand.
     run_background: bool = True
     dispatch_interval_s: float = 1.0
+    # Deadlines: digest times (local, working days) and how often the timer scan runs.
+    digest_times: tuple[time, ...] = (time(10, 0), time(15, 30))
+    timer_scan_interval_s: float = 1.0
     wecom: WeComSettings | None = None
     dingtalk: DingTalkSettings | None = None
+    # Statistics and backups (reports/): who gets the office's weekly summary, when SQLite is
+    # backed up (org timezone), where to, and how many backups are kept.
+    office_role: str = "hr_manager"
+    backup_times: tuple[time, ...] = (time(7, 0), time(12, 0), time(19, 0))
+    backup_dir: str = "./var/backups"
+    backup_keep: int = 21
+    checkins: CheckinSettings = field(default_factory=CheckinSettings)
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -126,6 +148,17 @@ def parse_working_hours(value: str) -> tuple[WorkingPeriod, ...]:
     if not periods:
         raise ValueError("no working period given")
     return tuple(periods)
+
+
+def parse_digest_times(value: str) -> tuple[time, ...]:
+    """Parse `10:00,15:30` (sorted, duplicates dropped); raise ValueError with what is wrong."""
+    times: set[time] = set()
+    for part in value.split(","):
+        m = re.match(r"^(\d{1,2}):(\d{2})$", part.strip())
+        if not m or int(m.group(1)) > 23 or int(m.group(2)) > 59:
+            raise ValueError(f"'{part.strip()}' is not a time HH:MM")
+        times.add(time(int(m.group(1)), int(m.group(2))))
+    return tuple(sorted(times))
 
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -237,10 +270,111 @@ def load_settings(
             values["console"] = v.lower() in _TRUE
         else:
             bad("OABOT_CONSOLE", v, "1 or 0")
+    _reports(get, bad, values)
+    _checkins(get, bad, values)
+    if (v := get("OABOT_DIGEST_TIMES")) is not None:
+        try:
+            values["digest_times"] = parse_digest_times(v)
+        except ValueError as exc:
+            bad("OABOT_DIGEST_TIMES", v, f"comma-separated HH:MM times such as 10:00,15:30 ({exc})")
+    if (v := get("OABOT_TIMER_SCAN_INTERVAL_S")) is not None:
+        try:
+            interval = float(v)
+        except ValueError:
+            interval = 0.0
+        if 0.1 <= interval <= 60:
+            values["timer_scan_interval_s"] = interval
+        else:
+            bad("OABOT_TIMER_SCAN_INTERVAL_S", v, "seconds between timer scans, from 0.1 to 60 (reminders drift by up to this)")
     _platforms(get, bad, values, problems)
     if problems:
         raise ConfigError(problems)
     return Settings(**values)
+
+
+_BACKUP_TIME_RE = re.compile(r"^(\d{1,2}):(\d{2})$")
+
+
+def parse_backup_times(value: str) -> tuple[time, ...]:
+    """Parse `07:00,12:00,19:00` (empty: no automatic backups); raise ValueError with what is wrong."""
+    times: list[time] = []
+    for part in (p.strip() for p in value.split(",")):
+        if not part:
+            continue
+        m = _BACKUP_TIME_RE.match(part)
+        if not m or int(m.group(1)) > 23 or int(m.group(2)) > 59:
+            raise ValueError(f"'{part}' is not a time HH:MM")
+        t = time(int(m.group(1)), int(m.group(2)))
+        if t in times:
+            raise ValueError(f"'{part}' is listed twice")
+        times.append(t)
+    return tuple(sorted(times))
+
+
+def _reports(get: Any, bad: Any, values: dict[str, Any]) -> None:
+    """Statistics and backups: the office role, the backup times, directory and retention."""
+    from org.model import ROLE_MAX_LEN
+
+    if (v := get("OABOT_OFFICE_ROLE")) is not None:
+        if v and len(v) <= ROLE_MAX_LEN and not any(c.isspace() or c == "," for c in v):
+            values["office_role"] = v
+        else:
+            bad("OABOT_OFFICE_ROLE", v, f"one role name from the org file (up to {ROLE_MAX_LEN} characters), e.g. hr_manager")
+    if (v := get("OABOT_BACKUP_TIMES")) is not None:
+        try:
+            values["backup_times"] = parse_backup_times(v)
+        except ValueError as exc:
+            bad("OABOT_BACKUP_TIMES", v, f"comma-separated HH:MM times, e.g. 07:00,12:00,19:00, or empty for none ({exc})")
+    if (v := get("OABOT_BACKUP_DIR")) is not None:
+        if v:
+            values["backup_dir"] = v
+        else:
+            bad("OABOT_BACKUP_DIR", v, "a directory for backups, e.g. ./var/backups")
+    if (v := get("OABOT_BACKUP_KEEP")) is not None:
+        if v.isdigit() and 1 <= int(v) <= 10000:
+            values["backup_keep"] = int(v)
+        else:
+            bad("OABOT_BACKUP_KEEP", v, "how many backups to keep, a whole number from 1 to 10000")
+
+
+def _checkins(get: Any, bad: Any, values: dict[str, Any]) -> None:
+    """Field check-ins: the link secret and lifetime, the ladder's grace, the 补卡 quota, who may
+    check in without a trip, and when managers get the daily summary."""
+    from org.model import ROLE_MAX_LEN
+
+    found: dict[str, Any] = {}
+    if (v := get("OABOT_LINK_SECRET")) is not None and v != "":
+        if len(v) >= 16:
+            found["link_secret"] = v
+        else:
+            bad("OABOT_LINK_SECRET", "***", "at least 16 characters (or unset: one is generated and kept in the database)")
+    for name, key, low, high, what in (
+        ("OABOT_CHECKIN_LINK_TTL_MIN", "link_ttl_min", 5, 7 * 24 * 60, "minutes a check-in link works after the trip's end"),
+        ("OABOT_CHECKIN_GRACE_MIN", "grace_min", 1, 24 * 60, "minutes of grace before a missing check-in is chased"),
+        ("OABOT_CHECKIN_FIX_QUOTA", "fix_quota", 0, 100, "补卡 requests allowed per person per month"),
+    ):
+        if (v := get(name)) is not None:
+            if v.isdigit() and low <= int(v) <= high:
+                found[key] = int(v)
+            else:
+                bad(name, v, f"{what}, a whole number from {low} to {high}")
+    if (v := get("OABOT_CHECKIN_FREE_ROLES")) is not None:
+        roles = tuple(r.strip() for r in v.split(",") if r.strip())
+        if all(len(r) <= ROLE_MAX_LEN and not any(c.isspace() for c in r) for r in roles):
+            found["free_roles"] = roles
+        else:
+            bad("OABOT_CHECKIN_FREE_ROLES", v, "comma-separated role names (or * for everyone, empty for nobody)")
+    if (v := get("OABOT_CHECKIN_SUMMARY_AT")) is not None:
+        if v == "":
+            found["summary_at"] = None
+        else:
+            try:
+                (at,) = parse_backup_times(v)
+                found["summary_at"] = at
+            except ValueError:
+                bad("OABOT_CHECKIN_SUMMARY_AT", v, "one time HH:MM such as 18:30 (empty: no daily summary)")
+    if found:
+        values["checkins"] = CheckinSettings(**found)
 
 
 _AES_KEY_RE = re.compile(r"^[A-Za-z0-9]{43}$")

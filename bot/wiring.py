@@ -14,9 +14,12 @@ from aiohttp import web
 from approvals.definitions import Template
 from approvals.model import Request, Step, Task
 from approvals.template_loader import load_templates
-from bot.keys import CHAT, CLOCK, DB, DISPATCHER, INBOX, KV, SETTINGS, WORKFLOW
+from bot.checkin_wiring import checkin_service
+from bot.keys import CHAT, CLOCK, DB, DEADLINES, DISPATCHER, INBOX, KV, SCHEDULER, SETTINGS, WORKFLOW
 from bot.settings import Settings
 from deadlines.calendar import WorkingCalendar
+from deadlines.org_calendar import OrgCalendar
+from deadlines.scheduler import DeadlineService
 from handlers.chat import ChatService
 from handlers.inbox import Inbox
 from handlers.workflow import Workflow, WorkflowDeps
@@ -37,7 +40,7 @@ def working_calendar(settings: Settings) -> WorkingCalendar:
     return WorkingCalendar(settings.tz, settings.working_hours)
 
 
-def make_deadline_fn(calendar: WorkingCalendar):  # type: ignore[no-untyped-def]
+def make_deadline_fn(calendar: WorkingCalendar | OrgCalendar):  # type: ignore[no-untyped-def]
     """A task is due after its step's working-hour limit, capped by the request's urgency."""
 
     def due(request: Request, step: Step, task: Task, now: datetime) -> datetime | None:
@@ -51,7 +54,16 @@ async def workflow_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     clock = app[CLOCK]
     db = app[DB]
-    calendar = working_calendar(settings)
+    deadlines = DeadlineService(
+        db=db,
+        calendar=OrgCalendar(settings.tz, settings.working_hours),
+        tz=settings.tz,
+        now=clock.now,
+        public_url=settings.public_url,
+        digest_times=settings.digest_times,
+        scan_interval_s=settings.timer_scan_interval_s,
+    )
+    await deadlines.calendar.reload(db, now=clock.now())
     workflow = Workflow(
         WorkflowDeps(
             db=db,
@@ -60,11 +72,16 @@ async def workflow_ctx(app: web.Application) -> AsyncIterator[None]:
             now=clock.now,
             public_url=settings.public_url,
             load_org=load_org,
-            deadline_fn=make_deadline_fn(calendar),
+            deadline_fn=make_deadline_fn(deadlines.calendar),
+            hooks=deadlines.hooks,
+            delegation_hooks=deadlines.delegation_hooks,
         )
     )
     app[WORKFLOW] = workflow
-    chat = ChatService(workflow, app[KV], settings.tz, clock.now)
+    deadlines.attach(workflow)
+    app[DEADLINES] = deadlines
+    checkins = checkin_service(app, workflow)
+    chat = ChatService(workflow, app[KV], settings.tz, clock.now, checkins=checkins)
     app[CHAT] = chat
     inbox = Inbox(db, app[KV], chat.process, now=clock.now)
     app[INBOX] = inbox
@@ -75,7 +92,9 @@ async def workflow_ctx(app: web.Application) -> AsyncIterator[None]:
     if settings.run_background:
         tasks.append(asyncio.create_task(dispatcher.run_forever(stop, settings.dispatch_interval_s)))
         tasks.append(asyncio.create_task(inbox.run_forever(stop, settings.dispatch_interval_s)))
+    await deadlines.start(app[SCHEDULER])
     yield
+    await deadlines.stop(app[SCHEDULER])
     stop.set()
     for task in tasks:
         try:
@@ -103,12 +122,18 @@ def deliveries(app: web.Application) -> list[Delivery]:
 
 def setup_workflow(app: web.Application) -> None:
     from bot.api import setup_api
+    from bot.api_calendar import setup_deadlines
+    from bot.api_stats import setup_stats
+    from bot.checkin_wiring import setup_checkins
     from bot.console.pages import setup_console
 
     settings = app[SETTINGS]
     app.cleanup_ctx.append(workflow_ctx)
     setup_api(app)
+    setup_deadlines(app)
+    setup_stats(app)
     setup_console(app)
+    setup_checkins(app)
     if settings.wecom is not None:
         from bot.platforms.wecom import setup_wecom
 

@@ -25,6 +25,7 @@ from approvals.clock import SystemClock
 from bot.commands.config import EXIT_CONFIG, cannot_connect, error_reason, load_or_report
 from bot.logs import configure_logging
 from bot.settings import DEMO_DATABASE_URL, Settings
+from reports.backup import service_lock, sqlite_file
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +69,9 @@ def run(args: argparse.Namespace) -> int:
     settings = with_cli_overrides(settings, host=args.host, port=args.port)
     configure_logging(settings.log_level, settings.log_format)
     try:
-        return asyncio.run(serve(settings))
+        # Held (shared) while serving a SQLite file, so `oabot restore` refuses to replace it.
+        with service_lock(sqlite_file(settings.database_url)):
+            return asyncio.run(serve(settings))
     except StartupError as exc:
         for line in exc.lines:
             print(line, file=sys.stderr)

@@ -878,3 +878,69 @@ def validate_delegation(org: Org, d: Delegation) -> None:
     if d.ends_at <= d.starts_at:
         raise DelegationInvalid("代理结束时间必须晚于开始时间")
 
+
+
+# -- automatic decisions (the deadline ladder) ---------------------------------------------
+SYSTEM_ACTIONS = frozenset({ActionKind.APPROVE, ActionKind.REJECT, ActionKind.TRANSFER})
+
+
+def system_act(
+    ctx: Context, request: Request, kind: ActionKind, task_id: str, reason: str, *, target: str | None = None
+) -> Outcome:
+    """Decide a pending task automatically as "system": approve it, reject it, or transfer it to
+    `target`, recording `reason` in the trail. The same refusals as a person's action apply (the
+    task must be pending, its permission and step must allow the action); `act` is not used
+    because "system" is nobody's assignee or delegate and must not become one.
+    """
+    if kind not in SYSTEM_ACTIONS:
+        raise ActionNotAllowed(f"系统不能自动执行「{kind.value}」", action=kind.value)
+    task = request.task(task_id)
+    if task is None:
+        raise TaskNotFound(f"待办 {task_id} 不存在", request_id=request.id, task_id=task_id)
+    if request.is_final:
+        raise RequestFinished(f"申请已结束（{request.status.value}），无需再处理", request_id=request.id, status=request.status.value)
+    if task.status != TaskStatus.PENDING:
+        raise TaskAlreadyDecided("这条待办已处理，无需重复操作", task_id=task.id, status=task.status.value, version=task.version)
+    if kind not in PERMISSION_ACTIONS[task.permission]:
+        raise ActionNotAllowed(
+            f"该待办的权限（{task.permission.value}）不允许「{kind.value}」",
+            task_id=task.id,
+            permission=task.permission.value,
+            action=kind.value,
+        )
+    flow = _Flow(request, ctx, Channel.SYSTEM)
+    step = flow.step_of(task)
+    action = Action(kind=kind, actor=SYSTEM, task_id=task.id, version=task.version, comment=reason, target=target, channel=Channel.SYSTEM, is_admin=True)
+    if kind == ActionKind.APPROVE:
+        _decide(flow, task, TaskStatus.APPROVED, action, None)
+        flow.event("auto_approved", SYSTEM, task=task, before="pending", after="approved", comment=reason, rule="deadline")
+        flow.notice(NoticeKind.CARD_CLOSED, task.assignee, task, outcome=f"已由系统自动{step.action_label}：{reason}", reason="auto")
+        flow.after_approved(task)
+    elif kind == ActionKind.REJECT:
+        if not step.can_reject:
+            raise ActionNotAllowed(f"「{step.name}」是办理步骤，不能驳回", task_id=task.id, action="reject")
+        _decide(flow, task, TaskStatus.REJECTED, action, None)
+        flow.event("auto_rejected", SYSTEM, task=task, before="pending", after="rejected", comment=reason, rule="deadline")
+        flow.notice(NoticeKind.CARD_CLOSED, task.assignee, task, outcome=f"已由系统自动驳回：{reason}", reason="auto")
+        step.status = StepStatus.REJECTED
+        step.finished_at = ctx.now
+        flow.finish(RequestStatus.REJECTED, SYSTEM, comment=reason)
+    else:
+        new_assignee = _check_new_person(flow, task, target, "转交")
+        task.status = TaskStatus.TRANSFERRED
+        task.decided_at = ctx.now
+        task.decided_by = SYSTEM
+        task.comment = reason
+        task.close_reason = f"transferred_to:{new_assignee}"
+        task.bump()
+        flow.out.task = task
+        new = flow.new_task(step, new_assignee, origin="transfer", after=None, added_by=SYSTEM)
+        for t in request.tasks:
+            if t.after_task == task.id:
+                t.after_task = new.id
+        flow.event("auto_transferred", SYSTEM, task=task, before=task.assignee, after=new_assignee, comment=reason, new_task=new.id, rule="deadline")
+        flow.notice(NoticeKind.CARD_CLOSED, task.assignee, task, outcome=f"已由系统转交{flow.name(new_assignee)}：{reason}", reason="transferred")
+        flow.open_task(new)
+    request.version += 1
+    request.updated_at = ctx.now
+    return flow.out

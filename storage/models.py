@@ -7,6 +7,14 @@ from __future__ import annotations
 
 from sqlmodel import SQLModel
 
-from storage import approval_models, console_models, org_models, platform_models  # noqa: F401  (registers tables)
+from storage import (  # noqa: F401  (importing a module registers its tables)
+    approval_models,
+    calendar_models,
+    checkin_models,
+    console_models,
+    org_models,
+    platform_models,
+    timer_models,
+)
 
 metadata = SQLModel.metadata

@@ -1,0 +1,499 @@
+"""The reminder ladder of a task: which rungs it gets, when each fires, and what a fired rung says.
+
+A task that becomes pending gets a due time (its step's limit in working hours, capped by the
+request's urgency) and, from it, a few rungs:
+
+- remind 催办: a reminder to the assignee before the due time (default at half the time);
+- due: at the due time a reminder to the assignee and a supervision ping 督办 to the
+  assignee's manager;
+- escalate: later, the next manager up, one level higher per rung;
+- auto (off by default): an automatic decision (approve, transfer to the manager, reject).
+
+Rung times are *points* on the task's clock, so one number works for every step length:
+a point p <= 1 is that fraction of the working time between the task's activation and its due
+time (0.5 = half the step time, 1 = the due time); a point p > 1 is the due time plus (p - 1)
+times the step's limit in working hours (2 = one more step limit after the due time).
+
+Quiet hours: outside working time a rung waits for the next working start, except on 紧急
+requests. A rung at the very end of a working period (12:00, 18:00, where working-time
+arithmetic puts deadlines) still counts as inside it.
+
+Templates override the defaults with a `deadlines:` mapping, at template level and per step
+(the step wins, key by key):
+
+    deadlines:
+      remind: 0.5            # a point, or false to send no early reminder
+      supervise: 1           # a point, or false
+      escalate: [2, 3]       # one point per manager level above the direct manager, or false
+      auto: {action: approve, at: 3, reason: 超时自动通过}   # approve | transfer | reject, or false
+      quiet_hours: true      # false: rungs fire at any hour
+
+Pure: no I/O and no clock; every instant and the calendar come in as arguments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from approvals.definitions import Template
+from approvals.engine import SYSTEM
+from approvals.model import URGENCY_LABEL, Channel, Request, Task, TrailEvent, Urgency
+from approvals.trail import seal
+from notifications.compose import task_card
+from org.model import Org
+
+# The very end of a working period still counts as working time for pings (see the docstring).
+_PERIOD_END_GRACE = timedelta(microseconds=1)
+
+
+class WorkingTime(Protocol):
+    """What the ladder needs of a calendar (`deadlines.calendar.WorkingCalendar` has it)."""
+
+    def add_working_time(self, start: datetime, duration: timedelta) -> datetime: ...
+
+    def working_time_between(self, a: datetime, b: datetime) -> timedelta: ...
+
+    def next_working_start(self, at: datetime) -> datetime: ...
+
+    def is_working_time(self, at: datetime) -> bool: ...
+
+
+class RungKind(StrEnum):
+    REMIND = "remind"  # 催办 to the assignee before the due time
+    DUE = "due"  # at the due time: reminder to the assignee + 督办 to the manager
+    ESCALATE = "escalate"  # the next manager up
+    AUTO = "auto"  # an automatic decision
+
+
+class AutoActionKind(StrEnum):
+    APPROVE = "approve"
+    TRANSFER = "transfer"  # to the assignee's manager
+    REJECT = "reject"
+
+
+AUTO_ACTION_LABEL = {
+    AutoActionKind.APPROVE: "自动通过",
+    AutoActionKind.TRANSFER: "自动转交直属领导",
+    AutoActionKind.REJECT: "自动驳回",
+}
+
+
+@dataclass(frozen=True)
+class AutoAction:
+    action: AutoActionKind
+    at: float
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Ladder:
+    remind: float | None = 0.5
+    supervise: float | None = 1.0
+    escalate: tuple[float, ...] = (2.0,)
+    auto: AutoAction | None = None
+    quiet_hours: bool = True
+
+
+DEFAULT_LADDER = Ladder()
+LADDER_KEYS = ("remind", "supervise", "escalate", "auto", "quiet_hours")
+
+
+class LadderConfigError(ValueError):
+    """A template's `deadlines` mapping is wrong; `problems` has one line each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+# -- configuration ----------------------------------------------------------------------------
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _point(value: Any, where: str, problems: list[str]) -> float | None:
+    if _is_number(value) and value > 0:
+        return float(value)
+    problems.append(f"{where}: expected a positive number (a point of the ladder), got {value!r}")
+    return None
+
+
+def _overrides(raw: Mapping[str, Any], where: str, problems: list[str]) -> dict[str, Any]:
+    """The valid keys of one `deadlines` mapping, as Ladder field values."""
+    values: dict[str, Any] = {}
+    if not isinstance(raw, Mapping):
+        problems.append(f"{where}: expected a mapping, got {raw!r}")
+        return values
+    for key in raw:
+        if key not in LADDER_KEYS:
+            problems.append(f"{where}.{key}: unknown key; allowed: {', '.join(LADDER_KEYS)}")
+    for key in ("remind", "supervise"):
+        if key in raw:
+            value = raw[key]
+            if value is None or value is False:
+                values[key] = None
+            elif (p := _point(value, f"{where}.{key}", problems)) is not None:
+                values[key] = p
+    if "escalate" in raw:
+        value = raw["escalate"]
+        items = [] if value is None or value is False else value if isinstance(value, list) else [value]
+        points = [_point(v, f"{where}.escalate", problems) for v in items]
+        if all(p is not None for p in points):
+            values["escalate"] = tuple(p for p in points if p is not None)
+    if "auto" in raw:
+        values.update(_auto(raw["auto"], f"{where}.auto", problems))
+    if "quiet_hours" in raw:
+        if isinstance(raw["quiet_hours"], bool):
+            values["quiet_hours"] = raw["quiet_hours"]
+        else:
+            problems.append(f"{where}.quiet_hours: expected true or false, got {raw['quiet_hours']!r}")
+    return values
+
+
+def _auto(value: Any, where: str, problems: list[str]) -> dict[str, Any]:
+    if value is None or value is False:
+        return {"auto": None}
+    if not isinstance(value, Mapping):
+        problems.append(
+            f"{where}: expected {{action: approve|transfer|reject, at: POINT}} or false, got {value!r}"
+        )
+        return {}
+    unknown = set(value) - {"action", "at", "reason"}
+    for key in sorted(unknown, key=str):
+        problems.append(f"{where}.{key}: unknown key; allowed: action, at, reason")
+    try:
+        action = AutoActionKind(str(value.get("action")))
+    except ValueError:
+        problems.append(
+            f"{where}.action: expected one of approve, transfer, reject, got {value.get('action')!r}"
+        )
+        return {}
+    if "at" not in value:
+        problems.append(f"{where}.at: required (the point at which to act, e.g. 3)")
+        return {}
+    at = _point(value["at"], f"{where}.at", problems)
+    reason = value.get("reason")
+    if reason is not None and not isinstance(reason, str):
+        problems.append(f"{where}.reason: expected text, got {reason!r}")
+        return {}
+    if at is None or unknown:
+        return {}
+    return {"auto": AutoAction(action=action, at=at, reason=reason or None)}
+
+
+def ladder_for(template: Template, step_key: str | None = None) -> Ladder:
+    """The ladder of a step: the defaults, then the template's `deadlines`, then the step's."""
+    problems: list[str] = []
+    values = _overrides(template.deadlines, f"template {template.key}: deadlines", problems)
+    spec = next((s for s in template.steps if s.key == step_key), None)
+    if spec is not None:
+        values.update(
+            _overrides(spec.deadlines, f"template {template.key}: steps.{spec.key}.deadlines", problems)
+        )
+    if problems:
+        raise LadderConfigError(problems)
+    return replace(DEFAULT_LADDER, **values)
+
+
+def template_problems(template: Template) -> list[str]:
+    """Every problem in a template's `deadlines` mappings (empty when they are fine)."""
+    problems: list[str] = []
+    _overrides(template.deadlines, f"template {template.key}: deadlines", problems)
+    for spec in template.steps:
+        _overrides(spec.deadlines, f"template {template.key}: steps.{spec.key}.deadlines", problems)
+    return problems
+
+
+# -- planning ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PlannedRung:
+    kind: RungKind
+    at: datetime
+    point: float
+    level: int = 0  # manager level: 1 = direct manager (due), 2 = the one above (first escalation)...
+    action: AutoActionKind | None = None
+    reason: str | None = None
+    quiet: bool = True  # waits for working time (re-checked when it fires)
+
+    def to_data(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"point": self.point, "level": self.level, "quiet": self.quiet}
+        if self.action is not None:
+            data["action"] = self.action.value
+        if self.reason:
+            data["reason"] = self.reason
+        return data
+
+    @classmethod
+    def from_data(cls, kind: str, at: datetime, data: Mapping[str, Any]) -> PlannedRung:
+        action = data.get("action")
+        return cls(
+            kind=RungKind(kind),
+            at=at,
+            point=float(data.get("point", 0)),
+            level=int(data.get("level", 0)),
+            action=AutoActionKind(action) if action else None,
+            reason=data.get("reason"),
+            quiet=bool(data.get("quiet", True)),
+        )
+
+
+def in_quiet_hours(calendar: WorkingTime, at: datetime) -> bool:
+    """Whether a ping at `at` would be outside working time (a period's last instant is inside)."""
+    return not (calendar.is_working_time(at) or calendar.is_working_time(at - _PERIOD_END_GRACE))
+
+
+def after_quiet_hours(calendar: WorkingTime, at: datetime) -> datetime:
+    """`at` itself inside working time, else the next working start."""
+    return at if not in_quiet_hours(calendar, at) else calendar.next_working_start(at)
+
+
+def point_time(
+    point: float, *, activated_at: datetime, due_at: datetime, step_limit: timedelta, calendar: WorkingTime
+) -> datetime:
+    """The instant of a ladder point (see the module docstring)."""
+    if point == 1:
+        return due_at
+    if point < 1:
+        window = calendar.working_time_between(activated_at, due_at)
+        if window > timedelta(0):
+            return calendar.add_working_time(activated_at, window * point)
+        # No working time in the window (an urgent request sent at night): real time instead.
+        return activated_at + (due_at - activated_at) * point
+    return calendar.add_working_time(due_at, step_limit * (point - 1))
+
+
+def plan_rungs(
+    ladder: Ladder,
+    *,
+    activated_at: datetime,
+    due_at: datetime,
+    step_limit: timedelta,
+    urgency: Urgency,
+    calendar: WorkingTime,
+) -> list[PlannedRung]:
+    """The rungs of one task, in time order. Reminders that would come after the due time, or
+    not after the activation, are dropped; the others never fire before the activation."""
+    quiet = ladder.quiet_hours and urgency != Urgency.URGENT
+    wanted: list[tuple[RungKind, float, int, AutoAction | None]] = []
+    if ladder.remind is not None:
+        wanted.append((RungKind.REMIND, ladder.remind, 0, None))
+    if ladder.supervise is not None:
+        wanted.append((RungKind.DUE, ladder.supervise, 1, None))
+    for n, point in enumerate(ladder.escalate):
+        wanted.append((RungKind.ESCALATE, point, 2 + n, None))
+    if ladder.auto is not None:
+        wanted.append((RungKind.AUTO, ladder.auto.at, 0, ladder.auto))
+    rungs: list[PlannedRung] = []
+    for kind, point, level, auto in wanted:
+        at = point_time(
+            point, activated_at=activated_at, due_at=due_at, step_limit=step_limit, calendar=calendar
+        )
+        if kind == RungKind.REMIND and (at <= activated_at or at >= due_at):
+            continue
+        at = max(at, activated_at)
+        if quiet:
+            at = after_quiet_hours(calendar, at)
+        rungs.append(
+            PlannedRung(
+                kind=kind,
+                at=at,
+                point=point,
+                level=level,
+                action=auto.action if auto else None,
+                reason=auto.reason if auto else None,
+                quiet=quiet,
+            )
+        )
+    return sorted(rungs, key=lambda r: (r.at, r.point))
+
+
+# -- what a fired rung says -------------------------------------------------------------------
+@dataclass(frozen=True)
+class Message:
+    """One outbox row to write: `kind` is remind | supervise | escalate | digest."""
+
+    kind: str
+    recipient: str
+    request_id: str | None
+    task_id: str | None
+    payload: dict[str, Any]
+
+
+@dataclass
+class Ping:
+    events: list[TrailEvent] = field(default_factory=list)
+    messages: list[Message] = field(default_factory=list)
+
+
+def format_duration(delta: timedelta) -> str:
+    """A short Chinese duration: 1 天 2 小时, 3 小时 5 分钟, 12 分钟."""
+    minutes = int(delta.total_seconds() // 60)
+    if minutes < 1:
+        return "不到 1 分钟"
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    if days:
+        return f"{days} 天" + (f" {hours} 小时" if hours else "")
+    if hours:
+        return f"{hours} 小时" + (f" {mins} 分钟" if mins else "")
+    return f"{mins} 分钟"
+
+
+def lateness(due_at: datetime | None, now: datetime) -> str:
+    if due_at is None or now - due_at < timedelta(minutes=1):
+        return "已到处理期限"
+    return f"已超时 {format_duration(now - due_at)}"
+
+
+def append_system_event(
+    request: Request,
+    now: datetime,
+    kind: str,
+    *,
+    task: Task | None = None,
+    after: str | None = None,
+    comment: str | None = None,
+    **data: Any,
+) -> TrailEvent:
+    """Append one "system" event to the request's hash chain, the way the engine does.
+
+    The caller saves the request (its version is bumped once per call so that a concurrent
+    writer who loaded the old version is refused) together with the returned event.
+    """
+    e = TrailEvent(
+        request_id=request.id,
+        seq=request.last_seq + 1,
+        kind=kind,
+        at=now,
+        actor=SYSTEM,
+        channel=Channel.SYSTEM,
+        task_id=task.id if task else None,
+        step_index=task.step_index if task else None,
+        after=after,
+        comment=comment,
+        data={k: v for k, v in data.items() if v is not None},
+    )
+    e = seal(e, request.last_hash)
+    request.last_seq, request.last_hash = e.seq, e.hash
+    request.version += 1
+    return e
+
+
+def _local(at: datetime | None, tz: ZoneInfo) -> str:
+    return at.astimezone(tz).strftime("%m-%d %H:%M") if at else "—"
+
+
+def compose_ping(
+    rung: PlannedRung,
+    *,
+    request: Request,
+    task: Task,
+    template: Template,
+    org: Org,
+    tz: ZoneInfo,
+    now: datetime,
+    public_url: str,
+) -> Ping:
+    """The messages and trail events of a reminder rung (remind, due, escalate) firing now.
+
+    Recipients are worked out now, from the task's current assignee: a task moved to a
+    delegate is chased with the delegate and the delegate's managers. A rung with nobody to
+    tell (no manager that high) says nothing.
+    """
+    step = request.steps[task.step_index]
+    link = f"{public_url}/console/requests/{request.id}"
+    due = _local(task.due_at, tz)
+    late = lateness(task.due_at, now)
+    holder = org.display_name(task.assignee)
+    what = f"「{template.name}」{request.title}"
+    base: dict[str, Any] = {
+        "request_id": request.id,
+        "task_id": task.id,
+        "version": task.version,
+        "template": template.key,
+        "title": request.title,
+        "urgency": URGENCY_LABEL[request.urgency],
+        "due_at": task.due_at.isoformat() if task.due_at else None,
+        "step": step.name,
+        "assignee": task.assignee,
+        "assignee_name": holder,
+        "rung": rung.kind.value,
+        "link": link,
+    }
+    overdue_s = max(0, int((now - task.due_at).total_seconds())) if task.due_at else 0
+    ping = Ping()
+
+    def tell_assignee(text: str) -> None:
+        card = task_card(request, task, template=template, org=org, tz=tz, public_url=public_url)
+        ping.messages.append(
+            Message("remind", task.assignee, request.id, task.id, {**base, "text": text, "card": card})
+        )
+        ping.events.append(
+            append_system_event(
+                request,
+                now,
+                "reminded",
+                task=task,
+                after=task.assignee,
+                rung=rung.kind.value,
+                due_at=base["due_at"],
+            )
+        )
+
+    def tell_manager(kind: str, manager: str, text: str) -> None:
+        buttons = [{"action": "open", "label": "查看详情", "url": link}]
+        payload = {**base, "text": text, "overdue_s": overdue_s, "buttons": buttons}
+        ping.messages.append(Message(kind, manager, request.id, task.id, payload))
+        event_kind = "supervised" if kind == "supervise" else "escalated"
+        ping.events.append(
+            append_system_event(
+                request,
+                now,
+                event_kind,
+                task=task,
+                after=manager,
+                rung=rung.kind.value,
+                level=rung.level,
+                assignee=task.assignee,
+                overdue_s=overdue_s,
+            )
+        )
+
+    if rung.kind == RungKind.REMIND:
+        tell_assignee(
+            f"【催办】{what} 等待您{step.action_label}，{due} 到期（{URGENCY_LABEL[request.urgency]}）"
+        )
+    elif rung.kind == RungKind.DUE:
+        tell_assignee(f"【催办】{what} {late}（期限 {due}），请尽快{step.action_label}")
+        manager = org.manager_of(task.assignee)
+        if manager is not None and manager != task.assignee:
+            tell_manager(
+                "supervise",
+                manager,
+                f"【督办】{holder} 的待办{late}：{what}（{org.display_name(request.initiator)} 提交，"
+                f"当前步骤「{step.name}」，期限 {due}）",
+            )
+    elif rung.kind == RungKind.ESCALATE:
+        manager = org.manager_of(task.assignee, max(rung.level, 2))
+        if manager is not None and manager != task.assignee:
+            below = org.manager_of(task.assignee, max(rung.level, 2) - 1)
+            tell_manager(
+                "escalate",
+                manager,
+                f"【督办升级】{holder} 的待办{late}仍未处理：{what}（{org.display_name(request.initiator)} 提交，"
+                f"当前步骤「{step.name}」，期限 {due}；已督办 {org.display_name(below)}）",
+            )
+    return ping
+
+
+def auto_reason(rung: PlannedRung, *, task: Task, now: datetime) -> str:
+    """The reason written to the trail for an automatic decision."""
+    if rung.reason:
+        return rung.reason
+    action = rung.action or AutoActionKind.APPROVE
+    return f"超过处理期限（{lateness(task.due_at, now)}），按模板规则{AUTO_ACTION_LABEL[action]}"

@@ -1,0 +1,704 @@
+"""The deadline service: writes timers with every state change, and fires them from one scan.
+
+- Workflow hooks (run inside the transaction of every state change): a task that became
+  pending gets its ladder's timer rows; tasks that are no longer pending lose theirs; an
+  approved leave 请假 request creates its delegation, a withdrawn one cancels it.
+- One APScheduler interval job (`scan_once`, every OABOT_TIMER_SCAN_INTERVAL_S) claims the due
+  timers (see `deadlines.timers` for why each fires exactly once across replicas) and fires
+  them: reminder rungs, automatic decisions, delegation starts and digest slots. Timers that
+  fell due while no scan ran (the service was down) fire at the first scan after the start.
+- Digests are timers too: one row per slot with a unique key, so replicas never send a slot
+  twice; firing a slot schedules the next one.
+
+What is said and when is decided by the pure `deadlines.ladder` / `deadlines.digest` /
+`deadlines.leave`; automatic decisions go through `approvals.engine.system_act`. This module
+only loads, calls them, and stores what they return.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from approvals import engine
+from approvals.definitions import Permission, Template
+from approvals.engine import Context, Outcome
+from approvals.errors import ApprovalError
+from approvals.model import ActionKind, Delegation, Request, RequestStatus, TaskStatus, TrailEvent, Urgency
+from deadlines import digest, ladder, leave, timers
+from deadlines.ladder import DEFAULT_LADDER, AutoActionKind, LadderConfigError, Message, PlannedRung, RungKind
+from deadlines.org_calendar import OrgCalendar
+from deadlines.timers import Timer, TimerKind, TimerStatus
+from org.model import Org
+from storage import approval_store as store
+from storage.approval_models import DelegationRow, OutboxRow, RequestRow, TaskRow
+from storage.db import Database
+
+if TYPE_CHECKING:
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+    from handlers.workflow import DelegationHook, OutcomeHook, Workflow
+
+logger = logging.getLogger(__name__)
+
+SCAN_JOB_ID = "deadline-scan"
+DEFAULT_DIGEST_TIMES = (time(10, 0), time(15, 30))
+MAX_RETRIES = 10  # optimistic-lock retries of one firing
+MAX_BATCHES = 50  # per scan, so that one scan stays short
+STOP_TIMEOUT_S = 5.0
+
+_AUTO_ACTIONS = {
+    AutoActionKind.APPROVE: ActionKind.APPROVE,
+    AutoActionKind.REJECT: ActionKind.REJECT,
+    AutoActionKind.TRANSFER: ActionKind.TRANSFER,
+}
+
+
+class FireResult(StrEnum):
+    FIRED = "fired"
+    CANCELLED = "cancelled"  # the task was done (or the delegation gone): nothing to say
+    DEFERRED = "deferred"  # quiet hours: back to pending until the next working start
+    SKIPPED = "skipped"  # nobody to tell (no manager that high), or not a working day
+    FAILED = "failed"  # an error: retried later with backoff, then given up
+    LOST = "lost"  # another scanner took the timer over after our lease ran out
+
+
+@dataclass
+class ScanStats:
+    claimed: int = 0
+    fired: int = 0
+    cancelled: int = 0
+    deferred: int = 0
+    skipped: int = 0
+    failed: int = 0
+    lost: int = 0
+    max_drift_s: float = 0.0
+
+    def count(self, result: FireResult) -> None:
+        setattr(self, result.value, getattr(self, result.value) + 1)
+
+
+class _Busy(Exception):
+    """A firing kept losing optimistic-lock races; it is retried at a later scan."""
+
+
+class DeadlineService:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        calendar: OrgCalendar,
+        tz: ZoneInfo,
+        now: Callable[[], datetime],
+        public_url: str,
+        digest_times: Sequence[time] = DEFAULT_DIGEST_TIMES,
+        scan_interval_s: float = 1.0,
+        batch_size: int = 100,
+        lease: timedelta = timers.LEASE,
+        max_attempts: int = 8,
+    ) -> None:
+        self.db = db
+        self.calendar = calendar
+        self.tz = tz
+        self.now = now
+        self.public_url = public_url
+        self.digest_times = tuple(sorted(digest_times))
+        self.scan_interval_s = scan_interval_s
+        self.batch_size = batch_size
+        self.lease = lease
+        self.max_attempts = max_attempts
+        self.last_scan_at: datetime | None = None
+        self._workflow: Workflow | None = None
+        self._running: asyncio.Task[Any] | None = None
+        self._scan_failing = False
+
+    # -- wiring -----------------------------------------------------------------------------
+    def attach(self, workflow: Workflow) -> None:
+        """The workflow is built with this service's hooks, then handed back for firing."""
+        self._workflow = workflow
+
+    @property
+    def workflow(self) -> Workflow:
+        if self._workflow is None:
+            raise RuntimeError("DeadlineService.attach(workflow) was not called")
+        return self._workflow
+
+    @property
+    def hooks(self) -> list[OutcomeHook]:
+        return [self.on_outcome, self.on_leave_outcome]
+
+    @property
+    def delegation_hooks(self) -> list[DelegationHook]:
+        return [self.on_delegation]
+
+    def template_problems(self, templates: Sequence[Template]) -> list[str]:
+        return [p for t in templates for p in ladder.template_problems(t)]
+
+    # -- hooks: inside the transaction of the state change -------------------------------------
+    async def on_outcome(
+        self, session: AsyncSession, out: Outcome, template: Template, org: Org, now: datetime
+    ) -> None:
+        """Timers follow the tasks: new ones for tasks that became pending, none for the others."""
+        if not out.events:
+            return
+        req = out.request
+        activated = {e.task_id for e in out.events if e.kind == "task_assigned" and e.task_id}
+        pending = [t for t in req.tasks if t.status == TaskStatus.PENDING]
+        keep = [t.id for t in pending if t.id not in activated]
+        await timers.cancel_task_timers(session, request_id=req.id, keep_task_ids=keep, now=now)
+        for task in pending:
+            if task.id not in activated or task.permission == Permission.NOTIFY:
+                continue
+            rungs = self.rungs_for(req, task.id, template)
+            await timers.schedule_rungs(session, request_id=req.id, task_id=task.id, rungs=rungs, now=now)
+
+    def rungs_for(self, request: Request, task_id: str, template: Template) -> list[PlannedRung]:
+        """The ladder of one pending task. Never raises: a state change must not fail on it."""
+        task = request.task(task_id)
+        if task is None or task.due_at is None or task.activated_at is None:
+            return []
+        step = request.steps[task.step_index]
+        try:
+            chosen = ladder.ladder_for(template, step.key)
+        except LadderConfigError as exc:
+            logger.error(
+                "bad deadlines in template %s; using the default ladder: %s",
+                template.key,
+                exc,
+                extra={"request_id": request.id},
+            )
+            chosen = DEFAULT_LADDER
+        try:
+            return ladder.plan_rungs(
+                chosen,
+                activated_at=task.activated_at,
+                due_at=task.due_at,
+                step_limit=timedelta(hours=step.time_limit_hours),
+                urgency=request.urgency,
+                calendar=self.calendar,
+            )
+        except ValueError:
+            logger.exception(
+                "no reminder ladder for task %s",
+                task.id,
+                extra={"request_id": request.id, "task_id": task.id},
+            )
+            return []
+
+    async def on_leave_outcome(
+        self, session: AsyncSession, out: Outcome, template: Template, org: Org, now: datetime
+    ) -> None:
+        """An approved leave request sets up its delegation; a withdrawn or terminated one ends it."""
+        req = out.request
+        if req.template_key != leave.LEAVE_TEMPLATE:
+            return
+        kinds = {e.kind for e in out.events}
+        if "request_approved" in kinds and req.status == RequestStatus.APPROVED:
+            await self._start_leave_delegation(session, req, org, now)
+        elif kinds & {"request_withdrawn", "request_terminated"}:
+            await self._end_leave_delegations(session, req, now)
+
+    async def _start_leave_delegation(
+        self, session: AsyncSession, req: Request, org: Org, now: datetime
+    ) -> None:
+        plan = leave.leave_delegation(req, org=org, tz=self.tz, now=now)
+        d = plan.delegation
+        if d is None:
+            logger.info("no delegation for leave: %s", plan.problem, extra={"request_id": req.id})
+            await self._append_trail(session, req, now, "delegation_not_created", comment=plan.problem)
+            return
+        if await session.get(DelegationRow, d.id) is not None:
+            return
+        await store.insert_delegation(session, delegation=d)
+        await self.on_delegation(session, d, now, even_if_started=True)
+        await self._append_trail(
+            session,
+            req,
+            now,
+            "delegation_created",
+            after=d.delegate,
+            delegation=d.id,
+            delegator=d.delegator,
+            starts_at=d.starts_at.isoformat(),
+            ends_at=d.ends_at.isoformat(),
+        )
+        logger.info(
+            "leave delegation created",
+            extra={"request_id": req.id, "delegation_id": d.id, "delegate": d.delegate},
+        )
+
+    async def _end_leave_delegations(self, session: AsyncSession, req: Request, now: datetime) -> None:
+        rows = (
+            (
+                await session.execute(
+                    select(DelegationRow)
+                    .where(DelegationRow.source_request == req.id)  # type: ignore[arg-type]
+                    .where(DelegationRow.cancelled_at.is_(None))  # type: ignore[union-attr]
+                )
+            )
+            .scalars()
+            .all()
+        )
+        for row in rows:
+            await store.cancel_delegation(session, delegation_id=row.id, now=now)
+            await timers.cancel_by_key(session, key=_delegation_key(row.id), now=now)
+            await self._append_trail(
+                session, req, now, "delegation_cancelled", after=row.delegate, delegation=row.id
+            )
+            logger.info("leave delegation cancelled", extra={"request_id": req.id, "delegation_id": row.id})
+
+    async def _append_trail(
+        self, session: AsyncSession, req: Request, now: datetime, kind: str, **data: Any
+    ) -> None:
+        """Add one system event to a request this transaction already saved."""
+        before = req.version
+        comment = data.pop("comment", None)
+        after = data.pop("after", None)
+        event = ladder.append_system_event(req, now, kind, after=after, comment=comment, **data)
+        await _save_chain(session, req, before, [event])
+
+    async def on_delegation(
+        self, session: AsyncSession, d: Delegation, now: datetime, *, even_if_started: bool = False
+    ) -> None:
+        """A delegation that moves pending tasks gets a timer for its start.
+
+        (One created through the API that has already started moved them itself; one created
+        by an approved leave lets the next scan move them.)"""
+        if not d.move_pending or (d.starts_at <= now and not even_if_started):
+            return
+        await timers.schedule_once(
+            session,
+            kind=TimerKind.DELEGATION_START,
+            key=_delegation_key(d.id),
+            due_at=max(d.starts_at, now),
+            now=now,
+            ref=d.id,
+        )
+
+    # -- scanning ---------------------------------------------------------------------------
+    async def scan_once(self) -> ScanStats:
+        """Claim and fire every due timer, in batches. Safe to run in several processes at once."""
+        stats = ScanStats()
+        now = self.now()
+        await self.calendar.refresh_if_stale(self.db, now=now)
+        async with self.db.transaction() as session:
+            await timers.reclaim_expired(session, now=now)
+        org: Org | None = None
+        for _ in range(MAX_BATCHES):
+            batch = await timers.claim_due(self.db, now=self.now(), limit=self.batch_size, lease=self.lease)
+            stats.claimed += len(batch)
+            if batch and org is None:
+                org = await self.workflow.org()
+            for timer in batch:
+                assert org is not None
+                drift = (self.now() - timer.due_at).total_seconds()
+                result = await self._fire_safely(timer, org)
+                stats.count(result)
+                if result == FireResult.FIRED:
+                    stats.max_drift_s = max(stats.max_drift_s, drift)
+            if len(batch) < self.batch_size:
+                break
+        self.last_scan_at = self.now()
+        if stats.claimed:
+            logger.info(
+                "deadline scan: %d claimed, %d fired, %d cancelled, %d deferred, %d failed",
+                stats.claimed,
+                stats.fired,
+                stats.cancelled,
+                stats.deferred,
+                stats.failed,
+                extra={"max_drift_s": round(stats.max_drift_s, 3)},
+            )
+        return stats
+
+    async def _fire_safely(self, timer: Timer, org: Org) -> FireResult:
+        try:
+            return await self._fire(timer, org)
+        except Exception as exc:
+            logger.exception("timer %s failed", timer.id, extra=_ids(timer))
+            await self._retry_later(timer, f"{type(exc).__name__}: {exc}")
+            return FireResult.FAILED
+
+    async def _retry_later(self, timer: Timer, error: str) -> None:
+        now = self.now()
+        async with self.db.transaction() as session:
+            if timer.attempts >= self.max_attempts:
+                await timers.finish(session, timer, now=now, status=TimerStatus.FAILED, error=error[:2000])
+                logger.error(
+                    "timer %s given up after %d attempts: %s",
+                    timer.id,
+                    timer.attempts,
+                    error,
+                    extra=_ids(timer),
+                )
+            else:
+                delay = timedelta(seconds=min(300.0, 2.0**timer.attempts))
+                await timers.release(session, timer, due_at=now + delay, error=error[:2000])
+
+    async def _fire(self, timer: Timer, org: Org) -> FireResult:
+        if timer.kind in timers.TASK_KINDS:
+            return await self._fire_rung(timer, org)
+        if timer.kind == TimerKind.DELEGATION_START:
+            return await self._fire_delegation(timer)
+        if timer.kind == TimerKind.DIGEST:
+            return await self._fire_digest(timer, org)
+        async with self.db.transaction() as session:
+            await timers.finish(
+                session, timer, now=self.now(), status=TimerStatus.FAILED, error=f"unknown kind {timer.kind}"
+            )
+        return FireResult.FAILED
+
+    async def _fire_rung(self, timer: Timer, org: Org) -> FireResult:
+        rung = PlannedRung.from_data(timer.kind, timer.due_at, timer.data)
+        for attempt in range(MAX_RETRIES):
+            now = self.now()
+            try:
+                async with self.db.transaction() as session:
+                    # First: only the holder of the claim may fire, and the effects commit with it.
+                    if not await timers.finish(session, timer, now=now):
+                        return FireResult.LOST
+                    loaded = await store.load_request(session, request_id=timer.request_id or "")
+                    req = loaded.request if loaded else None
+                    task = req.task(timer.task_id) if req is not None and timer.task_id else None
+                    if (
+                        loaded is None
+                        or req is None
+                        or task is None
+                        or req.status != RequestStatus.RUNNING
+                        or task.status != TaskStatus.PENDING
+                    ):
+                        await timers.set_status(
+                            session,
+                            timer.id,
+                            status=TimerStatus.CANCELLED,
+                            error="the task is no longer pending",
+                        )
+                        return FireResult.CANCELLED
+                    if (
+                        rung.quiet
+                        and req.urgency != Urgency.URGENT
+                        and ladder.in_quiet_hours(self.calendar, now)
+                    ):
+                        await timers.reschedule(
+                            session, timer.id, due_at=self.calendar.next_working_start(now)
+                        )
+                        return FireResult.DEFERRED
+                    template = self.workflow.template(req.template_key)
+                    if rung.kind == RungKind.AUTO:
+                        return await self._auto_action(session, timer, loaded, rung, template, org, now)
+                    ping = ladder.compose_ping(
+                        rung,
+                        request=req,
+                        task=task,
+                        template=template,
+                        org=org,
+                        tz=self.tz,
+                        now=now,
+                        public_url=self.public_url,
+                    )
+                    if not ping.messages:
+                        await timers.set_status(
+                            session, timer.id, status=TimerStatus.DONE, error="nobody to tell at this level"
+                        )
+                        return FireResult.SKIPPED
+                    await store.save_request(session, loaded=loaded, events=ping.events)
+                    _enqueue(session, ping.messages, now)
+                logger.info(
+                    "%s rung fired",
+                    rung.kind.value,
+                    extra={**_ids(timer), "recipients": [m.recipient for m in ping.messages]},
+                )
+                return FireResult.FIRED
+            except store.ConcurrentUpdate:
+                await asyncio.sleep(random.uniform(0.005, 0.03) * (attempt + 1))
+        raise _Busy(f"timer {timer.id}: the request kept changing")
+
+    async def _auto_action(
+        self,
+        session: AsyncSession,
+        timer: Timer,
+        loaded: store.Loaded,
+        rung: PlannedRung,
+        template: Template,
+        org: Org,
+        now: datetime,
+    ) -> FireResult:
+        req = loaded.request
+        task = req.task(timer.task_id or "")
+        assert task is not None
+        action = rung.action or AutoActionKind.APPROVE
+        target = org.manager_of(task.assignee) if action == AutoActionKind.TRANSFER else None
+        delegations = await store.active_delegations(session, now=now)
+        ctx = Context(
+            template=template,
+            org=org,
+            now=now,
+            tz=self.tz,
+            delegations=delegations,
+            deadline_fn=self.workflow.d.deadline_fn,
+        )
+        try:
+            out = engine.system_act(
+                ctx,
+                req,
+                _AUTO_ACTIONS[action],
+                task.id,
+                ladder.auto_reason(rung, task=task, now=now),
+                target=target,
+            )
+        except ApprovalError as exc:
+            # The engine refused (e.g. nobody to transfer to): nothing changed; say so on the timer.
+            await timers.set_status(session, timer.id, status=TimerStatus.FAILED, error=exc.message)
+            logger.warning("automatic %s refused: %s", action.value, exc.message, extra=_ids(timer))
+            return FireResult.SKIPPED
+        await store.save_request(session, loaded=loaded, events=out.events)
+        await self.workflow.record(session, out, template, org, now)
+        logger.info("automatic %s done", action.value, extra=_ids(timer))
+        return FireResult.FIRED
+
+    async def _fire_delegation(self, timer: Timer) -> FireResult:
+        async with self.db.session() as session:
+            row = await session.get(DelegationRow, timer.ref or "")
+        d = store.delegation_from_row(row) if row is not None else None
+        now = self.now()
+        if d is None or d.cancelled_at is not None or d.ends_at <= now or not d.move_pending:
+            async with self.db.transaction() as session:
+                await timers.finish(
+                    session,
+                    timer,
+                    now=now,
+                    status=TimerStatus.CANCELLED,
+                    error="the delegation is not active",
+                )
+            return FireResult.CANCELLED
+        # Moving is idempotent (a moved task is no longer the delegator's), so it may run before
+        # the claim is closed: a takeover after a crash moves nothing twice.
+        moved = await self.workflow.move_pending_tasks(d)
+        async with self.db.transaction() as session:
+            if not await timers.finish(session, timer, now=self.now()):
+                return FireResult.LOST
+        logger.info(
+            "delegation started", extra={**_ids(timer), "delegation_id": d.id, "moved_requests": moved}
+        )
+        return FireResult.FIRED
+
+    # -- digests ------------------------------------------------------------------------------
+    async def schedule_next_digest(
+        self, session: AsyncSession, *, after: datetime, now: datetime
+    ) -> datetime | None:
+        if not self.digest_times:
+            return None
+        slot = digest.next_slot(self.calendar, self.digest_times, after=after, tz=self.tz)
+        key = f"digest:{slot.astimezone(UTC).isoformat()}"
+        await timers.schedule_once(
+            session, kind=TimerKind.DIGEST, key=key, due_at=slot, now=now, data={"slot": slot.isoformat()}
+        )
+        return slot
+
+    async def pending_items(self) -> list[digest.PendingItem]:
+        q = (
+            select(TaskRow, RequestRow)
+            .join(RequestRow, RequestRow.id == TaskRow.request_id)  # type: ignore[arg-type]
+            .where(TaskRow.status == TaskStatus.PENDING.value)  # type: ignore[arg-type]
+            .where(RequestRow.status == RequestStatus.RUNNING.value)  # type: ignore[arg-type]
+        )
+        async with self.db.session() as session:
+            rows = (await session.execute(q)).all()
+        templates = self.workflow.d.templates
+        return [
+            digest.PendingItem(
+                task_id=t.id,
+                version=t.version,
+                request_id=r.id,
+                template_name=templates[r.template_key].name
+                if r.template_key in templates
+                else r.template_key,
+                title=r.title,
+                urgency=Urgency(r.urgency),
+                initiator=r.initiator,
+                assignee=t.assignee,
+                activated_at=t.activated_at,
+                due_at=t.due_at,
+                acting_for=t.acting_for,
+                gates=t.permission != Permission.NOTIFY.value,
+            )
+            for t, r in rows
+        ]
+
+    async def _fire_digest(self, timer: Timer, org: Org) -> FireResult:
+        slot = timer.due_at
+        now = self.now()
+        result = FireResult.SKIPPED
+        if self.calendar.is_working_day(slot.astimezone(self.tz).date()):
+            items = await self.pending_items()
+            messages = digest.person_digests(items, org=org, tz=self.tz, now=now, public_url=self.public_url)
+            if digest.is_first_slot_of_day(slot, self.digest_times, self.tz):
+                messages += digest.manager_digests(
+                    items, org=org, tz=self.tz, now=now, public_url=self.public_url
+                )
+            for message in messages:
+                await self._send_digest(message, slot)
+            result = FireResult.FIRED
+            logger.info(
+                "digest sent", extra={**_ids(timer), "messages": len(messages), "pending": len(items)}
+            )
+        async with self.db.transaction() as session:
+            if not await timers.finish(session, timer, now=self.now()):
+                return FireResult.LOST
+            await self.schedule_next_digest(session, after=max(now, slot), now=now)
+        return result
+
+    async def _send_digest(self, message: Message, slot: datetime) -> None:
+        """One recipient's digest and its trail events, once per slot even if the slot re-fires."""
+        role = str(message.payload.get("role", "assignee"))
+        key = f"digest:{slot.astimezone(UTC).isoformat()}:{message.recipient}:{role}"
+        for attempt in range(MAX_RETRIES):
+            now = self.now()
+            try:
+                async with self.db.transaction() as session:
+                    if await store.idempotent_response(session, key=key) is not None:
+                        return
+                    for rid in digest.request_ids(message):
+                        loaded = await store.load_request(session, request_id=rid)
+                        if loaded is None:
+                            continue
+                        task_ids = [i["task_id"] for i in _digest_items(message) if i["request_id"] == rid]
+                        event = ladder.append_system_event(
+                            loaded.request,
+                            now,
+                            "digest_sent",
+                            after=message.recipient,
+                            role=role,
+                            slot=slot.isoformat(),
+                            tasks=task_ids,
+                        )
+                        await store.save_request(session, loaded=loaded, events=[event])
+                    _enqueue(session, [message], now)
+                    await store.remember_response(
+                        session, key=key, request_id=None, response={"kind": "digest"}, now=now
+                    )
+                return
+            except store.ConcurrentUpdate:
+                await asyncio.sleep(random.uniform(0.005, 0.03) * (attempt + 1))
+            except store.IdempotencyConflict:
+                return
+        raise _Busy(f"digest for {message.recipient}: requests kept changing")
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    async def start(self, scheduler: AsyncIOScheduler) -> None:
+        """Load the calendar, make sure the next digest slot exists, and start the scan job."""
+        now = self.now()
+        if self.calendar.loaded_at is None:
+            await self.calendar.reload(self.db, now=now)
+        for problem in self.template_problems(list(self.workflow.d.templates.values())):
+            logger.error("%s (the default ladder is used instead)", problem)
+        try:
+            async with self.db.transaction() as session:
+                await self.schedule_next_digest(session, after=now, now=now)
+        except Exception as exc:  # an unmigrated or unreachable database: /readyz says so
+            logger.warning("could not schedule the next digest yet: %s: %s", type(exc).__name__, exc)
+        # APScheduler logs every run at INFO; once a second that drowns the service's own lines.
+        logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
+        scheduler.add_job(
+            self._scan_job,
+            "interval",
+            seconds=self.scan_interval_s,
+            id=SCAN_JOB_ID,
+            max_instances=1,
+            coalesce=True,
+            replace_existing=True,
+        )
+
+    async def _scan_job(self) -> None:
+        self._running = asyncio.current_task()
+        try:
+            await self.scan_once()
+            if self._scan_failing:
+                logger.info("deadline scan works again")
+            self._scan_failing = False
+        except Exception as exc:
+            # Once with the traceback, then one line a scan until it works again (database down).
+            if not self._scan_failing:
+                logger.exception("deadline scan failed")
+            else:
+                logger.debug("deadline scan still failing: %s: %s", type(exc).__name__, exc)
+            self._scan_failing = True
+        finally:
+            self._running = None
+
+    async def stop(self, scheduler: AsyncIOScheduler) -> None:
+        """Stop scanning; a scan under way gets a few seconds to finish its timer."""
+        from apscheduler.jobstores.base import JobLookupError
+
+        try:
+            scheduler.remove_job(SCAN_JOB_ID)
+        except JobLookupError:
+            pass
+        running = self._running
+        if running is not None and not running.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(running), timeout=STOP_TIMEOUT_S)
+            except TimeoutError:
+                running.cancel()
+
+
+# -- helpers ------------------------------------------------------------------------------------
+def _delegation_key(delegation_id: str) -> str:
+    return f"delegation:{delegation_id}"
+
+
+def _ids(timer: Timer) -> dict[str, Any]:
+    return {
+        "timer_id": timer.id,
+        "kind": timer.kind,
+        "request_id": timer.request_id,
+        "task_id": timer.task_id,
+    }
+
+
+def _digest_items(message: Message) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = list(message.payload.get("items", []))
+    for person in message.payload.get("people", []):
+        items += person["items"]
+    return items
+
+
+def _enqueue(session: AsyncSession, messages: Sequence[Message], now: datetime) -> None:
+    for m in messages:
+        session.add(
+            OutboxRow(
+                kind=m.kind,
+                recipient=m.recipient,
+                request_id=m.request_id,
+                task_id=m.task_id,
+                payload=m.payload,
+                status="pending",
+                attempts=0,
+                next_attempt_at=now,
+                created_at=now,
+            )
+        )
+
+
+async def _save_chain(
+    session: AsyncSession, req: Request, loaded_version: int, events: Sequence[TrailEvent]
+) -> None:
+    """Store new trail events of a request whose other state this transaction already wrote."""
+    result = await session.execute(
+        update(RequestRow)
+        .where(and_(RequestRow.id == req.id, RequestRow.version == loaded_version))  # type: ignore[arg-type]
+        .values(version=req.version, last_seq=req.last_seq, last_hash=req.last_hash)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise store.ConcurrentUpdate(req.id)
+    await store.append_events(session, events=events)

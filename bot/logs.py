@@ -93,7 +93,8 @@ def configure_logging(level: str = "INFO", fmt: str = "text", *, stream: TextIO 
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     # APScheduler announces every job run at INFO; Alembic every context it opens (each /readyz).
     # Our own lines say what matters: "database migrated from X to Y".
-    for noisy in ("apscheduler", "alembic"):
+    # httpx logs every request URL at INFO, and platform URLs carry access tokens and app secrets.
+    for noisy in ("apscheduler", "alembic", "httpx"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 

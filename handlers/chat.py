@@ -11,14 +11,18 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from handlers import cards, commands
+from handlers import cards, checkins, commands
 from handlers.events import Event
 from handlers.router import Router
 from handlers.workflow import Workflow
 from org.model import User
 from storage.kv import KeyValueStore, KVUnavailable
+
+if TYPE_CHECKING:
+    from handlers.checkin_service import CheckinService
 
 logger = logging.getLogger(__name__)
 
@@ -34,20 +38,30 @@ class ChatDeps:
     tz: ZoneInfo
     now: Callable[[], datetime]
     user: User | None = None  # filled per event: the sender as an org user
+    checkins: CheckinService | None = None  # field check-ins (locations, 打卡)
 
 
 def root_router() -> Router:
     root = Router("root")
-    root.include(cards.router, commands.router)
+    root.include(cards.router, commands.router, checkins.router)
     return root
 
 
 class ChatService:
-    def __init__(self, workflow: Workflow, kv: KeyValueStore, tz: ZoneInfo, now: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        workflow: Workflow,
+        kv: KeyValueStore,
+        tz: ZoneInfo,
+        now: Callable[[], datetime],
+        *,
+        checkins: CheckinService | None = None,
+    ) -> None:
         self.workflow = workflow
         self.kv = kv
         self.tz = tz
         self.now = now
+        self.checkins = checkins
         self.router = root_router()
 
     async def first_delivery(self, event: Event) -> bool:
@@ -76,11 +90,13 @@ class ChatService:
         )
         if user is None or not user.active:
             logger.info("event from someone not in the directory", extra={"platform": event.sender.platform, "account": event.sender.account})
+            if event.sender.platform != "console":
+                await self.workflow.tell_account(event.sender.platform, event.sender.account, NOT_IN_DIRECTORY)
             return NOT_IN_DIRECTORY
         handler = self.router.resolve(event)
         if handler is None:
             return None
-        deps = ChatDeps(workflow=self.workflow, kv=self.kv, tz=self.tz, now=self.now, user=user)
+        deps = ChatDeps(workflow=self.workflow, kv=self.kv, tz=self.tz, now=self.now, user=user, checkins=self.checkins)
         reply = await handler(event, deps)
         if reply:
             await self.workflow.tell(user.id, reply)

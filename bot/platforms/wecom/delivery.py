@@ -1,0 +1,217 @@
+"""WeCom delivery: outbox messages as WeCom app messages.
+
+- task_card → message/send of a `button_interaction` template card; where it went and the
+  response code WeCom returned are kept (CardRefRow) so the card can be closed in place later;
+- card_closed → update_template_card with the latest unused response code (the send's, or the
+  newest click's), greying the buttons out with the outcome; when there is no usable code, or
+  WeCom refuses it, the outcome goes out as a text instead;
+- everything else (result, cc, approved_notice, urge, text) → a text message; a reply to an
+  account outside the directory (payload `account`) at most once per account per 10 minutes.
+
+Idempotent per outbox id: a message handed over again after a crash is not sent twice. A card is
+known sent by its CardRefRow (same WeCom task_id); every other kind by a marker in the
+key-value store, written once the send succeeded. Never holds a database transaction open
+while calling WeCom.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from bot.platforms.wecom import card_refs
+from bot.platforms.wecom.cards import (
+    CardIdError,
+    card_task_id,
+    close_card_body,
+    send_card_body,
+    task_card,
+    text_body,
+)
+from bot.platforms.wecom.client import WeComApiError, WeComClient
+from notifications.delivery import Delivery, DeliveryError, OutgoingMessage
+from org.model import User
+from storage.db import Database
+from storage.kv import KeyValueStore, KVUnavailable
+
+logger = logging.getLogger(__name__)
+
+PLATFORM = "wecom"
+SENT_MARKER_TTL_S = 7 * 24 * 3600  # far longer than the dispatcher ever retries a row
+STRANGER_REPLY_EVERY_S = 10 * 60
+
+
+class WeComDelivery(Delivery):
+    name = PLATFORM
+
+    def __init__(
+        self, client: WeComClient, db: Database, kv: KeyValueStore, now: Callable[[], datetime]
+    ) -> None:
+        self._client = client
+        self._db = db
+        self._kv = kv
+        self._now = now
+
+    def reaches(self, user: User) -> bool:
+        return bool(user.accounts.get(PLATFORM))
+
+    async def deliver(self, message: OutgoingMessage, user: User) -> None:
+        account = user.accounts.get(PLATFORM)
+        if not account:
+            raise DeliveryError(f"{user.id} has no WeCom account", retryable=False)
+        ids = {
+            "outbox_id": message.outbox_id,
+            "kind": message.kind,
+            "recipient": user.id,
+            "account": account,
+            "request_id": message.request_id,
+            "task_id": message.task_id,
+        }
+        if await self._already_sent(message.outbox_id):
+            logger.info("wecom message already sent; not sending again", extra=ids)
+            return
+        try:
+            if message.kind == "task_card":
+                await self._send_card(message, user, account)
+            elif message.kind == "card_closed":
+                await self._close_card(message, user, account)
+            elif message.payload.get("account"):
+                await self._reply_to_stranger(message, account)
+            else:
+                await self._send_text(str(message.payload.get("text") or ""), account)
+        except WeComApiError as exc:
+            raise DeliveryError(f"{exc.path}: {exc}", retryable=exc.retryable) from exc
+        await self._mark_sent(message.outbox_id)
+        logger.info("wecom message sent", extra=ids)
+
+    # -- kinds -------------------------------------------------------------------------------
+    async def _send_card(self, message: OutgoingMessage, user: User, account: str) -> None:
+        p = message.payload
+        task_id = str(p.get("task_id") or message.task_id or "")
+        try:
+            card_id = card_task_id(task_id, int(p["version"]), user.id)
+        except (CardIdError, KeyError, TypeError, ValueError) as exc:
+            raise DeliveryError(f"task card payload unusable: {exc}", retryable=False) from exc
+        async with self._db.session() as s:
+            ref = await card_refs.card_ref(s, task_id=task_id, user_id=user.id)
+        if ref is not None and ref.card_id == card_id:
+            logger.info(
+                "wecom card already sent",
+                extra={"outbox_id": message.outbox_id, "card_id": card_id, "task_id": task_id},
+            )
+            return
+        body = send_card_body(
+            task_card(dict(p.get("card") or {}), card_id=card_id),
+            account=account,
+            agent_id=self._client.agent_id,
+        )
+        answer = await self._client.send_message(body)
+        self._check_recipient(answer, account)
+        try:
+            async with self._db.transaction() as s:
+                await card_refs.save_sent_card(
+                    s,
+                    task_id=task_id,
+                    user_id=user.id,
+                    account=account,
+                    card_id=card_id,
+                    handle=str(answer.get("response_code") or ""),
+                    now=self._now(),
+                )
+        except IntegrityError:
+            # Another hand-over of the same row recorded it first; WeCom refused its duplicate task_id.
+            logger.info("wecom card recorded concurrently", extra={"card_id": card_id, "task_id": task_id})
+
+    async def _close_card(self, message: OutgoingMessage, user: User, account: str) -> None:
+        p = message.payload
+        task_id = str(p.get("task_id") or message.task_id or "")
+        outcome = str(p.get("outcome") or "已处理")
+        async with self._db.session() as s:
+            ref = await card_refs.card_ref(s, task_id=task_id, user_id=user.id)
+        if ref is None:
+            logger.info(
+                "no wecom card to close",
+                extra={"outbox_id": message.outbox_id, "task_id": task_id, "recipient": user.id},
+            )
+            return
+        assert ref.id is not None
+        if ref.handle and not ref.handle_used:
+            body = close_card_body(
+                account=account, agent_id=self._client.agent_id, response_code=ref.handle, outcome=outcome
+            )
+            try:
+                await self._client.update_template_card(body)
+            except WeComApiError as exc:
+                if exc.retryable:
+                    raise
+                logger.warning(
+                    "wecom refused the card update; sending the outcome as text",
+                    extra={
+                        "outbox_id": message.outbox_id,
+                        "task_id": task_id,
+                        "card_id": ref.card_id,
+                        "errcode": exc.errcode,
+                    },
+                )
+                await self._spend(ref.id, ref.handle)
+            else:
+                await self._spend(ref.id, ref.handle)
+                return
+        await self._send_text(closed_text(p, outcome), account)
+
+    async def _send_text(self, text: str, account: str) -> None:
+        if not text:
+            return
+        answer = await self._client.send_message(
+            text_body(text, account=account, agent_id=self._client.agent_id)
+        )
+        self._check_recipient(answer, account)
+
+    async def _reply_to_stranger(self, message: OutgoingMessage, account: str) -> None:
+        """The reply to an account outside the directory: at most one per account per 10 minutes,
+        so someone outside the company cannot keep the app talking."""
+        key = f"wecom:stranger:{account}"
+        try:
+            if not await self._kv.set_if_absent(key, str(message.outbox_id), STRANGER_REPLY_EVERY_S):
+                if await self._kv.get(key) != str(message.outbox_id):
+                    logger.info(
+                        "reply to an unknown wecom account skipped",
+                        extra={"outbox_id": message.outbox_id, "account": account},
+                    )
+                    return
+        except KVUnavailable:
+            pass
+        await self._send_text(str(message.payload.get("text") or ""), account)
+
+    # -- helpers -----------------------------------------------------------------------------
+    @staticmethod
+    def _check_recipient(answer: dict[str, Any], account: str) -> None:
+        invalid = str(answer.get("invaliduser") or "")
+        if account in invalid.split("|"):
+            raise DeliveryError(f"WeCom does not know the account {account!r} (invaliduser)", retryable=False)
+
+    async def _spend(self, row_id: int, handle: str) -> None:
+        async with self._db.transaction() as s:
+            await card_refs.mark_handle_used(s, row_id=row_id, handle=handle, now=self._now())
+
+    async def _already_sent(self, outbox_id: int) -> bool:
+        try:
+            return await self._kv.get(f"wecom:sent:{outbox_id}") is not None
+        except KVUnavailable:
+            return False  # cards are still guarded by their CardRefRow
+
+    async def _mark_sent(self, outbox_id: int) -> None:
+        try:
+            await self._kv.set(f"wecom:sent:{outbox_id}", "1", ttl_s=SENT_MARKER_TTL_S)
+        except KVUnavailable:
+            logger.warning("could not record a sent wecom message", extra={"outbox_id": outbox_id})
+
+
+def closed_text(payload: dict[str, Any], outcome: str) -> str:
+    """The outcome of a card that could not be updated in place, as a message of its own."""
+    title = str(payload.get("title") or "")
+    return f"审批「{title}」{outcome}" if title else f"审批{outcome}"

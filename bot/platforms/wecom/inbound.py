@@ -1,0 +1,139 @@
+"""Decrypted WeCom callback XML → a neutral `handlers.events` event. Pure: no I/O.
+
+Event ids are what makes a retried callback a repeat and two different taps two taps
+(WeCom re-sends a callback it got no answer to within 5 s, up to 3 times, unchanged):
+- messages (text, location): `msg:<MsgId>`, WeCom's own unique id;
+- LOCATION reports: `loc:<FromUserName>:<CreateTime>` (WeCom's rule for events without MsgId);
+- enter_agent: `enter:<FromUserName>:<CreateTime>`;
+- template_card_event: `card:<task>:<digest of FromUserName, TaskId, EventKey, ResponseCode>`.
+  ResponseCode is fresh for every click, so two taps in the same second stay two events (the
+  engine's version check then makes the second one a no-op), while a retry of one click is
+  byte-for-byte the same and collapses into one. CreateTime alone would merge distinct taps.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from xml.etree.ElementTree import ParseError
+
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import fromstring
+
+from bot.platforms.wecom.cards import parse_card_task_id
+from handlers.events import CardAction, EnterChat, Event, LocationShared, Sender, TextMessage
+
+PLATFORM = "wecom"
+
+
+class MalformedMessage(ValueError):
+    """XML that is not a WeCom message, or a field that does not hold what it must."""
+
+
+@dataclass(frozen=True)
+class CardClick:
+    """A click's response code, for updating the card it came from (single use, 72 h)."""
+
+    card_id: str
+    account: str
+    response_code: str
+
+
+@dataclass(frozen=True)
+class Inbound:
+    event: Event
+    click: CardClick | None = None
+
+
+def parse_xml(data: bytes | str) -> dict[str, str]:
+    """The `<xml>` root's direct children as {tag: text}; DTDs and entities are refused."""
+    try:
+        root = fromstring(data, forbid_dtd=True)  # WeCom never sends a DTD
+    except (ParseError, DefusedXmlException, ValueError) as exc:
+        raise MalformedMessage(f"not well-formed XML: {exc}") from exc
+    if root.tag != "xml":
+        raise MalformedMessage(f"root element is <{root.tag}>, expected <xml>")
+    return {child.tag: (child.text or "").strip() for child in root}
+
+
+def _required(fields: dict[str, str], name: str) -> str:
+    value = fields.get(name, "")
+    if not value:
+        raise MalformedMessage(f"{name} is missing")
+    return value
+
+
+def _float(fields: dict[str, str], name: str, bound: float) -> float:
+    raw = _required(fields, name)
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise MalformedMessage(f"{name}={raw!r} is not a number") from exc
+    if not math.isfinite(value) or abs(value) > bound:
+        raise MalformedMessage(f"{name}={raw!r} is out of range")
+    return value
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\n".join(parts).encode("utf-8")).hexdigest()[:32]
+
+
+def to_inbound(fields: dict[str, str]) -> Inbound | None:
+    """The neutral event for a decrypted message; None for kinds oabot does not handle."""
+    account = _required(fields, "FromUserName")
+    created = _required(fields, "CreateTime")
+    if not created.isdigit():
+        raise MalformedMessage(f"CreateTime={created!r} is not a number")
+    at = datetime.fromtimestamp(int(created), UTC)
+    sender = Sender(PLATFORM, account)
+    msg_type = fields.get("MsgType", "")
+    msg_id = fields.get("MsgId", "")
+    fallback_id = f"raw:{_digest(*(f'{k}={v}' for k, v in sorted(fields.items())))}"
+    if msg_type == "text":
+        return Inbound(
+            TextMessage(sender, f"msg:{msg_id}" if msg_id else fallback_id, fields.get("Content", ""), at=at)
+        )
+    if msg_type == "location":
+        return Inbound(
+            LocationShared(
+                sender,
+                f"msg:{msg_id}" if msg_id else fallback_id,
+                lat=_float(fields, "Location_X", 90),
+                lng=_float(fields, "Location_Y", 180),
+                label=fields.get("Label") or None,
+                at=at,
+            )
+        )
+    if msg_type != "event":
+        return None
+    event = fields.get("Event", "")
+    if event == "LOCATION":
+        precision = fields.get("Precision")
+        return Inbound(
+            LocationShared(
+                sender,
+                f"loc:{account}:{created}",
+                lat=_float(fields, "Latitude", 90),
+                lng=_float(fields, "Longitude", 180),
+                accuracy_m=_float(fields, "Precision", 1e7) if precision else None,
+                at=at,
+            )
+        )
+    if event == "enter_agent":
+        return Inbound(EnterChat(sender, f"enter:{account}:{created}"))
+    if event == "template_card_event":
+        card_id = _required(fields, "TaskId")
+        key = parse_card_task_id(card_id)
+        if key is None:
+            return None  # a card some other system sent through this app
+        action = _required(fields, "EventKey")
+        code = fields.get("ResponseCode", "")
+        event_id = f"card:{key.task_id}:{_digest(account, card_id, action, code or created)}"
+        click = CardClick(card_id=card_id, account=account, response_code=code) if code else None
+        return Inbound(
+            CardAction(sender, event_id, task_id=key.task_id, version=key.version, action=action, at=at),
+            click,
+        )
+    return None

@@ -1,0 +1,241 @@
+"""A fake WeCom server API on 127.0.0.1 for end-to-end tests, built on `FakeApi`.
+
+It answers gettoken, message/send, message/update_template_card and user/get the way WeCom does
+(errcode 0 with HTTP 200; 40014 for an unknown token, 42001 for an expired one; a template card
+task_id used twice is refused; a response code works once), records what it delivered, and can
+be made slow or failing: `fail_next(...)` queues answers, `send_delay_s` sleeps in message/send,
+`expire_token()` makes the current token answer 42001 once.
+
+It also hands out click response codes (`click_code()`), which is what WeCom puts in a
+template_card_event; the tests then build and encrypt the event with wechatpy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from tests.e2e_harness import FakeApi, Recorded
+
+# WeCom's codes the fake uses. Invalid/expired tokens and busy are WeCom's documented codes; the
+# code for a reused task_id or response code is the fake's own (oabot only needs "not 0").
+INVALID_TOKEN = 40014
+EXPIRED_TOKEN = 42001
+BUSY = -1
+FAKE_DUPLICATE_TASK_ID = 40099
+FAKE_BAD_RESPONSE_CODE = 40098
+
+
+@dataclass
+class FakeWeCom:
+    corp_id: str
+    secret: str
+    agent_id: int
+    api: FakeApi = field(default_factory=lambda: FakeApi("wecom"))
+    send_delay_s: float = 0.0
+    tokens_issued: list[str] = field(default_factory=list)
+    delivered: list[dict[str, Any]] = field(default_factory=list)  # message/send bodies that succeeded
+    updates: list[dict[str, Any]] = field(default_factory=list)  # update_template_card bodies that succeeded
+    _expired: set[str] = field(default_factory=set)
+    _failures: dict[str, list[tuple[int, dict[str, Any]]]] = field(default_factory=dict)
+    _task_ids: set[str] = field(default_factory=set)
+    _codes: dict[str, bool] = field(default_factory=dict)  # response code -> used
+    _seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    async def start(self) -> FakeWeCom:
+        self.api.route("GET", "/cgi-bin/gettoken", self._gettoken)
+        self.api.route("POST", "/cgi-bin/message/send", self._send)
+        self.api.route("POST", "/cgi-bin/message/update_template_card", self._update)
+        self.api.route("GET", "/cgi-bin/user/get", self._user)
+        await self.api.start()
+        return self
+
+    async def stop(self) -> None:
+        await self.api.stop()
+
+    @property
+    def base_url(self) -> str:
+        return self.api.base_url
+
+    # -- test controls -----------------------------------------------------------------------
+    def fail_next(self, path: str, times: int = 1, *, status: int = 200, errcode: int | None = None) -> None:
+        """The next `times` calls to `path` fail: HTTP `status` or, with status 200, `errcode`."""
+        body = (
+            {"errcode": errcode if errcode is not None else -1, "errmsg": "fake failure"}
+            if status == 200
+            else {"error": "fake"}
+        )
+        self._failures.setdefault(path, []).extend([(status, body)] * times)
+
+    def expire_token(self) -> None:
+        """The newest token answers 42001 (expired) from now on."""
+        self._expired.add(self.tokens_issued[-1])
+
+    def click_code(self) -> str:
+        """A fresh response code, as WeCom puts in a template_card_event."""
+        code = f"rc-click-{next(self._seq)}"
+        self._codes[code] = False
+        return code
+
+    # -- what happened -----------------------------------------------------------------------
+    def cards_to(self, account: str) -> list[dict[str, Any]]:
+        return [b for b in self.delivered if b["msgtype"] == "template_card" and b["touser"] == account]
+
+    def texts_to(self, account: str) -> list[str]:
+        return [
+            b["text"]["content"] for b in self.delivered if b["msgtype"] == "text" and b["touser"] == account
+        ]
+
+    def calls(self, path: str) -> list[Recorded]:
+        return self.api.calls(path)
+
+    # -- the API -----------------------------------------------------------------------------
+    def _failure(self, path: str) -> web.Response | None:
+        queue = self._failures.get(path)
+        if not queue:
+            return None
+        status, body = queue.pop(0)
+        return web.json_response(body, status=status)
+
+    def _token_error(self, rec: Recorded) -> web.Response | None:
+        token = rec.query.get("access_token", "")
+        if token not in self.tokens_issued:
+            return web.json_response({"errcode": INVALID_TOKEN, "errmsg": "invalid access_token"})
+        if token in self._expired:
+            return web.json_response({"errcode": EXPIRED_TOKEN, "errmsg": "access_token expired"})
+        return None
+
+    async def _gettoken(self, request: web.Request, rec: Recorded) -> web.StreamResponse:
+        if failed := self._failure(request.path):
+            return failed
+        if rec.query.get("corpid") != self.corp_id or rec.query.get("corpsecret") != self.secret:
+            return web.json_response({"errcode": 40001, "errmsg": "invalid credential"})
+        token = f"tok-{next(self._seq)}"
+        self.tokens_issued.append(token)
+        return web.json_response({"errcode": 0, "errmsg": "ok", "access_token": token, "expires_in": 7200})
+
+    async def _send(self, request: web.Request, rec: Recorded) -> web.StreamResponse:
+        if self.send_delay_s:
+            await asyncio.sleep(self.send_delay_s)
+        if failed := self._failure(request.path):
+            return failed
+        if bad := self._token_error(rec):
+            return bad
+        body = rec.json()
+        if body.get("agentid") != self.agent_id:
+            return web.json_response({"errcode": 40056, "errmsg": "invalid agentid"})
+        answer: dict[str, Any] = {
+            "errcode": 0,
+            "errmsg": "ok",
+            "invaliduser": "",
+            "msgid": f"msg-{next(self._seq)}",
+        }
+        if body.get("msgtype") == "template_card":
+            task_id = body["template_card"]["task_id"]
+            if task_id in self._task_ids:
+                return web.json_response({"errcode": FAKE_DUPLICATE_TASK_ID, "errmsg": "task_id exists"})
+            self._task_ids.add(task_id)
+            code = f"rc-send-{next(self._seq)}"
+            self._codes[code] = False
+            answer["response_code"] = code
+        self.delivered.append(body)
+        return web.json_response(answer)
+
+    async def _update(self, request: web.Request, rec: Recorded) -> web.StreamResponse:
+        if failed := self._failure(request.path):
+            return failed
+        if bad := self._token_error(rec):
+            return bad
+        body = rec.json()
+        code = body.get("response_code", "")
+        if self._codes.get(code, True):
+            return web.json_response({"errcode": FAKE_BAD_RESPONSE_CODE, "errmsg": "invalid response_code"})
+        self._codes[code] = True
+        self.updates.append(body)
+        return web.json_response({"errcode": 0, "errmsg": "ok", "invaliduser": []})
+
+    async def _user(self, request: web.Request, rec: Recorded) -> web.StreamResponse:
+        if bad := self._token_error(rec):
+            return bad
+        userid = rec.query.get("userid", "")
+        return web.json_response({"errcode": 0, "errmsg": "ok", "userid": userid, "name": userid})
+
+
+class WeComCallbacks:
+    """Builds the encrypted callbacks WeCom POSTs to the service, with wechatpy's WeChatCrypto:
+    an implementation independent of oabot's own crypto."""
+
+    def __init__(self, token: str, aes_key: str, corp_id: str, agent_id: int) -> None:
+        from wechatpy.enterprise.crypto import WeChatCrypto
+
+        self.token, self.corp_id, self.agent_id = token, corp_id, agent_id
+        self._crypto = WeChatCrypto(token, aes_key, corp_id)
+        self._nonce = itertools.count(100000)
+        self._time = itertools.count(1_795_000_000)  # CreateTime values, one per callback
+
+    def seal(self, inner_xml: str) -> tuple[dict[str, str], bytes]:
+        """(query, body) of a POST carrying `inner_xml`, as WeCom sends it."""
+        import time
+
+        import xmltodict
+
+        nonce, ts = str(next(self._nonce)), str(int(time.time()))
+        reply = xmltodict.parse(self._crypto.encrypt_message(inner_xml, nonce, ts))["xml"]
+        body = (
+            f"<xml><ToUserName><![CDATA[{self.corp_id}]]></ToUserName><AgentID><![CDATA[{self.agent_id}]]></AgentID>"
+            f"<Encrypt><![CDATA[{reply['Encrypt']}]]></Encrypt></xml>"
+        )
+        return {"msg_signature": reply["MsgSignature"], "timestamp": ts, "nonce": nonce}, body.encode()
+
+    def echostr(self, plaintext: str) -> dict[str, str]:
+        """The GET query WeCom sends to verify the callback URL."""
+        import time
+
+        import xmltodict
+
+        nonce, ts = str(next(self._nonce)), str(int(time.time()))
+        reply = xmltodict.parse(self._crypto.encrypt_message(plaintext, nonce, ts))["xml"]
+        return {
+            "msg_signature": reply["MsgSignature"],
+            "timestamp": ts,
+            "nonce": nonce,
+            "echostr": reply["Encrypt"],
+        }
+
+    def _head(self, account: str, msg_type: str) -> str:
+        return (
+            f"<ToUserName><![CDATA[{self.corp_id}]]></ToUserName><FromUserName><![CDATA[{account}]]></FromUserName>"
+            f"<CreateTime>{next(self._time)}</CreateTime><MsgType><![CDATA[{msg_type}]]></MsgType>"
+        )
+
+    def card_click_xml(self, account: str, task_id: str, key: str, response_code: str) -> str:
+        return (
+            f"<xml>{self._head(account, 'event')}<Event><![CDATA[template_card_event]]></Event>"
+            f"<EventKey><![CDATA[{key}]]></EventKey><TaskId><![CDATA[{task_id}]]></TaskId>"
+            f"<CardType><![CDATA[button_interaction]]></CardType><ResponseCode><![CDATA[{response_code}]]></ResponseCode>"
+            f"<AgentID>{self.agent_id}</AgentID></xml>"
+        )
+
+    def text_xml(self, account: str, content: str, msg_id: int) -> str:
+        return (
+            f"<xml>{self._head(account, 'text')}<Content><![CDATA[{content}]]></Content>"
+            f"<MsgId>{msg_id}</MsgId><AgentID>{self.agent_id}</AgentID></xml>"
+        )
+
+    def location_xml(self, account: str, lat: float, lng: float, label: str, msg_id: int) -> str:
+        return (
+            f"<xml>{self._head(account, 'location')}<Location_X>{lat}</Location_X><Location_Y>{lng}</Location_Y>"
+            f"<Scale>15</Scale><Label><![CDATA[{label}]]></Label><MsgId>{msg_id}</MsgId>"
+            f"<AgentID>{self.agent_id}</AgentID><AppType><![CDATA[wxwork]]></AppType></xml>"
+        )
+
+    def location_event_xml(self, account: str, lat: float, lng: float, precision: float) -> str:
+        return (
+            f"<xml>{self._head(account, 'event')}<Event><![CDATA[LOCATION]]></Event><Latitude>{lat}</Latitude>"
+            f"<Longitude>{lng}</Longitude><Precision>{precision}</Precision><AgentID>{self.agent_id}</AgentID>"
+            f"<AppType><![CDATA[wxwork]]></AppType></xml>"
+        )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from functools import wraps
-from typing import Any
+from typing import Any, TypeAlias
 
 from aiohttp import web
 
@@ -68,11 +68,18 @@ def api_handler(func: Handler) -> Handler:
 
 
 # -- body checking ---------------------------------------------------------------------------
+# Builtin names, because Body's accessors are named after the types they return.
+_Str: TypeAlias = str
+_Int: TypeAlias = int
+_Bool: TypeAlias = bool
+_DateTime: TypeAlias = datetime
+
+
 class Body:
     """Typed access to a JSON object body that collects every problem before refusing it."""
 
-    def __init__(self, data: Any, allowed: set[str]) -> None:
-        self.problems: dict[str, str] = {}
+    def __init__(self, data: Any, allowed: set[_Str]) -> None:
+        self.problems: dict[_Str, _Str] = {}
         if not isinstance(data, dict):
             raise ValidationFailed("请求体应为 JSON 对象", details={"body": "expected a JSON object"})
         self.data = data
@@ -80,7 +87,7 @@ class Body:
             if key not in allowed:
                 self.problems[key] = f"unknown field; allowed: {', '.join(sorted(allowed))}"
 
-    def str(self, key: str, *, required: bool = False) -> str | None:
+    def str(self, key: _Str, *, required: _Bool = False) -> _Str | None:
         v = self.data.get(key)
         if v is None:
             if required:
@@ -91,7 +98,7 @@ class Body:
             return None
         return v.strip()
 
-    def int(self, key: str, *, required: bool = False) -> int | None:
+    def int(self, key: _Str, *, required: _Bool = False) -> _Int | None:
         v = self.data.get(key)
         if v is None:
             if required:
@@ -102,14 +109,14 @@ class Body:
             return None
         return v
 
-    def bool(self, key: str, default: bool = False) -> bool:
+    def bool(self, key: _Str, default: _Bool = False) -> _Bool:
         v = self.data.get(key, default)
         if not isinstance(v, bool):
             self.problems[key] = "expected true or false"
             return default
         return v
 
-    def obj(self, key: str, *, required: bool = False) -> dict[str, Any] | None:
+    def obj(self, key: _Str, *, required: _Bool = False) -> dict[_Str, Any] | None:
         v = self.data.get(key)
         if v is None:
             if required:
@@ -120,7 +127,7 @@ class Body:
             return None
         return v
 
-    def str_list(self, key: str) -> list[str]:
+    def str_list(self, key: _Str) -> list[_Str]:
         v = self.data.get(key)
         if v is None:
             return []
@@ -129,7 +136,7 @@ class Body:
             return []
         return v
 
-    def datetime(self, key: str, *, required: bool = False) -> datetime | None:
+    def datetime(self, key: _Str, *, required: _Bool = False) -> _DateTime | None:
         raw = self.str(key, required=required)
         if raw is None:
             return None
@@ -143,7 +150,7 @@ class Body:
             return None
         return dt
 
-    def enum(self, key: str, enum: Any, *, required: bool = False) -> Any:
+    def enum(self, key: _Str, enum: Any, *, required: _Bool = False) -> Any:
         raw = self.str(key, required=required)
         if raw is None:
             return None

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import col
 
 from notifications.delivery import Delivery, OutgoingMessage
 from org.model import User
@@ -35,7 +36,9 @@ class ConsoleDelivery(Delivery):
         p = message.payload
         async with self._db.transaction() as session:
             existing = (
-                await session.execute(select(ConsoleMessageRow.id).where(ConsoleMessageRow.outbox_id == message.outbox_id))
+                await session.execute(
+                    select(col(ConsoleMessageRow.id)).where(col(ConsoleMessageRow.outbox_id) == message.outbox_id)
+                )
             ).scalar_one_or_none()
             if existing is not None:
                 return
@@ -43,10 +46,10 @@ class ConsoleDelivery(Delivery):
                 # The card updates in place, like a WeCom update_template_card.
                 await session.execute(
                     update(ConsoleMessageRow)
-                    .where(ConsoleMessageRow.user_id == user.id)  # type: ignore[arg-type]
-                    .where(ConsoleMessageRow.task_id == message.task_id)  # type: ignore[arg-type]
-                    .where(ConsoleMessageRow.kind == "task_card")  # type: ignore[arg-type]
-                    .where(ConsoleMessageRow.closed.is_(False))  # type: ignore[union-attr]
+                    .where(col(ConsoleMessageRow.user_id) == user.id)
+                    .where(col(ConsoleMessageRow.task_id) == message.task_id)
+                    .where(col(ConsoleMessageRow.kind) == "task_card")
+                    .where(col(ConsoleMessageRow.closed).is_(False))
                     .values(closed=True, outcome=p.get("outcome"))
                 )
                 text = ""

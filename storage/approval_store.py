@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from approvals.definitions import Permission, StepKind, StepMode
 from approvals.model import (
@@ -188,7 +189,7 @@ async def load_request(session: AsyncSession, *, request_id: str) -> Loaded | No
     row = await session.get(RequestRow, request_id)
     if row is None:
         return None
-    tasks = (await session.execute(select(TaskRow).where(TaskRow.request_id == request_id))).scalars().all()
+    tasks = (await session.execute(select(TaskRow).where(col(TaskRow.request_id) == request_id))).scalars().all()
     req = _request_from_rows(row, tasks)
     return Loaded(request=req, version=row.version, task_snapshots={t.id: _task_values(t) for t in req.tasks})
 
@@ -207,7 +208,7 @@ async def save_request(session: AsyncSession, *, loaded: Loaded, events: Sequenc
     values = _request_values(req)
     result = await session.execute(
         update(RequestRow)
-        .where(and_(RequestRow.id == req.id, RequestRow.version == loaded.version))  # type: ignore[arg-type]
+        .where(and_(col(RequestRow.id) == req.id, col(RequestRow.version) == loaded.version))
         .values(**values)
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
@@ -222,7 +223,7 @@ async def save_request(session: AsyncSession, *, loaded: Loaded, events: Sequenc
             continue
         res = await session.execute(
             update(TaskRow)
-            .where(and_(TaskRow.id == t.id, TaskRow.version == before["version"]))  # type: ignore[arg-type]
+            .where(and_(col(TaskRow.id) == t.id, col(TaskRow.version) == before["version"]))
             .values(**{k: v for k, v in now_values.items() if k != "id"})
         )
         if res.rowcount != 1:  # type: ignore[attr-defined]
@@ -287,7 +288,7 @@ def trail_from_row(r: TrailRow) -> TrailEvent:
 
 async def load_trail(session: AsyncSession, *, request_id: str) -> list[TrailEvent]:
     rows = (
-        await session.execute(select(TrailRow).where(TrailRow.request_id == request_id).order_by(TrailRow.seq))
+        await session.execute(select(TrailRow).where(col(TrailRow.request_id) == request_id).order_by(col(TrailRow.seq)))
     ).scalars().all()
     return [trail_from_row(r) for r in rows]
 
@@ -303,12 +304,12 @@ async def list_requests(
 ) -> list[RequestRow]:
     q = select(RequestRow)
     if initiator:
-        q = q.where(RequestRow.initiator == initiator)
+        q = q.where(col(RequestRow.initiator) == initiator)
     if status:
-        q = q.where(RequestRow.status == status)
+        q = q.where(col(RequestRow.status) == status)
     if template:
-        q = q.where(RequestRow.template_key == template)
-    q = q.order_by(RequestRow.created_at.desc(), RequestRow.id).limit(limit).offset(offset)  # type: ignore[union-attr]
+        q = q.where(col(RequestRow.template_key) == template)
+    q = q.order_by(col(RequestRow.created_at).desc(), col(RequestRow.id)).limit(limit).offset(offset)
     return list((await session.execute(q)).scalars().all())
 
 
@@ -316,16 +317,16 @@ async def pending_tasks(session: AsyncSession, *, assignee: str) -> list[tuple[T
     """Open, actionable tasks held by `assignee` (directly or as delegator), oldest first."""
     q = (
         select(TaskRow, RequestRow)
-        .join(RequestRow, RequestRow.id == TaskRow.request_id)  # type: ignore[arg-type]
-        .where(TaskRow.status == TaskStatus.PENDING.value)
-        .where((TaskRow.assignee == assignee) | (TaskRow.acting_for == assignee))
-        .order_by(TaskRow.activated_at, TaskRow.id)
+        .join(RequestRow, col(RequestRow.id) == col(TaskRow.request_id))
+        .where(col(TaskRow.status) == TaskStatus.PENDING.value)
+        .where((col(TaskRow.assignee) == assignee) | (col(TaskRow.acting_for) == assignee))
+        .order_by(col(TaskRow.activated_at), col(TaskRow.id))
     )
     return [(t, r) for t, r in (await session.execute(q)).all()]
 
 
 async def all_request_ids(session: AsyncSession) -> list[str]:
-    return list((await session.execute(select(RequestRow.id).order_by(RequestRow.id))).scalars().all())
+    return list((await session.execute(select(col(RequestRow.id)).order_by(col(RequestRow.id)))).scalars().all())
 
 
 async def count_requests(session: AsyncSession) -> int:
@@ -368,7 +369,7 @@ def delegation_from_row(r: DelegationRow) -> Delegation:
 async def active_delegations(session: AsyncSession, *, now: datetime) -> list[Delegation]:
     rows = (
         await session.execute(
-            select(DelegationRow).where(DelegationRow.cancelled_at.is_(None)).where(DelegationRow.ends_at > now)  # type: ignore[union-attr,operator]
+            select(DelegationRow).where(col(DelegationRow.cancelled_at).is_(None)).where(col(DelegationRow.ends_at) > now)
         )
     ).scalars().all()
     return [delegation_from_row(r) for r in rows]
@@ -377,10 +378,10 @@ async def active_delegations(session: AsyncSession, *, now: datetime) -> list[De
 async def list_delegations(session: AsyncSession, *, user: str | None = None, include_past: bool = False, now: datetime) -> list[Delegation]:
     q = select(DelegationRow)
     if user:
-        q = q.where((DelegationRow.delegator == user) | (DelegationRow.delegate == user))
+        q = q.where((col(DelegationRow.delegator) == user) | (col(DelegationRow.delegate) == user))
     if not include_past:
-        q = q.where(DelegationRow.cancelled_at.is_(None)).where(DelegationRow.ends_at > now)  # type: ignore[union-attr,operator]
-    q = q.order_by(DelegationRow.starts_at)
+        q = q.where(col(DelegationRow.cancelled_at).is_(None)).where(col(DelegationRow.ends_at) > now)
+    q = q.order_by(col(DelegationRow.starts_at))
     return [delegation_from_row(r) for r in (await session.execute(q)).scalars().all()]
 
 
@@ -397,7 +398,7 @@ async def insert_delegation(session: AsyncSession, *, delegation: Delegation) ->
             move_pending=d.move_pending,
             reason=d.reason,
             source_request=d.source_request,
-            created_at=d.created_at,
+            created_at=d.created_at or d.starts_at,
         )
     )
     await session.flush()
@@ -415,10 +416,10 @@ async def cancel_delegation(session: AsyncSession, *, delegation_id: str, now: d
 
 async def requests_with_open_tasks_of(session: AsyncSession, *, user: str) -> list[str]:
     q = (
-        select(TaskRow.request_id)
-        .where(TaskRow.assignee == user)
-        .where(TaskRow.acting_for.is_(None))  # type: ignore[union-attr]
-        .where(TaskRow.status.in_([TaskStatus.PENDING.value, TaskStatus.QUEUED.value]))  # type: ignore[attr-defined]
+        select(col(TaskRow.request_id))
+        .where(col(TaskRow.assignee) == user)
+        .where(col(TaskRow.acting_for).is_(None))
+        .where(col(TaskRow.status).in_([TaskStatus.PENDING.value, TaskStatus.QUEUED.value]))
         .distinct()
     )
     return list((await session.execute(q)).scalars().all())

@@ -49,12 +49,17 @@ async def _user(request: web.Request) -> tuple[Org, User]:
     return org, user
 
 
+def _dept_name(org: Org, dept_id: str) -> str:
+    d = org.department(dept_id)
+    return d.name if d else dept_id
+
+
 async def index(request: web.Request) -> web.StreamResponse:
     _enabled(request)
     org = await request.app[WORKFLOW].org()
     items = "".join(
         f'<a href="/console/u/{H(u.id)}"><b>{H(u.name)}</b> <small>{H(u.title)} · '
-        f"{H(org.department(u.department).name if org.department(u.department) else u.department)}</small></a>"
+        f"{H(_dept_name(org, u.department))}</small></a>"
         for u in org.users.values()
         if u.active
     )
@@ -114,6 +119,11 @@ async def _feed(request: web.Request, uid: str) -> str:
         if m.kind == "task_card":
             out.append(_card_html(m, uid))
             continue
+        if m.kind == "checkin_card":
+            from bot.checkin_pages import checkin_card_html
+
+            out.append(checkin_card_html(m.payload, uid))
+            continue
         when = m.created_at.astimezone(tz).strftime("%m-%d %H:%M")
         out.append(f'<div class="msg {H(m.direction)}" data-kind="{H(m.kind)}"><div class=bubble title="{when}">{H(m.text)}</div></div>')
     return "".join(out) or "<p style='color:#888;text-align:center'>还没有消息。试试输入「待办」或「帮助」。</p>"
@@ -124,7 +134,8 @@ async def chat(request: web.Request) -> web.StreamResponse:
     uid = user.id
     feed = await _feed(request, uid)
     body = (
-        f'<main><div style="text-align:right"><a class=btn href="/console/u/{H(uid)}/new">发起申请</a></div>'
+        f'<main><div style="text-align:right"><a class=btn href="/console/u/{H(uid)}/new">发起申请</a> '
+        f'<a class=btn href="/console/u/{H(uid)}/checkins">团队签到</a></div>'
         f'<div id=feed data-src="/console/u/{H(uid)}/feed">{feed}</div></main>'
         f'<form class=compose method=post action="/console/u/{H(uid)}/say">'
         f'<input name=text placeholder="输入消息，如：待办" autocomplete=off required><button class=send>发送</button></form>'

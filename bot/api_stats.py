@@ -174,18 +174,7 @@ async def _write_weekly_summary(app: web.Application, period: Period, now: datet
         )
     async with db.transaction() as session:
         for recipient, text in messages.items():
-            session.add(
-                OutboxRow(
-                    kind=SUMMARY_KIND,
-                    recipient=recipient,
-                    request_id=None,
-                    payload={"text": text},
-                    status="pending",
-                    attempts=0,
-                    next_attempt_at=now,
-                    created_at=now,
-                )
-            )
+            session.add(OutboxRow.due_now(kind=SUMMARY_KIND, recipient=recipient, payload={"text": text}, now=now))
     return len(messages)
 
 

@@ -676,16 +676,8 @@ def _digest_items(message: Message) -> list[dict[str, Any]]:
 def _enqueue(session: AsyncSession, messages: Sequence[Message], now: datetime) -> None:
     for m in messages:
         session.add(
-            OutboxRow(
-                kind=m.kind,
-                recipient=m.recipient,
-                request_id=m.request_id,
-                task_id=m.task_id,
-                payload=m.payload,
-                status="pending",
-                attempts=0,
-                next_attempt_at=now,
-                created_at=now,
+            OutboxRow.due_now(
+                kind=m.kind, recipient=m.recipient, request_id=m.request_id, task_id=m.task_id, payload=m.payload, now=now
             )
         )
 

@@ -116,16 +116,13 @@ class Workflow:
         for n in out.notices:
             payload = compose(n, out.request, template=template, org=org, tz=self.d.tz, public_url=self.d.public_url)
             session.add(
-                OutboxRow(
+                OutboxRow.due_now(
                     kind=n.kind.value,
                     recipient=n.recipient,
                     request_id=n.request_id,
                     task_id=n.task_id,
                     payload=store._jsonable(payload),
-                    status="pending",
-                    attempts=0,
-                    next_attempt_at=now,
-                    created_at=now,
+                    now=now,
                 )
             )
 
@@ -134,15 +131,8 @@ class Workflow:
         now = self.d.now()
         async with self.d.db.transaction() as s:
             s.add(
-                OutboxRow(
-                    kind="text",
-                    recipient=user,
-                    request_id=request_id,
-                    payload={"text": text, "request_id": request_id},
-                    status="pending",
-                    attempts=0,
-                    next_attempt_at=now,
-                    created_at=now,
+                OutboxRow.due_now(
+                    kind="text", recipient=user, request_id=request_id, payload={"text": text, "request_id": request_id}, now=now
                 )
             )
 
@@ -152,14 +142,11 @@ class Workflow:
         now = self.d.now()
         async with self.d.db.transaction() as s:
             s.add(
-                OutboxRow(
+                OutboxRow.due_now(
                     kind="text",
-                    recipient=f"@{platform}:{account}"[:64],
+                    recipient=f"@{platform}:{account}",
                     payload={"text": text, "platform": platform, "account": account},
-                    status="pending",
-                    attempts=0,
-                    next_attempt_at=now,
-                    created_at=now,
+                    now=now,
                 )
             )
 

@@ -106,6 +106,30 @@ class OutboxRow(SQLModel, table=True):
     sent_at: datetime | None = _ts(nullable=True)
     last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
+    @classmethod
+    def due_now(
+        cls,
+        *,
+        kind: str,
+        recipient: str,
+        payload: dict[str, Any],
+        now: datetime,
+        request_id: str | None = None,
+        task_id: str | None = None,
+    ) -> OutboxRow:
+        """A new pending row the dispatcher may send at once."""
+        return cls(
+            kind=kind,
+            recipient=recipient[:64],
+            request_id=request_id,
+            task_id=task_id,
+            payload=payload,
+            status="pending",
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+        )
+
 
 class IdempotencyRow(SQLModel, table=True):
     __tablename__ = "idempotency_keys"

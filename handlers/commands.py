@@ -1,7 +1,6 @@
 """Text commands in chat: 待办 (my pending tasks), 帮助 (help), 代理 (set a delegate).
 
-Anything else gets a short help reply. Shared locations are acknowledged here until the
-check-in module takes them over.
+Anything else gets a short help reply. Shared locations are check-ins: `handlers.checkins`.
 """
 
 from __future__ import annotations
@@ -11,7 +10,7 @@ from datetime import date, datetime, time, timedelta
 
 from approvals.errors import ApprovalError
 from approvals.model import URGENCY_LABEL, Urgency
-from handlers.events import LocationShared, TextMessage
+from handlers.events import TextMessage
 from handlers.router import Router
 
 router = Router("commands")
@@ -20,6 +19,7 @@ HELP = (
     "可用命令：\n"
     "· 待办 —— 查看我的待办审批\n"
     "· 代理 <同事姓名或ID> <截止日期> —— 设置代理人，例如：代理 周杰 2026-11-30\n"
+    "· 打卡 —— 获取今天外勤行程的打卡链接（也可以直接发送位置打卡）\n"
     "· 帮助 —— 显示本说明\n"
     "审批卡片上的按钮可以直接处理待办。"
 )
@@ -101,8 +101,3 @@ async def on_delegate(event: TextMessage, deps: object) -> str | None:
 @router.text()
 async def on_other_text(event: TextMessage, deps: object) -> str | None:
     return "没有听懂这条消息。" + HELP
-
-
-@router.location()
-async def on_location(event: LocationShared, deps: object) -> str | None:
-    return f"已收到您的位置（{event.lat:.5f}, {event.lng:.5f}）。"

@@ -96,6 +96,11 @@ def summary(settings: Settings) -> list[str]:
         kv = "in-process (one oabot process only; set OABOT_REDIS_URL to run several)"
     hours = ", ".join(f"{p.start:%H:%M}-{p.end:%H:%M}" for p in settings.working_hours)
     token = "set" if settings.api_token else "not set: /api/ answers 401 to everyone"
+    platforms = []
+    if settings.wecom is not None:
+        platforms.append(f"WeCom (corp {settings.wecom.corp_id}, agent {settings.wecom.agent_id})")
+    if settings.dingtalk is not None:
+        platforms.append(f"DingTalk ({settings.dingtalk.mode} mode)")
     return [
         "configuration is valid",
         f"  database       {database}",
@@ -103,6 +108,7 @@ def summary(settings: Settings) -> list[str]:
         f"  timezone       {settings.timezone}",
         f"  working hours  {hours}",
         f"  listens on     {settings.host}:{settings.port}, public URL {settings.public_url}",
+        f"  platforms      {', '.join(platforms) or 'none connected'}",
         f"  API token      {token}",
         f"  logs           {settings.log_format}, {settings.log_level}",
     ]

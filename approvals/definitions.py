@@ -160,6 +160,7 @@ class ConsecutivePolicy(StrEnum):
 class WithdrawPolicy(StrEnum):
     ANY_TIME = "any_time"  # while running
     BEFORE_FIRST_DECISION = "before_first_decision"
+    AFTER_APPROVAL = "after_approval"  # also revoke an approved request (e.g. 销假: cancel an approved leave)
     NEVER = "never"
 
 

@@ -735,9 +735,10 @@ def _withdraw(flow: _Flow, action: Action) -> None:
     req = flow.req
     if action.actor != req.initiator:
         raise NotAssignee("只有发起人可以撤销申请", actor=action.actor)
-    if req.is_final:
-        raise RequestFinished("申请已结束，不能撤销", request_id=req.id, status=req.status.value)
     policy = flow.ctx.template.policies.withdraw
+    revoking = req.status == RequestStatus.APPROVED and policy == WithdrawPolicy.AFTER_APPROVAL
+    if req.is_final and not revoking:
+        raise RequestFinished("申请已结束，不能撤销", request_id=req.id, status=req.status.value)
     if req.status == RequestStatus.RETURNED:
         policy = WithdrawPolicy.ANY_TIME  # back with the initiator: they may drop it instead of resubmitting
     if policy == WithdrawPolicy.NEVER:

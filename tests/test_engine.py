@@ -387,3 +387,20 @@ def test_handling_step_cannot_be_rejected():
         r.do("reject", "u_chen")
     r.do("approve", "u_chen")
     assert r.req.status == RequestStatus.APPROVED
+
+
+def test_only_after_approval_policy_lets_an_approved_request_be_revoked():
+    r = Runner(chain3())
+    for approver in ("u_sun", "u_li", "u_zhang"):
+        r.do("approve", approver)
+    with pytest.raises(RequestFinished):
+        r.do("withdraw", "u_wu")
+    revocable = template(*chain3().steps, policies=Policies(withdraw=WithdrawPolicy.AFTER_APPROVAL))
+    r2 = Runner(revocable)
+    for approver in ("u_sun", "u_li", "u_zhang"):
+        r2.do("approve", approver)
+    out = r2.do("withdraw", "u_wu", comment="销假")
+    assert r2.req.status == RequestStatus.WITHDRAWN
+    assert any(n.kind == NoticeKind.RESULT and n.recipient == "u_wu" for n in out.notices)
+    with pytest.raises(RequestFinished):
+        r2.do("withdraw", "u_wu")

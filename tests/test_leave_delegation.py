@@ -10,11 +10,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from approvals.clock import ManualClock
-from approvals.engine import Outcome
 from bot.keys import DEADLINES, WORKFLOW
-from deadlines.ladder import append_system_event
 from deadlines.scheduler import DeadlineService
-from storage import approval_store as store
 from storage.db import Database
 from storage.timer_models import TimerRow
 from tests.conftest import Api
@@ -135,29 +132,23 @@ async def test_a_leave_that_is_already_over_creates_nothing_and_says_why(api: Ap
     assert "已结束" in noted["comment"]
 
 
-async def test_withdrawing_the_leave_ends_its_delegation(
+async def test_withdrawing_the_approved_leave_ends_its_delegation(
     api: Api, org_db: Database, clock: ManualClock
 ) -> None:
     view = await approved_leave(api, "u_sun", "u_li", leave("2026-11-25", "2026-11-26", delegate="u_zhou"))
-    wf, svc = api.app[WORKFLOW], service(api)  # type: ignore[index]
-    org = await wf.org()
-    # The engine refuses to withdraw a finished request today; a later 销假 flow would produce
-    # this outcome, so drive the hook with it directly (in one transaction, as the workflow does).
-    async with org_db.transaction() as s:
-        loaded = await store.load_request(s, request_id=view["id"])
-        assert loaded is not None
-        withdrawn = append_system_event(loaded.request, clock.now(), "request_withdrawn", after="withdrawn")
-        await store.save_request(s, loaded=loaded, events=[withdrawn])
-        await svc.on_leave_outcome(
-            s, Outcome(request=loaded.request, events=[withdrawn]), wf.template("leave"), org, clock.now()
-        )
+    # 销假: the leave template lets the initiator revoke an approved leave.
+    _, after = await api.call(
+        "POST", f"/requests/{view['id']}/actions", {"action": "withdraw", "actor": "u_sun", "comment": "不休了"}, expect=200
+    )
+    assert after["status"] == "withdrawn"
 
     [d] = await delegations_of(api, "u_sun")
     assert d["cancelled_at"] is not None
     assert [t.status for t in await delegation_timers(org_db)] == ["cancelled"]
-    _, after = await api.call("GET", f"/requests/{view['id']}", expect=200)
-    assert [e["kind"] for e in after["trail"]][-1] == "delegation_cancelled"  # type: ignore[index]
-    assert await wf.verify_trail(view["id"]) == {}
+    _, full = await api.call("GET", f"/requests/{view['id']}", expect=200)
+    kinds = [e["kind"] for e in full["trail"]]  # type: ignore[index]
+    assert kinds[-2:] == ["request_withdrawn", "delegation_cancelled"]
+    assert await api.app[WORKFLOW].verify_trail(view["id"]) == {}  # type: ignore[index]
 
 
 async def test_a_future_delegation_that_moves_tasks_gets_a_timer(

@@ -14,12 +14,13 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
 from handlers.events import Event, event_from_dict, event_kind, event_to_dict
 from storage.db import Database
 from storage.kv import KeyValueStore, KVUnavailable
+from storage.leases import claim_due, while_leased
 from storage.platform_models import InboxRow
 
 logger = logging.getLogger(__name__)
@@ -79,29 +80,7 @@ class Inbox:
         return True
 
     async def claim(self, batch: int = 20) -> list[InboxRow]:
-        now = self._now()
-        async with self._db.transaction() as s:
-            q = (
-                select(InboxRow)
-                .where(
-                    or_(
-                        and_(InboxRow.status == "pending", InboxRow.next_attempt_at <= now),  # type: ignore[arg-type,operator]
-                        and_(InboxRow.status == "working", InboxRow.claimed_until < now),  # type: ignore[arg-type,operator]
-                    )
-                )
-                .order_by(InboxRow.id)  # type: ignore[arg-type]
-                .limit(batch)
-            )
-            if not self._db.is_sqlite:
-                q = q.with_for_update(skip_locked=True)
-            rows = list((await s.execute(q)).scalars().all())
-            if rows:
-                await s.execute(
-                    update(InboxRow)
-                    .where(InboxRow.id.in_([r.id for r in rows]))  # type: ignore[union-attr]
-                    .values(status="working", claimed_until=now + LEASE)
-                )
-        return rows
+        return await claim_due(self._db, InboxRow, now=self._now(), batch=batch, lease=LEASE, working="working")
 
     async def run_once(self) -> int:
         rows = await self.claim()
@@ -112,21 +91,26 @@ class Inbox:
             except Exception as exc:
                 logger.exception("inbox event failed", extra={"inbox_id": row.id, "event_id": row.event_id})
                 error = f"{type(exc).__name__}: {exc}"
-            now = self._now()
-            async with self._db.transaction() as s:
-                if error is None:
-                    values: dict[str, object] = {"status": "done", "processed_at": now, "last_error": None}
-                else:
-                    attempts = row.attempts + 1
-                    dead = attempts >= self._max_attempts
-                    values = {
-                        "status": "dead" if dead else "pending",
-                        "attempts": attempts,
-                        "last_error": error,
-                        "next_attempt_at": now + timedelta(seconds=min(60, 2**attempts)),
-                    }
-                await s.execute(update(InboxRow).where(InboxRow.id == row.id).values(**values))  # type: ignore[arg-type]
+            await self._finish(row, error)
         return len(rows)
+
+    async def _finish(self, row: InboxRow, error: str | None) -> None:
+        """Record the outcome, only while this worker still holds the row's lease."""
+        now = self._now()
+        if error is None:
+            values: dict[str, object] = {"status": "done", "processed_at": now, "last_error": None}
+        else:
+            attempts = row.attempts + 1
+            values = {
+                "status": "dead" if attempts >= self._max_attempts else "pending",
+                "attempts": attempts,
+                "last_error": error,
+                "next_attempt_at": now + timedelta(seconds=min(60, 2**attempts)),
+            }
+        async with self._db.transaction() as s:
+            res = await s.execute(update(InboxRow).where(while_leased(InboxRow, row)).values(**values))
+        if res.rowcount != 1:  # type: ignore[attr-defined]
+            logger.warning("inbox lease lost before the result was written", extra={"inbox_id": row.id})
 
     async def drain(self, max_rounds: int = 100) -> int:
         total = 0

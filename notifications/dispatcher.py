@@ -15,12 +15,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import update
 
 from notifications.delivery import Delivery, DeliveryError, OutgoingMessage
 from org.model import Org, User
 from storage.approval_models import OutboxRow
 from storage.db import Database
+from storage.leases import claim_due, while_leased
 
 logger = logging.getLogger(__name__)
 
@@ -57,32 +58,7 @@ class OutboxDispatcher:
         self._max = max_backoff_s
 
     async def claim(self) -> list[OutboxRow]:
-        now = self._now()
-        async with self._db.transaction() as session:
-            q = (
-                select(OutboxRow)
-                .where(
-                    or_(
-                        and_(OutboxRow.status == "pending", OutboxRow.next_attempt_at <= now),  # type: ignore[arg-type,operator]
-                        and_(OutboxRow.status == "sending", OutboxRow.claimed_until < now),  # type: ignore[arg-type,operator]
-                    )
-                )
-                .order_by(OutboxRow.id)  # type: ignore[arg-type]
-                .limit(self._batch)
-            )
-            if not self._db.is_sqlite:
-                q = q.with_for_update(skip_locked=True)
-            rows = list((await session.execute(q)).scalars().all())
-            if rows:
-                lease = now + LEASE
-                await session.execute(
-                    update(OutboxRow)
-                    .where(OutboxRow.id.in_([r.id for r in rows]))  # type: ignore[union-attr]
-                    .values(status="sending", claimed_until=lease)
-                )
-                for r in rows:  # our claim: results are written only while we still hold it
-                    r.status, r.claimed_until = "sending", lease
-        return rows
+        return await claim_due(self._db, OutboxRow, now=self._now(), batch=self._batch, lease=LEASE, working="sending")
 
     async def run_once(self) -> DispatchStats:
         stats = DispatchStats()
@@ -147,9 +123,7 @@ class OutboxDispatcher:
         now = self._now()
         # Only while our lease holds: a dispatcher whose lease ran out and was handed over must not
         # turn a row another dispatcher delivered back into `pending` (a second send) or `dead`.
-        ours = update(OutboxRow).where(
-            and_(OutboxRow.id == row.id, OutboxRow.status == "sending", OutboxRow.claimed_until == row.claimed_until)  # type: ignore[arg-type]
-        )
+        ours = update(OutboxRow).where(while_leased(OutboxRow, row))
         async with self._db.transaction() as session:
             if error is None:
                 res = await session.execute(ours.values(status="sent", sent_at=now, last_error=None))

@@ -121,6 +121,7 @@ class Run:
     decisions: dict[str, str] = field(default_factory=dict)  # task id -> deciding event kind
     versions: dict[str, int] = field(default_factory=dict)  # task id -> highest version seen
     final: RequestStatus | None = None
+    revoked: bool = False  # an approved request later withdrawn (withdraw: after_approval)
 
     def __post_init__(self) -> None:
         out = engine.submit(self.ctx(), request_id="r1", initiator=INITIATOR, form={"reason": "性质测试"})
@@ -152,13 +153,22 @@ class Run:
 
     def check(self) -> None:
         req = self.req
-        if self.final is not None:
-            assert req.status == self.final, f"finished as {self.final}, now {req.status}"
-        elif req.is_final:
+        # A final status never changes, except that a template with `withdraw: after_approval`
+        # lets the initiator revoke an approved request (销假) once.
+        revocable = self.tpl.policies.withdraw == WithdrawPolicy.AFTER_APPROVAL
+        if self.final is not None and req.status != self.final:
+            assert (self.final, req.status, revocable) == (RequestStatus.APPROVED, RequestStatus.WITHDRAWN, True), (
+                f"finished as {self.final}, now {req.status}"
+            )
+            self.revoked = True
+        if req.is_final:
             self.final = req.status
         finals = Counter(e.kind for e in self.events if e.kind in FINAL_EVENT_KINDS)
         if req.is_final:
-            assert finals == Counter({f"request_{req.status.value}": 1}), finals
+            expected = Counter({f"request_{req.status.value}": 1})
+            if self.revoked:
+                expected["request_approved"] = 1
+            assert finals == expected, finals
         else:
             assert not finals, finals
         assert verify_chain(self.events) == []

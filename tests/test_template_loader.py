@@ -151,13 +151,13 @@ def test_thresholds_add_higher_approvers(
     assert evaluate(when, above, initiator_ctx={})
 
 
-def test_leave_tells_hr_and_can_be_withdrawn_any_time(builtins: dict[str, Template]) -> None:
+def test_leave_tells_hr_and_can_be_revoked_after_approval(builtins: dict[str, Template]) -> None:
     t = builtins["leave"]
     assert [(a.kind, a.value) for a in t.cc] == [
         (ApproverKind.ROLE, "hr_manager"),
         (ApproverKind.INITIATOR, None),
     ]
-    assert t.policies.withdraw == WithdrawPolicy.ANY_TIME
+    assert t.policies.withdraw == WithdrawPolicy.AFTER_APPROVAL  # 销假: an approved leave can be revoked
     assert [s.approvers[0].kind for s in t.steps] == [
         ApproverKind.MANAGER,
         ApproverKind.DEPT_HEAD,
@@ -572,7 +572,7 @@ def with_when(when: str) -> str:
             "steps: [{key: a, name: A, approvers: [{manager: 1}]}]\n",
             [
                 "t.yaml:3: policies.withdraw: unknown withdraw policy 'sometimes' (allowed: any_time, "
-                "before_first_decision, never)",
+                "before_first_decision, after_approval, never)",
                 "t.yaml:3: policies.no_approver: 'admin' needs policies.admin_role",
             ],
             id="policies",

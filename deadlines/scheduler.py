@@ -27,14 +27,14 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from approvals import engine
 from approvals.definitions import Permission, Template
 from approvals.engine import Context, Outcome
 from approvals.errors import ApprovalError
-from approvals.model import ActionKind, Delegation, Request, RequestStatus, TaskStatus, TrailEvent, Urgency
+from approvals.model import ActionKind, Delegation, Request, RequestStatus, TaskStatus, Urgency
 from deadlines import digest, ladder, leave, timers
 from deadlines.ladder import DEFAULT_LADDER, AutoActionKind, LadderConfigError, Message, PlannedRung, RungKind
 from deadlines.org_calendar import OrgCalendar
@@ -265,7 +265,7 @@ class DeadlineService:
         comment = data.pop("comment", None)
         after = data.pop("after", None)
         event = ladder.append_system_event(req, now, kind, after=after, comment=comment, **data)
-        await _save_chain(session, req, before, [event])
+        await store.append_to_saved_request(session, request=req, loaded_version=before, events=[event])
 
     async def on_delegation(
         self, session: AsyncSession, d: Delegation, now: datetime, *, even_if_started: bool = False
@@ -680,17 +680,3 @@ def _enqueue(session: AsyncSession, messages: Sequence[Message], now: datetime) 
                 kind=m.kind, recipient=m.recipient, request_id=m.request_id, task_id=m.task_id, payload=m.payload, now=now
             )
         )
-
-
-async def _save_chain(
-    session: AsyncSession, req: Request, loaded_version: int, events: Sequence[TrailEvent]
-) -> None:
-    """Store new trail events of a request whose other state this transaction already wrote."""
-    result = await session.execute(
-        update(RequestRow)
-        .where(and_(RequestRow.id == req.id, RequestRow.version == loaded_version))  # type: ignore[arg-type]
-        .values(version=req.version, last_seq=req.last_seq, last_hash=req.last_hash)
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        raise store.ConcurrentUpdate(req.id)
-    await store.append_events(session, events=events)

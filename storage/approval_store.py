@@ -232,6 +232,21 @@ async def save_request(session: AsyncSession, *, loaded: Loaded, events: Sequenc
     await append_events(session, events=events)
 
 
+async def append_to_saved_request(
+    session: AsyncSession, *, request: Request, loaded_version: int, events: Sequence[TrailEvent]
+) -> None:
+    """Append system events to a request this transaction already wrote (only its version and
+    chain head change), with the same optimistic check as `save_request`."""
+    result = await session.execute(
+        update(RequestRow)
+        .where(and_(col(RequestRow.id) == request.id, col(RequestRow.version) == loaded_version))
+        .values(version=request.version, last_seq=request.last_seq, last_hash=request.last_hash)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise ConcurrentUpdate(request.id)
+    await append_events(session, events=events)
+
+
 async def append_events(session: AsyncSession, *, events: Sequence[TrailEvent]) -> None:
     for e in events:
         session.add(

@@ -169,7 +169,13 @@ class _Flow:
 
     def notice(self, kind: NoticeKind, recipient: str, task: Task | None = None, **data: Any) -> None:
         self.out.notices.append(
-            Notice(kind=kind, recipient=recipient, request_id=self.req.id, task_id=task.id if task else None, data=data)
+            Notice(
+                kind=kind,
+                recipient=recipient,
+                request_id=self.req.id,
+                task_id=task.id if task else None,
+                data=data,
+            )
         )
 
     def name(self, user: str | None) -> str:
@@ -181,7 +187,9 @@ class _Flow:
     def step_of(self, task: Task) -> Step:
         return self.req.steps[task.step_index]
 
-    def new_task(self, step: Step, assignee: str, *, origin: str, after: str | None, added_by: str | None = None) -> Task:
+    def new_task(
+        self, step: Step, assignee: str, *, origin: str, after: str | None, added_by: str | None = None
+    ) -> Task:
         acting_for = None
         delegation = find_delegation(self.ctx.delegations, assignee, self.req.template_key, self.ctx.now)
         if delegation is not None:
@@ -264,14 +272,20 @@ class _Flow:
         template = self.ctx.template
         spec = next((s for s in template.steps if s.key == step.key), None)
         person = task.acting_for or task.assignee
-        initiator_policy = (spec.initiator_is_approver if spec else None) or template.policies.initiator_is_approver
+        initiator_policy = (
+            spec.initiator_is_approver if spec else None
+        ) or template.policies.initiator_is_approver
         if person == self.req.initiator and initiator_policy == InitiatorPolicy.AUTO_APPROVE:
             return "审批人是发起人本人，按模板规则自动通过"
         if template.policies.consecutive_same_approver == ConsecutivePolicy.MERGE:
             prev = self.previous_step(step)
             if prev is not None and prev.kind == StepKind.APPROVE:
                 for t in self.req.live_step_tasks(prev):
-                    if t.status == TaskStatus.APPROVED and person in (t.assignee, t.acting_for) and t.decided_by != SYSTEM:
+                    if (
+                        t.status == TaskStatus.APPROVED
+                        and person in (t.assignee, t.acting_for)
+                        and t.decided_by != SYSTEM
+                    ):
                         return f"与上一步「{prev.name}」审批人相同，按模板规则合并审批"
         return None
 
@@ -321,20 +335,28 @@ class _Flow:
         step.status = StepStatus.APPROVED
         step.finished_at = self.ctx.now
         self.event("step_approved", SYSTEM, step=step, before="active", after="approved")
-        nxt = next((s for s in self.req.steps if s.round == self.req.round and s.status == StepStatus.WAITING), None)
+        nxt = next(
+            (s for s in self.req.steps if s.round == self.req.round and s.status == StepStatus.WAITING), None
+        )
         if nxt is None:
             self.finish(RequestStatus.APPROVED, SYSTEM)
         else:
             self.activate_step(nxt)
 
-    def finish(self, status: RequestStatus, actor: str, *, acting_for: str | None = None, comment: str | None = None) -> None:
+    def finish(
+        self, status: RequestStatus, actor: str, *, acting_for: str | None = None, comment: str | None = None
+    ) -> None:
         req = self.req
         before = req.status
         req.status = status
         req.finished_at = self.ctx.now if status != RequestStatus.RETURNED else None
         for s in req.steps:
             if s.status in (StepStatus.ACTIVE, StepStatus.WAITING) and s.round == req.round:
-                s.status = StepStatus.CANCELLED if status != RequestStatus.REJECTED or s.status == StepStatus.WAITING else s.status
+                s.status = (
+                    StepStatus.CANCELLED
+                    if status != RequestStatus.REJECTED or s.status == StepStatus.WAITING
+                    else s.status
+                )
         label = {
             RequestStatus.APPROVED: "审批已通过",
             RequestStatus.REJECTED: "已被驳回",
@@ -348,24 +370,37 @@ class _Flow:
             if t.permission == Permission.NOTIFY and status == RequestStatus.APPROVED:
                 continue  # 知会 can still be acknowledged after approval
             self.close_task(t, f"request_{status.value}", f"申请{label}")
-        self.event(f"request_{status.value}", actor, acting_for=acting_for, before=before.value, after=status.value, comment=comment)
+        self.event(
+            f"request_{status.value}",
+            actor,
+            acting_for=acting_for,
+            before=before.value,
+            after=status.value,
+            comment=comment,
+        )
         self.notice(NoticeKind.RESULT, req.initiator, status=status.value, by=actor, comment=comment)
         if status == RequestStatus.RETURNED:
             return
         told = {req.initiator}
         for spec in self.ctx.template.cc:
-            for person in resolve_approver(spec, org=self.ctx.org, initiator=req.initiator, form=req.form, notes=[]):
+            for person in resolve_approver(
+                spec, org=self.ctx.org, initiator=req.initiator, form=req.form, notes=[]
+            ):
                 if person not in told:
                     told.add(person)
                     self.notice(NoticeKind.CC, person, status=status.value)
         if status == RequestStatus.APPROVED:
             for spec in self.ctx.template.on_approved:
-                for person in resolve_approver(spec, org=self.ctx.org, initiator=req.initiator, form=req.form, notes=[]):
+                for person in resolve_approver(
+                    spec, org=self.ctx.org, initiator=req.initiator, form=req.form, notes=[]
+                ):
                     self.notice(NoticeKind.APPROVED_NOTICE, person, status=status.value)
 
 
 # -- delegation --------------------------------------------------------------------------
-def find_delegation(delegations: Sequence[Delegation], user: str, template_key: str, at: datetime) -> Delegation | None:
+def find_delegation(
+    delegations: Sequence[Delegation], user: str, template_key: str, at: datetime
+) -> Delegation | None:
     for d in delegations:
         if d.covers(user, template_key, at):
             return d
@@ -406,7 +441,11 @@ def render_title(template: Template, form: dict[str, Any]) -> str:
             j = pattern.find("}", i)
             if j > i:
                 value = form.get(pattern[i + 1 : j])
-                out.append("" if value is None else (("、".join(map(str, value))) if isinstance(value, list) else str(value)))
+                out.append(
+                    ""
+                    if value is None
+                    else (("、".join(map(str, value))) if isinstance(value, list) else str(value))
+                )
                 i = j + 1
                 continue
         out.append(pattern[i])
@@ -453,7 +492,10 @@ def submit(
         template_version=template.version,
         urgency=urgency.value,
         form=clean,
-        route=[{"step": s.name, "assignees": s.assignees, "skipped": s.status == StepStatus.SKIPPED} for s in req.steps],
+        route=[
+            {"step": s.name, "assignees": s.assignees, "skipped": s.status == StepStatus.SKIPPED}
+            for s in req.steps
+        ],
     )
     _start_round(flow)
     return flow.out
@@ -483,7 +525,9 @@ class PreviewStep:
     notes: list[str]
 
 
-def preview(ctx: Context, *, initiator: str, form: dict[str, Any]) -> tuple[dict[str, Any], list[PreviewStep]]:
+def preview(
+    ctx: Context, *, initiator: str, form: dict[str, Any]
+) -> tuple[dict[str, Any], list[PreviewStep]]:
     """The route a submission would take, policies applied, without creating anything."""
     org, template = ctx.org, ctx.template
     if not org.is_active(initiator):
@@ -551,7 +595,9 @@ def _task_for(flow: _Flow, action: Action) -> tuple[Task, str | None]:
     acting_for = _acting_for(flow, task, action.actor)
     notify_ack = action.kind == ActionKind.ACKNOWLEDGE and task.permission == Permission.NOTIFY
     if req.is_final and not (notify_ack and req.status == RequestStatus.APPROVED):
-        raise RequestFinished(f"申请已结束（{req.status.value}），无需再处理", request_id=req.id, status=req.status.value)
+        raise RequestFinished(
+            f"申请已结束（{req.status.value}），无需再处理", request_id=req.id, status=req.status.value
+        )
     if task.status != TaskStatus.PENDING:
         raise TaskAlreadyDecided(
             "这条待办已处理，无需重复操作", task_id=task.id, status=task.status.value, version=task.version
@@ -583,7 +629,10 @@ def _acting_for(flow: _Flow, task: Task, actor: str) -> str | None:
     if d is not None and d.delegate == actor:
         return task.assignee
     raise NotAssignee(
-        f"这条待办属于{flow.name(task.assignee)}，您不能处理", task_id=task.id, assignee=task.assignee, actor=actor
+        f"这条待办属于{flow.name(task.assignee)}，您不能处理",
+        task_id=task.id,
+        assignee=task.assignee,
+        actor=actor,
     )
 
 
@@ -617,7 +666,13 @@ def _approve(flow: _Flow, action: Action) -> None:
         comment=action.comment,
         label=step.action_label,
     )
-    flow.notice(NoticeKind.CARD_CLOSED, task.assignee, task, outcome=_outcome_text(flow, label, action.actor, acting_for), reason="decided")
+    flow.notice(
+        NoticeKind.CARD_CLOSED,
+        task.assignee,
+        task,
+        outcome=_outcome_text(flow, label, action.actor, acting_for),
+        reason="decided",
+    )
     flow.after_approved(task)
 
 
@@ -627,8 +682,22 @@ def _reject(flow: _Flow, action: Action) -> None:
     if not step.can_reject:
         raise ActionNotAllowed(f"「{step.name}」是办理步骤，不能驳回", task_id=task.id, action="reject")
     _decide(flow, task, TaskStatus.REJECTED, action, acting_for)
-    flow.event("rejected", action.actor, acting_for=acting_for, task=task, before="pending", after="rejected", comment=action.comment)
-    flow.notice(NoticeKind.CARD_CLOSED, task.assignee, task, outcome=_outcome_text(flow, "已驳回", action.actor, acting_for), reason="decided")
+    flow.event(
+        "rejected",
+        action.actor,
+        acting_for=acting_for,
+        task=task,
+        before="pending",
+        after="rejected",
+        comment=action.comment,
+    )
+    flow.notice(
+        NoticeKind.CARD_CLOSED,
+        task.assignee,
+        task,
+        outcome=_outcome_text(flow, "已驳回", action.actor, acting_for),
+        reason="decided",
+    )
     step.status = StepStatus.REJECTED
     step.finished_at = flow.ctx.now
     flow.finish(RequestStatus.REJECTED, action.actor, acting_for=acting_for, comment=action.comment)
@@ -645,7 +714,9 @@ def _return(flow: _Flow, action: Action) -> None:
             idx = int(target)
         except ValueError:
             raise BadTarget("退回目标应为 initiator 或之前某一步的序号", target=target) from None
-        candidates = [s for s in req.round_steps() if s.index < step.index and s.status == StepStatus.APPROVED]
+        candidates = [
+            s for s in req.round_steps() if s.index < step.index and s.status == StepStatus.APPROVED
+        ]
         target_step = next((s for s in candidates if s.index == idx), None)
         if target_step is None:
             raise BadTarget(
@@ -655,8 +726,23 @@ def _return(flow: _Flow, action: Action) -> None:
             )
     _decide(flow, task, TaskStatus.RETURNED, action, acting_for)
     where = "发起人" if target_step is None else f"「{target_step.name}」"
-    flow.event("returned", action.actor, acting_for=acting_for, task=task, before="pending", after="returned", comment=action.comment, target=where)
-    flow.notice(NoticeKind.CARD_CLOSED, task.assignee, task, outcome=_outcome_text(flow, f"已退回{where}", action.actor, acting_for), reason="decided")
+    flow.event(
+        "returned",
+        action.actor,
+        acting_for=acting_for,
+        task=task,
+        before="pending",
+        after="returned",
+        comment=action.comment,
+        target=where,
+    )
+    flow.notice(
+        NoticeKind.CARD_CLOSED,
+        task.assignee,
+        task,
+        outcome=_outcome_text(flow, f"已退回{where}", action.actor, acting_for),
+        reason="decided",
+    )
     if target_step is None:
         step.status = StepStatus.CANCELLED
         flow.finish(RequestStatus.RETURNED, action.actor, acting_for=acting_for, comment=action.comment)
@@ -687,8 +773,23 @@ def _transfer(flow: _Flow, action: Action) -> None:
     for t in flow.req.tasks:
         if t.after_task == task.id:
             t.after_task = new.id
-    flow.event("transferred", action.actor, acting_for=acting_for, task=task, before=task.assignee, after=target, comment=action.comment, new_task=new.id)
-    flow.notice(NoticeKind.CARD_CLOSED, task.assignee, task, outcome=_outcome_text(flow, f"已转交{flow.name(target)}", action.actor, acting_for), reason="transferred")
+    flow.event(
+        "transferred",
+        action.actor,
+        acting_for=acting_for,
+        task=task,
+        before=task.assignee,
+        after=target,
+        comment=action.comment,
+        new_task=new.id,
+    )
+    flow.notice(
+        NoticeKind.CARD_CLOSED,
+        task.assignee,
+        task,
+        outcome=_outcome_text(flow, f"已转交{flow.name(target)}", action.actor, acting_for),
+        reason="transferred",
+    )
     flow.open_task(new)
 
 
@@ -703,18 +804,51 @@ def _add_signer(flow: _Flow, action: Action) -> None:
         task.status = TaskStatus.QUEUED
         task.after_task = new.id
         task.bump()
-        flow.event("signer_added", action.actor, acting_for=acting_for, task=task, after=target, comment=action.comment, position=position.value, new_task=new.id)
-        flow.notice(NoticeKind.CARD_CLOSED, task.assignee, task, outcome=f"已前加签{flow.name(target)}，待其处理后再由您审批", reason="add_signer")
+        flow.event(
+            "signer_added",
+            action.actor,
+            acting_for=acting_for,
+            task=task,
+            after=target,
+            comment=action.comment,
+            position=position.value,
+            new_task=new.id,
+        )
+        flow.notice(
+            NoticeKind.CARD_CLOSED,
+            task.assignee,
+            task,
+            outcome=f"已前加签{flow.name(target)}，待其处理后再由您审批",
+            reason="add_signer",
+        )
         flow.open_task(new)
     elif position == SignerPosition.AFTER:
         new = flow.new_task(step, target, origin="add_signer", after=task.id, added_by=action.actor)
         for t in flow.req.tasks:
             if t.after_task == task.id and t.id != new.id:
                 t.after_task = new.id
-        flow.event("signer_added", action.actor, acting_for=acting_for, task=task, after=target, comment=action.comment, position=position.value, new_task=new.id)
+        flow.event(
+            "signer_added",
+            action.actor,
+            acting_for=acting_for,
+            task=task,
+            after=target,
+            comment=action.comment,
+            position=position.value,
+            new_task=new.id,
+        )
     else:
         new = flow.new_task(step, target, origin="add_signer", after=None, added_by=action.actor)
-        flow.event("signer_added", action.actor, acting_for=acting_for, task=task, after=target, comment=action.comment, position=position.value, new_task=new.id)
+        flow.event(
+            "signer_added",
+            action.actor,
+            acting_for=acting_for,
+            task=task,
+            after=target,
+            comment=action.comment,
+            position=position.value,
+            new_task=new.id,
+        )
         flow.open_task(new)
 
 
@@ -744,7 +878,8 @@ def _withdraw(flow: _Flow, action: Action) -> None:
     if policy == WithdrawPolicy.NEVER:
         raise ActionNotAllowed("该模板不允许撤销", action="withdraw")
     if policy == WithdrawPolicy.BEFORE_FIRST_DECISION and any(
-        t.decided_by not in (None, SYSTEM) and t.status in (TaskStatus.APPROVED, TaskStatus.REJECTED, TaskStatus.RETURNED)
+        t.decided_by not in (None, SYSTEM)
+        and t.status in (TaskStatus.APPROVED, TaskStatus.REJECTED, TaskStatus.RETURNED)
         for t in req.tasks
         if req.steps[t.step_index].round == req.round
     ):
@@ -762,7 +897,8 @@ def _terminate(flow: _Flow, action: Action) -> None:
             (
                 t
                 for t in req.pending_tasks()
-                if action.actor in (t.assignee, t.acting_for) and ActionKind.TERMINATE in PERMISSION_ACTIONS[t.permission]
+                if action.actor in (t.assignee, t.acting_for)
+                and ActionKind.TERMINATE in PERMISSION_ACTIONS[t.permission]
             ),
             None,
         )
@@ -788,7 +924,9 @@ def _urge(flow: _Flow, action: Action) -> None:
             continue
         req.urged_at[t.id] = now
         urged.append(t.assignee)
-        flow.notice(NoticeKind.URGE, t.assignee, t, by=action.actor, comment=action.comment, version=t.version)
+        flow.notice(
+            NoticeKind.URGE, t.assignee, t, by=action.actor, comment=action.comment, version=t.version
+        )
         flow.event("urged", action.actor, task=t, after=t.assignee, comment=action.comment)
     if not urged:
         retry_at = min(blocked_until) if blocked_until else now + URGE_INTERVAL
@@ -799,7 +937,9 @@ def _urge(flow: _Flow, action: Action) -> None:
 
 def _comment(flow: _Flow, action: Action) -> None:
     req = flow.req
-    involved = {req.initiator} | {t.assignee for t in req.tasks} | {t.acting_for for t in req.tasks if t.acting_for}
+    involved = (
+        {req.initiator} | {t.assignee for t in req.tasks} | {t.acting_for for t in req.tasks if t.acting_for}
+    )
     if action.actor not in involved and not action.is_admin:
         raise NotAssignee("只有发起人和审批参与人可以评论", actor=action.actor)
     if not action.comment or not action.comment.strip():
@@ -810,8 +950,22 @@ def _comment(flow: _Flow, action: Action) -> None:
 def _acknowledge(flow: _Flow, action: Action) -> None:
     task, acting_for = _task_for(flow, action)
     _decide(flow, task, TaskStatus.ACKNOWLEDGED, action, acting_for)
-    flow.event("acknowledged", action.actor, acting_for=acting_for, task=task, before="pending", after="acknowledged", comment=action.comment)
-    flow.notice(NoticeKind.CARD_CLOSED, task.assignee, task, outcome=_outcome_text(flow, "已收到", action.actor, acting_for), reason="decided")
+    flow.event(
+        "acknowledged",
+        action.actor,
+        acting_for=acting_for,
+        task=task,
+        before="pending",
+        after="acknowledged",
+        comment=action.comment,
+    )
+    flow.notice(
+        NoticeKind.CARD_CLOSED,
+        task.assignee,
+        task,
+        outcome=_outcome_text(flow, "已收到", action.actor, acting_for),
+        reason="decided",
+    )
 
 
 def _resubmit(flow: _Flow, action: Action) -> None:
@@ -820,14 +974,26 @@ def _resubmit(flow: _Flow, action: Action) -> None:
         raise NotAssignee("只有发起人可以重新提交", actor=action.actor)
     if req.status != RequestStatus.RETURNED:
         raise ActionNotAllowed("只有被退回的申请可以重新提交", action="resubmit", status=req.status.value)
-    form = req.form if action.form is None else validate_form(ctx.template, action.form, org=ctx.org, initiator=req.initiator, tz=ctx.tz)
+    form = (
+        req.form
+        if action.form is None
+        else validate_form(ctx.template, action.form, org=ctx.org, initiator=req.initiator, tz=ctx.tz)
+    )
     planned = plan_route(ctx.template, form, req.initiator, ctx.org)
     req.form = form
     req.title = render_title(ctx.template, form)
     req.round += 1
     req.status = RequestStatus.RUNNING
     req.steps.extend(build_steps(planned, start_index=len(req.steps), round_no=req.round))
-    flow.event("resubmitted", action.actor, before="returned", after="running", comment=action.comment, form=form, round=req.round)
+    flow.event(
+        "resubmitted",
+        action.actor,
+        before="returned",
+        after="running",
+        comment=action.comment,
+        form=form,
+        round=req.round,
+    )
     _start_round(flow)
 
 
@@ -859,9 +1025,17 @@ def apply_delegation(ctx: Context, request: Request, delegation: Delegation) -> 
         t.acting_for, t.assignee = t.assignee, delegation.delegate
         t.bump()
         moved = True
-        flow.event("delegated", SYSTEM, task=t, before=t.acting_for, after=t.assignee, delegation=delegation.id)
+        flow.event(
+            "delegated", SYSTEM, task=t, before=t.acting_for, after=t.assignee, delegation=delegation.id
+        )
         if was_pending:
-            flow.notice(NoticeKind.CARD_CLOSED, delegation.delegator, t, outcome=f"已交由代理人{flow.name(delegation.delegate)}处理", reason="delegated")
+            flow.notice(
+                NoticeKind.CARD_CLOSED,
+                delegation.delegator,
+                t,
+                outcome=f"已交由代理人{flow.name(delegation.delegate)}处理",
+                reason="delegated",
+            )
             flow.notice(NoticeKind.TASK_CARD, t.assignee, t, version=t.version)
     if moved:
         request.version += 1
@@ -878,7 +1052,6 @@ def validate_delegation(org: Org, d: Delegation) -> None:
         raise DelegationInvalid("不能设置自己为代理人")
     if d.ends_at <= d.starts_at:
         raise DelegationInvalid("代理结束时间必须晚于开始时间")
-
 
 
 # -- automatic decisions (the deadline ladder) ---------------------------------------------
@@ -899,9 +1072,15 @@ def system_act(
     if task is None:
         raise TaskNotFound(f"待办 {task_id} 不存在", request_id=request.id, task_id=task_id)
     if request.is_final:
-        raise RequestFinished(f"申请已结束（{request.status.value}），无需再处理", request_id=request.id, status=request.status.value)
+        raise RequestFinished(
+            f"申请已结束（{request.status.value}），无需再处理",
+            request_id=request.id,
+            status=request.status.value,
+        )
     if task.status != TaskStatus.PENDING:
-        raise TaskAlreadyDecided("这条待办已处理，无需重复操作", task_id=task.id, status=task.status.value, version=task.version)
+        raise TaskAlreadyDecided(
+            "这条待办已处理，无需重复操作", task_id=task.id, status=task.status.value, version=task.version
+        )
     if kind not in PERMISSION_ACTIONS[task.permission]:
         raise ActionNotAllowed(
             f"该待办的权限（{task.permission.value}）不允许「{kind.value}」",
@@ -911,18 +1090,51 @@ def system_act(
         )
     flow = _Flow(request, ctx, Channel.SYSTEM)
     step = flow.step_of(task)
-    action = Action(kind=kind, actor=SYSTEM, task_id=task.id, version=task.version, comment=reason, target=target, channel=Channel.SYSTEM, is_admin=True)
+    action = Action(
+        kind=kind,
+        actor=SYSTEM,
+        task_id=task.id,
+        version=task.version,
+        comment=reason,
+        target=target,
+        channel=Channel.SYSTEM,
+        is_admin=True,
+    )
     if kind == ActionKind.APPROVE:
         _decide(flow, task, TaskStatus.APPROVED, action, None)
-        flow.event("auto_approved", SYSTEM, task=task, before="pending", after="approved", comment=reason, rule="deadline")
-        flow.notice(NoticeKind.CARD_CLOSED, task.assignee, task, outcome=f"已由系统自动{step.action_label}：{reason}", reason="auto")
+        flow.event(
+            "auto_approved",
+            SYSTEM,
+            task=task,
+            before="pending",
+            after="approved",
+            comment=reason,
+            rule="deadline",
+        )
+        flow.notice(
+            NoticeKind.CARD_CLOSED,
+            task.assignee,
+            task,
+            outcome=f"已由系统自动{step.action_label}：{reason}",
+            reason="auto",
+        )
         flow.after_approved(task)
     elif kind == ActionKind.REJECT:
         if not step.can_reject:
             raise ActionNotAllowed(f"「{step.name}」是办理步骤，不能驳回", task_id=task.id, action="reject")
         _decide(flow, task, TaskStatus.REJECTED, action, None)
-        flow.event("auto_rejected", SYSTEM, task=task, before="pending", after="rejected", comment=reason, rule="deadline")
-        flow.notice(NoticeKind.CARD_CLOSED, task.assignee, task, outcome=f"已由系统自动驳回：{reason}", reason="auto")
+        flow.event(
+            "auto_rejected",
+            SYSTEM,
+            task=task,
+            before="pending",
+            after="rejected",
+            comment=reason,
+            rule="deadline",
+        )
+        flow.notice(
+            NoticeKind.CARD_CLOSED, task.assignee, task, outcome=f"已由系统自动驳回：{reason}", reason="auto"
+        )
         step.status = StepStatus.REJECTED
         step.finished_at = ctx.now
         flow.finish(RequestStatus.REJECTED, SYSTEM, comment=reason)
@@ -939,8 +1151,23 @@ def system_act(
         for t in request.tasks:
             if t.after_task == task.id:
                 t.after_task = new.id
-        flow.event("auto_transferred", SYSTEM, task=task, before=task.assignee, after=new_assignee, comment=reason, new_task=new.id, rule="deadline")
-        flow.notice(NoticeKind.CARD_CLOSED, task.assignee, task, outcome=f"已由系统转交{flow.name(new_assignee)}：{reason}", reason="transferred")
+        flow.event(
+            "auto_transferred",
+            SYSTEM,
+            task=task,
+            before=task.assignee,
+            after=new_assignee,
+            comment=reason,
+            new_task=new.id,
+            rule="deadline",
+        )
+        flow.notice(
+            NoticeKind.CARD_CLOSED,
+            task.assignee,
+            task,
+            outcome=f"已由系统转交{flow.name(new_assignee)}：{reason}",
+            reason="transferred",
+        )
         flow.open_task(new)
     request.version += 1
     request.updated_at = ctx.now

@@ -140,9 +140,7 @@ class Task:
     @property
     def gates_step(self) -> bool:
         """知会 tasks never hold a step up; superseded tasks no longer count."""
-        return self.permission != Permission.NOTIFY and self.status not in (
-            TaskStatus.TRANSFERRED,
-        )
+        return self.permission != Permission.NOTIFY and self.status not in (TaskStatus.TRANSFERRED,)
 
     def bump(self) -> None:
         self.version += 1

@@ -139,7 +139,9 @@ def plan_route(template: Template, form: dict[str, Any], initiator: str, org: Or
                         template=template.key,
                     )
                 step.assignees = admins
-                step.notes.append(f"找不到审批人，按模板规则转交管理员 {'、'.join(org.display_name(a) for a in admins)}")
+                step.notes.append(
+                    f"找不到审批人，按模板规则转交管理员 {'、'.join(org.display_name(a) for a in admins)}"
+                )
             else:
                 step.skipped = True
                 step.notes.append("找不到审批人，按模板规则跳过此步骤")

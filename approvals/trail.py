@@ -41,7 +41,9 @@ def event_content(e: TrailEvent) -> dict[str, Any]:
 
 
 def compute_hash(prev_hash: str, e: TrailEvent) -> str:
-    body = json.dumps(event_content(e), sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    body = json.dumps(
+        event_content(e), sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str
+    )
     return hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()
 
 
@@ -64,7 +66,9 @@ def verify_chain(events: Iterable[TrailEvent]) -> list[ChainProblem]:
     expected_seq = 1
     for e in events:
         if e.seq != expected_seq:
-            problems.append(ChainProblem(e.request_id, e.seq, f"expected event #{expected_seq}, found #{e.seq}"))
+            problems.append(
+                ChainProblem(e.request_id, e.seq, f"expected event #{expected_seq}, found #{e.seq}")
+            )
             expected_seq = e.seq
         if e.prev_hash != prev:
             problems.append(ChainProblem(e.request_id, e.seq, "previous-hash link does not match"))

@@ -28,12 +28,12 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from approvals.clock import Clock, SystemClock
 from bot import __version__
-from bot.health import setup_health
 from bot.keys import CLOCK, DB, HTTP, KV, METRICS, SCHEDULER, SERVICES, SETTINGS
 from bot.logs import redact_url
 from bot.metrics import Metrics
-from bot.middleware import MIDDLEWARES, echo_request_id
 from bot.settings import Settings
+from bot.web.health import setup_health
+from bot.web.middleware import MIDDLEWARES, echo_request_id
 from bot.wiring import setup_workflow
 from storage.db import Database
 from storage.kv import KeyValueStore

@@ -19,8 +19,8 @@ from apscheduler.jobstores.base import JobLookupError
 
 from bot.keys import CHECKINS, CLOCK, DB, SCHEDULER, SETTINGS
 from bot.settings import Settings
-from handlers.checkin_service import CheckinConfig, CheckinService
-from handlers.workflow import Workflow
+from services.approvals import Workflow
+from services.checkins import CheckinConfig, CheckinService
 
 logger = logging.getLogger(__name__)
 
@@ -87,8 +87,8 @@ async def checkin_jobs_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def setup_checkins(app: web.Application) -> None:
-    from bot.api_checkins import setup_checkin_api
-    from bot.checkin_pages import setup_checkin_pages
+    from bot.web.api_checkins import setup_checkin_api
+    from bot.web.checkin_pages import setup_checkin_pages
 
     setup_checkin_api(app)
     setup_checkin_pages(app)

@@ -16,7 +16,7 @@ from storage.db import Database
 from storage.kv import KeyValueStore
 
 if TYPE_CHECKING:
-    from bot.health import Readiness
+    from bot.web.health import Readiness
 
 # A readiness check: given the app, answer (name, ok, detail). Register with app[READINESS].add().
 ReadinessCheck = Callable[[web.Application], Awaitable[tuple[str, bool, str]]]
@@ -36,23 +36,23 @@ SERVICES = web.AppKey("services", dict[str, Any])
 
 # The approval workflow service and the outbox dispatcher (set by bot.wiring).
 if TYPE_CHECKING:
-    from handlers.workflow import Workflow
     from notifications.dispatcher import OutboxDispatcher
+    from services.approvals import Workflow
 WORKFLOW: web.AppKey[Workflow] = web.AppKey("workflow")
 DISPATCHER: web.AppKey[OutboxDispatcher] = web.AppKey("dispatcher")
 if TYPE_CHECKING:
     from handlers.chat import ChatService
 CHAT: web.AppKey[ChatService] = web.AppKey("chat")
 if TYPE_CHECKING:
-    from handlers.inbox import Inbox
+    from bot.platforms.inbox import Inbox
 INBOX: web.AppKey[Inbox] = web.AppKey("inbox")
 if TYPE_CHECKING:
     from bot.platforms.dingtalk import DingTalk
 DINGTALK: web.AppKey[DingTalk] = web.AppKey("dingtalk")
 # The deadline service: timers, reminder ladder, digests, calendar overrides (set by bot.wiring).
 if TYPE_CHECKING:
-    from deadlines.scheduler import DeadlineService
+    from services.deadlines import DeadlineService
 DEADLINES: web.AppKey[DeadlineService] = web.AppKey("deadlines")
 if TYPE_CHECKING:
-    from handlers.checkin_service import CheckinService
+    from services.checkins import CheckinService
 CHECKINS: web.AppKey[CheckinService] = web.AppKey("checkins")

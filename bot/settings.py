@@ -285,7 +285,11 @@ def load_settings(
         if 0.1 <= interval <= 60:
             values["timer_scan_interval_s"] = interval
         else:
-            bad("OABOT_TIMER_SCAN_INTERVAL_S", v, "seconds between timer scans, from 0.1 to 60 (reminders drift by up to this)")
+            bad(
+                "OABOT_TIMER_SCAN_INTERVAL_S",
+                v,
+                "seconds between timer scans, from 0.1 to 60 (reminders drift by up to this)",
+            )
     _platforms(get, bad, values, problems)
     if problems:
         raise ConfigError(problems)
@@ -319,12 +323,20 @@ def _reports(get: Any, bad: Any, values: dict[str, Any]) -> None:
         if v and len(v) <= ROLE_MAX_LEN and not any(c.isspace() or c == "," for c in v):
             values["office_role"] = v
         else:
-            bad("OABOT_OFFICE_ROLE", v, f"one role name from the org file (up to {ROLE_MAX_LEN} characters), e.g. hr_manager")
+            bad(
+                "OABOT_OFFICE_ROLE",
+                v,
+                f"one role name from the org file (up to {ROLE_MAX_LEN} characters), e.g. hr_manager",
+            )
     if (v := get("OABOT_BACKUP_TIMES")) is not None:
         try:
             values["backup_times"] = parse_backup_times(v)
         except ValueError as exc:
-            bad("OABOT_BACKUP_TIMES", v, f"comma-separated HH:MM times, e.g. 07:00,12:00,19:00, or empty for none ({exc})")
+            bad(
+                "OABOT_BACKUP_TIMES",
+                v,
+                f"comma-separated HH:MM times, e.g. 07:00,12:00,19:00, or empty for none ({exc})",
+            )
     if (v := get("OABOT_BACKUP_DIR")) is not None:
         if v:
             values["backup_dir"] = v
@@ -347,10 +359,26 @@ def _checkins(get: Any, bad: Any, values: dict[str, Any]) -> None:
         if len(v) >= 16:
             found["link_secret"] = v
         else:
-            bad("OABOT_LINK_SECRET", "***", "at least 16 characters (or unset: one is generated and kept in the database)")
+            bad(
+                "OABOT_LINK_SECRET",
+                "***",
+                "at least 16 characters (or unset: one is generated and kept in the database)",
+            )
     for name, key, low, high, what in (
-        ("OABOT_CHECKIN_LINK_TTL_MIN", "link_ttl_min", 5, 7 * 24 * 60, "minutes a check-in link works after the trip's end"),
-        ("OABOT_CHECKIN_GRACE_MIN", "grace_min", 1, 24 * 60, "minutes of grace before a missing check-in is chased"),
+        (
+            "OABOT_CHECKIN_LINK_TTL_MIN",
+            "link_ttl_min",
+            5,
+            7 * 24 * 60,
+            "minutes a check-in link works after the trip's end",
+        ),
+        (
+            "OABOT_CHECKIN_GRACE_MIN",
+            "grace_min",
+            1,
+            24 * 60,
+            "minutes of grace before a missing check-in is chased",
+        ),
         ("OABOT_CHECKIN_FIX_QUOTA", "fix_quota", 0, 100, "补卡 requests allowed per person per month"),
     ):
         if (v := get(name)) is not None:
@@ -363,7 +391,11 @@ def _checkins(get: Any, bad: Any, values: dict[str, Any]) -> None:
         if all(len(r) <= ROLE_MAX_LEN and not any(c.isspace() for c in r) for r in roles):
             found["free_roles"] = roles
         else:
-            bad("OABOT_CHECKIN_FREE_ROLES", v, "comma-separated role names (or * for everyone, empty for nobody)")
+            bad(
+                "OABOT_CHECKIN_FREE_ROLES",
+                v,
+                "comma-separated role names (or * for everyone, empty for nobody)",
+            )
     if (v := get("OABOT_CHECKIN_SUMMARY_AT")) is not None:
         if v == "":
             found["summary_at"] = None
@@ -393,7 +425,13 @@ def _url(get: Any, bad: Any, name: str, default: str) -> str:
 
 def _platforms(get: Any, bad: Any, values: dict[str, Any], problems: list[str]) -> None:
     """WeCom and DingTalk: all-or-nothing groups of variables, each value checked."""
-    wecom_names = ["OABOT_WECOM_CORP_ID", "OABOT_WECOM_AGENT_ID", "OABOT_WECOM_SECRET", "OABOT_WECOM_TOKEN", "OABOT_WECOM_AES_KEY"]
+    wecom_names = [
+        "OABOT_WECOM_CORP_ID",
+        "OABOT_WECOM_AGENT_ID",
+        "OABOT_WECOM_SECRET",
+        "OABOT_WECOM_TOKEN",
+        "OABOT_WECOM_AES_KEY",
+    ]
     given = {n: get(n) for n in wecom_names if get(n)}
     api_base = _url(get, bad, "OABOT_WECOM_API_BASE", "https://qyapi.weixin.qq.com")
     if given:
@@ -405,7 +443,11 @@ def _platforms(get: Any, bad: Any, values: dict[str, Any], problems: list[str]) 
             bad("OABOT_WECOM_AGENT_ID", agent, "the app's numeric AgentId, e.g. 1000002")
         aes = given.get("OABOT_WECOM_AES_KEY")
         if aes is not None and not _AES_KEY_RE.match(aes):
-            bad("OABOT_WECOM_AES_KEY", "***", "the 43-character EncodingAESKey from the app's callback settings")
+            bad(
+                "OABOT_WECOM_AES_KEY",
+                "***",
+                "the 43-character EncodingAESKey from the app's callback settings",
+            )
         if not missing and (agent or "").isdigit() and _AES_KEY_RE.match(aes or ""):
             values["wecom"] = WeComSettings(
                 corp_id=given["OABOT_WECOM_CORP_ID"],
@@ -420,17 +462,27 @@ def _platforms(get: Any, bad: Any, values: dict[str, Any], problems: list[str]) 
     oapi = _url(get, bad, "OABOT_DINGTALK_OAPI_BASE", "https://oapi.dingtalk.com")
     if key or secret:
         if not key:
-            problems.append("OABOT_DINGTALK_APP_KEY is not set: DingTalk needs the app's AppKey and AppSecret")
+            problems.append(
+                "OABOT_DINGTALK_APP_KEY is not set: DingTalk needs the app's AppKey and AppSecret"
+            )
         if not secret:
-            problems.append("OABOT_DINGTALK_APP_SECRET is not set: DingTalk needs the app's AppKey and AppSecret")
+            problems.append(
+                "OABOT_DINGTALK_APP_SECRET is not set: DingTalk needs the app's AppKey and AppSecret"
+            )
         mode = (get("OABOT_DINGTALK_MODE") or "stream").lower()
         if mode not in ("stream", "http"):
             bad("OABOT_DINGTALK_MODE", mode, "stream (no public URL needed) or http")
         token, aes = get("OABOT_DINGTALK_TOKEN") or None, get("OABOT_DINGTALK_AES_KEY") or None
         if mode == "http" and not (token and aes):
-            problems.append("OABOT_DINGTALK_MODE=http needs OABOT_DINGTALK_TOKEN and OABOT_DINGTALK_AES_KEY (event subscription)")
+            problems.append(
+                "OABOT_DINGTALK_MODE=http needs OABOT_DINGTALK_TOKEN and OABOT_DINGTALK_AES_KEY (event subscription)"
+            )
         if aes is not None and not _AES_KEY_RE.match(aes):
-            bad("OABOT_DINGTALK_AES_KEY", "***", "the 43-character aes_key from the event subscription settings")
+            bad(
+                "OABOT_DINGTALK_AES_KEY",
+                "***",
+                "the 43-character aes_key from the event subscription settings",
+            )
         if key and secret and mode in ("stream", "http"):
             values["dingtalk"] = DingTalkSettings(
                 app_key=key,

@@ -16,16 +16,16 @@ from approvals.model import Request, Step, Task
 from approvals.template_loader import load_templates
 from bot.checkin_wiring import checkin_service
 from bot.keys import CHAT, CLOCK, DB, DEADLINES, DISPATCHER, INBOX, KV, SCHEDULER, SETTINGS, WORKFLOW
+from bot.platforms.inbox import Inbox
 from bot.settings import Settings
 from deadlines.calendar import WorkingCalendar
 from deadlines.org_calendar import OrgCalendar
-from deadlines.scheduler import DeadlineService
 from handlers.chat import ChatService
-from handlers.inbox import Inbox
-from handlers.workflow import Workflow, WorkflowDeps
 from notifications.console import ConsoleDelivery
 from notifications.delivery import Delivery
 from notifications.dispatcher import OutboxDispatcher
+from services.approvals import Workflow, WorkflowDeps
+from services.deadlines import DeadlineService
 from storage.org_repo import load_org
 
 logger = logging.getLogger(__name__)
@@ -121,11 +121,11 @@ def deliveries(app: web.Application) -> list[Delivery]:
 
 
 def setup_workflow(app: web.Application) -> None:
-    from bot.api import setup_api
-    from bot.api_calendar import setup_deadlines
-    from bot.api_stats import setup_stats
     from bot.checkin_wiring import setup_checkins
-    from bot.console.pages import setup_console
+    from bot.web.api import setup_api
+    from bot.web.api_calendar import setup_deadlines
+    from bot.web.api_stats import setup_stats
+    from bot.web.console.pages import setup_console
 
     settings = app[SETTINGS]
     app.cleanup_ctx.append(workflow_ctx)

@@ -1,6 +1,6 @@
 """Refusals of the check-in core. Each has a stable `code`, a message people read (Chinese, shown
 as is in chat, on the check-in page and in API errors) and its context as attributes. A refusal
-records nothing. The edges translate them: `bot.api_checkins` to HTTP statuses, the chat
+records nothing. The edges translate them: `bot.web.api_checkins` to HTTP statuses, the chat
 handler to a reply, the check-in page to its message box."""
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ tasks gets one message: how many, the oldest, the most urgent, and a short list.
 the first digest time) every manager whose direct reports hold overdue tasks gets one message
 about them, grouped by person.
 
-Pure: the items, the calendar and `now` come in; messages go out. `deadlines.scheduler` loads
+Pure: the items, the calendar and `now` come in; messages go out. `services.deadlines` loads
 the items, writes the outbox rows and the trail events, and makes each slot fire once.
 """
 

@@ -17,12 +17,12 @@ from zoneinfo import ZoneInfo
 from handlers import cards, checkins, commands
 from handlers.events import Event
 from handlers.router import Router
-from handlers.workflow import Workflow
 from org.model import User
+from services.approvals import Workflow
 from storage.kv import KeyValueStore, KVUnavailable
 
 if TYPE_CHECKING:
-    from handlers.checkin_service import CheckinService
+    from services.checkins import CheckinService
 
 logger = logging.getLogger(__name__)
 
@@ -70,13 +70,18 @@ class ChatService:
             return await self.kv.set_if_absent(key, "1", DEDUPE_TTL_S)
         except KVUnavailable:
             # Without the store the engine's version check still refuses a second decision.
-            logger.warning("dedupe store unavailable; relying on task versions", extra={"event_id": event.event_id})
+            logger.warning(
+                "dedupe store unavailable; relying on task versions", extra={"event_id": event.event_id}
+            )
             return True
 
     async def handle(self, event: Event) -> str | None:
         """Dedupe and process at once (the console, whose 'callback' is the browser's POST)."""
         if not await self.first_delivery(event):
-            logger.info("duplicate delivery dropped", extra={"event_id": event.event_id, "platform": event.sender.platform})
+            logger.info(
+                "duplicate delivery dropped",
+                extra={"event_id": event.event_id, "platform": event.sender.platform},
+            )
             return None
         return await self.process(event)
 
@@ -89,14 +94,21 @@ class ChatService:
             else org.user_by_account(event.sender.platform, event.sender.account)
         )
         if user is None or not user.active:
-            logger.info("event from someone not in the directory", extra={"platform": event.sender.platform, "account": event.sender.account})
+            logger.info(
+                "event from someone not in the directory",
+                extra={"platform": event.sender.platform, "account": event.sender.account},
+            )
             if event.sender.platform != "console":
-                await self.workflow.tell_account(event.sender.platform, event.sender.account, NOT_IN_DIRECTORY)
+                await self.workflow.tell_account(
+                    event.sender.platform, event.sender.account, NOT_IN_DIRECTORY
+                )
             return NOT_IN_DIRECTORY
         handler = self.router.resolve(event)
         if handler is None:
             return None
-        deps = ChatDeps(workflow=self.workflow, kv=self.kv, tz=self.tz, now=self.now, user=user, checkins=self.checkins)
+        deps = ChatDeps(
+            workflow=self.workflow, kv=self.kv, tz=self.tz, now=self.now, user=user, checkins=self.checkins
+        )
         reply = await handler(event, deps)
         if reply:
             await self.workflow.tell(user.id, reply)

@@ -50,7 +50,9 @@ async def on_pending(event: TextMessage, deps: object) -> str | None:
         if t["due_at"]:
             due = " · 截止 " + datetime.fromisoformat(t["due_at"]).astimezone(d.tz).strftime("%m-%d %H:%M")
         acting = f"（代{(await d.workflow.org()).display_name(t['acting_for'])}）" if t["acting_for"] else ""
-        lines.append(f"{i}. 【{urgency}】{t['template_name']}：{t['title']} —— {t['initiator_name']}{acting}{due}")
+        lines.append(
+            f"{i}. 【{urgency}】{t['template_name']}：{t['title']} —— {t['initiator_name']}{acting}{due}"
+        )
     if len(items) > 10:
         lines.append(f"……另有 {len(items) - 10} 条")
     return "\n".join(lines)
@@ -83,7 +85,11 @@ async def on_delegate(event: TextMessage, deps: object) -> str | None:
     org = await d.workflow.org()
     matches = [u for u in org.users.values() if u.active and (u.id == who or u.name == who)]
     if len(matches) != 1:
-        return f"找不到在职同事「{who}」，请使用通讯录中的姓名或ID。" if not matches else f"有多位同事叫「{who}」，请使用ID。"
+        return (
+            f"找不到在职同事「{who}」，请使用通讯录中的姓名或ID。"
+            if not matches
+            else f"有多位同事叫「{who}」，请使用ID。"
+        )
     now = d.now()
     until = parse_until(until_text, now.astimezone(d.tz).date())
     if until is None:

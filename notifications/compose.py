@@ -59,7 +59,9 @@ def summary_fields(request: Request, template: Template, org: Org) -> list[dict[
         spec = template.field(key)
         if spec is None or key not in request.form:
             continue
-        out.append({"label": spec.label, "value": _fmt_value(request.form[key], org=org, field_type=spec.type.value)})
+        out.append(
+            {"label": spec.label, "value": _fmt_value(request.form[key], org=org, field_type=spec.type.value)}
+        )
         if len(out) >= MAX_CARD_FIELDS:
             break
     return out
@@ -79,7 +81,9 @@ def _local(dt: datetime | None, tz: ZoneInfo) -> str | None:
     return dt.astimezone(tz).strftime("%m-%d %H:%M") if dt else None
 
 
-def task_card(request: Request, task: Task, *, template: Template, org: Org, tz: ZoneInfo, public_url: str) -> dict[str, Any]:
+def task_card(
+    request: Request, task: Task, *, template: Template, org: Org, tz: ZoneInfo, public_url: str
+) -> dict[str, Any]:
     step = request.steps[task.step_index]
     waiting_since = _local(task.activated_at, tz)
     return {
@@ -92,7 +96,9 @@ def task_card(request: Request, task: Task, *, template: Template, org: Org, tz:
         "acting_for_label": f"代{org.display_name(task.acting_for)}审批" if task.acting_for else None,
         "fields": summary_fields(request, template, org),
         "deadline": _local(task.due_at, tz),
-        "waiting": f"{org.display_name(request.initiator)} 于 {waiting_since} 提交，等待您处理" if waiting_since else None,
+        "waiting": f"{org.display_name(request.initiator)} 于 {waiting_since} 提交，等待您处理"
+        if waiting_since
+        else None,
         "buttons": card_buttons(request, task),
         "link": f"{public_url}/console/requests/{request.id}",
     }
@@ -115,7 +121,9 @@ def compose(
         base["card"] = task_card(request, task, template=template, org=org, tz=tz, public_url=public_url)
         return base
     if notice.kind == NoticeKind.CARD_CLOSED and task is not None:
-        base.update(task_id=task.id, outcome=notice.data.get("outcome", "已处理"), reason=notice.data.get("reason"))
+        base.update(
+            task_id=task.id, outcome=notice.data.get("outcome", "已处理"), reason=notice.data.get("reason")
+        )
         return base
     if notice.kind == NoticeKind.RESULT:
         status = RequestStatus(notice.data["status"])

@@ -37,7 +37,9 @@ class ConsoleDelivery(Delivery):
         async with self._db.transaction() as session:
             existing = (
                 await session.execute(
-                    select(col(ConsoleMessageRow.id)).where(col(ConsoleMessageRow.outbox_id) == message.outbox_id)
+                    select(col(ConsoleMessageRow.id)).where(
+                        col(ConsoleMessageRow.outbox_id) == message.outbox_id
+                    )
                 )
             ).scalar_one_or_none()
             if existing is not None:

@@ -58,7 +58,9 @@ class OutboxDispatcher:
         self._max = max_backoff_s
 
     async def claim(self) -> list[OutboxRow]:
-        return await claim_due(self._db, OutboxRow, now=self._now(), batch=self._batch, lease=LEASE, working="sending")
+        return await claim_due(
+            self._db, OutboxRow, now=self._now(), batch=self._batch, lease=LEASE, working="sending"
+        )
 
     async def run_once(self) -> DispatchStats:
         stats = DispatchStats()
@@ -101,7 +103,13 @@ class OutboxDispatcher:
         account = msg.payload.get("account")
         if org is not None and user is None and account and msg.payload.get("platform"):
             channel = str(msg.payload["platform"])
-            user = User(id=row.recipient, name=str(account), department="", accounts={channel: str(account)}, active=False)
+            user = User(
+                id=row.recipient,
+                name=str(account),
+                department="",
+                accounts={channel: str(account)},
+                active=False,
+            )
         error: str | None = None
         retryable = True
         if org is None:
@@ -128,29 +136,52 @@ class OutboxDispatcher:
             if error is None:
                 res = await session.execute(ours.values(status="sent", sent_at=now, last_error=None))
                 if res.rowcount != 1:  # type: ignore[attr-defined]
-                    logger.warning("outbox lease lost before the result was written", extra={"outbox_id": row.id})
+                    logger.warning(
+                        "outbox lease lost before the result was written", extra={"outbox_id": row.id}
+                    )
                     return
                 stats.sent += 1
-                logger.info("outbox sent", extra={"outbox_id": row.id, "kind": row.kind, "recipient": row.recipient, "request_id": row.request_id})
+                logger.info(
+                    "outbox sent",
+                    extra={
+                        "outbox_id": row.id,
+                        "kind": row.kind,
+                        "recipient": row.recipient,
+                        "request_id": row.request_id,
+                    },
+                )
                 return
             attempts = row.attempts + 1
             if not retryable or attempts >= self._max_attempts:
                 res = await session.execute(ours.values(status="dead", attempts=attempts, last_error=error))
                 if res.rowcount != 1:  # type: ignore[attr-defined]
-                    logger.warning("outbox lease lost before the result was written", extra={"outbox_id": row.id})
+                    logger.warning(
+                        "outbox lease lost before the result was written", extra={"outbox_id": row.id}
+                    )
                     return
                 stats.dead += 1
-                logger.error("outbox message dead", extra={"outbox_id": row.id, "error": error, "request_id": row.request_id})
+                logger.error(
+                    "outbox message dead",
+                    extra={"outbox_id": row.id, "error": error, "request_id": row.request_id},
+                )
                 return
             delay = min(self._max, self._base * (2 ** (attempts - 1)))
             res = await session.execute(
-                ours.values(status="pending", attempts=attempts, last_error=error, next_attempt_at=now + timedelta(seconds=delay))
+                ours.values(
+                    status="pending",
+                    attempts=attempts,
+                    last_error=error,
+                    next_attempt_at=now + timedelta(seconds=delay),
+                )
             )
             if res.rowcount != 1:  # type: ignore[attr-defined]
                 logger.warning("outbox lease lost before the result was written", extra={"outbox_id": row.id})
                 return
             stats.failed += 1
-            logger.warning("outbox send failed; will retry", extra={"outbox_id": row.id, "error": error, "retry_in_s": delay})
+            logger.warning(
+                "outbox send failed; will retry",
+                extra={"outbox_id": row.id, "error": error, "retry_in_s": delay},
+            )
 
     async def run_forever(self, stop: asyncio.Event, interval_s: float = 1.0) -> None:
         while not stop.is_set():

@@ -103,9 +103,7 @@ class Org:
         return chain
 
     def role_holders(self, role: str, *, active_only: bool = True) -> list[str]:
-        return [
-            u.id for u in self.users.values() if role in u.roles and (u.active or not active_only)
-        ]
+        return [u.id for u in self.users.values() if role in u.roles and (u.active or not active_only)]
 
     def user_by_account(self, platform: str, account: str) -> User | None:
         """The person holding a platform account; an active holder wins over one who left."""

@@ -4,5 +4,5 @@
 `reports.backup` copies and restores database files (SQLite's online backup, pg_dump) and holds
 the lock that tells a restore the service is running; it knows nothing of approvals.
 Storage queries live in `storage.stats_queries`; the command line, the API and the scheduled
-jobs in `bot.commands.stats`, `bot.commands.backup` and `bot.api_stats`.
+jobs in `bot.cli.stats`, `bot.cli.backup` and `bot.web.api_stats`.
 """

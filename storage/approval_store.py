@@ -189,7 +189,9 @@ async def load_request(session: AsyncSession, *, request_id: str) -> Loaded | No
     row = await session.get(RequestRow, request_id)
     if row is None:
         return None
-    tasks = (await session.execute(select(TaskRow).where(col(TaskRow.request_id) == request_id))).scalars().all()
+    tasks = (
+        (await session.execute(select(TaskRow).where(col(TaskRow.request_id) == request_id))).scalars().all()
+    )
     req = _request_from_rows(row, tasks)
     return Loaded(request=req, version=row.version, task_snapshots={t.id: _task_values(t) for t in req.tasks})
 
@@ -303,8 +305,14 @@ def trail_from_row(r: TrailRow) -> TrailEvent:
 
 async def load_trail(session: AsyncSession, *, request_id: str) -> list[TrailEvent]:
     rows = (
-        await session.execute(select(TrailRow).where(col(TrailRow.request_id) == request_id).order_by(col(TrailRow.seq)))
-    ).scalars().all()
+        (
+            await session.execute(
+                select(TrailRow).where(col(TrailRow.request_id) == request_id).order_by(col(TrailRow.seq))
+            )
+        )
+        .scalars()
+        .all()
+    )
     return [trail_from_row(r) for r in rows]
 
 
@@ -341,7 +349,9 @@ async def pending_tasks(session: AsyncSession, *, assignee: str) -> list[tuple[T
 
 
 async def all_request_ids(session: AsyncSession) -> list[str]:
-    return list((await session.execute(select(col(RequestRow.id)).order_by(col(RequestRow.id)))).scalars().all())
+    return list(
+        (await session.execute(select(col(RequestRow.id)).order_by(col(RequestRow.id)))).scalars().all()
+    )
 
 
 async def count_requests(session: AsyncSession) -> int:
@@ -383,14 +393,22 @@ def delegation_from_row(r: DelegationRow) -> Delegation:
 
 async def active_delegations(session: AsyncSession, *, now: datetime) -> list[Delegation]:
     rows = (
-        await session.execute(
-            select(DelegationRow).where(col(DelegationRow.cancelled_at).is_(None)).where(col(DelegationRow.ends_at) > now)
+        (
+            await session.execute(
+                select(DelegationRow)
+                .where(col(DelegationRow.cancelled_at).is_(None))
+                .where(col(DelegationRow.ends_at) > now)
+            )
         )
-    ).scalars().all()
+        .scalars()
+        .all()
+    )
     return [delegation_from_row(r) for r in rows]
 
 
-async def list_delegations(session: AsyncSession, *, user: str | None = None, include_past: bool = False, now: datetime) -> list[Delegation]:
+async def list_delegations(
+    session: AsyncSession, *, user: str | None = None, include_past: bool = False, now: datetime
+) -> list[Delegation]:
     q = select(DelegationRow)
     if user:
         q = q.where((col(DelegationRow.delegator) == user) | (col(DelegationRow.delegate) == user))

@@ -42,7 +42,9 @@ async def claim_due(
         if rows:
             until = now + lease
             await session.execute(
-                update(model).where(col(model.id).in_([r.id for r in rows])).values(status=working, claimed_until=until)
+                update(model)
+                .where(col(model.id).in_([r.id for r in rows]))
+                .values(status=working, claimed_until=until)
             )
             for r in rows:  # our claim: results are written only while we still hold it
                 r.status, r.claimed_until = working, until
@@ -51,5 +53,7 @@ async def claim_due(
 
 def while_leased(model: type[Row], row: Row) -> ColumnElement[bool]:
     return and_(
-        col(model.id) == row.id, col(model.status) == row.status, col(model.claimed_until) == row.claimed_until
+        col(model.id) == row.id,
+        col(model.status) == row.status,
+        col(model.claimed_until) == row.claimed_until,
     )

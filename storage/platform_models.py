@@ -47,7 +47,9 @@ class CardRefRow(SQLModel, table=True):
     user_id: str = Field(sa_column=Column(String(64), nullable=False))
     account: str = Field(sa_column=Column(String(64), nullable=False))
     card_id: str = Field(sa_column=Column(String(128), nullable=False))  # WeCom task_id / DingTalk outTrackId
-    handle: str | None = Field(default=None, sa_column=Column(String(256), nullable=True))  # latest response_code
+    handle: str | None = Field(
+        default=None, sa_column=Column(String(256), nullable=True)
+    )  # latest response_code
     handle_used: bool = Field(default=False)
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     updated_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))

@@ -34,11 +34,20 @@ class Browser:
         assert CHROMIUM, "chromium is not installed (apt-get install -y chromium)"
         self.proc = await asyncio.create_subprocess_exec(
             CHROMIUM,
-            "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-            f"--remote-debugging-port={self.port}", f"--user-data-dir={self.profile}",
-            "--window-size=400,800", "about:blank",
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--disable-quic",
+            f"--remote-debugging-port={self.port}",
+            f"--user-data-dir={self.profile}",
+            "--window-size=400,800",
+            "about:blank",
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
         )
         self.session = aiohttp.ClientSession()
         targets: list[dict[str, Any]] = []
@@ -76,14 +85,18 @@ class Browser:
                     return data.get("result", {})  # type: ignore[no-any-return]
 
     async def evaluate(self, expression: str) -> Any:
-        result = await self.send("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
+        result = await self.send(
+            "Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True
+        )
         if "exceptionDetails" in result:
             raise RuntimeError(f"page script failed: {result['exceptionDetails']}")
         return result.get("result", {}).get("value")
 
     async def navigate(self, url: str) -> None:
         await self.send("Page.navigate", url=url)
-        await self.wait_for(f"document.readyState === 'complete' && location.href.startsWith({json.dumps(url.split('?')[0])})")
+        await self.wait_for(
+            f"document.readyState === 'complete' && location.href.startsWith({json.dumps(url.split('?')[0])})"
+        )
 
     async def wait_for(self, expression: str, timeout: float = 20.0) -> Any:
         async with asyncio.timeout(timeout):

@@ -159,7 +159,9 @@ class Api:
         self.app = app
         self.headers = {"Authorization": "Bearer test-token-0123456789"}
 
-    async def call(self, method: str, path: str, json: object = None, expect: int | None = None) -> tuple[int, object]:
+    async def call(
+        self, method: str, path: str, json: object = None, expect: int | None = None
+    ) -> tuple[int, object]:
         resp = await self.client.request(method, "/api/v1" + path, json=json, headers=self.headers)  # type: ignore[attr-defined]
         body = await resp.json()
         if expect is not None:
@@ -167,7 +169,12 @@ class Api:
         return resp.status, body
 
     async def submit(self, template: str, initiator: str, form: dict, **kw: object) -> dict:
-        _, body = await self.call("POST", "/requests", {"template": template, "initiator": initiator, "form": form, **kw}, expect=201)
+        _, body = await self.call(
+            "POST",
+            "/requests",
+            {"template": template, "initiator": initiator, "form": form, **kw},
+            expect=201,
+        )
         return body  # type: ignore[return-value]
 
     async def pending(self, user: str) -> list[dict]:

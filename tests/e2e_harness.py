@@ -62,8 +62,15 @@ class ServerProcess:
     async def start(self, timeout: float = 60.0) -> ServerProcess:
         log = self.log_path.open("wb")
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", "serve",
-            cwd=self.cwd, env=self.env, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=log,
+            sys.executable,
+            "-m",
+            "bot",
+            "serve",
+            cwd=self.cwd,
+            env=self.env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=log,
         )
         assert self.proc.stdout is not None
         try:
@@ -71,13 +78,17 @@ class ServerProcess:
                 while True:
                     line = (await self.proc.stdout.readline()).decode()
                     if not line:
-                        raise RuntimeError(f"server exited before ready; log:\n{self.log_path.read_text()[-4000:]}")
+                        raise RuntimeError(
+                            f"server exited before ready; log:\n{self.log_path.read_text()[-4000:]}"
+                        )
                     self.output.append(line)
                     if "ready" in line:
                         return self
         except TimeoutError:
             await self.stop()
-            raise RuntimeError(f"server not ready in {timeout}s; log:\n{self.log_path.read_text()[-4000:]}") from None
+            raise RuntimeError(
+                f"server not ready in {timeout}s; log:\n{self.log_path.read_text()[-4000:]}"
+            ) from None
 
     async def stop(self, timeout: float = 10.0) -> int | None:
         if self.proc is None or self.proc.returncode is not None:
@@ -132,11 +143,16 @@ class FakeApi:
         return [r for r in self.requests if r.path == path]
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        rec = Recorded(request.method, request.path, dict(request.query), dict(request.headers), await request.read())
+        rec = Recorded(
+            request.method, request.path, dict(request.query), dict(request.headers), await request.read()
+        )
         self.requests.append(rec)
         responder = self._routes.get((request.method, request.path))
         if responder is None:
-            return web.json_response({"errcode": 404, "errmsg": f"fake {self.name}: no route {request.method} {request.path}"}, status=404)
+            return web.json_response(
+                {"errcode": 404, "errmsg": f"fake {self.name}: no route {request.method} {request.path}"},
+                status=404,
+            )
         return await responder(request, rec)
 
     @property

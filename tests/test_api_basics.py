@@ -23,14 +23,23 @@ async def test_templates_are_listed_with_their_form_schema(api):
     keys = {t["key"] for t in body["items"]}
     assert {"seal_use", "vehicle_dispatch", "leave", "doc_issue", "doc_receive"} <= keys
     _, seal = await api.call("GET", "/templates/seal_use", expect=200)
-    assert {f["key"] for f in seal["fields"]} >= {"department", "seal", "files", "copies", "take_out", "companions"}
+    assert {f["key"] for f in seal["fields"]} >= {
+        "department",
+        "seal",
+        "files",
+        "copies",
+        "take_out",
+        "companions",
+    }
     status, body = await api.call("GET", "/templates/nope")
     assert status == 404 and body["error"] == "template_not_found"
 
 
 async def test_bad_form_lists_every_field_problem_and_creates_nothing(api):
     form = {**SEAL_FORM, "copies": 0, "files": [], "companions": ["u_nobody"], "colour": "red"}
-    status, body = await api.call("POST", "/requests", {"template": "seal_use", "initiator": "u_wu", "form": form})
+    status, body = await api.call(
+        "POST", "/requests", {"template": "seal_use", "initiator": "u_wu", "form": form}
+    )
     assert status == 422 and body["error"] == "form_invalid"
     keys = {f["key"] for f in body["details"]["fields"]}
     assert {"copies", "files", "companions", "colour"} <= keys
@@ -39,7 +48,9 @@ async def test_bad_form_lists_every_field_problem_and_creates_nothing(api):
 
 
 async def test_unknown_body_keys_and_bad_types_are_refused(api):
-    status, body = await api.call("POST", "/requests", {"template": "seal_use", "initiator": 5, "form": [], "x": 1})
+    status, body = await api.call(
+        "POST", "/requests", {"template": "seal_use", "initiator": 5, "form": [], "x": 1}
+    )
     assert status == 422
     assert set(body["details"]) == {"initiator", "form", "x"}
     resp = await api.client.post("/api/v1/requests", data="{not json", headers=api.headers)
@@ -58,9 +69,17 @@ async def test_action_errors_map_to_statuses_and_change_nothing(api):
     req = await api.submit("seal_use", "u_wu", SEAL_FORM)
     task = (await api.pending("u_sun"))[0]
     path = f"/requests/{req['id']}/actions"
-    status, body = await api.call("POST", path, {"action": "approve", "actor": "u_li", "task_id": task["task_id"], "version": task["version"]})
+    status, body = await api.call(
+        "POST",
+        path,
+        {"action": "approve", "actor": "u_li", "task_id": task["task_id"], "version": task["version"]},
+    )
     assert status == 403 and body["error"] == "not_assignee"
-    status, body = await api.call("POST", path, {"action": "approve", "actor": "u_sun", "task_id": task["task_id"], "version": task["version"] + 5})
+    status, body = await api.call(
+        "POST",
+        path,
+        {"action": "approve", "actor": "u_sun", "task_id": task["task_id"], "version": task["version"] + 5},
+    )
     assert status == 409 and body["error"] == "stale_task"
     status, body = await api.call("POST", path, {"action": "approve", "actor": "u_sun"})
     assert status == 422 and set(body["details"]) == {"task_id", "version"}
@@ -70,7 +89,11 @@ async def test_action_errors_map_to_statuses_and_change_nothing(api):
     assert now["version"] == req["version"]
     ok = await api.decide("u_sun")
     assert ok["steps"][0]["status"] == "approved"
-    status, body = await api.call("POST", path, {"action": "approve", "actor": "u_sun", "task_id": task["task_id"], "version": task["version"]})
+    status, body = await api.call(
+        "POST",
+        path,
+        {"action": "approve", "actor": "u_sun", "task_id": task["task_id"], "version": task["version"]},
+    )
     assert status == 409 and body["error"] == "task_decided"
     status, body = await api.call("POST", "/requests/nope/actions", {"action": "withdraw", "actor": "u_wu"})
     assert status == 404

@@ -16,11 +16,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from approvals.clock import ManualClock
-from bot.api_errors import Conflict, read_json
 from bot.app import create_app, open_database
 from bot.keys import CLOCK, DB, HTTP, KV, METRICS, READINESS, SCHEDULER
 from bot.logs import configure_logging
 from bot.settings import Settings
+from bot.web.api_errors import Conflict, read_json
 from storage.migrate import upgrade
 from tests.conftest import PG_URL, REDIS_URL, create_pg_schema, drop_pg_schema
 

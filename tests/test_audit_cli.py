@@ -12,13 +12,20 @@ from approvals.engine import Action
 from approvals.model import ActionKind
 from approvals.template_loader import load_templates
 from bot.cli import main
-from handlers.workflow import Workflow, WorkflowDeps
+from services.approvals import Workflow, WorkflowDeps
 from storage.db import Database
 from storage.org_repo import load_org
 from tests.conftest import create_tables, import_demo_org
 from tests.helpers import T0
 
-FORM = {"seal": "公章", "reason": "合同", "needed_at": "2026-11-24T10:00:00+08:00", "files": ["a.pdf"], "copies": 1, "take_out": False}
+FORM = {
+    "seal": "公章",
+    "reason": "合同",
+    "needed_at": "2026-11-24T10:00:00+08:00",
+    "files": ["a.pdf"],
+    "copies": 1,
+    "take_out": False,
+}
 
 
 def _setup(url: str) -> str:
@@ -26,10 +33,28 @@ def _setup(url: str) -> str:
         db = Database(url)
         await create_tables(db)
         await import_demo_org(db)
-        wf = Workflow(WorkflowDeps(db=db, templates=load_templates([]), tz=ZoneInfo("Asia/Shanghai"), now=lambda: T0, public_url="http://x", load_org=load_org))
+        wf = Workflow(
+            WorkflowDeps(
+                db=db,
+                templates=load_templates([]),
+                tz=ZoneInfo("Asia/Shanghai"),
+                now=lambda: T0,
+                public_url="http://x",
+                load_org=load_org,
+            )
+        )
         req = await wf.submit(template_key="seal_use", initiator="u_wu", form=FORM)
         task = req["steps"][0]["tasks"][0]
-        await wf.act(request_id=req["id"], action=Action(kind=ActionKind.APPROVE, actor="u_sun", task_id=task["id"], version=task["version"], comment="同意"))
+        await wf.act(
+            request_id=req["id"],
+            action=Action(
+                kind=ActionKind.APPROVE,
+                actor="u_sun",
+                task_id=task["id"],
+                version=task["version"],
+                comment="同意",
+            ),
+        )
         await wf.submit(template_key="seal_use", initiator="u_zheng", form=FORM)
         await db.dispose()
         return str(req["id"])
@@ -66,6 +91,9 @@ def test_audit_verify_reports_removed_events(tmp_path: Path, monkeypatch, capsys
     monkeypatch.setenv("OABOT_DATABASE_URL", url)
     monkeypatch.chdir(tmp_path)
     rid = _setup(url)
-    _sql(url, f"DELETE FROM trail_events WHERE request_id = '{rid}' AND seq = (SELECT MAX(seq) FROM trail_events WHERE request_id = '{rid}')")
+    _sql(
+        url,
+        f"DELETE FROM trail_events WHERE request_id = '{rid}' AND seq = (SELECT MAX(seq) FROM trail_events WHERE request_id = '{rid}')",
+    )
     assert main(["audit", "verify", rid]) == 1
     assert "events removed" in capsys.readouterr().out

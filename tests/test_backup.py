@@ -21,8 +21,8 @@ import pytest
 
 from approvals.template_loader import load_templates
 from bot.cli import main
-from handlers.workflow import Workflow, WorkflowDeps
 from reports.backup import backups, check_database, service_lock
+from services.approvals import Workflow, WorkflowDeps
 from storage import approval_store
 from storage.db import Database
 from storage.org_repo import get_org_meta, load_org
@@ -282,9 +282,9 @@ def test_a_running_oabot_serve_blocks_restore_until_it_stops(env: Path, capsys) 
 async def test_scheduled_backups_are_on_sqlite_only(
     db: Database, tmp_path: Path, aiohttp_client, clock
 ) -> None:
-    from bot.api_stats import run_scheduled_backup
     from bot.app import create_app
     from bot.keys import SCHEDULER
+    from bot.web.api_stats import run_scheduled_backup
 
     app = create_app(settings_for(db, backup_dir=str(tmp_path / "auto"), backup_keep=3), clock=clock)
     await aiohttp_client(app)

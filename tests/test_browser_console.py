@@ -15,7 +15,8 @@ from tests.e2e_harness import ServerProcess, base_env
 
 # Skipped on a developer machine without Chromium; in CI (CI=true) a missing browser fails instead.
 pytestmark = pytest.mark.skipif(
-    CHROMIUM is None and not os.environ.get("CI"), reason="chromium is not installed (apt-get install -y chromium)"
+    CHROMIUM is None and not os.environ.get("CI"),
+    reason="chromium is not installed (apt-get install -y chromium)",
 )
 
 APPROVERS = ["u_sun", "u_wang", "u_li", "u_zhang", "u_chen"]
@@ -51,11 +52,19 @@ async def test_seal_use_tapped_through_in_chromium(tmp_path: Path) -> None:
             await browser.navigate(f"{base}/console/u/{uid}")
             # the card arrives through the outbox; the page polls its feed
             await browser.wait_for("!!document.querySelector('.card[data-closed=\"0\"] button.primary')")
-            label = await browser.evaluate("document.querySelector('.card[data-closed=\"0\"] button.primary').textContent")
+            label = await browser.evaluate(
+                "document.querySelector('.card[data-closed=\"0\"] button.primary').textContent"
+            )
             assert label == ("已交付" if uid == "u_chen" else "同意")
-            await browser.evaluate("document.querySelector('.card[data-closed=\"0\"] button.primary').click()")
-            await browser.wait_for("!!document.querySelector('.card[data-closed=\"1\"] .outcome')", timeout=20)
-            outcome = await browser.evaluate("document.querySelector('.card[data-closed=\"1\"] .outcome').textContent")
+            await browser.evaluate(
+                "document.querySelector('.card[data-closed=\"0\"] button.primary').click()"
+            )
+            await browser.wait_for(
+                "!!document.querySelector('.card[data-closed=\"1\"] .outcome')", timeout=20
+            )
+            outcome = await browser.evaluate(
+                "document.querySelector('.card[data-closed=\"1\"] .outcome').textContent"
+            )
             assert outcome.startswith("已交付" if uid == "u_chen" else "已同意")
         await browser.navigate(f"{base}/console/u/u_wu")
         told = await browser.wait_for(

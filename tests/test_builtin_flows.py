@@ -20,7 +20,19 @@ from storage.console_models import ConsoleMessageRow
 from storage.db import Database
 from tests.conftest import Api, settings_for
 
-PEOPLE = ("u_zhang", "u_li", "u_wang", "u_chen", "u_liu", "u_zhao", "u_qian", "u_sun", "u_wu", "u_zhou", "u_zheng")
+PEOPLE = (
+    "u_zhang",
+    "u_li",
+    "u_wang",
+    "u_chen",
+    "u_liu",
+    "u_zhao",
+    "u_qian",
+    "u_sun",
+    "u_wu",
+    "u_zhou",
+    "u_zheng",
+)
 AT = "11-23 10:00"  # the test clock (Monday 10:00 in Shanghai) as cards print it
 DECISIONS = ("approved", "auto_approved", "rejected", "returned", "transferred", "acknowledged")
 
@@ -57,12 +69,27 @@ DOC_RECEIVE = {
     "handling_department": "engineering",
     "files": ["来文.pdf"],
 }
-REPORT = {"title": "第四季度市场分析", "summary": "市场份额与预算执行情况", "files": ["报告.docx"], "forward_department": "finance"}
-CHECKIN_FIX = {"kind": "到达", "missed_at": "2026-11-23T09:00:00+08:00", "location": {"site": "site_pudong"}, "reason": "手机没电"}
+REPORT = {
+    "title": "第四季度市场分析",
+    "summary": "市场份额与预算执行情况",
+    "files": ["报告.docx"],
+    "forward_department": "finance",
+}
+CHECKIN_FIX = {
+    "kind": "到达",
+    "missed_at": "2026-11-23T09:00:00+08:00",
+    "location": {"site": "site_pudong"},
+    "reason": "手机没电",
+}
 
 
 def leave(days: float) -> dict[str, Any]:
-    return {"leave_type": "事假", "period": {"start": "2026-11-24", "end": "2026-12-05"}, "days": days, "reason": "家中有事"}
+    return {
+        "leave_type": "事假",
+        "period": {"start": "2026-11-24", "end": "2026-12-05"},
+        "days": days,
+        "reason": "家中有事",
+    }
 
 
 def expense(amount: float) -> dict[str, Any]:
@@ -70,11 +97,22 @@ def expense(amount: float) -> dict[str, Any]:
 
 
 def contract(amount: float) -> dict[str, Any]:
-    return {"title": "设备采购合同", "counterparty": "某某科技有限公司", "contract_type": "采购合同", "amount": amount, "files": ["采购合同.pdf"]}
+    return {
+        "title": "设备采购合同",
+        "counterparty": "某某科技有限公司",
+        "contract_type": "采购合同",
+        "amount": amount,
+        "files": ["采购合同.pdf"],
+    }
 
 
 def doc_issue(direction: str) -> dict[str, Any]:
-    return {"title": "关于年终考核的通知", "direction": direction, "main_recipients": "各部门", "files": ["通知.docx"]}
+    return {
+        "title": "关于年终考核的通知",
+        "direction": direction,
+        "main_recipients": "各部门",
+        "files": ["通知.docx"],
+    }
 
 
 # -- driving the API --------------------------------------------------------------------------
@@ -83,18 +121,30 @@ async def holders(api: Api, rid: str) -> list[str]:
     return [p for p in PEOPLE if any(t["request_id"] == rid for t in await api.pending(p))]
 
 
-async def act(api: Api, rid: str, user: str, action: str = "approve", *, expect: int = 200, **kw: Any) -> dict[str, Any]:
+async def act(
+    api: Api, rid: str, user: str, action: str = "approve", *, expect: int = 200, **kw: Any
+) -> dict[str, Any]:
     """`user` acts on their pending task of this request (the version they were shown)."""
     tasks = [t for t in await api.pending(user) if t["request_id"] == rid]
     assert tasks, f"{user} has no pending task on {rid}"
-    body = {"action": action, "actor": user, "task_id": tasks[0]["task_id"], "version": tasks[0]["version"], **kw}
+    body = {
+        "action": action,
+        "actor": user,
+        "task_id": tasks[0]["task_id"],
+        "version": tasks[0]["version"],
+        **kw,
+    }
     _, out = await api.call("POST", f"/requests/{rid}/actions", body, expect=expect)
     return out  # type: ignore[return-value]
 
 
-async def on_request(api: Api, rid: str, action: str, actor: str, *, expect: int = 200, **kw: Any) -> dict[str, Any]:
+async def on_request(
+    api: Api, rid: str, action: str, actor: str, *, expect: int = 200, **kw: Any
+) -> dict[str, Any]:
     """A request-level action (withdraw, urge, resubmit, terminate, comment)."""
-    _, out = await api.call("POST", f"/requests/{rid}/actions", {"action": action, "actor": actor, **kw}, expect=expect)
+    _, out = await api.call(
+        "POST", f"/requests/{rid}/actions", {"action": action, "actor": actor, **kw}, expect=expect
+    )
     return out  # type: ignore[return-value]
 
 
@@ -122,7 +172,9 @@ def kinds(view: dict[str, Any]) -> list[str]:
 
 def decisions(view: dict[str, Any]) -> list[tuple[str, str]]:
     """(kind, whose task) for every decision in the trail; auto decisions name the assignee."""
-    assignee = {e["task_id"]: e["data"].get("assignee") for e in view["trail"] if e["kind"] == "task_assigned"}
+    assignee = {
+        e["task_id"]: e["data"].get("assignee") for e in view["trail"] if e["kind"] == "task_assigned"
+    }
     return [
         (e["kind"], assignee[e["task_id"]] if e["actor"] == "system" else e["actor"])
         for e in view["trail"]
@@ -265,7 +317,13 @@ async def test_seal_use_rejected_by_the_deputy_gm_ends_and_later_approvers_never
 
     assert out["status"] == "rejected"
     assert await holders(api, req["id"]) == []
-    assert [s["status"] for s in out["steps"]] == ["approved", "approved", "rejected", "cancelled", "cancelled"]
+    assert [s["status"] for s in out["steps"]] == [
+        "approved",
+        "approved",
+        "rejected",
+        "cancelled",
+        "cancelled",
+    ]
     view = await fetch(api, req["id"])
     assert decisions(view) == [("approved", "u_sun"), ("approved", "u_wang"), ("rejected", "u_li")]
     assert kinds(view)[-1] == "request_rejected"
@@ -278,7 +336,9 @@ async def test_seal_use_rejected_by_the_deputy_gm_ends_and_later_approvers_never
 
 async def test_seal_use_refuses_a_companion_who_is_not_staff(api):
     status, body = await api.call(
-        "POST", "/requests", {"template": "seal_use", "initiator": "u_wu", "form": {**SEAL, "companions": ["u_sun", "老王"]}}
+        "POST",
+        "/requests",
+        {"template": "seal_use", "initiator": "u_wu", "form": {**SEAL, "companions": ["u_sun", "老王"]}},
     )
 
     assert status == 422 and body["error"] == "form_invalid"
@@ -323,7 +383,11 @@ async def test_self_drive_or_overnight_vehicle_also_goes_to_deputy_gm_and_gm(api
     done = await walk(api, req["id"], "u_wang", "u_li", "u_zhang")
 
     assert done["status"] == "approved"
-    assert decisions(await fetch(api, req["id"])) == [("approved", "u_wang"), ("approved", "u_li"), ("approved", "u_zhang")]
+    assert decisions(await fetch(api, req["id"])) == [
+        ("approved", "u_wang"),
+        ("approved", "u_li"),
+        ("approved", "u_zhang"),
+    ]
     assert len(texts(await inbox(api, org_db, "u_liu", req["id"]), "approved_notice")) == 1
 
 
@@ -398,7 +462,11 @@ async def test_ten_day_leave_adds_the_deputy_gm(api, org_db):
     done = await walk(api, req["id"], "u_sun", "u_li")
 
     assert done["status"] == "approved"
-    assert decisions(await fetch(api, req["id"])) == [("approved", "u_sun"), ("auto_approved", "u_sun"), ("approved", "u_li")]
+    assert decisions(await fetch(api, req["id"])) == [
+        ("approved", "u_sun"),
+        ("auto_approved", "u_sun"),
+        ("approved", "u_li"),
+    ]
     assert len(texts(await inbox(api, org_db, "u_zhao", req["id"]), "cc")) == 1
 
 
@@ -410,7 +478,10 @@ async def test_leave_of_a_department_head_goes_to_her_own_manager(api, org_db):
 
     assert done["status"] == "approved"
     view = await fetch(api, req["id"])
-    assert decisions(view) == [("approved", "u_li"), ("auto_approved", "u_sun")]  # she heads her own department
+    assert decisions(view) == [
+        ("approved", "u_li"),
+        ("auto_approved", "u_sun"),
+    ]  # she heads her own department
     own = next(e for e in view["trail"] if e["kind"] == "auto_approved")
     assert "发起人本人" in own["comment"]
     assert texts(await inbox(api, org_db, "u_sun", req["id"]), "result")
@@ -448,8 +519,15 @@ async def test_expense_up_to_5000_goes_to_leader_then_finance_approves_and_pays(
     done = await walk(api, req["id"], "u_sun", "u_qian", "u_qian")  # approving and paying are two acts
 
     assert done["status"] == "approved"
-    assert decisions(await fetch(api, req["id"])) == [("approved", "u_sun"), ("approved", "u_qian"), ("approved", "u_qian")]
-    assert [o for _, o in cards(await inbox(api, org_db, "u_qian", req["id"]))] == [f"已同意 · 钱磊 · {AT}", f"已付款 · 钱磊 · {AT}"]
+    assert decisions(await fetch(api, req["id"])) == [
+        ("approved", "u_sun"),
+        ("approved", "u_qian"),
+        ("approved", "u_qian"),
+    ]
+    assert [o for _, o in cards(await inbox(api, org_db, "u_qian", req["id"]))] == [
+        f"已同意 · 钱磊 · {AT}",
+        f"已付款 · 钱磊 · {AT}",
+    ]
 
 
 @pytest.mark.parametrize("amount", [12000, 20000])
@@ -469,7 +547,13 @@ async def test_expense_over_20000_adds_the_gm_as_well(api, org_db):
     done = await walk(api, req["id"], "u_sun", "u_qian", "u_li", "u_zhang", "u_qian")
 
     assert done["status"] == "approved"
-    assert [p for _, p in decisions(await fetch(api, req["id"]))] == ["u_sun", "u_qian", "u_li", "u_zhang", "u_qian"]
+    assert [p for _, p in decisions(await fetch(api, req["id"]))] == [
+        "u_sun",
+        "u_qian",
+        "u_li",
+        "u_zhang",
+        "u_qian",
+    ]
     assert texts(await inbox(api, org_db, "u_wu", req["id"]), "result")[0].endswith("已通过")
 
 
@@ -497,7 +581,12 @@ async def test_contract_over_100000_adds_the_deputy_gm(api, org_db):
     done = await walk(api, req["id"], "u_sun", "u_qian", "u_li", "u_zhang")
 
     assert done["status"] == "approved"
-    assert [p for k, p in decisions(await fetch(api, req["id"])) if k == "approved"] == ["u_sun", "u_qian", "u_li", "u_zhang"]
+    assert [p for k, p in decisions(await fetch(api, req["id"])) if k == "approved"] == [
+        "u_sun",
+        "u_qian",
+        "u_li",
+        "u_zhang",
+    ]
     assert texts(await inbox(api, org_db, "u_wu", req["id"]), "result")
 
 
@@ -553,7 +642,9 @@ async def test_sole_head_drafter_reviews_her_own_document_and_the_step_is_record
 
 async def test_document_above_secret_is_not_accepted(api):
     status, body = await api.call(
-        "POST", "/requests", {"template": "doc_issue", "initiator": "u_wu", "form": {**doc_issue("下行"), "secrecy": "机密"}}
+        "POST",
+        "/requests",
+        {"template": "doc_issue", "initiator": "u_wu", "form": {**doc_issue("下行"), "secrecy": "机密"}},
     )
 
     assert status == 422 and [f["key"] for f in body["details"]["fields"]] == ["secrecy"]
@@ -567,7 +658,10 @@ async def test_incoming_document_is_read_by_each_leader_in_turn_then_handled(api
 
     mid = await walk(api, req["id"], "u_zhao", "u_zhao")
     reading = step(mid, "leaders_read")
-    assert [(t["assignee"], t["status"]) for t in reading["tasks"]] == [("u_zhang", "pending"), ("u_li", "queued")]
+    assert [(t["assignee"], t["status"]) for t in reading["tasks"]] == [
+        ("u_zhang", "pending"),
+        ("u_li", "queued"),
+    ]
     done = await walk(api, req["id"], "u_zhang", "u_li", "u_zhao", "u_zhou")
 
     assert done["status"] == "approved"
@@ -624,7 +718,9 @@ async def test_step_without_approver_goes_to_the_admin_role(papi, org_db):
 
 
 async def test_step_without_approver_refuses_the_submission(papi):
-    status, body = await papi.call("POST", "/requests", {"template": "p_refuse", "initiator": "u_wu", "form": REASON})
+    status, body = await papi.call(
+        "POST", "/requests", {"template": "p_refuse", "initiator": "u_wu", "form": REASON}
+    )
 
     assert status == 422 and body["error"] == "no_approver"
     assert body["details"]["step"] == "ghost"
@@ -728,11 +824,17 @@ async def test_returned_request_is_resubmitted_with_a_corrected_form_and_reroute
 
     assert again["status"] == "running" and again["round"] == 2
     assert again["form"]["amount"] == 3000
-    assert [s["key"] for s in again["steps"] if s["round"] == 2] == ["manager", "finance", "pay"]  # no deputy GM now
+    assert [s["key"] for s in again["steps"] if s["round"] == 2] == [
+        "manager",
+        "finance",
+        "pay",
+    ]  # no deputy GM now
     done = await walk(api, req["id"], "u_sun", "u_qian", "u_qian")
     assert done["status"] == "approved"
     view = await fetch(api, req["id"])
-    assert ["returned", "request_returned", "resubmitted"] == [k for k in kinds(view) if k in ("returned", "request_returned", "resubmitted")]
+    assert ["returned", "request_returned", "resubmitted"] == [
+        k for k in kinds(view) if k in ("returned", "request_returned", "resubmitted")
+    ]
 
 
 async def test_returned_request_can_still_be_withdrawn_as_the_initiator_is_told(api, org_db):
@@ -779,7 +881,10 @@ async def test_add_signer_before_asks_the_new_signer_first_then_me_again(api, or
     assert await holders(api, req["id"]) == ["u_wang"]
     sun = await inbox(api, org_db, "u_sun", req["id"])
     assert [r.kind for r in sun] == ["task_card", "card_closed", "task_card", "card_closed"]
-    assert [r.outcome for r in sun if r.kind == "card_closed"] == ["已前加签周杰，待其处理后再由您审批", f"已同意 · 孙丽 · {AT}"]
+    assert [r.outcome for r in sun if r.kind == "card_closed"] == [
+        "已前加签周杰，待其处理后再由您审批",
+        f"已同意 · 孙丽 · {AT}",
+    ]
     assert all(closed for closed, _ in cards(sun))
     view = await fetch(api, req["id"])
     assert "signer_added" in kinds(view)
@@ -848,12 +953,22 @@ async def test_notify_step_is_only_acknowledged_and_does_not_hold_the_flow(papi,
 
 # == preview ===================================================================================
 async def test_preview_of_seal_use_shows_people_and_the_merge_without_creating_anything(api):
-    _, body = await api.call("POST", "/preview", {"template": "seal_use", "initiator": "u_chen", "form": SEAL}, expect=200)
+    _, body = await api.call(
+        "POST", "/preview", {"template": "seal_use", "initiator": "u_chen", "form": SEAL}, expect=200
+    )
 
     steps = {s["key"]: s for s in body["steps"]}
-    assert [s["key"] for s in body["steps"]] == ["manager", "seal_dept_head", "deputy_gm", "gm", "seal_keeper"]
+    assert [s["key"] for s in body["steps"]] == [
+        "manager",
+        "seal_dept_head",
+        "deputy_gm",
+        "gm",
+        "seal_keeper",
+    ]
     assert steps["manager"]["assignee_names"] == ["王芳"] and steps["manager"]["auto_approved"] == []
-    assert steps["seal_dept_head"]["auto_approved"] == ["u_wang"]  # the keeper's manager is also the seal head
+    assert steps["seal_dept_head"]["auto_approved"] == [
+        "u_wang"
+    ]  # the keeper's manager is also the seal head
     assert any("合并" in n for n in steps["seal_dept_head"]["notes"])
     assert steps["gm"]["assignee_names"] == ["张伟"]
     assert steps["seal_keeper"]["assignees"] == ["u_chen"] and steps["seal_keeper"]["auto_approved"] == []
@@ -866,7 +981,9 @@ async def test_preview_of_seal_use_shows_people_and_the_merge_without_creating_a
 async def test_submitted_seal_use_follows_the_preview_and_merges_the_seal_keepers_manager(api, org_db):
     req = await api.submit("seal_use", "u_chen", SEAL)
 
-    done = await walk(api, req["id"], "u_wang", "u_li", "u_zhang", "u_chen")  # she still hands it over herself
+    done = await walk(
+        api, req["id"], "u_wang", "u_li", "u_zhang", "u_chen"
+    )  # she still hands it over herself
 
     assert done["status"] == "approved"
     view = await fetch(api, req["id"])
@@ -875,15 +992,26 @@ async def test_submitted_seal_use_follows_the_preview_and_merges_the_seal_keeper
 
 
 async def test_preview_of_vehicle_dispatch_shows_each_route_and_the_initiator_auto_approval(api):
-    _, plain = await api.call("POST", "/preview", {"template": "vehicle_dispatch", "initiator": "u_wu", "form": VEHICLE}, expect=200)
+    _, plain = await api.call(
+        "POST", "/preview", {"template": "vehicle_dispatch", "initiator": "u_wu", "form": VEHICLE}, expect=200
+    )
     _, own = await api.call(
-        "POST", "/preview", {"template": "vehicle_dispatch", "initiator": "u_wang", "form": {**VEHICLE, "self_drive": True}}, expect=200
+        "POST",
+        "/preview",
+        {"template": "vehicle_dispatch", "initiator": "u_wang", "form": {**VEHICLE, "self_drive": True}},
+        expect=200,
     )
 
     assert [(s["key"], s["assignees"]) for s in plain["steps"]] == [("admin", ["u_wang"])]
     assert plain["form"]["overnight"] is False
-    assert [(s["key"], s["assignee_names"]) for s in own["steps"]] == [("admin", ["王芳"]), ("deputy_gm", ["李娜"]), ("gm", ["张伟"])]
-    assert own["steps"][0]["auto_approved"] == ["u_wang"] and any("发起人本人" in n for n in own["steps"][0]["notes"])
+    assert [(s["key"], s["assignee_names"]) for s in own["steps"]] == [
+        ("admin", ["王芳"]),
+        ("deputy_gm", ["李娜"]),
+        ("gm", ["张伟"]),
+    ]
+    assert own["steps"][0]["auto_approved"] == ["u_wang"] and any(
+        "发起人本人" in n for n in own["steps"][0]["notes"]
+    )
     _, listed = await api.call("GET", "/requests", expect=200)
     assert listed["items"] == []
     assert await api.pending("u_wang") == []

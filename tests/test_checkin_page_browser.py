@@ -113,7 +113,7 @@ async def _console_texts(api: httpx.AsyncClient, uid: str, needle: str) -> str:
 
 def test_page_script_is_plain_es5() -> None:
     """The in-app browsers of WeCom and DingTalk: no arrow functions, let/const or fetch needed."""
-    from bot.checkin_pages import PAGE_JS
+    from bot.web.checkin_pages import PAGE_JS
 
     assert (
         "=>" not in PAGE_JS and "let " not in PAGE_JS and "const " not in PAGE_JS and "fetch(" not in PAGE_JS

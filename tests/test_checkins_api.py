@@ -18,12 +18,12 @@ from sqlalchemy import func, select
 from approvals.clock import ManualClock
 from bot.app import create_app
 from bot.keys import CHAT, CHECKINS, DISPATCHER
-from bot.openapi import document
 from bot.settings import CheckinSettings, ConfigError, load_settings
+from bot.web.openapi import document
 from checkins.geo import LatLng, gcj02_to_wgs84
 from checkins.links import LinkClaims, sign_link
-from handlers.checkin_service import CheckinService
 from handlers.events import LocationShared, Sender
+from services.checkins import CheckinService
 from storage.approval_models import OutboxRow
 from storage.checkin_models import CheckinRow, TripRow
 from storage.console_models import ConsoleMessageRow

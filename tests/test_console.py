@@ -19,7 +19,17 @@ async def _client(org_db, aiohttp_client, clock, **overrides):
 
 async def _messages(db, uid):
     async with db.session() as s:
-        return (await s.execute(select(ConsoleMessageRow).where(ConsoleMessageRow.user_id == uid).order_by(ConsoleMessageRow.id))).scalars().all()
+        return (
+            (
+                await s.execute(
+                    select(ConsoleMessageRow)
+                    .where(ConsoleMessageRow.user_id == uid)
+                    .order_by(ConsoleMessageRow.id)
+                )
+            )
+            .scalars()
+            .all()
+        )
 
 
 SEAL = {
@@ -81,7 +91,9 @@ async def test_stale_card_tap_gets_a_polite_reply(org_db, aiohttp_client, clock)
     form = re.findall(r'<form method=post action="/console/u/u_sun/tap">(.*?)</form>', html, re.S)[0]
     fields = dict(re.findall(r'name=(\w+) value="([^"]*)"', form))
     await client.post("/console/u/u_sun/tap", data=fields, allow_redirects=False)
-    await client.post("/console/u/u_sun/tap", data={**fields, "event_id": "another-delivery"}, allow_redirects=False)
+    await client.post(
+        "/console/u/u_sun/tap", data={**fields, "event_id": "another-delivery"}, allow_redirects=False
+    )
     await app[DISPATCHER].drain()
     texts = [m.text for m in await _messages(org_db, "u_sun")]
     assert any(t.startswith("已处理") for t in texts)
@@ -110,7 +122,9 @@ async def test_location_is_checked_before_it_is_accepted(org_db, aiohttp_client,
     app, client = await _client(org_db, aiohttp_client, clock)
     await client.post("/console/u/u_zheng/location", data={"lat": "91", "lng": "121"}, allow_redirects=False)
     await client.post("/console/u/u_zheng/location", data={"lat": "nan", "lng": "121"}, allow_redirects=False)
-    await client.post("/console/u/u_zheng/location", data={"lat": "31.2215", "lng": "121.5440"}, allow_redirects=False)
+    await client.post(
+        "/console/u/u_zheng/location", data={"lat": "31.2215", "lng": "121.5440"}, allow_redirects=False
+    )
     await app[DISPATCHER].drain()
     texts = [m.text for m in await _messages(org_db, "u_zheng") if m.direction == "out"]
     assert sum("位置无效" in t or "位置格式不对" in t for t in texts) == 2

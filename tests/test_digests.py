@@ -26,7 +26,7 @@ from deadlines.digest import (
     person_digests,
     request_ids,
 )
-from deadlines.scheduler import DeadlineService
+from services.deadlines import DeadlineService
 from storage.approval_models import OutboxRow
 from storage.db import Database
 from storage.timer_models import TimerRow

@@ -21,9 +21,9 @@ from sqlalchemy import select
 
 from approvals.clock import ManualClock
 from bot.platforms.dingtalk.stream import CARD_TOPIC, OPEN_PATH, ROBOT_TOPIC, StreamConnection
+from bot.platforms.inbox import Inbox
 from bot.settings import DingTalkSettings
 from handlers.events import CardAction, Event, TextMessage, event_from_dict
-from handlers.inbox import Inbox
 from storage.db import Database
 from storage.kv_memory import MemoryStore
 from storage.platform_models import InboxRow

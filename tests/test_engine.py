@@ -138,19 +138,26 @@ def test_countersign_all_needs_everyone():
 
 
 def test_any_sign_first_approval_decides_and_closes_siblings():
-    tpl = template(step("或签", who("user", "u_sun"), who("user", "u_li"), mode="any"), step("gm", who("role", "gm")))
+    tpl = template(
+        step("或签", who("user", "u_sun"), who("user", "u_li"), mode="any"), step("gm", who("role", "gm"))
+    )
     r = Runner(tpl)
     out = r.do("approve", "u_li")
     sun = next(t for t in r.req.tasks if t.assignee == "u_sun")
     assert sun.status == TaskStatus.CLOSED and sun.close_reason == "decided_by:u_li"
-    assert any(n.kind == NoticeKind.CARD_CLOSED and n.recipient == "u_sun" and "李娜" in n.data["outcome"] for n in out.notices)
+    assert any(
+        n.kind == NoticeKind.CARD_CLOSED and n.recipient == "u_sun" and "李娜" in n.data["outcome"]
+        for n in out.notices
+    )
     assert r.cards_for("u_zhang")
     with pytest.raises(TaskAlreadyDecided):
         r.do("approve", "u_sun", task=sun)
 
 
 def test_in_turn_step_sends_the_next_card_only_after_the_previous_person():
-    tpl = template(step("依次", who("role_all", "gm"), who("role_all", "deputy_gm"), mode="sequential", kind="read"))
+    tpl = template(
+        step("依次", who("role_all", "gm"), who("role_all", "deputy_gm"), mode="sequential", kind="read")
+    )
     r = Runner(tpl)
     assert [n.recipient for n in r.notices if n.kind == NoticeKind.TASK_CARD] == ["u_zhang"]
     assert next(t for t in r.req.tasks if t.assignee == "u_li").status == TaskStatus.QUEUED
@@ -305,7 +312,9 @@ def test_initiator_as_approver_is_auto_approved_with_reason():
 
 
 def test_same_approver_in_consecutive_steps_approves_once():
-    tpl = template(step("a", who("user", "u_li")), step("b", who("role", "deputy_gm")), step("c", who("role", "gm")))
+    tpl = template(
+        step("a", who("user", "u_li")), step("b", who("role", "deputy_gm")), step("c", who("role", "gm"))
+    )
     r = Runner(tpl)
     r.do("approve", "u_li")
     assert r.req.steps[1].status == StepStatus.APPROVED
@@ -338,7 +347,13 @@ def test_fallback_approver_used_when_first_choice_missing():
 
 
 def test_delegation_routes_new_tasks_to_the_delegate_and_both_may_act():
-    d = Delegation(id="d1", delegator="u_sun", delegate="u_zhou", starts_at=T0 - timedelta(hours=1), ends_at=T0 + timedelta(days=2))
+    d = Delegation(
+        id="d1",
+        delegator="u_sun",
+        delegate="u_zhou",
+        starts_at=T0 - timedelta(hours=1),
+        ends_at=T0 + timedelta(days=2),
+    )
     r = Runner(chain3(), delegations=[d])
     t = r.req.tasks[0]
     assert (t.assignee, t.acting_for) == ("u_zhou", "u_sun")
@@ -353,18 +368,32 @@ def test_delegation_routes_new_tasks_to_the_delegate_and_both_may_act():
 def test_delegate_can_act_on_a_task_created_before_the_delegation():
     r = Runner(chain3())
     t = r.pending("u_sun")
-    r.delegations = [Delegation(id="d1", delegator="u_sun", delegate="u_zhou", starts_at=T0, ends_at=T0 + timedelta(days=1))]
+    r.delegations = [
+        Delegation(
+            id="d1", delegator="u_sun", delegate="u_zhou", starts_at=T0, ends_at=T0 + timedelta(days=1)
+        )
+    ]
     out = r.do("approve", "u_zhou", task=t)
     assert out.events[0].actor == "u_zhou" and out.events[0].acting_for == "u_sun"
 
 
 def test_move_pending_tasks_to_delegate():
     r = Runner(chain3())
-    d = Delegation(id="d1", delegator="u_sun", delegate="u_zhou", starts_at=T0, ends_at=T0 + timedelta(days=1), move_pending=True)
+    d = Delegation(
+        id="d1",
+        delegator="u_sun",
+        delegate="u_zhou",
+        starts_at=T0,
+        ends_at=T0 + timedelta(days=1),
+        move_pending=True,
+    )
     out = engine.apply_delegation(r.ctx(), r.req, d)
     t = r.req.tasks[0]
     assert (t.assignee, t.acting_for) == ("u_zhou", "u_sun")
-    assert {(n.kind, n.recipient) for n in out.notices} == {(NoticeKind.CARD_CLOSED, "u_sun"), (NoticeKind.TASK_CARD, "u_zhou")}
+    assert {(n.kind, n.recipient) for n in out.notices} == {
+        (NoticeKind.CARD_CLOSED, "u_sun"),
+        (NoticeKind.TASK_CARD, "u_zhou"),
+    }
 
 
 def test_tampering_with_the_trail_is_detected():

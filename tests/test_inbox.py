@@ -7,8 +7,8 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from approvals.clock import ManualClock
+from bot.platforms.inbox import LEASE, Inbox
 from handlers.events import Sender, TextMessage
-from handlers.inbox import LEASE, Inbox
 from storage.kv_memory import MemoryStore
 from storage.platform_models import InboxRow
 
@@ -32,7 +32,9 @@ async def test_repeat_deliveries_store_one_event_and_process_it_once(db, clock: 
     assert seen == ["msg:1"]
 
 
-async def test_a_worker_whose_lease_was_handed_over_does_not_overwrite_the_result(db, clock: ManualClock) -> None:
+async def test_a_worker_whose_lease_was_handed_over_does_not_overwrite_the_result(
+    db, clock: ManualClock
+) -> None:
     async def fail(event: object) -> None:
         raise RuntimeError("platform down")
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from approvals.clock import ManualClock
 from bot.keys import DEADLINES, WORKFLOW
-from deadlines.scheduler import DeadlineService
+from services.deadlines import DeadlineService
 from storage.db import Database
 from storage.timer_models import TimerRow
 from tests.conftest import Api
@@ -138,7 +138,10 @@ async def test_withdrawing_the_approved_leave_ends_its_delegation(
     view = await approved_leave(api, "u_sun", "u_li", leave("2026-11-25", "2026-11-26", delegate="u_zhou"))
     # 销假: the leave template lets the initiator revoke an approved leave.
     _, after = await api.call(
-        "POST", f"/requests/{view['id']}/actions", {"action": "withdraw", "actor": "u_sun", "comment": "不休了"}, expect=200
+        "POST",
+        f"/requests/{view['id']}/actions",
+        {"action": "withdraw", "actor": "u_sun", "comment": "不休了"},
+        expect=200,
     )
     assert after["status"] == "withdrawn"
 

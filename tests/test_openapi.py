@@ -7,7 +7,7 @@ import re
 import jsonschema
 from jsonschema import Draft202012Validator
 
-from bot.openapi import document
+from bot.web.openapi import document
 
 SEAL_FORM = {
     "seal": "公章",
@@ -47,7 +47,9 @@ def test_every_api_route_is_documented_and_nothing_else(api):
 async def test_openapi_document_is_served_and_valid(api):
     _, body = await api.call("GET", "/openapi.json", expect=200)
     assert body["openapi"].startswith("3.")
-    Draft202012Validator.check_schema({"components": body["components"], **body["components"]["schemas"]["Request"]})
+    Draft202012Validator.check_schema(
+        {"components": body["components"], **body["components"]["schemas"]["Request"]}
+    )
 
 
 async def test_real_responses_match_the_schemas(api):
@@ -61,13 +63,32 @@ async def test_real_responses_match_the_schemas(api):
     _, tasks = await api.call("GET", "/tasks?assignee=u_wang", expect=200)
     for t in tasks["items"]:
         _check("PendingTask", t)
-    _, preview = await api.call("POST", "/preview", {"template": "vehicle_dispatch", "initiator": "u_wu", "form": {
-        "destination": "浦东机场", "depart_at": "2026-11-24T09:00:00+08:00", "return_at": "2026-11-24T18:00:00+08:00",
-        "self_drive": False, "passengers": 2, "reason": "接客户"}}, expect=200)
+    _, preview = await api.call(
+        "POST",
+        "/preview",
+        {
+            "template": "vehicle_dispatch",
+            "initiator": "u_wu",
+            "form": {
+                "destination": "浦东机场",
+                "depart_at": "2026-11-24T09:00:00+08:00",
+                "return_at": "2026-11-24T18:00:00+08:00",
+                "self_drive": False,
+                "passengers": 2,
+                "reason": "接客户",
+            },
+        },
+        expect=200,
+    )
     _check("Preview", preview)
     _, tpl = await api.call("GET", "/templates/seal_use", expect=200)
     _check("Template", tpl)
-    _, d = await api.call("POST", "/delegations", {"delegator": "u_sun", "delegate": "u_zhou", "ends_at": "2026-11-30T18:00:00+08:00"}, expect=201)
+    _, d = await api.call(
+        "POST",
+        "/delegations",
+        {"delegator": "u_sun", "delegate": "u_zhou", "ends_at": "2026-11-30T18:00:00+08:00"},
+        expect=201,
+    )
     _check("Delegation", d)
     status, err = await api.call("POST", "/requests", {"template": "seal_use"})
     assert status == 422

@@ -21,11 +21,11 @@ from sqlmodel import col
 from approvals.clock import ManualClock
 from approvals.engine import Action
 from approvals.model import ActionKind
-from handlers.workflow import Workflow, WorkflowDeps
 from notifications.console import ConsoleDelivery
 from notifications.delivery import Delivery, DeliveryError, OutgoingMessage
 from notifications.dispatcher import LEASE, OutboxDispatcher
 from org.model import Org, User
+from services.approvals import Workflow, WorkflowDeps
 from storage.approval_models import OutboxRow
 from storage.console_models import ConsoleMessageRow
 from storage.db import Database

@@ -157,9 +157,11 @@ class Run:
         # lets the initiator revoke an approved request (销假) once.
         revocable = self.tpl.policies.withdraw == WithdrawPolicy.AFTER_APPROVAL
         if self.final is not None and req.status != self.final:
-            assert (self.final, req.status, revocable) == (RequestStatus.APPROVED, RequestStatus.WITHDRAWN, True), (
-                f"finished as {self.final}, now {req.status}"
-            )
+            assert (self.final, req.status, revocable) == (
+                RequestStatus.APPROVED,
+                RequestStatus.WITHDRAWN,
+                True,
+            ), f"finished as {self.final}, now {req.status}"
             self.revoked = True
         if req.is_final:
             self.final = req.status

@@ -29,8 +29,8 @@ from approvals.errors import ApprovalError, RequestFinished, StaleTask, TaskAlre
 from approvals.model import ActionKind, RequestStatus, StepStatus, TaskStatus, TrailEvent
 from approvals.template_loader import load_templates
 from approvals.trail import verify_chain
-from handlers.workflow import Workflow, WorkflowDeps
 from org.model import Org
+from services.approvals import Workflow, WorkflowDeps
 from storage import approval_store as store
 from storage.approval_models import IdempotencyRow, OutboxRow, RequestRow
 from storage.db import Database

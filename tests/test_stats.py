@@ -317,7 +317,7 @@ async def test_bad_queries_are_refused_with_every_problem(api: Api):
 async def test_stats_answers_match_the_openapi_schema(api: Api, clock: ManualClock):
     import jsonschema
 
-    from bot.openapi import document
+    from bot.web.openapi import document
 
     await known_day(api, clock)
     body = await stats(api, f"from={DAY}&to={DAY}")
@@ -446,8 +446,8 @@ async def summaries(db: Database) -> list[OutboxRow]:
 async def test_weekly_summary_goes_once_to_each_head_and_the_office(
     api: Api, clock: ManualClock, org_db: Database
 ):
-    from bot.api_stats import WEEKLY_JOB_ID, send_weekly_summary
     from bot.keys import SCHEDULER
+    from bot.web.api_stats import WEEKLY_JOB_ID, send_weekly_summary
 
     await known_day(api, clock)
     clock.set(local(9, 9).astimezone(UTC))  # the Monday after, 09:00
@@ -477,8 +477,8 @@ async def test_weekly_summary_goes_once_to_each_head_and_the_office(
 async def test_weekly_summary_goes_to_the_configured_office_role(
     org_db: Database, clock: ManualClock, aiohttp_client
 ):
-    from bot.api_stats import send_weekly_summary
     from bot.app import create_app
+    from bot.web.api_stats import send_weekly_summary
 
     app = create_app(settings_for(org_db, office_role="finance_manager"), clock=clock)
     await aiohttp_client(app)

@@ -20,7 +20,7 @@ from approvals.clock import ManualClock
 from bot.app import create_app
 from bot.keys import DEADLINES, WORKFLOW
 from deadlines import timers
-from deadlines.scheduler import DeadlineService
+from services.deadlines import DeadlineService
 from storage.approval_models import OutboxRow
 from storage.db import Database
 from storage.timer_models import TimerRow

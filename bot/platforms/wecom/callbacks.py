@@ -15,10 +15,10 @@ import logging
 from aiohttp import web
 
 from bot.keys import CLOCK, DB, INBOX
-from bot.middleware import error_response
 from bot.platforms.wecom import card_refs
 from bot.platforms.wecom.crypto import WeComCrypto, WeComCryptoError
 from bot.platforms.wecom.inbound import MalformedMessage, parse_xml, to_inbound
+from bot.web.middleware import error_response
 
 logger = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.api_errors import NotFound, ValidationFailed, read_json
 from bot.keys import CLOCK, DB, DEADLINES, READINESS
+from bot.web.api_errors import NotFound, ValidationFailed, read_json
 from storage import calendar_store
 from storage.calendar_store import Override, OverrideKind
 
@@ -71,7 +71,7 @@ def _ok(schema: dict[str, Any], status: str = "200", description: str = "OK") ->
 
 
 _REF = {"$ref": "#/components/schemas/CalendarOverride"}
-# Merged into the OpenAPI document by bot.openapi.
+# Merged into the OpenAPI document by bot.web.openapi.
 OPENAPI_PATHS: dict[str, dict[str, Any]] = {
     "/api/v1/calendar/overrides": {
         "get": {

@@ -15,8 +15,8 @@ from approvals.definitions import FieldSpec, FieldType, Template
 from approvals.errors import ApprovalError
 from approvals.form_errors import FormInvalid
 from approvals.model import URGENCY_LABEL, Urgency
-from bot.console.static import CSS, JS
 from bot.keys import CHAT, CLOCK, DB, SETTINGS, WORKFLOW
+from bot.web.console.static import CSS, JS
 from handlers.events import CardAction, LocationShared, Sender, TextMessage
 from org.model import Org, User
 from storage.console_models import ConsoleMessageRow
@@ -63,7 +63,10 @@ async def index(request: web.Request) -> web.StreamResponse:
         for u in org.users.values()
         if u.active
     )
-    return page(f"{org.name} · 选择用户", f'<main class=users><p>选择一位同事，模拟他/她的手机聊天：</p>{items}</main>')
+    return page(
+        f"{org.name} · 选择用户",
+        f"<main class=users><p>选择一位同事，模拟他/她的手机聊天：</p>{items}</main>",
+    )
 
 
 # -- chat ----------------------------------------------------------------------------------------
@@ -83,7 +86,7 @@ def _card_html(m: ConsoleMessageRow, uid: str) -> str:
         meta.append(f"截止：{H(card['deadline'])}")
     meta.append(f'<a href="/console/requests/{H(str(p.get("request_id")))}?as={H(uid)}">查看详情</a>')
     if m.closed:
-        bottom = f'<div class=outcome>{H(m.outcome or "已处理")}</div>'
+        bottom = f"<div class=outcome>{H(m.outcome or '已处理')}</div>"
     else:
         forms = "".join(
             f'<form method=post action="/console/u/{H(uid)}/tap">'
@@ -98,7 +101,7 @@ def _card_html(m: ConsoleMessageRow, uid: str) -> str:
     return (
         f'<div class="msg out"><div class=card data-task="{H(str(p.get("task_id")))}" data-closed="{int(m.closed)}">'
         f'<div class=top><b>{H(card.get("title", ""))}</b><span class="tag {urgency_class}">{H(urgency)}</span>'
-        f'<div>{H(card.get("subtitle", ""))} —— {H(card.get("initiator", ""))}</div></div>'
+        f"<div>{H(card.get('subtitle', ''))} —— {H(card.get('initiator', ''))}</div></div>"
         f"<dl>{rows}</dl><div class=meta>{' · '.join(meta)}</div>{bottom}</div></div>"
     )
 
@@ -106,13 +109,17 @@ def _card_html(m: ConsoleMessageRow, uid: str) -> str:
 async def _feed(request: web.Request, uid: str) -> str:
     async with request.app[DB].session() as s:
         rows = (
-            await s.execute(
-                select(ConsoleMessageRow)
-                .where(ConsoleMessageRow.user_id == uid)  # type: ignore[arg-type]
-                .where(ConsoleMessageRow.kind != "card_closed")  # type: ignore[arg-type]
-                .order_by(ConsoleMessageRow.id)  # type: ignore[arg-type]
+            (
+                await s.execute(
+                    select(ConsoleMessageRow)
+                    .where(ConsoleMessageRow.user_id == uid)  # type: ignore[arg-type]
+                    .where(ConsoleMessageRow.kind != "card_closed")  # type: ignore[arg-type]
+                    .order_by(ConsoleMessageRow.id)  # type: ignore[arg-type]
+                )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
     tz = request.app[SETTINGS].tz
     out = []
     for m in rows[-200:]:
@@ -120,13 +127,17 @@ async def _feed(request: web.Request, uid: str) -> str:
             out.append(_card_html(m, uid))
             continue
         if m.kind == "checkin_card":
-            from bot.checkin_pages import checkin_card_html
+            from bot.web.checkin_pages import checkin_card_html
 
             out.append(checkin_card_html(m.payload, uid))
             continue
         when = m.created_at.astimezone(tz).strftime("%m-%d %H:%M")
-        out.append(f'<div class="msg {H(m.direction)}" data-kind="{H(m.kind)}"><div class=bubble title="{when}">{H(m.text)}</div></div>')
-    return "".join(out) or "<p style='color:#888;text-align:center'>还没有消息。试试输入「待办」或「帮助」。</p>"
+        out.append(
+            f'<div class="msg {H(m.direction)}" data-kind="{H(m.kind)}"><div class=bubble title="{when}">{H(m.text)}</div></div>'
+        )
+    return (
+        "".join(out) or "<p style='color:#888;text-align:center'>还没有消息。试试输入「待办」或「帮助」。</p>"
+    )
 
 
 async def chat(request: web.Request) -> web.StreamResponse:
@@ -174,7 +185,12 @@ async def _say_in(request: web.Request, user: User, text: str, kind: str = "text
     async with request.app[DB].transaction() as s:
         s.add(
             ConsoleMessageRow(
-                user_id=user.id, direction="in", kind=kind, text=text, payload={}, created_at=request.app[CLOCK].now()
+                user_id=user.id,
+                direction="in",
+                kind=kind,
+                text=text,
+                payload={},
+                created_at=request.app[CLOCK].now(),
             )
         )
 
@@ -184,7 +200,9 @@ async def say(request: web.Request) -> web.StreamResponse:
     text = str((await request.post()).get("text", "")).strip()[:500]
     if text:
         await _say_in(request, user, text)
-        await request.app[CHAT].handle(TextMessage(sender=Sender("console", user.id), event_id=uuid.uuid4().hex, text=text))
+        await request.app[CHAT].handle(
+            TextMessage(sender=Sender("console", user.id), event_id=uuid.uuid4().hex, text=text)
+        )
     raise web.HTTPSeeOther(f"/console/u/{user.id}")
 
 
@@ -203,12 +221,21 @@ async def location(request: web.Request) -> web.StreamResponse:
     if not (math.isfinite(lat) and math.isfinite(lng) and -90 <= lat <= 90 and -180 <= lng <= 180) or (
         accuracy is not None and (not math.isfinite(accuracy) or accuracy < 0)
     ):
-        await request.app[WORKFLOW].tell(user.id, "位置无效：纬度应在 -90~90，经度在 -180~180，精度不能为负。")
+        await request.app[WORKFLOW].tell(
+            user.id, "位置无效：纬度应在 -90~90，经度在 -180~180，精度不能为负。"
+        )
         raise web.HTTPSeeOther(f"/console/u/{user.id}")
     system = "wgs84" if str(data.get("coord_system")) == "wgs84" else "gcj02"
     await _say_in(request, user, f"[位置] {lat:.5f}, {lng:.5f}", kind="location")
     await request.app[CHAT].handle(
-        LocationShared(sender=Sender("console", user.id), event_id=uuid.uuid4().hex, lat=lat, lng=lng, accuracy_m=accuracy, coord_system=system)
+        LocationShared(
+            sender=Sender("console", user.id),
+            event_id=uuid.uuid4().hex,
+            lat=lat,
+            lng=lng,
+            accuracy_m=accuracy,
+            coord_system=system,
+        )
     )
     raise web.HTTPSeeOther(f"/console/u/{user.id}")
 
@@ -249,9 +276,14 @@ def _field_html(f: FieldSpec, org: Org, value: Any, error: str | None) -> str:
         ctl = f"<select id={name} name={name}{req}><option value=''>请选择</option>{opts}</select>"
     elif t == FieldType.MULTISELECT:
         chosen = v if isinstance(v, list) else []
-        ctl = "<div class=checks>" + "".join(
-            f"<label><input type=checkbox name={name} value='{H(o)}'{' checked' if o in chosen else ''}> {H(o)}</label>" for o in f.options
-        ) + "</div>"
+        ctl = (
+            "<div class=checks>"
+            + "".join(
+                f"<label><input type=checkbox name={name} value='{H(o)}'{' checked' if o in chosen else ''}> {H(o)}</label>"
+                for o in f.options
+            )
+            + "</div>"
+        )
     elif t == FieldType.BOOL:
         sel = "true" if v is True or v == "true" else ("false" if v is False or v == "false" else "")
         ctl = (
@@ -262,22 +294,36 @@ def _field_html(f: FieldSpec, org: Org, value: Any, error: str | None) -> str:
     elif t in (FieldType.USER, FieldType.USERS):
         people = [u for u in org.users.values() if u.active]
         if t == FieldType.USER:
-            opts = "".join(f"<option value='{H(u.id)}'{' selected' if u.id == v else ''}>{H(u.name)}</option>" for u in people)
+            opts = "".join(
+                f"<option value='{H(u.id)}'{' selected' if u.id == v else ''}>{H(u.name)}</option>"
+                for u in people
+            )
             ctl = f"<select id={name} name={name}{req}><option value=''>请选择</option>{opts}</select>"
         else:
             chosen = v if isinstance(v, list) else []
-            ctl = "<div class=checks>" + "".join(
-                f"<label><input type=checkbox name={name} value='{H(u.id)}'{' checked' if u.id in chosen else ''}> {H(u.name)}</label>" for u in people
-            ) + "</div>"
+            ctl = (
+                "<div class=checks>"
+                + "".join(
+                    f"<label><input type=checkbox name={name} value='{H(u.id)}'{' checked' if u.id in chosen else ''}> {H(u.name)}</label>"
+                    for u in people
+                )
+                + "</div>"
+            )
     elif t == FieldType.DEPARTMENT:
-        opts = "".join(f"<option value='{H(d.id)}'{' selected' if d.id == v else ''}>{H(d.name)}</option>" for d in org.departments.values())
+        opts = "".join(
+            f"<option value='{H(d.id)}'{' selected' if d.id == v else ''}>{H(d.name)}</option>"
+            for d in org.departments.values()
+        )
         ctl = f"<select id={name} name={name}><option value=''>（默认）</option>{opts}</select>"
     elif t == FieldType.LIST:
         text = "\n".join(v) if isinstance(v, list) else str(v)
         ctl = f"<textarea id={name} name={name} rows=3 placeholder='每行一项'>{H(text)}</textarea>"
     elif t in (FieldType.SITE, FieldType.LOCATION):
         site = v.get("site") if isinstance(v, dict) else v
-        opts = "".join(f"<option value='{H(s.id)}'{' selected' if s.id == site else ''}>{H(s.name)}</option>" for s in org.sites.values())
+        opts = "".join(
+            f"<option value='{H(s.id)}'{' selected' if s.id == site else ''}>{H(s.name)}</option>"
+            for s in org.sites.values()
+        )
         ctl = f"<select id={name} name={name}><option value=''>请选择地点</option>{opts}</select>"
         if t == FieldType.LOCATION:
             ctl += (
@@ -312,7 +358,11 @@ def form_from_post(template: Template, data: Any, tz: Any) -> dict[str, Any]:
             if site:
                 form[k] = {"site": site}
             elif address:
-                form[k] = {"address": address, "lat": _num(data.get(f"{k}.lat")), "lng": _num(data.get(f"{k}.lng"))}
+                form[k] = {
+                    "address": address,
+                    "lat": _num(data.get(f"{k}.lat")),
+                    "lng": _num(data.get(f"{k}.lng")),
+                }
             continue
         raw = str(data.get(k, "")).strip()
         if raw == "":
@@ -361,15 +411,29 @@ async def new_request(request: web.Request) -> web.StreamResponse:
                 idempotency_key=str(data.get("form_token") or "") or None,
                 channel="console",
             )
-            await wf.tell(user.id, f"已提交「{template.name}」：{created['title']}（编号 {created['id']}）", request_id=created["id"])
+            await wf.tell(
+                user.id,
+                f"已提交「{template.name}」：{created['title']}（编号 {created['id']}）",
+                request_id=created["id"],
+            )
             raise web.HTTPSeeOther(f"/console/u/{user.id}")
         except FormInvalid as exc:
             errors = {p.key: p.message for p in exc.fields}
             top_error = "表单有误，请修改标红的项目。"
         except ApprovalError as exc:
             top_error = exc.message
-    fields = "".join(_field_html(f, org, values.get(f.key, f.default if not str(f.default or "").startswith("$") else None), errors.get(f.key)) for f in template.fields)
-    unknown = "".join(f"<div class=err>{H(k)}：{H(v)}</div>" for k, v in errors.items() if template.field(k) is None)
+    fields = "".join(
+        _field_html(
+            f,
+            org,
+            values.get(f.key, f.default if not str(f.default or "").startswith("$") else None),
+            errors.get(f.key),
+        )
+        for f in template.fields
+    )
+    unknown = "".join(
+        f"<div class=err>{H(k)}：{H(v)}</div>" for k, v in errors.items() if template.field(k) is None
+    )
     urg = "".join(f"<option value={u.value}>{URGENCY_LABEL[u]}</option>" for u in Urgency)
     body = (
         f"<main>{f'<div class=errors>{H(top_error)}</div>' if top_error else ''}{unknown}"

@@ -25,14 +25,14 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.api_checkins import translate
-from bot.api_errors import ValidationFailed
 from bot.keys import CHECKINS, SETTINGS
+from bot.web.api_checkins import translate
+from bot.web.api_errors import ValidationFailed
 from checkins.core import KIND_LABEL, CheckinKind, make_fix
 from checkins.errors import CheckinError, NotYourTrip
 from checkins.geo import WGS84, format_distance
 from checkins.trust import Source
-from handlers.checkin_service import CheckinService, team_of
+from services.checkins import CheckinService, team_of
 
 H = escape
 

@@ -10,7 +10,7 @@ import asyncio
 import sys
 from typing import Any
 
-from bot.commands.config import EXIT_CONFIG, cannot_connect, load_or_report
+from bot.cli.config import EXIT_CONFIG, cannot_connect, load_or_report
 from bot.logs import configure_logging, redact_url
 from bot.settings import Settings
 

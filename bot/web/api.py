@@ -2,7 +2,7 @@
 
 Validates the shape of each body (unknown keys refused, every problem listed), translates
 approval-core errors into API errors with the right status, and decides nothing itself.
-Authentication (bearer OABOT_API_TOKEN) is done by `bot.middleware` for every /api/ path.
+Authentication (bearer OABOT_API_TOKEN) is done by `bot.web.middleware` for every /api/ path.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from approvals.definitions import Template
 from approvals.engine import Action
 from approvals.form_errors import FormInvalid
 from approvals.model import ActionKind, Channel, SignerPosition, Urgency
-from bot.api_errors import ApiError, Conflict, Forbidden, NotFound, ValidationFailed, read_json
 from bot.keys import WORKFLOW
-from handlers.workflow import Busy
+from bot.web.api_errors import ApiError, Conflict, Forbidden, NotFound, ValidationFailed, read_json
+from services.approvals import Busy
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -219,7 +219,11 @@ async def list_requests(request: web.Request) -> web.StreamResponse:
     if problems:
         raise ValidationFailed("查询参数有误", details=problems)
     items = await request.app[WORKFLOW].list_requests(
-        initiator=q.get("initiator"), status=q.get("status"), template=q.get("template"), limit=limit, offset=offset
+        initiator=q.get("initiator"),
+        status=q.get("status"),
+        template=q.get("template"),
+        limit=limit,
+        offset=offset,
     )
     return _json({"items": items, "limit": limit, "offset": offset})
 
@@ -234,7 +238,18 @@ def core_status() -> list[Any]:
 async def act_on_request(request: web.Request) -> web.StreamResponse:
     body = Body(
         await read_json(request),
-        {"action", "actor", "task_id", "version", "comment", "target", "position", "form", "idempotency_key", "as_admin"},
+        {
+            "action",
+            "actor",
+            "task_id",
+            "version",
+            "comment",
+            "target",
+            "position",
+            "form",
+            "idempotency_key",
+            "as_admin",
+        },
     )
     kind = body.enum("action", ActionKind, required=True)
     actor = body.str("actor", required=True)
@@ -250,7 +265,14 @@ async def act_on_request(request: web.Request) -> web.StreamResponse:
     form = body.obj("form")
     idem = body.str("idempotency_key")
     as_admin = body.bool("as_admin")
-    if kind in {ActionKind.APPROVE, ActionKind.REJECT, ActionKind.RETURN, ActionKind.TRANSFER, ActionKind.ADD_SIGNER, ActionKind.ACKNOWLEDGE}:
+    if kind in {
+        ActionKind.APPROVE,
+        ActionKind.REJECT,
+        ActionKind.RETURN,
+        ActionKind.TRANSFER,
+        ActionKind.ADD_SIGNER,
+        ActionKind.ACKNOWLEDGE,
+    }:
         if task_id is None and "task_id" not in body.problems:
             body.problems["task_id"] = "required for this action"
         if version is None and "version" not in body.problems:
@@ -271,7 +293,9 @@ async def act_on_request(request: web.Request) -> web.StreamResponse:
         channel=Channel.API,
         is_admin=as_admin,
     )
-    view = await request.app[WORKFLOW].act(request_id=request.match_info["id"], action=action, idempotency_key=idem)
+    view = await request.app[WORKFLOW].act(
+        request_id=request.match_info["id"], action=action, idempotency_key=idem
+    )
     return _json(view)
 
 
@@ -318,7 +342,14 @@ def template_schema(t: Template) -> dict[str, Any]:
             for f in t.fields
         ],
         "steps": [
-            {"key": s.key, "name": s.name, "mode": s.mode.value, "kind": s.kind.value, "permission": s.permission.value, "time_limit_hours": s.time_limit_hours}
+            {
+                "key": s.key,
+                "name": s.name,
+                "mode": s.mode.value,
+                "kind": s.kind.value,
+                "permission": s.permission.value,
+                "time_limit_hours": s.time_limit_hours,
+            }
             for s in t.steps
         ],
     }
@@ -327,7 +358,14 @@ def template_schema(t: Template) -> dict[str, Any]:
 @api_handler
 async def list_templates(request: web.Request) -> web.StreamResponse:
     templates = request.app[WORKFLOW].d.templates
-    return _json({"items": [{"key": t.key, "name": t.name, "category": t.category, "description": t.description} for t in sorted(templates.values(), key=lambda t: t.key)]})
+    return _json(
+        {
+            "items": [
+                {"key": t.key, "name": t.name, "category": t.category, "description": t.description}
+                for t in sorted(templates.values(), key=lambda t: t.key)
+            ]
+        }
+    )
 
 
 @api_handler
@@ -353,7 +391,10 @@ def delegation_view(d: Any) -> dict[str, Any]:
 
 @api_handler
 async def create_delegation(request: web.Request) -> web.StreamResponse:
-    body = Body(await read_json(request), {"delegator", "delegate", "starts_at", "ends_at", "templates", "move_pending", "reason"})
+    body = Body(
+        await read_json(request),
+        {"delegator", "delegate", "starts_at", "ends_at", "templates", "move_pending", "reason"},
+    )
     delegator = body.str("delegator", required=True)
     delegate = body.str("delegate", required=True)
     starts = body.datetime("starts_at")
@@ -379,7 +420,9 @@ async def create_delegation(request: web.Request) -> web.StreamResponse:
 @api_handler
 async def list_delegations(request: web.Request) -> web.StreamResponse:
     include_past = request.query.get("include_past", "false").lower() in ("1", "true", "yes")
-    items = await request.app[WORKFLOW].list_delegations(user=request.query.get("user"), include_past=include_past)
+    items = await request.app[WORKFLOW].list_delegations(
+        user=request.query.get("user"), include_past=include_past
+    )
     return _json({"items": [delegation_view(d) for d in items]})
 
 
@@ -390,7 +433,7 @@ async def cancel_delegation(request: web.Request) -> web.StreamResponse:
 
 
 async def openapi(request: web.Request) -> web.StreamResponse:
-    from bot.openapi import document
+    from bot.web.openapi import document
 
     return _json(document(request.app))
 

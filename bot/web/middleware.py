@@ -20,10 +20,10 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.api_errors import ApiError, Unauthorized
 from bot.keys import METRICS, REQUEST_ID, SETTINGS
 from bot.logs import request_id_var
 from bot.metrics import UNMATCHED_ROUTE
+from bot.web.api_errors import ApiError, Unauthorized
 
 logger = logging.getLogger(__name__)
 access_logger = logging.getLogger("oabot.access")

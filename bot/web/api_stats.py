@@ -25,10 +25,10 @@ from aiohttp import web
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.triggers.cron import CronTrigger
 
-from bot.api import api_handler
-from bot.api_errors import ApiError, ValidationFailed
 from bot.keys import CLOCK, DB, KV, SCHEDULER, SERVICES, SETTINGS
 from bot.settings import Settings
+from bot.web.api import api_handler
+from bot.web.api_errors import ApiError, ValidationFailed
 from deadlines.calendar import WorkingCalendar
 from org.model import Org
 from reports.backup import BackupResult, backup_sqlite, sqlite_file
@@ -174,7 +174,9 @@ async def _write_weekly_summary(app: web.Application, period: Period, now: datet
         )
     async with db.transaction() as session:
         for recipient, text in messages.items():
-            session.add(OutboxRow.due_now(kind=SUMMARY_KIND, recipient=recipient, payload={"text": text}, now=now))
+            session.add(
+                OutboxRow.due_now(kind=SUMMARY_KIND, recipient=recipient, payload={"text": text}, now=now)
+            )
     return len(messages)
 
 
@@ -245,7 +247,7 @@ def setup_stats(app: web.Application) -> None:
     app.cleanup_ctx.append(stats_jobs_ctx)
 
 
-# -- the OpenAPI description (merged into bot.openapi) ----------------------------------------------
+# -- the OpenAPI description (merged into bot.web.openapi) ----------------------------------------------
 _HOURS = {"type": ["number", "null"], "description": "hours, 0.01 h; null when nothing was handled"}
 STATS_ROW: dict[str, Any] = {
     "type": "object",

@@ -99,22 +99,37 @@ class Workflow:
         return t
 
     def _ctx(self, template: Template, org: Org, delegations: list[Delegation], now: datetime) -> Context:
-        return Context(template=template, org=org, now=now, tz=self.d.tz, delegations=delegations, deadline_fn=self.d.deadline_fn)
+        return Context(
+            template=template,
+            org=org,
+            now=now,
+            tz=self.d.tz,
+            delegations=delegations,
+            deadline_fn=self.d.deadline_fn,
+        )
 
-    async def _record(self, session: AsyncSession, out: Outcome, template: Template, org: Org, now: datetime) -> None:
+    async def _record(
+        self, session: AsyncSession, out: Outcome, template: Template, org: Org, now: datetime
+    ) -> None:
         """Everything a state change writes besides the state: outbox rows, then the hooks."""
         self._enqueue(session, out, template, org, now)
         for hook in self.d.hooks:
             await hook(session, out, template, org, now)
 
-    async def record(self, session: AsyncSession, out: Outcome, template: Template, org: Org, now: datetime) -> None:
+    async def record(
+        self, session: AsyncSession, out: Outcome, template: Template, org: Org, now: datetime
+    ) -> None:
         """`_record` for services that change requests outside `act` (the deadline ladder's auto actions)."""
         await self._record(session, out, template, org, now)
 
     # -- outbox ------------------------------------------------------------------------------
-    def _enqueue(self, session: AsyncSession, out: Outcome, template: Template, org: Org, now: datetime) -> None:
+    def _enqueue(
+        self, session: AsyncSession, out: Outcome, template: Template, org: Org, now: datetime
+    ) -> None:
         for n in out.notices:
-            payload = compose(n, out.request, template=template, org=org, tz=self.d.tz, public_url=self.d.public_url)
+            payload = compose(
+                n, out.request, template=template, org=org, tz=self.d.tz, public_url=self.d.public_url
+            )
             session.add(
                 OutboxRow.due_now(
                     kind=n.kind.value,
@@ -132,7 +147,11 @@ class Workflow:
         async with self.d.db.transaction() as s:
             s.add(
                 OutboxRow.due_now(
-                    kind="text", recipient=user, request_id=request_id, payload={"text": text, "request_id": request_id}, now=now
+                    kind="text",
+                    recipient=user,
+                    request_id=request_id,
+                    payload={"text": text, "request_id": request_id},
+                    now=now,
                 )
             )
 
@@ -175,7 +194,12 @@ class Workflow:
                 delegations = await store.active_delegations(s, now=now)
                 ctx = self._ctx(template, org, delegations, now)
                 out = engine.submit(
-                    ctx, request_id=new_request_id(now), initiator=initiator, form=form, urgency=urgency, channel=engine.Channel(channel)
+                    ctx,
+                    request_id=new_request_id(now),
+                    initiator=initiator,
+                    form=form,
+                    urgency=urgency,
+                    channel=engine.Channel(channel),
                 )
                 for validate in self.d.validators:
                     await validate(s, out.request, template, org, now)
@@ -183,13 +207,18 @@ class Workflow:
                 await self._record(s, out, template, org, now)
                 view = request_view(out.request, org=org, tz=self.d.tz)
                 if idem:
-                    await store.remember_response(s, key=idem, request_id=out.request.id, response=view, now=now)
+                    await store.remember_response(
+                        s, key=idem, request_id=out.request.id, response=view, now=now
+                    )
         except store.IdempotencyConflict:
             async with self.d.db.session() as s:
                 stored = await store.idempotent_response(s, key=idem or "")
             assert stored is not None
             return stored
-        logger.info("request submitted", extra={"request_id": out.request.id, "template": template_key, "initiator": initiator})
+        logger.info(
+            "request submitted",
+            extra={"request_id": out.request.id, "template": template_key, "initiator": initiator},
+        )
         return view
 
     async def preview(self, *, template_key: str, initiator: str, form: dict[str, Any]) -> dict[str, Any]:
@@ -207,7 +236,9 @@ class Workflow:
         }
 
     # -- act ---------------------------------------------------------------------------------
-    async def act(self, *, request_id: str, action: Action, idempotency_key: str | None = None) -> dict[str, Any]:
+    async def act(
+        self, *, request_id: str, action: Action, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
         idem = f"act:{request_id}:{action.actor}:{idempotency_key}" if idempotency_key else None
         if idem:
             async with self.d.db.session() as s:
@@ -233,10 +264,17 @@ class Workflow:
                     if out.info:
                         view["info"] = out.info
                     if idem:
-                        await store.remember_response(s, key=idem, request_id=request_id, response=view, now=now)
+                        await store.remember_response(
+                            s, key=idem, request_id=request_id, response=view, now=now
+                        )
                 logger.info(
                     "action applied",
-                    extra={"request_id": request_id, "action": action.kind.value, "actor": action.actor, "task_id": action.task_id},
+                    extra={
+                        "request_id": request_id,
+                        "action": action.kind.value,
+                        "actor": action.actor,
+                        "task_id": action.task_id,
+                    },
                 )
                 return view
             except store.ConcurrentUpdate:
@@ -358,7 +396,9 @@ class Workflow:
             await store.insert_delegation(s, delegation=d)
             for hook in self.d.delegation_hooks:
                 await hook(s, d, now)
-        logger.info("delegation created", extra={"delegation_id": d.id, "delegator": delegator, "delegate": delegate})
+        logger.info(
+            "delegation created", extra={"delegation_id": d.id, "delegator": delegator, "delegate": delegate}
+        )
         if move_pending and starts_at <= now:
             await self.move_pending_tasks(d)
         return d
@@ -389,7 +429,9 @@ class Workflow:
                     await asyncio.sleep(random.uniform(0.005, 0.03) * (attempt + 1))
         return moved
 
-    async def list_delegations(self, *, user: str | None = None, include_past: bool = False) -> list[Delegation]:
+    async def list_delegations(
+        self, *, user: str | None = None, include_past: bool = False
+    ) -> list[Delegation]:
         async with self.d.db.session() as s:
             return await store.list_delegations(s, user=user, include_past=include_past, now=self.d.now())
 

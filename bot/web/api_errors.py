@@ -1,6 +1,6 @@
 """The HTTP API's error hierarchy: what a client may be told went wrong, and with which status.
 
-Handlers raise these (or translate their layer's errors into them); `bot.middleware` turns each
+Handlers raise these (or translate their layer's errors into them); `bot.web.middleware` turns each
 into `{"error": code, "message": ..., "details": ...}` with the status. Layers below the edge
 (approvals, storage) keep their own errors and never import this module.
 """

@@ -47,7 +47,7 @@ from storage.db import Database
 if TYPE_CHECKING:
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-    from handlers.workflow import DelegationHook, OutcomeHook, Workflow
+    from services.approvals import DelegationHook, OutcomeHook, Workflow
 
 logger = logging.getLogger(__name__)
 
@@ -677,6 +677,11 @@ def _enqueue(session: AsyncSession, messages: Sequence[Message], now: datetime) 
     for m in messages:
         session.add(
             OutboxRow.due_now(
-                kind=m.kind, recipient=m.recipient, request_id=m.request_id, task_id=m.task_id, payload=m.payload, now=now
+                kind=m.kind,
+                recipient=m.recipient,
+                request_id=m.request_id,
+                task_id=m.task_id,
+                payload=m.payload,
+                now=now,
             )
         )

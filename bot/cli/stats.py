@@ -49,9 +49,9 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from approvals.clock import SystemClock
-    from bot.api_stats import StatsService
     from bot.app import open_database
-    from bot.commands.config import load_or_report
+    from bot.cli.config import load_or_report
+    from bot.web.api_stats import StatsService
     from reports.stats import PeriodInvalid, UnknownDepartment
     from storage.org_repo import OrgNotImported
 

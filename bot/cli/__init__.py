@@ -1,4 +1,4 @@
-"""The `oabot` command line. Each subcommand lives in `bot.commands.<name>`."""
+"""The `oabot` command line. Each subcommand lives in `bot.cli.<name>`."""
 
 from __future__ import annotations
 
@@ -10,15 +10,15 @@ from collections.abc import Sequence
 from bot import __version__
 
 COMMAND_MODULES = (
-    "bot.commands.serve",
-    "bot.commands.migrate",
-    "bot.commands.config",
-    "bot.commands.org",
-    "bot.commands.templates",
-    "bot.commands.audit",
-    "bot.commands.stats",
-    "bot.commands.backup",
-    "bot.commands.calendar",
+    "bot.cli.serve",
+    "bot.cli.migrate",
+    "bot.cli.config",
+    "bot.cli.org",
+    "bot.cli.templates",
+    "bot.cli.audit",
+    "bot.cli.stats",
+    "bot.cli.backup",
+    "bot.cli.calendar",
 )
 
 

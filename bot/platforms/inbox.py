@@ -80,7 +80,9 @@ class Inbox:
         return True
 
     async def claim(self, batch: int = 20) -> list[InboxRow]:
-        return await claim_due(self._db, InboxRow, now=self._now(), batch=batch, lease=LEASE, working="working")
+        return await claim_due(
+            self._db, InboxRow, now=self._now(), batch=batch, lease=LEASE, working="working"
+        )
 
     async def run_once(self) -> int:
         rows = await self.claim()

@@ -12,8 +12,8 @@ from aiohttp import web
 
 from approvals.model import ActionKind, RequestStatus, SignerPosition, Urgency
 from bot import __version__
-from bot.api_checkins import CHECKIN_PATHS, CHECKIN_SCHEMAS
-from bot.api_stats import STATS_PATHS, STATS_SCHEMAS
+from bot.web.api_checkins import CHECKIN_PATHS, CHECKIN_SCHEMAS
+from bot.web.api_stats import STATS_PATHS, STATS_SCHEMAS
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -40,7 +40,18 @@ TASK = {
         "assignee_name": {"type": "string"},
         "acting_for": _nullable("string"),
         "permission": {"enum": ["approve", "collaborate", "notify"]},
-        "status": {"enum": ["queued", "pending", "approved", "rejected", "returned", "transferred", "acknowledged", "closed"]},
+        "status": {
+            "enum": [
+                "queued",
+                "pending",
+                "approved",
+                "rejected",
+                "returned",
+                "transferred",
+                "acknowledged",
+                "closed",
+            ]
+        },
         "version": {"type": "integer"},
         "origin": {"type": "string"},
         "activated_at": _nullable("string"),
@@ -137,7 +148,10 @@ ACTION = {
         "task_id": {"type": "string", "description": "required for task actions"},
         "version": {"type": "integer", "description": "the task version the actor was shown"},
         "comment": {"type": "string"},
-        "target": {"type": ["string", "integer"], "description": "user (transfer, add_signer) or 'initiator'/step index (return)"},
+        "target": {
+            "type": ["string", "integer"],
+            "description": "user (transfer, add_signer) or 'initiator'/step index (return)",
+        },
         "position": {"enum": [p.value for p in SignerPosition]},
         "form": {"type": "object", "description": "corrected form (resubmit)"},
         "idempotency_key": {"type": "string"},
@@ -149,7 +163,11 @@ PREVIEW_IN = {
     "type": "object",
     "additionalProperties": False,
     "required": ["template", "initiator", "form"],
-    "properties": {"template": {"type": "string"}, "initiator": {"type": "string"}, "form": {"type": "object"}},
+    "properties": {
+        "template": {"type": "string"},
+        "initiator": {"type": "string"},
+        "form": {"type": "object"},
+    },
 }
 
 PREVIEW_OUT = {
@@ -267,7 +285,11 @@ PENDING_TASK = {
 
 
 def _items(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "object", "required": ["items"], "properties": {"items": {"type": "array", "items": schema}}}
+    return {
+        "type": "object",
+        "required": ["items"],
+        "properties": {"items": {"type": "array", "items": schema}},
+    }
 
 
 def _ok(schema: dict[str, Any], status: str = "200", description: str = "OK") -> dict[str, Any]:
@@ -284,7 +306,9 @@ def _errors(*codes: str) -> dict[str, Any]:
         "429": "rate limited (urge)",
         "503": "busy; retry",
     }
-    return {c: {"description": text[c], "content": {"application/json": {"schema": _ref("Error")}}} for c in codes}
+    return {
+        c: {"description": text[c], "content": {"application/json": {"schema": _ref("Error")}}} for c in codes
+    }
 
 
 def _body(schema: dict[str, Any]) -> dict[str, Any]:
@@ -292,7 +316,13 @@ def _body(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def _q(name: str, description: str, required: bool = False) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": required, "schema": {"type": "string"}, "description": description}
+    return {
+        "name": name,
+        "in": "query",
+        "required": required,
+        "schema": {"type": "string"},
+        "description": description,
+    }
 
 
 def _p(name: str) -> dict[str, Any]:
@@ -308,12 +338,22 @@ PATHS: dict[str, dict[str, Any]] = {
         },
         "get": {
             "summary": "List requests",
-            "parameters": [_q("initiator", "user id"), _q("status", "request status"), _q("template", "template key"), _q("limit", "max 500"), _q("offset", "skip")],
+            "parameters": [
+                _q("initiator", "user id"),
+                _q("status", "request status"),
+                _q("template", "template key"),
+                _q("limit", "max 500"),
+                _q("offset", "skip"),
+            ],
             "responses": {**_ok(_items({"type": "object"})), **_errors("401", "422")},
         },
     },
     "/api/v1/requests/{id}": {
-        "get": {"summary": "A request with its steps, tasks and trail", "parameters": [_p("id")], "responses": {**_ok(_ref("Request")), **_errors("401", "404")}},
+        "get": {
+            "summary": "A request with its steps, tasks and trail",
+            "parameters": [_p("id")],
+            "responses": {**_ok(_ref("Request")), **_errors("401", "404")},
+        },
     },
     "/api/v1/requests/{id}/actions": {
         "post": {
@@ -324,18 +364,51 @@ PATHS: dict[str, dict[str, Any]] = {
         },
     },
     "/api/v1/tasks": {
-        "get": {"summary": "Pending tasks of a person, oldest first", "parameters": [_q("assignee", "user id", True)], "responses": {**_ok(_items(_ref("PendingTask"))), **_errors("401", "422")}},
+        "get": {
+            "summary": "Pending tasks of a person, oldest first",
+            "parameters": [_q("assignee", "user id", True)],
+            "responses": {**_ok(_items(_ref("PendingTask"))), **_errors("401", "422")},
+        },
     },
     "/api/v1/preview": {
-        "post": {"summary": "The route a submission would take", "requestBody": _body(_ref("PreviewIn")), "responses": {**_ok(_ref("Preview")), **_errors("401", "404", "422")}},
+        "post": {
+            "summary": "The route a submission would take",
+            "requestBody": _body(_ref("PreviewIn")),
+            "responses": {**_ok(_ref("Preview")), **_errors("401", "404", "422")},
+        },
     },
-    "/api/v1/templates": {"get": {"summary": "Templates", "responses": {**_ok(_items({"type": "object"})), **_errors("401")}}},
-    "/api/v1/templates/{key}": {"get": {"summary": "A template's form schema and steps", "parameters": [_p("key")], "responses": {**_ok(_ref("Template")), **_errors("401", "404")}}},
+    "/api/v1/templates": {
+        "get": {"summary": "Templates", "responses": {**_ok(_items({"type": "object"})), **_errors("401")}}
+    },
+    "/api/v1/templates/{key}": {
+        "get": {
+            "summary": "A template's form schema and steps",
+            "parameters": [_p("key")],
+            "responses": {**_ok(_ref("Template")), **_errors("401", "404")},
+        }
+    },
     "/api/v1/delegations": {
-        "post": {"summary": "Set a delegate 代理", "requestBody": _body(_ref("NewDelegation")), "responses": {**_ok(_ref("Delegation"), "201", "created"), **_errors("401", "404", "422")}},
-        "get": {"summary": "Delegations", "parameters": [_q("user", "delegator or delegate"), _q("include_past", "true to include ended/cancelled")], "responses": {**_ok(_items(_ref("Delegation"))), **_errors("401")}},
+        "post": {
+            "summary": "Set a delegate 代理",
+            "requestBody": _body(_ref("NewDelegation")),
+            "responses": {**_ok(_ref("Delegation"), "201", "created"), **_errors("401", "404", "422")},
+        },
+        "get": {
+            "summary": "Delegations",
+            "parameters": [
+                _q("user", "delegator or delegate"),
+                _q("include_past", "true to include ended/cancelled"),
+            ],
+            "responses": {**_ok(_items(_ref("Delegation"))), **_errors("401")},
+        },
     },
-    "/api/v1/delegations/{id}": {"delete": {"summary": "Cancel a delegation", "parameters": [_p("id")], "responses": {**_ok(_ref("Delegation")), **_errors("401", "404")}}},
+    "/api/v1/delegations/{id}": {
+        "delete": {
+            "summary": "Cancel a delegation",
+            "parameters": [_p("id")],
+            "responses": {**_ok(_ref("Delegation")), **_errors("401", "404")},
+        }
+    },
     "/api/v1/openapi.json": {"get": {"summary": "This document", "responses": _ok({"type": "object"})}},
     **STATS_PATHS,
     **CHECKIN_PATHS,
@@ -361,8 +434,8 @@ SCHEMAS: dict[str, Any] = {
 
 
 def _merge_module_paths() -> None:
-    """Routes documented beside their own module (bot.api_calendar) join the document here."""
-    from bot.api_calendar import OPENAPI_PATHS, OPENAPI_SCHEMAS
+    """Routes documented beside their own module (bot.web.api_calendar) join the document here."""
+    from bot.web.api_calendar import OPENAPI_PATHS, OPENAPI_SCHEMAS
 
     PATHS.update(OPENAPI_PATHS)
     SCHEMAS.update(OPENAPI_SCHEMAS)
@@ -374,10 +447,16 @@ _merge_module_paths()
 def document(app: web.Application | None = None) -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
-        "info": {"title": "oabot API", "version": __version__, "description": "Approvals in WeCom/DingTalk: requests, actions, templates, delegations."},
+        "info": {
+            "title": "oabot API",
+            "version": __version__,
+            "description": "Approvals in WeCom/DingTalk: requests, actions, templates, delegations.",
+        },
         "components": {
             "schemas": SCHEMAS,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "OABOT_API_TOKEN"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "OABOT_API_TOKEN"}
+            },
         },
         "security": [{"bearer": []}],
         "paths": PATHS,

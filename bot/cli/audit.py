@@ -20,7 +20,7 @@ def register(subparsers: Any) -> None:
 def run_verify(args: argparse.Namespace) -> int:
     from bot.app import open_database
     from bot.settings import ConfigError, load_settings
-    from handlers.workflow import verify_trails
+    from services.approvals import verify_trails
 
     try:
         settings = load_settings()
@@ -43,8 +43,11 @@ def run_verify(args: argparse.Namespace) -> int:
     try:
         problems = asyncio.run(go())
     except Exception as exc:  # an unreachable or unmigrated database: say what to do
-        print(f"\ncannot read the trail: {type(exc).__name__}: {exc}\n"
-              "check OABOT_DATABASE_URL and run `oabot migrate`", file=sys.stderr)
+        print(
+            f"\ncannot read the trail: {type(exc).__name__}: {exc}\n"
+            "check OABOT_DATABASE_URL and run `oabot migrate`",
+            file=sys.stderr,
+        )
         return 2
     print("", file=sys.stderr)
     if not problems:

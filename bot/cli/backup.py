@@ -42,7 +42,7 @@ def register(subparsers: Any) -> None:
 def run_backup(args: argparse.Namespace) -> int:
     from approvals.clock import SystemClock
     from bot.app import split_schema
-    from bot.commands.config import load_or_report
+    from bot.cli.config import load_or_report
     from reports.backup import BackupError, PgDumpFailed, backup_sqlite, pg_dump_database, sqlite_file
 
     settings = load_or_report()
@@ -77,7 +77,7 @@ def run_backup(args: argparse.Namespace) -> int:
 
 
 def run_restore(args: argparse.Namespace) -> int:
-    from bot.commands.config import load_or_report
+    from bot.cli.config import load_or_report
     from reports.backup import BackupError, ServiceRunning, restore_sqlite, sqlite_file
 
     settings = load_or_report()

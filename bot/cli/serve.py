@@ -22,7 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from approvals.clock import SystemClock
-from bot.commands.config import EXIT_CONFIG, cannot_connect, error_reason, load_or_report
+from bot.cli.config import EXIT_CONFIG, cannot_connect, error_reason, load_or_report
 from bot.logs import configure_logging
 from bot.settings import DEMO_DATABASE_URL, Settings
 from reports.backup import service_lock, sqlite_file

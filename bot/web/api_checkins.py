@@ -3,7 +3,7 @@
 
 Checks the shape of each body and query, makes one check-in service call, and translates the
 check-in core's refusals into API errors. Authentication is the bearer token of every /api/
-path (`bot.middleware`). Decides nothing itself.
+path (`bot.web.middleware`). Decides nothing itself.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.api import Body
-from bot.api_errors import ApiError, ValidationFailed, read_json
 from bot.keys import CHECKINS
+from bot.web.api import Body
+from bot.web.api_errors import ApiError, ValidationFailed, read_json
 from checkins import errors as core
 from checkins.core import CheckinKind, make_fix
 from checkins.trust import Source

@@ -16,7 +16,7 @@ from approvals.model import Request, Step, Task
 from approvals.template_loader import load_templates
 from bot.checkin_wiring import checkin_service
 from bot.keys import CHAT, CLOCK, DB, DEADLINES, DISPATCHER, INBOX, KV, SCHEDULER, SETTINGS, WORKFLOW
-from bot.platforms.inbox import Inbox
+from bot.platforms.inbox import Inbox, kv_first_delivery
 from bot.settings import Settings
 from deadlines.calendar import WorkingCalendar
 from deadlines.org_calendar import OrgCalendar
@@ -81,7 +81,7 @@ async def workflow_ctx(app: web.Application) -> AsyncIterator[None]:
     deadlines.attach(workflow)
     app[DEADLINES] = deadlines
     checkins = checkin_service(app, workflow)
-    chat = ChatService(workflow, app[KV], settings.tz, clock.now, checkins=checkins)
+    chat = ChatService(workflow, kv_first_delivery(app[KV]), settings.tz, clock.now, checkins=checkins)
     app[CHAT] = chat
     inbox = Inbox(db, app[KV], chat.process, now=clock.now)
     app[INBOX] = inbox

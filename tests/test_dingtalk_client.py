@@ -67,7 +67,7 @@ async def test_the_token_is_fetched_once_and_sent_in_the_header(client: DingTalk
 async def test_a_401_drops_the_token_and_the_call_is_made_again_with_a_fresh_one(
     client: DingTalkClient,
 ) -> None:
-    tokens(respx.mock, "old", "new")
+    fetch = tokens(respx.mock, "old", "new")
     put = respx.put(f"{API}/v1.0/card/instances").mock(
         side_effect=[
             httpx.Response(200, json={"success": True}),
@@ -79,7 +79,7 @@ async def test_a_401_drops_the_token_and_the_call_is_made_again_with_a_fresh_one
     await client.api("PUT", "/v1.0/card/instances", {})
 
     assert [c.request.headers["x-acs-dingtalk-access-token"] for c in put.calls] == ["old", "old", "new"]
-    assert client.tokens.fetches == 2
+    assert fetch.call_count == 2
 
 
 @respx.mock

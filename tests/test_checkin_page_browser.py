@@ -5,7 +5,6 @@ and his manager is told."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from datetime import datetime, timedelta

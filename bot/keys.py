@@ -56,3 +56,7 @@ DEADLINES: web.AppKey[DeadlineService] = web.AppKey("deadlines")
 if TYPE_CHECKING:
     from services.checkins import CheckinService
 CHECKINS: web.AppKey[CheckinService] = web.AppKey("checkins")
+# The console's chat history, read and written by the console pages (set by bot.wiring).
+if TYPE_CHECKING:
+    from services.console import ConsoleService
+CONSOLE: web.AppKey[ConsoleService] = web.AppKey("console")

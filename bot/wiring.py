@@ -15,7 +15,7 @@ from approvals.definitions import Template
 from approvals.model import Request, Step, Task
 from approvals.template_loader import load_templates
 from bot.checkin_wiring import checkin_service
-from bot.keys import CHAT, CLOCK, DB, DEADLINES, DISPATCHER, INBOX, KV, SCHEDULER, SETTINGS, WORKFLOW
+from bot.keys import CHAT, CLOCK, CONSOLE, DB, DEADLINES, DISPATCHER, INBOX, KV, SCHEDULER, SETTINGS, WORKFLOW
 from bot.platforms.inbox import Inbox, kv_first_delivery
 from bot.settings import Settings
 from deadlines.calendar import WorkingCalendar
@@ -25,6 +25,7 @@ from notifications.console import ConsoleDelivery
 from notifications.delivery import Delivery
 from notifications.dispatcher import OutboxDispatcher
 from services.approvals import Workflow, WorkflowDeps
+from services.console import ConsoleService
 from services.deadlines import DeadlineService
 from storage.org_repo import load_org
 
@@ -83,6 +84,7 @@ async def workflow_ctx(app: web.Application) -> AsyncIterator[None]:
     checkins = checkin_service(app, workflow)
     chat = ChatService(workflow, kv_first_delivery(app[KV]), settings.tz, clock.now, checkins=checkins)
     app[CHAT] = chat
+    app[CONSOLE] = ConsoleService(db, clock.now)
     inbox = Inbox(db, app[KV], chat.process, now=clock.now)
     app[INBOX] = inbox
     dispatcher = OutboxDispatcher(db, deliveries(app), org=workflow.org, now=clock.now)

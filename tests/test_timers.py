@@ -18,10 +18,10 @@ from sqlalchemy import select
 
 from approvals.clock import ManualClock
 from bot.app import create_app
-from bot.keys import DEADLINES, WORKFLOW
+from bot.keys import TIMERS, WORKFLOW
 from deadlines import timers
-from services.deadlines import DeadlineService
 from storage.approval_models import OutboxRow
+from deadlines.timer_kinds import TimerScanner
 from storage.db import Database
 from storage.timer_models import TimerRow
 from tests.conftest import Api, settings_for
@@ -42,8 +42,9 @@ def sh(month: int, day: int, hour: int, minute: int = 0, second: int = 0) -> dat
     return datetime(2026, month, day, hour, minute, second, tzinfo=SH)
 
 
-def service(api: Api) -> DeadlineService:
-    return api.app[DEADLINES]  # type: ignore[index,no-any-return]
+def service(api: Api) -> TimerScanner:
+    """The app's one timer scan (background jobs are off: tests drive it by hand)."""
+    return api.app[TIMERS]  # type: ignore[index,no-any-return]
 
 
 async def pings(db: Database, request_id: str | None = None) -> list[tuple[str, str]]:

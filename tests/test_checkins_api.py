@@ -28,9 +28,9 @@ from handlers.events import LocationShared, Sender
 from services.checkins import CheckinService
 from storage.approval_models import OutboxRow
 from storage.checkin_models import CheckinRow, TripRow
-from storage.timer_models import TimerRow
 from storage.console_models import ConsoleMessageRow
 from storage.db import Database
+from storage.timer_models import TimerRow
 from tests.conftest import Api, settings_for
 
 PUDONG_GCJ = (31.2215, 121.5440)  # the demo org's 浦东项目现场, radius 500 m, GCJ-02

@@ -26,8 +26,8 @@ from deadlines.digest import (
     person_digests,
     request_ids,
 )
-from storage.approval_models import OutboxRow
 from deadlines.timer_kinds import TimerScanner
+from storage.approval_models import OutboxRow
 from storage.db import Database
 from storage.timer_models import TimerRow
 from tests.conftest import Api, settings_for

@@ -20,8 +20,8 @@ from approvals.clock import ManualClock
 from bot.app import create_app
 from bot.keys import TIMERS, WORKFLOW
 from deadlines import timers
-from storage.approval_models import OutboxRow
 from deadlines.timer_kinds import TimerScanner
+from storage.approval_models import OutboxRow
 from storage.db import Database
 from storage.timer_models import TimerRow
 from tests.conftest import Api, settings_for

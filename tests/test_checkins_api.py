@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from jsonschema import Draft202012Validator
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from approvals.clock import ManualClock
 from bot.app import create_app
@@ -654,3 +654,22 @@ async def test_a_configured_link_secret_signs_the_links(
 
     assert read_link(b"k" * 32, token, now=clock.now()).user == "u_wu"
     await app[DISPATCHER].drain()
+
+
+async def test_a_trip_without_ladder_timers_gets_them_at_the_next_start_and_a_late_rung_fires_once(
+    api: Api, org_db: Database, clock: ManualClock, aiohttp_client: Any
+) -> None:
+    await approved_outing(api, start="2026-11-23T10:30:00+08:00", end="2026-11-23T12:00:00+08:00")
+    async with org_db.transaction() as s:  # a trip opened before the ladder was kept in timers
+        await s.execute(delete(TimerRow).where(TimerRow.kind == TimerKind.CHECKIN_MISSING.value))  # type: ignore[arg-type]
+    clock.set(datetime(2026, 11, 23, 3, 10, tzinfo=UTC))  # 11:10: the service comes back after the 11:00 rung
+    restarted = create_app(settings_for(org_db), clock=clock)
+    await aiohttp_client(restarted)
+    scan = restarted[TIMERS]
+
+    assert await fired(scan, TimerKind.CHECKIN_MISSING) == 1
+    assert await fired(scan, TimerKind.CHECKIN_MISSING) == 0
+    reminders = [
+        r for r in await outbox(org_db, "checkin_card", "u_wu") if "还没有到达打卡" in r.payload["text"]
+    ]
+    assert len(reminders) == 1

@@ -63,7 +63,7 @@ class ScheduledBackups:
         )
         return slot
 
-    async def backup_now(self) -> BackupResult | None:
+    async def _copy(self) -> BackupResult | None:
         """Back up the database now (in a thread) and apply the retention; None when it failed (logged)."""
         try:
             result = await asyncio.to_thread(
@@ -81,7 +81,7 @@ class ScheduledBackups:
         return result
 
     async def fire(self, timer: Timer) -> FireResult:
-        result = await self.backup_now()
+        result = await self._copy()
         now = self.now()
         async with self.db.transaction() as session:
             if not await timers.finish(session, timer, now=now, error=None if result else "backup failed"):

@@ -1,14 +1,14 @@
-"""Time: the working calendar, what is due when, and the durable timer table.
+"""Time limits and everything that happens later.
 
-- `calendar`: which instants are working time (the official Chinese holiday schedule with its
-  make-up working days 调休, the organisation's overrides, working hours, timezone) and
-  arithmetic on working time. Pure: every instant comes in as an argument.
-- `org_calendar`: the live calendar with the overrides stored in the database.
-- `ladder`, `digest`, `leave`: pure plans of what is said and done over time (reminders 催办,
-  supervision 督办, escalation, digests, a leave's delegation).
-- `timers`: the one timer table that everything happening later is written to, and the claim
-  that makes each row fire once across replicas.
+Pure (no I/O, never the wall clock: every instant comes in as an argument):
+`deadlines.calendar` says which instants are working time in the organisation (the official
+Chinese holiday schedule with its make-up working days 调休, the organisation's own overrides,
+its working hours and timezone) and does arithmetic on working time; `deadlines.ladder`,
+`deadlines.digest`, `deadlines.leave` and `deadlines.slots` decide the reminders 催办,
+supervision 督办, digests, leave delegations and the slots of recurring timers.
 
-Nothing here opens a transaction of its own for a use case or calls the approval engine:
-`services.deadlines` loads, calls these, and stores what they return.
+With the database: `deadlines.timers` writes, cancels and claims the rows of the one timer
+table; `deadlines.timer_kinds` is the registry of timer kinds (one handler each, registered by
+the services) and the one scan that fires them; `deadlines.org_calendar` keeps the calendar's
+overrides fresh. What a timer does is the services' business, not this package's.
 """

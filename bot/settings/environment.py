@@ -29,7 +29,8 @@ class ConfigError(Exception):
 
 
 class _Variables(BaseSettings):
-    """The variables' text as set, exactly as named; unset ones are None."""
+    """The variables' text as set, exactly as named; unset ones are None. Built with the path of
+    the `.env` file to read besides the environment (None: none)."""
 
     model_config = SettingsConfigDict(case_sensitive=True, extra="ignore", env_file_encoding="utf-8")
 
@@ -56,11 +57,12 @@ def load_settings(
 ) -> Settings:
     """Settings from `env` (default: the environment and `.env`), or ConfigError listing every problem.
 
-    The demo (`oabot serve --demo`) uses its own SQLite file and the in-process store whatever is
-    configured, and shows the console unless OABOT_CONSOLE says otherwise.
+    Values are stripped; variables the settings do not read are ignored. The demo (`oabot serve
+    --demo`) uses its own SQLite file and the in-process store whatever is configured, and shows
+    the console unless OABOT_CONSOLE says otherwise.
     """
     given = read_environment(dotenv_path) if env is None else env
-    variables: dict[str, object] = {name: value.strip() for name, value in given.items()}
+    variables: dict[str, object] = {name: given[name].strip() for name in every_variable() if name in given}
     if demo:
         variables |= {"demo": True, "OABOT_DATABASE_URL": DEMO_DATABASE_URL, "OABOT_REDIS_URL": ""}
         variables["OABOT_CONSOLE"] = variables.get("OABOT_CONSOLE") or "1"

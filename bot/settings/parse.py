@@ -2,7 +2,8 @@
 
 Each parser is a pydantic before-validator built with `text_parser`: it takes the (stripped) text of
 one variable and returns the value, or raises `expected(...)` saying what the variable should hold.
-Values given in code rather than as text pass through to pydantic's own type checks.
+Text is parsed the same whether it comes from the environment or from code; other values (a port
+given as an int, a tuple of times) go to pydantic's own type checks.
 `bot.settings.environment` turns the errors into the operator's one line per problem. Nothing here
 reads the environment or knows a variable's name.
 """
@@ -54,6 +55,8 @@ def empty_means_default(parse: Callable[[str], T]) -> Callable[[str], T]:
 
 @dataclass(frozen=True)
 class WorkingPeriod:
+    """One stretch of a working day, in the organisation's timezone."""
+
     start: time
     end: time
 

@@ -239,15 +239,98 @@ def test_reachable_postgres_is_reported(
 def test_example_config_documents_every_variable_with_its_default() -> None:
     from dotenv import dotenv_values
 
-    from bot.settings import Settings, load_settings
+    from bot.settings import Settings, every_variable, load_settings
     from tests.conftest import ROOT
 
     example = ROOT / "config.example.env"
     text = example.read_text(encoding="utf-8")
-    read_by_settings = set(re.findall(r"\"(OABOT_[A-Z_]+)\"", (ROOT / "bot" / "settings.py").read_text()))
-    assert read_by_settings, "no variables found in bot/settings.py"
+    read_by_settings = every_variable()
+    assert len(read_by_settings) > 40, "the settings read fewer variables than expected"
     for name in read_by_settings:
         assert re.search(rf"^#? ?{name}=", text, re.MULTILINE), f"{name} is not in config.example.env"
 
     values = {k: v for k, v in dotenv_values(example).items() if v is not None}
     assert load_settings(values, dotenv_path=None) == Settings()
+
+
+WECOM = {
+    "OABOT_WECOM_CORP_ID": "ww0123456789",
+    "OABOT_WECOM_AGENT_ID": "1000002",
+    "OABOT_WECOM_SECRET": "app-secret",
+    "OABOT_WECOM_TOKEN": "callback-token",
+    "OABOT_WECOM_AES_KEY": "a" * 43,
+}
+
+
+def test_wecom_names_each_missing_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("OABOT_WECOM_CORP_ID", WECOM["OABOT_WECOM_CORP_ID"])
+    monkeypatch.setenv("OABOT_WECOM_SECRET", WECOM["OABOT_WECOM_SECRET"])
+    monkeypatch.setenv("OABOT_WECOM_TOKEN", "")
+
+    assert main(["check-config"]) == 2
+
+    needs = "WeCom needs all of " + ", ".join(WECOM)
+    assert capsys.readouterr().err.splitlines() == [
+        f"OABOT_WECOM_AGENT_ID is not set: {needs}",
+        f"OABOT_WECOM_TOKEN is not set: {needs}",
+        f"OABOT_WECOM_AES_KEY is not set: {needs}",
+    ]
+
+
+def test_platform_secrets_are_never_echoed(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name, value in WECOM.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("OABOT_WECOM_AES_KEY", "too-short-key")
+
+    assert main(["check-config"]) == 2
+
+    assert capsys.readouterr().err == (
+        "OABOT_WECOM_AES_KEY='***': expected the 43-character EncodingAESKey from the app's callback settings\n"
+    )
+
+
+def test_dingtalk_http_mode_needs_the_event_subscription(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("OABOT_DINGTALK_APP_KEY", "dingkey")
+    monkeypatch.setenv("OABOT_DINGTALK_APP_SECRET", "dingsecret")
+    monkeypatch.setenv("OABOT_DINGTALK_MODE", "http")
+    monkeypatch.setenv("OABOT_DINGTALK_TOKEN", "event-token")
+
+    assert main(["check-config"]) == 2
+
+    assert capsys.readouterr().err == (
+        "OABOT_DINGTALK_MODE=http needs OABOT_DINGTALK_TOKEN and OABOT_DINGTALK_AES_KEY (event subscription)\n"
+    )
+
+
+def test_connected_platforms_are_summarised_and_empty_variables_count_as_unset(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name, value in WECOM.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("OABOT_DINGTALK_APP_KEY", "")
+    monkeypatch.setenv("OABOT_DINGTALK_MODE", "")
+
+    assert main(["check-config"]) == 0
+
+    assert "  platforms      WeCom (corp ww0123456789, agent 1000002)\n" in capsys.readouterr().out
+
+
+def test_the_demo_keeps_its_own_database_and_store_and_shows_the_console() -> None:
+    from bot.settings import DEMO_DATABASE_URL, load_settings
+
+    configured = {"OABOT_DATABASE_URL": "mysql://elsewhere/oa", "OABOT_REDIS_URL": "localhost:6379"}
+    demo = load_settings(configured, dotenv_path=None, demo=True)
+
+    assert (demo.demo, demo.database_url, demo.redis_url, demo.console) == (
+        True,
+        DEMO_DATABASE_URL,
+        None,
+        True,
+    )
+    assert not load_settings({"OABOT_CONSOLE": "0"}, dotenv_path=None, demo=True).console

@@ -14,11 +14,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import redis.asyncio as redis
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from bot.app import open_database, split_schema
 from bot.logs import redact_url
 from bot.settings import ConfigError, Settings, load_settings
+from storage.migrate import schema_status
 
 EXIT_CONFIG = 2
 CONNECT_TIMEOUT_S = 10.0
@@ -80,8 +83,6 @@ def cannot_connect(variable: str, url: str, exc: BaseException) -> str:
 
 
 def summary(settings: Settings) -> list[str]:
-    from bot.app import split_schema
-
     url, schema = split_schema(settings.database_url)
     if settings.is_sqlite:
         database = f"sqlite {make_url(url).database}"
@@ -133,9 +134,6 @@ async def probe(settings: Settings) -> tuple[list[str], list[str]]:
 
 
 async def _probe_database(settings: Settings) -> tuple[str | None, str]:
-    from bot.app import open_database, split_schema
-    from storage.migrate import schema_status
-
     if settings.is_sqlite:
         path = make_url(split_schema(settings.database_url)[0]).database or ""
         if not await asyncio.to_thread(Path(path).exists):
@@ -160,8 +158,6 @@ async def _probe_database(settings: Settings) -> tuple[str | None, str]:
 
 async def _probe_redis(url: str) -> str | None:
     """None when Redis answers PING, else why not."""
-    import redis.asyncio as redis
-
     client = redis.from_url(url, socket_connect_timeout=3, socket_timeout=3)
     try:
         async with asyncio.timeout(CONNECT_TIMEOUT_S):

@@ -1,0 +1,274 @@
+"""The settings: one frozen pydantic model, with a nested model per group of variables.
+
+Every field that an OABOT_* variable sets names that variable as its validation alias, so the
+models validate the flat environment as given (`Settings.model_validate({"OABOT_PORT": "8080"})`)
+and code builds them by field name (`Settings(port=8080)`), never reading the environment itself.
+Each field's parser (`bot.settings.parse`) carries that variable's wording; the groups' model
+validators carry the rules between variables (WeCom's five go together, DingTalk's mode). Every
+variable is documented in config.example.env.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import time
+from typing import Annotated, Any, ClassVar, Literal, Self
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+from bot.settings import parse
+from bot.settings.parse import WorkingPeriod
+
+DEMO_DATABASE_URL = "sqlite+aiosqlite:///./var/demo.db"
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/oabot.db"
+
+PROBLEM = "config_problem"
+
+_CONFIG = ConfigDict(frozen=True, validate_by_name=True, validate_by_alias=True, extra="forbid")
+
+
+class Group(BaseModel):
+    """Settings read from a group of variables that sit flat in the environment beside the rest."""
+
+    model_config = _CONFIG
+
+    # What a missing required variable of the group is needed for (the end of its problem line).
+    requires: ClassVar[str] = ""
+
+    @classmethod
+    def configured(cls, given: Mapping[str, str]) -> bool:
+        """Whether these of the group's variables call for the group at all."""
+        return bool(given)
+
+
+class CheckinSettings(Group):
+    """Field check-ins 外勤签到 (see docs/checkins.md)."""
+
+    # Signs check-in links; None: one is generated once per database.
+    link_secret: Annotated[
+        str | None,
+        parse.secret(
+            min_length=16,
+            what="at least 16 characters (or unset: one is generated and kept in the database)",
+        ),
+    ] = Field(default=None, validation_alias="OABOT_LINK_SECRET")
+    # Links work until this long after the trip's end.
+    link_ttl_min: Annotated[
+        int, parse.whole_number(5, 7 * 24 * 60, "minutes a check-in link works after the trip's end")
+    ] = Field(default=120, validation_alias="OABOT_CHECKIN_LINK_TTL_MIN")
+    # A missing arrival/departure: reminder after one grace, the manager after two.
+    grace_min: Annotated[
+        int, parse.whole_number(1, 24 * 60, "minutes of grace before a missing check-in is chased")
+    ] = Field(default=30, validation_alias="OABOT_CHECKIN_GRACE_MIN")
+    # 补卡 per person per month.
+    fix_quota: Annotated[int, parse.whole_number(0, 100, "补卡 requests allowed per person per month")] = (
+        Field(default=3, validation_alias="OABOT_CHECKIN_FIX_QUOTA")
+    )
+    # May check in without a trip; "*" = everyone.
+    free_roles: Annotated[tuple[str, ...], parse.free_roles] = Field(
+        default=("field_staff",), validation_alias="OABOT_CHECKIN_FREE_ROLES"
+    )
+    # The managers' daily summary (org timezone); None: off.
+    summary_at: Annotated[time | None, parse.summary_at] = Field(
+        default=time(18, 30), validation_alias="OABOT_CHECKIN_SUMMARY_AT"
+    )
+
+
+class PlatformGroup(Group):
+    """A chat platform's app: connected when any of its credentials is set, then it needs all of
+    them. An empty variable counts as unset."""
+
+    credentials: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def configured(cls, given: Mapping[str, str]) -> bool:
+        return any(given.get(name) for name in cls.credentials)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_is_unset(cls, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            return {key: value for key, value in data.items() if value != ""}
+        return data
+
+
+class WeComSettings(PlatformGroup):
+    """企业微信 self-built app."""
+
+    credentials = (
+        "OABOT_WECOM_CORP_ID",
+        "OABOT_WECOM_AGENT_ID",
+        "OABOT_WECOM_SECRET",
+        "OABOT_WECOM_TOKEN",
+        "OABOT_WECOM_AES_KEY",
+    )
+    requires = f"WeCom needs all of {', '.join(credentials)}"
+
+    corp_id: str = Field(validation_alias="OABOT_WECOM_CORP_ID")
+    agent_id: Annotated[int, parse.agent_id] = Field(validation_alias="OABOT_WECOM_AGENT_ID")
+    secret: str = Field(validation_alias="OABOT_WECOM_SECRET")
+    token: str = Field(validation_alias="OABOT_WECOM_TOKEN")
+    aes_key: Annotated[
+        str, parse.aes_key("the 43-character EncodingAESKey from the app's callback settings")
+    ] = Field(validation_alias="OABOT_WECOM_AES_KEY")
+    api_base: Annotated[str, parse.base_url] = Field(
+        default="https://qyapi.weixin.qq.com", validation_alias="OABOT_WECOM_API_BASE"
+    )
+
+
+class DingTalkSettings(PlatformGroup):
+    """钉钉 internal app (robot + interactive cards). Stream mode needs no public URL; HTTP mode
+    receives events at the public URL and needs the event subscription's token and aes_key."""
+
+    credentials = ("OABOT_DINGTALK_APP_KEY", "OABOT_DINGTALK_APP_SECRET")
+    requires = "DingTalk needs the app's AppKey and AppSecret"
+
+    app_key: str = Field(validation_alias="OABOT_DINGTALK_APP_KEY")
+    app_secret: str = Field(validation_alias="OABOT_DINGTALK_APP_SECRET")
+    agent_id: str | None = Field(default=None, validation_alias="OABOT_DINGTALK_AGENT_ID")
+    mode: Annotated[
+        Literal["stream", "http"],
+        parse.one_of("stream", "http", what="stream (no public URL needed) or http"),
+    ] = Field(default="stream", validation_alias="OABOT_DINGTALK_MODE")
+    token: str | None = Field(default=None, validation_alias="OABOT_DINGTALK_TOKEN")
+    aes_key: Annotated[
+        str | None, parse.aes_key("the 43-character aes_key from the event subscription settings")
+    ] = Field(default=None, validation_alias="OABOT_DINGTALK_AES_KEY")
+    card_template_id: str = Field(
+        default="oabot.approval.schema", validation_alias="OABOT_DINGTALK_CARD_TEMPLATE_ID"
+    )
+    api_base: Annotated[str, parse.base_url] = Field(
+        default="https://api.dingtalk.com", validation_alias="OABOT_DINGTALK_API_BASE"
+    )
+    oapi_base: Annotated[str, parse.base_url] = Field(
+        default="https://oapi.dingtalk.com", validation_alias="OABOT_DINGTALK_OAPI_BASE"
+    )
+
+    @model_validator(mode="after")
+    def _http_mode_subscribes_to_events(self) -> Self:
+        if self.mode == "http" and not (self.token and self.aes_key):
+            raise PydanticCustomError(
+                PROBLEM,
+                "OABOT_DINGTALK_MODE=http needs OABOT_DINGTALK_TOKEN and OABOT_DINGTALK_AES_KEY "
+                "(event subscription)",
+            )
+        return self
+
+
+# The nested groups by their field in Settings.
+GROUPS: dict[str, type[Group]] = {
+    "checkins": CheckinSettings,
+    "wecom": WeComSettings,
+    "dingtalk": DingTalkSettings,
+}
+
+
+class Settings(BaseModel):
+    """Everything oabot is configured with, built once at the entry point and passed in."""
+
+    model_config = _CONFIG
+
+    host: Annotated[str, parse.host] = Field(default="127.0.0.1", validation_alias="OABOT_HOST")
+    port: Annotated[int, parse.port] = Field(default=8080, validation_alias="OABOT_PORT")
+    public_url: Annotated[str, parse.public_url] = Field(
+        default="http://127.0.0.1:8080", validation_alias="OABOT_PUBLIC_URL"
+    )
+    database_url: Annotated[str, parse.database_url] = Field(
+        default=DEFAULT_DATABASE_URL, validation_alias="OABOT_DATABASE_URL"
+    )
+    redis_url: Annotated[str | None, parse.redis_url] = Field(
+        default=None, validation_alias="OABOT_REDIS_URL"
+    )
+    redis_prefix: Annotated[str, parse.any_text] = Field(
+        default="oabot:", validation_alias="OABOT_REDIS_PREFIX"
+    )
+    timezone: Annotated[str, parse.time_zone] = Field(
+        default="Asia/Shanghai", validation_alias="OABOT_TIMEZONE"
+    )
+    working_hours: Annotated[tuple[WorkingPeriod, ...], parse.working_hours] = Field(
+        default=(WorkingPeriod(time(9, 0), time(12, 0)), WorkingPeriod(time(13, 30), time(18, 0))),
+        validation_alias="OABOT_WORKING_HOURS",
+    )
+    api_token: Annotated[str | None, parse.secret(min_length=16, what="at least 16 characters")] = Field(
+        default=None, validation_alias="OABOT_API_TOKEN"
+    )
+    org_file: Annotated[str | None, parse.org_file] = Field(default=None, validation_alias="OABOT_ORG_FILE")
+    templates_dir: Annotated[str | None, parse.templates_dir] = Field(
+        default=None, validation_alias="OABOT_TEMPLATES_DIR"
+    )
+    log_format: Annotated[Literal["text", "json"], parse.one_of("text", "json", what="text or json")] = Field(
+        default="text", validation_alias="OABOT_LOG_FORMAT"
+    )
+    log_level: Annotated[
+        Literal["DEBUG", "INFO", "WARNING", "ERROR"],
+        parse.one_of("DEBUG", "INFO", "WARNING", "ERROR", what="DEBUG, INFO, WARNING or ERROR"),
+    ] = Field(default="INFO", validation_alias="OABOT_LOG_LEVEL")
+    auto_migrate: Annotated[bool, parse.switch] = Field(default=False, validation_alias="OABOT_AUTO_MIGRATE")
+    # The browser chat simulator at /console: on in demo mode, off otherwise unless OABOT_CONSOLE=1.
+    console: Annotated[bool, parse.switch] = Field(default=False, validation_alias="OABOT_CONSOLE")
+    # Statistics and backups (reports/): who gets the office's weekly summary, when SQLite is
+    # backed up (org timezone), where to, and how many backups are kept.
+    office_role: Annotated[str, parse.office_role] = Field(
+        default="hr_manager", validation_alias="OABOT_OFFICE_ROLE"
+    )
+    backup_times: Annotated[tuple[time, ...], parse.backup_times] = Field(
+        default=(time(7, 0), time(12, 0), time(19, 0)), validation_alias="OABOT_BACKUP_TIMES"
+    )
+    backup_dir: Annotated[str, parse.backup_dir] = Field(
+        default="./var/backups", validation_alias="OABOT_BACKUP_DIR"
+    )
+    backup_keep: Annotated[int, parse.whole_number(1, 10000, "how many backups to keep")] = Field(
+        default=21, validation_alias="OABOT_BACKUP_KEEP"
+    )
+    checkins: CheckinSettings = CheckinSettings()
+    # Deadlines: digest times (local, working days) and how often the timer scan runs.
+    digest_times: Annotated[tuple[time, ...], parse.digest_times] = Field(
+        default=(time(10, 0), time(15, 30)), validation_alias="OABOT_DIGEST_TIMES"
+    )
+    timer_scan_interval_s: Annotated[float, parse.scan_interval] = Field(
+        default=1.0, validation_alias="OABOT_TIMER_SCAN_INTERVAL_S"
+    )
+    wecom: WeComSettings | None = None
+    dingtalk: DingTalkSettings | None = None
+    # Not variables: `oabot serve --demo`, and the background loops (outbox dispatcher, timers)
+    # that tests switch off to drive them by hand.
+    demo: bool = False
+    run_background: bool = True
+    dispatch_interval_s: float = 1.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nest_groups(cls, data: Any) -> Any:
+        """The environment is flat: hand each group its own variables, when they call for it."""
+        if not isinstance(data, Mapping):
+            return data
+        flat = dict(data)
+        for name, group in GROUPS.items():
+            given = {key: flat.pop(key) for key in variables(group) if key in flat}
+            if name not in flat and group.configured(given):
+                flat[name] = given
+        return flat
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        """A copy with `changes` applied as they are (for values already checked)."""
+        return self.model_copy(update=changes)
+
+
+def variables(model: type[BaseModel]) -> list[str]:
+    """The variables `model`'s own fields are read from, in field order."""
+    return [f.validation_alias for f in model.model_fields.values() if isinstance(f.validation_alias, str)]
+
+
+def every_variable() -> list[str]:
+    """Every OABOT_* variable the settings read."""
+    return variables(Settings) + [name for group in GROUPS.values() for name in variables(group)]

@@ -26,8 +26,8 @@ from typing import Any
 from aiohttp import web
 
 from bot.keys import CHECKINS, SETTINGS
-from bot.web.api_checkins import translate
 from bot.web.api_errors import ValidationFailed
+from bot.web.middleware import status_for
 from checkins.core import KIND_LABEL, CheckinKind, make_fix
 from checkins.errors import CheckinError, NotYourTrip
 from checkins.geo import WGS84, format_distance
@@ -100,7 +100,7 @@ def html_page(title: str, body: str, *, status: int = 200, script: str = "") -> 
 
 
 def _error_page(exc: CheckinError) -> web.Response:
-    status = translate(exc).status
+    status = status_for(exc)
     return html_page(
         "外勤打卡",
         f"<div class=box><p class=error id=problem data-code={H(exc.code)}>{H(exc.message)}</p></div>",
@@ -163,25 +163,22 @@ async def post_checkin(request: web.Request) -> web.StreamResponse:
     if not isinstance(data, dict):
         raise ValidationFailed("请求格式不对：应为 JSON 对象")
     nonce = data.get("nonce")
-    try:
-        fix = make_fix(
-            data.get("lat"),
-            data.get("lng"),
-            accuracy_m=data.get("accuracy_m"),
-            coord_system=data.get("coord_system") or WGS84,
-            source=Source.BROWSER,
-            received_at=service.now(),
-            device_at=_device_time(data.get("device_at")),
-            channel="page",
-        )
-        recorded = await service.record_via_link(
-            request.match_info["token"],
-            fix,
-            nonce=str(nonce)[:64] if isinstance(nonce, str) and nonce else None,
-            viewer=request.query.get("as") or None,
-        )
-    except CheckinError as exc:
-        raise translate(exc) from exc
+    fix = make_fix(
+        data.get("lat"),
+        data.get("lng"),
+        accuracy_m=data.get("accuracy_m"),
+        coord_system=data.get("coord_system") or WGS84,
+        source=Source.BROWSER,
+        received_at=service.now(),
+        device_at=_device_time(data.get("device_at")),
+        channel="page",
+    )
+    recorded = await service.record_via_link(
+        request.match_info["token"],
+        fix,
+        nonce=str(nonce)[:64] if isinstance(nonce, str) and nonce else None,
+        viewer=request.query.get("as") or None,
+    )
     c = recorded.checkin
     return web.json_response(
         {

@@ -413,8 +413,8 @@ async def new_request(request: web.Request) -> web.StreamResponse:
             )
             await wf.tell(
                 user.id,
-                f"已提交「{template.name}」：{created['title']}（编号 {created['id']}）",
-                request_id=created["id"],
+                f"已提交「{template.name}」：{created.title}（编号 {created.id}）",
+                request_id=created.id,
             )
             raise web.HTTPSeeOther(f"/console/u/{user.id}")
         except FormInvalid as exc:
@@ -448,7 +448,7 @@ async def request_detail(request: web.Request) -> web.StreamResponse:
     _enabled(request)
     wf = request.app[WORKFLOW]
     try:
-        view = await wf.get(request.match_info["id"])
+        view = (await wf.get(request.match_info["id"])).model_dump(mode="json")
     except ApprovalError:
         raise web.HTTPNotFound(text="no such request") from None
     tz = request.app[SETTINGS].tz

@@ -24,7 +24,7 @@ from approvals import engine
 from approvals.definitions import Permission, Template
 from approvals.engine import Action, Context, DeadlineFn, Outcome
 from approvals.errors import ApprovalError, DelegationNotFound, RequestNotFound, TemplateNotFound
-from approvals.model import Delegation, Request, RequestStatus, Task, TrailEvent, Urgency
+from approvals.model import Channel, Delegation, Request, RequestStatus, Task, TrailEvent, Urgency
 from notifications.compose import compose
 from org.errors import Category
 from org.model import Org
@@ -102,6 +102,10 @@ class Workflow:
 
     def invalidate_org(self) -> None:
         self._org = None
+
+    def templates(self) -> list[Template]:
+        """Every template, by key."""
+        return sorted(self.d.templates.values(), key=lambda t: t.key)
 
     def template(self, key: str) -> Template:
         t = self.d.templates.get(key)
@@ -210,7 +214,7 @@ class Workflow:
                     initiator=initiator,
                     form=form,
                     urgency=urgency,
-                    channel=engine.Channel(channel),
+                    channel=Channel(channel),
                 )
                 for validate in self.d.validators:
                     await validate(s, out.request, template, org, now)
@@ -251,11 +255,8 @@ class Workflow:
         self, *, request_id: str, action: Action, idempotency_key: str | None = None
     ) -> RequestView:
         idem = f"act:{request_id}:{action.actor}:{idempotency_key}" if idempotency_key else None
-        if idem:
-            async with self.d.db.session() as s:
-                stored = await store.idempotent_response(s, key=idem)
-            if stored is not None:
-                return RequestView.model_validate(stored)
+        if idem and (earlier := await self._stored(idem)) is not None:
+            return earlier
         org = await self.org()
         for attempt in range(MAX_RETRIES):
             now = self.d.now()

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr
 from approvals import engine
 from approvals.definitions import Template
 from approvals.model import ActionKind, Channel, RequestStatus, SignerPosition, Urgency
-from bot.keys import WORKFLOW
+from bot.keys import CLOCK, WORKFLOW
 from bot.web.routes import (
     AwareTime,
     Body,
@@ -340,10 +340,9 @@ async def preview_route(request: web.Request) -> web.StreamResponse:
 # -- templates -------------------------------------------------------------------------------
 @ROUTES.route("GET", "/api/v1/templates", summary="Templates", ok=TemplateList)
 async def list_templates(request: web.Request) -> web.StreamResponse:
-    templates = request.app[WORKFLOW].d.templates
     items = [
         TemplateSummary(key=t.key, name=t.name, category=t.category, description=t.description)
-        for t in sorted(templates.values(), key=lambda t: t.key)
+        for t in request.app[WORKFLOW].templates()
     ]
     return reply(TemplateList(items=items))
 
@@ -370,11 +369,10 @@ async def get_template(request: web.Request) -> web.StreamResponse:
 )
 async def create_delegation(request: web.Request) -> web.StreamResponse:
     body = await read_body(request, NewDelegation)
-    wf = request.app[WORKFLOW]
-    view = await wf.create_delegation(
+    view = await request.app[WORKFLOW].create_delegation(
         delegator=body.delegator,
         delegate=body.delegate,
-        starts_at=body.starts_at or wf.d.now(),
+        starts_at=body.starts_at or request.app[CLOCK].now(),
         ends_at=body.ends_at,
         templates=tuple(body.templates),
         move_pending=body.move_pending,

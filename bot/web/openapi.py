@@ -78,7 +78,7 @@ def _operation(route: Route, schemas: dict[str, Any], refs: dict[Any, JsonSchema
 @cache
 def document() -> dict[str, Any]:
     routes = [r for table in _tables() for r in table.routes]
-    models = {Error}
+    models: set[type[BaseModel]] = {Error}
     for r in routes:
         models |= {m for m in (r.body, r.query, *(x.model for x in r.replies)) if m is not None}
     mode: JsonSchemaMode = "validation"

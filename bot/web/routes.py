@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any, TypeVar
 
 from aiohttp import web
@@ -44,19 +44,29 @@ ERROR_TEXT = {
 }
 
 
-def _text_only(value: Any) -> Any:
-    """Dates and times come as ISO 8601 text only, never as numbers."""
-    if not isinstance(value, str):
-        raise ValueError("expected ISO 8601 text")
-    return value.strip()
+def _iso_time(value: Any) -> datetime:
+    """A date-time comes as ISO 8601 text only (never a number), read as Python reads it."""
+    try:
+        return datetime.fromisoformat(value.strip())
+    except (AttributeError, ValueError):
+        raise ValueError(
+            "expected an ISO 8601 date-time with offset, e.g. 2026-11-23T09:00:00+08:00"
+        ) from None
+
+
+def _iso_day(value: Any) -> date:
+    try:
+        return date.fromisoformat(value.strip())
+    except (AttributeError, ValueError):
+        raise ValueError("expected a date YYYY-MM-DD") from None
 
 
 # A non-empty, trimmed string; a number is not a string.
 Text = Annotated[StrictStr, StringConstraints(strip_whitespace=True, min_length=1)]
 # An ISO 8601 date-time with its UTC offset, e.g. 2026-11-23T09:00:00+08:00.
-AwareTime = Annotated[AwareDatetime, BeforeValidator(_text_only)]
+AwareTime = Annotated[AwareDatetime, BeforeValidator(_iso_time)]
 # A date YYYY-MM-DD.
-Day = Annotated[date, BeforeValidator(_text_only)]
+Day = Annotated[date, BeforeValidator(_iso_day)]
 
 
 class Body(BaseModel):
@@ -151,7 +161,7 @@ class RouteTable:
 def _problems(exc: ValidationError, unknown: str) -> dict[str, str]:
     problems: dict[str, str] = {}
     for e in exc.errors():
-        key = ".".join(str(part) for part in e["loc"]) or "body"
+        key = str(e["loc"][0]) if e["loc"] else "body"  # the field, as the API has always named it
         if e["type"] == "missing":
             problems[key] = "required"
         elif e["type"] == "extra_forbidden":

@@ -34,3 +34,7 @@ class FormInvalid(DomainError):
         message = "表单有误：" + "；".join(f"{p.label or p.key}：{p.message}" for p in fields)
         super().__init__(message, fields=[asdict(p) for p in fields])
         self.fields = fields
+
+    def __str__(self) -> str:
+        """One line for chat and logs: `label: problem; ...`."""
+        return "; ".join(str(p) for p in self.fields)

@@ -1,81 +1,91 @@
-"""Errors of the approval core. Each carries its context as attributes and a stable `code`;
-the HTTP middleware and the chat handlers translate them (nothing here knows about either)."""
+"""Errors of the approval core. Each carries its context as attributes, a stable `code` and a
+`category` (`org.errors.DomainError`); the HTTP error middleware and the chat handlers translate
+them (nothing here knows about either)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
+from org.errors import Category, DomainError
 
-class ApprovalError(Exception):
+
+class ApprovalError(DomainError):
     """Base of every refusal by the approval core. Refusals change nothing."""
 
     code = "approval_error"
 
-    def __init__(self, message: str, **context: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        self.context = context
-
 
 class TemplateNotFound(ApprovalError):
     code = "template_not_found"
+    category = Category.NOT_FOUND
 
 
 class RequestNotFound(ApprovalError):
     code = "request_not_found"
+    category = Category.NOT_FOUND
 
 
 class TaskNotFound(ApprovalError):
     code = "task_not_found"
+    category = Category.NOT_FOUND
 
 
 class UnknownUser(ApprovalError):
     code = "unknown_user"
+    category = Category.INVALID
 
 
 class NotAssignee(ApprovalError):
     """The actor is neither the task's assignee nor acting for them."""
 
     code = "not_assignee"
+    category = Category.FORBIDDEN
 
 
 class ActionNotAllowed(ApprovalError):
     """The task's permission or the template's policy does not allow this action."""
 
     code = "action_not_allowed"
+    category = Category.FORBIDDEN
 
 
 class TaskAlreadyDecided(ApprovalError):
     """The task was already handled (double tap, retry, or someone else decided)."""
 
     code = "task_decided"
+    category = Category.CONFLICT
 
 
 class StaleTask(ApprovalError):
     """The caller saw an older version of the task than the current one."""
 
     code = "stale_task"
+    category = Category.CONFLICT
 
 
 class RequestFinished(ApprovalError):
     code = "request_finished"
+    category = Category.CONFLICT
 
 
 class BadTarget(ApprovalError):
     """A transfer / add-signer / return target that cannot be used."""
 
     code = "bad_target"
+    category = Category.INVALID
 
 
 class NoApprover(ApprovalError):
     """Nobody could be found for a step and the template refuses to submit."""
 
     code = "no_approver"
+    category = Category.INVALID
 
 
 class RateLimited(ApprovalError):
     code = "rate_limited"
+    category = Category.TOO_MANY
 
     def __init__(self, message: str, *, retry_at: datetime, **context: Any) -> None:
         super().__init__(message, retry_at=retry_at, **context)
@@ -84,7 +94,9 @@ class RateLimited(ApprovalError):
 
 class DelegationInvalid(ApprovalError):
     code = "delegation_invalid"
+    category = Category.INVALID
 
 
 class DelegationNotFound(ApprovalError):
     code = "delegation_not_found"
+    category = Category.NOT_FOUND

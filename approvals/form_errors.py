@@ -1,12 +1,15 @@
 """The refusal of a filled-in form: every field's problem at once, in words the user reads.
 
-Kept apart from `approvals.errors` so the form validator has no dependency on the engine;
-`approvals.errors` re-exports `FormInvalid`. No I/O.
+Kept apart from `approvals.errors` so the form validator has no dependency on the engine. A
+`DomainError` of category invalid whose context lists the fields, so the edges show it like any
+other refusal. No I/O.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+
+from org.errors import Category, DomainError
 
 
 @dataclass(frozen=True)
@@ -21,12 +24,17 @@ class FieldProblem:
         return f"{self.label or self.key}: {self.message}"
 
 
-class FormInvalid(Exception):
+class FormInvalid(DomainError):
     """The form was refused; `fields` lists every problem, in the template's field order."""
 
     code = "form_invalid"
+    category = Category.INVALID
 
     def __init__(self, fields: list[FieldProblem]) -> None:
-        super().__init__("; ".join(str(p) for p in fields))
+        message = "表单有误：" + "；".join(f"{p.label or p.key}：{p.message}" for p in fields)
+        super().__init__(message, fields=[asdict(p) for p in fields])
         self.fields = fields
-        self.message = "表单有误: " + "; ".join(str(p) for p in fields)
+
+    def __str__(self) -> str:
+        """One line for chat and logs: `label: problem; ...`."""
+        return "; ".join(str(p) for p in self.fields)

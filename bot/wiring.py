@@ -162,11 +162,13 @@ def setup_workflow(app: web.Application) -> None:
     from bot.web.api_calendar import setup_deadlines
     from bot.web.api_stats import setup_stats
     from bot.web.console.pages import setup_console
+    from bot.web.openapi import setup_openapi
 
     settings = app[SETTINGS]
     app[TIMER_KINDS] = TimerKinds()
     app.cleanup_ctx.append(workflow_ctx)
     setup_api(app)
+    setup_openapi(app)
     setup_deadlines(app)
     setup_stats(app)
     setup_console(app)

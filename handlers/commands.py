@@ -9,7 +9,7 @@ import re
 from datetime import date, datetime, time, timedelta
 
 from approvals.errors import ApprovalError
-from approvals.model import URGENCY_LABEL, Urgency
+from approvals.model import URGENCY_LABEL
 from handlers.deps import ChatDeps
 from handlers.events import TextMessage
 from handlers.router import Router
@@ -38,16 +38,12 @@ async def on_pending(event: TextMessage, deps: ChatDeps) -> str | None:
         return "您当前没有待办审批。"
     lines = [f"您有 {len(items)} 条待办："]
     for i, t in enumerate(items[:10], 1):
-        urgency = URGENCY_LABEL.get(Urgency(t["urgency"]), "")
+        urgency = URGENCY_LABEL.get(t.urgency, "")
         due = ""
-        if t["due_at"]:
-            due = " · 截止 " + datetime.fromisoformat(t["due_at"]).astimezone(deps.tz).strftime("%m-%d %H:%M")
-        acting = (
-            f"（代{(await deps.workflow.org()).display_name(t['acting_for'])}）" if t["acting_for"] else ""
-        )
-        lines.append(
-            f"{i}. 【{urgency}】{t['template_name']}：{t['title']} —— {t['initiator_name']}{acting}{due}"
-        )
+        if t.due_at:
+            due = " · 截止 " + t.due_at.astimezone(deps.tz).strftime("%m-%d %H:%M")
+        acting = f"（代{(await deps.workflow.org()).display_name(t.acting_for)}）" if t.acting_for else ""
+        lines.append(f"{i}. 【{urgency}】{t.template_name}：{t.title} —— {t.initiator_name}{acting}{due}")
     if len(items) > 10:
         lines.append(f"……另有 {len(items) - 10} 条")
     return "\n".join(lines)

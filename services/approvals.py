@@ -21,12 +21,22 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from approvals import engine
-from approvals.definitions import Template
+from approvals.definitions import Permission, Template
 from approvals.engine import Action, Context, DeadlineFn, Outcome
 from approvals.errors import ApprovalError, DelegationNotFound, RequestNotFound, TemplateNotFound
-from approvals.model import Delegation, Request, TrailEvent, Urgency
+from approvals.model import Channel, Delegation, Request, RequestStatus, Task, TrailEvent, Urgency
 from notifications.compose import compose
+from org.errors import Category
 from org.model import Org
+from services.approval_views import (
+    DelegationView,
+    PendingTaskView,
+    RequestSummary,
+    RequestView,
+    StepView,
+    TaskView,
+    TrailEventView,
+)
 from storage import approval_store as store
 from storage.approval_models import OutboxRow
 from storage.db import Database
@@ -38,6 +48,7 @@ MAX_RETRIES = 10
 
 class Busy(ApprovalError):
     code = "busy"
+    category = Category.UNAVAILABLE
 
 
 def new_request_id(now: datetime) -> str:
@@ -91,6 +102,10 @@ class Workflow:
 
     def invalidate_org(self) -> None:
         self._org = None
+
+    def templates(self) -> list[Template]:
+        """Every template, by key."""
+        return sorted(self.d.templates.values(), key=lambda t: t.key)
 
     def template(self, key: str) -> Template:
         t = self.d.templates.get(key)
@@ -179,7 +194,7 @@ class Workflow:
         urgency: Urgency = Urgency.NORMAL,
         idempotency_key: str | None = None,
         channel: str = "api",
-    ) -> dict[str, Any]:
+    ) -> RequestView:
         template = self.template(template_key)
         org = await self.org()
         idem = f"submit:{initiator}:{idempotency_key}" if idempotency_key else None
@@ -187,7 +202,7 @@ class Workflow:
             async with self.d.db.session() as s:
                 stored = await store.idempotent_response(s, key=idem)
             if stored is not None:
-                return stored
+                return RequestView.model_validate(stored)
         now = self.d.now()
         try:
             async with self.d.db.transaction() as s:
@@ -199,7 +214,7 @@ class Workflow:
                     initiator=initiator,
                     form=form,
                     urgency=urgency,
-                    channel=engine.Channel(channel),
+                    channel=Channel(channel),
                 )
                 for validate in self.d.validators:
                     await validate(s, out.request, template, org, now)
@@ -208,13 +223,13 @@ class Workflow:
                 view = request_view(out.request, org=org, tz=self.d.tz)
                 if idem:
                     await store.remember_response(
-                        s, key=idem, request_id=out.request.id, response=view, now=now
+                        s, key=idem, request_id=out.request.id, response=view.model_dump(mode="json"), now=now
                     )
         except store.IdempotencyConflict:
             async with self.d.db.session() as s:
                 stored = await store.idempotent_response(s, key=idem or "")
             assert stored is not None
-            return stored
+            return RequestView.model_validate(stored)
         logger.info(
             "request submitted",
             extra={"request_id": out.request.id, "template": template_key, "initiator": initiator},
@@ -238,13 +253,10 @@ class Workflow:
     # -- act ---------------------------------------------------------------------------------
     async def act(
         self, *, request_id: str, action: Action, idempotency_key: str | None = None
-    ) -> dict[str, Any]:
+    ) -> RequestView:
         idem = f"act:{request_id}:{action.actor}:{idempotency_key}" if idempotency_key else None
-        if idem:
-            async with self.d.db.session() as s:
-                stored = await store.idempotent_response(s, key=idem)
-            if stored is not None:
-                return stored
+        if idem and (earlier := await self._stored(idem)) is not None:
+            return earlier
         org = await self.org()
         for attempt in range(MAX_RETRIES):
             now = self.d.now()
@@ -260,12 +272,12 @@ class Workflow:
                     await self._record(s, out, template, org, now)
                     view = request_view(out.request, org=org, tz=self.d.tz)
                     if out.task is not None:
-                        view["acted_task"] = task_view(out.task, org)
+                        view.acted_task = task_view(out.task, org)
                     if out.info:
-                        view["info"] = out.info
+                        view.info = out.info
                     if idem:
                         await store.remember_response(
-                            s, key=idem, request_id=request_id, response=view, now=now
+                            s, key=idem, request_id=request_id, response=view.model_dump(mode="json"), now=now
                         )
                 logger.info(
                     "action applied",
@@ -292,12 +304,13 @@ class Workflow:
                 raise
         raise Busy("系统繁忙，请稍后重试", request_id=request_id)
 
-    async def _stored(self, key: str) -> dict[str, Any] | None:
+    async def _stored(self, key: str) -> RequestView | None:
         async with self.d.db.session() as s:
-            return await store.idempotent_response(s, key=key)
+            stored = await store.idempotent_response(s, key=key)
+        return RequestView.model_validate(stored) if stored is not None else None
 
     # -- reads -------------------------------------------------------------------------------
-    async def get(self, request_id: str, *, with_trail: bool = True) -> dict[str, Any]:
+    async def get(self, request_id: str, *, with_trail: bool = True) -> RequestView:
         org = await self.org()
         async with self.d.db.session() as s:
             loaded = await store.load_request(s, request_id=request_id)
@@ -305,7 +318,7 @@ class Workflow:
                 raise RequestNotFound(f"申请 {request_id} 不存在", request_id=request_id)
             view = request_view(loaded.request, org=org, tz=self.d.tz)
             if with_trail:
-                view["trail"] = [trail_view(e, org) for e in await store.load_trail(s, request_id=request_id)]
+                view.trail = [trail_view(e, org) for e in await store.load_trail(s, request_id=request_id)]
         return view
 
     async def load(self, request_id: str) -> Request:
@@ -315,24 +328,24 @@ class Workflow:
             raise RequestNotFound(f"申请 {request_id} 不存在", request_id=request_id)
         return loaded.request
 
-    async def list_requests(self, **filters: Any) -> list[dict[str, Any]]:
+    async def list_requests(self, **filters: Any) -> list[RequestSummary]:
         async with self.d.db.session() as s:
             rows = await store.list_requests(s, **filters)
         return [
-            {
-                "id": r.id,
-                "template": r.template_key,
-                "title": r.title,
-                "initiator": r.initiator,
-                "status": r.status,
-                "urgency": r.urgency,
-                "created_at": r.created_at.isoformat(),
-                "finished_at": r.finished_at.isoformat() if r.finished_at else None,
-            }
+            RequestSummary(
+                id=r.id,
+                template=r.template_key,
+                title=r.title,
+                initiator=r.initiator,
+                status=RequestStatus(r.status),
+                urgency=Urgency(r.urgency),
+                created_at=r.created_at,
+                finished_at=r.finished_at,
+            )
             for r in rows
         ]
 
-    async def pending_tasks(self, assignee: str) -> list[dict[str, Any]]:
+    async def pending_tasks(self, assignee: str) -> list[PendingTaskView]:
         org = await self.org()
         async with self.d.db.session() as s:
             rows = await store.pending_tasks(s, assignee=assignee)
@@ -340,22 +353,22 @@ class Workflow:
         for t, r in rows:
             template = self.d.templates.get(r.template_key)
             out.append(
-                {
-                    "task_id": t.id,
-                    "version": t.version,
-                    "request_id": r.id,
-                    "template": r.template_key,
-                    "template_name": template.name if template else r.template_key,
-                    "title": r.title,
-                    "initiator": r.initiator,
-                    "initiator_name": org.display_name(r.initiator),
-                    "urgency": r.urgency,
-                    "assignee": t.assignee,
-                    "acting_for": t.acting_for,
-                    "activated_at": t.activated_at.isoformat() if t.activated_at else None,
-                    "due_at": t.due_at.isoformat() if t.due_at else None,
-                    "permission": t.permission,
-                }
+                PendingTaskView(
+                    task_id=t.id,
+                    version=t.version,
+                    request_id=r.id,
+                    template=r.template_key,
+                    template_name=template.name if template else r.template_key,
+                    title=r.title,
+                    initiator=r.initiator,
+                    initiator_name=org.display_name(r.initiator),
+                    urgency=Urgency(r.urgency),
+                    assignee=t.assignee,
+                    acting_for=t.acting_for,
+                    activated_at=t.activated_at,
+                    due_at=t.due_at,
+                    permission=Permission(t.permission),
+                )
             )
         return out
 
@@ -374,7 +387,7 @@ class Workflow:
         move_pending: bool = False,
         reason: str = "",
         source_request: str | None = None,
-    ) -> Delegation:
+    ) -> DelegationView:
         org = await self.org()
         now = self.d.now()
         for key in templates:
@@ -401,7 +414,7 @@ class Workflow:
         )
         if move_pending and starts_at <= now:
             await self.move_pending_tasks(d)
-        return d
+        return DelegationView.of(d)
 
     async def move_pending_tasks(self, d: Delegation) -> int:
         org = await self.org()
@@ -431,16 +444,17 @@ class Workflow:
 
     async def list_delegations(
         self, *, user: str | None = None, include_past: bool = False
-    ) -> list[Delegation]:
+    ) -> list[DelegationView]:
         async with self.d.db.session() as s:
-            return await store.list_delegations(s, user=user, include_past=include_past, now=self.d.now())
+            found = await store.list_delegations(s, user=user, include_past=include_past, now=self.d.now())
+        return [DelegationView.of(d) for d in found]
 
-    async def cancel_delegation(self, delegation_id: str) -> Delegation:
+    async def cancel_delegation(self, delegation_id: str) -> DelegationView:
         async with self.d.db.transaction() as s:
             d = await store.cancel_delegation(s, delegation_id=delegation_id, now=self.d.now())
         if d is None:
             raise DelegationNotFound(f"代理 {delegation_id} 不存在", delegation_id=delegation_id)
-        return d
+        return DelegationView.of(d)
 
 
 async def verify_trails(
@@ -469,77 +483,73 @@ async def verify_trails(
 
 
 # -- views ------------------------------------------------------------------------------------
-def _iso(dt: datetime | None) -> str | None:
-    return dt.isoformat() if dt else None
+def task_view(t: Task, org: Org) -> TaskView:
+    return TaskView(
+        id=t.id,
+        step_index=t.step_index,
+        assignee=t.assignee,
+        assignee_name=org.display_name(t.assignee),
+        acting_for=t.acting_for,
+        permission=t.permission,
+        status=t.status,
+        version=t.version,
+        origin=t.origin,
+        activated_at=t.activated_at,
+        decided_at=t.decided_at,
+        decided_by=t.decided_by,
+        comment=t.comment,
+        close_reason=t.close_reason,
+        due_at=t.due_at,
+    )
 
 
-def task_view(t: Any, org: Org) -> dict[str, Any]:
-    return {
-        "id": t.id,
-        "step_index": t.step_index,
-        "assignee": t.assignee,
-        "assignee_name": org.display_name(t.assignee),
-        "acting_for": t.acting_for,
-        "permission": t.permission.value,
-        "status": t.status.value,
-        "version": t.version,
-        "origin": t.origin,
-        "activated_at": _iso(t.activated_at),
-        "decided_at": _iso(t.decided_at),
-        "decided_by": t.decided_by,
-        "comment": t.comment,
-        "close_reason": t.close_reason,
-        "due_at": _iso(t.due_at),
-    }
-
-
-def request_view(req: Request, *, org: Org, tz: ZoneInfo) -> dict[str, Any]:
-    return {
-        "id": req.id,
-        "template": req.template_key,
-        "title": req.title,
-        "status": req.status.value,
-        "urgency": req.urgency.value,
-        "initiator": req.initiator,
-        "initiator_name": org.display_name(req.initiator),
-        "form": req.form,
-        "round": req.round,
-        "version": req.version,
-        "created_at": _iso(req.created_at),
-        "finished_at": _iso(req.finished_at),
-        "deadline": _iso(req.deadline()),
-        "steps": [
-            {
-                "index": s.index,
-                "key": s.key,
-                "name": s.name,
-                "mode": s.mode.value,
-                "kind": s.kind.value,
-                "status": s.status.value,
-                "round": s.round,
-                "action_label": s.action_label,
-                "notes": s.notes,
-                "tasks": [task_view(t, org) for t in req.step_tasks(s)],
-            }
+def request_view(req: Request, *, org: Org, tz: ZoneInfo) -> RequestView:
+    return RequestView(
+        id=req.id,
+        template=req.template_key,
+        title=req.title,
+        status=req.status,
+        urgency=req.urgency,
+        initiator=req.initiator,
+        initiator_name=org.display_name(req.initiator),
+        form=req.form,
+        round=req.round,
+        version=req.version,
+        created_at=req.created_at,
+        finished_at=req.finished_at,
+        deadline=req.deadline(),
+        steps=[
+            StepView(
+                index=s.index,
+                key=s.key,
+                name=s.name,
+                mode=s.mode,
+                kind=s.kind,
+                status=s.status,
+                round=s.round,
+                action_label=s.action_label,
+                notes=s.notes,
+                tasks=[task_view(t, org) for t in req.step_tasks(s)],
+            )
             for s in req.steps
         ],
-    }
+    )
 
 
-def trail_view(e: TrailEvent, org: Org) -> dict[str, Any]:
-    return {
-        "seq": e.seq,
-        "kind": e.kind,
-        "at": e.at.isoformat(),
-        "actor": e.actor,
-        "actor_name": org.display_name(e.actor) if e.actor and e.actor != "system" else e.actor,
-        "acting_for": e.acting_for,
-        "channel": e.channel,
-        "task_id": e.task_id,
-        "step_index": e.step_index,
-        "before": e.before,
-        "after": e.after,
-        "comment": e.comment,
-        "data": e.data,
-        "hash": e.hash,
-    }
+def trail_view(e: TrailEvent, org: Org) -> TrailEventView:
+    return TrailEventView(
+        seq=e.seq,
+        kind=e.kind,
+        at=e.at,
+        actor=e.actor,
+        actor_name=org.display_name(e.actor) if e.actor and e.actor != "system" else e.actor,
+        acting_for=e.acting_for,
+        channel=e.channel,
+        task_id=e.task_id,
+        step_index=e.step_index,
+        before=e.before,
+        after=e.after,
+        comment=e.comment,
+        data=e.data,
+        hash=e.hash,
+    )

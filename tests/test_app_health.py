@@ -16,6 +16,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from approvals.clock import ManualClock
+from approvals.errors import RateLimited
 from bot.app import create_app, open_database
 from bot.keys import CLOCK, DB, HTTP, KV, METRICS, READINESS, SCHEDULER
 from bot.logs import configure_logging
@@ -78,11 +79,15 @@ def app_with_test_routes(settings: Settings) -> web.Application:
     async def conflict(request: web.Request) -> web.Response:
         raise Conflict("Someone approved it first.", details={"version": 3})
 
+    async def refused(request: web.Request) -> web.Response:
+        raise RateLimited("刚催办过", retry_at=datetime(2026, 11, 23, 9, 30, tzinfo=UTC), task_id="t-1")
+
     app.router.add_get("/things/{id}", thing)
     app.router.add_get("/boom", boom)
     app.router.add_post("/api/echo", echo)
     app.router.add_post("/api/raw", raw_json)
     app.router.add_post("/api/conflict", conflict)
+    app.router.add_post("/api/refused", refused)
     return app
 
 
@@ -310,6 +315,20 @@ async def test_api_error_subclass_sets_status_code_and_details(client: TestClien
         "conflict",
         "Someone approved it first.",
         {"version": 3},
+    )
+
+
+async def test_a_domain_refusal_leaves_with_its_category_status_code_and_context(
+    client: TestClient[Any, Any],
+) -> None:
+    resp = await client.post("/api/refused", headers=AUTH)
+
+    assert resp.status == 429
+    body = await resp.json()
+    assert (body["error"], body["message"], body["details"]) == (
+        "rate_limited",
+        "刚催办过",
+        {"retry_at": "2026-11-23T09:30:00+00:00", "task_id": "t-1"},
     )
 
 

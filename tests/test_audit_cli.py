@@ -44,20 +44,20 @@ def _setup(url: str) -> str:
             )
         )
         req = await wf.submit(template_key="seal_use", initiator="u_wu", form=FORM)
-        task = req["steps"][0]["tasks"][0]
+        task = req.steps[0].tasks[0]
         await wf.act(
-            request_id=req["id"],
+            request_id=req.id,
             action=Action(
                 kind=ActionKind.APPROVE,
                 actor="u_sun",
-                task_id=task["id"],
-                version=task["version"],
+                task_id=task.id,
+                version=task.version,
                 comment="同意",
             ),
         )
         await wf.submit(template_key="seal_use", initiator="u_zheng", form=FORM)
         await db.dispose()
-        return str(req["id"])
+        return req.id
 
     return asyncio.run(go())
 

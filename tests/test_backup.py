@@ -87,7 +87,7 @@ def submit(url: str, count: int) -> list[str]:
                 )
             )
             return [
-                str((await wf.submit(template_key="seal_use", initiator="u_wu", form=FORM))["id"])
+                (await wf.submit(template_key="seal_use", initiator="u_wu", form=FORM)).id
                 for _ in range(count)
             ]
         finally:
@@ -374,10 +374,7 @@ async def _submit_pg(url: str, schema: str) -> list[str]:
                 load_org=load_org,
             )
         )
-        return [
-            str((await wf.submit(template_key="seal_use", initiator="u_wu", form=FORM))["id"])
-            for _ in range(2)
-        ]
+        return [(await wf.submit(template_key="seal_use", initiator="u_wu", form=FORM)).id for _ in range(2)]
     finally:
         await db.dispose()
 

@@ -388,11 +388,11 @@ async def test_card_closed_marks_the_earlier_card_closed_with_the_outcome(
     await d.drain()
     (card,) = await console_rows(org_db, user_id="u_sun", kind="task_card")
     assert not card.closed and card.outcome is None
-    task = submitted["steps"][0]["tasks"][0]
+    task = submitted.steps[0].tasks[0]
 
     await workflow.act(
-        request_id=submitted["id"],
-        action=Action(kind=ActionKind.APPROVE, actor="u_sun", task_id=task["id"], version=task["version"]),
+        request_id=submitted.id,
+        action=Action(kind=ActionKind.APPROVE, actor="u_sun", task_id=task.id, version=task.version),
     )
     await d.drain()
     await d.drain()
@@ -401,6 +401,6 @@ async def test_card_closed_marks_the_earlier_card_closed_with_the_outcome(
     assert card.closed
     assert card.outcome is not None and card.outcome.startswith("已同意 · 孙丽 · ")
     closing = await console_rows(org_db, user_id="u_sun", kind="card_closed")
-    assert len(closing) == 1 and closing[0].task_id == task["id"]
+    assert len(closing) == 1 and closing[0].task_id == task.id
     assert [r.kind for r in await console_rows(org_db, user_id="u_li")] == ["task_card"]
     assert await statuses(org_db) == Counter({"sent": 3})

@@ -30,6 +30,7 @@ from approvals.model import ActionKind, RequestStatus, StepStatus, TaskStatus, T
 from approvals.template_loader import load_templates
 from approvals.trail import verify_chain
 from org.model import Org
+from services.approval_views import RequestView, TaskView
 from services.approvals import Workflow, WorkflowDeps
 from storage import approval_store as store
 from storage.approval_models import IdempotencyRow, OutboxRow, RequestRow
@@ -179,13 +180,13 @@ async def outbox_of(db: Database, request_id: str) -> Counter[tuple[str, str]]:
     return Counter((r.kind, r.recipient) for r in rows)
 
 
-def first_task(view: dict[str, Any], step_index: int, assignee: str) -> dict[str, Any]:
-    return next(t for t in view["steps"][step_index]["tasks"] if t["assignee"] == assignee)
+def first_task(view: RequestView, step_index: int, assignee: str) -> TaskView:
+    return next(t for t in view.steps[step_index].tasks if t.assignee == assignee)
 
 
-def approve(task: dict[str, Any], actor: str | None = None) -> Action:
+def approve(task: TaskView, actor: str | None = None) -> Action:
     return Action(
-        kind=ActionKind.APPROVE, actor=actor or task["assignee"], task_id=task["id"], version=task["version"]
+        kind=ActionKind.APPROVE, actor=actor or task.assignee, task_id=task.id, version=task.version
     )
 
 
@@ -196,8 +197,8 @@ async def assert_trail_sound(workflow: Workflow, request_id: str) -> list[TrailE
     return events
 
 
-def split(results: list[Any]) -> tuple[list[dict[str, Any]], list[BaseException]]:
-    wins = [r for r in results if isinstance(r, dict)]
+def split(results: list[Any]) -> tuple[list[RequestView], list[BaseException]]:
+    wins = [r for r in results if isinstance(r, RequestView)]
     losses = [r for r in results if isinstance(r, BaseException)]
     return wins, losses
 
@@ -210,7 +211,7 @@ async def test_concurrent_approvals_of_one_task_decide_it_exactly_once(
     (front,) = replicas(1)
     a, b = replicas(2, racing=calls)
     submitted = await front.submit(template_key="race_seq", initiator="u_wu", form=FORM)
-    rid = submitted["id"]
+    rid = submitted.id
     task = first_task(submitted, 0, "u_sun")
 
     results = await asyncio.gather(
@@ -224,13 +225,13 @@ async def test_concurrent_approvals_of_one_task_decide_it_exactly_once(
     assert all(isinstance(e, TaskAlreadyDecided | StaleTask) for e in losses), losses
     req = await a.load(rid)
     assert [s.status for s in req.steps] == [StepStatus.APPROVED, StepStatus.ACTIVE]
-    assert req.version == submitted["version"] + 1, "exactly one change was saved"
+    assert req.version == submitted.version + 1, "exactly one change was saved"
     assert [(t.assignee, t.status) for t in req.tasks] == [
         ("u_sun", TaskStatus.APPROVED),
         ("u_li", TaskStatus.PENDING),
     ]
     events = await assert_trail_sound(b, rid)
-    assert [e.kind for e in events if e.task_id == task["id"]].count("approved") == 1
+    assert [e.kind for e in events if e.task_id == task.id].count("approved") == 1
     assert sum(e.kind == "step_approved" for e in events) == 1
     sent = await outbox_of(a.d.db, rid)
     assert sent[("card_closed", "u_sun")] == 1
@@ -243,7 +244,7 @@ async def test_countersign_approvers_acting_at_once_all_count_and_the_step_compl
     (front,) = replicas(1)
     workflows = replicas(3, racing=3)
     submitted = await front.submit(template_key="race_all", initiator="u_wu", form=FORM)
-    rid = submitted["id"]
+    rid = submitted.id
     people = ["u_sun", "u_li", "u_zhou"]
 
     results = await asyncio.gather(
@@ -277,7 +278,7 @@ async def test_approve_racing_withdraw_leaves_one_consistent_story(
     (front,) = replicas(1)
     a, b = replicas(2, racing=2)
     submitted = await front.submit(template_key=template_key, initiator="u_wu", form=FORM)
-    rid = submitted["id"]
+    rid = submitted.id
     task = first_task(submitted, 0, "u_sun")
     calls = {
         "approve": a.act(request_id=rid, action=approve(task)),
@@ -290,25 +291,23 @@ async def test_approve_racing_withdraw_leaves_one_consistent_story(
     )
 
     for outcome in results.values():
-        assert isinstance(outcome, dict | ApprovalError), f"unexpected failure: {outcome!r}"
-    assert any(isinstance(r, dict) for r in results.values()), results
+        assert isinstance(outcome, RequestView | ApprovalError), f"unexpected failure: {outcome!r}"
+    assert any(isinstance(r, RequestView) for r in results.values()), results
     req = await a.load(rid)
     events = await assert_trail_sound(b, rid)
     kinds = [e.kind for e in events]
-    sun = req.task(task["id"])
+    sun = req.task(task.id)
     assert sun is not None
-    decisions = [
-        e for e in events if e.task_id == task["id"] and e.kind in ("approved", "rejected", "returned")
-    ]
+    decisions = [e for e in events if e.task_id == task.id and e.kind in ("approved", "rejected", "returned")]
     assert len(decisions) <= 1
     if "request_withdrawn" in kinds:
         assert req.status == RequestStatus.WITHDRAWN
-        assert isinstance(results["withdraw"], dict)
+        assert isinstance(results["withdraw"], RequestView)
         withdrawn_at = kinds.index("request_withdrawn")
         assert "approved" not in kinds[withdrawn_at:], "nothing may be approved after the withdrawal"
         assert not req.pending_tasks()
     if "approved" in kinds:
-        assert isinstance(results["approve"], dict)
+        assert isinstance(results["approve"], RequestView)
         assert sun.status == TaskStatus.APPROVED
         if isinstance(results["withdraw"], ApprovalError):
             # Approved first and the template forbids withdrawing after a decision: refused, nothing lost.
@@ -319,7 +318,7 @@ async def test_approve_racing_withdraw_leaves_one_consistent_story(
         # Withdrawn first: the approval is refused cleanly and the task was closed, not decided.
         assert isinstance(results["approve"], RequestFinished | TaskAlreadyDecided | StaleTask)
         assert sun.status == TaskStatus.CLOSED and sun.close_reason == "request_withdrawn"
-        assert req.version == submitted["version"] + 1
+        assert req.version == submitted.version + 1
 
 
 # -- idempotency keys ------------------------------------------------------------------------------
@@ -335,14 +334,14 @@ async def test_one_submit_key_sent_five_times_at_once_creates_one_request(replic
         )
     )
 
-    assert len({v["id"] for v in views}) == 1
+    assert len({v.id for v in views}) == 1
     async with a.d.db.session() as s:
         assert await store.count_requests(s) == 1
         assert (await s.execute(select(func.count()).select_from(IdempotencyRow))).scalar_one() == 1
         ids = (await s.execute(select(col(RequestRow.id)))).scalars().all()
-    assert ids == [views[0]["id"]]
-    assert (await outbox_of(a.d.db, views[0]["id"]))[("task_card", "u_sun")] == 1
-    await assert_trail_sound(b, views[0]["id"])
+    assert ids == [views[0].id]
+    assert (await outbox_of(a.d.db, views[0].id))[("task_card", "u_sun")] == 1
+    await assert_trail_sound(b, views[0].id)
 
 
 async def test_repeated_action_with_the_same_key_returns_the_first_result_and_acts_once(
@@ -350,7 +349,7 @@ async def test_repeated_action_with_the_same_key_returns_the_first_result_and_ac
 ) -> None:
     a, b = replicas(2)
     submitted = await a.submit(template_key="race_seq", initiator="u_wu", form=FORM)
-    rid = submitted["id"]
+    rid = submitted.id
     task = first_task(submitted, 0, "u_sun")
 
     first = await a.act(request_id=rid, action=approve(task), idempotency_key="tap-1")
@@ -359,7 +358,7 @@ async def test_repeated_action_with_the_same_key_returns_the_first_result_and_ac
 
     assert again == first and elsewhere == first
     req = await a.load(rid)
-    assert req.version == submitted["version"] + 1
+    assert req.version == submitted.version + 1
     events = await assert_trail_sound(a, rid)
     assert [e.kind for e in events].count("approved") == 1
     with pytest.raises(TaskAlreadyDecided):
@@ -386,7 +385,7 @@ async def test_retry_arriving_while_the_first_call_is_in_flight_gets_the_first_r
     gate = Gate()
     (retry_replica,) = replicas(1, org_loader=gate.load_org)
     submitted = await a.submit(template_key="race_seq", initiator="u_wu", form=FORM)
-    rid = submitted["id"]
+    rid = submitted.id
     task = first_task(submitted, 0, "u_sun")
 
     retry = asyncio.ensure_future(
@@ -395,7 +394,7 @@ async def test_retry_arriving_while_the_first_call_is_in_flight_gets_the_first_r
     await gate.reached.wait()  # the retry found no stored response: the first call has not committed
     first = await a.act(request_id=rid, action=approve(task), idempotency_key="tap-1")
     gate.release.set()
-    answer: dict[str, Any] | BaseException = (await asyncio.gather(retry, return_exceptions=True))[0]
+    answer: RequestView | BaseException = (await asyncio.gather(retry, return_exceptions=True))[0]
 
     events = await assert_trail_sound(a, rid)
     assert [e.kind for e in events].count("approved") == 1, "whatever the answer, the task is decided once"

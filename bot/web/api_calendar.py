@@ -6,8 +6,9 @@
   already overridden is replaced; 201 when new, 200 when replaced);
 - `DELETE /api/v1/calendar/overrides/{date}`: remove one (404 when there is none).
 
-A change applies to this process at once and to other processes (replicas, a running service
-after `oabot calendar ...`) within a minute. Deadlines already computed keep their times.
+Each route is one `services.calendar` call; nothing here reads or writes storage. A change
+applies to this process at once and to other processes (replicas, a running service after
+`oabot calendar ...`) within a minute. Deadlines already computed keep their times.
 
 /readyz gets a `calendar` check that is always ok: its detail carries the warning when the
 installed chinese-calendar has no holiday data for a year in use or coming soon (weekends only
@@ -17,209 +18,87 @@ are then days off), so operators see it without the service being taken out of r
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
 
 from aiohttp import web
+from pydantic import BaseModel, Field, StrictStr, TypeAdapter, ValidationError
 
 from bot.keys import CLOCK, DB, DEADLINES, READINESS
-from bot.web.api_errors import NotFound, ValidationFailed, read_json
-from storage import calendar_store
-from storage.calendar_store import Override, OverrideKind
+from bot.web.api_errors import ValidationFailed
+from bot.web.routes import Body, Day, Query, Reply, RouteTable, read_body, read_query, reply
+from services.calendar import CalendarOverride, CalendarService, OverrideKind
 
-OVERRIDE = {
-    "type": "object",
-    "required": ["date", "kind", "reason"],
-    "properties": {
-        "date": {"type": "string", "format": "date"},
-        "kind": {"enum": [k.value for k in OverrideKind]},
-        "reason": {"type": "string"},
-        "created_by": {"type": ["string", "null"]},
-        "created_at": {"type": "string"},
-    },
-}
-NEW_OVERRIDE = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["date", "kind"],
-    "properties": {
-        "date": {
-            "type": "string",
-            "format": "date",
-            "description": "YYYY-MM-DD in the organisation's timezone",
-        },
-        "kind": {
-            "enum": [k.value for k in OverrideKind],
-            "description": "holiday: an extra day off; workday: an extra working day",
-        },
-        "reason": {"type": "string"},
-        "created_by": {"type": "string", "description": "who made the change (for the record)"},
-    },
-}
-_ERROR = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
-_LIST = {
-    "type": "object",
-    "required": ["items", "coverage"],
-    "properties": {
-        "items": {"type": "array", "items": {"$ref": "#/components/schemas/CalendarOverride"}},
-        "coverage": {"type": "string"},
-    },
-}
+ROUTES = RouteTable()
+_DAY = TypeAdapter(Day)
 
 
-def _ok(schema: dict[str, Any], status: str = "200", description: str = "OK") -> dict[str, Any]:
-    return {status: {"description": description, "content": {"application/json": {"schema": schema}}}}
+class OverrideQuery(Query):
+    start: Day | None = Field(None, alias="from", description="first date")
+    end: Day | None = Field(None, alias="to", description="last date")
 
 
-_REF = {"$ref": "#/components/schemas/CalendarOverride"}
-# Merged into the OpenAPI document by bot.web.openapi.
-OPENAPI_PATHS: dict[str, dict[str, Any]] = {
-    "/api/v1/calendar/overrides": {
-        "get": {
-            "summary": "The organisation's calendar overrides (extra holidays and working days)",
-            "parameters": [
-                {
-                    "name": "from",
-                    "in": "query",
-                    "required": False,
-                    "schema": {"type": "string"},
-                    "description": "first date",
-                },
-                {
-                    "name": "to",
-                    "in": "query",
-                    "required": False,
-                    "schema": {"type": "string"},
-                    "description": "last date",
-                },
-            ],
-            "responses": {
-                **_ok(_LIST),
-                "401": {"description": "missing or wrong bearer token", **_ERROR},
-                "422": {"description": "bad date", **_ERROR},
-            },
-        },
-        "post": {
-            "summary": "Make a date an extra holiday or an extra working day",
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {"schema": {"$ref": "#/components/schemas/NewCalendarOverride"}}
-                },
-            },
-            "responses": {
-                **_ok(_REF, "201", "created"),
-                **_ok(_REF, "200", "replaced"),
-                "401": {"description": "missing or wrong bearer token", **_ERROR},
-                "422": {"description": "invalid body", **_ERROR},
-            },
-        },
-    },
-    "/api/v1/calendar/overrides/{date}": {
-        "delete": {
-            "summary": "Remove a date's override",
-            "parameters": [{"name": "date", "in": "path", "required": True, "schema": {"type": "string"}}],
-            "responses": {
-                **_ok(_REF),
-                "401": {"description": "missing or wrong bearer token", **_ERROR},
-                "404": {"description": "not found", **_ERROR},
-            },
-        },
-    },
-}
-OPENAPI_SCHEMAS: dict[str, Any] = {"CalendarOverride": OVERRIDE, "NewCalendarOverride": NEW_OVERRIDE}
+class NewCalendarOverride(Body):
+    date: Day = Field(description="YYYY-MM-DD in the organisation's timezone")
+    kind: OverrideKind = Field(description="holiday: an extra day off; workday: an extra working day")
+    reason: StrictStr = ""
+    created_by: StrictStr | None = Field(None, description="who made the change (for the record)")
 
 
-def override_view(o: Override) -> dict[str, Any]:
-    return {
-        "date": o.day.isoformat(),
-        "kind": o.kind.value,
-        "reason": o.reason,
-        "created_by": o.created_by,
-        "created_at": o.created_at.isoformat(),
-    }
+class CalendarOverrides(BaseModel):
+    items: list[CalendarOverride]
+    coverage: str
 
 
-def _date(raw: Any, name: str, problems: dict[str, str]) -> date | None:
-    if not isinstance(raw, str):
-        problems[name] = "expected a date YYYY-MM-DD"
-        return None
-    try:
-        return date.fromisoformat(raw.strip())
-    except ValueError:
-        problems[name] = "expected a date YYYY-MM-DD"
-        return None
-
-
-async def _refresh(request: web.Request) -> None:
+def _service(request: web.Request) -> CalendarService:
     app = request.app
-    await app[DEADLINES].calendar.reload(app[DB], now=app[CLOCK].now())
+    return CalendarService(app[DB], app[DEADLINES].calendar, app[CLOCK].now)
 
 
+@ROUTES.route(
+    "GET",
+    "/api/v1/calendar/overrides",
+    summary="The organisation's calendar overrides (extra holidays and working days)",
+    query=OverrideQuery,
+    ok=CalendarOverrides,
+    errors=((422, "bad date"),),
+)
 async def list_overrides(request: web.Request) -> web.StreamResponse:
-    problems: dict[str, str] = {k: "unknown query parameter" for k in set(request.query) - {"from", "to"}}
-    start = _date(request.query["from"], "from", problems) if "from" in request.query else None
-    end = _date(request.query["to"], "to", problems) if "to" in request.query else None
-    if problems:
-        raise ValidationFailed("查询参数有误", details=problems)
-    async with request.app[DB].session() as session:
-        items = await calendar_store.list_overrides(session, start=start, end=end)
-    coverage = request.app[DEADLINES].calendar.coverage(request.app[CLOCK].now())
-    return web.json_response({"items": [override_view(o) for o in items], "coverage": coverage})
+    q = read_query(request, OverrideQuery)
+    service = _service(request)
+    items = await service.overrides(start=q.start, end=q.end)
+    return reply(CalendarOverrides(items=items, coverage=service.coverage()))
 
 
+@ROUTES.route(
+    "POST",
+    "/api/v1/calendar/overrides",
+    summary="Make a date an extra holiday or an extra working day",
+    body=NewCalendarOverride,
+    ok=[Reply(201, CalendarOverride, "created"), Reply(200, CalendarOverride, "replaced")],
+    errors=((422, "invalid body"),),
+)
 async def set_override(request: web.Request) -> web.StreamResponse:
-    body = await read_json(request)
-    if not isinstance(body, dict):
-        raise ValidationFailed("请求体应为 JSON 对象", details={"body": "expected a JSON object"})
-    allowed = {"date", "kind", "reason", "created_by"}
-    problems: dict[str, str] = {
-        k: f"unknown field; allowed: {', '.join(sorted(allowed))}" for k in body if k not in allowed
-    }
-    day = _date(body.get("date"), "date", problems) if "date" in body else None
-    if "date" not in body:
-        problems["date"] = "required"
-    kind: OverrideKind | None = None
-    try:
-        kind = OverrideKind(str(body.get("kind")))
-    except ValueError:
-        problems["kind"] = "expected holiday or workday"
-    reason = body.get("reason", "")
-    if not isinstance(reason, str):
-        problems["reason"] = "expected a string"
-    created_by = body.get("created_by")
-    if created_by is not None and not isinstance(created_by, str):
-        problems["created_by"] = "expected a string"
-    if problems:
-        raise ValidationFailed(
-            "请求参数有误：" + "；".join(f"{k}: {v}" for k, v in problems.items()), details=problems
-        )
-    assert day is not None and kind is not None
-    async with request.app[DB].transaction() as session:
-        saved, created = await calendar_store.set_override(
-            session,
-            day=day,
-            kind=kind,
-            reason=reason.strip(),
-            created_by=created_by,
-            now=request.app[CLOCK].now(),
-        )
-    await _refresh(request)
-    return web.json_response(override_view(saved), status=201 if created else 200)
+    body = await read_body(request, NewCalendarOverride)
+    saved, created = await _service(request).set(
+        day=body.date, kind=body.kind, reason=body.reason.strip(), created_by=body.created_by
+    )
+    return reply(saved, status=201 if created else 200)
 
 
+@ROUTES.route(
+    "DELETE",
+    "/api/v1/calendar/overrides/{date}",
+    summary="Remove a date's override",
+    ok=CalendarOverride,
+    errors=(404, (422, "bad date")),
+)
 async def remove_override(request: web.Request) -> web.StreamResponse:
-    problems: dict[str, str] = {}
-    day = _date(request.match_info["date"], "date", problems)
-    if day is None:
-        raise ValidationFailed("日期格式应为 YYYY-MM-DD", details=problems)
-    async with request.app[DB].transaction() as session:
-        removed = await calendar_store.remove_override(session, day=day)
-    if removed is None:
-        raise NotFound(
-            f"{day.isoformat()} 没有日历调整", details={"date": day.isoformat()}, code="override_not_found"
-        )
-    await _refresh(request)
-    return web.json_response(override_view(removed))
+    try:
+        day: date = _DAY.validate_python(request.match_info["date"])
+    except ValidationError:
+        raise ValidationFailed(
+            "日期格式应为 YYYY-MM-DD", details={"date": "expected a date YYYY-MM-DD"}
+        ) from None
+    return reply(await _service(request).remove(day))
 
 
 async def check_calendar(app: web.Application) -> tuple[str, bool, str]:
@@ -228,8 +107,5 @@ async def check_calendar(app: web.Application) -> tuple[str, bool, str]:
 
 
 def setup_deadlines(app: web.Application) -> None:
-    r = app.router
-    r.add_get("/api/v1/calendar/overrides", list_overrides)
-    r.add_post("/api/v1/calendar/overrides", set_override)
-    r.add_delete("/api/v1/calendar/overrides/{date}", remove_override)
+    ROUTES.add_to(app.router)
     app[READINESS].add(check_calendar)

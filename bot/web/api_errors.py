@@ -1,8 +1,9 @@
 """The HTTP API's error hierarchy: what a client may be told went wrong, and with which status.
 
-Handlers raise these (or translate their layer's errors into them); `bot.web.middleware` turns each
-into `{"error": code, "message": ..., "details": ...}` with the status. Layers below the edge
-(approvals, storage) keep their own errors and never import this module.
+The HTTP edge raises these for problems only it can see (a body that is not JSON, a missing token,
+a bad query); `bot.web.middleware` turns each into `{"error": code, "message": ..., "details": ...}`
+with the status. Refusals of the layers below (`org.errors.DomainError`) are not wrapped in these:
+the middleware maps their category to a status itself. Nothing below the edge imports this module.
 """
 
 from __future__ import annotations
@@ -40,11 +41,6 @@ class ApiError(Exception):
         return {"error": self.code, "message": self.message, "details": self.details}
 
 
-class BadRequest(ApiError):
-    status = 400
-    code = "bad_request"
-
-
 class InvalidJson(ApiError):
     status = 400
     code = "invalid_json"
@@ -65,36 +61,12 @@ class Unauthorized(ApiError):
     default_message = "A valid API token is required: send 'Authorization: Bearer <OABOT_API_TOKEN>'."
 
 
-class Forbidden(ApiError):
-    status = 403
-    code = "forbidden"
-    default_message = "You may not do this."
-
-
-class NotFound(ApiError):
-    status = 404
-    code = "not_found"
-    default_message = "Nothing was found here."
-
-
 class Conflict(ApiError):
     """Someone changed the thing first (a stale version) or it is in a state that forbids this."""
 
     status = 409
     code = "conflict"
     default_message = "The request conflicts with the current state."
-
-
-class TooManyRequests(ApiError):
-    status = 429
-    code = "too_many_requests"
-    default_message = "Too many requests; slow down."
-
-
-class ServiceUnavailable(ApiError):
-    status = 503
-    code = "unavailable"
-    default_message = "The service cannot handle this right now; try again shortly."
 
 
 async def read_json(request: web.Request) -> Any:

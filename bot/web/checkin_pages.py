@@ -27,8 +27,8 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from bot.keys import CHECKINS, SETTINGS
-from bot.web.api_checkins import translate
 from bot.web.api_errors import ValidationFailed
+from bot.web.middleware import status_for
 from bot.web.templating import setup_templates
 from checkins.core import KIND_LABEL, CheckinKind, make_fix
 from checkins.errors import CheckinError, NotYourTrip
@@ -53,7 +53,7 @@ def _problem_page(
 
 
 def _error_page(request: web.Request, exc: CheckinError) -> web.Response:
-    return _problem_page(request, "外勤打卡", exc.message, status=translate(exc).status, code=exc.code)
+    return _problem_page(request, "外勤打卡", exc.message, status=status_for(exc), code=exc.code)
 
 
 # -- the check-in page ---------------------------------------------------------------------------
@@ -107,25 +107,22 @@ async def post_checkin(request: web.Request) -> web.StreamResponse:
     if not isinstance(data, dict):
         raise ValidationFailed("请求格式不对：应为 JSON 对象")
     nonce = data.get("nonce")
-    try:
-        fix = make_fix(
-            data.get("lat"),
-            data.get("lng"),
-            accuracy_m=data.get("accuracy_m"),
-            coord_system=data.get("coord_system") or WGS84,
-            source=Source.BROWSER,
-            received_at=service.now(),
-            device_at=_device_time(data.get("device_at")),
-            channel="page",
-        )
-        recorded = await service.record_via_link(
-            request.match_info["token"],
-            fix,
-            nonce=str(nonce)[:64] if isinstance(nonce, str) and nonce else None,
-            viewer=request.query.get("as") or None,
-        )
-    except CheckinError as exc:
-        raise translate(exc) from exc
+    fix = make_fix(
+        data.get("lat"),
+        data.get("lng"),
+        accuracy_m=data.get("accuracy_m"),
+        coord_system=data.get("coord_system") or WGS84,
+        source=Source.BROWSER,
+        received_at=service.now(),
+        device_at=_device_time(data.get("device_at")),
+        channel="page",
+    )
+    recorded = await service.record_via_link(
+        request.match_info["token"],
+        fix,
+        nonce=str(nonce)[:64] if isinstance(nonce, str) and nonce else None,
+        viewer=request.query.get("as") or None,
+    )
     c = recorded.checkin
     return web.json_response(
         {

@@ -4,7 +4,8 @@
 Readiness is a list of checks under `app[READINESS]`; a module that depends on something adds
 its own with `app[READINESS].add(check)`, where `check(app)` returns `(name, ok, detail)`.
 Checks run concurrently, each with a time limit, and a check that raises counts as failing:
-a readiness probe must answer, not hang or crash. Nothing here changes any state but the log.
+a readiness probe must answer, not hang or crash. The database checks are `services.health`'s;
+nothing here touches storage or changes any state but the log.
 """
 
 from __future__ import annotations
@@ -14,11 +15,10 @@ import logging
 from typing import NamedTuple
 
 from aiohttp import web
-from sqlalchemy import text
 
 from bot.keys import DB, KV, METRICS, READINESS, SETTINGS, ReadinessCheck
 from bot.logs import redact_url
-from storage.migrate import schema_status
+from services.health import database_answers, schema_is_current
 
 logger = logging.getLogger(__name__)
 
@@ -66,17 +66,11 @@ class Readiness:
 
 
 async def check_database(app: web.Application) -> tuple[str, bool, str]:
-    db = app[DB]
-    async with db.engine.connect() as conn:
-        await conn.execute(text("SELECT 1"))
-    return "database", True, "postgresql" if not db.is_sqlite else "sqlite"
+    return ("database", *await database_answers(app[DB]))
 
 
 async def check_schema(app: web.Application) -> tuple[str, bool, str]:
-    status = await schema_status(app[DB])
-    if status.is_current:
-        return "schema", True, status.describe()
-    return "schema", False, f"{status.describe()}: run `oabot migrate`"
+    return ("schema", *await schema_is_current(app[DB]))
 
 
 async def check_kv(app: web.Application) -> tuple[str, bool, str]:

@@ -2,7 +2,8 @@
 
 Order matters and is fixed by `MIDDLEWARES`: the request context is outermost so the access log
 and metrics see the final status of every response, including errors the inner layers produced.
-Nothing here decides business rules; it only translates exceptions into status codes and bodies.
+This is the only place a domain refusal (`org.errors.DomainError`: approval, check-in, form and
+service errors) becomes an HTTP status and a JSON body. Nothing here decides business rules.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import date, datetime
 from http import HTTPStatus
 from typing import Any
 
@@ -24,6 +26,7 @@ from bot.keys import METRICS, REQUEST_ID, SETTINGS
 from bot.logs import request_id_var
 from bot.metrics import UNMATCHED_ROUTE
 from bot.web.api_errors import ApiError, Unauthorized
+from org.errors import Category, DomainError
 
 logger = logging.getLogger(__name__)
 access_logger = logging.getLogger("oabot.access")
@@ -47,6 +50,17 @@ _HTTP_ERROR_CODES = {
     422: "invalid",
     429: "too_many_requests",
 }
+# The one map from a domain refusal's category to the HTTP status that answers it.
+_CATEGORY_STATUS: dict[Category, int] = {
+    Category.REFUSED: 400,
+    Category.INVALID: 422,
+    Category.NOT_FOUND: 404,
+    Category.FORBIDDEN: 403,
+    Category.CONFLICT: 409,
+    Category.GONE: 410,
+    Category.TOO_MANY: 429,
+    Category.UNAVAILABLE: 503,
+}
 _HTTP_ERROR_MESSAGES = {
     404: "There is nothing at this address.",
     405: "This method is not allowed here.",
@@ -65,6 +79,16 @@ def route_of(request: web.Request) -> str:
     if resource is None:
         return UNMATCHED_ROUTE
     return resource.canonical
+
+
+def status_for(exc: DomainError) -> int:
+    """The HTTP status answering a domain refusal (also used by pages that render their own)."""
+    return _CATEGORY_STATUS[exc.category]
+
+
+def _domain_details(exc: DomainError) -> dict[str, Any] | None:
+    details = {k: v.isoformat() if isinstance(v, date | datetime) else v for k, v in exc.context.items()}
+    return details or None
 
 
 def error_response(
@@ -121,6 +145,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except ApiError as exc:
         return error_response(request, exc.status, exc.code, exc.message, exc.details)
+    except DomainError as exc:
+        return error_response(request, status_for(exc), exc.code, exc.message, _domain_details(exc))
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

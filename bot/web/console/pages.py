@@ -287,8 +287,8 @@ async def new_request(request: web.Request) -> web.StreamResponse:
             )
             await wf.tell(
                 user.id,
-                f"已提交「{template.name}」：{created['title']}（编号 {created['id']}）",
-                request_id=created["id"],
+                f"已提交「{template.name}」：{created.title}（编号 {created.id}）",
+                request_id=created.id,
             )
             raise web.HTTPSeeOther(_home(user))
         except FormInvalid as exc:
@@ -312,7 +312,7 @@ async def new_request(request: web.Request) -> web.StreamResponse:
 async def request_detail(request: web.Request) -> web.StreamResponse:
     _enabled(request)
     try:
-        view = await request.app[WORKFLOW].get(request.match_info["id"])
+        view = (await request.app[WORKFLOW].get(request.match_info["id"])).model_dump(mode="json")
     except ApprovalError:
         raise web.HTTPNotFound(text="no such request") from None
     viewer = request.query.get("as")

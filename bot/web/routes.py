@@ -1,0 +1,214 @@
+"""The REST route table: each route declares its body, query and response models and its errors.
+
+A module builds one `RouteTable`, decorates its handlers with `table.route(...)` and adds the
+table to the app's router; `bot.web.openapi` generates the OpenAPI document from the tables.
+Handlers read their input with `read_body` / `read_query` (pydantic models; every bad field is
+listed in one 422) and answer with `reply(model)`. Nothing here knows a business rule, and
+domain refusals pass through untouched to the error middleware.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Annotated, Any, TypeVar
+
+from aiohttp import web
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    StrictStr,
+    StringConstraints,
+    ValidationError,
+)
+
+from bot.web.api_errors import ValidationFailed, read_json
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+M = TypeVar("M", bound=BaseModel)
+
+# What each error status means when a route does not say more.
+ERROR_TEXT = {
+    401: "missing or wrong bearer token",
+    403: "the actor may not do this",
+    404: "not found",
+    409: "stale card, already decided, or request finished",
+    410: "expired",
+    422: "invalid body or query (every problem listed)",
+    429: "rate limited (urge)",
+    503: "busy; retry",
+}
+
+
+def _iso_time(value: Any) -> datetime:
+    """A date-time comes as ISO 8601 text only (never a number), read as Python reads it."""
+    try:
+        return datetime.fromisoformat(value.strip())
+    except (AttributeError, ValueError):
+        raise ValueError(
+            "expected an ISO 8601 date-time with offset, e.g. 2026-11-23T09:00:00+08:00"
+        ) from None
+
+
+def _iso_day(value: Any) -> date:
+    try:
+        return date.fromisoformat(value.strip())
+    except (AttributeError, ValueError):
+        raise ValueError("expected a date YYYY-MM-DD") from None
+
+
+# A non-empty, trimmed string; a number is not a string.
+Text = Annotated[StrictStr, StringConstraints(strip_whitespace=True, min_length=1)]
+# An ISO 8601 date-time with its UTC offset, e.g. 2026-11-23T09:00:00+08:00.
+AwareTime = Annotated[AwareDatetime, BeforeValidator(_iso_time)]
+# A date YYYY-MM-DD.
+Day = Annotated[date, BeforeValidator(_iso_day)]
+
+
+class Body(BaseModel):
+    """Base of request bodies: unknown fields are refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Query(BaseModel):
+    """Base of query strings: unknown parameters are refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Error(BaseModel):
+    """The body of every error answer."""
+
+    error: str
+    message: str
+    details: Any = None
+    request_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One success answer of a route: its status, model (None: no fixed shape) and meaning."""
+
+    status: int
+    model: type[BaseModel] | None
+    description: str = "OK"
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    replies: tuple[Reply, ...]
+    errors: dict[int, str]
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    description: str | None = None
+
+    @property
+    def path_params(self) -> list[str]:
+        return re.findall(r"\{(\w+)\}", self.path)
+
+
+@dataclass
+class RouteTable:
+    """The routes of one REST module, in the order they were declared."""
+
+    routes: list[Route] = field(default_factory=list)
+
+    def route(
+        self,
+        method: str,
+        path: str,
+        *,
+        summary: str,
+        ok: type[BaseModel] | None | Iterable[Reply],
+        errors: Iterable[int | tuple[int, str]] = (),
+        body: type[BaseModel] | None = None,
+        query: type[BaseModel] | None = None,
+        description: str | None = None,
+    ) -> Callable[[Handler], Handler]:
+        """Declare a route; `ok` is the 200 model or the list of success replies."""
+        replies = (
+            tuple(ok)
+            if ok is not None and not isinstance(ok, type)
+            else (Reply(200, ok if isinstance(ok, type) else None),)
+        )
+        error_text = {401: ERROR_TEXT[401]}
+        for e in errors:
+            status, text = e if isinstance(e, tuple) else (e, ERROR_TEXT[e])
+            error_text[status] = text
+
+        def add(handler: Handler) -> Handler:
+            self.routes.append(
+                Route(method, path, handler, summary, replies, error_text, body, query, description)
+            )
+            return handler
+
+        return add
+
+    def add_to(self, router: web.UrlDispatcher) -> None:
+        for r in self.routes:
+            router.add_route(r.method, r.path, r.handler)
+
+
+def _problems(exc: ValidationError, unknown: str) -> dict[str, str]:
+    problems: dict[str, str] = {}
+    for e in exc.errors():
+        key = str(e["loc"][0]) if e["loc"] else "body"  # the field, as the API has always named it
+        if e["type"] == "missing":
+            problems[key] = "required"
+        elif e["type"] == "extra_forbidden":
+            problems[key] = unknown
+        else:
+            problems.setdefault(key, e["msg"].removeprefix("Value error, "))
+    return problems
+
+
+def refuse(heading: str, problems: dict[str, str]) -> ValidationFailed:
+    """The 422 naming every problem, in the API's usual words."""
+    return ValidationFailed(heading + "：" + "；".join(f"{k}: {v}" for k, v in problems.items()), problems)
+
+
+async def read_body(request: web.Request, model: type[M]) -> M:
+    """The JSON body as `model`, or one 422 listing every bad field (400 when it is not JSON)."""
+    data = await read_json(request)
+    if not isinstance(data, dict):
+        raise ValidationFailed("请求体应为 JSON 对象", details={"body": "expected a JSON object"})
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise refuse("请求参数有误", _problems(exc, f"unknown field; allowed: {_allowed(model)}")) from None
+
+
+def _allowed(model: type[BaseModel]) -> str:
+    return ", ".join(sorted(f.alias or name for name, f in model.model_fields.items()))
+
+
+def check_query(request: web.Request, model: type[M]) -> tuple[M | None, dict[str, str]]:
+    """The query string as `model` and no problems, or None and every bad parameter."""
+    try:
+        return model.model_validate(dict(request.query)), {}
+    except ValidationError as exc:
+        return None, _problems(exc, f"unknown query parameter; allowed: {_allowed(model)}")
+
+
+def read_query(request: web.Request, model: type[M]) -> M:
+    """The query string as `model`, or one 422 listing every bad parameter."""
+    query, problems = check_query(request, model)
+    if query is None:
+        raise refuse("查询参数有误", problems)
+    return query
+
+
+def reply(model: BaseModel, status: int = 200) -> web.Response:
+    """The model as the JSON answer (fields under their aliases, e.g. `from`)."""
+    return web.Response(
+        text=model.model_dump_json(by_alias=True), status=status, content_type="application/json"
+    )

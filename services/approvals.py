@@ -8,12 +8,11 @@ own task-version check then refuses a second decision on the same task.
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import logging
-import random
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -24,16 +23,16 @@ from approvals import engine
 from approvals.definitions import Template
 from approvals.engine import Action, Context, DeadlineFn, Outcome
 from approvals.errors import ApprovalError, DelegationNotFound, RequestNotFound, TemplateNotFound
-from approvals.model import Delegation, Request, TrailEvent, Urgency
+from approvals.model import Channel, Delegation, Request, TrailEvent, Urgency
+from notifications import wording
 from notifications.compose import compose
 from org.model import Org
+from services.optimistic import retry_on_conflict
 from storage import approval_store as store
 from storage.approval_models import OutboxRow
 from storage.db import Database
 
 logger = logging.getLogger(__name__)
-
-MAX_RETRIES = 10
 
 
 class Busy(ApprovalError):
@@ -106,6 +105,7 @@ class Workflow:
             tz=self.d.tz,
             delegations=delegations,
             deadline_fn=self.d.deadline_fn,
+            words=wording.phrase,
         )
 
     async def _record(
@@ -199,7 +199,7 @@ class Workflow:
                     initiator=initiator,
                     form=form,
                     urgency=urgency,
-                    channel=engine.Channel(channel),
+                    channel=Channel(channel),
                 )
                 for validate in self.d.validators:
                     await validate(s, out.request, template, org, now)
@@ -222,6 +222,7 @@ class Workflow:
         return view
 
     async def preview(self, *, template_key: str, initiator: str, form: dict[str, Any]) -> dict[str, Any]:
+        """The route a submission would take, with the engine's own auto-approval policy."""
         template = self.template(template_key)
         org = await self.org()
         ctx = self._ctx(template, org, [], self.d.now())
@@ -230,9 +231,7 @@ class Workflow:
             "template": template.key,
             "initiator": initiator,
             "form": clean,
-            "steps": [
-                {**asdict(s), "assignee_names": [org.display_name(a) for a in s.assignees]} for s in steps
-            ],
+            "steps": [_preview_step(s, org) for s in steps],
         }
 
     # -- act ---------------------------------------------------------------------------------
@@ -240,47 +239,17 @@ class Workflow:
         self, *, request_id: str, action: Action, idempotency_key: str | None = None
     ) -> dict[str, Any]:
         idem = f"act:{request_id}:{action.actor}:{idempotency_key}" if idempotency_key else None
-        if idem:
-            async with self.d.db.session() as s:
-                stored = await store.idempotent_response(s, key=idem)
-            if stored is not None:
-                return stored
+        if idem and (stored := await self._stored(idem)) is not None:
+            return stored
         org = await self.org()
-        for attempt in range(MAX_RETRIES):
-            now = self.d.now()
+
+        async def attempt() -> dict[str, Any]:
             try:
-                async with self.d.db.transaction() as s:
-                    loaded = await store.load_request(s, request_id=request_id)
-                    if loaded is None:
-                        raise RequestNotFound(f"申请 {request_id} 不存在", request_id=request_id)
-                    template = self.template(loaded.request.template_key)
-                    delegations = await store.active_delegations(s, now=now)
-                    out = engine.act(self._ctx(template, org, delegations, now), loaded.request, action)
-                    await store.save_request(s, loaded=loaded, events=out.events)
-                    await self._record(s, out, template, org, now)
-                    view = request_view(out.request, org=org, tz=self.d.tz)
-                    if out.task is not None:
-                        view["acted_task"] = task_view(out.task, org)
-                    if out.info:
-                        view["info"] = out.info
-                    if idem:
-                        await store.remember_response(
-                            s, key=idem, request_id=request_id, response=view, now=now
-                        )
-                logger.info(
-                    "action applied",
-                    extra={
-                        "request_id": request_id,
-                        "action": action.kind.value,
-                        "actor": action.actor,
-                        "task_id": action.task_id,
-                    },
-                )
-                return view
+                return await self._act_once(request_id, action, org, idem)
             except store.ConcurrentUpdate:
                 if idem and (stored := await self._stored(idem)) is not None:
                     return stored  # the first call with this key won the race meanwhile
-                await asyncio.sleep(random.uniform(0.005, 0.03) * (attempt + 1))
+                raise
             except store.IdempotencyConflict:
                 stored = await self._stored(idem or "")
                 assert stored is not None
@@ -290,7 +259,38 @@ class Workflow:
                 if idem and (stored := await self._stored(idem)) is not None:
                     return stored
                 raise
-        raise Busy("系统繁忙，请稍后重试", request_id=request_id)
+
+        return await retry_on_conflict(attempt, busy=Busy("系统繁忙，请稍后重试", request_id=request_id))
+
+    async def _act_once(self, request_id: str, action: Action, org: Org, idem: str | None) -> dict[str, Any]:
+        """One attempt of `act`: load, apply, save, all in one transaction."""
+        now = self.d.now()
+        async with self.d.db.transaction() as s:
+            loaded = await store.load_request(s, request_id=request_id)
+            if loaded is None:
+                raise RequestNotFound(f"申请 {request_id} 不存在", request_id=request_id)
+            template = self.template(loaded.request.template_key)
+            delegations = await store.active_delegations(s, now=now)
+            out = engine.act(self._ctx(template, org, delegations, now), loaded.request, action)
+            await store.save_request(s, loaded=loaded, events=out.events)
+            await self._record(s, out, template, org, now)
+            view = request_view(out.request, org=org, tz=self.d.tz)
+            if out.task is not None:
+                view["acted_task"] = task_view(out.task, org)
+            if out.info:
+                view["info"] = out.info
+            if idem:
+                await store.remember_response(s, key=idem, request_id=request_id, response=view, now=now)
+        logger.info(
+            "action applied",
+            extra={
+                "request_id": request_id,
+                "action": action.kind.value,
+                "actor": action.actor,
+                "task_id": action.task_id,
+            },
+        )
+        return view
 
     async def _stored(self, key: str) -> dict[str, Any] | None:
         async with self.d.db.session() as s:
@@ -409,25 +409,34 @@ class Workflow:
             request_ids = await store.requests_with_open_tasks_of(s, user=d.delegator)
         moved = 0
         for rid in request_ids:
-            for attempt in range(MAX_RETRIES):
-                now = self.d.now()
-                try:
-                    async with self.d.db.transaction() as s:
-                        loaded = await store.load_request(s, request_id=rid)
-                        if loaded is None:
-                            break
-                        template = self.template(loaded.request.template_key)
-                        if d.templates and template.key not in d.templates:
-                            break
-                        out = engine.apply_delegation(self._ctx(template, org, [], now), loaded.request, d)
-                        if out.events:
-                            await store.save_request(s, loaded=loaded, events=out.events)
-                            await self._record(s, out, template, org, now)
-                            moved += 1
-                    break
-                except store.ConcurrentUpdate:
-                    await asyncio.sleep(random.uniform(0.005, 0.03) * (attempt + 1))
+            try:
+                moved += await retry_on_conflict(
+                    functools.partial(self._move_pending_in, rid, d, org),
+                    busy=Busy("系统繁忙，请稍后重试", request_id=rid),
+                )
+            except Busy:
+                logger.warning(
+                    "pending tasks not moved: the request kept changing",
+                    extra={"request_id": rid, "delegation_id": d.id},
+                )
         return moved
+
+    async def _move_pending_in(self, request_id: str, d: Delegation, org: Org) -> int:
+        """Move the delegator's open tasks of one request; 1 if any moved, else 0."""
+        now = self.d.now()
+        async with self.d.db.transaction() as s:
+            loaded = await store.load_request(s, request_id=request_id)
+            if loaded is None:
+                return 0
+            template = self.template(loaded.request.template_key)
+            if d.templates and template.key not in d.templates:
+                return 0
+            out = engine.apply_delegation(self._ctx(template, org, [], now), loaded.request, d)
+            if not out.events:
+                return 0
+            await store.save_request(s, loaded=loaded, events=out.events)
+            await self._record(s, out, template, org, now)
+        return 1
 
     async def list_delegations(
         self, *, user: str | None = None, include_past: bool = False
@@ -469,6 +478,24 @@ async def verify_trails(
 
 
 # -- views ------------------------------------------------------------------------------------
+def _preview_step(s: engine.PreviewStep, org: Org) -> dict[str, Any]:
+    notes = s.notes + [
+        wording.preview_note(rule, org.display_name(person))
+        for person, rule in zip(s.auto_approved, s.auto_rules, strict=True)
+    ]
+    return {
+        "key": s.key,
+        "name": s.name,
+        "mode": s.mode,
+        "kind": s.kind,
+        "assignees": s.assignees,
+        "skipped": s.skipped,
+        "auto_approved": s.auto_approved,
+        "notes": notes,
+        "assignee_names": [org.display_name(a) for a in s.assignees],
+    }
+
+
 def _iso(dt: datetime | None) -> str | None:
     return dt.isoformat() if dt else None
 

@@ -149,7 +149,9 @@ def test_any_sign_first_approval_decides_and_closes_siblings():
     sun = next(t for t in r.req.tasks if t.assignee == "u_sun")
     assert sun.status == TaskStatus.CLOSED and sun.close_reason == "decided_by:u_li"
     assert any(
-        n.kind == NoticeKind.CARD_CLOSED and n.recipient == "u_sun" and "李娜" in card_outcome(n.data, org=ORG, tz=TZ)
+        n.kind == NoticeKind.CARD_CLOSED
+        and n.recipient == "u_sun"
+        and "李娜" in card_outcome(n.data, org=ORG, tz=TZ)
         for n in out.notices
     )
     assert r.cards_for("u_zhang")

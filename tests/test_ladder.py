@@ -376,3 +376,24 @@ def test_automatic_decisions_are_refused_like_anyone_elses() -> None:
     engine.system_act(ctx, out.request, ActionKind.APPROVE, task.id, "x")
     with pytest.raises(TaskAlreadyDecided):
         engine.system_act(ctx, out.request, ActionKind.APPROVE, task.id, "x")
+
+
+def test_a_reminder_for_a_task_no_longer_pending_is_refused_and_changes_nothing() -> None:
+    out, t, org, ctx = _running()
+    req = out.request
+    task = req.pending_tasks()[0]
+    engine.system_act(ctx, req, ActionKind.APPROVE, task.id, "x")
+    seq, version = req.last_seq, req.version
+
+    with pytest.raises(TaskAlreadyDecided):
+        compose_ping(
+            PlannedRung(RungKind.DUE, sh(11, 23, 15, 30), 1.0, level=1),
+            request=req,
+            task=task,
+            template=t,
+            org=org,
+            tz=SH,
+            now=sh(11, 23, 16, 5),
+            public_url="",
+        )
+    assert (req.last_seq, req.version) == (seq, version)

@@ -28,7 +28,9 @@ Templates override the defaults with a `deadlines:` mapping, at template level a
       auto: {action: approve, at: 3, reason: 超时自动通过}   # approve | transfer | reject, or false
       quiet_hours: true      # false: rungs fire at any hour
 
-Pure: no I/O and no clock; every instant and the calendar come in as arguments.
+Pure: no I/O and no clock; every instant and the calendar come in as arguments. A fired rung's
+trail events are written by the engine (`approvals.engine.system_note`) and its texts by
+`notifications.wording`; nothing here appends to a trail or words a message itself.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 Every entry point (REST API, console, WeCom, DingTalk) calls this; it calls the pure engine
 and storage, and never decides an approval rule itself. Concurrent writers are handled by
-the store's optimistic version check: a lost race reloads and re-applies, and the engine's
-own task-version check then refuses a second decision on the same task.
+the store's optimistic version check: a lost race reloads and re-applies (`services.optimistic`),
+and the engine's own task-version check then refuses a second decision on the same task.
 """
 
 from __future__ import annotations
@@ -87,9 +87,6 @@ class Workflow:
             self._org_loaded_at = now
         assert self._org is not None
         return self._org
-
-    def invalidate_org(self) -> None:
-        self._org = None
 
     def template(self, key: str) -> Template:
         t = self.d.templates.get(key)

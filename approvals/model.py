@@ -40,14 +40,6 @@ class RequestStatus(StrEnum):
 FINAL_STATUSES = frozenset(
     {RequestStatus.APPROVED, RequestStatus.REJECTED, RequestStatus.WITHDRAWN, RequestStatus.TERMINATED}
 )
-REQUEST_STATUS_LABEL = {
-    RequestStatus.RUNNING: "审批中",
-    RequestStatus.APPROVED: "已通过",
-    RequestStatus.REJECTED: "已驳回",
-    RequestStatus.WITHDRAWN: "已撤销",
-    RequestStatus.TERMINATED: "已终止",
-    RequestStatus.RETURNED: "已退回",
-}
 
 
 class StepStatus(StrEnum):

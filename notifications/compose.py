@@ -14,7 +14,6 @@ from zoneinfo import ZoneInfo
 
 from approvals.definitions import Permission, StepKind, Template
 from approvals.model import (
-    REQUEST_STATUS_LABEL,
     URGENCY_LABEL,
     Notice,
     NoticeKind,
@@ -22,7 +21,7 @@ from approvals.model import (
     RequestStatus,
     Task,
 )
-from notifications.wording import card_outcome
+from notifications.wording import REQUEST_STATUS_LABEL, card_outcome
 from org.model import Org
 
 MAX_CARD_FIELDS = 6

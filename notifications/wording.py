@@ -40,6 +40,16 @@ def preview_note(rule: Phrase, person_name: str) -> str:
     return f"{person_name} 与上一步审批人相同，将合并审批"
 
 
+REQUEST_STATUS_LABEL = {
+    RequestStatus.RUNNING: "审批中",
+    RequestStatus.APPROVED: "已通过",
+    RequestStatus.REJECTED: "已驳回",
+    RequestStatus.WITHDRAWN: "已撤销",
+    RequestStatus.TERMINATED: "已终止",
+    RequestStatus.RETURNED: "已退回",
+}
+
+
 # -- why a task card was closed ---------------------------------------------------------------
 _ENDED = {
     RequestStatus.APPROVED: "审批已通过",

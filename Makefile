@@ -1,6 +1,7 @@
 # The two quick-start commands, both idempotent:
 #   make demo   creates .venv if missing, installs oabot, runs `oabot serve --demo`
 #   make test   installs the dev extra and runs the whole test suite
+#   make lint   ruff, mypy --strict, import-linter contracts, complexity (CI runs it before the tests)
 # pip runs only when pyproject.toml is newer than the last install (stamp files in .venv/).
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -25,10 +26,16 @@ browser:
 	    { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }; } || \
 	  echo "chromium is not installed: browser tests will be skipped (apt-get install -y chromium)"; }
 
+# The shape is kept by these: style, types (strict, every package), the layer contracts in
+# pyproject.toml, and no function with cyclomatic complexity above 20.
+PACKAGES := approvals bot checkins deadlines handlers notifications org reports services storage
+
 lint: $(INSTALLED_DEV)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy bot storage
+	$(BIN)/mypy --strict $(PACKAGES)
+	$(BIN)/lint-imports --no-cache
+	@out=$$($(BIN)/radon cc -n D $(PACKAGES)); if [ -n "$$out" ]; then echo "cyclomatic complexity above 20:"; echo "$$out"; exit 1; fi
 
 install: $(INSTALLED)
 

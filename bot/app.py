@@ -37,6 +37,8 @@ from bot.web.middleware import MIDDLEWARES, echo_request_id
 from bot.wiring import setup_workflow
 from storage.db import Database
 from storage.kv import KeyValueStore
+from storage.kv_memory import MemoryStore
+from storage.kv_redis import RedisStore
 
 logger = logging.getLogger(__name__)
 
@@ -147,9 +149,5 @@ def split_schema(url: str) -> tuple[str, str | None]:
 def open_kv(settings: Settings) -> KeyValueStore:
     """RedisStore when OABOT_REDIS_URL is set, else the in-process store. Does no I/O."""
     if settings.redis_url:
-        from storage.kv_redis import RedisStore
-
         return RedisStore(settings.redis_url, prefix=settings.redis_prefix)
-    from storage.kv_memory import MemoryStore
-
     return MemoryStore()

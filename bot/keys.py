@@ -53,6 +53,15 @@ DINGTALK: web.AppKey[DingTalk] = web.AppKey("dingtalk")
 if TYPE_CHECKING:
     from services.deadlines import DeadlineService
 DEADLINES: web.AppKey[DeadlineService] = web.AppKey("deadlines")
+# The timer kind registry (filled while the services are built) and its one scan (set by bot.wiring).
+if TYPE_CHECKING:
+    from deadlines.timer_kinds import TimerKinds, TimerScanner
+TIMER_KINDS: web.AppKey[TimerKinds] = web.AppKey("timer_kinds")
+TIMERS: web.AppKey[TimerScanner] = web.AppKey("timers")
 if TYPE_CHECKING:
     from services.checkins import CheckinService
 CHECKINS: web.AppKey[CheckinService] = web.AppKey("checkins")
+# The console's chat history, read and written by the console pages (set by bot.wiring).
+if TYPE_CHECKING:
+    from services.console import ConsoleService
+CONSOLE: web.AppKey[ConsoleService] = web.AppKey("console")

@@ -1,5 +1,9 @@
-"""Wires the approval workflow into the app: templates, the workflow service, deliveries and
-the outbox dispatcher loop. One cleanup_ctx opens them after the database and stops them first."""
+"""Wires the approval workflow into the app: templates, the workflow service, the deadline
+service, deliveries and the outbox dispatcher loop, and the timer scan.
+
+The timer kind registry is made at build time; the services register their kinds on it while
+`workflow_ctx` (and the stats and check-in wiring) build them, and `timers_ctx`, the last
+cleanup_ctx, then seeds the recurring timers and starts the one scan (and stops it first)."""
 
 from __future__ import annotations
 
@@ -15,17 +19,33 @@ from approvals.definitions import Template
 from approvals.model import Request, Step, Task
 from approvals.template_loader import load_templates
 from bot.checkin_wiring import checkin_service
-from bot.keys import CHAT, CLOCK, DB, DEADLINES, DISPATCHER, INBOX, KV, SCHEDULER, SETTINGS, WORKFLOW
-from bot.platforms.inbox import Inbox
+from bot.keys import (
+    CHAT,
+    CLOCK,
+    CONSOLE,
+    DB,
+    DEADLINES,
+    DISPATCHER,
+    INBOX,
+    KV,
+    SCHEDULER,
+    SETTINGS,
+    TIMER_KINDS,
+    TIMERS,
+    WORKFLOW,
+)
+from bot.platforms.inbox import Inbox, kv_first_delivery
 from bot.settings import Settings
 from deadlines.calendar import WorkingCalendar
 from deadlines.org_calendar import OrgCalendar
+from deadlines.timer_kinds import TimerKinds, TimerScanner
 from handlers.chat import ChatService
 from notifications.console import ConsoleDelivery
 from notifications.delivery import Delivery
 from notifications.dispatcher import OutboxDispatcher
 from services.approvals import Workflow, WorkflowDeps
-from services.deadlines import DeadlineService
+from services.console import ConsoleService
+from services.deadlines import DeadlineHooks, DeadlineService
 from storage.org_repo import load_org
 
 logger = logging.getLogger(__name__)
@@ -54,16 +74,9 @@ async def workflow_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     clock = app[CLOCK]
     db = app[DB]
-    deadlines = DeadlineService(
-        db=db,
-        calendar=OrgCalendar(settings.tz, settings.working_hours),
-        tz=settings.tz,
-        now=clock.now,
-        public_url=settings.public_url,
-        digest_times=settings.digest_times,
-        scan_interval_s=settings.timer_scan_interval_s,
-    )
-    await deadlines.calendar.reload(db, now=clock.now())
+    calendar = OrgCalendar(settings.tz, settings.working_hours)
+    await calendar.reload(db, now=clock.now())
+    deadline_hooks = DeadlineHooks(calendar=calendar, tz=settings.tz)
     workflow = Workflow(
         WorkflowDeps(
             db=db,
@@ -72,17 +85,27 @@ async def workflow_ctx(app: web.Application) -> AsyncIterator[None]:
             now=clock.now,
             public_url=settings.public_url,
             load_org=load_org,
-            deadline_fn=make_deadline_fn(deadlines.calendar),
-            hooks=deadlines.hooks,
-            delegation_hooks=deadlines.delegation_hooks,
+            deadline_fn=make_deadline_fn(calendar),
+            hooks=deadline_hooks.hooks,
+            delegation_hooks=deadline_hooks.delegation_hooks,
         )
     )
     app[WORKFLOW] = workflow
-    deadlines.attach(workflow)
+    deadlines = DeadlineService(
+        db=db,
+        workflow=workflow,
+        kinds=app[TIMER_KINDS],
+        calendar=calendar,
+        tz=settings.tz,
+        now=clock.now,
+        public_url=settings.public_url,
+        digest_times=settings.digest_times,
+    )
     app[DEADLINES] = deadlines
     checkins = checkin_service(app, workflow)
-    chat = ChatService(workflow, app[KV], settings.tz, clock.now, checkins=checkins)
+    chat = ChatService(workflow, kv_first_delivery(app[KV]), settings.tz, clock.now, checkins=checkins)
     app[CHAT] = chat
+    app[CONSOLE] = ConsoleService(db, clock.now)
     inbox = Inbox(db, app[KV], chat.process, now=clock.now)
     app[INBOX] = inbox
     dispatcher = OutboxDispatcher(db, deliveries(app), org=workflow.org, now=clock.now)
@@ -92,15 +115,28 @@ async def workflow_ctx(app: web.Application) -> AsyncIterator[None]:
     if settings.run_background:
         tasks.append(asyncio.create_task(dispatcher.run_forever(stop, settings.dispatch_interval_s)))
         tasks.append(asyncio.create_task(inbox.run_forever(stop, settings.dispatch_interval_s)))
-    await deadlines.start(app[SCHEDULER])
+    await deadlines.start()
     yield
-    await deadlines.stop(app[SCHEDULER])
     stop.set()
     for task in tasks:
         try:
             await asyncio.wait_for(task, timeout=5)
         except TimeoutError:
             task.cancel()
+
+
+async def timers_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The one timer scan: after every service registered its kinds, stopped before they close."""
+    scanner = TimerScanner(
+        db=app[DB],
+        kinds=app[TIMER_KINDS],
+        now=app[CLOCK].now,
+        scan_interval_s=app[SETTINGS].timer_scan_interval_s,
+    )
+    app[TIMERS] = scanner
+    await scanner.start(app[SCHEDULER])
+    yield
+    await scanner.stop(app[SCHEDULER])
 
 
 def deliveries(app: web.Application) -> list[Delivery]:
@@ -128,6 +164,7 @@ def setup_workflow(app: web.Application) -> None:
     from bot.web.console.pages import setup_console
 
     settings = app[SETTINGS]
+    app[TIMER_KINDS] = TimerKinds()
     app.cleanup_ctx.append(workflow_ctx)
     setup_api(app)
     setup_deadlines(app)
@@ -142,3 +179,4 @@ def setup_workflow(app: web.Application) -> None:
         from bot.platforms.dingtalk import setup_dingtalk
 
         setup_dingtalk(app)
+    app.cleanup_ctx.append(timers_ctx)  # last: every kind is registered when it starts

@@ -518,6 +518,16 @@ def made_up_checkin(
 
 
 # -- the missing-check-in ladder ----------------------------------------------------------------
+def planned_rungs(trip: Trip, *, grace: timedelta = DEFAULT_GRACE) -> list[MissingRung]:
+    """Every rung of a trip's ladder: for the arrival (at its start) and the departure (at its
+    end), a reminder to the traveller one grace later and the manager two graces later."""
+    return [
+        MissingRung(trip.id, kind, rung, anchor + grace * n)
+        for kind, anchor in ((CheckinKind.ARRIVAL, trip.starts_at), (CheckinKind.DEPARTURE, trip.ends_at))
+        for n, rung in enumerate((Rung.REMIND, Rung.ESCALATE), start=1)
+    ]
+
+
 def due_rungs(
     trip: Trip,
     done: Iterable[CheckinKind],
@@ -529,15 +539,11 @@ def due_rungs(
     if trip.status != TripStatus.ACTIVE:
         return []
     have = set(done)
-    out: list[MissingRung] = []
-    for kind, anchor in ((CheckinKind.ARRIVAL, trip.starts_at), (CheckinKind.DEPARTURE, trip.ends_at)):
-        if kind in have:
-            continue
-        for n, rung in enumerate((Rung.REMIND, Rung.ESCALATE), start=1):
-            due_at = anchor + grace * n
-            if due_at <= now < due_at + STALE_RUNG:
-                out.append(MissingRung(trip.id, kind, rung, due_at))
-    return out
+    return [
+        r
+        for r in planned_rungs(trip, grace=grace)
+        if r.kind not in have and r.due_at <= now < r.due_at + STALE_RUNG
+    ]
 
 
 # -- 补卡 quota -------------------------------------------------------------------------------------

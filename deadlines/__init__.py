@@ -1,10 +1,14 @@
-"""Time limits measured in working time: the working calendar and what is computed on it.
+"""Time limits and everything that happens later.
 
+Pure (no I/O, never the wall clock: every instant comes in as an argument):
 `deadlines.calendar` says which instants are working time in the organisation (the official
 Chinese holiday schedule with its make-up working days 调休, the organisation's own overrides,
-its working hours and timezone) and does arithmetic on working time. Step deadlines, reminders
-催办 and supervision 督办 build on it.
+its working hours and timezone) and does arithmetic on working time; `deadlines.ladder`,
+`deadlines.digest`, `deadlines.leave` and `deadlines.slots` decide the reminders 催办,
+supervision 督办, digests, leave delegations and the slots of recurring timers.
 
-Pure Python, like the approval core: no I/O, no database or platform imports, and it never
-reads the wall clock. Every instant comes in as an argument.
+With the database: `deadlines.timers` writes, cancels and claims the rows of the one timer
+table; `deadlines.timer_kinds` is the registry of timer kinds (one handler each, registered by
+the services) and the one scan that fires them; `deadlines.org_calendar` keeps the calendar's
+overrides fresh. What a timer does is the services' business, not this package's.
 """

@@ -11,7 +11,9 @@ Exactly once, with any number of replicas:
   a slow scanner whose lease expired and was taken over finds its token gone and rolls back.
 
 Task rungs are written by the workflow hook in the transaction of the state change that made
-the task pending, and cancelled in the transaction that makes it anything else.
+the task pending, and cancelled in the transaction that makes it anything else. Every kind of
+timer is listed in `TimerKind`; what firing one does is registered per kind in
+`deadlines.timer_kinds`, whose scan is the only caller of `claim_due`.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Table, and_, func, insert, select, update
+from sqlalchemy import Table, and_, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from deadlines.ladder import PlannedRung, RungKind
@@ -39,12 +43,18 @@ _CLAIMED_COLUMNS = [
 
 
 class TimerKind(StrEnum):
-    REMIND = RungKind.REMIND.value
+    """Every kind of timer the service has (the `kind` column, at most 24 characters)."""
+
+    REMIND = RungKind.REMIND.value  # the four rungs of a pending task's reminder ladder
     DUE = RungKind.DUE.value
     ESCALATE = RungKind.ESCALATE.value
     AUTO = RungKind.AUTO.value
-    DELEGATION_START = "delegation_start"
-    DIGEST = "digest"
+    DELEGATION_START = "delegation_start"  # a delegation that moves pending tasks begins
+    DIGEST = "digest"  # a digest slot (recurring)
+    CHECKIN_MISSING = "checkin_missing"  # a rung of a trip's missing-check-in ladder
+    CHECKIN_SUMMARY = "checkin_summary"  # the managers' daily check-in summary (recurring)
+    STATS_WEEKLY = "stats_weekly"  # the weekly statistics summary (recurring)
+    BACKUP = "backup"  # a scheduled SQLite backup (recurring)
 
 
 TASK_KINDS = tuple(k.value for k in (TimerKind.REMIND, TimerKind.DUE, TimerKind.ESCALATE, TimerKind.AUTO))
@@ -122,18 +132,10 @@ async def schedule_once(
         "attempts": 0,
         "created_at": now,
     }
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        result = await session.execute(
-            pg_insert(TimerRow).values(**values).on_conflict_do_nothing(index_elements=["key"])
-        )
-    else:
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        result = await session.execute(
-            sqlite_insert(TimerRow).values(**values).on_conflict_do_nothing(index_elements=["key"])
-        )
+    dialect_insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    result = await session.execute(
+        dialect_insert(TimerRow).values(**values).on_conflict_do_nothing(index_elements=["key"])
+    )
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
@@ -155,13 +157,18 @@ async def cancel_task_timers(
 
 
 async def cancel_by_key(session: AsyncSession, *, key: str, now: datetime) -> bool:
+    return bool(await cancel_keys(session, keys=[key], now=now))
+
+
+async def cancel_keys(session: AsyncSession, *, keys: Sequence[str], now: datetime) -> int:
+    """Cancel the pending timers among `keys`; the number cancelled."""
     result = await session.execute(
         update(TimerRow)
-        .where(TimerRow.key == key)  # type: ignore[arg-type]
+        .where(TimerRow.key.in_(list(keys)))  # type: ignore[union-attr]
         .where(TimerRow.status == TimerStatus.PENDING.value)  # type: ignore[arg-type]
         .values(status=TimerStatus.CANCELLED.value, fired_at=now)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 # -- claiming ---------------------------------------------------------------------------------
@@ -184,7 +191,7 @@ async def claim_due(
     due = (
         select(_TABLE.c.id)
         .where(TimerRow.status == TimerStatus.PENDING.value)  # type: ignore[arg-type]
-        .where(TimerRow.due_at <= now)  # type: ignore[arg-type,operator]
+        .where(TimerRow.due_at <= now)  # type: ignore[arg-type]
         .order_by(TimerRow.due_at)  # type: ignore[arg-type]
         .limit(limit)
     )
@@ -275,17 +282,7 @@ async def release(session: AsyncSession, timer: Timer, *, due_at: datetime, erro
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-# -- reading ----------------------------------------------------------------------------------
-async def count_due(session: AsyncSession, *, now: datetime) -> int:
-    q = (
-        select(func.count())
-        .select_from(TimerRow)
-        .where(TimerRow.status == TimerStatus.PENDING.value)  # type: ignore[arg-type]
-        .where(TimerRow.due_at <= now)  # type: ignore[arg-type,operator]
-    )
-    return int((await session.execute(q)).scalar_one())
-
-
+# -- reading -----------------------------------------------------------------------------------
 async def timers_of(
     session: AsyncSession, *, request_id: str | None = None, task_id: str | None = None
 ) -> list[TimerRow]:

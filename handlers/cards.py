@@ -11,6 +11,7 @@ from approvals.errors import (
     TaskAlreadyDecided,
 )
 from approvals.model import ActionKind, Channel
+from handlers.deps import ChatDeps
 from handlers.events import CardAction
 from handlers.router import Router
 
@@ -20,10 +21,7 @@ CARD_ACTIONS = {ActionKind.APPROVE, ActionKind.REJECT, ActionKind.ACKNOWLEDGE}
 
 
 @router.card_action()
-async def on_card_action(event: CardAction, deps: object) -> str | None:
-    from handlers.chat import ChatDeps
-
-    assert isinstance(deps, ChatDeps) and deps.user is not None
+async def on_card_action(event: CardAction, deps: ChatDeps) -> str | None:
     try:
         kind = ActionKind(event.action)
     except ValueError:

@@ -1,44 +1,31 @@
-"""The one entry point for chat events from any platform: dedupe, identify, route, reply.
+"""The one entry point for chat events from any platform: identify, route, reply.
 
-Platform adapters call `ChatService.handle(event)` after verifying and decoding a callback.
-Retries of the same delivery (same event id) are dropped here; the engine's task-version check
-stands behind that for double taps that arrive as separate deliveries.
+The inbox worker calls `ChatService.process(event)` for every stored callback (the inbox already
+dropped repeated deliveries); the console, whose "callback" is the browser's POST, calls
+`handle(event)`, which asks the injected `first_delivery` check first. The engine's task-version
+check stands behind both for double taps that arrive as separate deliveries.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from handlers import cards, checkins, commands
+from handlers.deps import ChatDeps
 from handlers.events import Event
 from handlers.router import Router
-from org.model import User
 from services.approvals import Workflow
-from storage.kv import KeyValueStore, KVUnavailable
-
-if TYPE_CHECKING:
-    from services.checkins import CheckinService
+from services.checkins import CheckinService
 
 logger = logging.getLogger(__name__)
 
-DEDUPE_TTL_S = 15 * 60  # platforms retry for minutes; keep keys at least 10 minutes
-
 NOT_IN_DIRECTORY = "您好，您的账号不在本单位通讯录中，暂时无法使用审批功能。请联系办公室添加后再试。"
 
-
-@dataclass
-class ChatDeps:
-    workflow: Workflow
-    kv: KeyValueStore
-    tz: ZoneInfo
-    now: Callable[[], datetime]
-    user: User | None = None  # filled per event: the sender as an org user
-    checkins: CheckinService | None = None  # field check-ins (locations, 打卡)
+# True the first time an event (platform, event id) is seen; False for a repeat delivery.
+FirstDelivery = Callable[[Event], Awaitable[bool]]
 
 
 def root_router() -> Router:
@@ -51,32 +38,21 @@ class ChatService:
     def __init__(
         self,
         workflow: Workflow,
-        kv: KeyValueStore,
+        first_delivery: FirstDelivery,
         tz: ZoneInfo,
         now: Callable[[], datetime],
         *,
         checkins: CheckinService | None = None,
     ) -> None:
         self.workflow = workflow
-        self.kv = kv
+        self.first_delivery = first_delivery
         self.tz = tz
         self.now = now
         self.checkins = checkins
         self.router = root_router()
 
-    async def first_delivery(self, event: Event) -> bool:
-        key = f"dedupe:{event.sender.platform}:{event.event_id}"
-        try:
-            return await self.kv.set_if_absent(key, "1", DEDUPE_TTL_S)
-        except KVUnavailable:
-            # Without the store the engine's version check still refuses a second decision.
-            logger.warning(
-                "dedupe store unavailable; relying on task versions", extra={"event_id": event.event_id}
-            )
-            return True
-
     async def handle(self, event: Event) -> str | None:
-        """Dedupe and process at once (the console, whose 'callback' is the browser's POST)."""
+        """Dedupe and process at once (the console)."""
         if not await self.first_delivery(event):
             logger.info(
                 "duplicate delivery dropped",
@@ -106,9 +82,7 @@ class ChatService:
         handler = self.router.resolve(event)
         if handler is None:
             return None
-        deps = ChatDeps(
-            workflow=self.workflow, kv=self.kv, tz=self.tz, now=self.now, user=user, checkins=self.checkins
-        )
+        deps = ChatDeps(workflow=self.workflow, tz=self.tz, now=self.now, user=user, checkins=self.checkins)
         reply = await handler(event, deps)
         if reply:
             await self.workflow.tell(user.id, reply)

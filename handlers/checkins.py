@@ -8,6 +8,10 @@ polite reply saying why nothing was recorded. Refusals come back as their messag
 
 from __future__ import annotations
 
+from checkins.core import make_fix
+from checkins.errors import CheckinError, FreeCheckinNotAllowed
+from checkins.trust import Source
+from handlers.deps import ChatDeps
 from handlers.events import LocationShared, TextMessage
 from handlers.router import Router
 
@@ -16,21 +20,9 @@ router = Router("checkins")
 NO_SERVICE = "已收到您的位置。外勤签到暂未启用。"
 
 
-def _deps(deps: object):  # type: ignore[no-untyped-def]
-    from handlers.chat import ChatDeps
-
-    assert isinstance(deps, ChatDeps) and deps.user is not None
-    return deps
-
-
 @router.location()
-async def on_location(event: LocationShared, deps: object) -> str | None:
-    from checkins.core import make_fix
-    from checkins.errors import CheckinError, FreeCheckinNotAllowed
-    from checkins.trust import Source
-
-    d = _deps(deps)
-    if d.checkins is None:
+async def on_location(event: LocationShared, deps: ChatDeps) -> str | None:
+    if deps.checkins is None:
         return NO_SERVICE
     try:
         fix = make_fix(
@@ -39,13 +31,13 @@ async def on_location(event: LocationShared, deps: object) -> str | None:
             accuracy_m=event.accuracy_m,
             coord_system=event.coord_system,
             source=Source.PLATFORM,
-            received_at=d.now(),
+            received_at=deps.now(),
             device_at=event.at,
             channel=event.sender.platform,
             label=event.label,
         )
-        recorded = await d.checkins.record_location(
-            d.user, fix, dedupe_key=f"{event.sender.platform}:{event.event_id}"
+        recorded = await deps.checkins.record_location(
+            deps.user, fix, dedupe_key=f"{event.sender.platform}:{event.event_id}"
         )
     except FreeCheckinNotAllowed as exc:
         return f"已收到您的位置（{event.lat:.5f}, {event.lng:.5f}）。{exc.message}"
@@ -55,8 +47,7 @@ async def on_location(event: LocationShared, deps: object) -> str | None:
 
 
 @router.text("打卡")
-async def on_checkin_links(event: TextMessage, deps: object) -> str | None:
-    d = _deps(deps)
-    if d.checkins is None:
+async def on_checkin_links(event: TextMessage, deps: ChatDeps) -> str | None:
+    if deps.checkins is None:
         return NO_SERVICE
-    return await d.checkins.fresh_links(d.user)
+    return await deps.checkins.fresh_links(deps.user)

@@ -10,6 +10,7 @@ from datetime import date, datetime, time, timedelta
 
 from approvals.errors import ApprovalError
 from approvals.model import URGENCY_LABEL, Urgency
+from handlers.deps import ChatDeps
 from handlers.events import TextMessage
 from handlers.router import Router
 
@@ -25,22 +26,14 @@ HELP = (
 )
 
 
-def _deps(deps: object):  # type: ignore[no-untyped-def]
-    from handlers.chat import ChatDeps
-
-    assert isinstance(deps, ChatDeps) and deps.user is not None
-    return deps
-
-
 @router.text("帮助")
-async def on_help(event: TextMessage, deps: object) -> str | None:
+async def on_help(event: TextMessage, deps: ChatDeps) -> str | None:
     return HELP
 
 
 @router.text("待办")
-async def on_pending(event: TextMessage, deps: object) -> str | None:
-    d = _deps(deps)
-    items = await d.workflow.pending_tasks(d.user.id)
+async def on_pending(event: TextMessage, deps: ChatDeps) -> str | None:
+    items = await deps.workflow.pending_tasks(deps.user.id)
     if not items:
         return "您当前没有待办审批。"
     lines = [f"您有 {len(items)} 条待办："]
@@ -48,8 +41,10 @@ async def on_pending(event: TextMessage, deps: object) -> str | None:
         urgency = URGENCY_LABEL.get(Urgency(t["urgency"]), "")
         due = ""
         if t["due_at"]:
-            due = " · 截止 " + datetime.fromisoformat(t["due_at"]).astimezone(d.tz).strftime("%m-%d %H:%M")
-        acting = f"（代{(await d.workflow.org()).display_name(t['acting_for'])}）" if t["acting_for"] else ""
+            due = " · 截止 " + datetime.fromisoformat(t["due_at"]).astimezone(deps.tz).strftime("%m-%d %H:%M")
+        acting = (
+            f"（代{(await deps.workflow.org()).display_name(t['acting_for'])}）" if t["acting_for"] else ""
+        )
         lines.append(
             f"{i}. 【{urgency}】{t['template_name']}：{t['title']} —— {t['initiator_name']}{acting}{due}"
         )
@@ -76,13 +71,12 @@ def parse_until(text: str, today: date) -> date | None:
 
 
 @router.text("代理")
-async def on_delegate(event: TextMessage, deps: object) -> str | None:
-    d = _deps(deps)
+async def on_delegate(event: TextMessage, deps: ChatDeps) -> str | None:
     parts = event.text.split()
     if len(parts) != 3:
         return "用法：代理 <同事姓名或ID> <截止日期>，例如：代理 周杰 2026-11-30"
     who, until_text = parts[1], parts[2]
-    org = await d.workflow.org()
+    org = await deps.workflow.org()
     matches = [u for u in org.users.values() if u.active and (u.id == who or u.name == who)]
     if len(matches) != 1:
         return (
@@ -90,14 +84,14 @@ async def on_delegate(event: TextMessage, deps: object) -> str | None:
             if not matches
             else f"有多位同事叫「{who}」，请使用ID。"
         )
-    now = d.now()
-    until = parse_until(until_text, now.astimezone(d.tz).date())
+    now = deps.now()
+    until = parse_until(until_text, now.astimezone(deps.tz).date())
     if until is None:
         return f"「{until_text}」不是有效日期，请写成 2026-11-30 或 11-30。"
-    ends = datetime.combine(until + timedelta(days=1), time(0), tzinfo=d.tz)
+    ends = datetime.combine(until + timedelta(days=1), time(0), tzinfo=deps.tz)
     try:
-        delegation = await d.workflow.create_delegation(
-            delegator=d.user.id, delegate=matches[0].id, starts_at=now, ends_at=ends, reason="聊天命令设置"
+        delegation = await deps.workflow.create_delegation(
+            delegator=deps.user.id, delegate=matches[0].id, starts_at=now, ends_at=ends, reason="聊天命令设置"
         )
     except ApprovalError as exc:
         return exc.message
@@ -105,5 +99,5 @@ async def on_delegate(event: TextMessage, deps: object) -> str | None:
 
 
 @router.text()
-async def on_other_text(event: TextMessage, deps: object) -> str | None:
+async def on_other_text(event: TextMessage, deps: ChatDeps) -> str | None:
     return "没有听懂这条消息。" + HELP

@@ -1,6 +1,6 @@
 """A small router: handlers register per module, routers are included in one place.
 
-Each handler is `async def handler(event, deps) -> str | None`; a returned string is the
+Each handler is `async def handler(event, deps: ChatDeps) -> str | None`; a returned string is the
 reply, sent to the sender through the outbox like any other message.
 """
 
@@ -10,9 +10,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from handlers.deps import ChatDeps
 from handlers.events import CardAction, EnterChat, Event, LocationShared, TextMessage
 
-Handler = Callable[[Any, Any], Awaitable[str | None]]
+# The event parameter is the route's own event type (a TextMessage for `text()`, ...).
+Handler = Callable[[Any, ChatDeps], Awaitable[str | None]]
 
 
 @dataclass

@@ -34,6 +34,8 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
+from storage.migrate import SchemaStatus, head_revision
+
 SQLITE_MAGIC = b"SQLite format 3\x00"
 # Tables every oabot database has; a file without them is not one of ours.
 REQUIRED_TABLES = frozenset({"alembic_version", "approval_requests", "approval_tasks", "trail_events"})
@@ -245,8 +247,6 @@ def backup_sqlite(db_path: Path, backup_dir: Path, *, now: datetime, keep: int) 
 def check_database(path: Path) -> DatabaseInfo:
     """What a restore needs to know first: an intact SQLite file with oabot's tables, migrated
     to a revision this version has. Raises NotAnOabotDatabase saying what is wrong."""
-    from storage.migrate import SchemaStatus, head_revision
-
     if not path.is_file():
         raise NotAnOabotDatabase(path, "no such file")
     with path.open("rb") as f:

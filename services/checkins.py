@@ -1,7 +1,10 @@
-"""The check-in service: load → `checkins.core` → one transaction (check-in, outbox, markers).
+"""The check-in service: load → `checkins.core` → one transaction (check-in, outbox, timers).
 
 Every way a check-in arrives (a chat location, the signed check-in page, the REST API) and
-every timer (the missing-check-in ladder, the daily summary) goes through here. It decides no
+every timer (the missing-check-in ladder, the daily summary) goes through here. Both are timer
+kinds on the one timer table (`deadlines.timer_kinds`), registered when the service is built:
+a trip gets the timers of its ladder when it is opened, a check-in cancels those of its kind,
+and each rung re-checks at firing that it is still due; the summary is one timer per day. It decides no
 rule itself: where a check-in belongs, whether it is on site, how far it can be trusted, which
 rung is due and whether a 补卡 fits the quota are the core's. It also plugs into the approval
 workflow: a hook that opens trips (and sends the trip card) when an outing or vehicle dispatch
@@ -41,6 +44,10 @@ from checkins.errors import FixQuotaExceeded, NotYourTrip, TripNotApproved, Trip
 from checkins.geo import map_url
 from checkins.links import LinkClaims, read_link, sign_link
 from checkins.trust import SOURCE_LABEL, TRUST_LEVEL_LABEL
+from deadlines import timers
+from deadlines.slots import next_daily, slot_key
+from deadlines.timer_kinds import FireResult, TimerKinds
+from deadlines.timers import Timer, TimerKind, TimerStatus
 from org.model import Org, User
 from storage import approval_store
 from storage import checkin_store as store
@@ -51,8 +58,6 @@ logger = logging.getLogger(__name__)
 
 CARD_KIND = "checkin_card"  # outbox kind of a trip card (text + link buttons)
 TEAM_LINK_TTL = timedelta(hours=24)
-MARKER_RUNG = "rung"
-MARKER_SUMMARY = "summary"
 
 
 class FixQuotaRefused(ActionNotAllowed):
@@ -71,6 +76,7 @@ class CheckinConfig:
     grace: timedelta = core.DEFAULT_GRACE
     fix_quota: int = core.DEFAULT_FIX_QUOTA
     free_roles: tuple[str, ...] = (core.FREE_FIELD_ROLE,)
+    summary_at: time | None = None  # the managers' daily summary (organisation time); None: off
 
 
 @dataclass
@@ -102,15 +108,27 @@ def team_of(org: Org, manager: str) -> list[str]:
     return sorted(team)
 
 
+def _rung_key(trip_id: str, kind: CheckinKind, rung: Rung) -> str:
+    """The timer key of one rung of a trip's missing-check-in ladder."""
+    return f"checkin:{trip_id}:{kind.value}:{rung.value}"
+
+
 class CheckinService:
     def __init__(
-        self, db: Database, org: Callable[[], Any], config: CheckinConfig, now: Callable[[], datetime]
+        self,
+        db: Database,
+        org: Callable[[], Any],
+        config: CheckinConfig,
+        now: Callable[[], datetime],
+        kinds: TimerKinds,
     ) -> None:
         self.db = db
         self._org = org  # async () -> Org (the workflow's cached snapshot)
         self.config = config
         self.now = now
         self._stored_secret: bytes | None = None
+        kinds.register(TimerKind.CHECKIN_MISSING, self._fire_missing_rung, seed=self.schedule_watched_trips)
+        kinds.register(TimerKind.CHECKIN_SUMMARY, self._fire_summary, next_slot=self.schedule_next_summary)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -205,6 +223,7 @@ class CheckinService:
             return
         secret = await self.secret(session)
         for trip in opened:
+            await self._schedule_rungs(session, trip, now)
             self._queue(
                 session,
                 kind=CARD_KIND,
@@ -229,6 +248,7 @@ class CheckinService:
         )
         _, _, created = await store.insert_checkin(session, checkin=checkin, dedupe_key=f"fix:{req.id}")
         if created:
+            await self._cancel_rungs(session, checkin, now)
             where = f"（行程「{trip.destination.name or trip.title}」）" if trip else ""
             text = f"补卡已批准：已补记 {checkin.at.astimezone(self.tz):%m-%d %H:%M} 的{KIND_LABEL[checkin.kind]}打卡{where}，标记为补卡。"
             self._queue(
@@ -270,6 +290,8 @@ class CheckinService:
         self, session: AsyncSession, checkin: Checkin, dedupe_key: str | None, org: Org, now: datetime
     ) -> Recorded:
         row_id, stored, created = await store.insert_checkin(session, checkin=checkin, dedupe_key=dedupe_key)
+        if created:
+            await self._cancel_rungs(session, stored, now)
         told: list[str] = []
         if created and stored.tell_manager:
             text = core.off_site_notice(stored, org.display_name(stored.user), self.tz)
@@ -437,108 +459,135 @@ class CheckinService:
         return None
 
     # -- timers: the missing-check-in ladder and the daily summary ---------------------------------
-    async def due_missing_checkins(
-        self, session: AsyncSession, now: datetime, *, org: Org | None = None
-    ) -> list[core.MissingRung]:
-        """Send every rung that is due and not sent yet; the rungs this call sent.
+    async def _schedule_rungs(self, session: AsyncSession, trip: Trip, now: datetime) -> None:
+        for rung in core.planned_rungs(trip, grace=self.config.grace):
+            await timers.schedule_once(
+                session,
+                kind=TimerKind.CHECKIN_MISSING,
+                key=_rung_key(trip.id, rung.kind, rung.rung),
+                due_at=rung.due_at,
+                now=now,
+                ref=trip.id,
+                data={"kind": rung.kind.value, "rung": rung.rung.value},
+            )
 
-        A rung is claimed by inserting its marker row in this transaction: of several replicas
-        scanning at once exactly one inserts it (the others find the key taken and skip), and
-        its messages commit with the marker, so a crash sends nothing and the next scan retries.
-        """
-        org = org or await self.org()
-        grace = self.config.grace
-        trips = await store.trips_under_watch(session, now=now, since=now - core.STALE_RUNG - 2 * grace)
-        done = await store.done_kinds(session, trip_ids=[t.id for t in trips])
-        sent: list[core.MissingRung] = []
-        secret: bytes | None = None
-        for trip in trips:
-            for rung in core.due_rungs(trip, done.get(trip.id, set()), now, grace=grace):
-                if not await store.mark_once(
-                    session, key=rung.key, kind=f"{MARKER_RUNG}_{rung.rung.value}", now=now
-                ):
-                    continue
-                if rung.rung == Rung.REMIND:
-                    secret = secret or await self.secret(session)
-                    payload = self._card(
-                        trip, secret, now, heading=core.reminder_text(trip, rung.kind, self.tz)
-                    )
-                    self._queue(
-                        session,
-                        kind=CARD_KIND,
-                        recipient=trip.traveller,
-                        payload=payload,
-                        now=now,
-                        request_id=trip.request_id,
-                    )
-                else:
-                    text = core.escalation_text(
-                        trip, rung.kind, org.display_name(trip.traveller), self.tz, grace
-                    )
-                    for manager in managers_of(org, trip.traveller):
-                        self._queue(
-                            session,
-                            kind="text",
-                            recipient=manager,
-                            payload={"text": text, "request_id": trip.request_id},
-                            now=now,
-                            request_id=trip.request_id,
-                        )
-                logger.info(
-                    "missing check-in rung sent",
-                    extra={
-                        "trip_id": trip.id,
-                        "kind": rung.kind.value,
-                        "rung": rung.rung.value,
-                        "user": trip.traveller,
-                    },
-                )
-                sent.append(rung)
-        return sent
+    async def _cancel_rungs(self, session: AsyncSession, checkin: Checkin, now: datetime) -> None:
+        """A check-in on a trip silences the rest of the ladder for its kind."""
+        if checkin.trip_id is None or checkin.kind == CheckinKind.FREE:
+            return
+        keys = [_rung_key(checkin.trip_id, checkin.kind, rung) for rung in Rung]
+        await timers.cancel_keys(session, keys=keys, now=now)
 
-    async def scan_missing(self) -> int:
-        """The scheduler job (every minute)."""
-        try:
-            org = await self.org()  # before the transaction: no write lock held while it loads
-            async with self.db.transaction() as s:
-                return len(await self.due_missing_checkins(s, self.now(), org=org))
-        except Exception:
-            logger.exception("missing check-in scan failed")
-            return 0
+    async def schedule_watched_trips(self, session: AsyncSession, now: datetime) -> None:
+        """At start: the ladder of every trip that may still need one (trips opened before the
+        ladder was kept in timers). Rungs already written, sent or cancelled keep their row."""
+        since = now - core.STALE_RUNG - 2 * self.config.grace
+        for trip in await store.trips_to_watch(session, since=since):
+            await self._schedule_rungs(session, trip, now)
 
-    async def send_daily_summaries(self, day: date | None = None) -> int:
-        """To each manager, their team's missing and off-site check-ins of the day (once per day)."""
-        try:
-            return await self._send_daily_summaries(day)
-        except Exception:
-            logger.exception("check-in daily summary failed")
-            return 0
+    async def _fire_missing_rung(self, timer: Timer) -> FireResult:
+        """Send one rung if it is still due: the trip active, no check-in of its kind, not stale.
 
-    async def _send_daily_summaries(self, day: date | None) -> int:
+        Its messages commit with the closing of the timer: a crash sends nothing, and the lease
+        expiry hands the timer to the next scan."""
+        org = await self.org()  # before the transaction: no write lock held while it loads
         now = self.now()
-        day = day or now.astimezone(self.tz).date()
-        org = await self.org()
-        sent = 0
+        kind, name = CheckinKind(timer.data["kind"]), Rung(timer.data["rung"])
         async with self.db.transaction() as s:
-            problems = await self._problems(s, day=day, users=None, now=now)
-            by_manager: dict[str, list[Problem]] = {}
-            for p in problems:
-                for manager in managers_of(org, p.user):
-                    by_manager.setdefault(manager, []).append(p)
-            secret: bytes | None = None
-            names = {u.id: u.name for u in org.users.values()}
-            for manager, items in sorted(by_manager.items()):
-                if not await store.mark_once(
-                    s, key=f"{MARKER_SUMMARY}:{day.isoformat()}:{manager}", kind=MARKER_SUMMARY, now=now
-                ):
-                    continue
-                secret = secret or await self.secret(s)
-                link = self.link(secret, user=manager, trip="*", kind="team", expires_at=now + TEAM_LINK_TTL)
-                text = core.summary_text(day, items, names) + f"\n查看团队签到：{link}?date={day.isoformat()}"
-                self._queue(s, kind="text", recipient=manager, payload={"text": text}, now=now)
-                sent += 1
+            if not await timers.finish(s, timer, now=now):
+                return FireResult.LOST
+            trip = await store.load_trip(s, trip_id=timer.ref or "")
+            due: list[core.MissingRung] = []
+            if trip is not None:
+                done = await store.done_kinds(s, trip_ids=[trip.id])
+                due = core.due_rungs(trip, done.get(trip.id, set()), now, grace=self.config.grace)
+            rung = next((r for r in due if (r.kind, r.rung) == (kind, name)), None)
+            if trip is None or rung is None:
+                await timers.set_status(
+                    s, timer.id, status=TimerStatus.CANCELLED, error="checked in, trip not active, or stale"
+                )
+                return FireResult.CANCELLED
+            await self._send_rung(s, trip, rung, org, now)
+        logger.info(
+            "missing check-in rung sent",
+            extra={"trip_id": trip.id, "kind": kind.value, "rung": name.value, "user": trip.traveller},
+        )
+        return FireResult.FIRED
+
+    async def _send_rung(
+        self, session: AsyncSession, trip: Trip, rung: core.MissingRung, org: Org, now: datetime
+    ) -> None:
+        if rung.rung == Rung.REMIND:
+            secret = await self.secret(session)
+            payload = self._card(trip, secret, now, heading=core.reminder_text(trip, rung.kind, self.tz))
+            self._queue(
+                session,
+                kind=CARD_KIND,
+                recipient=trip.traveller,
+                payload=payload,
+                now=now,
+                request_id=trip.request_id,
+            )
+            return
+        text = core.escalation_text(
+            trip, rung.kind, org.display_name(trip.traveller), self.tz, self.config.grace
+        )
+        for manager in managers_of(org, trip.traveller):
+            self._queue(
+                session,
+                kind="text",
+                recipient=manager,
+                payload={"text": text, "request_id": trip.request_id},
+                now=now,
+                request_id=trip.request_id,
+            )
+
+    async def schedule_next_summary(
+        self, session: AsyncSession, *, after: datetime, now: datetime
+    ) -> datetime | None:
+        if self.config.summary_at is None:
+            return None
+        slot = next_daily([self.config.summary_at], after=after, tz=self.tz)
+        await timers.schedule_once(
+            session,
+            kind=TimerKind.CHECKIN_SUMMARY,
+            key=slot_key("checkin_summary", slot),
+            due_at=slot,
+            now=now,
+            data={"slot": slot.isoformat()},
+        )
+        return slot
+
+    async def _fire_summary(self, timer: Timer) -> FireResult:
+        """To each manager, their team's missing and off-site check-ins of the slot's day, sent with
+        the closing of the timer (so once), and the next day's timer."""
+        slot = datetime.fromisoformat(str(timer.data.get("slot", timer.due_at.isoformat())))
+        day = slot.astimezone(self.tz).date()
+        org = await self.org()
+        now = self.now()
+        async with self.db.transaction() as s:
+            if not await timers.finish(s, timer, now=now):
+                return FireResult.LOST
+            if self.config.summary_at is None:  # switched off since this timer was written
+                return FireResult.SKIPPED
+            sent = await self._write_daily_summaries(s, day, org, now)
+            await self.schedule_next_summary(s, after=max(now, slot), now=now)
         logger.info("check-in daily summaries sent", extra={"day": day.isoformat(), "managers": sent})
-        return sent
+        return FireResult.FIRED if sent else FireResult.SKIPPED
+
+    async def _write_daily_summaries(self, s: AsyncSession, day: date, org: Org, now: datetime) -> int:
+        problems = await self._problems(s, day=day, users=None, now=now)
+        by_manager: dict[str, list[Problem]] = {}
+        for p in problems:
+            for manager in managers_of(org, p.user):
+                by_manager.setdefault(manager, []).append(p)
+        names = {u.id: u.name for u in org.users.values()}
+        for manager, items in sorted(by_manager.items()):
+            secret = await self.secret(s)
+            link = self.link(secret, user=manager, trip="*", kind="team", expires_at=now + TEAM_LINK_TTL)
+            text = core.summary_text(day, items, names) + f"\n查看团队签到：{link}?date={day.isoformat()}"
+            self._queue(s, kind="text", recipient=manager, payload={"text": text}, now=now)
+        return len(by_manager)
 
     async def _problems(
         self, session: AsyncSession, *, day: date, users: list[str] | None, now: datetime

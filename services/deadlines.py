@@ -1,31 +1,30 @@
-"""The deadline service: writes timers with every state change, and fires them from one scan.
+"""The deadline service: writes timers with every state change, and fires its kinds of them.
 
-- Workflow hooks (run inside the transaction of every state change): a task that became
-  pending gets its ladder's timer rows; tasks that are no longer pending lose theirs; an
-  approved leave 请假 request creates its delegation, a withdrawn one cancels it.
-- One APScheduler interval job (`scan_once`, every OABOT_TIMER_SCAN_INTERVAL_S) claims the due
-  timers (see `deadlines.timers` for why each fires exactly once across replicas) and fires
-  them: reminder rungs, automatic decisions, delegation starts and digest slots. Timers that
-  fell due while no scan ran (the service was down) fire at the first scan after the start.
-- Digests are timers too: one row per slot with a unique key, so replicas never send a slot
-  twice; firing a slot schedules the next one.
+- `DeadlineHooks` (run inside the transaction of every approval state change, so the workflow
+  is built with them): a task that became pending gets its ladder's timer rows; tasks that are
+  no longer pending lose theirs; an approved leave 请假 request creates its delegation, a
+  withdrawn one cancels it; a delegation that moves pending tasks gets a timer for its start.
+- `DeadlineService` (built with the workflow, after it) registers the handlers of its timer
+  kinds on the registry (`deadlines.timer_kinds`): the reminder rungs and automatic decisions
+  of a task, delegation starts and digest slots. The registry's one scan claims the due timers
+  and calls them; before each scan the working calendar is refreshed if stale.
+- Digests are a recurring kind: one row per slot with a unique key, so replicas never send a
+  slot twice; firing a slot schedules the next one.
 
 What is said and when is decided by the pure `deadlines.ladder` / `deadlines.digest` /
 `deadlines.leave`; automatic decisions go through `approvals.engine.system_act` and every trail
 event through the engine (`system_note`). This module only loads, calls them, and stores what
-they return; a lost optimistic race is retried by `services.optimistic`.
+they return (a lost optimistic race is retried by `services.optimistic`); it neither claims nor
+schedules scans.
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
-from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from datetime import datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -39,25 +38,21 @@ from approvals.model import ActionKind, Delegation, Request, RequestStatus, Task
 from deadlines import digest, ladder, leave, timers
 from deadlines.ladder import DEFAULT_LADDER, AutoActionKind, LadderConfigError, Message, PlannedRung, RungKind
 from deadlines.org_calendar import OrgCalendar
+from deadlines.slots import slot_key
+from deadlines.timer_kinds import FireResult, TimerKinds
+from deadlines.timer_kinds import ids as _ids
 from deadlines.timers import Timer, TimerKind, TimerStatus
 from notifications import wording
 from org.model import Org
+from services.approvals import DelegationHook, OutcomeHook, Workflow
 from services.optimistic import retry_on_conflict
 from storage import approval_store as store
 from storage.approval_models import DelegationRow, OutboxRow, RequestRow, TaskRow
 from storage.db import Database
 
-if TYPE_CHECKING:
-    from apscheduler.schedulers.asyncio import AsyncIOScheduler
-
-    from services.approvals import DelegationHook, OutcomeHook, Workflow
-
 logger = logging.getLogger(__name__)
 
-SCAN_JOB_ID = "deadline-scan"
 DEFAULT_DIGEST_TIMES = (time(10, 0), time(15, 30))
-MAX_BATCHES = 50  # per scan, so that one scan stays short
-STOP_TIMEOUT_S = 5.0
 
 _AUTO_ACTIONS = {
     AutoActionKind.APPROVE: ActionKind.APPROVE,
@@ -66,74 +61,16 @@ _AUTO_ACTIONS = {
 }
 
 
-class FireResult(StrEnum):
-    FIRED = "fired"
-    CANCELLED = "cancelled"  # the task was done (or the delegation gone): nothing to say
-    DEFERRED = "deferred"  # quiet hours: back to pending until the next working start
-    SKIPPED = "skipped"  # nobody to tell (no manager that high), or not a working day
-    FAILED = "failed"  # an error: retried later with backoff, then given up
-    LOST = "lost"  # another scanner took the timer over after our lease ran out
-
-
-@dataclass
-class ScanStats:
-    claimed: int = 0
-    fired: int = 0
-    cancelled: int = 0
-    deferred: int = 0
-    skipped: int = 0
-    failed: int = 0
-    lost: int = 0
-    max_drift_s: float = 0.0
-
-    def count(self, result: FireResult) -> None:
-        setattr(self, result.value, getattr(self, result.value) + 1)
-
-
 class _Busy(Exception):
     """A firing kept losing optimistic-lock races; it is retried at a later scan."""
 
 
-class DeadlineService:
-    def __init__(
-        self,
-        *,
-        db: Database,
-        calendar: OrgCalendar,
-        tz: ZoneInfo,
-        now: Callable[[], datetime],
-        public_url: str,
-        digest_times: Sequence[time] = DEFAULT_DIGEST_TIMES,
-        scan_interval_s: float = 1.0,
-        batch_size: int = 100,
-        lease: timedelta = timers.LEASE,
-        max_attempts: int = 8,
-    ) -> None:
-        self.db = db
+class DeadlineHooks:
+    """Timers and leave delegations written with every state change. Needs no workflow."""
+
+    def __init__(self, *, calendar: OrgCalendar, tz: ZoneInfo) -> None:
         self.calendar = calendar
         self.tz = tz
-        self.now = now
-        self.public_url = public_url
-        self.digest_times = tuple(sorted(digest_times))
-        self.scan_interval_s = scan_interval_s
-        self.batch_size = batch_size
-        self.lease = lease
-        self.max_attempts = max_attempts
-        self.last_scan_at: datetime | None = None
-        self._workflow: Workflow | None = None
-        self._running: asyncio.Task[Any] | None = None
-        self._scan_failing = False
-
-    # -- wiring -----------------------------------------------------------------------------
-    def attach(self, workflow: Workflow) -> None:
-        """The workflow is built with this service's hooks, then handed back for firing."""
-        self._workflow = workflow
-
-    @property
-    def workflow(self) -> Workflow:
-        if self._workflow is None:
-            raise RuntimeError("DeadlineService.attach(workflow) was not called")
-        return self._workflow
 
     @property
     def hooks(self) -> list[OutcomeHook]:
@@ -142,9 +79,6 @@ class DeadlineService:
     @property
     def delegation_hooks(self) -> list[DelegationHook]:
         return [self.on_delegation]
-
-    def template_problems(self, templates: Sequence[Template]) -> list[str]:
-        return [p for t in templates for p in ladder.template_problems(t)]
 
     # -- hooks: inside the transaction of the state change -------------------------------------
     async def on_outcome(
@@ -295,78 +229,49 @@ class DeadlineService:
             ref=d.id,
         )
 
-    # -- scanning ---------------------------------------------------------------------------
-    async def scan_once(self) -> ScanStats:
-        """Claim and fire every due timer, in batches. Safe to run in several processes at once."""
-        stats = ScanStats()
+
+class DeadlineService:
+    """Fires the deadline timers: task rungs, delegation starts, digest slots."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        workflow: Workflow,
+        kinds: TimerKinds,
+        calendar: OrgCalendar,
+        tz: ZoneInfo,
+        now: Callable[[], datetime],
+        public_url: str,
+        digest_times: Sequence[time] = DEFAULT_DIGEST_TIMES,
+    ) -> None:
+        self.db = db
+        self.workflow = workflow
+        self.calendar = calendar
+        self.tz = tz
+        self.now = now
+        self.public_url = public_url
+        self.digest_times = tuple(sorted(digest_times))
+        for kind in (TimerKind.REMIND, TimerKind.DUE, TimerKind.ESCALATE, TimerKind.AUTO):
+            kinds.register(kind, self._fire_task_rung)
+        kinds.register(TimerKind.DELEGATION_START, self._fire_delegation)
+        kinds.register(TimerKind.DIGEST, self._fire_digest, next_slot=self.schedule_next_digest)
+        kinds.before_scan(self._refresh_calendar)
+
+    async def start(self) -> None:
+        """Load the calendar and name the templates whose deadlines fall back to the default ladder."""
         now = self.now()
+        if self.calendar.loaded_at is None:
+            await self.calendar.reload(self.db, now=now)
+        for t in self.workflow.d.templates.values():
+            for problem in ladder.template_problems(t):
+                logger.error("%s (the default ladder is used instead)", problem)
+
+    async def _refresh_calendar(self, now: datetime) -> None:
         await self.calendar.refresh_if_stale(self.db, now=now)
-        async with self.db.transaction() as session:
-            await timers.reclaim_expired(session, now=now)
-        org: Org | None = None
-        for _ in range(MAX_BATCHES):
-            batch = await timers.claim_due(self.db, now=self.now(), limit=self.batch_size, lease=self.lease)
-            stats.claimed += len(batch)
-            if batch and org is None:
-                org = await self.workflow.org()
-            for timer in batch:
-                assert org is not None
-                drift = (self.now() - timer.due_at).total_seconds()
-                result = await self._fire_safely(timer, org)
-                stats.count(result)
-                if result == FireResult.FIRED:
-                    stats.max_drift_s = max(stats.max_drift_s, drift)
-            if len(batch) < self.batch_size:
-                break
-        self.last_scan_at = self.now()
-        if stats.claimed:
-            logger.info(
-                "deadline scan: %d claimed, %d fired, %d cancelled, %d deferred, %d failed",
-                stats.claimed,
-                stats.fired,
-                stats.cancelled,
-                stats.deferred,
-                stats.failed,
-                extra={"max_drift_s": round(stats.max_drift_s, 3)},
-            )
-        return stats
 
-    async def _fire_safely(self, timer: Timer, org: Org) -> FireResult:
-        try:
-            return await self._fire(timer, org)
-        except Exception as exc:
-            logger.exception("timer %s failed", timer.id, extra=_ids(timer))
-            await self._retry_later(timer, f"{type(exc).__name__}: {exc}")
-            return FireResult.FAILED
-
-    async def _retry_later(self, timer: Timer, error: str) -> None:
-        now = self.now()
-        async with self.db.transaction() as session:
-            if timer.attempts >= self.max_attempts:
-                await timers.finish(session, timer, now=now, status=TimerStatus.FAILED, error=error[:2000])
-                logger.error(
-                    "timer %s given up after %d attempts: %s",
-                    timer.id,
-                    timer.attempts,
-                    error,
-                    extra=_ids(timer),
-                )
-            else:
-                delay = timedelta(seconds=min(300.0, 2.0**timer.attempts))
-                await timers.release(session, timer, due_at=now + delay, error=error[:2000])
-
-    async def _fire(self, timer: Timer, org: Org) -> FireResult:
-        if timer.kind in timers.TASK_KINDS:
-            return await self._fire_rung(timer, org)
-        if timer.kind == TimerKind.DELEGATION_START:
-            return await self._fire_delegation(timer)
-        if timer.kind == TimerKind.DIGEST:
-            return await self._fire_digest(timer, org)
-        async with self.db.transaction() as session:
-            await timers.finish(
-                session, timer, now=self.now(), status=TimerStatus.FAILED, error=f"unknown kind {timer.kind}"
-            )
-        return FireResult.FAILED
+    async def _fire_task_rung(self, timer: Timer) -> FireResult:
+        return await self._fire_rung(timer, await self.workflow.org())
 
     async def _fire_rung(self, timer: Timer, org: Org) -> FireResult:
         rung = PlannedRung.from_data(timer.kind, timer.due_at, timer.data)
@@ -503,9 +408,13 @@ class DeadlineService:
         if not self.digest_times:
             return None
         slot = digest.next_slot(self.calendar, self.digest_times, after=after, tz=self.tz)
-        key = f"digest:{slot.astimezone(UTC).isoformat()}"
         await timers.schedule_once(
-            session, kind=TimerKind.DIGEST, key=key, due_at=slot, now=now, data={"slot": slot.isoformat()}
+            session,
+            kind=TimerKind.DIGEST,
+            key=slot_key("digest", slot),
+            due_at=slot,
+            now=now,
+            data={"slot": slot.isoformat()},
         )
         return slot
 
@@ -539,11 +448,12 @@ class DeadlineService:
             for t, r in rows
         ]
 
-    async def _fire_digest(self, timer: Timer, org: Org) -> FireResult:
+    async def _fire_digest(self, timer: Timer) -> FireResult:
         slot = timer.due_at
         now = self.now()
         result = FireResult.SKIPPED
         if self.calendar.is_working_day(slot.astimezone(self.tz).date()):
+            org = await self.workflow.org()
             items = await self.pending_items()
             messages = digest.person_digests(items, org=org, tz=self.tz, now=now, public_url=self.public_url)
             if digest.is_first_slot_of_day(slot, self.digest_times, self.tz):
@@ -571,7 +481,7 @@ class DeadlineService:
 
     async def _send_digest_once(self, message: Message, slot: datetime) -> None:
         role = str(message.payload.get("role", "assignee"))
-        key = f"digest:{slot.astimezone(UTC).isoformat()}:{message.recipient}:{role}"
+        key = f"{slot_key('digest', slot)}:{message.recipient}:{role}"
         now = self.now()
         try:
             async with self.db.transaction() as session:
@@ -599,76 +509,10 @@ class DeadlineService:
         except store.IdempotencyConflict:
             return
 
-    # -- lifecycle ----------------------------------------------------------------------------
-    async def start(self, scheduler: AsyncIOScheduler) -> None:
-        """Load the calendar, make sure the next digest slot exists, and start the scan job."""
-        now = self.now()
-        if self.calendar.loaded_at is None:
-            await self.calendar.reload(self.db, now=now)
-        for problem in self.template_problems(list(self.workflow.d.templates.values())):
-            logger.error("%s (the default ladder is used instead)", problem)
-        try:
-            async with self.db.transaction() as session:
-                await self.schedule_next_digest(session, after=now, now=now)
-        except Exception as exc:  # an unmigrated or unreachable database: /readyz says so
-            logger.warning("could not schedule the next digest yet: %s: %s", type(exc).__name__, exc)
-        # APScheduler logs every run at INFO; once a second that drowns the service's own lines.
-        logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
-        scheduler.add_job(
-            self._scan_job,
-            "interval",
-            seconds=self.scan_interval_s,
-            id=SCAN_JOB_ID,
-            max_instances=1,
-            coalesce=True,
-            replace_existing=True,
-        )
-
-    async def _scan_job(self) -> None:
-        self._running = asyncio.current_task()
-        try:
-            await self.scan_once()
-            if self._scan_failing:
-                logger.info("deadline scan works again")
-            self._scan_failing = False
-        except Exception as exc:
-            # Once with the traceback, then one line a scan until it works again (database down).
-            if not self._scan_failing:
-                logger.exception("deadline scan failed")
-            else:
-                logger.debug("deadline scan still failing: %s: %s", type(exc).__name__, exc)
-            self._scan_failing = True
-        finally:
-            self._running = None
-
-    async def stop(self, scheduler: AsyncIOScheduler) -> None:
-        """Stop scanning; a scan under way gets a few seconds to finish its timer."""
-        from apscheduler.jobstores.base import JobLookupError
-
-        try:
-            scheduler.remove_job(SCAN_JOB_ID)
-        except JobLookupError:
-            pass
-        running = self._running
-        if running is not None and not running.done():
-            try:
-                await asyncio.wait_for(asyncio.shield(running), timeout=STOP_TIMEOUT_S)
-            except TimeoutError:
-                running.cancel()
-
 
 # -- helpers ------------------------------------------------------------------------------------
 def _delegation_key(delegation_id: str) -> str:
     return f"delegation:{delegation_id}"
-
-
-def _ids(timer: Timer) -> dict[str, Any]:
-    return {
-        "timer_id": timer.id,
-        "kind": timer.kind,
-        "request_id": timer.request_id,
-        "task_id": timer.task_id,
-    }
 
 
 def _digest_items(message: Message) -> list[dict[str, Any]]:

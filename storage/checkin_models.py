@@ -1,6 +1,6 @@
-"""Tables of field check-ins: trips, check-ins, the once-only markers of the missing-check-in
-ladder and daily summaries, and the per-database link secret. Rows only; the meaning lives in
-`checkins.core`, the conversions in `storage.checkin_store`."""
+"""Tables of field check-ins: trips, check-ins and the per-database link secret. Rows only; the
+meaning lives in `checkins.core`, the conversions in `storage.checkin_store`. The timers of the
+missing-check-in ladder and the daily summary are rows of the timer table (`storage.timer_models`)."""
 
 from __future__ import annotations
 
@@ -78,17 +78,6 @@ class CheckinRow(SQLModel, table=True):
     fix_request_id: str | None = Field(default=None, sa_column=Column(String(40), nullable=True))
     # platform:event id, page:nonce, api:user:key — a retried delivery records nothing new
     dedupe_key: str | None = Field(default=None, sa_column=Column(String(200), nullable=True, unique=True))
-
-
-class CheckinMarkerRow(SQLModel, table=True):
-    """A ladder rung or a daily summary that has been sent. The primary key makes it once-only,
-    whatever the number of replicas scanning at the same minute."""
-
-    __tablename__ = "checkin_markers"
-
-    key: str = Field(sa_column=Column(String(160), primary_key=True))
-    kind: str = Field(sa_column=Column(String(24), nullable=False))
-    created_at: datetime = _ts()
 
 
 class LinkSecretRow(SQLModel, table=True):

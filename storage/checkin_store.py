@@ -1,9 +1,10 @@
 """Persistence of field check-ins: rows in, `checkins.core` objects out, and back.
 
 Queries are keyword-only functions taking the caller's session, so a check-in, its outbox rows
-and its markers commit together. Once-only writes (a retried delivery, a ladder rung scanned by
-two replicas at the same minute) use INSERT .. ON CONFLICT DO NOTHING on a unique key: the
-database decides who was first, on SQLite and PostgreSQL alike.
+and its timers commit together. Once-only writes (a retried delivery, the link secret made by
+the first replica) use INSERT .. ON CONFLICT DO NOTHING on a unique key: the database decides
+who was first, on SQLite and PostgreSQL alike. The missing-check-in ladder is kept in the timer
+table (`deadlines.timers`), not here.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from datetime import datetime, tzinfo
 from typing import Any
 
 from sqlalchemy import and_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from checkins.core import (
@@ -22,16 +25,15 @@ from checkins.core import (
     Checkin,
     CheckinKind,
     Destination,
-    Source,
     Trip,
     TripStatus,
     Verdict,
     month_of,
 )
 from checkins.geo import LatLng
-from checkins.trust import PriorFix, Trust, TrustLevel, TrustReason
+from checkins.trust import PriorFix, Source, Trust, TrustLevel, TrustReason
 from storage.approval_models import RequestRow
-from storage.checkin_models import CheckinMarkerRow, CheckinRow, LinkSecretRow, TripRow
+from storage.checkin_models import CheckinRow, LinkSecretRow, TripRow
 
 TRUST_SCHEMA_VERSION = 1
 LINK_SECRET_ID = 1
@@ -42,15 +44,8 @@ async def _insert_ignoring_conflict(
     session: AsyncSession, model: Any, values: dict[str, Any], key: str
 ) -> bool:
     """INSERT unless a row with the same unique `key` exists; True if this call inserted it."""
-    stmt: Any
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        stmt = pg_insert(model).values(**values).on_conflict_do_nothing(index_elements=[key])
-    else:
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        stmt = sqlite_insert(model).values(**values).on_conflict_do_nothing(index_elements=[key])
+    dialect_insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt = dialect_insert(model).values(**values).on_conflict_do_nothing(index_elements=[key])
     result = await session.execute(stmt)
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
@@ -111,20 +106,19 @@ async def trips_overlapping(
     session: AsyncSession, *, start: datetime, end: datetime, users: Iterable[str] | None = None
 ) -> list[Trip]:
     """Trips that overlap [start, end), of `users` if given, earliest first."""
-    q = select(TripRow).where(and_(TripRow.starts_at < end, TripRow.ends_at >= start))  # type: ignore[arg-type,operator]
+    q = select(TripRow).where(and_(TripRow.starts_at < end, TripRow.ends_at >= start))  # type: ignore[arg-type]
     if users is not None:
         q = q.where(TripRow.traveller.in_(list(users)))  # type: ignore[attr-defined]
     q = q.order_by(TripRow.starts_at, TripRow.id)  # type: ignore[arg-type]
     return [trip_from_row(r) for r in (await session.execute(q)).scalars().all()]
 
 
-async def trips_under_watch(session: AsyncSession, *, now: datetime, since: datetime) -> list[Trip]:
-    """Active trips that have started and ended after `since`: those the ladder may still ping."""
+async def trips_to_watch(session: AsyncSession, *, since: datetime) -> list[Trip]:
+    """Active trips that end after `since`: those whose missing-check-in ladder may still ping."""
     q = (
         select(TripRow)
         .where(TripRow.status == TripStatus.ACTIVE.value)  # type: ignore[arg-type]
-        .where(TripRow.starts_at <= now)  # type: ignore[arg-type,operator]
-        .where(TripRow.ends_at >= since)  # type: ignore[arg-type,operator]
+        .where(TripRow.ends_at >= since)  # type: ignore[arg-type]
         .order_by(TripRow.starts_at, TripRow.id)  # type: ignore[arg-type]
     )
     return [trip_from_row(r) for r in (await session.execute(q)).scalars().all()]
@@ -235,7 +229,7 @@ async def insert_checkin(
         return row.id, checkin, True
     inserted = await _insert_ignoring_conflict(session, CheckinRow, values, "dedupe_key")
     existing = (
-        await session.execute(select(CheckinRow).where(CheckinRow.dedupe_key == values["dedupe_key"]))  # type: ignore[arg-type]
+        await session.execute(select(CheckinRow).where(CheckinRow.dedupe_key == values["dedupe_key"]))
     ).scalar_one()
     assert existing.id is not None
     return existing.id, checkin_from_row(existing) if not inserted else checkin, inserted
@@ -283,7 +277,7 @@ async def list_checkins(
     session: AsyncSession, *, start: datetime, end: datetime, users: Iterable[str] | None = None
 ) -> list[tuple[int, Checkin]]:
     """Check-ins with `at` in [start, end), of `users` if given, in time order."""
-    q = select(CheckinRow).where(and_(CheckinRow.at >= start, CheckinRow.at < end))  # type: ignore[arg-type,operator]
+    q = select(CheckinRow).where(and_(CheckinRow.at >= start, CheckinRow.at < end))  # type: ignore[arg-type]
     if users is not None:
         q = q.where(CheckinRow.user_id.in_(list(users)))  # type: ignore[attr-defined]
     q = q.order_by(CheckinRow.at, CheckinRow.id)  # type: ignore[arg-type]
@@ -298,18 +292,7 @@ async def checkins_of_trips(session: AsyncSession, *, trip_ids: Sequence[str]) -
     return [checkin_from_row(r) for r in (await session.execute(q)).scalars().all()]
 
 
-# -- markers and the link secret ----------------------------------------------------------------------
-async def mark_once(session: AsyncSession, *, key: str, kind: str, now: datetime) -> bool:
-    """Claim `key` for good. True for exactly one caller, however many replicas try at once."""
-    return await _insert_ignoring_conflict(
-        session, CheckinMarkerRow, {"key": key[:160], "kind": kind, "created_at": now}, "key"
-    )
-
-
-async def marker_exists(session: AsyncSession, *, key: str) -> bool:
-    return await session.get(CheckinMarkerRow, key) is not None
-
-
+# -- the link secret ------------------------------------------------------------------------------
 async def stored_link_secret(session: AsyncSession, *, now: datetime) -> bytes:
     """This database's link secret, made on first use (the first replica to ask wins)."""
     await _insert_ignoring_conflict(
@@ -329,8 +312,8 @@ async def fixes_in_month(
     """The person's 补卡 requests (open or approved) whose missed check-in falls in `month`."""
     q = (
         select(RequestRow.id, RequestRow.form)  # type: ignore[call-overload]
-        .where(RequestRow.template_key == FIX_TEMPLATE)  # type: ignore[arg-type]
-        .where(RequestRow.initiator == initiator)  # type: ignore[arg-type]
+        .where(RequestRow.template_key == FIX_TEMPLATE)
+        .where(RequestRow.initiator == initiator)
         .where(RequestRow.status.in_(QUOTA_STATUSES))  # type: ignore[attr-defined]
     )
     count = 0

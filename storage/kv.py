@@ -9,6 +9,7 @@ Every method except `ping` and `close` raises KVUnavailable when the store canno
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -75,8 +76,6 @@ class KeyValueStore(ABC):
     @asynccontextmanager
     async def lock(self, key: str, ttl_s: float = 10.0, wait_s: float = 5.0) -> AsyncIterator[None]:
         """Hold a short lock for the block, waiting up to `wait_s`; raises LockNotAcquired."""
-        import asyncio
-
         deadline = asyncio.get_running_loop().time() + wait_s
         delay = 0.01
         while True:

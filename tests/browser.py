@@ -109,6 +109,12 @@ class Browser:
                     return value
                 await asyncio.sleep(0.1)
 
+    async def emulate_phone(self, width: int = 390, height: int = 844) -> None:
+        """Lay pages out as a phone does (390x844 CSS pixels, touch), so screenshots show that."""
+        await self.send(
+            "Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=True
+        )
+
     async def screenshot(self, path: str) -> None:
         import base64
 

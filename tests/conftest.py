@@ -131,6 +131,8 @@ def settings_for(database: Database, **overrides: object):  # type: ignore[no-un
         "run_background": False,
         "public_url": "http://oabot.test",
         "console": True,
+        # No scheduled backups unless a test asks: a scan past 07:00/12:00/19:00 would write them.
+        "backup_times": (),
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import xmltodict
 from aiohttp import web
+from wechatpy.enterprise.crypto import WeChatCrypto
 
 from tests.e2e_harness import FakeApi, Recorded
 
@@ -170,8 +173,6 @@ class WeComCallbacks:
     an implementation independent of oabot's own crypto."""
 
     def __init__(self, token: str, aes_key: str, corp_id: str, agent_id: int) -> None:
-        from wechatpy.enterprise.crypto import WeChatCrypto
-
         self.token, self.corp_id, self.agent_id = token, corp_id, agent_id
         self._crypto = WeChatCrypto(token, aes_key, corp_id)
         self._nonce = itertools.count(100000)
@@ -179,10 +180,6 @@ class WeComCallbacks:
 
     def seal(self, inner_xml: str) -> tuple[dict[str, str], bytes]:
         """(query, body) of a POST carrying `inner_xml`, as WeCom sends it."""
-        import time
-
-        import xmltodict
-
         nonce, ts = str(next(self._nonce)), str(int(time.time()))
         reply = xmltodict.parse(self._crypto.encrypt_message(inner_xml, nonce, ts))["xml"]
         body = (
@@ -193,10 +190,6 @@ class WeComCallbacks:
 
     def echostr(self, plaintext: str) -> dict[str, str]:
         """The GET query WeCom sends to verify the callback URL."""
-        import time
-
-        import xmltodict
-
         nonce, ts = str(next(self._nonce)), str(int(time.time()))
         reply = xmltodict.parse(self._crypto.encrypt_message(plaintext, nonce, ts))["xml"]
         return {

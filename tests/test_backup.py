@@ -18,6 +18,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import select
 
 from approvals.template_loader import load_templates
 from bot.cli import main
@@ -282,25 +283,37 @@ def test_a_running_oabot_serve_blocks_restore_until_it_stops(env: Path, capsys) 
 async def test_scheduled_backups_are_on_sqlite_only(
     db: Database, tmp_path: Path, aiohttp_client, clock
 ) -> None:
-    from bot.app import create_app
-    from bot.keys import SCHEDULER
-    from bot.web.api_stats import run_scheduled_backup
+    from datetime import UTC, datetime, time
 
-    app = create_app(settings_for(db, backup_dir=str(tmp_path / "auto"), backup_keep=3), clock=clock)
+    from bot.app import create_app
+    from bot.keys import TIMERS
+    from storage.timer_models import TimerRow
+
+    times = (time(7, 0), time(12, 0), time(19, 0))
+    settings = settings_for(db, backup_dir=str(tmp_path / "auto"), backup_keep=3, backup_times=times)
+    app = create_app(settings, clock=clock)  # Monday 10:00 in Shanghai
     await aiohttp_client(app)
-    jobs = {job.id: str(job.trigger) for job in app[SCHEDULER].get_jobs() if job.id.startswith("backup-")}
-    result = await run_scheduled_backup(app)
+
+    async def backup_timers() -> list[tuple[datetime, str]]:
+        async with db.session() as s:
+            rows = (await s.execute(select(TimerRow).where(TimerRow.kind == "backup"))).scalars().all()  # type: ignore[arg-type]
+        return sorted((r.due_at.astimezone(UTC), r.status) for r in rows)
+
     if not db.is_sqlite:
-        assert jobs == {} and result is None
+        assert await backup_timers() == []
         return
-    assert jobs == {
-        "backup-0700": "cron[hour='7', minute='0']",
-        "backup-1200": "cron[hour='12', minute='0']",
-        "backup-1900": "cron[hour='19', minute='0']",
-    }
-    assert result is not None
-    assert result.path.parent == tmp_path / "auto" and result.path.name.startswith("test-20261123T020000Z")
-    assert check_database_tables(result.path)
+    assert await backup_timers() == [(datetime(2026, 11, 23, 4, 0, tzinfo=UTC), "pending")]  # 12:00
+    clock.set(datetime(2026, 11, 23, 11, 30, tzinfo=UTC))  # 19:30: 12:00 and 19:00 were missed
+    stats = await app[TIMERS].scan_once()
+    assert stats.fired_by_kind["backup"] == 1, "once, not once per missed time"
+    assert (await app[TIMERS].scan_once()).fired_by_kind["backup"] == 0
+    assert await backup_timers() == [
+        (datetime(2026, 11, 23, 4, 0, tzinfo=UTC), "done"),
+        (datetime(2026, 11, 23, 23, 0, tzinfo=UTC), "pending"),  # Tuesday 07:00
+    ]
+    (result,) = backups(tmp_path / "auto", "test", ".db")
+    assert result.name.startswith("test-20261123T113000Z")
+    assert check_database_tables(result)
 
 
 def check_database_tables(path: Path) -> bool:

@@ -34,6 +34,9 @@ async def test_seal_use_tapped_through_in_chromium(tmp_path: Path) -> None:
     env = base_env(f"sqlite+aiosqlite:///{tmp_path}/browser.db", OABOT_CONSOLE="1")
     async with ServerProcess(env, tmp_path) as server, Browser() as browser:
         base = server.base_url
+        await browser.emulate_phone()
+        await browser.navigate(f"{base}/console")
+        await browser.screenshot(str(tmp_path / "home.png"))
         await browser.navigate(f"{base}/console/u/u_wu/new/seal_use")
         await fill(
             browser,
@@ -46,6 +49,7 @@ async def test_seal_use_tapped_through_in_chromium(tmp_path: Path) -> None:
                 "take_out": "false",
             },
         )
+        await browser.screenshot(str(tmp_path / "form.png"))
         await browser.evaluate("document.querySelector('form.request button').click()")
         await browser.wait_for(f"location.href === {json.dumps(base + '/console/u/u_wu')}")
         for uid in APPROVERS:
@@ -56,6 +60,8 @@ async def test_seal_use_tapped_through_in_chromium(tmp_path: Path) -> None:
                 "document.querySelector('.card[data-closed=\"0\"] button.primary').textContent"
             )
             assert label == ("已交付" if uid == "u_chen" else "同意")
+            if uid == "u_sun":
+                await browser.screenshot(str(tmp_path / "card.png"))
             await browser.evaluate(
                 "document.querySelector('.card[data-closed=\"0\"] button.primary').click()"
             )
@@ -76,3 +82,6 @@ async def test_seal_use_tapped_through_in_chromium(tmp_path: Path) -> None:
         async with httpx.AsyncClient(base_url=base, headers=headers) as client:
             items = (await client.get("/api/v1/requests", params={"initiator": "u_wu"})).json()["items"]
         assert [r["status"] for r in items] == ["approved"]
+        await browser.navigate(f"{base}/console/requests/{items[0]['id']}?as=u_wu")
+        assert "已通过" in await browser.evaluate("document.body.textContent")
+        await browser.screenshot(str(tmp_path / "request.png"))

@@ -15,7 +15,7 @@ import pytest
 from approvals.clock import ManualClock
 from bot.app import create_app
 from bot.cli import main
-from bot.keys import DEADLINES
+from bot.keys import DEADLINES, TIMERS
 from deadlines.org_calendar import REFRESH
 from storage import calendar_store, migrate
 from storage.calendar_store import OverrideKind
@@ -105,7 +105,7 @@ async def test_changes_by_another_process_are_picked_up_by_the_next_scan_after_a
     assert deadlines.calendar.is_working_day(date(2026, 11, 24))
 
     clock.advance(REFRESH)
-    await deadlines.scan_once()
+    await api.app[TIMERS].scan_once()  # type: ignore[index]
 
     assert not deadlines.calendar.is_working_day(date(2026, 11, 24))
 

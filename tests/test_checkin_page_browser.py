@@ -5,7 +5,6 @@ and his manager is told."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from datetime import datetime, timedelta
@@ -85,6 +84,10 @@ async def test_check_in_page_with_a_fixed_geolocation(tmp_path: Path) -> None:
             await browser.send(
                 "Browser.grantPermissions", permissions=["geolocation"], origin=server.base_url
             )
+            await browser.emulate_phone()
+            await browser.navigate(f"{server.base_url}/console/u/u_wu")
+            await browser.wait_for("!!document.querySelector('[data-checkin-link]')")
+            await browser.screenshot(str(tmp_path / "trip_card.png"))
             verdict, message = await check_in(browser, links["到达打卡"], (SITE.lat, SITE.lng, 25.0))
             assert verdict == "on_site" and "已记录到达打卡" in message and "在范围内" in message
             await browser.screenshot(str(tmp_path / "arrival.png"))
@@ -92,6 +95,10 @@ async def test_check_in_page_with_a_fixed_geolocation(tmp_path: Path) -> None:
                 browser, links["离开打卡"], (31.2397, 121.4998, 30.0)
             )  # the Bund, ~4 km away
             assert verdict == "off_site" and "不在目的地范围内" in message
+            await browser.screenshot(str(tmp_path / "departure.png"))
+            await browser.navigate(f"{server.base_url}/console/u/u_sun/checkins")
+            await browser.wait_for("!!document.querySelector('tr.checkin')")
+            await browser.screenshot(str(tmp_path / "team.png"))
 
         day = (await api.get("/api/v1/checkins", params={"user": "u_wu"})).json()
         assert [(c["kind"], c["verdict"], c["source"]) for c in day["items"]] == [
@@ -113,9 +120,8 @@ async def _console_texts(api: httpx.AsyncClient, uid: str, needle: str) -> str:
 
 def test_page_script_is_plain_es5() -> None:
     """The in-app browsers of WeCom and DingTalk: no arrow functions, let/const or fetch needed."""
-    from bot.web.checkin_pages import PAGE_JS
+    from bot.web.templating import static_text
 
-    assert (
-        "=>" not in PAGE_JS and "let " not in PAGE_JS and "const " not in PAGE_JS and "fetch(" not in PAGE_JS
-    )
-    assert json.dumps(PAGE_JS)  # embeddable as is
+    script = static_text("checkin.js")
+    assert "=>" not in script and "let " not in script and "const " not in script and "fetch(" not in script
+    assert "</script" not in script  # inlined into the page as is

@@ -13,21 +13,24 @@ from urllib.parse import urlsplit
 
 import pytest
 from jsonschema import Draft202012Validator
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from approvals.clock import ManualClock
 from bot.app import create_app
-from bot.keys import CHAT, CHECKINS, DISPATCHER
+from bot.keys import CHAT, CHECKINS, DISPATCHER, TIMERS
 from bot.settings import CheckinSettings, ConfigError, load_settings
 from bot.web.openapi import document
 from checkins.geo import LatLng, gcj02_to_wgs84
 from checkins.links import LinkClaims, sign_link
+from deadlines.timer_kinds import TimerScanner
+from deadlines.timers import TimerKind
 from handlers.events import LocationShared, Sender
 from services.checkins import CheckinService
 from storage.approval_models import OutboxRow
 from storage.checkin_models import CheckinRow, TripRow
 from storage.console_models import ConsoleMessageRow
 from storage.db import Database
+from storage.timer_models import TimerRow
 from tests.conftest import Api, settings_for
 
 PUDONG_GCJ = (31.2215, 121.5440)  # the demo org's 浦东项目现场, radius 500 m, GCJ-02
@@ -119,6 +122,21 @@ async def page_post(
 def service(api: Api) -> CheckinService:
     service: CheckinService = app(api)[CHECKINS]
     return service
+
+
+def scanner(api: Api) -> TimerScanner:
+    """The app's one timer scan (background jobs are off: tests drive it by hand)."""
+    scan: TimerScanner = app(api)[TIMERS]
+    return scan
+
+
+async def fired(scan: TimerScanner, kind: TimerKind) -> int:
+    """Scan once; how many timers of `kind` fired."""
+    return (await scan.scan_once()).fired_by_kind[kind.value]
+
+
+async def rungs_sent(api: Api) -> int:
+    return await fired(scanner(api), TimerKind.CHECKIN_MISSING)
 
 
 def check_schema(name: str, instance: object) -> None:
@@ -436,12 +454,12 @@ async def test_each_missing_checkin_rung_fires_once(api: Api, org_db: Database, 
 
     before = len(await sent())
     at(10, 59)
-    assert await svc.scan_missing() == 0
+    assert await rungs_sent(api) == 0
     at(11, 0)
-    assert await svc.scan_missing() == 1
-    assert await svc.scan_missing() == 0  # the same minute again: nothing new
+    assert await rungs_sent(api) == 1
+    assert await rungs_sent(api) == 0  # the same minute again: nothing new
     at(11, 30)
-    assert await svc.scan_missing() == 1
+    assert await rungs_sent(api) == 1
     new = (await sent())[before:]
     assert [(k, r) for k, r, _ in new] == [("checkin_card", "u_wu"), ("text", "u_sun")]
     assert "还没有到达打卡" in (await outbox(org_db, "checkin_card", "u_wu"))[-1].payload["text"]
@@ -449,18 +467,24 @@ async def test_each_missing_checkin_rung_fires_once(api: Api, org_db: Database, 
     at(11, 40)
     await share(api, "wuhao", *PUDONG_GCJ)
     at(12, 29)
-    assert await svc.scan_missing() == 0
+    assert await rungs_sent(api) == 0
     at(12, 30)
-    assert await svc.scan_missing() == 1
+    assert await rungs_sent(api) == 1
     assert "还没有离开打卡" in (await outbox(org_db, "checkin_card", "u_wu"))[-1].payload["text"]
     at(13, 0)
     # several replicas scanning the same minute: exactly one sends the rung
-    replicas = [svc, CheckinService(svc.db, svc._org, svc.config, svc.now)]
-    counts = await asyncio.gather(*(r.scan_missing() for r in replicas))
+    replicas = [scanner(api), TimerScanner(db=svc.db, kinds=scanner(api).kinds, now=svc.now)]
+    counts = await asyncio.gather(*(fired(r, TimerKind.CHECKIN_MISSING) for r in replicas))
     assert sorted(counts) == [0, 1]
-    assert any("仍未离开打卡" in r.payload["text"] for r in await outbox(org_db, "text", "u_sun"))
+    escalations = [r for r in await outbox(org_db, "text", "u_sun") if "仍未离开打卡" in r.payload["text"]]
+    assert len(escalations) == 1
     at(14, 0)
-    assert await svc.scan_missing() == 0
+    assert await rungs_sent(api) == 0
+    async with org_db.session() as s:
+        q = select(TimerRow.status).where(TimerRow.kind == TimerKind.CHECKIN_MISSING.value)  # type: ignore[call-overload]
+        statuses = sorted((await s.execute(q)).scalars().all())
+    # four rungs: the arrival's two sent; the departure's two sent as well (no departure check-in)
+    assert statuses == ["done"] * 4
 
 
 async def test_a_check_in_on_time_silences_the_ladder(api: Api, org_db: Database, clock: ManualClock) -> None:
@@ -468,7 +492,11 @@ async def test_a_check_in_on_time_silences_the_ladder(api: Api, org_db: Database
     clock.advance(timedelta(minutes=40))
     await share(api, "wuhao", *PUDONG_GCJ)
     clock.advance(timedelta(hours=2))
-    assert await service(api).scan_missing() == 0
+    assert await rungs_sent(api) == 0
+    async with org_db.session() as s:
+        q = select(TimerRow.key, TimerRow.status).where(TimerRow.kind == TimerKind.CHECKIN_MISSING.value)  # type: ignore[call-overload]
+        rows = dict((await s.execute(q)).all())
+    assert {status for key, status in rows.items() if ":arrival:" in key} == {"cancelled"}
 
 
 # -- 补卡 -------------------------------------------------------------------------------------------------
@@ -567,8 +595,10 @@ async def test_daily_summary_tells_each_manager_once(api: Api, org_db: Database,
     clock.advance(timedelta(minutes=40))
     await share(api, "wuhao", *HQ_GCJ)  # arrival off site; no departure ever
     clock.set(datetime(2026, 11, 23, 10, 30, tzinfo=UTC))  # 18:30 in Shanghai
-    assert await service(api).send_daily_summaries() == 1
-    assert await service(api).send_daily_summaries() == 0
+    other = TimerScanner(db=org_db, kinds=scanner(api).kinds, now=clock.now)  # another replica
+    counts = await asyncio.gather(*(fired(r, TimerKind.CHECKIN_SUMMARY) for r in (scanner(api), other)))
+    assert sorted(counts) == [0, 1]
+    assert await fired(scanner(api), TimerKind.CHECKIN_SUMMARY) == 0
     (summary,) = [r for r in await outbox(org_db, "text", "u_sun") if "外勤日报" in r.payload["text"]]
     text = summary.payload["text"]
     assert "吴昊：到达打卡不在范围内" in text and "吴昊：未离开打卡" in text and "/checkins/team/" in text
@@ -624,3 +654,22 @@ async def test_a_configured_link_secret_signs_the_links(
 
     assert read_link(b"k" * 32, token, now=clock.now()).user == "u_wu"
     await app[DISPATCHER].drain()
+
+
+async def test_a_trip_without_ladder_timers_gets_them_at_the_next_start_and_a_late_rung_fires_once(
+    api: Api, org_db: Database, clock: ManualClock, aiohttp_client: Any
+) -> None:
+    await approved_outing(api, start="2026-11-23T10:30:00+08:00", end="2026-11-23T12:00:00+08:00")
+    async with org_db.transaction() as s:  # a trip opened before the ladder was kept in timers
+        await s.execute(delete(TimerRow).where(TimerRow.kind == TimerKind.CHECKIN_MISSING.value))  # type: ignore[arg-type]
+    clock.set(datetime(2026, 11, 23, 3, 10, tzinfo=UTC))  # 11:10: the service comes back after the 11:00 rung
+    restarted = create_app(settings_for(org_db), clock=clock)
+    await aiohttp_client(restarted)
+    scan = restarted[TIMERS]
+
+    assert await fired(scan, TimerKind.CHECKIN_MISSING) == 1
+    assert await fired(scan, TimerKind.CHECKIN_MISSING) == 0
+    reminders = [
+        r for r in await outbox(org_db, "checkin_card", "u_wu") if "还没有到达打卡" in r.payload["text"]
+    ]
+    assert len(reminders) == 1

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import re
 
+from multidict import MultiDict, MultiDictProxy
 from sqlalchemy import select
 
+from approvals.definitions import FieldSpec, FieldType, Template
+from approvals.model import StepStatus, TaskStatus
 from bot.app import create_app
-from bot.keys import DISPATCHER
+from bot.keys import DISPATCHER, WORKFLOW
+from bot.web.console.labels import STEP_STATUS_LABEL, TASK_STATUS_LABEL
+from bot.web.console.pages import form_from_post
 from storage.console_models import ConsoleMessageRow
 from tests.conftest import settings_for
 
@@ -129,3 +134,84 @@ async def test_location_is_checked_before_it_is_accepted(org_db, aiohttp_client,
     texts = [m.text for m in await _messages(org_db, "u_zheng") if m.direction == "out"]
     assert sum("位置无效" in t or "位置格式不对" in t for t in texts) == 2
     assert any("已收到您的位置" in t for t in texts)
+
+
+async def test_every_template_form_renders_a_control_for_every_field(org_db, aiohttp_client, clock):
+    app, client = await _client(org_db, aiohttp_client, clock)
+    listed = await (await client.get("/console/u/u_wu/new")).text()
+    keys = re.findall(r'href="/console/u/u_wu/new/(\w+)"', listed)
+    assert {"seal_use", "outing", "leave", "expense"} <= set(keys)
+    for key in keys:
+        resp = await client.get(f"/console/u/u_wu/new/{key}")
+        html = await resp.text()
+        assert resp.status == 200, key
+        for field in app[WORKFLOW].template(key).fields:
+            assert f'name="{field.key}' in html, (key, field.key)
+    css = await client.get("/console/static/console.css")
+    assert css.status == 200 and ".card" in await css.text()
+
+
+def test_browser_form_fields_become_the_engine_form():
+    spec = [
+        ("t", FieldType.TEXT),
+        ("n", FieldType.NUMBER),
+        ("m", FieldType.MONEY),
+        ("b", FieldType.BOOL),
+        ("l", FieldType.LIST),
+        ("dt", FieldType.DATETIME),
+        ("r", FieldType.DATERANGE),
+        ("ms", FieldType.MULTISELECT),
+        ("us", FieldType.USERS),
+        ("site", FieldType.LOCATION),
+        ("addr", FieldType.LOCATION),
+        ("empty", FieldType.TEXT),
+    ]
+    template = Template(
+        key="x", name="x", fields=tuple(FieldSpec(key=k, label=k, type=t) for k, t in spec), steps=()
+    )
+    data = MultiDict(
+        [
+            ("t", "  你好 "),
+            ("n", "3"),
+            ("m", "12.5"),
+            ("b", "false"),
+            ("l", "甲\n\n乙 "),
+            ("dt", "2026-11-24T10:00"),
+            ("r.start", "2026-11-24"),
+            ("r.end", "2026-11-25"),
+            ("ms", "A"),
+            ("ms", "B"),
+            ("us", ""),
+            ("site", "hq"),
+            ("addr", ""),
+            ("addr.address", "某路 1 号"),
+            ("addr.lat", "31.2"),
+            ("addr.lng", "121"),
+            ("empty", "  "),
+        ]
+    )
+    assert form_from_post(template, MultiDictProxy(data)) == {
+        "t": "你好",
+        "n": 3,
+        "m": 12.5,
+        "b": False,
+        "l": ["甲", "乙"],
+        "dt": "2026-11-24T10:00:00",
+        "r": {"start": "2026-11-24", "end": "2026-11-25"},
+        "ms": ["A", "B"],
+        "site": {"site": "hq"},
+        "addr": {"address": "某路 1 号", "lat": 31.2, "lng": 121},
+    }
+
+
+async def test_request_page_shows_words_not_codes(org_db, aiohttp_client, clock):
+    app, client = await _client(org_db, aiohttp_client, clock)
+    await client.post("/console/u/u_wu/new/seal_use", data=SEAL, allow_redirects=False)
+    (req,) = await app[WORKFLOW].list_requests(initiator="u_wu")
+    html = await (await client.get(f"/console/requests/{req['id']}?as=u_wu")).text()
+    assert "审批中" in html and "进行中" in html and "待处理" in html and "提交" in html
+    shown = re.sub(r"<[^>]+>", " ", html)
+    for code in ("running", "active", "pending", "submitted", "step_started", "system"):
+        assert code not in shown, code
+    for table, codes in ((STEP_STATUS_LABEL, StepStatus), (TASK_STATUS_LABEL, TaskStatus)):
+        assert set(table) == set(codes)

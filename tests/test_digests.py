@@ -15,7 +15,7 @@ from sqlalchemy import select
 from approvals.clock import ManualClock
 from approvals.model import Urgency
 from bot.app import create_app
-from bot.keys import DEADLINES, WORKFLOW
+from bot.keys import TIMERS, WORKFLOW
 from bot.settings import ConfigError, load_settings
 from deadlines.calendar import WorkingCalendar
 from deadlines.digest import (
@@ -26,7 +26,7 @@ from deadlines.digest import (
     person_digests,
     request_ids,
 )
-from services.deadlines import DeadlineService
+from deadlines.timer_kinds import TimerScanner
 from storage.approval_models import OutboxRow
 from storage.db import Database
 from storage.timer_models import TimerRow
@@ -157,8 +157,9 @@ def test_digest_times_are_configurable_and_checked() -> None:
 
 
 # -- sending (database) -----------------------------------------------------------------------------
-def service(api: Api) -> DeadlineService:
-    return api.app[DEADLINES]  # type: ignore[index,no-any-return]
+def service(api: Api) -> TimerScanner:
+    """The app's one timer scan (background jobs are off: tests drive it by hand)."""
+    return api.app[TIMERS]  # type: ignore[index,no-any-return]
 
 
 async def digests(db: Database) -> list[OutboxRow]:

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from approvals.clock import ManualClock
+from bot.app import create_app
 from bot.settings import DingTalkSettings
 from handlers.events import CardAction, TextMessage, event_from_dict
 from storage.db import Database
@@ -45,8 +46,6 @@ def dingtalk_settings(mode: str = "http") -> DingTalkSettings:
 
 @pytest.fixture
 async def client(org_db: Database, aiohttp_client: Any, clock: ManualClock) -> Any:
-    from bot.app import create_app
-
     return await aiohttp_client(create_app(settings_for(org_db, dingtalk=dingtalk_settings()), clock=clock))
 
 
@@ -174,8 +173,6 @@ async def test_forged_callbacks_get_403_and_unreadable_ones_400(
 async def test_stream_mode_has_no_http_callback_routes(
     org_db: Database, aiohttp_client: Any, clock: ManualClock
 ) -> None:
-    from bot.app import create_app
-
     client = await aiohttp_client(
         create_app(settings_for(org_db, dingtalk=dingtalk_settings("stream")), clock=clock)
     )

@@ -4,12 +4,13 @@ backoff on 5xx / busy / rate limits, and nothing retried that cannot succeed (re
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import httpx
 import pytest
 import respx
 
-from bot.platforms.dingtalk.client import DingTalkApiError, DingTalkClient
+from bot.platforms.dingtalk.client import DINGTALK_RETRY, DingTalkApiError, DingTalkClient
 from bot.settings import DingTalkSettings
 from storage.kv_memory import MemoryStore
 
@@ -18,11 +19,24 @@ OAPI = "https://oapi.dingtalk.test"
 SETTINGS = DingTalkSettings(app_key="dingkey", app_secret="secret", api_base=API, oapi_base=OAPI)
 
 
+class Sleeps:
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, delay: float) -> None:
+        self.delays.append(delay)
+
+
 @pytest.fixture
-async def client() -> AsyncIterator[DingTalkClient]:
+def sleeps() -> Sleeps:
+    return Sleeps()
+
+
+@pytest.fixture
+async def client(sleeps: Sleeps) -> AsyncIterator[DingTalkClient]:
     kv = MemoryStore()
     async with httpx.AsyncClient() as http:
-        yield DingTalkClient(http, kv, SETTINGS, backoff_s=0.001, max_backoff_s=0.005)
+        yield DingTalkClient(http, kv, SETTINGS, retry=replace(DINGTALK_RETRY, sleep=sleeps))
     await kv.close()
 
 
@@ -53,7 +67,7 @@ async def test_the_token_is_fetched_once_and_sent_in_the_header(client: DingTalk
 async def test_a_401_drops_the_token_and_the_call_is_made_again_with_a_fresh_one(
     client: DingTalkClient,
 ) -> None:
-    tokens(respx.mock, "old", "new")
+    fetch = tokens(respx.mock, "old", "new")
     put = respx.put(f"{API}/v1.0/card/instances").mock(
         side_effect=[
             httpx.Response(200, json={"success": True}),
@@ -65,11 +79,13 @@ async def test_a_401_drops_the_token_and_the_call_is_made_again_with_a_fresh_one
     await client.api("PUT", "/v1.0/card/instances", {})
 
     assert [c.request.headers["x-acs-dingtalk-access-token"] for c in put.calls] == ["old", "old", "new"]
-    assert client.tokens.fetches == 2
+    assert fetch.call_count == 2
 
 
 @respx.mock
-async def test_5xx_busy_and_rate_limits_are_retried_until_it_works(client: DingTalkClient) -> None:
+async def test_5xx_busy_and_rate_limits_are_retried_until_it_works(
+    client: DingTalkClient, sleeps: Sleeps
+) -> None:
     tokens(respx.mock, "tok")
     create = respx.post(f"{API}/v1.0/card/instances/createAndDeliver").mock(
         side_effect=[
@@ -81,6 +97,10 @@ async def test_5xx_busy_and_rate_limits_are_retried_until_it_works(client: DingT
     )
     assert (await client.api("POST", "/v1.0/card/instances/createAndDeliver", {}))["success"] is True
     assert create.call_count == 4
+    # doubling from 0.25 s, each delay somewhere in the upper half of its step
+    assert [0.5 * step <= d <= step for d, step in zip(sleeps.delays, (0.25, 0.5, 1.0), strict=True)] == [
+        True
+    ] * 3
 
 
 @respx.mock
@@ -160,3 +180,17 @@ async def test_oapi_busy_is_retried_and_other_errcodes_are_final(client: DingTal
     with pytest.raises(DingTalkApiError) as failed:
         await client.oapi("POST", "/topapi/bad", body={})
     assert not failed.value.retryable and failed.value.code == "60011"
+
+
+@respx.mock
+async def test_a_token_endpoint_that_stays_down_is_tried_four_times_and_the_call_not_made(
+    client: DingTalkClient,
+) -> None:
+    fetch = respx.post(f"{API}/v1.0/oauth2/accessToken").mock(return_value=httpx.Response(503))
+    put = respx.put(f"{API}/v1.0/card/instances")
+
+    with pytest.raises(DingTalkApiError) as failed:
+        await client.api("PUT", "/v1.0/card/instances", {})
+
+    assert failed.value.retryable and failed.value.status == 503
+    assert fetch.call_count == 4 and put.call_count == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -12,7 +13,7 @@ import pytest
 import respx
 
 from approvals.clock import ManualClock
-from bot.platforms.dingtalk.client import DingTalkClient
+from bot.platforms.dingtalk.client import DINGTALK_RETRY, DingTalkClient
 from bot.platforms.dingtalk.delivery import DingTalkDelivery
 from bot.settings import DingTalkSettings
 from notifications.delivery import DeliveryError, OutgoingMessage
@@ -62,11 +63,15 @@ def text_message(outbox_id: int, text: str = "您的「用章申请」已通过"
     return OutgoingMessage(outbox_id, "result", "u_sun", "r-1", None, {"text": text, **extra})
 
 
+async def no_sleep(_: float) -> None:
+    pass
+
+
 @pytest.fixture
 async def delivery(db: Database, clock: ManualClock) -> AsyncIterator[DingTalkDelivery]:
     kv = MemoryStore()
     async with httpx.AsyncClient() as http:
-        client = DingTalkClient(http, kv, SETTINGS, backoff_s=0.001, max_backoff_s=0.002)
+        client = DingTalkClient(http, kv, SETTINGS, retry=replace(DINGTALK_RETRY, sleep=no_sleep))
         yield DingTalkDelivery(client, db, kv, SETTINGS, clock.now)
     await kv.close()
 

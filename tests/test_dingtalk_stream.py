@@ -20,6 +20,7 @@ from dingtalk_stream import AckMessage, CallbackMessage
 from sqlalchemy import select
 
 from approvals.clock import ManualClock
+from bot.app import create_app
 from bot.platforms.dingtalk.stream import CARD_TOPIC, OPEN_PATH, ROBOT_TOPIC, StreamConnection
 from bot.platforms.inbox import Inbox
 from bot.settings import DingTalkSettings
@@ -251,8 +252,6 @@ async def test_the_stream_acks_on_the_socket_and_reconnects_after_a_disconnect(
 async def test_the_readiness_check_follows_the_stream_connection(
     gateway: Gateway, org_db: Database, aiohttp_client: Any
 ) -> None:
-    from bot.app import create_app
-
     settings = settings_for(
         org_db,
         run_background=True,

@@ -19,6 +19,7 @@ import httpx
 import pytest
 from dingtalk.crypto import DingTalkCrypto
 
+from storage.kv_redis import RedisStore
 from tests.conftest import PG_URL, REDIS_URL, create_pg_schema, drop_pg_schema
 from tests.e2e_harness import ServerProcess, base_env, wait_until
 from tests.fake_dingtalk import (
@@ -86,8 +87,6 @@ async def redis_env() -> AsyncIterator[dict[str, str]]:
     if REDIS_URL is None:
         yield {}
         return
-    from storage.kv_redis import RedisStore
-
     prefix = f"oabot-e2e:{uuid.uuid4().hex[:12]}:"
     yield {"OABOT_REDIS_URL": REDIS_URL, "OABOT_REDIS_PREFIX": prefix}
     store = RedisStore(REDIS_URL, prefix=prefix)

@@ -29,6 +29,7 @@ from sqlalchemy import func, select
 
 from bot.app import open_database
 from handlers.chat import NOT_IN_DIRECTORY
+from storage.kv_redis import RedisStore
 from storage.platform_models import InboxRow
 from tests.conftest import PG_URL, REDIS_URL, create_pg_schema, drop_pg_schema
 from tests.e2e_harness import ServerProcess, base_env, wait_until
@@ -78,8 +79,6 @@ async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     finally:
         await drop_pg_schema(PG_URL, schema)
         if REDIS_URL:
-            from storage.kv_redis import RedisStore
-
             store = RedisStore(REDIS_URL, prefix=prefix)
             await store.purge_prefix()
             await store.close()

@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from approvals.clock import ManualClock
-from bot.keys import DEADLINES, WORKFLOW
-from services.deadlines import DeadlineService
+from bot.keys import TIMERS, WORKFLOW
+from deadlines.timer_kinds import TimerScanner
 from storage.db import Database
 from storage.timer_models import TimerRow
 from tests.conftest import Api
@@ -41,8 +41,9 @@ def leave(start: str, end: str, **extra: Any) -> dict[str, Any]:
     }
 
 
-def service(api: Api) -> DeadlineService:
-    return api.app[DEADLINES]  # type: ignore[index,no-any-return]
+def service(api: Api) -> TimerScanner:
+    """The app's one timer scan (background jobs are off: tests drive it by hand)."""
+    return api.app[TIMERS]  # type: ignore[index,no-any-return]
 
 
 async def delegations_of(api: Api, user: str) -> list[dict[str, Any]]:

@@ -48,6 +48,7 @@ from reports.stats import (
 )
 from storage.approval_models import OutboxRow
 from storage.db import Database
+from storage.timer_models import TimerRow
 from tests.conftest import Api, settings_for
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -443,16 +444,23 @@ async def summaries(db: Database) -> list[OutboxRow]:
         return list((await s.execute(q)).scalars().all())
 
 
+async def weekly_fired(scanner: Any) -> int:
+    return int((await scanner.scan_once()).fired_by_kind["stats_weekly"])
+
+
 async def test_weekly_summary_goes_once_to_each_head_and_the_office(
     api: Api, clock: ManualClock, org_db: Database
 ):
-    from bot.keys import SCHEDULER
-    from bot.web.api_stats import WEEKLY_JOB_ID, send_weekly_summary
+    from bot.keys import TIMER_KINDS, TIMERS
+    from deadlines.timer_kinds import TimerScanner
 
     await known_day(api, clock)
+    await api.app[TIMERS].seed()  # type: ignore[index]  # as a (re)start during that week does
     clock.set(local(9, 9).astimezone(UTC))  # the Monday after, 09:00
-    assert await send_weekly_summary(api.app) == 6  # type: ignore[arg-type]
-    assert await send_weekly_summary(api.app) == 0, "the job ran twice: nothing more is sent"  # type: ignore[arg-type]
+    other = TimerScanner(db=org_db, kinds=api.app[TIMER_KINDS], now=clock.now)  # type: ignore[index]  # another replica
+    counts = await asyncio.gather(weekly_fired(api.app[TIMERS]), weekly_fired(other))  # type: ignore[index]
+    assert sorted(counts) == [0, 1]
+    assert await weekly_fired(api.app[TIMERS]) == 0, "scanned again: nothing more is sent"  # type: ignore[index]
 
     rows = await summaries(org_db)
     heads = ["u_zhang", "u_wang", "u_zhao", "u_qian", "u_sun", "u_zhou"]  # u_zhao also holds hr_manager
@@ -470,20 +478,44 @@ async def test_weekly_summary_goes_once_to_each_head_and_the_office(
 
     await api.drain()
     assert {r.status for r in await summaries(org_db)} == {"sent"}
-    job = api.app[SCHEDULER].get_job(WEEKLY_JOB_ID)  # type: ignore[index]
-    assert job is not None and str(job.trigger) == "cron[day_of_week='mon', hour='9', minute='0']"
+    async with org_db.session() as s:
+        q = select(TimerRow).where(TimerRow.kind == "stats_weekly").where(TimerRow.status == "pending")  # type: ignore[arg-type]
+        pending = sorted(t.due_at for t in (await s.execute(q)).scalars().all())
+    assert pending[0] == local(16, 9), "the next Monday 09:00 is scheduled"
+
+
+async def test_a_weekly_summary_missed_while_down_is_sent_once_at_the_next_start(
+    org_db: Database, clock: ManualClock, aiohttp_client
+):
+    from bot.app import create_app
+    from bot.keys import TIMERS
+
+    clock.set(local(8, 12).astimezone(UTC))  # Sunday: the service runs, the Monday timer is written
+    first = create_app(settings_for(org_db), clock=clock)
+    await aiohttp_client(first)
+    clock.set(local(11, 15).astimezone(UTC))  # it was down all of Monday 9th and Tuesday 10th
+    restarted = create_app(settings_for(org_db), clock=clock)
+    await aiohttp_client(restarted)
+
+    assert await weekly_fired(restarted[TIMERS]) == 1
+    assert await weekly_fired(restarted[TIMERS]) == 0
+    assert await weekly_fired(first[TIMERS]) == 0
+    texts = [r.payload["text"] for r in await summaries(org_db)]
+    assert len(texts) == 6 and all("2026-11-02 至 2026-11-08" in t for t in texts)
 
 
 async def test_weekly_summary_goes_to_the_configured_office_role(
     org_db: Database, clock: ManualClock, aiohttp_client
 ):
     from bot.app import create_app
-    from bot.web.api_stats import send_weekly_summary
+    from bot.keys import TIMERS
 
+    clock.set(local(8, 12).astimezone(UTC))
     app = create_app(settings_for(org_db, office_role="finance_manager"), clock=clock)
     await aiohttp_client(app)
     clock.set(local(9, 9).astimezone(UTC))
-    assert await send_weekly_summary(app) == 6
+    assert await weekly_fired(app[TIMERS]) == 1
+    assert len(await summaries(org_db)) == 6
     text = {r.recipient: r.payload["text"] for r in await summaries(org_db)}
     assert text["u_qian"].startswith("【审批周报】示例集团")
     assert text["u_zhao"].startswith("【审批周报】行政人事部")

@@ -14,13 +14,14 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import select
 
 from approvals.clock import ManualClock
 from bot.app import create_app
-from bot.keys import DEADLINES, WORKFLOW
+from bot.keys import TIMERS, WORKFLOW
 from deadlines import timers
-from services.deadlines import DeadlineService
+from deadlines.timer_kinds import FireResult, TimerKinds, TimerScanner
 from storage.approval_models import OutboxRow
 from storage.db import Database
 from storage.timer_models import TimerRow
@@ -42,8 +43,9 @@ def sh(month: int, day: int, hour: int, minute: int = 0, second: int = 0) -> dat
     return datetime(2026, month, day, hour, minute, second, tzinfo=SH)
 
 
-def service(api: Api) -> DeadlineService:
-    return api.app[DEADLINES]  # type: ignore[index,no-any-return]
+def service(api: Api) -> TimerScanner:
+    """The app's one timer scan (background jobs are off: tests drive it by hand)."""
+    return api.app[TIMERS]  # type: ignore[index,no-any-return]
 
 
 async def pings(db: Database, request_id: str | None = None) -> list[tuple[str, str]]:
@@ -319,3 +321,41 @@ async def test_auto_transfer_goes_to_the_managers_desk(
     assert "自动转交直属领导" in moved["comment"]
     assert [t["request_id"] for t in await api.pending("u_li")] == [req["id"]]
     assert await api.pending("u_sun") == []
+
+
+# -- the kind registry -----------------------------------------------------------------------------
+async def test_a_timer_of_an_unknown_kind_is_failed_and_the_others_still_fire(
+    api: Api, org_db: Database, clock: ManualClock
+) -> None:
+    await api.submit("seal_use", "u_wu", SEAL)
+    async with org_db.transaction() as s:
+        s.add(
+            TimerRow(
+                kind="from_the_future",
+                status="pending",
+                due_at=clock.now(),
+                key="from_the_future:1",
+                data={},
+                created_at=clock.now(),
+            )
+        )
+    clock.set(sh(11, 23, 12))
+
+    stats = await service(api).scan_once()
+
+    assert (stats.failed, stats.fired) == (1, 1)
+    async with org_db.session() as s:
+        row = (await s.execute(select(TimerRow).where(TimerRow.key == "from_the_future:1"))).scalar_one()  # type: ignore[arg-type]
+    assert (row.status, row.last_error) == ("failed", "unknown kind from_the_future")
+    assert await pings(org_db) == [("remind", "u_sun")]
+
+
+def test_a_kind_has_one_handler() -> None:
+    kinds = TimerKinds()
+
+    async def handler(timer: timers.Timer) -> FireResult:
+        return FireResult.FIRED
+
+    kinds.register(timers.TimerKind.DIGEST, handler)
+    with pytest.raises(ValueError, match="digest"):
+        kinds.register(timers.TimerKind.DIGEST, handler)

@@ -15,6 +15,7 @@ import respx
 from sqlalchemy import func, select
 
 from approvals.clock import ManualClock
+from bot.app import create_app
 from bot.keys import DISPATCHER, INBOX
 from bot.platforms.wecom import card_refs
 from bot.settings import WeComSettings
@@ -79,8 +80,6 @@ def wecom_api() -> Iterator[WeComApi]:
 
 @pytest.fixture
 async def app_client(org_db: Database, aiohttp_client: Any, clock: ManualClock) -> Any:
-    from bot.app import create_app
-
     app = create_app(settings_for(org_db, wecom=WECOM), clock=clock)
     return await aiohttp_client(app)
 

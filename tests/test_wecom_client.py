@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import httpx
 import pytest
 import respx
 
-from bot.platforms.wecom.client import WeComApiError, WeComClient
+from bot.platforms.wecom.client import WECOM_RETRY, WeComApiError, WeComClient
 from bot.settings import WeComSettings
 from storage.kv_memory import MemoryStore
 
@@ -43,7 +44,7 @@ def sleeps() -> Sleeps:
 
 @pytest.fixture
 def client(http: httpx.AsyncClient, sleeps: Sleeps) -> WeComClient:
-    return WeComClient(http, SETTINGS, MemoryStore(), sleep=sleeps)
+    return WeComClient(http, SETTINGS, MemoryStore(), retry=replace(WECOM_RETRY, sleep=sleeps))
 
 
 def token_route(mock: respx.MockRouter, *tokens: str) -> respx.Route:

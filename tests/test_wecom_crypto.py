@@ -15,16 +15,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from wechatpy.enterprise.crypto import WeChatCrypto
 
-from bot.platforms.wecom.crypto import (
+from bot.platforms.message_crypto import (
     DecryptError,
     InvalidAESKey,
     ReceiverMismatch,
     SignatureInvalid,
-    WeComCrypto,
     pad,
     signature,
     unpad,
 )
+from bot.platforms.wecom.crypto import WeComCrypto
 
 # Tencent's sample (weworkapi callback sample; NOTES.md §1.2)
 OFFICIAL = {

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,7 +16,7 @@ import respx
 
 from bot.platforms.wecom import card_refs
 from bot.platforms.wecom.cards import card_task_id
-from bot.platforms.wecom.client import WeComClient
+from bot.platforms.wecom.client import WECOM_RETRY, WeComClient
 from bot.platforms.wecom.delivery import WeComDelivery
 from bot.settings import WeComSettings
 from notifications.delivery import DeliveryError, OutgoingMessage
@@ -120,7 +121,9 @@ def delivery_for(db: Database, http: httpx.AsyncClient, kv: MemoryStore | None =
     async def no_sleep(_: float) -> None:
         return None
 
-    return WeComDelivery(WeComClient(http, SETTINGS, store, sleep=no_sleep), db, store, lambda: NOW)
+    return WeComDelivery(
+        WeComClient(http, SETTINGS, store, retry=replace(WECOM_RETRY, sleep=no_sleep)), db, store, lambda: NOW
+    )
 
 
 async def stored_ref(db: Database) -> Any:

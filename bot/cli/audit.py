@@ -7,6 +7,10 @@ import asyncio
 import sys
 from typing import Any
 
+from bot.app import open_database
+from bot.settings import ConfigError, load_settings
+from services.approvals import verify_trails
+
 
 def register(subparsers: Any) -> None:
     audit = subparsers.add_parser("audit", help="check the tamper-evident trail")
@@ -18,10 +22,6 @@ def register(subparsers: Any) -> None:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    from bot.app import open_database
-    from bot.settings import ConfigError, load_settings
-    from services.approvals import verify_trails
-
     try:
         settings = load_settings()
     except ConfigError as exc:

@@ -17,6 +17,7 @@ from typing import Any, TextIO
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.app import open_database  # honours a PostgreSQL schema in the URL
 from bot.settings import ConfigError, Settings, load_settings
 from deadlines.calendar import WorkingCalendar
 from storage import calendar_store
@@ -156,8 +157,6 @@ def _line(o: Override) -> str:
 
 
 async def _in_transaction(settings: Settings, work: Any) -> Any:
-    from bot.app import open_database  # honours a PostgreSQL schema in the URL
-
     database: Database = open_database(settings.database_url)
     try:
         async with database.transaction() as session:

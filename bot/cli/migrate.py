@@ -10,9 +10,11 @@ import asyncio
 import sys
 from typing import Any
 
+from bot.app import open_database
 from bot.cli.config import EXIT_CONFIG, cannot_connect, load_or_report
 from bot.logs import configure_logging, redact_url
 from bot.settings import Settings
+from storage.migrate import schema_status, upgrade
 
 
 def register(subparsers: Any) -> None:
@@ -36,9 +38,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _migrate(settings: Settings) -> int:
-    from bot.app import open_database
-    from storage.migrate import schema_status, upgrade
-
     db = open_database(settings.database_url)
     try:
         try:
@@ -61,9 +60,6 @@ async def _migrate(settings: Settings) -> int:
 
 
 async def _check(settings: Settings) -> int:
-    from bot.app import open_database
-    from storage.migrate import schema_status
-
     db = open_database(settings.database_url)
     try:
         status = await schema_status(db)

@@ -51,14 +51,14 @@ def run(args: argparse.Namespace) -> int:
     from approvals.clock import SystemClock
     from bot.app import open_database
     from bot.cli.config import load_or_report
-    from bot.web.api_stats import StatsService
     from reports.stats import PeriodInvalid, UnknownDepartment
+    from services.stats import StatsService
     from storage.org_repo import OrgNotImported
 
     settings = load_or_report()
     if settings is None:
         return EXIT_PROBLEM
-    service = StatsService(settings)
+    service = StatsService(tz=settings.tz, working_hours=settings.working_hours)
     try:
         period = service.period(args.first, args.last)
     except PeriodInvalid as exc:

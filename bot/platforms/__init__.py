@@ -6,5 +6,8 @@
 - outbound: a `notifications.delivery.Delivery` that renders the neutral outbox payload as the
   platform's card or text and calls its API with cached tokens and retries.
 
+Shared by both adapters: `message_crypto` (the callback signature and AES envelope),
+`http_retry` (retries of outbound API calls, on tenacity) and `tokens` (the access-token cache).
+
 Adapters translate; they never decide an approval rule.
 """

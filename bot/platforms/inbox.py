@@ -29,6 +29,29 @@ DEDUPE_TTL_S = 15 * 60
 LEASE = timedelta(seconds=60)
 
 
+def dedupe_key(event: Event) -> str:
+    return f"dedupe:{event.sender.platform}:{event.event_id}"
+
+
+def kv_first_delivery(kv: KeyValueStore) -> Callable[[Event], Awaitable[bool]]:
+    """The chat service's repeat check for events that skip the inbox (the console).
+
+    Without the store it lets the event through: the engine's task-version check still refuses
+    a second decision.
+    """
+
+    async def first_delivery(event: Event) -> bool:
+        try:
+            return await kv.set_if_absent(dedupe_key(event), "1", DEDUPE_TTL_S)
+        except KVUnavailable:
+            logger.warning(
+                "dedupe store unavailable; relying on task versions", extra={"event_id": event.event_id}
+            )
+            return True
+
+    return first_delivery
+
+
 class Inbox:
     def __init__(
         self,
@@ -48,7 +71,7 @@ class Inbox:
 
     async def accept(self, event: Event) -> bool:
         """Store a verified event once. False when it is a repeat delivery (already stored)."""
-        key = f"dedupe:{event.sender.platform}:{event.event_id}"
+        key = dedupe_key(event)
         try:
             if not await self._kv.set_if_absent(key, "1", DEDUPE_TTL_S):
                 return False

@@ -26,7 +26,6 @@ class TokenCache:
         self._fetch = fetch
         self._margin = margin_s
         self._local: tuple[str, float] | None = None  # fallback when the store is down
-        self.fetches = 0
 
     async def get(self) -> str:
         try:
@@ -53,7 +52,6 @@ class TokenCache:
             return token
 
     async def _fetch_now(self) -> tuple[str, float]:
-        self.fetches += 1
         token, expires_in = await self._fetch()
         logger.info("access token fetched", extra={"token_key": self._key, "expires_in": expires_in})
         return token, expires_in

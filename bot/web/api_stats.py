@@ -1,93 +1,35 @@
-"""Statistics and backups in the running service: `GET /api/v1/stats`, the weekly summary sent
-to department heads and the office, and the scheduled SQLite backups.
+"""Statistics in the running service: `GET /api/v1/stats`, and the wiring of the weekly
+summary and the scheduled SQLite backups.
 
-Wiring only. The numbers and texts come from `reports.stats` (pure) over the rows read by
-`storage.stats_queries`; the copies are made by `reports.backup`. `setup_stats(app)` (called
-from `bot.wiring`) adds the route and one cleanup_ctx that puts the jobs on the app's scheduler
-and takes them off at shutdown. The summary goes out as outbox rows, so the dispatcher delivers
-it like any other message. Several replicas may run the weekly job at once: a key-value marker
-per ISO week lets exactly one of them send it. Backups run only on SQLite, which is served by
-one process.
+Wiring and HTTP only. The route gets its report from `services.stats.StatsService`; the weekly
+summary (`services.stats.WeeklySummary`) and the backups (`services.backups.ScheduledBackups`)
+are timer kinds, registered on the app's timer registry by `stats_ctx` at startup and fired by
+its one scan (so each goes out once, whatever the number of replicas, also after downtime).
+Backups are registered on SQLite only, which is served by one process.
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 import logging
 from collections.abc import AsyncIterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from apscheduler.jobstores.base import JobLookupError
-from apscheduler.triggers.cron import CronTrigger
 
-from bot.keys import CLOCK, DB, KV, SCHEDULER, SERVICES, SETTINGS
-from bot.settings import Settings
+from bot.keys import CLOCK, DB, SERVICES, SETTINGS, TIMER_KINDS
 from bot.web.api import api_handler
 from bot.web.api_errors import ApiError, ValidationFailed
-from deadlines.calendar import WorkingCalendar
-from org.model import Org
-from reports.backup import BackupResult, backup_sqlite, sqlite_file
-from reports.stats import (
-    CSV_COLUMNS,
-    Period,
-    PeriodInvalid,
-    StatsReport,
-    UnknownDepartment,
-    compute,
-    parse_period,
-    previous_week,
-    weekly_messages,
-)
-from storage.approval_models import OutboxRow
-from storage.db import Database
-from storage.kv import KVUnavailable
-from storage.org_repo import OrgNotImported, load_org
-from storage.stats_queries import load_facts
+from reports.backup import sqlite_file
+from reports.stats import CSV_COLUMNS, Period, PeriodInvalid, UnknownDepartment
+from services.backups import ScheduledBackups
+from services.stats import OrgNotImported, StatsService, WeeklySummary
 
 logger = logging.getLogger(__name__)
 
 SERVICE_NAME = "stats"  # its key in app[SERVICES]
-SUMMARY_KIND = "stats_summary"
-WEEKLY_JOB_ID = "stats-weekly-summary"
-# Longer than any retry of the Monday job, shorter than a week: the next week's key is new anyway.
-WEEKLY_MARKER_TTL_S = 4 * 24 * 3600.0
-MISFIRE_GRACE_S = 3600  # a job missed by up to an hour (busy loop, restart) still runs
-
-
-class StatsService:
-    """Builds reports for one organisation: its timezone and working calendar, kept once."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.calendar = WorkingCalendar(settings.tz, settings.working_hours)
-
-    def period(self, first: str | None, last: str | None) -> Period:
-        """Raises PeriodInvalid."""
-        return parse_period(first, last, self.settings.tz)
-
-    async def load(
-        self, db: Database, period: Period, *, now: datetime, department: str | None = None
-    ) -> tuple[Org, StatsReport]:
-        """The directory and the report. Raises OrgNotImported and UnknownDepartment."""
-        async with db.session() as session:
-            org = await load_org(session)
-            if department is not None and department not in org.departments:
-                raise UnknownDepartment(department, list(org.departments))
-            facts = await load_facts(session, start=period.start, end=period.end)
-        report = compute(
-            facts,
-            org,
-            period,
-            now=now,
-            working_time=self.calendar.working_time_between,
-            department=department,
-        )
-        return org, report
 
 
 def stats_service(app: web.Application) -> StatsService:
@@ -127,124 +69,32 @@ async def get_stats(request: web.Request) -> web.StreamResponse:
     return web.json_response(report.to_dict(), dumps=functools.partial(json.dumps, ensure_ascii=False))
 
 
-# -- the weekly summary -----------------------------------------------------------------------------
-async def send_weekly_summary(app: web.Application) -> int:
-    """Put last week's summary in the outbox for every department head and the office role.
-
-    Returns the number of messages written; 0 when another run (this replica or another) has
-    already sent this week's, or when the key-value store cannot say whether one has.
-    """
-    settings = app[SETTINGS]
-    now = app[CLOCK].now()
-    period = previous_week(now, settings.tz)
-    marker = f"stats:weekly:{period.iso_week}"
-    kv = app[KV]
-    try:
-        first = await kv.set_if_absent(marker, now.isoformat(), WEEKLY_MARKER_TTL_S)
-    except KVUnavailable:
-        # Sending without the marker could send it twice from two replicas; skipping is the
-        # smaller harm, and the log says so.
-        logger.warning("weekly summary for %s not sent: the key-value store is unreachable", period.iso_week)
-        return 0
-    if not first:
-        logger.info("weekly summary for %s was already sent", period.iso_week)
-        return 0
-    try:
-        written = await _write_weekly_summary(app, period, now)
-    except BaseException:
-        # Nothing was written: let the next run (or another replica) try again.
-        try:
-            await kv.delete(marker)
-        except KVUnavailable:
-            logger.warning("could not clear the weekly summary marker %s", marker)
-        raise
-    logger.info("weekly summary for %s queued for %d people", period.iso_week, written)
-    return written
-
-
-async def _write_weekly_summary(app: web.Application, period: Period, now: datetime) -> int:
-    settings = app[SETTINGS]
-    db = app[DB]
-    org, report = await stats_service(app).load(db, period, now=now)
-    messages = weekly_messages(report, org, settings.office_role)
-    if not org.role_holders(settings.office_role):
-        logger.warning(
-            "nobody holds the office role %r (OABOT_OFFICE_ROLE): the whole-organisation summary goes to no one",
-            settings.office_role,
-        )
-    async with db.transaction() as session:
-        for recipient, text in messages.items():
-            session.add(
-                OutboxRow.due_now(kind=SUMMARY_KIND, recipient=recipient, payload={"text": text}, now=now)
-            )
-    return len(messages)
-
-
-# -- scheduled backups ------------------------------------------------------------------------------
-async def run_scheduled_backup(app: web.Application) -> BackupResult | None:
-    """Back up the SQLite database now (in a thread) and apply the retention; None if not SQLite
-    or when the backup failed (logged)."""
-    settings = app[SETTINGS]
-    path = sqlite_file(settings.database_url)
-    if path is None:
-        return None
-    try:
-        result = await asyncio.to_thread(
-            backup_sqlite, path, Path(settings.backup_dir), now=app[CLOCK].now(), keep=settings.backup_keep
-        )
-    except Exception:
-        logger.exception("scheduled backup of %s failed", path)
-        return None
-    logger.info(
-        "backup written: %s (%d bytes); %d old backup(s) removed",
-        result.path,
-        result.size,
-        len(result.removed),
-    )
-    return result
-
-
 # -- wiring -----------------------------------------------------------------------------------------
-async def stats_jobs_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Weekly summary on Mondays 09:00 and, on SQLite, backups at OABOT_BACKUP_TIMES (org time)."""
+async def stats_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The report service, the weekly summary and, on SQLite, the backups (as timer kinds)."""
     settings = app[SETTINGS]
-    scheduler = app[SCHEDULER]
-    options: dict[str, Any] = {
-        "replace_existing": True,
-        "coalesce": True,
-        "misfire_grace_time": MISFIRE_GRACE_S,
-    }
-    job_ids = [WEEKLY_JOB_ID]
-    scheduler.add_job(
-        send_weekly_summary,
-        CronTrigger(day_of_week="mon", hour=9, minute=0, timezone=settings.tz),
-        args=[app],
-        id=WEEKLY_JOB_ID,
-        **options,
-    )
-    if sqlite_file(settings.database_url) is not None:
-        for at in settings.backup_times:
-            job_id = f"backup-{at:%H%M}"
-            scheduler.add_job(
-                run_scheduled_backup,
-                CronTrigger(hour=at.hour, minute=at.minute, timezone=settings.tz),
-                args=[app],
-                id=job_id,
-                **options,
-            )
-            job_ids.append(job_id)
+    now = app[CLOCK].now
+    stats = StatsService(tz=settings.tz, working_hours=settings.working_hours)
+    app[SERVICES][SERVICE_NAME] = stats
+    WeeklySummary(db=app[DB], stats=stats, kinds=app[TIMER_KINDS], office_role=settings.office_role, now=now)
+    path = sqlite_file(settings.database_url)
+    if path is not None and settings.backup_times:
+        ScheduledBackups(
+            db=app[DB],
+            kinds=app[TIMER_KINDS],
+            path=path,
+            directory=Path(settings.backup_dir),
+            keep=settings.backup_keep,
+            times=settings.backup_times,
+            tz=settings.tz,
+            now=now,
+        )
     yield
-    for job_id in job_ids:
-        try:
-            scheduler.remove_job(job_id)
-        except JobLookupError:
-            pass
 
 
 def setup_stats(app: web.Application) -> None:
-    app[SERVICES][SERVICE_NAME] = StatsService(app[SETTINGS])
     app.router.add_get("/api/v1/stats", get_stats)
-    app.cleanup_ctx.append(stats_jobs_ctx)
+    app.cleanup_ctx.append(stats_ctx)
 
 
 # -- the OpenAPI description (merged into bot.web.openapi) ----------------------------------------------

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from bot.keys import CLOCK, DB, DINGTALK, HTTP, INBOX, KV, READINESS, SETTINGS
+from bot.platforms.dingtalk.callbacks import add_routes
 from bot.platforms.dingtalk.client import DingTalkClient
 from bot.platforms.dingtalk.crypto import EventCrypto
 from bot.platforms.dingtalk.delivery import DingTalkDelivery
@@ -95,8 +96,6 @@ async def dingtalk_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def setup_dingtalk(app: web.Application) -> None:
-    from bot.platforms.dingtalk.callbacks import add_routes
-
     settings = app[SETTINGS].dingtalk
     if settings is None:
         return

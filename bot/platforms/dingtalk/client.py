@@ -5,8 +5,8 @@
   good, so it is dropped from the cache and the call is made once more with a fresh one.
 - `oapi()` calls the old APIs (oapi.dingtalk.com, `?access_token=`), whose errors are HTTP 200
   with a non-zero `errcode`: 40001/40014/42001/33001 mean the token is no longer good.
-- 5xx answers, 429, "busy" and rate-limit codes and network errors are retried a few times
-  with exponential backoff and jitter; what is still failing is raised as a retryable
+- 5xx answers, 429, "busy" and rate-limit codes and network errors are retried
+  (`bot.platforms.http_retry`: up to 4 tries, backoff from 0.25 s up to 4 s, half of it random); what is still failing is raised as a retryable
   `DingTalkApiError`, so the outbox tries again later. Any other 4xx is not retryable.
 
 Tokens come from `bot.platforms.tokens.TokenCache` (shared by every replica through the
@@ -16,13 +16,13 @@ approvals or cards.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import random
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 
+from bot.platforms.http_retry import RetryPolicy, call_with_retries
 from bot.platforms.tokens import TokenCache
 from bot.settings import DingTalkSettings
 from storage.kv import KeyValueStore
@@ -50,6 +50,30 @@ class DingTalkApiError(Exception):
         self.retryable = retryable
 
 
+DINGTALK_RETRY = RetryPolicy(attempts=4, base_delay_s=0.25, max_delay_s=4.0, jitter=0.5)
+
+
+class _TokenRefused(Exception):
+    """DingTalk called the access token no longer good; `error` is what it means if it happens
+    again right after a refresh."""
+
+    def __init__(self, error: DingTalkApiError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class _NoToken(Exception):
+    """No token to call with: the fetch, already retried on its own, failed with `error`."""
+
+    def __init__(self, error: DingTalkApiError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _retryable(exc: BaseException) -> bool:
+    return isinstance(exc, DingTalkApiError) and exc.retryable
+
+
 def _error_code(body: Any) -> str:
     if isinstance(body, dict):
         return str(body.get("code") or body.get("errcode") or "")
@@ -63,6 +87,62 @@ def _json(resp: httpx.Response) -> Any:
         return None
 
 
+def _http_error(what: str, resp: httpx.Response, data: Any) -> DingTalkApiError:
+    code = _error_code(data)
+    message = (data.get("message") or data.get("errmsg")) if isinstance(data, dict) else None
+    retryable = (
+        resp.status_code >= 500
+        or resp.status_code in (401, 408, 429)
+        or any(hint in code.lower() for hint in _RETRY_CODE_HINTS)
+    )
+    return DingTalkApiError(
+        f"{what}: HTTP {resp.status_code} {code} {message or ''}".rstrip(),
+        status=resp.status_code,
+        code=code or None,
+        retryable=retryable,
+    )
+
+
+def _api_answer(what: str, resp: httpx.Response) -> dict[str, Any]:
+    """A new-API answer: 2xx is the JSON body; 401 means the token; anything else an error."""
+    data = _json(resp)
+    if 200 <= resp.status_code < 300:
+        return data if isinstance(data, dict) else {}
+    error = _http_error(what, resp, data)
+    if resp.status_code == 401:
+        raise _TokenRefused(error)
+    raise error
+
+
+def _oapi_answer(what: str, resp: httpx.Response) -> dict[str, Any]:
+    """An old-API answer: HTTP 200 with errcode 0 is the JSON body; token errcodes mean the token."""
+    data = _json(resp)
+    if resp.status_code != 200:
+        raise _http_error(what, resp, data)
+    if not isinstance(data, dict):
+        raise DingTalkApiError(f"{what}: answer is not JSON", status=200, retryable=True)
+    errcode = int(data.get("errcode") or 0)
+    if errcode == 0:
+        return data
+    error = DingTalkApiError(
+        f"{what}: errcode {errcode} {data.get('errmsg', '')}",
+        status=200,
+        code=str(errcode),
+        retryable=errcode in OAPI_RETRY_ERRCODES or errcode in OAPI_TOKEN_ERRCODES,
+    )
+    if errcode in OAPI_TOKEN_ERRCODES:
+        raise _TokenRefused(error)
+    raise error
+
+
+async def _sent(what: str, request: Awaitable[httpx.Response]) -> httpx.Response:
+    """The response, or a network failure as a retryable DingTalkApiError."""
+    try:
+        return await request
+    except httpx.HTTPError as exc:
+        raise DingTalkApiError(f"{what}: {type(exc).__name__}: {exc}", retryable=True) from exc
+
+
 class DingTalkClient:
     def __init__(
         self,
@@ -70,15 +150,11 @@ class DingTalkClient:
         kv: KeyValueStore,
         settings: DingTalkSettings,
         *,
-        max_attempts: int = 4,
-        backoff_s: float = 0.25,
-        max_backoff_s: float = 4.0,
+        retry: RetryPolicy = DINGTALK_RETRY,
     ) -> None:
         self._http = http
         self._settings = settings
-        self._max_attempts = max_attempts
-        self._backoff = backoff_s
-        self._max_backoff = max_backoff_s
+        self._retry = retry
         self.tokens = TokenCache(kv, f"dingtalk:{settings.app_key}", self._fetch_token)
 
     @property
@@ -87,52 +163,29 @@ class DingTalkClient:
         return self._settings.app_key
 
     async def _fetch_token(self) -> tuple[str, float]:
+        what = "POST /v1.0/oauth2/accessToken"
         url = f"{self._settings.api_base}/v1.0/oauth2/accessToken"
         body = {"appKey": self._settings.app_key, "appSecret": self._settings.app_secret}
-        for attempt in range(1, self._max_attempts + 1):
-            try:
-                resp = await self._http.post(url, json=body)
-            except httpx.HTTPError as exc:
-                error = DingTalkApiError(f"token request failed: {type(exc).__name__}", retryable=True)
-            else:
-                data = _json(resp)
-                if resp.status_code == 200 and isinstance(data, dict) and data.get("accessToken"):
-                    return str(data["accessToken"]), float(data.get("expireIn") or 7200)
-                error = self._http_error("POST /v1.0/oauth2/accessToken", resp, data)
-            if not error.retryable or attempt == self._max_attempts:
-                raise error
-            await self._sleep(attempt, error)
-        raise AssertionError("unreachable")
+
+        async def fetch() -> tuple[str, float]:
+            resp = await _sent(what, self._http.post(url, json=body))
+            data = _json(resp)
+            if resp.status_code == 200 and isinstance(data, dict) and data.get("accessToken"):
+                return str(data["accessToken"]), float(data.get("expireIn") or 7200)
+            raise _http_error(what, resp, data)
+
+        return await call_with_retries(
+            fetch, policy=self._retry, retryable=_retryable, what=f"dingtalk {what}"
+        )
 
     async def api(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         """Call api.dingtalk.com; the decoded JSON answer, or raise DingTalkApiError."""
-        what = f"{method} {path}"
-        refreshed = False
-        attempt = 0
-        while True:
-            attempt += 1
-            token = await self.tokens.get()
-            try:
-                resp = await self._http.request(
-                    method, f"{self._settings.api_base}{path}", json=body, headers={TOKEN_HEADER: token}
-                )
-            except httpx.HTTPError as exc:
-                error = DingTalkApiError(f"{what}: {type(exc).__name__}: {exc}", retryable=True)
-            else:
-                data = _json(resp)
-                if resp.status_code == 401 and not refreshed:
-                    # The token expired or was revoked: drop it and go again at once.
-                    logger.info("dingtalk token refused; refreshing", extra={"api": what})
-                    await self.tokens.invalidate(token)
-                    refreshed = True
-                    attempt -= 1
-                    continue
-                if 200 <= resp.status_code < 300:
-                    return data if isinstance(data, dict) else {}
-                error = self._http_error(what, resp, data)
-            if not error.retryable or attempt >= self._max_attempts:
-                raise error
-            await self._sleep(attempt, error)
+        url = f"{self._settings.api_base}{path}"
+        return await self._call(
+            f"{method} {path}",
+            lambda token: self._http.request(method, url, json=body, headers={TOKEN_HEADER: token}),
+            _api_answer,
+        )
 
     async def oapi(
         self,
@@ -143,69 +196,46 @@ class DingTalkClient:
         body: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Call oapi.dingtalk.com; the decoded JSON answer (errcode 0), or raise DingTalkApiError."""
-        what = f"{method} {path}"
+        url = f"{self._settings.oapi_base}{path}"
+        return await self._call(
+            f"{method} {path}",
+            lambda token: self._http.request(
+                method, url, params={**(params or {}), "access_token": token}, json=body
+            ),
+            _oapi_answer,
+        )
+
+    async def _call(
+        self,
+        what: str,
+        send: Callable[[str], Awaitable[httpx.Response]],
+        answer: Callable[[str, httpx.Response], dict[str, Any]],
+    ) -> dict[str, Any]:
+        """`send` with the cached token, retried; a refused token is dropped and the same try made
+        again at once with a fresh one (once per call, not counted as a try)."""
         refreshed = False
-        attempt = 0
-        while True:
-            attempt += 1
-            token = await self.tokens.get()
-            try:
-                resp = await self._http.request(
-                    method,
-                    f"{self._settings.oapi_base}{path}",
-                    params={**(params or {}), "access_token": token},
-                    json=body,
-                )
-            except httpx.HTTPError as exc:
-                error = DingTalkApiError(f"{what}: {type(exc).__name__}: {exc}", retryable=True)
-            else:
-                data = _json(resp)
-                if resp.status_code != 200:
-                    error = self._http_error(what, resp, data)
-                elif not isinstance(data, dict):
-                    error = DingTalkApiError(f"{what}: answer is not JSON", status=200, retryable=True)
-                else:
-                    errcode = int(data.get("errcode") or 0)
-                    if errcode == 0:
-                        return data
-                    if errcode in OAPI_TOKEN_ERRCODES and not refreshed:
-                        logger.info(
-                            "dingtalk token refused; refreshing", extra={"api": what, "errcode": errcode}
-                        )
-                        await self.tokens.invalidate(token)
-                        refreshed = True
-                        attempt -= 1
-                        continue
-                    error = DingTalkApiError(
-                        f"{what}: errcode {errcode} {data.get('errmsg', '')}",
-                        status=200,
-                        code=str(errcode),
-                        retryable=errcode in OAPI_RETRY_ERRCODES or errcode in OAPI_TOKEN_ERRCODES,
+
+        async def one_try() -> dict[str, Any]:
+            nonlocal refreshed
+            while True:
+                try:
+                    token = await self.tokens.get()
+                except DingTalkApiError as exc:
+                    raise _NoToken(exc) from exc
+                try:
+                    return answer(what, await _sent(what, send(token)))
+                except _TokenRefused as refused:
+                    if refreshed:
+                        raise refused.error from None
+                    logger.info(
+                        "dingtalk token refused; refreshing", extra={"api": what, "error": str(refused)}
                     )
-            if not error.retryable or attempt >= self._max_attempts:
-                raise error
-            await self._sleep(attempt, error)
+                    await self.tokens.invalidate(token)
+                    refreshed = True
 
-    @staticmethod
-    def _http_error(what: str, resp: httpx.Response, data: Any) -> DingTalkApiError:
-        code = _error_code(data)
-        message = (data.get("message") or data.get("errmsg")) if isinstance(data, dict) else None
-        retryable = (
-            resp.status_code >= 500
-            or resp.status_code in (401, 408, 429)
-            or any(hint in code.lower() for hint in _RETRY_CODE_HINTS)
-        )
-        return DingTalkApiError(
-            f"{what}: HTTP {resp.status_code} {code} {message or ''}".rstrip(),
-            status=resp.status_code,
-            code=code or None,
-            retryable=retryable,
-        )
-
-    async def _sleep(self, attempt: int, error: DingTalkApiError) -> None:
-        delay = min(self._max_backoff, self._backoff * 2 ** (attempt - 1))
-        delay *= 0.5 + random.random() / 2  # jitter, so replicas do not retry in step
-        logger.warning(
-            "dingtalk call failed; retrying", extra={"error": str(error), "retry_in_s": round(delay, 2)}
-        )
-        await asyncio.sleep(delay)
+        try:
+            return await call_with_retries(
+                one_try, policy=self._retry, retryable=_retryable, what=f"dingtalk {what}"
+            )
+        except _NoToken as exc:
+            raise exc.error from None

@@ -3,11 +3,10 @@
 Two schemes, both checked before anything else is read from a callback:
 
 - **Event envelope** (HTTP 事件订阅, and oabot's HTTP card-callback route): the query carries
-  `signature`, `timestamp`, `nonce`; the body is `{"encrypt": "<base64>"}`. The signature is
-  `sha1("".join(sorted([token, timestamp, nonce, encrypt])))`. The ciphertext is AES-256-CBC
-  with key = base64(aes_key + "="), IV = key[:16], PKCS#7 padded to 32-byte blocks, over
-  `random(16) || len(msg) (4 bytes, big endian) || msg || owner_key`; the owner key is the
-  internal app's AppKey. The answer is the word `success` sealed the same way.
+  `signature`, `timestamp`, `nonce`; the body is `{"encrypt": "<base64>"}`. Signature and AES
+  envelope are `bot.platforms.message_crypto`'s (the same as WeCom's); the receive ("owner")
+  key is the internal app's AppKey. The answer is the word `success` sealed the same way, as
+  JSON.
 - **Robot sign** (HTTP robot messages): headers `timestamp` (ms) and
   `sign = base64(HMAC-SHA256(key=AppSecret, msg=f"{timestamp}\\n{AppSecret}"))`.
 
@@ -18,17 +17,15 @@ Both refuse timestamps more than an hour away from now. This module only verifie
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
-import os
-import struct
 from dataclasses import dataclass
 
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from bot.platforms.message_crypto import MessageCrypto, MessageCryptoError
 
 MAX_SKEW_MS = 60 * 60 * 1000  # DingTalk's own rule for robot signs; applied to events too
-_BLOCK = 32  # DingTalk pads to 32 bytes, not AES's 16
+# What a refusal of the shared envelope means here; everything else is "malformed".
+_REASONS = {"bad_signature": "signature", "wrong_receiver": "owner"}
 
 
 class CallbackRejected(Exception):
@@ -38,6 +35,10 @@ class CallbackRejected(Exception):
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.detail = detail
+
+
+def _rejected(exc: MessageCryptoError) -> CallbackRejected:
+    return CallbackRejected(_REASONS.get(exc.code, "malformed"), str(exc))
 
 
 def _timestamp_ms(value: str) -> int:
@@ -73,73 +74,39 @@ class SealedReply:
 
 
 class EventCrypto:
-    """Verify, open and seal DingTalk event envelopes for one app (token, aes_key, AppKey)."""
+    """Verify, open and seal DingTalk event envelopes for one app (token, aes_key, AppKey).
+
+    The envelope is `message_crypto`'s with the AppKey (or suite key) as receive id; what is
+    DingTalk's own is the freshness check, the JSON reply and the `CallbackRejected` reasons.
+    A bad `aes_key` raises `message_crypto.InvalidAESKey`, a `ValueError`.
+    """
 
     def __init__(self, token: str, aes_key: str, owner_key: str) -> None:
-        try:
-            key = base64.b64decode(aes_key + "=", validate=True)
-        except binascii.Error as exc:
-            raise ValueError("aes_key is not 43 characters of base64") from exc
-        if len(key) != 32:
-            raise ValueError("aes_key must decode to 32 bytes (43 base64 characters)")
-        self._token = token
-        self._key = key
-        self._owner = owner_key.encode()
+        self._crypto = MessageCrypto(token, aes_key, receive_id=owner_key)
 
     def signature(self, timestamp: str, nonce: str, encrypt: str) -> str:
-        parts = sorted([self._token, timestamp, nonce, encrypt])
-        return hashlib.sha1("".join(parts).encode()).hexdigest()
-
-    def verify(self, signature: str, timestamp: str, nonce: str, encrypt: str) -> None:
-        expected = self.signature(timestamp, nonce, encrypt)
-        if not hmac.compare_digest(expected.encode(), signature.encode()):
-            raise CallbackRejected("signature", "event signature does not match")
+        return self._crypto.signature(timestamp, nonce, encrypt)
 
     def open(self, signature: str, timestamp: str, nonce: str, encrypt: str, *, now_ms: int) -> str:
         """Verify the signature and the timestamp, then decrypt: the plaintext message."""
         if not (signature and timestamp and nonce and encrypt):
             raise CallbackRejected("malformed", "signature, timestamp, nonce and encrypt are all required")
-        self.verify(signature, timestamp, nonce, encrypt)
+        try:
+            self._crypto.verify(signature, timestamp, nonce, encrypt)
+        except MessageCryptoError as exc:
+            raise _rejected(exc) from exc
         check_fresh(timestamp, now_ms)
         return self.decrypt(encrypt)
 
     def decrypt(self, encrypt: str) -> str:
         try:
-            raw = base64.b64decode(encrypt, validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise CallbackRejected("malformed", "encrypt is not base64") from exc
-        if not raw or len(raw) % 16:
-            raise CallbackRejected("malformed", "ciphertext length is not a multiple of the block size")
-        decryptor = Cipher(algorithms.AES(self._key), modes.CBC(self._key[:16])).decryptor()
-        padded = decryptor.update(raw) + decryptor.finalize()
-        pad = padded[-1]
-        if not 1 <= pad <= _BLOCK or padded[-pad:] != bytes([pad]) * pad:
-            raise CallbackRejected("malformed", "bad padding")
-        body = padded[16:-pad]
-        if len(body) < 4:
-            raise CallbackRejected("malformed", "plaintext too short")
-        (length,) = struct.unpack(">I", body[:4])
-        if length > len(body) - 4:
-            raise CallbackRejected("malformed", "length field exceeds the plaintext")
-        message, owner = body[4 : 4 + length], body[4 + length :]
-        if not hmac.compare_digest(owner, self._owner):
-            raise CallbackRejected("owner", "sealed for another app")
-        try:
-            return message.decode()
-        except UnicodeDecodeError as exc:
-            raise CallbackRejected("malformed", "plaintext is not UTF-8") from exc
-
-    def encrypt(self, message: str, *, random16: bytes | None = None) -> str:
-        data = message.encode()
-        plain = (random16 or os.urandom(16)) + struct.pack(">I", len(data)) + data + self._owner
-        pad = _BLOCK - len(plain) % _BLOCK
-        plain += bytes([pad]) * pad
-        encryptor = Cipher(algorithms.AES(self._key), modes.CBC(self._key[:16])).encryptor()
-        return base64.b64encode(encryptor.update(plain) + encryptor.finalize()).decode()
+            return self._crypto.decrypt(encrypt)
+        except MessageCryptoError as exc:
+            raise _rejected(exc) from exc
 
     def seal(self, message: str, timestamp: str, nonce: str) -> SealedReply:
-        encrypt = self.encrypt(message)
-        return SealedReply(self.signature(timestamp, nonce, encrypt), timestamp, nonce, encrypt)
+        encrypt, signature = self._crypto.seal(message, timestamp, nonce)
+        return SealedReply(signature, timestamp, nonce, encrypt)
 
     def success_reply(self, timestamp: str, nonce: str) -> SealedReply:
         """What every event callback must answer, check_url included (plain "success" fails: 71009)."""

@@ -127,7 +127,6 @@ class _QuietPings(logging.Filter):
 class StreamState:
     connected: bool = False
     connected_at: datetime | None = None
-    last_frame_at: datetime | None = None
     connections: int = 0  # websocket sessions opened so far
     failures: int = 0  # consecutive failed attempts
     last_error: str | None = None
@@ -226,7 +225,6 @@ class StreamConnection:
             logger.info("dingtalk stream connected", extra={"sessions": self.state.connections})
             try:
                 async for raw in ws:
-                    self.state.last_frame_at = self._now()
                     try:
                         frame = json.loads(raw)
                     except ValueError:

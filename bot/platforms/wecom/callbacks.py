@@ -15,8 +15,9 @@ import logging
 from aiohttp import web
 
 from bot.keys import CLOCK, DB, INBOX
+from bot.platforms.message_crypto import MessageCryptoError
 from bot.platforms.wecom import card_refs
-from bot.platforms.wecom.crypto import WeComCrypto, WeComCryptoError
+from bot.platforms.wecom.crypto import WeComCrypto
 from bot.platforms.wecom.inbound import MalformedMessage, parse_xml, to_inbound
 from bot.web.middleware import error_response
 
@@ -75,7 +76,7 @@ class WeComCallbacks:
             )
         try:
             plain = self._crypto.open(q["msg_signature"], q["timestamp"], q["nonce"], q["echostr"])
-        except WeComCryptoError as exc:
+        except MessageCryptoError as exc:
             return _refuse(request, _CRYPTO_STATUS.get(exc.code, 400), exc.code, str(exc))
         logger.info("wecom callback URL verified")
         return web.Response(text=plain, content_type="text/plain")
@@ -100,7 +101,7 @@ class WeComCallbacks:
             return _refuse(request, 400, "malformed_xml", "Encrypt is missing")
         try:
             plain = self._crypto.open(q["msg_signature"], q["timestamp"], q["nonce"], encrypted)
-        except WeComCryptoError as exc:
+        except MessageCryptoError as exc:
             return _refuse(request, _CRYPTO_STATUS.get(exc.code, 400), exc.code, str(exc))
         try:
             fields = parse_xml(plain)

@@ -2,9 +2,10 @@
 user/get. Tokens come from the shared `TokenCache` (one fetch per expiry across replicas).
 
 Every answer is JSON with `errcode` (0 = ok), usually with HTTP 200 even for errors. Calls are
-retried with exponential backoff and jitter on network errors, HTTP 5xx, `-1` (system busy) and
-`45009` (rate limit); when WeCom calls the token invalid or expired (40001, 40014, 42001) the
-token is dropped and the call is made once more with a fresh one. Anything else is an
+retried (`bot.platforms.http_retry`, up to 4 tries, full-jitter backoff up to 2 s) on network
+errors, HTTP 5xx and 429, `-1` (system busy) and `45009` (rate limit); when WeCom calls the
+token invalid or expired (40001, 40014, 42001) the token is dropped and the call is made once
+more with a fresh one. Anything else is an
 `WeComApiError` carrying the errcode; deciding what it means for a message is the delivery's job.
 
 URLs are never logged whole: they carry the access token or the app secret.
@@ -12,14 +13,12 @@ URLs are never logged whole: they carry the access token or the app secret.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import random
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 
+from bot.platforms.http_retry import RetryPolicy, call_with_retries
 from bot.platforms.tokens import TokenCache
 from bot.settings import WeComSettings
 from storage.kv import KeyValueStore
@@ -50,6 +49,13 @@ class WeComApiError(Exception):
         self.retryable = retryable
 
 
+WECOM_RETRY = RetryPolicy(attempts=4, base_delay_s=0.25, max_delay_s=2.0)
+
+
+def _retryable(exc: BaseException) -> bool:
+    return isinstance(exc, WeComApiError) and exc.retryable
+
+
 class WeComClient:
     def __init__(
         self,
@@ -57,18 +63,12 @@ class WeComClient:
         settings: WeComSettings,
         kv: KeyValueStore,
         *,
-        attempts: int = 4,
-        base_delay_s: float = 0.25,
-        max_delay_s: float = 2.0,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        retry: RetryPolicy = WECOM_RETRY,
     ) -> None:
         self._http = http
         self._settings = settings
         self._base = settings.api_base.rstrip("/")
-        self._attempts = max(1, attempts)
-        self._base_delay = base_delay_s
-        self._max_delay = max_delay_s
-        self._sleep = sleep
+        self._retry = retry
         self.tokens = TokenCache(kv, f"wecom:{settings.corp_id}:{settings.agent_id}", self.fetch_token)
 
     @property
@@ -122,37 +122,15 @@ class WeComClient:
                     continue
                 raise
 
-    def _delay(self, attempt: int) -> float:
-        # Full jitter: replicas that failed together do not come back together.
-        return random.uniform(0, min(self._max_delay, self._base_delay * (2**attempt)))
-
     async def _request(
         self, method: str, path: str, *, params: dict[str, str], json: Any = None
     ) -> dict[str, Any]:
-        last: WeComApiError | None = None
-        for attempt in range(self._attempts):
-            if attempt:
-                await self._sleep(self._delay(attempt - 1))
-            try:
-                return await self._once(method, path, params=params, json=json)
-            except WeComApiError as exc:
-                if not exc.retryable:
-                    raise
-                last = exc
-                logger.warning(
-                    "wecom call failed; retrying"
-                    if attempt + 1 < self._attempts
-                    else "wecom call failed; giving up for now",
-                    extra={
-                        "path": path,
-                        "errcode": exc.errcode,
-                        "status": exc.status,
-                        "attempt": attempt + 1,
-                        "error": str(exc),
-                    },
-                )
-        assert last is not None
-        raise last
+        return await call_with_retries(
+            lambda: self._once(method, path, params=params, json=json),
+            policy=self._retry,
+            retryable=_retryable,
+            what=f"wecom {method} {path}",
+        )
 
     async def _once(self, method: str, path: str, *, params: dict[str, str], json: Any) -> dict[str, Any]:
         try:

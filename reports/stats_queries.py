@@ -2,7 +2,8 @@
 
 Keyword-only functions taking the session. Each narrows the rows to those that can count in the
 period; the exact rules are applied by `reports.stats`, which owns the definitions. This module
-decides nothing and writes nothing.
+decides nothing and writes nothing. It sits beside `reports.stats` (not in `storage`) because
+the facts it returns are the reports' types: storage never imports reports.
 """
 
 from __future__ import annotations

@@ -1,0 +1,22 @@
+"""What a chat handler may use: the services it calls, the organisation's clock and timezone,
+and the sender as an org user. Built per event by `handlers.chat.ChatService`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from org.model import User
+from services.approvals import Workflow
+from services.checkins import CheckinService
+
+
+@dataclass(frozen=True)
+class ChatDeps:
+    workflow: Workflow
+    tz: ZoneInfo
+    now: Callable[[], datetime]
+    user: User  # the sender, an active person of the organisation
+    checkins: CheckinService | None = None  # field check-ins (locations, 打卡); None when off

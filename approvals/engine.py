@@ -4,16 +4,25 @@ Every public function takes the current state, an action and `now`, and returns 
 `Outcome`: the new state, the trail events it appends and the notices for the outbox.
 It refuses illegal actions with an `ApprovalError` before changing anything (callers work on
 a copy loaded from storage, so a refusal leaves nothing behind). Pure: no I/O, no clock.
+
+It is the only writer of approval state: statuses change through `approvals.transitions`,
+trail events are appended here (a person's action, an automatic decision by `system_act`, or a
+note such as a reminder sent, by `system_note`), and the auto-approval policy that `preview`
+shows is the one `open_task` applies (`auto_rule`). It does not word anything for people:
+notices carry codes and parameters that `notifications` renders, and the few phrases stored in
+the trail are rendered by the `Context.words` function the caller passes in.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from approvals import transitions
 from approvals.definitions import (
     ConsecutivePolicy,
     InitiatorPolicy,
@@ -55,6 +64,7 @@ from approvals.model import (
 )
 from approvals.routing import PlannedStep, plan_route, resolve_approver
 from approvals.trail import seal
+from approvals.transitions import Move, transition
 from org.model import Org
 
 SYSTEM = "system"
@@ -87,6 +97,43 @@ PERMISSION_ACTIONS: dict[Permission, frozenset[ActionKind]] = {
 }
 
 DeadlineFn = Callable[[Request, Step, Task, datetime], datetime | None]
+
+
+class Phrase(StrEnum):
+    """Words the engine stores in the trail (a comment, where a return went): their codes."""
+
+    INITIATOR_IS_APPROVER = "initiator_is_approver"  # auto-approved: the approver submitted it
+    SAME_AS_PREVIOUS = "same_as_previous"  # auto-approved: merged with the previous step (step=)
+    NOTHING_TO_APPROVE = "nothing_to_approve"  # approved at once: every step was skipped
+    TO_INITIATOR = "to_initiator"  # where a return went
+    TO_STEP = "to_step"  # where a return went (step=)
+
+
+# Renders a phrase and its parameters; `notifications.wording.phrase` is the real one.
+Words = Callable[[Phrase, Mapping[str, str]], str]
+
+
+def phrase_code(phrase: Phrase, params: Mapping[str, str]) -> str:
+    """The default `Words`: the code and its parameters, for callers that word nothing."""
+    return ":".join([phrase.value, *params.values()])
+
+
+class CardOutcome(StrEnum):
+    """Why a task card stops offering buttons; a closing notice carries it and its parameters."""
+
+    APPROVED = "approved"  # label=, by=, acting_for=, at=
+    REJECTED = "rejected"  # by=, acting_for=, at=
+    RETURNED = "returned"  # to_step= (None: the initiator), by=, acting_for=, at=
+    TRANSFERRED = "transferred"  # target=, by=, acting_for=, at=
+    ACKNOWLEDGED = "acknowledged"  # by=, acting_for=, at=
+    AUTO_APPROVED = "auto_approved"  # label=, comment=
+    AUTO_REJECTED = "auto_rejected"  # comment=
+    AUTO_TRANSFERRED = "auto_transferred"  # target=, comment=
+    SIGNER_BEFORE = "signer_before"  # target=: the new signer decides first
+    DELEGATED = "delegated"  # target=: the delegate
+    HANDLED_BY = "handled_by"  # by=: a sibling of an any-sign 或签 step decided
+    SENT_BACK = "sent_back"  # to_step=: the request returned past this task
+    REQUEST_ENDED = "request_ended"  # status=
 
 
 @dataclass(frozen=True)
@@ -122,6 +169,74 @@ class Context:
     tz: ZoneInfo
     delegations: Sequence[Delegation] = ()
     deadline_fn: DeadlineFn | None = None
+    words: Words = phrase_code
+
+
+def _append_event(
+    req: Request,
+    now: datetime,
+    kind: str,
+    actor: str | None,
+    channel: Channel,
+    *,
+    acting_for: str | None = None,
+    task: Task | None = None,
+    step: Step | None = None,
+    before: str | None = None,
+    after: str | None = None,
+    comment: str | None = None,
+    data: Mapping[str, Any],
+) -> TrailEvent:
+    """Seal one event onto the request's hash chain and move the chain head."""
+    e = TrailEvent(
+        request_id=req.id,
+        seq=req.last_seq + 1,
+        kind=kind,
+        at=now,
+        actor=actor,
+        acting_for=acting_for,
+        channel=channel if actor != SYSTEM else Channel.SYSTEM,
+        task_id=task.id if task else None,
+        step_index=step.index if step else (task.step_index if task else None),
+        before=before,
+        after=after,
+        comment=comment,
+        data={k: v for k, v in data.items() if v is not None},
+    )
+    e = seal(e, req.last_hash)
+    req.last_seq, req.last_hash = e.seq, e.hash
+    return e
+
+
+def auto_rule(
+    template: Template,
+    *,
+    step_key: str,
+    kind: StepKind,
+    permission: Permission,
+    person: str,
+    initiator: str,
+    previous_approvers: Collection[str],
+) -> Phrase | None:
+    """Why `person`'s task in a step is approved without them, or None: the one policy that
+    both the engine (when the task opens) and `preview` (before submitting) apply.
+
+    `previous_approvers` are the people who personally approved the step before this one in
+    the same round (skipped steps do not count; an automatic approval is not a person's)."""
+    if permission == Permission.NOTIFY or kind != StepKind.APPROVE:
+        return None
+    spec = next((s for s in template.steps if s.key == step_key), None)
+    initiator_policy = (
+        spec.initiator_is_approver if spec else None
+    ) or template.policies.initiator_is_approver
+    if person == initiator and initiator_policy == InitiatorPolicy.AUTO_APPROVE:
+        return Phrase.INITIATOR_IS_APPROVER
+    if (
+        template.policies.consecutive_same_approver == ConsecutivePolicy.MERGE
+        and person in previous_approvers
+    ):
+        return Phrase.SAME_AS_PREVIOUS
+    return None
 
 
 class _Flow:
@@ -147,24 +262,20 @@ class _Flow:
         comment: str | None = None,
         **data: Any,
     ) -> None:
-        req = self.req
-        e = TrailEvent(
-            request_id=req.id,
-            seq=req.last_seq + 1,
-            kind=kind,
-            at=self.ctx.now,
-            actor=actor,
+        e = _append_event(
+            self.req,
+            self.ctx.now,
+            kind,
+            actor,
+            self.channel,
             acting_for=acting_for,
-            channel=self.channel if actor != SYSTEM else Channel.SYSTEM,
-            task_id=task.id if task else None,
-            step_index=step.index if step else (task.step_index if task else None),
+            task=task,
+            step=step,
             before=before,
             after=after,
             comment=comment,
-            data={k: v for k, v in data.items() if v is not None},
+            data=data,
         )
-        e = seal(e, req.last_hash)
-        req.last_seq, req.last_hash = e.seq, e.hash
         self.out.events.append(e)
 
     def notice(self, kind: NoticeKind, recipient: str, task: Task | None = None, **data: Any) -> None:
@@ -178,9 +289,24 @@ class _Flow:
             )
         )
 
+    def card_closed(self, task: Task, outcome: CardOutcome, reason: str, **params: Any) -> None:
+        """Tell the task's holder their card is closed; `notifications` words the outcome."""
+        self.notice(
+            NoticeKind.CARD_CLOSED, task.assignee, task, outcome=outcome.value, reason=reason, **params
+        )
+
+    def decided_card(
+        self, task: Task, outcome: CardOutcome, action: Action, acting_for: str | None, **params: Any
+    ) -> None:
+        """The closing notice of a person's own decision: who decided, for whom, and when."""
+        self.card_closed(
+            task, outcome, "decided", by=action.actor, acting_for=acting_for, at=self.ctx.now, **params
+        )
+
+    def say(self, phrase: Phrase, **params: str) -> str:
+        return self.ctx.words(phrase, params)
+
     def name(self, user: str | None) -> str:
-        if user == SYSTEM:
-            return "系统"
         return self.ctx.org.display_name(user)
 
     # -- helpers ---------------------------------------------------------------------------
@@ -210,17 +336,17 @@ class _Flow:
         self.req.tasks.append(task)
         return task
 
-    def close_task(self, task: Task, reason: str, outcome_text: str) -> None:
+    def close_task(self, task: Task, reason: str, outcome: CardOutcome, **params: Any) -> None:
         was_pending = task.status == TaskStatus.PENDING
-        task.status = TaskStatus.CLOSED
+        transition(task, Move.CLOSE)
         task.close_reason = reason
         task.bump()
         if was_pending:
-            self.notice(NoticeKind.CARD_CLOSED, task.assignee, task, outcome=outcome_text, reason=reason)
+            self.card_closed(task, outcome, reason, **params)
 
     # -- the flow --------------------------------------------------------------------------
     def activate_step(self, step: Step) -> None:
-        step.status = StepStatus.ACTIVE
+        transition(step, Move.OPEN)
         step.started_at = self.ctx.now
         self.event("step_started", SYSTEM, step=step, after=step.name, notes=step.notes or None)
         tasks: list[Task] = []
@@ -240,7 +366,7 @@ class _Flow:
         if task.status != TaskStatus.QUEUED or self.req.is_final:
             return
         step = self.step_of(task)
-        task.status = TaskStatus.PENDING
+        transition(task, Move.OPEN)
         task.activated_at = self.ctx.now
         task.bump()
         if self.ctx.deadline_fn is not None:
@@ -256,7 +382,7 @@ class _Flow:
         )
         reason = self.auto_approval_reason(task, step)
         if reason is not None:
-            task.status = TaskStatus.APPROVED
+            transition(task, Move.APPROVE)
             task.decided_at = self.ctx.now
             task.decided_by = SYSTEM
             task.comment = reason
@@ -267,27 +393,32 @@ class _Flow:
         self.notice(NoticeKind.TASK_CARD, task.assignee, task, version=task.version)
 
     def auto_approval_reason(self, task: Task, step: Step) -> str | None:
-        if task.permission == Permission.NOTIFY or step.kind != StepKind.APPROVE:
+        """The stored reason the policy approves this task by itself, or None."""
+        prev = self.previous_step(step)
+        rule = auto_rule(
+            self.ctx.template,
+            step_key=step.key,
+            kind=step.kind,
+            permission=task.permission,
+            person=task.acting_for or task.assignee,
+            initiator=self.req.initiator,
+            previous_approvers=self.personal_approvers(prev) if prev is not None else (),
+        )
+        if rule is None:
             return None
-        template = self.ctx.template
-        spec = next((s for s in template.steps if s.key == step.key), None)
-        person = task.acting_for or task.assignee
-        initiator_policy = (
-            spec.initiator_is_approver if spec else None
-        ) or template.policies.initiator_is_approver
-        if person == self.req.initiator and initiator_policy == InitiatorPolicy.AUTO_APPROVE:
-            return "审批人是发起人本人，按模板规则自动通过"
-        if template.policies.consecutive_same_approver == ConsecutivePolicy.MERGE:
-            prev = self.previous_step(step)
-            if prev is not None and prev.kind == StepKind.APPROVE:
-                for t in self.req.live_step_tasks(prev):
-                    if (
-                        t.status == TaskStatus.APPROVED
-                        and person in (t.assignee, t.acting_for)
-                        and t.decided_by != SYSTEM
-                    ):
-                        return f"与上一步「{prev.name}」审批人相同，按模板规则合并审批"
-        return None
+        return self.say(rule, step=prev.name) if rule == Phrase.SAME_AS_PREVIOUS and prev else self.say(rule)
+
+    def personal_approvers(self, step: Step) -> set[str]:
+        """Who approved an approval step themselves (not by an automatic decision)."""
+        if step.kind != StepKind.APPROVE:
+            return set()
+        return {
+            person
+            for t in self.req.live_step_tasks(step)
+            if t.status == TaskStatus.APPROVED and t.decided_by != SYSTEM
+            for person in (t.assignee, t.acting_for)
+            if person
+        }
 
     def previous_step(self, step: Step) -> Step | None:
         for s in reversed(self.req.steps[: step.index]):
@@ -304,10 +435,12 @@ class _Flow:
         waiters = [t for t in self.req.tasks if t.after_task == task.id and t.status == TaskStatus.QUEUED]
         if step.mode == StepMode.ANY and task.gates_step:
             chain = self.chain_of(task)
-            decided_by = self.name(task.decided_by if task.decided_by != SYSTEM else task.assignee)
+            decided_by = task.decided_by if task.decided_by != SYSTEM else task.assignee
             for other in self.req.live_step_tasks(step):
                 if other.id not in chain and other.is_open and other.gates_step:
-                    self.close_task(other, f"decided_by:{task.assignee}", f"已由{decided_by}处理")
+                    self.close_task(
+                        other, f"decided_by:{task.assignee}", CardOutcome.HANDLED_BY, by=decided_by
+                    )
         for w in waiters:
             self.open_task(w)
         self.maybe_complete(step)
@@ -332,44 +465,36 @@ class _Flow:
             return
         if gating and not all(t.status == TaskStatus.APPROVED for t in gating):
             return
-        step.status = StepStatus.APPROVED
+        transition(step, Move.APPROVE)
         step.finished_at = self.ctx.now
         self.event("step_approved", SYSTEM, step=step, before="active", after="approved")
         nxt = next(
             (s for s in self.req.steps if s.round == self.req.round and s.status == StepStatus.WAITING), None
         )
         if nxt is None:
-            self.finish(RequestStatus.APPROVED, SYSTEM)
+            self.finish(Move.APPROVE, SYSTEM)
         else:
             self.activate_step(nxt)
 
     def finish(
-        self, status: RequestStatus, actor: str, *, acting_for: str | None = None, comment: str | None = None
+        self, move: Move, actor: str, *, acting_for: str | None = None, comment: str | None = None
     ) -> None:
+        """End the request (or return it to its initiator) by `move`: close what is still open
+        and tell the initiator, the cc list and, on approval, the template's on_approved people."""
         req = self.req
         before = req.status
-        req.status = status
+        transition(req, move)
+        status = req.status
         req.finished_at = self.ctx.now if status != RequestStatus.RETURNED else None
-        for s in req.steps:
-            if s.status in (StepStatus.ACTIVE, StepStatus.WAITING) and s.round == req.round:
-                s.status = (
-                    StepStatus.CANCELLED
-                    if status != RequestStatus.REJECTED or s.status == StepStatus.WAITING
-                    else s.status
-                )
-        label = {
-            RequestStatus.APPROVED: "审批已通过",
-            RequestStatus.REJECTED: "已被驳回",
-            RequestStatus.WITHDRAWN: "已撤销",
-            RequestStatus.TERMINATED: "已终止",
-            RequestStatus.RETURNED: "已退回",
-        }[status]
+        for s in req.round_steps():
+            if s.status == StepStatus.WAITING or (s.status == StepStatus.ACTIVE and move != Move.REJECT):
+                transition(s, Move.CANCEL)
         for t in req.tasks:
             if not t.is_open:
                 continue
             if t.permission == Permission.NOTIFY and status == RequestStatus.APPROVED:
                 continue  # 知会 can still be acknowledged after approval
-            self.close_task(t, f"request_{status.value}", f"申请{label}")
+            self.close_task(t, f"request_{status.value}", CardOutcome.REQUEST_ENDED, status=status.value)
         self.event(
             f"request_{status.value}",
             actor,
@@ -379,20 +504,23 @@ class _Flow:
             comment=comment,
         )
         self.notice(NoticeKind.RESULT, req.initiator, status=status.value, by=actor, comment=comment)
-        if status == RequestStatus.RETURNED:
-            return
+        if status != RequestStatus.RETURNED:
+            self.tell_watchers(status)
+
+    def tell_watchers(self, status: RequestStatus) -> None:
+        req, ctx = self.req, self.ctx
         told = {req.initiator}
-        for spec in self.ctx.template.cc:
+        for spec in ctx.template.cc:
             for person in resolve_approver(
-                spec, org=self.ctx.org, initiator=req.initiator, form=req.form, notes=[]
+                spec, org=ctx.org, initiator=req.initiator, form=req.form, notes=[]
             ):
                 if person not in told:
                     told.add(person)
                     self.notice(NoticeKind.CC, person, status=status.value)
         if status == RequestStatus.APPROVED:
-            for spec in self.ctx.template.on_approved:
+            for spec in ctx.template.on_approved:
                 for person in resolve_approver(
-                    spec, org=self.ctx.org, initiator=req.initiator, form=req.form, notes=[]
+                    spec, org=ctx.org, initiator=req.initiator, form=req.form, notes=[]
                 ):
                     self.notice(NoticeKind.APPROVED_NOTICE, person, status=status.value)
 
@@ -507,7 +635,7 @@ def _start_round(flow: _Flow) -> None:
             flow.event("step_skipped", SYSTEM, step=s, after="skipped", notes=s.notes)
     first = next((s for s in flow.req.round_steps() if s.status == StepStatus.WAITING), None)
     if first is None:
-        flow.finish(RequestStatus.APPROVED, SYSTEM, comment="没有需要审批的步骤")
+        flow.finish(Move.APPROVE, SYSTEM, comment=flow.say(Phrase.NOTHING_TO_APPROVE))
     else:
         flow.activate_step(first)
 
@@ -522,52 +650,54 @@ class PreviewStep:
     assignees: list[str]
     skipped: bool
     auto_approved: list[str]
-    notes: list[str]
+    notes: list[str]  # the route's own notes (conditions, empty steps)
+    auto_rules: list[Phrase] = field(default_factory=list)  # why each of auto_approved is
 
 
 def preview(
     ctx: Context, *, initiator: str, form: dict[str, Any]
 ) -> tuple[dict[str, Any], list[PreviewStep]]:
-    """The route a submission would take, policies applied, without creating anything."""
+    """The route a submission would take, `auto_rule` applied, without creating anything.
+
+    It assumes every person of a step approves it themselves (a delegation, transfer or
+    add-signer later can change who did)."""
     org, template = ctx.org, ctx.template
     if not org.is_active(initiator):
         raise UnknownUser(f"发起人 {initiator} 不是本单位在职人员", user=initiator)
     clean = validate_form(template, form, org=org, initiator=initiator, tz=ctx.tz)
-    planned = plan_route(template, clean, initiator, org)
     out: list[PreviewStep] = []
     previous_approvers: list[str] = []
-    for p in planned:
+    for p in plan_route(template, clean, initiator, org):
         spec = p.spec
-        auto: list[str] = []
-        notes = list(p.notes)
-        if not p.skipped and spec.kind == StepKind.APPROVE and spec.permission != Permission.NOTIFY:
-            init_policy = spec.initiator_is_approver or template.policies.initiator_is_approver
-            for person in p.assignees:
-                if person == initiator and init_policy == InitiatorPolicy.AUTO_APPROVE:
-                    auto.append(person)
-                    notes.append(f"{org.display_name(person)} 是发起人本人，将自动通过")
-                elif (
-                    template.policies.consecutive_same_approver == ConsecutivePolicy.MERGE
-                    and person in previous_approvers
-                ):
-                    auto.append(person)
-                    notes.append(f"{org.display_name(person)} 与上一步审批人相同，将合并审批")
-        if not p.skipped:
-            previous_approvers = (
-                [a for a in p.assignees if a not in auto] if spec.kind == StepKind.APPROVE else []
-            )
-        out.append(
-            PreviewStep(
-                key=spec.key,
-                name=spec.name,
-                mode=spec.mode.value,
-                kind=spec.kind.value,
-                assignees=p.assignees,
-                skipped=p.skipped,
-                auto_approved=auto,
-                notes=notes,
-            )
+        step = PreviewStep(
+            key=spec.key,
+            name=spec.name,
+            mode=spec.mode.value,
+            kind=spec.kind.value,
+            assignees=p.assignees,
+            skipped=p.skipped,
+            auto_approved=[],
+            notes=list(p.notes),
         )
+        out.append(step)
+        if p.skipped:
+            continue
+        for person in p.assignees:
+            rule = auto_rule(
+                template,
+                step_key=spec.key,
+                kind=spec.kind,
+                permission=spec.permission,
+                person=person,
+                initiator=initiator,
+                previous_approvers=previous_approvers,
+            )
+            if rule is not None:
+                step.auto_approved.append(person)
+                step.auto_rules.append(rule)
+        previous_approvers = [a for a in p.assignees if a not in step.auto_approved]
+        if spec.kind != StepKind.APPROVE:
+            previous_approvers = []
     return clean, out
 
 
@@ -593,8 +723,10 @@ def _task_for(flow: _Flow, action: Action) -> tuple[Task, str | None]:
     if task is None:
         raise TaskNotFound(f"待办 {action.task_id} 不存在", request_id=req.id, task_id=action.task_id)
     acting_for = _acting_for(flow, task, action.actor)
-    notify_ack = action.kind == ActionKind.ACKNOWLEDGE and task.permission == Permission.NOTIFY
-    if req.is_final and not (notify_ack and req.status == RequestStatus.APPROVED):
+    # A finished request takes only the acknowledgement of its 知会 tasks (see REQUEST_ACCEPTS).
+    if not transitions.accepts(req.status, action.kind) or (
+        req.is_final and task.permission != Permission.NOTIFY
+    ):
         raise RequestFinished(
             f"申请已结束（{req.status.value}），无需再处理", request_id=req.id, status=req.status.value
         )
@@ -621,10 +753,8 @@ def _task_for(flow: _Flow, action: Action) -> tuple[Task, str | None]:
 
 
 def _acting_for(flow: _Flow, task: Task, actor: str) -> str | None:
-    if actor == task.assignee:
-        return None
-    if actor == task.acting_for:
-        return None  # the delegator may still act on their own task
+    if actor in (task.assignee, task.acting_for, SYSTEM):
+        return None  # the delegator may still act on their own task; the system acts for nobody
     d = find_delegation(flow.ctx.delegations, task.assignee, flow.req.template_key, flow.ctx.now)
     if d is not None and d.delegate == actor:
         return task.assignee
@@ -636,8 +766,8 @@ def _acting_for(flow: _Flow, task: Task, actor: str) -> str | None:
     )
 
 
-def _decide(flow: _Flow, task: Task, status: TaskStatus, action: Action, acting_for: str | None) -> None:
-    task.status = status
+def _decide(flow: _Flow, task: Task, move: Move, action: Action) -> None:
+    transition(task, move)
     task.decided_at = flow.ctx.now
     task.decided_by = action.actor
     task.comment = action.comment
@@ -645,34 +775,35 @@ def _decide(flow: _Flow, task: Task, status: TaskStatus, action: Action, acting_
     flow.out.task = task
 
 
-def _outcome_text(flow: _Flow, label: str, actor: str, acting_for: str | None) -> str:
-    who = flow.name(actor) + (f"（代{flow.name(acting_for)}）" if acting_for else "")
-    local = flow.ctx.now.astimezone(flow.ctx.tz)
-    return f"{label} · {who} · {local:%m-%d %H:%M}"
-
-
 def _approve(flow: _Flow, action: Action) -> None:
     task, acting_for = _task_for(flow, action)
     step = flow.step_of(task)
-    _decide(flow, task, TaskStatus.APPROVED, action, acting_for)
-    label = "已" + step.action_label if not step.action_label.startswith("已") else step.action_label
-    flow.event(
-        "approved",
-        action.actor,
-        acting_for=acting_for or (task.acting_for if action.actor == task.assignee else None),
-        task=task,
-        before="pending",
-        after="approved",
-        comment=action.comment,
-        label=step.action_label,
-    )
-    flow.notice(
-        NoticeKind.CARD_CLOSED,
-        task.assignee,
-        task,
-        outcome=_outcome_text(flow, label, action.actor, acting_for),
-        reason="decided",
-    )
+    _decide(flow, task, Move.APPROVE, action)
+    if action.actor == SYSTEM:
+        flow.event(
+            "auto_approved",
+            SYSTEM,
+            task=task,
+            before="pending",
+            after="approved",
+            comment=action.comment,
+            rule="deadline",
+        )
+        flow.card_closed(
+            task, CardOutcome.AUTO_APPROVED, "auto", label=step.action_label, comment=action.comment
+        )
+    else:
+        flow.event(
+            "approved",
+            action.actor,
+            acting_for=acting_for or (task.acting_for if action.actor == task.assignee else None),
+            task=task,
+            before="pending",
+            after="approved",
+            comment=action.comment,
+            label=step.action_label,
+        )
+        flow.decided_card(task, CardOutcome.APPROVED, action, acting_for, label=step.action_label)
     flow.after_approved(task)
 
 
@@ -681,51 +812,62 @@ def _reject(flow: _Flow, action: Action) -> None:
     step = flow.step_of(task)
     if not step.can_reject:
         raise ActionNotAllowed(f"「{step.name}」是办理步骤，不能驳回", task_id=task.id, action="reject")
-    _decide(flow, task, TaskStatus.REJECTED, action, acting_for)
-    flow.event(
-        "rejected",
-        action.actor,
-        acting_for=acting_for,
-        task=task,
-        before="pending",
-        after="rejected",
-        comment=action.comment,
-    )
-    flow.notice(
-        NoticeKind.CARD_CLOSED,
-        task.assignee,
-        task,
-        outcome=_outcome_text(flow, "已驳回", action.actor, acting_for),
-        reason="decided",
-    )
-    step.status = StepStatus.REJECTED
+    _decide(flow, task, Move.REJECT, action)
+    if action.actor == SYSTEM:
+        flow.event(
+            "auto_rejected",
+            SYSTEM,
+            task=task,
+            before="pending",
+            after="rejected",
+            comment=action.comment,
+            rule="deadline",
+        )
+        flow.card_closed(task, CardOutcome.AUTO_REJECTED, "auto", comment=action.comment)
+    else:
+        flow.event(
+            "rejected",
+            action.actor,
+            acting_for=acting_for,
+            task=task,
+            before="pending",
+            after="rejected",
+            comment=action.comment,
+        )
+        flow.decided_card(task, CardOutcome.REJECTED, action, acting_for)
+    transition(step, Move.REJECT)
     step.finished_at = flow.ctx.now
-    flow.finish(RequestStatus.REJECTED, action.actor, acting_for=acting_for, comment=action.comment)
+    flow.finish(Move.REJECT, action.actor, acting_for=acting_for, comment=action.comment)
+
+
+def _return_target(flow: _Flow, step: Step, target: str) -> Step | None:
+    """The earlier step of this round a return goes to, or None for the initiator."""
+    if target == "initiator":
+        return None
+    try:
+        idx = int(target)
+    except ValueError:
+        raise BadTarget("退回目标应为 initiator 或之前某一步的序号", target=target) from None
+    candidates = [
+        s for s in flow.req.round_steps() if s.index < step.index and s.status == StepStatus.APPROVED
+    ]
+    target_step = next((s for s in candidates if s.index == idx), None)
+    if target_step is None:
+        raise BadTarget(
+            "只能退回到本轮中已经完成的之前步骤",
+            target=target,
+            allowed=[s.index for s in candidates],
+        )
+    return target_step
 
 
 def _return(flow: _Flow, action: Action) -> None:
     task, acting_for = _task_for(flow, action)
-    req = flow.req
     step = flow.step_of(task)
-    target = action.target or "initiator"
-    target_step: Step | None = None
-    if target != "initiator":
-        try:
-            idx = int(target)
-        except ValueError:
-            raise BadTarget("退回目标应为 initiator 或之前某一步的序号", target=target) from None
-        candidates = [
-            s for s in req.round_steps() if s.index < step.index and s.status == StepStatus.APPROVED
-        ]
-        target_step = next((s for s in candidates if s.index == idx), None)
-        if target_step is None:
-            raise BadTarget(
-                "只能退回到本轮中已经完成的之前步骤",
-                target=target,
-                allowed=[s.index for s in candidates],
-            )
-    _decide(flow, task, TaskStatus.RETURNED, action, acting_for)
-    where = "发起人" if target_step is None else f"「{target_step.name}」"
+    target_step = _return_target(flow, step, action.target or "initiator")
+    _decide(flow, task, Move.RETURN, action)
+    to_step = target_step.name if target_step else None
+    where = flow.say(Phrase.TO_STEP, step=to_step) if to_step else flow.say(Phrase.TO_INITIATOR)
     flow.event(
         "returned",
         action.actor,
@@ -736,23 +878,23 @@ def _return(flow: _Flow, action: Action) -> None:
         comment=action.comment,
         target=where,
     )
-    flow.notice(
-        NoticeKind.CARD_CLOSED,
-        task.assignee,
-        task,
-        outcome=_outcome_text(flow, f"已退回{where}", action.actor, acting_for),
-        reason="decided",
-    )
+    flow.decided_card(task, CardOutcome.RETURNED, action, acting_for, to_step=to_step)
     if target_step is None:
-        step.status = StepStatus.CANCELLED
-        flow.finish(RequestStatus.RETURNED, action.actor, acting_for=acting_for, comment=action.comment)
-        return
+        transition(step, Move.CANCEL)
+        flow.finish(Move.RETURN, action.actor, acting_for=acting_for, comment=action.comment)
+    else:
+        _rerun_from(flow, target_step)
+
+
+def _rerun_from(flow: _Flow, target_step: Step) -> None:
+    """Close this round's open tasks and run the round again from `target_step`."""
+    req = flow.req
     for t in req.tasks:
         if t.is_open and req.steps[t.step_index].round == req.round:
-            flow.close_task(t, "returned", f"已退回{where}")
+            flow.close_task(t, "returned", CardOutcome.SENT_BACK, to_step=target_step.name)
     for s in req.round_steps():
         if s.index >= target_step.index and s.status in (StepStatus.ACTIVE, StepStatus.APPROVED):
-            s.status = StepStatus.WAITING
+            transition(s, Move.REOPEN)
             s.finished_at = None
             s.superseded.extend(t.id for t in req.step_tasks(s) if t.id not in s.superseded)
     flow.activate_step(target_step)
@@ -762,34 +904,46 @@ def _transfer(flow: _Flow, action: Action) -> None:
     task, acting_for = _task_for(flow, action)
     target = _check_new_person(flow, task, action.target, "转交")
     step = flow.step_of(task)
-    task.status = TaskStatus.TRANSFERRED
-    task.decided_at = flow.ctx.now
-    task.decided_by = action.actor
-    task.comment = action.comment
+    _decide(flow, task, Move.TRANSFER, action)
     task.close_reason = f"transferred_to:{target}"
-    task.bump()
-    flow.out.task = task
     new = flow.new_task(step, target, origin="transfer", after=None, added_by=action.actor)
     for t in flow.req.tasks:
         if t.after_task == task.id:
             t.after_task = new.id
-    flow.event(
-        "transferred",
-        action.actor,
-        acting_for=acting_for,
-        task=task,
-        before=task.assignee,
-        after=target,
-        comment=action.comment,
-        new_task=new.id,
-    )
-    flow.notice(
-        NoticeKind.CARD_CLOSED,
-        task.assignee,
-        task,
-        outcome=_outcome_text(flow, f"已转交{flow.name(target)}", action.actor, acting_for),
-        reason="transferred",
-    )
+    if action.actor == SYSTEM:
+        flow.event(
+            "auto_transferred",
+            SYSTEM,
+            task=task,
+            before=task.assignee,
+            after=target,
+            comment=action.comment,
+            new_task=new.id,
+            rule="deadline",
+        )
+        flow.card_closed(
+            task, CardOutcome.AUTO_TRANSFERRED, "transferred", target=target, comment=action.comment
+        )
+    else:
+        flow.event(
+            "transferred",
+            action.actor,
+            acting_for=acting_for,
+            task=task,
+            before=task.assignee,
+            after=target,
+            comment=action.comment,
+            new_task=new.id,
+        )
+        flow.card_closed(
+            task,
+            CardOutcome.TRANSFERRED,
+            "transferred",
+            target=target,
+            by=action.actor,
+            acting_for=acting_for,
+            at=flow.ctx.now,
+        )
     flow.open_task(new)
 
 
@@ -801,54 +955,29 @@ def _add_signer(flow: _Flow, action: Action) -> None:
     flow.out.task = task
     if position == SignerPosition.BEFORE:
         new = flow.new_task(step, target, origin="add_signer", after=None, added_by=action.actor)
-        task.status = TaskStatus.QUEUED
+        transition(task, Move.WAIT)
         task.after_task = new.id
         task.bump()
-        flow.event(
-            "signer_added",
-            action.actor,
-            acting_for=acting_for,
-            task=task,
-            after=target,
-            comment=action.comment,
-            position=position.value,
-            new_task=new.id,
-        )
-        flow.notice(
-            NoticeKind.CARD_CLOSED,
-            task.assignee,
-            task,
-            outcome=f"已前加签{flow.name(target)}，待其处理后再由您审批",
-            reason="add_signer",
-        )
-        flow.open_task(new)
     elif position == SignerPosition.AFTER:
         new = flow.new_task(step, target, origin="add_signer", after=task.id, added_by=action.actor)
         for t in flow.req.tasks:
             if t.after_task == task.id and t.id != new.id:
                 t.after_task = new.id
-        flow.event(
-            "signer_added",
-            action.actor,
-            acting_for=acting_for,
-            task=task,
-            after=target,
-            comment=action.comment,
-            position=position.value,
-            new_task=new.id,
-        )
     else:
         new = flow.new_task(step, target, origin="add_signer", after=None, added_by=action.actor)
-        flow.event(
-            "signer_added",
-            action.actor,
-            acting_for=acting_for,
-            task=task,
-            after=target,
-            comment=action.comment,
-            position=position.value,
-            new_task=new.id,
-        )
+    flow.event(
+        "signer_added",
+        action.actor,
+        acting_for=acting_for,
+        task=task,
+        after=target,
+        comment=action.comment,
+        position=position.value,
+        new_task=new.id,
+    )
+    if position == SignerPosition.BEFORE:
+        flow.card_closed(task, CardOutcome.SIGNER_BEFORE, "add_signer", target=target)
+    if position != SignerPosition.AFTER:
         flow.open_task(new)
 
 
@@ -871,47 +1000,45 @@ def _withdraw(flow: _Flow, action: Action) -> None:
         raise NotAssignee("只有发起人可以撤销申请", actor=action.actor)
     policy = flow.ctx.template.policies.withdraw
     revoking = req.status == RequestStatus.APPROVED and policy == WithdrawPolicy.AFTER_APPROVAL
-    if req.is_final and not revoking:
+    if not transitions.accepts(req.status, ActionKind.WITHDRAW) or (req.is_final and not revoking):
         raise RequestFinished("申请已结束，不能撤销", request_id=req.id, status=req.status.value)
     if req.status == RequestStatus.RETURNED:
         policy = WithdrawPolicy.ANY_TIME  # back with the initiator: they may drop it instead of resubmitting
     if policy == WithdrawPolicy.NEVER:
         raise ActionNotAllowed("该模板不允许撤销", action="withdraw")
-    if policy == WithdrawPolicy.BEFORE_FIRST_DECISION and any(
+    if policy == WithdrawPolicy.BEFORE_FIRST_DECISION and _someone_decided(req):
+        raise ActionNotAllowed("已有审批人处理，该模板只允许在首次审批前撤销", action="withdraw")
+    flow.finish(Move.WITHDRAW, action.actor, comment=action.comment)
+
+
+def _someone_decided(req: Request) -> bool:
+    """Whether a person (not the system) decided a task of this round."""
+    return any(
         t.decided_by not in (None, SYSTEM)
         and t.status in (TaskStatus.APPROVED, TaskStatus.REJECTED, TaskStatus.RETURNED)
         for t in req.tasks
         if req.steps[t.step_index].round == req.round
-    ):
-        raise ActionNotAllowed("已有审批人处理，该模板只允许在首次审批前撤销", action="withdraw")
-    flow.finish(RequestStatus.WITHDRAWN, action.actor, comment=action.comment)
+    )
 
 
 def _terminate(flow: _Flow, action: Action) -> None:
     req = flow.req
-    if req.is_final:
+    if not transitions.accepts(req.status, ActionKind.TERMINATE):
         raise RequestFinished("申请已结束，不能终止", request_id=req.id, status=req.status.value)
-    acting_for = None
-    if not action.is_admin:
-        holder = next(
-            (
-                t
-                for t in req.pending_tasks()
-                if action.actor in (t.assignee, t.acting_for)
-                and ActionKind.TERMINATE in PERMISSION_ACTIONS[t.permission]
-            ),
-            None,
-        )
-        if holder is None:
-            raise ActionNotAllowed("只有管理员或当前审批人可以终止申请", action="terminate")
-    flow.finish(RequestStatus.TERMINATED, action.actor, acting_for=acting_for, comment=action.comment)
+    if not action.is_admin and not any(
+        action.actor in (t.assignee, t.acting_for)
+        and ActionKind.TERMINATE in PERMISSION_ACTIONS[t.permission]
+        for t in req.pending_tasks()
+    ):
+        raise ActionNotAllowed("只有管理员或当前审批人可以终止申请", action="terminate")
+    flow.finish(Move.TERMINATE, action.actor, comment=action.comment)
 
 
 def _urge(flow: _Flow, action: Action) -> None:
     req = flow.req
     if action.actor != req.initiator:
         raise NotAssignee("只有发起人可以催办", actor=action.actor)
-    if req.status != RequestStatus.RUNNING:
+    if not transitions.accepts(req.status, ActionKind.URGE):
         raise RequestFinished("申请不在审批中，无需催办", request_id=req.id, status=req.status.value)
     waiting = [t for t in req.pending_tasks() if t.gates_step]
     now = flow.ctx.now
@@ -949,7 +1076,7 @@ def _comment(flow: _Flow, action: Action) -> None:
 
 def _acknowledge(flow: _Flow, action: Action) -> None:
     task, acting_for = _task_for(flow, action)
-    _decide(flow, task, TaskStatus.ACKNOWLEDGED, action, acting_for)
+    _decide(flow, task, Move.ACKNOWLEDGE, action)
     flow.event(
         "acknowledged",
         action.actor,
@@ -959,20 +1086,14 @@ def _acknowledge(flow: _Flow, action: Action) -> None:
         after="acknowledged",
         comment=action.comment,
     )
-    flow.notice(
-        NoticeKind.CARD_CLOSED,
-        task.assignee,
-        task,
-        outcome=_outcome_text(flow, "已收到", action.actor, acting_for),
-        reason="decided",
-    )
+    flow.decided_card(task, CardOutcome.ACKNOWLEDGED, action, acting_for)
 
 
 def _resubmit(flow: _Flow, action: Action) -> None:
     req, ctx = flow.req, flow.ctx
     if action.actor != req.initiator:
         raise NotAssignee("只有发起人可以重新提交", actor=action.actor)
-    if req.status != RequestStatus.RETURNED:
+    if not transitions.accepts(req.status, ActionKind.RESUBMIT):
         raise ActionNotAllowed("只有被退回的申请可以重新提交", action="resubmit", status=req.status.value)
     form = (
         req.form
@@ -983,7 +1104,7 @@ def _resubmit(flow: _Flow, action: Action) -> None:
     req.form = form
     req.title = render_title(ctx.template, form)
     req.round += 1
-    req.status = RequestStatus.RUNNING
+    transition(req, Move.RESUBMIT)
     req.steps.extend(build_steps(planned, start_index=len(req.steps), round_no=req.round))
     flow.event(
         "resubmitted",
@@ -1033,8 +1154,9 @@ def apply_delegation(ctx: Context, request: Request, delegation: Delegation) -> 
                 NoticeKind.CARD_CLOSED,
                 delegation.delegator,
                 t,
-                outcome=f"已交由代理人{flow.name(delegation.delegate)}处理",
+                outcome=CardOutcome.DELEGATED.value,
                 reason="delegated",
+                target=delegation.delegate,
             )
             flow.notice(NoticeKind.TASK_CARD, t.assignee, t, version=t.version)
     if moved:
@@ -1054,7 +1176,7 @@ def validate_delegation(org: Org, d: Delegation) -> None:
         raise DelegationInvalid("代理结束时间必须晚于开始时间")
 
 
-# -- automatic decisions (the deadline ladder) ---------------------------------------------
+# -- the system's own actions (the deadline ladder, digests, leave delegations) -------------
 SYSTEM_ACTIONS = frozenset({ActionKind.APPROVE, ActionKind.REJECT, ActionKind.TRANSFER})
 
 
@@ -1062,113 +1184,76 @@ def system_act(
     ctx: Context, request: Request, kind: ActionKind, task_id: str, reason: str, *, target: str | None = None
 ) -> Outcome:
     """Decide a pending task automatically as "system": approve it, reject it, or transfer it to
-    `target`, recording `reason` in the trail. The same refusals as a person's action apply (the
-    task must be pending, its permission and step must allow the action); `act` is not used
-    because "system" is nobody's assignee or delegate and must not become one.
+    `target`, recording `reason` in the trail. It is `act` with "system" as the actor, so the
+    same refusals apply (the task must be pending, its permission and step must allow the
+    action); "system" acts on any task it is asked to and never for anyone.
     """
     if kind not in SYSTEM_ACTIONS:
         raise ActionNotAllowed(f"系统不能自动执行「{kind.value}」", action=kind.value)
     task = request.task(task_id)
-    if task is None:
-        raise TaskNotFound(f"待办 {task_id} 不存在", request_id=request.id, task_id=task_id)
-    if request.is_final:
-        raise RequestFinished(
-            f"申请已结束（{request.status.value}），无需再处理",
-            request_id=request.id,
-            status=request.status.value,
-        )
-    if task.status != TaskStatus.PENDING:
-        raise TaskAlreadyDecided(
-            "这条待办已处理，无需重复操作", task_id=task.id, status=task.status.value, version=task.version
-        )
-    if kind not in PERMISSION_ACTIONS[task.permission]:
-        raise ActionNotAllowed(
-            f"该待办的权限（{task.permission.value}）不允许「{kind.value}」",
-            task_id=task.id,
-            permission=task.permission.value,
-            action=kind.value,
-        )
-    flow = _Flow(request, ctx, Channel.SYSTEM)
-    step = flow.step_of(task)
     action = Action(
         kind=kind,
         actor=SYSTEM,
-        task_id=task.id,
-        version=task.version,
+        task_id=task_id,
+        version=task.version if task else None,
         comment=reason,
         target=target,
         channel=Channel.SYSTEM,
         is_admin=True,
     )
-    if kind == ActionKind.APPROVE:
-        _decide(flow, task, TaskStatus.APPROVED, action, None)
-        flow.event(
-            "auto_approved",
-            SYSTEM,
-            task=task,
-            before="pending",
-            after="approved",
-            comment=reason,
-            rule="deadline",
-        )
-        flow.notice(
-            NoticeKind.CARD_CLOSED,
-            task.assignee,
-            task,
-            outcome=f"已由系统自动{step.action_label}：{reason}",
-            reason="auto",
-        )
-        flow.after_approved(task)
-    elif kind == ActionKind.REJECT:
-        if not step.can_reject:
-            raise ActionNotAllowed(f"「{step.name}」是办理步骤，不能驳回", task_id=task.id, action="reject")
-        _decide(flow, task, TaskStatus.REJECTED, action, None)
-        flow.event(
-            "auto_rejected",
-            SYSTEM,
-            task=task,
-            before="pending",
-            after="rejected",
-            comment=reason,
-            rule="deadline",
-        )
-        flow.notice(
-            NoticeKind.CARD_CLOSED, task.assignee, task, outcome=f"已由系统自动驳回：{reason}", reason="auto"
-        )
-        step.status = StepStatus.REJECTED
-        step.finished_at = ctx.now
-        flow.finish(RequestStatus.REJECTED, SYSTEM, comment=reason)
-    else:
-        new_assignee = _check_new_person(flow, task, target, "转交")
-        task.status = TaskStatus.TRANSFERRED
-        task.decided_at = ctx.now
-        task.decided_by = SYSTEM
-        task.comment = reason
-        task.close_reason = f"transferred_to:{new_assignee}"
-        task.bump()
-        flow.out.task = task
-        new = flow.new_task(step, new_assignee, origin="transfer", after=None, added_by=SYSTEM)
-        for t in request.tasks:
-            if t.after_task == task.id:
-                t.after_task = new.id
-        flow.event(
-            "auto_transferred",
-            SYSTEM,
-            task=task,
-            before=task.assignee,
-            after=new_assignee,
-            comment=reason,
-            new_task=new.id,
-            rule="deadline",
-        )
-        flow.notice(
-            NoticeKind.CARD_CLOSED,
-            task.assignee,
-            task,
-            outcome=f"已由系统转交{flow.name(new_assignee)}：{reason}",
-            reason="transferred",
-        )
-        flow.open_task(new)
+    return act(ctx, request, action)
+
+
+class SystemNote(StrEnum):
+    """What the system writes to a request's trail without deciding anything."""
+
+    REMINDED = "reminded"  # a reminder rung told the assignee
+    SUPERVISED = "supervised"  # 督办: the due rung told the assignee's manager
+    ESCALATED = "escalated"  # a later rung told a manager further up
+    DIGEST_SENT = "digest_sent"
+    DELEGATION_CREATED = "delegation_created"  # by an approved leave request
+    DELEGATION_NOT_CREATED = "delegation_not_created"
+    DELEGATION_CANCELLED = "delegation_cancelled"
+
+
+# Notes about chasing a task: only while the task is pending on a running request.
+_TASK_NOTES = frozenset({SystemNote.REMINDED, SystemNote.SUPERVISED, SystemNote.ESCALATED})
+
+
+def system_note(
+    request: Request,
+    now: datetime,
+    note: SystemNote,
+    *,
+    task_id: str | None = None,
+    after: str | None = None,
+    comment: str | None = None,
+    **data: Any,
+) -> TrailEvent:
+    """Append one "system" event to the request's trail, the same way an action's events are.
+
+    Reminders and supervision are refused (nothing changes) once their task is not pending.
+    The request's version is bumped once per note, so that a concurrent writer who loaded the
+    old version is refused; the caller saves the request with the returned event.
+    """
+    task = request.task(task_id) if task_id else None
+    if task_id and task is None:
+        raise TaskNotFound(f"待办 {task_id} 不存在", request_id=request.id, task_id=task_id)
+    if note in _TASK_NOTES:
+        if task is None:
+            raise TaskNotFound("没有指明要提醒的待办", request_id=request.id)
+        if request.status != RequestStatus.RUNNING:
+            raise RequestFinished(
+                f"申请已结束（{request.status.value}），无需再提醒",
+                request_id=request.id,
+                status=request.status.value,
+            )
+        if task.status != TaskStatus.PENDING:
+            raise TaskAlreadyDecided(
+                "这条待办已处理，无需再提醒", task_id=task.id, status=task.status.value, version=task.version
+            )
+    e = _append_event(
+        request, now, note.value, SYSTEM, Channel.SYSTEM, task=task, after=after, comment=comment, data=data
+    )
     request.version += 1
-    request.updated_at = ctx.now
-    return flow.out
+    return e

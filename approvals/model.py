@@ -1,13 +1,15 @@
 """The state of approval requests: requests, steps, tasks, delegations, trail events, notices.
 
-Plain dataclasses, mutated only by `approvals.engine`. `to_dict`/`from_dict` give the stored
-JSON shape (with `schema_version`); storage keeps rows, this module keeps meaning.
+Plain dataclasses and the enums of their statuses and actions. Only `approvals.engine` changes
+them, and their statuses only through `approvals.transitions`; `storage.approval_store` turns
+them into rows and back (the steps go into a JSON state blob marked with
+`STATE_SCHEMA_VERSION`). No I/O and no behaviour beyond simple queries of the state.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -38,14 +40,6 @@ class RequestStatus(StrEnum):
 FINAL_STATUSES = frozenset(
     {RequestStatus.APPROVED, RequestStatus.REJECTED, RequestStatus.WITHDRAWN, RequestStatus.TERMINATED}
 )
-REQUEST_STATUS_LABEL = {
-    RequestStatus.RUNNING: "审批中",
-    RequestStatus.APPROVED: "已通过",
-    RequestStatus.REJECTED: "已驳回",
-    RequestStatus.WITHDRAWN: "已撤销",
-    RequestStatus.TERMINATED: "已终止",
-    RequestStatus.RETURNED: "已退回",
-}
 
 
 class StepStatus(StrEnum):
@@ -205,13 +199,6 @@ class Request:
         """The step's tasks of its current pass (a return to an earlier step starts a new pass)."""
         return [t for t in self.tasks if t.step_index == step.index and t.id not in step.superseded]
 
-    @property
-    def current_step(self) -> Step | None:
-        for s in self.steps:
-            if s.status == StepStatus.ACTIVE:
-                return s
-        return None
-
     def round_steps(self) -> list[Step]:
         return [s for s in self.steps if s.round == self.round]
 
@@ -219,8 +206,6 @@ class Request:
         return [t for t in self.tasks if t.status == TaskStatus.PENDING]
 
     def deadline(self) -> datetime:
-        from datetime import timedelta
-
         return self.created_at + timedelta(hours=URGENCY_HOURS[self.urgency])
 
 
@@ -289,7 +274,3 @@ class Notice:
     request_id: str
     task_id: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
-
-
-def task_to_dict(t: Task) -> dict[str, Any]:
-    return asdict(t)

@@ -18,7 +18,8 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from approvals.model import URGENCY_LABEL, Urgency
-from deadlines.ladder import Message, format_duration
+from deadlines.ladder import Message
+from notifications.wording import format_duration
 from org.model import Org
 
 MAX_LINES = 10  # items listed in one digest; the rest are counted

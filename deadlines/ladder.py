@@ -28,7 +28,9 @@ Templates override the defaults with a `deadlines:` mapping, at template level a
       auto: {action: approve, at: 3, reason: 超时自动通过}   # approve | transfer | reject, or false
       quiet_hours: true      # false: rungs fire at any hour
 
-Pure: no I/O and no clock; every instant and the calendar come in as arguments.
+Pure: no I/O and no clock; every instant and the calendar come in as arguments. A fired rung's
+trail events are written by the engine (`approvals.engine.system_note`) and its texts by
+`notifications.wording`; nothing here appends to a trail or words a message itself.
 """
 
 from __future__ import annotations
@@ -41,10 +43,11 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from approvals.definitions import Template
-from approvals.engine import SYSTEM
-from approvals.model import URGENCY_LABEL, Channel, Request, Task, TrailEvent, Urgency
-from approvals.trail import seal
+from approvals.engine import SystemNote, system_note
+from approvals.model import URGENCY_LABEL, Request, Task, TrailEvent, Urgency
+from notifications import wording
 from notifications.compose import task_card
+from notifications.wording import OPEN_BUTTON_LABEL, Chase, chase_text
 from org.model import Org
 
 # The very end of a working period still counts as working time for pings (see the docstring).
@@ -74,13 +77,6 @@ class AutoActionKind(StrEnum):
     APPROVE = "approve"
     TRANSFER = "transfer"  # to the assignee's manager
     REJECT = "reject"
-
-
-AUTO_ACTION_LABEL = {
-    AutoActionKind.APPROVE: "自动通过",
-    AutoActionKind.TRANSFER: "自动转交直属领导",
-    AutoActionKind.REJECT: "自动驳回",
-}
 
 
 @dataclass(frozen=True)
@@ -330,64 +326,6 @@ class Ping:
     messages: list[Message] = field(default_factory=list)
 
 
-def format_duration(delta: timedelta) -> str:
-    """A short Chinese duration: 1 天 2 小时, 3 小时 5 分钟, 12 分钟."""
-    minutes = int(delta.total_seconds() // 60)
-    if minutes < 1:
-        return "不到 1 分钟"
-    days, rest = divmod(minutes, 24 * 60)
-    hours, mins = divmod(rest, 60)
-    if days:
-        return f"{days} 天" + (f" {hours} 小时" if hours else "")
-    if hours:
-        return f"{hours} 小时" + (f" {mins} 分钟" if mins else "")
-    return f"{mins} 分钟"
-
-
-def lateness(due_at: datetime | None, now: datetime) -> str:
-    if due_at is None or now - due_at < timedelta(minutes=1):
-        return "已到处理期限"
-    return f"已超时 {format_duration(now - due_at)}"
-
-
-def append_system_event(
-    request: Request,
-    now: datetime,
-    kind: str,
-    *,
-    task: Task | None = None,
-    after: str | None = None,
-    comment: str | None = None,
-    **data: Any,
-) -> TrailEvent:
-    """Append one "system" event to the request's hash chain, the way the engine does.
-
-    The caller saves the request (its version is bumped once per call so that a concurrent
-    writer who loaded the old version is refused) together with the returned event.
-    """
-    e = TrailEvent(
-        request_id=request.id,
-        seq=request.last_seq + 1,
-        kind=kind,
-        at=now,
-        actor=SYSTEM,
-        channel=Channel.SYSTEM,
-        task_id=task.id if task else None,
-        step_index=task.step_index if task else None,
-        after=after,
-        comment=comment,
-        data={k: v for k, v in data.items() if v is not None},
-    )
-    e = seal(e, request.last_hash)
-    request.last_seq, request.last_hash = e.seq, e.hash
-    request.version += 1
-    return e
-
-
-def _local(at: datetime | None, tz: ZoneInfo) -> str:
-    return at.astimezone(tz).strftime("%m-%d %H:%M") if at else "—"
-
-
 def compose_ping(
     rung: PlannedRung,
     *,
@@ -403,14 +341,23 @@ def compose_ping(
 
     Recipients are worked out now, from the task's current assignee: a task moved to a
     delegate is chased with the delegate and the delegate's managers. A rung with nobody to
-    tell (no manager that high) says nothing.
+    tell (no manager that high) says nothing. The trail events are the engine's system notes
+    (refused if the task is no longer pending); the texts are `notifications.wording`'s.
     """
     step = request.steps[task.step_index]
     link = f"{public_url}/console/requests/{request.id}"
-    due = _local(task.due_at, tz)
-    late = lateness(task.due_at, now)
-    holder = org.display_name(task.assignee)
-    what = f"「{template.name}」{request.title}"
+    chase = Chase(
+        template_name=template.name,
+        title=request.title,
+        urgency=request.urgency,
+        step_name=step.name,
+        action_label=step.action_label,
+        holder=org.display_name(task.assignee),
+        initiator=org.display_name(request.initiator),
+        due_at=task.due_at,
+        now=now,
+        tz=tz,
+    )
     base: dict[str, Any] = {
         "request_id": request.id,
         "task_id": task.id,
@@ -421,7 +368,7 @@ def compose_ping(
         "due_at": task.due_at.isoformat() if task.due_at else None,
         "step": step.name,
         "assignee": task.assignee,
-        "assignee_name": holder,
+        "assignee_name": chase.holder,
         "rung": rung.kind.value,
         "link": link,
     }
@@ -434,11 +381,11 @@ def compose_ping(
             Message("remind", task.assignee, request.id, task.id, {**base, "text": text, "card": card})
         )
         ping.events.append(
-            append_system_event(
+            system_note(
                 request,
                 now,
-                "reminded",
-                task=task,
+                SystemNote.REMINDED,
+                task_id=task.id,
                 after=task.assignee,
                 rung=rung.kind.value,
                 due_at=base["due_at"],
@@ -446,16 +393,15 @@ def compose_ping(
         )
 
     def tell_manager(kind: str, manager: str, text: str) -> None:
-        buttons = [{"action": "open", "label": "查看详情", "url": link}]
+        buttons = [{"action": "open", "label": OPEN_BUTTON_LABEL, "url": link}]
         payload = {**base, "text": text, "overdue_s": overdue_s, "buttons": buttons}
         ping.messages.append(Message(kind, manager, request.id, task.id, payload))
-        event_kind = "supervised" if kind == "supervise" else "escalated"
         ping.events.append(
-            append_system_event(
+            system_note(
                 request,
                 now,
-                event_kind,
-                task=task,
+                SystemNote.SUPERVISED if kind == "supervise" else SystemNote.ESCALATED,
+                task_id=task.id,
                 after=manager,
                 rung=rung.kind.value,
                 level=rung.level,
@@ -465,35 +411,24 @@ def compose_ping(
         )
 
     if rung.kind == RungKind.REMIND:
-        tell_assignee(
-            f"【催办】{what} 等待您{step.action_label}，{due} 到期（{URGENCY_LABEL[request.urgency]}）"
-        )
+        tell_assignee(chase_text("remind", chase))
     elif rung.kind == RungKind.DUE:
-        tell_assignee(f"【催办】{what} {late}（期限 {due}），请尽快{step.action_label}")
+        tell_assignee(chase_text("due", chase))
         manager = org.manager_of(task.assignee)
         if manager is not None and manager != task.assignee:
-            tell_manager(
-                "supervise",
-                manager,
-                f"【督办】{holder} 的待办{late}：{what}（{org.display_name(request.initiator)} 提交，"
-                f"当前步骤「{step.name}」，期限 {due}）",
-            )
+            tell_manager("supervise", manager, chase_text("supervise", chase))
     elif rung.kind == RungKind.ESCALATE:
-        manager = org.manager_of(task.assignee, max(rung.level, 2))
+        level = max(rung.level, 2)
+        manager = org.manager_of(task.assignee, level)
         if manager is not None and manager != task.assignee:
-            below = org.manager_of(task.assignee, max(rung.level, 2) - 1)
-            tell_manager(
-                "escalate",
-                manager,
-                f"【督办升级】{holder} 的待办{late}仍未处理：{what}（{org.display_name(request.initiator)} 提交，"
-                f"当前步骤「{step.name}」，期限 {due}；已督办 {org.display_name(below)}）",
-            )
+            below = org.display_name(org.manager_of(task.assignee, level - 1))
+            tell_manager("escalate", manager, chase_text("escalate", chase, supervised=below))
     return ping
 
 
 def auto_reason(rung: PlannedRung, *, task: Task, now: datetime) -> str:
-    """The reason written to the trail for an automatic decision."""
+    """The reason written to the trail for an automatic decision: the template's, or the default."""
     if rung.reason:
         return rung.reason
     action = rung.action or AutoActionKind.APPROVE
-    return f"超过处理期限（{lateness(task.due_at, now)}），按模板规则{AUTO_ACTION_LABEL[action]}"
+    return wording.auto_reason(action.value, due_at=task.due_at, now=now)

@@ -1,18 +1,19 @@
 """Turn the engine's notices into neutral, self-contained outbox payloads (cards and texts).
 
-Pure: what a card says is decided here once, and every delivery (console, WeCom, DingTalk)
-renders the same payload its own way.
+Pure: what a card says is decided here once (with `notifications.wording` for the engine's
+codes), and every delivery (console, WeCom, DingTalk) renders the same payload its own way.
+It decides nothing about approvals.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from approvals.definitions import Permission, StepKind, Template
 from approvals.model import (
-    REQUEST_STATUS_LABEL,
     URGENCY_LABEL,
     Notice,
     NoticeKind,
@@ -20,9 +21,53 @@ from approvals.model import (
     RequestStatus,
     Task,
 )
+from notifications.wording import REQUEST_STATUS_LABEL, card_outcome
 from org.model import Org
 
 MAX_CARD_FIELDS = 6
+
+
+def _people(value: Any, org: Org) -> str:
+    people = value if isinstance(value, list) else [value]
+    return "、".join(org.display_name(p) for p in people)
+
+
+def _department(value: Any, org: Org) -> str:
+    d = org.department(str(value))
+    return d.name if d else str(value)
+
+
+def _mapping(value: dict[str, Any], org: Org) -> str:
+    """A structured value by its shape: a site, a start-end range, an address, or key:value pairs."""
+    if value.get("site"):
+        site = org.sites.get(str(value["site"]))
+        return site.name if site else str(value["site"])
+    if "start" in value and "end" in value:
+        return f"{value['start']} 至 {value['end']}"
+    if "address" in value:
+        return str(value["address"])
+    return "，".join(f"{k}:{v}" for k, v in value.items())
+
+
+def _plain(value: Any, org: Org) -> str:
+    if isinstance(value, list):
+        return "、".join(str(v) for v in value)
+    if isinstance(value, dict):
+        return _mapping(value, org)
+    return str(value)
+
+
+def _datetime(value: Any, org: Org) -> str:
+    return value.replace("T", " ")[:16] if isinstance(value, str) else _plain(value, org)
+
+
+# Field types whose values are shown their own way; every other value is shown by its shape.
+_BY_FIELD_TYPE: dict[str, Callable[[Any, Org], str]] = {
+    "user": _people,
+    "users": _people,
+    "department": _department,
+    "datetime": _datetime,
+}
 
 
 def _fmt_value(value: Any, *, org: Org, field_type: str | None) -> str:
@@ -30,26 +75,7 @@ def _fmt_value(value: Any, *, org: Org, field_type: str | None) -> str:
         return "—"
     if isinstance(value, bool):
         return "是" if value else "否"
-    if field_type in ("user", "users"):
-        people = value if isinstance(value, list) else [value]
-        return "、".join(org.display_name(p) for p in people)
-    if field_type == "department":
-        d = org.department(str(value))
-        return d.name if d else str(value)
-    if isinstance(value, list):
-        return "、".join(str(v) for v in value)
-    if isinstance(value, dict):
-        if "site" in value and value.get("site"):
-            site = org.sites.get(str(value["site"]))
-            return site.name if site else str(value["site"])
-        if "start" in value and "end" in value:
-            return f"{value['start']} 至 {value['end']}"
-        if "address" in value:
-            return str(value["address"])
-        return "，".join(f"{k}:{v}" for k, v in value.items())
-    if field_type == "datetime" and isinstance(value, str):
-        return value.replace("T", " ")[:16]
-    return str(value)
+    return _BY_FIELD_TYPE.get(field_type or "", _plain)(value, org)
 
 
 def summary_fields(request: Request, template: Template, org: Org) -> list[dict[str, str]]:
@@ -122,7 +148,9 @@ def compose(
         return base
     if notice.kind == NoticeKind.CARD_CLOSED and task is not None:
         base.update(
-            task_id=task.id, outcome=notice.data.get("outcome", "已处理"), reason=notice.data.get("reason")
+            task_id=task.id,
+            outcome=card_outcome(notice.data, org=org, tz=tz),
+            reason=notice.data.get("reason"),
         )
         return base
     if notice.kind == NoticeKind.RESULT:

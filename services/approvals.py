@@ -2,18 +2,17 @@
 
 Every entry point (REST API, console, WeCom, DingTalk) calls this; it calls the pure engine
 and storage, and never decides an approval rule itself. Concurrent writers are handled by
-the store's optimistic version check: a lost race reloads and re-applies, and the engine's
-own task-version check then refuses a second decision on the same task.
+the store's optimistic version check: a lost race reloads and re-applies (`services.optimistic`),
+and the engine's own task-version check then refuses a second decision on the same task.
 """
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import logging
-import random
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -25,6 +24,7 @@ from approvals.definitions import Permission, Template
 from approvals.engine import Action, Context, DeadlineFn, Outcome
 from approvals.errors import ApprovalError, DelegationNotFound, RequestNotFound, TemplateNotFound
 from approvals.model import Channel, Delegation, Request, RequestStatus, Task, TrailEvent, Urgency
+from notifications import wording
 from notifications.compose import compose
 from org.errors import Category
 from org.model import Org
@@ -37,13 +37,12 @@ from services.approval_views import (
     TaskView,
     TrailEventView,
 )
+from services.optimistic import retry_on_conflict
 from storage import approval_store as store
 from storage.approval_models import OutboxRow
 from storage.db import Database
 
 logger = logging.getLogger(__name__)
-
-MAX_RETRIES = 10
 
 
 class Busy(ApprovalError):
@@ -100,9 +99,6 @@ class Workflow:
         assert self._org is not None
         return self._org
 
-    def invalidate_org(self) -> None:
-        self._org = None
-
     def templates(self) -> list[Template]:
         """Every template, by key."""
         return sorted(self.d.templates.values(), key=lambda t: t.key)
@@ -121,6 +117,7 @@ class Workflow:
             tz=self.d.tz,
             delegations=delegations,
             deadline_fn=self.d.deadline_fn,
+            words=wording.phrase,
         )
 
     async def _record(
@@ -237,6 +234,7 @@ class Workflow:
         return view
 
     async def preview(self, *, template_key: str, initiator: str, form: dict[str, Any]) -> dict[str, Any]:
+        """The route a submission would take, with the engine's own auto-approval policy."""
         template = self.template(template_key)
         org = await self.org()
         ctx = self._ctx(template, org, [], self.d.now())
@@ -245,9 +243,7 @@ class Workflow:
             "template": template.key,
             "initiator": initiator,
             "form": clean,
-            "steps": [
-                {**asdict(s), "assignee_names": [org.display_name(a) for a in s.assignees]} for s in steps
-            ],
+            "steps": [_preview_step(s, org) for s in steps],
         }
 
     # -- act ---------------------------------------------------------------------------------
@@ -255,44 +251,17 @@ class Workflow:
         self, *, request_id: str, action: Action, idempotency_key: str | None = None
     ) -> RequestView:
         idem = f"act:{request_id}:{action.actor}:{idempotency_key}" if idempotency_key else None
-        if idem and (earlier := await self._stored(idem)) is not None:
-            return earlier
+        if idem and (stored := await self._stored(idem)) is not None:
+            return stored
         org = await self.org()
-        for attempt in range(MAX_RETRIES):
-            now = self.d.now()
+
+        async def attempt() -> RequestView:
             try:
-                async with self.d.db.transaction() as s:
-                    loaded = await store.load_request(s, request_id=request_id)
-                    if loaded is None:
-                        raise RequestNotFound(f"申请 {request_id} 不存在", request_id=request_id)
-                    template = self.template(loaded.request.template_key)
-                    delegations = await store.active_delegations(s, now=now)
-                    out = engine.act(self._ctx(template, org, delegations, now), loaded.request, action)
-                    await store.save_request(s, loaded=loaded, events=out.events)
-                    await self._record(s, out, template, org, now)
-                    view = request_view(out.request, org=org, tz=self.d.tz)
-                    if out.task is not None:
-                        view.acted_task = task_view(out.task, org)
-                    if out.info:
-                        view.info = out.info
-                    if idem:
-                        await store.remember_response(
-                            s, key=idem, request_id=request_id, response=view.model_dump(mode="json"), now=now
-                        )
-                logger.info(
-                    "action applied",
-                    extra={
-                        "request_id": request_id,
-                        "action": action.kind.value,
-                        "actor": action.actor,
-                        "task_id": action.task_id,
-                    },
-                )
-                return view
+                return await self._act_once(request_id, action, org, idem)
             except store.ConcurrentUpdate:
                 if idem and (stored := await self._stored(idem)) is not None:
                     return stored  # the first call with this key won the race meanwhile
-                await asyncio.sleep(random.uniform(0.005, 0.03) * (attempt + 1))
+                raise
             except store.IdempotencyConflict:
                 stored = await self._stored(idem or "")
                 assert stored is not None
@@ -302,7 +271,40 @@ class Workflow:
                 if idem and (stored := await self._stored(idem)) is not None:
                     return stored
                 raise
-        raise Busy("系统繁忙，请稍后重试", request_id=request_id)
+
+        return await retry_on_conflict(attempt, busy=Busy("系统繁忙，请稍后重试", request_id=request_id))
+
+    async def _act_once(self, request_id: str, action: Action, org: Org, idem: str | None) -> RequestView:
+        """One attempt of `act`: load, apply, save, all in one transaction."""
+        now = self.d.now()
+        async with self.d.db.transaction() as s:
+            loaded = await store.load_request(s, request_id=request_id)
+            if loaded is None:
+                raise RequestNotFound(f"申请 {request_id} 不存在", request_id=request_id)
+            template = self.template(loaded.request.template_key)
+            delegations = await store.active_delegations(s, now=now)
+            out = engine.act(self._ctx(template, org, delegations, now), loaded.request, action)
+            await store.save_request(s, loaded=loaded, events=out.events)
+            await self._record(s, out, template, org, now)
+            view = request_view(out.request, org=org, tz=self.d.tz)
+            if out.task is not None:
+                view.acted_task = task_view(out.task, org)
+            if out.info:
+                view.info = out.info
+            if idem:
+                await store.remember_response(
+                    s, key=idem, request_id=request_id, response=view.model_dump(mode="json"), now=now
+                )
+        logger.info(
+            "action applied",
+            extra={
+                "request_id": request_id,
+                "action": action.kind.value,
+                "actor": action.actor,
+                "task_id": action.task_id,
+            },
+        )
+        return view
 
     async def _stored(self, key: str) -> RequestView | None:
         async with self.d.db.session() as s:
@@ -422,25 +424,34 @@ class Workflow:
             request_ids = await store.requests_with_open_tasks_of(s, user=d.delegator)
         moved = 0
         for rid in request_ids:
-            for attempt in range(MAX_RETRIES):
-                now = self.d.now()
-                try:
-                    async with self.d.db.transaction() as s:
-                        loaded = await store.load_request(s, request_id=rid)
-                        if loaded is None:
-                            break
-                        template = self.template(loaded.request.template_key)
-                        if d.templates and template.key not in d.templates:
-                            break
-                        out = engine.apply_delegation(self._ctx(template, org, [], now), loaded.request, d)
-                        if out.events:
-                            await store.save_request(s, loaded=loaded, events=out.events)
-                            await self._record(s, out, template, org, now)
-                            moved += 1
-                    break
-                except store.ConcurrentUpdate:
-                    await asyncio.sleep(random.uniform(0.005, 0.03) * (attempt + 1))
+            try:
+                moved += await retry_on_conflict(
+                    functools.partial(self._move_pending_in, rid, d, org),
+                    busy=Busy("系统繁忙，请稍后重试", request_id=rid),
+                )
+            except Busy:
+                logger.warning(
+                    "pending tasks not moved: the request kept changing",
+                    extra={"request_id": rid, "delegation_id": d.id},
+                )
         return moved
+
+    async def _move_pending_in(self, request_id: str, d: Delegation, org: Org) -> int:
+        """Move the delegator's open tasks of one request; 1 if any moved, else 0."""
+        now = self.d.now()
+        async with self.d.db.transaction() as s:
+            loaded = await store.load_request(s, request_id=request_id)
+            if loaded is None:
+                return 0
+            template = self.template(loaded.request.template_key)
+            if d.templates and template.key not in d.templates:
+                return 0
+            out = engine.apply_delegation(self._ctx(template, org, [], now), loaded.request, d)
+            if not out.events:
+                return 0
+            await store.save_request(s, loaded=loaded, events=out.events)
+            await self._record(s, out, template, org, now)
+        return 1
 
     async def list_delegations(
         self, *, user: str | None = None, include_past: bool = False
@@ -483,6 +494,24 @@ async def verify_trails(
 
 
 # -- views ------------------------------------------------------------------------------------
+def _preview_step(s: engine.PreviewStep, org: Org) -> dict[str, Any]:
+    notes = s.notes + [
+        wording.preview_note(rule, org.display_name(person))
+        for person, rule in zip(s.auto_approved, s.auto_rules, strict=True)
+    ]
+    return {
+        "key": s.key,
+        "name": s.name,
+        "mode": s.mode,
+        "kind": s.kind,
+        "assignees": s.assignees,
+        "skipped": s.skipped,
+        "auto_approved": s.auto_approved,
+        "notes": notes,
+        "assignee_names": [org.display_name(a) for a in s.assignees],
+    }
+
+
 def task_view(t: Task, org: Org) -> TaskView:
     return TaskView(
         id=t.id,

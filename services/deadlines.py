@@ -12,15 +12,16 @@
   slot twice; firing a slot schedules the next one.
 
 What is said and when is decided by the pure `deadlines.ladder` / `deadlines.digest` /
-`deadlines.leave`; automatic decisions go through `approvals.engine.system_act`. This module
-only loads, calls them, and stores what they return; it neither claims nor schedules scans.
+`deadlines.leave`; automatic decisions go through `approvals.engine.system_act` and every trail
+event through the engine (`system_note`). This module only loads, calls them, and stores what
+they return (a lost optimistic race is retried by `services.optimistic`); it neither claims nor
+schedules scans.
 """
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import logging
-import random
 from collections.abc import Callable, Sequence
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -31,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from approvals import engine
 from approvals.definitions import Permission, Template
-from approvals.engine import Context, Outcome
+from approvals.engine import Context, Outcome, SystemNote
 from approvals.errors import ApprovalError
 from approvals.model import ActionKind, Delegation, Request, RequestStatus, TaskStatus, Urgency
 from deadlines import digest, ladder, leave, timers
@@ -41,8 +42,10 @@ from deadlines.slots import slot_key
 from deadlines.timer_kinds import FireResult, TimerKinds
 from deadlines.timer_kinds import ids as _ids
 from deadlines.timers import Timer, TimerKind, TimerStatus
+from notifications import wording
 from org.model import Org
 from services.approvals import DelegationHook, OutcomeHook, Workflow
+from services.optimistic import retry_on_conflict
 from storage import approval_store as store
 from storage.approval_models import DelegationRow, OutboxRow, RequestRow, TaskRow
 from storage.db import Database
@@ -50,7 +53,6 @@ from storage.db import Database
 logger = logging.getLogger(__name__)
 
 DEFAULT_DIGEST_TIMES = (time(10, 0), time(15, 30))
-MAX_RETRIES = 10  # optimistic-lock retries of one firing
 
 _AUTO_ACTIONS = {
     AutoActionKind.APPROVE: ActionKind.APPROVE,
@@ -149,7 +151,9 @@ class DeadlineHooks:
         d = plan.delegation
         if d is None:
             logger.info("no delegation for leave: %s", plan.problem, extra={"request_id": req.id})
-            await self._append_trail(session, req, now, "delegation_not_created", comment=plan.problem)
+            await self._append_trail(
+                session, req, now, SystemNote.DELEGATION_NOT_CREATED, comment=plan.problem
+            )
             return
         if await session.get(DelegationRow, d.id) is not None:
             return
@@ -159,7 +163,7 @@ class DeadlineHooks:
             session,
             req,
             now,
-            "delegation_created",
+            SystemNote.DELEGATION_CREATED,
             after=d.delegate,
             delegation=d.id,
             delegator=d.delegator,
@@ -187,18 +191,24 @@ class DeadlineHooks:
             await store.cancel_delegation(session, delegation_id=row.id, now=now)
             await timers.cancel_by_key(session, key=_delegation_key(row.id), now=now)
             await self._append_trail(
-                session, req, now, "delegation_cancelled", after=row.delegate, delegation=row.id
+                session, req, now, SystemNote.DELEGATION_CANCELLED, after=row.delegate, delegation=row.id
             )
             logger.info("leave delegation cancelled", extra={"request_id": req.id, "delegation_id": row.id})
 
     async def _append_trail(
-        self, session: AsyncSession, req: Request, now: datetime, kind: str, **data: Any
+        self,
+        session: AsyncSession,
+        req: Request,
+        now: datetime,
+        note: SystemNote,
+        *,
+        after: str | None = None,
+        comment: str | None = None,
+        **data: Any,
     ) -> None:
-        """Add one system event to a request this transaction already saved."""
+        """Add one system note (through the engine) to a request this transaction already saved."""
         before = req.version
-        comment = data.pop("comment", None)
-        after = data.pop("after", None)
-        event = ladder.append_system_event(req, now, kind, after=after, comment=comment, **data)
+        event = engine.system_note(req, now, note, after=after, comment=comment, **data)
         await store.append_to_saved_request(session, request=req, loaded_version=before, events=[event])
 
     async def on_delegation(
@@ -265,68 +275,61 @@ class DeadlineService:
 
     async def _fire_rung(self, timer: Timer, org: Org) -> FireResult:
         rung = PlannedRung.from_data(timer.kind, timer.due_at, timer.data)
-        for attempt in range(MAX_RETRIES):
-            now = self.now()
-            try:
-                async with self.db.transaction() as session:
-                    # First: only the holder of the claim may fire, and the effects commit with it.
-                    if not await timers.finish(session, timer, now=now):
-                        return FireResult.LOST
-                    loaded = await store.load_request(session, request_id=timer.request_id or "")
-                    req = loaded.request if loaded else None
-                    task = req.task(timer.task_id) if req is not None and timer.task_id else None
-                    if (
-                        loaded is None
-                        or req is None
-                        or task is None
-                        or req.status != RequestStatus.RUNNING
-                        or task.status != TaskStatus.PENDING
-                    ):
-                        await timers.set_status(
-                            session,
-                            timer.id,
-                            status=TimerStatus.CANCELLED,
-                            error="the task is no longer pending",
-                        )
-                        return FireResult.CANCELLED
-                    if (
-                        rung.quiet
-                        and req.urgency != Urgency.URGENT
-                        and ladder.in_quiet_hours(self.calendar, now)
-                    ):
-                        await timers.reschedule(
-                            session, timer.id, due_at=self.calendar.next_working_start(now)
-                        )
-                        return FireResult.DEFERRED
-                    template = self.workflow.template(req.template_key)
-                    if rung.kind == RungKind.AUTO:
-                        return await self._auto_action(session, timer, loaded, rung, template, org, now)
-                    ping = ladder.compose_ping(
-                        rung,
-                        request=req,
-                        task=task,
-                        template=template,
-                        org=org,
-                        tz=self.tz,
-                        now=now,
-                        public_url=self.public_url,
-                    )
-                    if not ping.messages:
-                        await timers.set_status(
-                            session, timer.id, status=TimerStatus.DONE, error="nobody to tell at this level"
-                        )
-                        return FireResult.SKIPPED
-                    await store.save_request(session, loaded=loaded, events=ping.events)
-                    _enqueue(session, ping.messages, now)
-                logger.info(
-                    "%s rung fired",
-                    rung.kind.value,
-                    extra={**_ids(timer), "recipients": [m.recipient for m in ping.messages]},
+        return await retry_on_conflict(
+            functools.partial(self._fire_rung_once, timer, rung, org),
+            busy=_Busy(f"timer {timer.id}: the request kept changing"),
+        )
+
+    async def _fire_rung_once(self, timer: Timer, rung: PlannedRung, org: Org) -> FireResult:
+        """One attempt of a rung: claim, load, ping or decide, save, all in one transaction."""
+        now = self.now()
+        async with self.db.transaction() as session:
+            # First: only the holder of the claim may fire, and the effects commit with it.
+            if not await timers.finish(session, timer, now=now):
+                return FireResult.LOST
+            loaded = await store.load_request(session, request_id=timer.request_id or "")
+            req = loaded.request if loaded else None
+            task = req.task(timer.task_id) if req is not None and timer.task_id else None
+            if (
+                loaded is None
+                or req is None
+                or task is None
+                or req.status != RequestStatus.RUNNING
+                or task.status != TaskStatus.PENDING
+            ):
+                await timers.set_status(
+                    session, timer.id, status=TimerStatus.CANCELLED, error="the task is no longer pending"
                 )
-                return FireResult.FIRED
-            except store.ConcurrentUpdate:
-                await asyncio.sleep(random.uniform(0.005, 0.03) * (attempt + 1))
-        raise _Busy(f"timer {timer.id}: the request kept changing")
+                return FireResult.CANCELLED
+            if rung.quiet and req.urgency != Urgency.URGENT and ladder.in_quiet_hours(self.calendar, now):
+                await timers.reschedule(session, timer.id, due_at=self.calendar.next_working_start(now))
+                return FireResult.DEFERRED
+            template = self.workflow.template(req.template_key)
+            if rung.kind == RungKind.AUTO:
+                return await self._auto_action(session, timer, loaded, rung, template, org, now)
+            ping = ladder.compose_ping(
+                rung,
+                request=req,
+                task=task,
+                template=template,
+                org=org,
+                tz=self.tz,
+                now=now,
+                public_url=self.public_url,
+            )
+            if not ping.messages:
+                await timers.set_status(
+                    session, timer.id, status=TimerStatus.DONE, error="nobody to tell at this level"
+                )
+                return FireResult.SKIPPED
+            await store.save_request(session, loaded=loaded, events=ping.events)
+            _enqueue(session, ping.messages, now)
+        logger.info(
+            "%s rung fired",
+            rung.kind.value,
+            extra={**_ids(timer), "recipients": [m.recipient for m in ping.messages]},
+        )
+        return FireResult.FIRED
 
     async def _auto_action(
         self,
@@ -351,6 +354,7 @@ class DeadlineService:
             tz=self.tz,
             delegations=delegations,
             deadline_fn=self.workflow.d.deadline_fn,
+            words=wording.phrase,
         )
         try:
             out = engine.system_act(
@@ -470,39 +474,40 @@ class DeadlineService:
 
     async def _send_digest(self, message: Message, slot: datetime) -> None:
         """One recipient's digest and its trail events, once per slot even if the slot re-fires."""
+        await retry_on_conflict(
+            functools.partial(self._send_digest_once, message, slot),
+            busy=_Busy(f"digest for {message.recipient}: requests kept changing"),
+        )
+
+    async def _send_digest_once(self, message: Message, slot: datetime) -> None:
         role = str(message.payload.get("role", "assignee"))
         key = f"{slot_key('digest', slot)}:{message.recipient}:{role}"
-        for attempt in range(MAX_RETRIES):
-            now = self.now()
-            try:
-                async with self.db.transaction() as session:
-                    if await store.idempotent_response(session, key=key) is not None:
-                        return
-                    for rid in digest.request_ids(message):
-                        loaded = await store.load_request(session, request_id=rid)
-                        if loaded is None:
-                            continue
-                        task_ids = [i["task_id"] for i in _digest_items(message) if i["request_id"] == rid]
-                        event = ladder.append_system_event(
-                            loaded.request,
-                            now,
-                            "digest_sent",
-                            after=message.recipient,
-                            role=role,
-                            slot=slot.isoformat(),
-                            tasks=task_ids,
-                        )
-                        await store.save_request(session, loaded=loaded, events=[event])
-                    _enqueue(session, [message], now)
-                    await store.remember_response(
-                        session, key=key, request_id=None, response={"kind": "digest"}, now=now
+        now = self.now()
+        try:
+            async with self.db.transaction() as session:
+                if await store.idempotent_response(session, key=key) is not None:
+                    return
+                for rid in digest.request_ids(message):
+                    loaded = await store.load_request(session, request_id=rid)
+                    if loaded is None:
+                        continue
+                    task_ids = [i["task_id"] for i in _digest_items(message) if i["request_id"] == rid]
+                    event = engine.system_note(
+                        loaded.request,
+                        now,
+                        SystemNote.DIGEST_SENT,
+                        after=message.recipient,
+                        role=role,
+                        slot=slot.isoformat(),
+                        tasks=task_ids,
                     )
-                return
-            except store.ConcurrentUpdate:
-                await asyncio.sleep(random.uniform(0.005, 0.03) * (attempt + 1))
-            except store.IdempotencyConflict:
-                return
-        raise _Busy(f"digest for {message.recipient}: requests kept changing")
+                    await store.save_request(session, loaded=loaded, events=[event])
+                _enqueue(session, [message], now)
+                await store.remember_response(
+                    session, key=key, request_id=None, response={"kind": "digest"}, now=now
+                )
+        except store.IdempotencyConflict:
+            return
 
 
 # -- helpers ------------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ from approvals.model import (
     TaskStatus,
 )
 from approvals.trail import verify_chain
+from notifications.wording import card_outcome, phrase
 from tests.helpers import T0, TZ, demo_org, step, template, who
 
 ORG = demo_org()
@@ -55,7 +56,9 @@ class Runner:
         self.notices = list(out.notices)
 
     def ctx(self) -> Context:
-        return Context(template=self.tpl, org=ORG, now=self.now, tz=TZ, delegations=self.delegations)
+        return Context(
+            template=self.tpl, org=ORG, now=self.now, tz=TZ, delegations=self.delegations, words=phrase
+        )
 
     def pending(self, assignee: str):
         return next(t for t in self.req.tasks if t.assignee == assignee and t.status == TaskStatus.PENDING)
@@ -121,7 +124,7 @@ def test_rejection_ends_request_and_closes_other_cards():
     li = next(t for t in r.req.tasks if t.assignee == "u_li")
     assert li.status == TaskStatus.CLOSED
     closed = [n for n in out.notices if n.kind == NoticeKind.CARD_CLOSED and n.recipient == "u_li"]
-    assert closed and "驳回" in closed[0].data["outcome"]
+    assert closed and "驳回" in card_outcome(closed[0].data, org=ORG, tz=TZ)
     with pytest.raises(RequestFinished):
         r.do("approve", "u_li", task=li)
 
@@ -146,7 +149,9 @@ def test_any_sign_first_approval_decides_and_closes_siblings():
     sun = next(t for t in r.req.tasks if t.assignee == "u_sun")
     assert sun.status == TaskStatus.CLOSED and sun.close_reason == "decided_by:u_li"
     assert any(
-        n.kind == NoticeKind.CARD_CLOSED and n.recipient == "u_sun" and "李娜" in n.data["outcome"]
+        n.kind == NoticeKind.CARD_CLOSED
+        and n.recipient == "u_sun"
+        and "李娜" in card_outcome(n.data, org=ORG, tz=TZ)
         for n in out.notices
     )
     assert r.cards_for("u_zhang")

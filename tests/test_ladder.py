@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from approvals import engine
-from approvals.engine import Context
+from approvals.engine import Context, SystemNote
 from approvals.errors import ActionNotAllowed, BadTarget, TaskAlreadyDecided
 from approvals.model import ActionKind, RequestStatus, TaskStatus, Urgency
 from approvals.trail import verify_chain
@@ -25,14 +25,13 @@ from deadlines.ladder import (
     LadderConfigError,
     PlannedRung,
     RungKind,
-    append_system_event,
     compose_ping,
-    format_duration,
     in_quiet_hours,
     ladder_for,
     plan_rungs,
     template_problems,
 )
+from notifications.wording import format_duration
 from tests.helpers import demo_org, step, template, who
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -304,7 +303,7 @@ def test_a_half_time_reminder_says_when_it_is_due() -> None:
 def test_system_events_continue_the_hash_chain() -> None:
     out, *_ = _running()
     req = out.request
-    e = append_system_event(req, sh(11, 23, 11), "digest_sent", after="u_sun", role="assignee")
+    e = engine.system_note(req, sh(11, 23, 11), SystemNote.DIGEST_SENT, after="u_sun", role="assignee")
 
     assert (e.seq, e.actor, e.channel) == (len(out.events) + 1, "system", "system")
     assert verify_chain([*out.events, e]) == []
@@ -377,3 +376,24 @@ def test_automatic_decisions_are_refused_like_anyone_elses() -> None:
     engine.system_act(ctx, out.request, ActionKind.APPROVE, task.id, "x")
     with pytest.raises(TaskAlreadyDecided):
         engine.system_act(ctx, out.request, ActionKind.APPROVE, task.id, "x")
+
+
+def test_a_reminder_for_a_task_no_longer_pending_is_refused_and_changes_nothing() -> None:
+    out, t, org, ctx = _running()
+    req = out.request
+    task = req.pending_tasks()[0]
+    engine.system_act(ctx, req, ActionKind.APPROVE, task.id, "x")
+    seq, version = req.last_seq, req.version
+
+    with pytest.raises(TaskAlreadyDecided):
+        compose_ping(
+            PlannedRung(RungKind.DUE, sh(11, 23, 15, 30), 1.0, level=1),
+            request=req,
+            task=task,
+            template=t,
+            org=org,
+            tz=SH,
+            now=sh(11, 23, 16, 5),
+            public_url="",
+        )
+    assert (req.last_seq, req.version) == (seq, version)

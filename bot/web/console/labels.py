@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from approvals.model import REQUEST_STATUS_LABEL, RequestStatus, StepStatus, TaskStatus
+from approvals.model import RequestStatus, StepStatus, TaskStatus
+from notifications.wording import REQUEST_STATUS_LABEL
 
 STEP_STATUS_LABEL = {
     StepStatus.WAITING: "未开始",

@@ -1,0 +1,175 @@
+"""The words people read: the engine's and the deadline ladder's codes and parameters, in Chinese.
+
+The approval core and the ladder decide *what* happened and hand over a code with its
+parameters (a `Phrase`, a `CardOutcome`, a chase rung); this module alone says it in words.
+Pure: no I/O; names come from the org, times are shown in the service's time zone. It decides
+nothing about approvals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from approvals.engine import CardOutcome, Phrase
+from approvals.model import URGENCY_LABEL, RequestStatus, Urgency
+from org.model import Org
+
+# -- phrases the engine stores in the trail -------------------------------------------------------
+_PHRASES = {
+    Phrase.INITIATOR_IS_APPROVER: "审批人是发起人本人，按模板规则自动通过",
+    Phrase.SAME_AS_PREVIOUS: "与上一步「{step}」审批人相同，按模板规则合并审批",
+    Phrase.NOTHING_TO_APPROVE: "没有需要审批的步骤",
+    Phrase.TO_INITIATOR: "发起人",
+    Phrase.TO_STEP: "「{step}」",
+}
+
+
+def phrase(code: Phrase, params: Mapping[str, str]) -> str:
+    """The engine's `Context.words`: one stored phrase in words."""
+    return _PHRASES[code].format(**params)
+
+
+def preview_note(rule: Phrase, person_name: str) -> str:
+    """Why a preview shows a person's approval as automatic."""
+    if rule == Phrase.INITIATOR_IS_APPROVER:
+        return f"{person_name} 是发起人本人，将自动通过"
+    return f"{person_name} 与上一步审批人相同，将合并审批"
+
+
+REQUEST_STATUS_LABEL = {
+    RequestStatus.RUNNING: "审批中",
+    RequestStatus.APPROVED: "已通过",
+    RequestStatus.REJECTED: "已驳回",
+    RequestStatus.WITHDRAWN: "已撤销",
+    RequestStatus.TERMINATED: "已终止",
+    RequestStatus.RETURNED: "已退回",
+}
+
+
+# -- why a task card was closed ---------------------------------------------------------------
+_ENDED = {
+    RequestStatus.APPROVED: "审批已通过",
+    RequestStatus.REJECTED: "已被驳回",
+    RequestStatus.WITHDRAWN: "已撤销",
+    RequestStatus.TERMINATED: "已终止",
+    RequestStatus.RETURNED: "已退回",
+}
+
+
+_OUTCOMES = {
+    CardOutcome.APPROVED: "{done}",
+    CardOutcome.REJECTED: "已驳回",
+    CardOutcome.RETURNED: "已退回{place}",
+    CardOutcome.SENT_BACK: "已退回{place}",
+    CardOutcome.TRANSFERRED: "已转交{target}",
+    CardOutcome.ACKNOWLEDGED: "已收到",
+    CardOutcome.AUTO_APPROVED: "已由系统自动{label}：{comment}",
+    CardOutcome.AUTO_REJECTED: "已由系统自动驳回：{comment}",
+    CardOutcome.AUTO_TRANSFERRED: "已由系统转交{target}：{comment}",
+    CardOutcome.SIGNER_BEFORE: "已前加签{target}，待其处理后再由您审批",
+    CardOutcome.DELEGATED: "已交由代理人{target}处理",
+    CardOutcome.HANDLED_BY: "已由{by}处理",
+    CardOutcome.REQUEST_ENDED: "申请{ended}",
+}
+
+
+def _what(outcome: CardOutcome, data: Mapping[str, Any], org: Org) -> str:
+    """The first part of a closed card's outcome: what happened to the task."""
+    label = str(data.get("label") or "")
+    to_step = data.get("to_step")
+    status = data.get("status")
+    return _OUTCOMES[outcome].format(
+        done=label if label.startswith("已") else "已" + label,
+        label=label,
+        place=phrase(Phrase.TO_STEP, {"step": to_step}) if to_step else phrase(Phrase.TO_INITIATOR, {}),
+        target=org.display_name(data.get("target")),
+        by=org.display_name(data.get("by")),
+        comment=data.get("comment"),
+        ended=_ENDED[RequestStatus(status)] if status else "",
+    )
+
+
+def card_outcome(data: Mapping[str, Any], *, org: Org, tz: ZoneInfo) -> str:
+    """What a closed card says instead of its buttons, from a closing notice's data.
+
+    A person's decision also says who took it (and for whom) and when: "已同意 · 孙丽 · 11-23 10:42".
+    """
+    code = data.get("outcome")
+    if code is None:
+        return "已处理"
+    text = _what(CardOutcome(code), data, org)
+    at = data.get("at")
+    if not isinstance(at, datetime):
+        return text
+    who = org.display_name(data.get("by"))
+    if data.get("acting_for"):
+        who += f"（代{org.display_name(data['acting_for'])}）"
+    return f"{text} · {who} · {at.astimezone(tz):%m-%d %H:%M}"
+
+
+# -- durations and the deadline ladder ---------------------------------------------------------
+AUTO_ACTION_LABEL = {"approve": "自动通过", "transfer": "自动转交直属领导", "reject": "自动驳回"}
+OPEN_BUTTON_LABEL = "查看详情"
+
+
+def format_duration(delta: timedelta) -> str:
+    """A short Chinese duration: 1 天 2 小时, 3 小时 5 分钟, 12 分钟."""
+    minutes = int(delta.total_seconds() // 60)
+    if minutes < 1:
+        return "不到 1 分钟"
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    if days:
+        return f"{days} 天" + (f" {hours} 小时" if hours else "")
+    if hours:
+        return f"{hours} 小时" + (f" {mins} 分钟" if mins else "")
+    return f"{mins} 分钟"
+
+
+def lateness(due_at: datetime | None, now: datetime) -> str:
+    """How late a task is: at its deadline, or overdue by how long."""
+    if due_at is None or now - due_at < timedelta(minutes=1):
+        return "已到处理期限"
+    return f"已超时 {format_duration(now - due_at)}"
+
+
+def auto_reason(action: str, *, due_at: datetime | None, now: datetime) -> str:
+    """The reason written to the trail for an automatic decision (approve | transfer | reject)."""
+    return f"超过处理期限（{lateness(due_at, now)}），按模板规则{AUTO_ACTION_LABEL[action]}"
+
+
+@dataclass(frozen=True)
+class Chase:
+    """What a reminder or supervision message 催办/督办 is about, as names and times."""
+
+    template_name: str
+    title: str
+    urgency: Urgency
+    step_name: str
+    action_label: str
+    holder: str  # the assignee's name
+    initiator: str  # the initiator's name
+    due_at: datetime | None
+    now: datetime
+    tz: ZoneInfo
+
+
+def chase_text(rung: str, chase: Chase, *, supervised: str | None = None) -> str:
+    """The text of a ladder message: rung is remind | due (to the assignee) or supervise |
+    escalate (to a manager); `supervised` names the manager told before an escalation."""
+    c = chase
+    what = f"「{c.template_name}」{c.title}"
+    due = c.due_at.astimezone(c.tz).strftime("%m-%d %H:%M") if c.due_at else "—"
+    late = lateness(c.due_at, c.now)
+    where = f"（{c.initiator} 提交，当前步骤「{c.step_name}」，期限 {due}"
+    if rung == "remind":
+        return f"【催办】{what} 等待您{c.action_label}，{due} 到期（{URGENCY_LABEL[c.urgency]}）"
+    if rung == "due":
+        return f"【催办】{what} {late}（期限 {due}），请尽快{c.action_label}"
+    if rung == "supervise":
+        return f"【督办】{c.holder} 的待办{late}：{what}{where}）"
+    return f"【督办升级】{c.holder} 的待办{late}仍未处理：{what}{where}；已督办 {supervised}）"

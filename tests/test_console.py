@@ -208,7 +208,7 @@ async def test_request_page_shows_words_not_codes(org_db, aiohttp_client, clock)
     app, client = await _client(org_db, aiohttp_client, clock)
     await client.post("/console/u/u_wu/new/seal_use", data=SEAL, allow_redirects=False)
     (req,) = await app[WORKFLOW].list_requests(initiator="u_wu")
-    html = await (await client.get(f"/console/requests/{req['id']}?as=u_wu")).text()
+    html = await (await client.get(f"/console/requests/{req.id}?as=u_wu")).text()
     assert "审批中" in html and "进行中" in html and "待处理" in html and "提交" in html
     shown = re.sub(r"<[^>]+>", " ", html)
     for code in ("running", "active", "pending", "submitted", "step_started", "system"):

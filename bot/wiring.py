@@ -18,9 +18,10 @@ from aiohttp import web
 from approvals.definitions import Template
 from approvals.model import Request, Step, Task
 from approvals.template_loader import load_templates
-from bot.checkin_wiring import checkin_service
+from bot.checkin_wiring import checkin_config
 from bot.keys import (
     CHAT,
+    CHECKINS,
     CLOCK,
     CONSOLE,
     DB,
@@ -44,9 +45,10 @@ from notifications.console import ConsoleDelivery
 from notifications.delivery import Delivery
 from notifications.dispatcher import OutboxDispatcher
 from services.approvals import Workflow, WorkflowDeps
+from services.checkins import CheckinService
 from services.console import ConsoleService
 from services.deadlines import DeadlineHooks, DeadlineService
-from storage.org_repo import load_org
+from services.directory import Directory
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +79,9 @@ async def workflow_ctx(app: web.Application) -> AsyncIterator[None]:
     calendar = OrgCalendar(settings.tz, settings.working_hours)
     await calendar.reload(db, now=clock.now())
     deadline_hooks = DeadlineHooks(calendar=calendar, tz=settings.tz)
+    directory = Directory(db, clock.now)
+    checkins = CheckinService(db, directory.org, checkin_config(settings), clock.now, app[TIMER_KINDS])
+    app[CHECKINS] = checkins
     workflow = Workflow(
         WorkflowDeps(
             db=db,
@@ -84,10 +89,11 @@ async def workflow_ctx(app: web.Application) -> AsyncIterator[None]:
             tz=settings.tz,
             now=clock.now,
             public_url=settings.public_url,
-            load_org=load_org,
+            directory=directory,
             deadline_fn=make_deadline_fn(calendar),
-            hooks=deadline_hooks.hooks,
+            hooks=[*deadline_hooks.hooks, checkins.on_outcome],
             delegation_hooks=deadline_hooks.delegation_hooks,
+            validators=[checkins.check_submission],
         )
     )
     app[WORKFLOW] = workflow
@@ -102,7 +108,6 @@ async def workflow_ctx(app: web.Application) -> AsyncIterator[None]:
         digest_times=settings.digest_times,
     )
     app[DEADLINES] = deadlines
-    checkins = checkin_service(app, workflow)
     chat = ChatService(workflow, kv_first_delivery(app[KV]), settings.tz, clock.now, checkins=checkins)
     app[CHAT] = chat
     app[CONSOLE] = ConsoleService(db, clock.now)

@@ -37,6 +37,7 @@ from services.approval_views import (
     TaskView,
     TrailEventView,
 )
+from services.directory import Directory
 from services.optimistic import retry_on_conflict
 from storage import approval_store as store
 from storage.approval_models import OutboxRow
@@ -71,7 +72,7 @@ class WorkflowDeps:
     tz: ZoneInfo
     now: Callable[[], datetime]
     public_url: str
-    load_org: Callable[[AsyncSession], Any]  # async (session) -> Org
+    directory: Directory
     deadline_fn: DeadlineFn | None = None
     hooks: list[OutcomeHook] = field(default_factory=list)
     delegation_hooks: list[DelegationHook] = field(default_factory=list)
@@ -81,23 +82,9 @@ class WorkflowDeps:
 class Workflow:
     def __init__(self, deps: WorkflowDeps) -> None:
         self.d = deps
-        self._org: Org | None = None
-        self._org_loaded_at: datetime | None = None
 
-    # -- org ---------------------------------------------------------------------------------
     async def org(self, *, fresh: bool = False) -> Org:
-        now = self.d.now()
-        if (
-            fresh
-            or self._org is None
-            or self._org_loaded_at is None
-            or abs((now - self._org_loaded_at).total_seconds()) > 10
-        ):
-            async with self.d.db.session() as s:
-                self._org = await self.d.load_org(s)
-            self._org_loaded_at = now
-        assert self._org is not None
-        return self._org
+        return await self.d.directory.org(fresh=fresh)
 
     def templates(self) -> list[Template]:
         """Every template, by key."""

@@ -15,7 +15,7 @@ that refuses a 补卡 over the monthly quota.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -117,13 +117,13 @@ class CheckinService:
     def __init__(
         self,
         db: Database,
-        org: Callable[[], Any],
+        org: Callable[[], Awaitable[Org]],
         config: CheckinConfig,
         now: Callable[[], datetime],
         kinds: TimerKinds,
     ) -> None:
         self.db = db
-        self._org = org  # async () -> Org (the workflow's cached snapshot)
+        self._org = org  # the shared directory's cached snapshot
         self.config = config
         self.now = now
         self._stored_secret: bytes | None = None
@@ -135,8 +135,7 @@ class CheckinService:
         return self.config.tz
 
     async def org(self) -> Org:
-        org: Org = await self._org()
-        return org
+        return await self._org()
 
     # -- links ---------------------------------------------------------------------------------------
     async def secret(self, session: AsyncSession) -> bytes:

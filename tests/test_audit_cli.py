@@ -13,8 +13,8 @@ from approvals.model import ActionKind
 from approvals.template_loader import load_templates
 from bot.cli import main
 from services.approvals import Workflow, WorkflowDeps
+from services.directory import Directory
 from storage.db import Database
-from storage.org_repo import load_org
 from tests.conftest import create_tables, import_demo_org
 from tests.helpers import T0
 
@@ -40,7 +40,7 @@ def _setup(url: str) -> str:
                 tz=ZoneInfo("Asia/Shanghai"),
                 now=lambda: T0,
                 public_url="http://x",
-                load_org=load_org,
+                directory=Directory(db, lambda: T0),
             )
         )
         req = await wf.submit(template_key="seal_use", initiator="u_wu", form=FORM)

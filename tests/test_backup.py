@@ -24,9 +24,10 @@ from approvals.template_loader import load_templates
 from bot.cli import main
 from reports.backup import backups, check_database, service_lock
 from services.approvals import Workflow, WorkflowDeps
+from services.directory import Directory
 from storage import approval_store
 from storage.db import Database
-from storage.org_repo import get_org_meta, load_org
+from storage.org_repo import get_org_meta
 from tests.conftest import (
     PG_URL,
     ROOT,
@@ -83,7 +84,7 @@ def submit(url: str, count: int) -> list[str]:
                     tz=ZoneInfo("Asia/Shanghai"),
                     now=lambda: T0,
                     public_url="http://x",
-                    load_org=load_org,
+                    directory=Directory(db, lambda: T0),
                 )
             )
             return [
@@ -371,7 +372,7 @@ async def _submit_pg(url: str, schema: str) -> list[str]:
                 tz=ZoneInfo("Asia/Shanghai"),
                 now=lambda: T0,
                 public_url="http://x",
-                load_org=load_org,
+                directory=Directory(db, lambda: T0),
             )
         )
         return [(await wf.submit(template_key="seal_use", initiator="u_wu", form=FORM)).id for _ in range(2)]

@@ -26,6 +26,7 @@ from notifications.delivery import Delivery, DeliveryError, OutgoingMessage
 from notifications.dispatcher import LEASE, OutboxDispatcher
 from org.model import Org, User
 from services.approvals import Workflow, WorkflowDeps
+from services.directory import Directory
 from storage.approval_models import OutboxRow
 from storage.console_models import ConsoleMessageRow
 from storage.db import Database
@@ -380,7 +381,7 @@ async def test_card_closed_marks_the_earlier_card_closed_with_the_outcome(
             tz=TZ,
             now=clock.now,
             public_url="http://oabot.test",
-            load_org=load_org,
+            directory=Directory(org_db, clock.now),
         )
     )
     d = OutboxDispatcher(org_db, [ConsoleDelivery(org_db, clock.now)], org=workflow.org, now=clock.now)

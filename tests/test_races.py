@@ -32,6 +32,7 @@ from approvals.trail import verify_chain
 from org.model import Org
 from services.approval_views import RequestView, TaskView
 from services.approvals import Workflow, WorkflowDeps
+from services.directory import Directory
 from storage import approval_store as store
 from storage.approval_models import IdempotencyRow, OutboxRow, RequestRow
 from storage.db import Database
@@ -154,7 +155,7 @@ async def replicas(org_db: Database, clock: ManualClock) -> AsyncIterator[MakeRe
                 tz=TZ,
                 now=clock.now,
                 public_url="http://oabot.test",
-                load_org=org_loader,
+                directory=Directory(database, clock.now, load=org_loader),
             )
             made.append(Workflow(deps))
         return made

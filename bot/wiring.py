@@ -18,7 +18,7 @@ from aiohttp import web
 from approvals.definitions import Template
 from approvals.model import Request, Step, Task
 from approvals.template_loader import load_templates
-from bot.checkin_wiring import checkin_config
+from bot.checkin_wiring import checkin_config, setup_checkins
 from bot.keys import (
     CHAT,
     CHECKINS,
@@ -35,8 +35,15 @@ from bot.keys import (
     TIMERS,
     WORKFLOW,
 )
+from bot.platforms.dingtalk import dingtalk_delivery, setup_dingtalk
 from bot.platforms.inbox import Inbox, kv_first_delivery
+from bot.platforms.wecom import setup_wecom, wecom_delivery
 from bot.settings import Settings
+from bot.web.api import setup_api
+from bot.web.api_calendar import setup_deadlines
+from bot.web.api_stats import setup_stats
+from bot.web.console.pages import setup_console
+from bot.web.openapi import setup_openapi
 from deadlines.calendar import WorkingCalendar
 from deadlines.org_calendar import OrgCalendar
 from deadlines.timer_kinds import TimerKinds, TimerScanner
@@ -151,24 +158,13 @@ def deliveries(app: web.Application) -> list[Delivery]:
     if settings.console:
         out.append(ConsoleDelivery(app[DB], app[CLOCK].now))
     if settings.wecom is not None:
-        from bot.platforms.wecom import wecom_delivery
-
         out.append(wecom_delivery(app))
     if settings.dingtalk is not None:
-        from bot.platforms.dingtalk import dingtalk_delivery
-
         out.append(dingtalk_delivery(app))
     return out
 
 
 def setup_workflow(app: web.Application) -> None:
-    from bot.checkin_wiring import setup_checkins
-    from bot.web.api import setup_api
-    from bot.web.api_calendar import setup_deadlines
-    from bot.web.api_stats import setup_stats
-    from bot.web.console.pages import setup_console
-    from bot.web.openapi import setup_openapi
-
     settings = app[SETTINGS]
     app[TIMER_KINDS] = TimerKinds()
     app.cleanup_ctx.append(workflow_ctx)
@@ -179,11 +175,7 @@ def setup_workflow(app: web.Application) -> None:
     setup_console(app)
     setup_checkins(app)
     if settings.wecom is not None:
-        from bot.platforms.wecom import setup_wecom
-
         setup_wecom(app)
     if settings.dingtalk is not None:
-        from bot.platforms.dingtalk import setup_dingtalk
-
         setup_dingtalk(app)
     app.cleanup_ctx.append(timers_ctx)  # last: every kind is registered when it starts

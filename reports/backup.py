@@ -151,15 +151,6 @@ def _flock(db_path: Path, operation: int) -> Iterator[None]:
         os.close(fd)
 
 
-def is_service_running(db_path: Path) -> bool:
-    """True when a process holds the service lock of `db_path`."""
-    try:
-        with exclusive_lock(db_path):
-            return False
-    except ServiceRunning:
-        return True
-
-
 # -- naming and retention -------------------------------------------------------------------------
 def _stamp(now: datetime) -> str:
     if now.tzinfo is None:

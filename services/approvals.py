@@ -24,6 +24,7 @@ from approvals.definitions import Permission, Template
 from approvals.engine import Action, Context, DeadlineFn, Outcome
 from approvals.errors import ApprovalError, DelegationNotFound, RequestNotFound, TemplateNotFound
 from approvals.model import Channel, Delegation, Request, RequestStatus, Task, TrailEvent, Urgency
+from approvals.trail import verify_chain
 from notifications import wording
 from notifications.compose import compose
 from org.errors import Category
@@ -459,8 +460,6 @@ async def verify_trails(
     db: Database, *, request_id: str | None = None, progress: Callable[[int, int], None] | None = None
 ) -> dict[str, list[str]]:
     """Every broken hash chain, per request: edited, reordered or removed events."""
-    from approvals.trail import verify_chain
-
     problems: dict[str, list[str]] = {}
     async with db.session() as s:
         ids = [request_id] if request_id else await store.all_request_ids(s)

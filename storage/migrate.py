@@ -36,8 +36,11 @@ from alembic.script.revision import RevisionError
 from alembic.util.exc import CommandError
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
+from sqlmodel.sql.sqltypes import AutoString
 
+from storage.base import UTCDateTime
 from storage.db import Database
+from storage.models import metadata
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 VERSION_TABLE = "alembic_version"
@@ -73,10 +76,6 @@ def _include_name(name: str | None, type_: str, parent_names: Any) -> bool:
 def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
     """Render project column types as plain SQLAlchemy ones so scripts import nothing of ours."""
     if type_ == "type":
-        from sqlmodel.sql.sqltypes import AutoString
-
-        from storage.base import UTCDateTime
-
         if isinstance(obj, UTCDateTime):
             return "sa.DateTime(timezone=True)"
         if isinstance(obj, AutoString):
@@ -105,8 +104,6 @@ def current_revision(connection: Connection, schema: str | None = None) -> str |
 
 def model_differences(connection: Connection, schema: str | None = None) -> list[Any]:
     """What autogenerate would change to make the database match the models (sync; use run_sync)."""
-    from storage.models import metadata
-
     context = MigrationContext.configure(connection, opts=context_options(connection.dialect.name, schema))
     return list(compare_metadata(context, metadata))
 

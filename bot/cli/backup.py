@@ -18,6 +18,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from approvals.clock import SystemClock
+from bot.app import split_schema
+from bot.cli.config import load_or_report
+from reports.backup import (
+    BackupError,
+    PgDumpFailed,
+    ServiceRunning,
+    backup_sqlite,
+    pg_dump_database,
+    restore_sqlite,
+    sqlite_file,
+)
+
 EXIT_PROBLEM = 2
 EXIT_REFUSED = 1
 
@@ -40,11 +53,6 @@ def register(subparsers: Any) -> None:
 
 
 def run_backup(args: argparse.Namespace) -> int:
-    from approvals.clock import SystemClock
-    from bot.app import split_schema
-    from bot.cli.config import load_or_report
-    from reports.backup import BackupError, PgDumpFailed, backup_sqlite, pg_dump_database, sqlite_file
-
     settings = load_or_report()
     if settings is None:
         return EXIT_PROBLEM
@@ -77,9 +85,6 @@ def run_backup(args: argparse.Namespace) -> int:
 
 
 def run_restore(args: argparse.Namespace) -> int:
-    from bot.cli.config import load_or_report
-    from reports.backup import BackupError, ServiceRunning, restore_sqlite, sqlite_file
-
     settings = load_or_report()
     if settings is None:
         return EXIT_PROBLEM

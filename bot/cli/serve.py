@@ -22,10 +22,15 @@ from typing import Any
 from aiohttp import web
 
 from approvals.clock import SystemClock
+from bot.app import create_app, open_database
 from bot.cli.config import EXIT_CONFIG, cannot_connect, error_reason, load_or_report
 from bot.logs import configure_logging
 from bot.settings import DEMO_DATABASE_URL, Settings
+from org.loader import OrgFileError, load_org_file
 from reports.backup import service_lock, sqlite_file
+from storage.migrate import schema_status, upgrade
+from storage.org_repo import get_org_meta
+from storage.org_repo import import_org as store_org
 
 logger = logging.getLogger(__name__)
 
@@ -114,9 +119,6 @@ async def serve(settings: Settings) -> int:
 
 async def prepare_database(settings: Settings) -> None:
     """Migrate or refuse, then import the org file; raises StartupError saying what to do."""
-    from bot.app import open_database
-    from storage.migrate import schema_status, upgrade
-
     db = open_database(settings.database_url)
     try:
         try:
@@ -155,9 +157,6 @@ async def import_org(db: Any, settings: Settings) -> None:
             return
     else:
         return
-    from org.loader import OrgFileError, load_org_file
-    from storage.org_repo import import_org as store_org
-
     try:
         org = load_org_file(path)
     except OrgFileError as exc:
@@ -178,15 +177,11 @@ async def import_org(db: Any, settings: Settings) -> None:
 
 
 async def _has_org(db: Any) -> bool:
-    from storage.org_repo import get_org_meta
-
     async with db.session() as session:
         return await get_org_meta(session) is not None
 
 
 async def _run_http(settings: Settings, stop: asyncio.Event) -> int:
-    from bot.app import create_app
-
     app = create_app(settings)
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_S, access_log=None)
     await runner.setup()

@@ -16,7 +16,12 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
-from reports.stats import CSV_COLUMNS, StatsReport, StatsRow
+from approvals.clock import SystemClock
+from bot.app import open_database
+from bot.cli.config import load_or_report
+from reports.stats import CSV_COLUMNS, PeriodInvalid, StatsReport, StatsRow, UnknownDepartment
+from services.stats import StatsService
+from storage.org_repo import OrgNotImported
 
 EXIT_PROBLEM = 2
 TABLE_COLUMNS = (
@@ -48,13 +53,6 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from approvals.clock import SystemClock
-    from bot.app import open_database
-    from bot.cli.config import load_or_report
-    from reports.stats import PeriodInvalid, UnknownDepartment
-    from services.stats import StatsService
-    from storage.org_repo import OrgNotImported
-
     settings = load_or_report()
     if settings is None:
         return EXIT_PROBLEM

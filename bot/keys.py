@@ -65,3 +65,7 @@ CHECKINS: web.AppKey[CheckinService] = web.AppKey("checkins")
 if TYPE_CHECKING:
     from services.console import ConsoleService
 CONSOLE: web.AppKey[ConsoleService] = web.AppKey("console")
+# Browser sessions after sign-in (set by bot.wiring).
+if TYPE_CHECKING:
+    from services.identity import Sessions
+SESSIONS: web.AppKey[Sessions] = web.AppKey("sessions")

@@ -30,6 +30,7 @@ from bot.keys import (
     INBOX,
     KV,
     SCHEDULER,
+    SESSIONS,
     SETTINGS,
     TIMER_KINDS,
     TIMERS,
@@ -56,6 +57,7 @@ from services.checkins import CheckinService
 from services.console import ConsoleService
 from services.deadlines import DeadlineHooks, DeadlineService
 from services.directory import Directory
+from services.identity import Sessions
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +120,7 @@ async def workflow_ctx(app: web.Application) -> AsyncIterator[None]:
     chat = ChatService(workflow, kv_first_delivery(app[KV]), settings.tz, clock.now, checkins=checkins)
     app[CHAT] = chat
     app[CONSOLE] = ConsoleService(db, clock.now)
+    app[SESSIONS] = Sessions(app[KV], directory, clock.now)
     inbox = Inbox(db, app[KV], chat.process, now=clock.now)
     app[INBOX] = inbox
     dispatcher = OutboxDispatcher(db, deliveries(app), org=workflow.org, now=clock.now)

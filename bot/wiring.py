@@ -45,6 +45,7 @@ from bot.web.api_calendar import setup_deadlines
 from bot.web.api_stats import setup_stats
 from bot.web.console.pages import setup_console
 from bot.web.openapi import setup_openapi
+from bot.web.workspace import setup_workspace
 from deadlines.calendar import WorkingCalendar
 from deadlines.org_calendar import OrgCalendar
 from deadlines.timer_kinds import TimerKinds, TimerScanner
@@ -177,6 +178,7 @@ def setup_workflow(app: web.Application) -> None:
     setup_stats(app)
     setup_console(app)
     setup_checkins(app)
+    setup_workspace(app)
     if settings.wecom is not None:
         setup_wecom(app)
     if settings.dingtalk is not None:

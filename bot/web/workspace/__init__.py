@@ -1,0 +1,22 @@
+"""The phone workspace under `/m/`: the pages a person uses from a card or the app's menu.
+
+Every page is server-rendered (Jinja2, autoescaped, `bot/web/templates/m/`), works at 360-414 px
+wide and loads nothing from outside. Every page knows its viewer through `bot.web.identity.viewer`
+(a session from a platform sign-in, a signed personal link, or the demo's person picker); every
+state-changing form carries the session's CSRF token. Pages call services only.
+
+Modules add their routes in `setup_workspace`: `pages_request` (a request, every action on it,
+starting one), `pages_lists` (待我处理 / 我已处理 / 我发起的 / 抄送我的, batch approve), `sign_in`
+(the sign-in page and the platform sign-ins).
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from bot.web.templating import STATIC_DIR, setup_templates
+
+
+def setup_workspace(app: web.Application) -> None:
+    setup_templates(app)
+    app.router.add_static("/m/static/", STATIC_DIR, append_version=False)

@@ -271,22 +271,28 @@ class Section(BaseModel):
         if not isinstance(data, Mapping):
             raise _error(f"expected {cls.expected}, got {describe(data)}")
         allowed = cls.allowed()
-        errors = [_unknown(key, allowed) for key in data if key not in allowed]
+        unknown = [_unknown(key, allowed) for key in data if key not in allowed]
+        rules = cls._rules(data, info)
         stop = cls._before(data, info)
         if stop:
-            _raise(cls.__name__, errors + stop)
+            _raise(cls.__name__, unknown + stop + rules)
         try:
             result = handler(data)
         except ValidationError as exc:
-            errors += [_again(e) for e in exc.errors()]
-        _raise(cls.__name__, errors)
+            _raise(cls.__name__, unknown + [_again(e) for e in exc.errors()] + rules)
         result._line = data.line if isinstance(data, LinedMap) else None
-        result._accepted(info)
+        result._accepted(info)  # its known keys are fine: later rules may rely on them
+        _raise(cls.__name__, unknown + rules)
         return result
 
     @classmethod
     def _before(cls, data: Mapping[str, Any], info: ValidationInfo) -> list[InitErrorDetails]:
         """Problems that make validating the rest of this mapping pointless."""
+        return []
+
+    @classmethod
+    def _rules(cls, data: Mapping[str, Any], info: ValidationInfo) -> list[InitErrorDetails]:
+        """Rules between keys, checked on what was written even where a value is wrong."""
         return []
 
     def _accepted(self, info: ValidationInfo) -> None:
@@ -407,11 +413,13 @@ class FieldModel(Section):
             raise _error(f"{describe(value)} does not fit a {draft.type.value} field ({exc})") from None
         return value
 
-    @model_validator(mode="after")
-    def _bounds(self) -> Self:
-        if self.min is not None and self.max is not None and self.min > self.max:
-            _raise("field", [_entry("max", f"min {self.min:g} is greater than max {self.max:g}")])
-        return self
+    @field_validator("max")
+    @classmethod
+    def _bounds(cls, value: float | None, info: ValidationInfo) -> float | None:
+        low = info.data.get("min")
+        if value is not None and low is not None and low > value:
+            raise _error(f"min {low:g} is greater than max {value:g}", entry=True)
+        return value
 
     def _accepted(self, info: ValidationInfo) -> None:
         spec = self.to_spec()
@@ -917,6 +925,9 @@ def _iso_datetime(value: Any) -> datetime | None:
 
 
 # -- steps ------------------------------------------------------------------------------------------
+_INITIATOR_POLICY = _choice(InitiatorPolicy, "initiator_is_approver policy")
+
+
 def _admin_needs_role(value: NoApproverPolicy | None, admin_role: str | None) -> None:
     if value == NoApproverPolicy.ADMIN and not admin_role:
         raise _error("'admin' needs policies.admin_role", RELATION)
@@ -936,10 +947,7 @@ class StepModel(Section):
     no_approver: (
         Annotated[NoApproverPolicy, BeforeValidator(_choice(NoApproverPolicy, "no_approver policy"))] | None
     ) = None
-    initiator_is_approver: (
-        Annotated[InitiatorPolicy, BeforeValidator(_choice(InitiatorPolicy, "initiator_is_approver policy"))]
-        | None
-    ) = None
+    initiator_is_approver: Annotated[InitiatorPolicy, BeforeValidator(_INITIATOR_POLICY)] | None = None
     deadlines: FreeMapping = Field(default_factory=dict)
 
     @classmethod
@@ -952,15 +960,25 @@ class StepModel(Section):
         _admin_needs_role(value, _vocabulary(info).policies.admin_role)
         return value
 
-    @model_validator(mode="after")
-    def _initiator_keeps(self, info: ValidationInfo) -> Self:
-        own = self.initiator_is_approver or _vocabulary(info).policies.initiator_is_approver
-        if own == InitiatorPolicy.AUTO_APPROVE and any(
-            isinstance(a, InitiatorApprover) for a in self.approvers
+    @classmethod
+    def _rules(cls, data: Mapping[str, Any], info: ValidationInfo) -> list[InitErrorDetails]:
+        approvers = data.get("approvers")
+        itself = isinstance(approvers, list) and any(
+            _approver_kind(a) == "initiator approver" and a.get("initiator") is True for a in approvers
+        )
+        try:
+            own = (
+                _INITIATOR_POLICY(data["initiator_is_approver"]) if "initiator_is_approver" in data else None
+            )
+        except PydanticCustomError:
+            return []  # the policy itself is wrong, and reported
+        if (
+            itself
+            and (own or _vocabulary(info).policies.initiator_is_approver) == InitiatorPolicy.AUTO_APPROVE
         ):
             message = "an {initiator: true} step approves itself unless it has initiator_is_approver: keep"
-            _raise("step", [_entry("approvers", message)])
-        return self
+            return [_entry("approvers", message)]
+        return []
 
     def to_spec(self) -> StepSpec:
         return StepSpec(
@@ -992,9 +1010,9 @@ class PoliciesModel(Section):
     no_approver: Annotated[
         NoApproverPolicy, BeforeValidator(_choice(NoApproverPolicy, "no_approver policy"))
     ] = NoApproverPolicy.SKIP
-    initiator_is_approver: Annotated[
-        InitiatorPolicy, BeforeValidator(_choice(InitiatorPolicy, "initiator_is_approver policy"))
-    ] = InitiatorPolicy.AUTO_APPROVE
+    initiator_is_approver: Annotated[InitiatorPolicy, BeforeValidator(_INITIATOR_POLICY)] = (
+        InitiatorPolicy.AUTO_APPROVE
+    )
     consecutive_same_approver: Annotated[
         ConsecutivePolicy, BeforeValidator(_choice(ConsecutivePolicy, "consecutive_same_approver policy"))
     ] = ConsecutivePolicy.MERGE
@@ -1047,10 +1065,15 @@ class TemplateModel(Section):
             names = [name for _, name, _, _ in string.Formatter().parse(value) if name is not None]
         except ValueError as exc:
             raise _error(f"{exc} (write {{field_key}} for a field, {{{{ for a brace)") from None
-        for name in names:
-            key = re.split(r"[.\[!:]", name, maxsplit=1)[0]
-            if key not in _vocabulary(info).declared:
-                raise _error(f"field '{key}' does not exist")
+        keys = [re.split(r"[.\[!:]", name, maxsplit=1)[0] for name in names]
+        missing = [key for key in keys if key not in _vocabulary(info).declared]
+        _raise(
+            "title",
+            [
+                InitErrorDetails(type=_error(f"field '{k}' does not exist"), loc=(), input=value)
+                for k in missing
+            ],
+        )
         return value
 
     @field_validator("summary_fields", mode="wrap")

@@ -73,7 +73,7 @@ APPROVER_KINDS = tuple(k.value for k in ApproverKind)
 COMPARE_OPS = tuple(op.value for op in CompareOp)
 GROUP_KEYS = ("all", "any", "not")
 
-# Error types the loader orders by within one line: unknown keys first, rules between keys last.
+# Error types the loader orders by within one mapping: unknown keys first, rules between keys last.
 UNKNOWN_KEY = "unknown_key"
 RELATION = "relation"
 _BUILTIN_ERRORS = frozenset(get_args(ErrorType))

@@ -1,6 +1,6 @@
 """Load approval templates from YAML into `approvals.definitions`, reporting every problem.
 
-A file is read with `org.yaml_lines` (plain data that remembers the line of each value) and
+A file is read with `approvals.yaml_lines` (plain data that remembers the line of each value) and
 validated against the models of `approvals.template_schema` (docs/templates.md is the
 reference). Every problem pydantic finds is mapped back to the line it is on and reported
 together, as `FILE:LINE: where: message`, so an operator fixing a template sees them all at once.
@@ -21,7 +21,7 @@ from pydantic_core import ErrorDetails
 
 from approvals.definitions import Template
 from approvals.template_schema import KEY_RE, RELATION, UNKNOWN_KEY, TemplateModel, Vocabulary
-from org.yaml_lines import LinedDocument, LinedList, LinedMap, YamlSyntaxError, line_of, load_lined
+from approvals.yaml_lines import LinedDocument, LinedList, LinedMap, YamlSyntaxError, line_of, load_lined
 
 TEMPLATE_SUFFIXES = (".yaml", ".yml")
 # Within one mapping: unknown keys first (a typo explains what follows), rules between keys last.

@@ -170,7 +170,7 @@ def _flag(value: Any) -> bool:
     return value
 
 
-def _number(value: Any) -> float:
+def _number(value: Any) -> int | float:
     if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
         return value
     raise _expected("a number", value)
@@ -192,7 +192,7 @@ def _positive(value: Any) -> float:
     return float(value)
 
 
-def _count(value: Any) -> float:
+def _count(value: Any) -> int | float:
     n = _number(value)
     if n < 0 or n != int(n):
         raise _error("expected a whole number of at least 0")
@@ -237,7 +237,7 @@ Text = Annotated[str, BeforeValidator(_text)]
 AnyText = Annotated[str, BeforeValidator(_any_text)]
 Key = Annotated[str, BeforeValidator(_key)]
 Flag = Annotated[bool, BeforeValidator(_flag)]
-Number = Annotated[float, BeforeValidator(_number)]
+Number = Annotated[int | float, BeforeValidator(_number)]  # as written: `min: 1` stays 1
 FreeMapping = Annotated[dict[str, Any], BeforeValidator(_mapping)]
 
 
@@ -369,7 +369,7 @@ NoBound = Annotated[float | None, BeforeValidator(_no_bound)]
 NoInteger = Annotated[bool, BeforeValidator(_no_integer)]
 NoOptions = Annotated[tuple[str, ...], BeforeValidator(_no_options)]
 NoOrder = Annotated[str | None, BeforeValidator(_no_order)]
-Count = Annotated[float | None, BeforeValidator(_count)]
+Count = Annotated[int | float | None, BeforeValidator(_count)]
 Options = Annotated[tuple[str, ...], BeforeValidator(_options)]
 
 

@@ -567,7 +567,8 @@ def _order_problems(
     specs: Iterable[FieldSpec], items: list[Any], known: Vocabulary
 ) -> list[InitErrorDetails]:
     """`not_before` names an existing other field of the same type (any field, before or after)."""
-    index = {item.get("key"): i for i, item in reversed(list(enumerate(items))) if isinstance(item, Mapping)}
+    keys = [item.get("key") if isinstance(item, Mapping) else None for item in items]
+    index = {key.strip(): i for i, key in reversed(list(enumerate(keys))) if isinstance(key, str)}
     errors: list[InitErrorDetails] = []
     for spec in specs:
         other_key = spec.not_before

@@ -175,8 +175,10 @@ class _AutoOverride(BaseModel):
 
 
 def _auto(value: Any) -> Any:
-    if _off(value) or isinstance(value, Mapping):
-        return None if _off(value) else value
+    if _off(value):
+        return None
+    if isinstance(value, Mapping):
+        return value
     raise PydanticCustomError(
         "ladder_auto",
         "expected {action: approve|transfer|reject, at: POINT} or false, got {got}",

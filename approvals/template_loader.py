@@ -200,6 +200,6 @@ def _where(data: Any, loc: Sequence[str | int]) -> str:
         elif isinstance(node, LinedMap) and isinstance(part, str) and part in node:
             parts.append(f".{part}" if parts else part)
             node = node[part]
-        elif isinstance(part, str) and " " not in part:  # a key that is not there
+        elif isinstance(part, str) and " " not in part:  # a key that is not there (union tags have a space)
             parts.append(f".{part}" if parts else part)
     return "".join(parts) or "template"

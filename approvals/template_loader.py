@@ -1,6 +1,6 @@
 """Load approval templates from YAML into `approvals.definitions`, reporting every problem.
 
-A file is read with `approvals.yaml_lines` (plain data that remembers the line of each value) and
+A file is read with `org.yaml_lines` (plain data that remembers the line of each value) and
 validated against the models of `approvals.template_schema` (docs/templates.md is the
 reference). Every problem pydantic finds is mapped back to the line it is on and reported
 together, as `FILE:LINE: where: message`, so an operator fixing a template sees them all at once.
@@ -21,7 +21,16 @@ from pydantic_core import ErrorDetails
 
 from approvals.definitions import Template
 from approvals.template_schema import KEY_RE, RELATION, UNKNOWN_KEY, TemplateModel, Vocabulary
-from approvals.yaml_lines import LinedDocument, LinedList, LinedMap, YamlSyntaxError, line_of, load_lined
+from org.yaml_lines import (
+    LinedDocument,
+    LinedList,
+    LinedMap,
+    YamlProblem,
+    YamlSyntaxError,
+    describe,
+    line_of,
+    load_lined,
+)
 
 TEMPLATE_SUFFIXES = (".yaml", ".yml")
 # Within one mapping: unknown keys first (a typo explains what follows), rules between keys last.
@@ -155,9 +164,17 @@ def _read_file(path: Path) -> tuple[Template | None, list[TemplateProblem], int 
 # -- from errors to lines ------------------------------------------------------------------------
 def _yaml_problems(file: str, document: LinedDocument) -> list[TemplateProblem]:
     return [
-        TemplateProblem(file, p.line, f"{_where(document.data, p.path)}: {p.message}")
+        TemplateProblem(file, p.line, f"{_where(document.data, p.path)}: {_yaml_message(p)}")
         for p in document.problems
     ]
+
+
+def _yaml_message(problem: YamlProblem) -> str:
+    if problem.kind == "duplicate":
+        return f"duplicate key '{problem.key}' (first on line {problem.first_line})"
+    if problem.kind == "key":
+        return f"a key must be text, got {describe(problem.found)}"
+    return problem.detail
 
 
 def _ranked(errors: list[ErrorDetails]) -> list[ErrorDetails]:

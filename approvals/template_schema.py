@@ -66,7 +66,7 @@ from approvals.definitions import (
     WithdrawPolicy,
 )
 from approvals.forms import DEFAULT_PLACEHOLDERS, ValueRefused, normalise_value
-from approvals.yaml_lines import LinedMap, describe
+from org.yaml_lines import LinedMap, describe
 
 KEY_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 APPROVER_KINDS = tuple(k.value for k in ApproverKind)

@@ -44,12 +44,30 @@ class LinedList(list[Any]):
 
 
 @dataclass(frozen=True)
+class Scalar:
+    """A scalar as written, for messages that quote it (`the number 010001`, not 4097)."""
+
+    value: Any  # as PyYAML builds it; None when its explicit tag does not fit (`!!int abc`)
+    text: str  # the characters written, without quotes
+    tag: str  # e.g. tag:yaml.org,2002:str
+    line: int
+
+
+@dataclass(frozen=True)
 class YamlProblem:
-    """Something in the text that plain loading would hide; `path` is the mapping it is in."""
+    """Something in the text that plain loading would hide; `path` is the mapping it is in.
+
+    `kind` is "duplicate" (`key` written twice, first on `first_line`), "key" (a key that is not
+    text: `found`) or "value" (a value or merge PyYAML cannot build: `detail`).
+    """
 
     path: Location
     line: int
-    message: str
+    kind: str
+    key: str | None = None
+    first_line: int | None = None
+    found: Any = None
+    detail: str = ""
 
 
 @dataclass(frozen=True)
@@ -85,8 +103,13 @@ def describe(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
-def load_lined(text: str) -> LinedDocument:
-    """The document in `text` with its lines; raises YamlSyntaxError when it is not YAML."""
+def load_lined(text: str, *, scalars: bool = False) -> LinedDocument:
+    """The document in `text` with its lines; raises YamlSyntaxError when it is not YAML.
+
+    With `scalars=True` every scalar is a `Scalar` (value, text as written, tag, line) and no
+    value problem is reported: the caller judges values by their tag. Otherwise scalars are
+    plain values and dates ISO strings.
+    """
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
@@ -97,11 +120,14 @@ def load_lined(text: str) -> LinedDocument:
             context=exc.context if exc.problem else None,
             context_line=exc.context_mark.line + 1 if exc.context_mark is not None else None,
         ) from exc
-    except yaml.YAMLError as exc:
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, max(exc.position, 0)) + 1
+        raise YamlSyntaxError(line=line, problem=f"unacceptable character #x{exc.character:04X}") from exc
+    except yaml.YAMLError as exc:  # pragma: no cover - PyYAML raises only the two above
         raise YamlSyntaxError(line=None, problem=str(exc)) from exc
     if root is None:
         return LinedDocument(None, [])
-    builder = _Builder()
+    builder = _Builder(scalars)
     return LinedDocument(builder.build(root, ()), builder.problems)
 
 
@@ -122,6 +148,10 @@ def line_of(data: Any, loc: Sequence[str | int], *, key: bool = False) -> int | 
     return line
 
 
+_STR = "tag:yaml.org,2002:str"
+_MERGE = "tag:yaml.org,2002:merge"
+
+
 def _line(node: Node) -> int:
     return int(node.start_mark.line) + 1
 
@@ -131,8 +161,9 @@ def _plain(value: Any) -> Any:
 
 
 class _Builder:
-    def __init__(self) -> None:
+    def __init__(self, scalars: bool) -> None:
         self.problems: list[YamlProblem] = []
+        self._scalars = scalars
         self._constructor = SafeConstructor()
 
     def build(self, node: Node, path: Location) -> Any:
@@ -148,34 +179,46 @@ class _Builder:
 
     def _scalar(self, node: Node, path: Location) -> Any:
         try:
-            return _plain(self._constructor.construct_object(node, deep=True))
-        except yaml.YAMLError as exc:
-            self.problems.append(YamlProblem(path, _line(node), str(getattr(exc, "problem", None) or exc)))
-            return None
+            value = self._constructor.construct_object(node, deep=True)
+        except (yaml.YAMLError, ValueError, TypeError) as exc:
+            if not self._scalars:
+                detail = str(getattr(exc, "problem", None) or exc)
+                self.problems.append(YamlProblem(path, _line(node), "value", detail=detail))
+            value = None
+        if self._scalars:
+            return Scalar(value, str(node.value), str(node.tag), _line(node))
+        return _plain(value)
+
+    def _key(self, node: Node, path: Location) -> str | None:
+        """The key's text, or None after reporting a key that is not text."""
+        if isinstance(node, ScalarNode) and node.tag == _STR:
+            return str(node.value)
+        found = self.build(node, path)
+        self.problems.append(YamlProblem(path, _line(node), "key", found=found))
+        return None
 
     def _mapping(self, node: MappingNode, path: Location) -> LinedMap:
         out = LinedMap(_line(node))
+        explicit = {id(k) for k, _ in node.value if k.tag != _MERGE}
         try:
-            self._constructor.flatten_mapping(node)  # `<<: *anchor` merges
+            self._constructor.flatten_mapping(node)  # `<<: *anchor` merges come first, then the keys written
         except yaml.YAMLError as exc:
-            self.problems.append(YamlProblem(path, _line(node), str(getattr(exc, "problem", None) or exc)))
+            detail = str(getattr(exc, "problem", None) or exc)
+            self.problems.append(YamlProblem(path, _line(node), "value", detail=detail))
             return out
+        written: set[str] = set()
         for key_node, value_node in node.value:
-            key = self._scalar(key_node, path) if isinstance(key_node, ScalarNode) else None
-            if not isinstance(key, str):
-                shown = (
-                    describe(key)
-                    if isinstance(key_node, ScalarNode)
-                    else describe(self.build(key_node, path))
-                )
-                self.problems.append(YamlProblem(path, _line(key_node), f"a key must be text, got {shown}"))
+            key = self._key(key_node, path)
+            if key is None:
                 continue
-            if key in out:
+            if key in written:
                 first = out.key_lines[key]
                 self.problems.append(
-                    YamlProblem(path, _line(key_node), f"duplicate key '{key}' (first on line {first})")
+                    YamlProblem(path, _line(key_node), "duplicate", key=key, first_line=first)
                 )
                 continue
+            if id(key_node) in explicit:
+                written.add(key)
             out[key] = self.build(value_node, (*path, key))
             out.key_lines[key] = _line(key_node)
             out.value_lines[key] = _line(value_node)

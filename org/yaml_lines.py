@@ -103,12 +103,13 @@ def describe(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
-def load_lined(text: str, *, scalars: bool = False) -> LinedDocument:
+def load_lined(text: str, *, scalars: bool = False, later_wins: bool = False) -> LinedDocument:
     """The document in `text` with its lines; raises YamlSyntaxError when it is not YAML.
 
     With `scalars=True` every scalar is a `Scalar` (value, text as written, tag, line) and no
     value problem is reported: the caller judges values by their tag. Otherwise scalars are
-    plain values and dates ISO strings.
+    plain values and dates ISO strings. A key written twice is reported; the first value stays,
+    or the last with `later_wins=True`.
     """
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -127,7 +128,7 @@ def load_lined(text: str, *, scalars: bool = False) -> LinedDocument:
         raise YamlSyntaxError(line=None, problem=str(exc)) from exc
     if root is None:
         return LinedDocument(None, [])
-    builder = _Builder(scalars)
+    builder = _Builder(scalars, later_wins)
     return LinedDocument(builder.build(root, ()), builder.problems)
 
 
@@ -161,9 +162,10 @@ def _plain(value: Any) -> Any:
 
 
 class _Builder:
-    def __init__(self, scalars: bool) -> None:
+    def __init__(self, scalars: bool, later_wins: bool) -> None:
         self.problems: list[YamlProblem] = []
         self._scalars = scalars
+        self._later_wins = later_wins
         self._constructor = SafeConstructor()
 
     def build(self, node: Node, path: Location) -> Any:
@@ -206,19 +208,19 @@ class _Builder:
             detail = str(getattr(exc, "problem", None) or exc)
             self.problems.append(YamlProblem(path, _line(node), "value", detail=detail))
             return out
-        written: set[str] = set()
+        written: dict[str, int] = {}  # keys written in this mapping (not merged) -> first line
         for key_node, value_node in node.value:
             key = self._key(key_node, path)
             if key is None:
                 continue
             if key in written:
-                first = out.key_lines[key]
                 self.problems.append(
-                    YamlProblem(path, _line(key_node), "duplicate", key=key, first_line=first)
+                    YamlProblem(path, _line(key_node), "duplicate", key=key, first_line=written[key])
                 )
-                continue
-            if id(key_node) in explicit:
-                written.add(key)
+                if not self._later_wins:
+                    continue
+            elif id(key_node) in explicit:
+                written[key] = _line(key_node)
             out[key] = self.build(value_node, (*path, key))
             out.key_lines[key] = _line(key_node)
             out.value_lines[key] = _line(value_node)

@@ -7,6 +7,7 @@ words so the preview and the trail can show it. Pure.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,7 +59,7 @@ def resolve_approver(
     spec: ApproverSpec, *, org: Org, initiator: str, form: dict[str, Any], notes: list[str]
 ) -> list[str]:
     """People for one approver spec, active only, falling back when it finds nobody."""
-    people = _resolve_one(spec, org=org, initiator=initiator, form=form, notes=notes)
+    people = _RESOLVERS[spec.kind](spec.value, _Context(org, initiator, form, notes))
     people = [p for p in people if org.is_active(p)]
     if not people and spec.fallback is not None:
         people = resolve_approver(spec.fallback, org=org, initiator=initiator, form=form, notes=notes)
@@ -67,46 +68,77 @@ def resolve_approver(
     return people
 
 
-def _resolve_one(
-    spec: ApproverSpec, *, org: Org, initiator: str, form: dict[str, Any], notes: list[str]
-) -> list[str]:
-    kind, value = spec.kind, spec.value
-    if kind == ApproverKind.USER:
-        return [str(value)] if value else []
-    if kind == ApproverKind.ROLE:
-        return _first(org.role_holders(str(value)))
-    if kind == ApproverKind.ROLE_ALL:
-        return org.role_holders(str(value))
-    if kind == ApproverKind.MANAGER:
-        levels = int(value or 1)
-        m = org.manager_of(initiator, levels)
-        return [m] if m else []
-    if kind == ApproverKind.DEPT_HEAD:
-        dept = _department_for(str(value or "initiator"), org, initiator, form)
-        return _first(org.heads_of(dept)) if dept else []
-    if kind == ApproverKind.DEPT_HEAD_OTHER:
-        user = org.user(initiator)
-        if user is None:
-            return []
-        heads = org.heads_of(user.department)
-        if initiator not in heads:
-            return _first(heads)
-        others = [h for h in heads if h != initiator]
-        if others:
-            notes.append("拟稿人是部门负责人，由本部门另一位负责人核稿")
-            return _first(others)
-        notes.append("拟稿人是本部门唯一负责人，由本人核稿（此步骤照常记录）")
-        return [initiator]
-    if kind == ApproverKind.FORM_USER:
-        picked = form.get(str(value))
-        if isinstance(picked, str):
-            return [picked]
-        if isinstance(picked, list):
-            return [p for p in picked if isinstance(p, str)]
+@dataclass(frozen=True)
+class _Context:
+    """What every approver resolver may look at; `notes` collects explanations for the trail."""
+
+    org: Org
+    initiator: str
+    form: dict[str, Any]
+    notes: list[str]
+
+
+def _user(value: str | int | None, ctx: _Context) -> list[str]:
+    return [str(value)] if value else []
+
+
+def _role(value: str | int | None, ctx: _Context) -> list[str]:
+    return _first(ctx.org.role_holders(str(value)))
+
+
+def _role_all(value: str | int | None, ctx: _Context) -> list[str]:
+    return ctx.org.role_holders(str(value))
+
+
+def _manager(value: str | int | None, ctx: _Context) -> list[str]:
+    found = ctx.org.manager_of(ctx.initiator, int(value or 1))
+    return [found] if found else []
+
+
+def _dept_head(value: str | int | None, ctx: _Context) -> list[str]:
+    dept = _department_for(str(value or "initiator"), ctx.org, ctx.initiator, ctx.form)
+    return _first(ctx.org.heads_of(dept)) if dept else []
+
+
+def _dept_head_other(value: str | int | None, ctx: _Context) -> list[str]:
+    """发文 核稿: another head of the initiator's department; the sole head reviews it personally."""
+    user = ctx.org.user(ctx.initiator)
+    if user is None:
         return []
-    if kind == ApproverKind.INITIATOR:
-        return [initiator]
-    return []  # pragma: no cover - enum is exhaustive
+    heads = ctx.org.heads_of(user.department)
+    if ctx.initiator not in heads:
+        return _first(heads)
+    others = [h for h in heads if h != ctx.initiator]
+    if others:
+        ctx.notes.append("拟稿人是部门负责人，由本部门另一位负责人核稿")
+        return _first(others)
+    ctx.notes.append("拟稿人是本部门唯一负责人，由本人核稿（此步骤照常记录）")
+    return [ctx.initiator]
+
+
+def _form_user(value: str | int | None, ctx: _Context) -> list[str]:
+    picked = ctx.form.get(str(value))
+    if isinstance(picked, str):
+        return [picked]
+    if isinstance(picked, list):
+        return [p for p in picked if isinstance(p, str)]
+    return []
+
+
+def _initiator(value: str | int | None, ctx: _Context) -> list[str]:
+    return [ctx.initiator]
+
+
+_RESOLVERS: dict[ApproverKind, Callable[[str | int | None, _Context], list[str]]] = {
+    ApproverKind.USER: _user,
+    ApproverKind.ROLE: _role,
+    ApproverKind.ROLE_ALL: _role_all,
+    ApproverKind.MANAGER: _manager,
+    ApproverKind.DEPT_HEAD: _dept_head,
+    ApproverKind.DEPT_HEAD_OTHER: _dept_head_other,
+    ApproverKind.FORM_USER: _form_user,
+    ApproverKind.INITIATOR: _initiator,
+}
 
 
 def plan_route(template: Template, form: dict[str, Any], initiator: str, org: Org) -> list[PlannedStep]:

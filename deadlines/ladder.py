@@ -39,8 +39,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 from approvals.definitions import Template
 from approvals.engine import SystemNote, system_note
@@ -96,7 +99,6 @@ class Ladder:
 
 
 DEFAULT_LADDER = Ladder()
-LADDER_KEYS = ("remind", "supervise", "escalate", "auto", "quiet_hours")
 
 
 class LadderConfigError(ValueError):
@@ -108,78 +110,123 @@ class LadderConfigError(ValueError):
 
 
 # -- configuration ----------------------------------------------------------------------------
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+def _off(value: Any) -> bool:
+    """`false` and `null` switch a rung off."""
+    return value is None or value is False
 
 
-def _point(value: Any, where: str, problems: list[str]) -> float | None:
-    if _is_number(value) and value > 0:
+def _point(value: Any) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
         return float(value)
-    problems.append(f"{where}: expected a positive number (a point of the ladder), got {value!r}")
-    return None
+    raise PydanticCustomError(
+        "ladder_point", "expected a positive number (a point of the ladder), got {got}", {"got": repr(value)}
+    )
 
 
-def _overrides(raw: Mapping[str, Any], where: str, problems: list[str]) -> dict[str, Any]:
-    """The valid keys of one `deadlines` mapping, as Ladder field values."""
-    values: dict[str, Any] = {}
-    if not isinstance(raw, Mapping):
-        problems.append(f"{where}: expected a mapping, got {raw!r}")
-        return values
-    for key in raw:
-        if key not in LADDER_KEYS:
-            problems.append(f"{where}.{key}: unknown key; allowed: {', '.join(LADDER_KEYS)}")
-    for key in ("remind", "supervise"):
-        if key in raw:
-            value = raw[key]
-            if value is None or value is False:
-                values[key] = None
-            elif (p := _point(value, f"{where}.{key}", problems)) is not None:
-                values[key] = p
-    if "escalate" in raw:
-        value = raw["escalate"]
-        items = [] if value is None or value is False else value if isinstance(value, list) else [value]
-        points = [_point(v, f"{where}.escalate", problems) for v in items]
-        if all(p is not None for p in points):
-            values["escalate"] = tuple(p for p in points if p is not None)
-    if "auto" in raw:
-        values.update(_auto(raw["auto"], f"{where}.auto", problems))
-    if "quiet_hours" in raw:
-        if isinstance(raw["quiet_hours"], bool):
-            values["quiet_hours"] = raw["quiet_hours"]
-        else:
-            problems.append(f"{where}.quiet_hours: expected true or false, got {raw['quiet_hours']!r}")
-    return values
+def _optional_point(value: Any) -> float | None:
+    return None if _off(value) else _point(value)
 
 
-def _auto(value: Any, where: str, problems: list[str]) -> dict[str, Any]:
-    if value is None or value is False:
-        return {"auto": None}
-    if not isinstance(value, Mapping):
-        problems.append(
-            f"{where}: expected {{action: approve|transfer|reject, at: POINT}} or false, got {value!r}"
-        )
-        return {}
-    unknown = set(value) - {"action", "at", "reason"}
-    for key in sorted(unknown, key=str):
-        problems.append(f"{where}.{key}: unknown key; allowed: action, at, reason")
+def _points(value: Any) -> Any:
+    """`escalate` takes one point, a list of points, or false for none."""
+    return [] if _off(value) else value if isinstance(value, list) else [value]
+
+
+def _switch(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise PydanticCustomError("ladder_bool", "expected true or false, got {got}", {"got": repr(value)})
+
+
+def _action(value: Any) -> AutoActionKind:
     try:
-        action = AutoActionKind(str(value.get("action")))
+        return AutoActionKind(str(value))
     except ValueError:
-        problems.append(
-            f"{where}.action: expected one of approve, transfer, reject, got {value.get('action')!r}"
-        )
+        raise PydanticCustomError(
+            "ladder_action", "expected one of approve, transfer, reject, got {got}", {"got": repr(value)}
+        ) from None
+
+
+def _reason(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value or None
+    raise PydanticCustomError("ladder_text", "expected text, got {got}", {"got": repr(value)})
+
+
+Point = Annotated[float, BeforeValidator(_point)]
+
+
+class _AutoOverride(BaseModel):
+    """`auto: {action: approve|transfer|reject, at: POINT, reason: text}`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # A missing action reads as `None`, which `_action` refuses with the list of actions.
+    action: Annotated[AutoActionKind, BeforeValidator(_action)] = Field(None, validate_default=True)
+    at: Point = Field(description="the point at which to act, e.g. 3")
+    reason: Annotated[str | None, BeforeValidator(_reason)] = None
+
+    def to_action(self) -> AutoAction:
+        return AutoAction(action=self.action, at=self.at, reason=self.reason)
+
+
+def _auto(value: Any) -> Any:
+    if _off(value):
+        return None
+    if isinstance(value, Mapping):
+        return value
+    raise PydanticCustomError(
+        "ladder_auto",
+        "expected {action: approve|transfer|reject, at: POINT} or false, got {got}",
+        {"got": repr(value)},
+    )
+
+
+class LadderOverrides(BaseModel):
+    """One `deadlines:` mapping (a template's or a step's); only the keys it sets override."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    remind: Annotated[float | None, BeforeValidator(_optional_point)] = None
+    supervise: Annotated[float | None, BeforeValidator(_optional_point)] = None
+    escalate: Annotated[tuple[Point, ...], BeforeValidator(_points)] = ()
+    auto: Annotated[_AutoOverride | None, BeforeValidator(_auto)] = None
+    quiet_hours: Annotated[bool, BeforeValidator(_switch)] = True
+
+    def values(self) -> dict[str, Any]:
+        """The keys this mapping sets, as `Ladder` field values."""
+        values = {key: getattr(self, key) for key in self.model_fields_set}
+        if self.auto is not None:
+            values["auto"] = self.auto.to_action()
+        return values
+
+
+LADDER_KEYS = tuple(LadderOverrides.model_fields)
+
+
+def _problem(error: ErrorDetails, where: str) -> str:
+    """One pydantic error as `where.key: message`; list indices are left out of the name."""
+    path = "".join(f".{part}" for part in error["loc"] if isinstance(part, str))
+    if error["type"] == "extra_forbidden":
+        allowed = LADDER_KEYS if len(error["loc"]) == 1 else tuple(_AutoOverride.model_fields)
+        return f"{where}{path}: unknown key; allowed: {', '.join(allowed)}"
+    if error["type"] == "missing":
+        description = _AutoOverride.model_fields[str(error["loc"][-1])].description
+        return f"{where}{path}: required ({description})"
+    if error["type"] == "model_type":
+        return f"{where}{path}: expected a mapping, got {error['input']!r}"
+    return f"{where}{path}: {error['msg']}"
+
+
+def _overrides(raw: Any, where: str, problems: list[str]) -> dict[str, Any]:
+    """The keys one `deadlines` mapping sets, as Ladder field values; problems are appended."""
+    try:
+        return LadderOverrides.model_validate(raw).values()
+    except ValidationError as exc:
+        # Unknown keys first: a misspelt key is the likeliest cause of what follows.
+        errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
+        problems.extend(_problem(e, where) for e in errors)
         return {}
-    if "at" not in value:
-        problems.append(f"{where}.at: required (the point at which to act, e.g. 3)")
-        return {}
-    at = _point(value["at"], f"{where}.at", problems)
-    reason = value.get("reason")
-    if reason is not None and not isinstance(reason, str):
-        problems.append(f"{where}.reason: expected text, got {reason!r}")
-        return {}
-    if at is None or unknown:
-        return {}
-    return {"auto": AutoAction(action=action, at=at, reason=reason or None)}
 
 
 def ladder_for(template: Template, step_key: str | None = None) -> Ladder:

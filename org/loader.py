@@ -1,53 +1,31 @@
 """Reads and validates an organisation file (YAML) into an `org.model.Org`.
 
 The file has `organization`, `timezone`, `departments`, `users` and optional `sites`
-(bot/data/demo_org.yaml is the reference). Every problem in the file is collected with the line
-it is on and reported together in one `OrgFileError`; an `Org` comes back only when the whole
-file is valid, so nothing half-checked ever reaches storage. Apart from reading the file this
-module does no I/O: it must not touch the database (`storage.org_repo` writes the snapshot).
+(bot/data/demo_org.yaml is the reference). It is read with `org.yaml_lines` (every scalar as
+written, with its line) and each entry is validated by a pydantic model whose validators word
+what is wrong (`'level' is the text 'high'; expected a whole number 0 or more`); the rules
+across entries (unique ids, references, one owner per account, no cycles) then run over the ids
+and references as written. Every problem is collected with its line and reported together in
+one `OrgFileError`; an `Org` comes back only when the whole file is valid, so nothing
+half-checked ever reaches storage. Apart from reading the file this module does no I/O: it must
+not touch the database (`storage.org_repo` writes the snapshot).
 """
 
 from __future__ import annotations
 
-import math
-import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
-from yaml.constructor import SafeConstructor
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
-from org.model import (
-    ACCOUNT_MAX_LEN,
-    COORD_SYSTEMS,
-    ID_MAX_LEN,
-    NAME_MAX_LEN,
-    PLATFORM_MAX_LEN,
-    ROLE_MAX_LEN,
-    TIMEZONE_MAX_LEN,
-    Department,
-    Org,
-    Site,
-    User,
-)
+from org.file_schema import OrgFile, Ref, account_refs, deputy_refs, describe, ref_id, written_ref
+from org.model import Org
+from org.yaml_lines import LinedList, LinedMap, YamlProblem, YamlSyntaxError, load_lined
 
-TOP_LEVEL_KEYS = ("organization", "timezone", "departments", "users", "sites")
-DEPARTMENT_KEYS = ("id", "name", "parent", "leader", "deputies")
-USER_KEYS = ("id", "name", "department", "title", "manager", "roles", "accounts", "level", "active")
-SITE_KEYS = ("id", "name", "lat", "lng", "radius_m", "coord_system")
-
-_STR = "tag:yaml.org,2002:str"
-_INT = "tag:yaml.org,2002:int"
-_FLOAT = "tag:yaml.org,2002:float"
-_BOOL = "tag:yaml.org,2002:bool"
-_NULL = "tag:yaml.org,2002:null"
-_MERGE = "tag:yaml.org,2002:merge"
-_PLATFORM_RE = re.compile(r"^[a-z][a-z0-9_]*$")
-_LEVEL_MAX = 2**31 - 1  # fits an INTEGER column
+_KINDS = {"departments": "department", "users": "user", "sites": "site"}
 
 
 @dataclass(frozen=True)
@@ -94,93 +72,111 @@ def load_org_file(path: str | Path) -> Org:
 
 def parse_org_yaml(text: str, source: str = "<string>") -> Org:
     """Validate org YAML given as text, or raise OrgFileError; `source` names it in problems."""
-    reader = _OrgReader()
-    org = reader.read(text)
-    if org is None or reader.problems:
-        raise OrgFileError(source, sorted(reader.problems, key=lambda p: p.line or 0))
+    org, problems = _read(text)
+    if org is None or problems:
+        raise OrgFileError(source, sorted(problems, key=lambda p: p.line or 0))
     return org
 
 
 # -- reading -----------------------------------------------------------------------------
+def _read(text: str) -> tuple[Org | None, list[OrgProblem]]:
+    try:
+        document = load_lined(text, scalars=True, later_wins=True)
+    except YamlSyntaxError as exc:
+        message = exc.problem
+        if exc.context:
+            started = ""
+            if exc.context_line is not None and exc.context_line != exc.line:
+                started = f" that starts on line {exc.context_line}"
+            message = f"{exc.problem} ({exc.context}{started})"
+        return None, [OrgProblem(exc.line, f"malformed YAML: {message}")]
+    data = document.data
+    expected = "organization, timezone, departments and users"
+    if data is None:
+        return None, [OrgProblem(1, f"the file is empty; expected {expected}")]
+    if not isinstance(data, LinedMap):
+        return None, [
+            OrgProblem(getattr(data, "line", 1), f"the file is {describe(data)}; expected {expected}")
+        ]
+    problems = [_yaml_problem(data, p) for p in document.problems if _read_here(data, p.path)]
+    org = None
+    try:
+        org = OrgFile.model_validate(data).to_org()
+    except ValidationError as exc:
+        problems += [_problem(data, e) for e in exc.errors()]
+    problems += _Links(data).problems
+    return org, problems
 
 
-def _line(node: Node) -> int:
-    return int(node.start_mark.line) + 1
+def _entry(data: LinedMap, loc: Sequence[str | int]) -> tuple[str, Any] | None:
+    """(subject, item) of the department, user or site at the start of `loc`, if any."""
+    if len(loc) < 2 or loc[0] not in _KINDS or not isinstance(loc[1], int):
+        return None
+    item = data[str(loc[0])][loc[1]]
+    ref = _id(item) if isinstance(item, LinedMap) else None
+    kind = _KINDS[str(loc[0])]
+    return (f"{kind} {ref.value}" if ref else f"{kind} #{loc[1] + 1}"), item
 
 
-def _is_text(node: Node) -> bool:
-    return isinstance(node, ScalarNode) and node.tag == _STR
+def _id(item: LinedMap) -> Ref | None:
+    try:
+        return ref_id(item.get("id"), "")
+    except ValueError:
+        return None
 
 
-def _is_null(node: Node) -> bool:
-    return isinstance(node, ScalarNode) and node.tag == _NULL
+def _problem(data: LinedMap, error: ErrorDetails) -> OrgProblem:
+    """One validation error as `subject: message` on its line (its mapping's when it has none)."""
+    ctx = error.get("ctx") or {}
+    entry = _entry(data, error["loc"])
+    subject, item = entry if entry is not None else ("", data)
+    line = ctx.get("line") or getattr(item, "line", None)
+    if ctx.get("whole"):
+        return OrgProblem(line, f"{subject} {error['msg']}")
+    return OrgProblem(line, f"{subject}: {error['msg']}" if subject else error["msg"])
 
 
-def _describe(node: Node) -> str:
-    """How a value reads to the person who wrote it, for "... is <this>" in messages."""
-    if isinstance(node, MappingNode):
-        return "a mapping"
-    if isinstance(node, SequenceNode):
-        return "a list"
-    value = str(node.value)
-    if node.tag == _NULL:
-        return "empty"
-    if node.tag in (_INT, _FLOAT):
-        return f"the number {value}"
-    if node.tag == _BOOL:
-        return f"the boolean {value}"
-    if node.tag == _STR:
-        return f"the text {value!r}"
-    return f"{value!r} tagged {node.tag}"
+def _read_here(data: LinedMap, path: Sequence[str | int]) -> bool:
+    """Whether `path` is a mapping this module reads: the file, an entry or an entry's accounts."""
+    if not path:
+        return True
+    return _entry(data, path) is not None and (len(path) == 2 or tuple(path[2:]) == ("accounts",))
 
 
-@dataclass(frozen=True)
-class _Ref:
-    """An id as written in the file, with the line it is on."""
-
-    value: str
-    line: int
-
-
-@dataclass
-class _Fields:
-    """One mapping from the file. `values`: key -> value node, later keys winning (YAML merges)."""
-
-    node: MappingNode
-    values: dict[str, Node]
-    duplicates: list[tuple[str, int, int]]  # key, line, line of its first occurrence
-    odd_keys: list[Node]  # keys that are not text
-
-    def get(self, key: str) -> Node | None:
-        """The value node, or None when the key is absent or its value empty."""
-        node = self.values.get(key)
-        return None if node is None or _is_null(node) else node
+def _yaml_problem(data: LinedMap, problem: YamlProblem) -> OrgProblem:
+    entry = _entry(data, problem.path)
+    subject = entry[0] if entry is not None else ""
+    if len(problem.path) > 2:  # a mapping inside an entry: its `accounts`
+        subject = f"{subject}: {problem.path[2]!r}"
+    prefix = f"{subject}: " if subject else ""
+    if problem.kind == "duplicate":
+        message = (
+            f"key {problem.key!r} appears twice (first on line {problem.first_line}); expected each key once"
+        )
+    elif problem.kind == "key":
+        message = f"a key is {describe(problem.found)}; expected a name"
+    else:
+        message = problem.detail
+    return OrgProblem(problem.line, f"{prefix}{message}")
 
 
+# -- rules across entries, over the ids and references as written ----------------------------
 @dataclass
 class _DepartmentDraft:
     subject: str
-    id: _Ref | None
-    parent: _Ref | None
-    leader: _Ref | None
-    deputies: list[_Ref]
-    department: Department | None
+    id: Ref | None
+    parent: Ref | None
+    leader: Ref | None
+    deputies: list[Ref]
 
 
 @dataclass
 class _UserDraft:
     subject: str
-    id: _Ref | None
-    department: _Ref | None
-    manager: _Ref | None
-    accounts: list[tuple[str, _Ref]]
-    user: User | None
-
-
-@dataclass
-class _SiteDraft:
-    id: _Ref | None
-    site: Site | None
+    id: Ref | None
+    department: Ref | None
+    manager: Ref | None
+    accounts: list[tuple[str, Ref]]
 
 
 @dataclass
@@ -193,160 +189,53 @@ class _Ids:
         return value in self.lines
 
 
-class _OrgReader:
-    """Walks the composed YAML tree, collecting problems instead of stopping at the first.
+def _items(data: LinedMap, key: str) -> list[tuple[str, LinedMap]]:
+    """(subject, item) of each entry of a list that is a mapping."""
+    items = data.get(key)
+    out: list[tuple[str, LinedMap]] = []
+    for i in range(len(items) if isinstance(items, LinedList) else 0):
+        entry = _entry(data, (key, i))
+        if entry is not None and isinstance(entry[1], LinedMap):
+            out.append((entry[0], entry[1]))
+    return out
 
-    Composed nodes (not plain Python values) are walked so every problem keeps its line.
-    """
 
-    def __init__(self) -> None:
+def _department(subject: str, item: LinedMap) -> _DepartmentDraft:
+    leader = written_ref(item.get("leader"))
+    deputies = deputy_refs(item.get("deputies"), leader)[0]
+    return _DepartmentDraft(subject, _id(item), written_ref(item.get("parent")), leader, deputies)
+
+
+def _user(subject: str, item: LinedMap) -> _UserDraft:
+    return _UserDraft(
+        subject,
+        _id(item),
+        written_ref(item.get("department")),
+        written_ref(item.get("manager")),
+        account_refs(item.get("accounts"))[0],
+    )
+
+
+class _Links:
+    """Unique ids, references that resolve, one owner per account, no cycles."""
+
+    def __init__(self, data: LinedMap) -> None:
         self.problems: list[OrgProblem] = []
-        self._constructor = SafeConstructor()
-
-    def problem(self, line: int | None, message: str) -> None:
-        self.problems.append(OrgProblem(line, message))
-
-    # -- whole document ----------------------------------------------------------------
-    def read(self, text: str) -> Org | None:
-        root = self._compose(text)
-        if root is None:
-            return None
-        top = self._mapping(root, "the file", "organization, timezone, departments and users")
-        if top is None:
-            return None
-        self._check_keys(top, "", TOP_LEVEL_KEYS, what="top-level key")
-        name = self._text(top, "organization", "", "the organisation's name", NAME_MAX_LEN, required=True)
-        timezone = self._timezone(top)
-        departments = [
-            self._read_department(node, i)
-            for i, node in enumerate(self._list(top, "departments", "department", required=True), 1)
-        ]
-        users = [
-            self._read_user(node, i)
-            for i, node in enumerate(self._list(top, "users", "user", required=True), 1)
-        ]
-        sites = [
-            self._read_site(node, i)
-            for i, node in enumerate(self._list(top, "sites", "site", required=False), 1)
-        ]
-
+        departments = [_department(subject, item) for subject, item in _items(data, "departments")]
+        users = [_user(subject, item) for subject, item in _items(data, "users")]
         dept_ids = self._unique_ids("department", (d.id for d in departments))
         user_ids = self._unique_ids("user", (u.id for u in users))
-        self._unique_ids("site", (s.id for s in sites))
+        self._unique_ids("site", (_id(item) for _, item in _items(data, "sites")))
         self._check_department_refs(departments, dept_ids, user_ids)
         self._check_user_refs(users, dept_ids, user_ids)
         self._check_accounts(users)
         self._check_parent_cycles(_first_links((d.id, d.parent) for d in departments))
         self._check_manager_cycles(_first_links((u.id, u.manager) for u in users))
 
-        if self.problems or name is None or timezone is None:
-            return None
-        return Org(
-            name=name,
-            timezone=timezone,
-            departments={d.department.id: d.department for d in departments if d.department},
-            users={u.user.id: u.user for u in users if u.user},
-            sites={s.site.id: s.site for s in sites if s.site},
-        )
+    def problem(self, line: int | None, message: str) -> None:
+        self.problems.append(OrgProblem(line, message))
 
-    def _compose(self, text: str) -> Node | None:
-        try:
-            root = yaml.compose(text, Loader=yaml.SafeLoader)
-        except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            message = str(exc.problem or exc.context)
-            if exc.context and exc.problem:
-                started = ""
-                if exc.context_mark is not None and mark is not None and exc.context_mark.line != mark.line:
-                    started = f" that starts on line {exc.context_mark.line + 1}"
-                message = f"{exc.problem} ({exc.context}{started})"
-            self.problem(mark.line + 1 if mark else None, f"malformed YAML: {message}")
-            return None
-        except yaml.reader.ReaderError as exc:
-            line = text.count("\n", 0, max(exc.position, 0)) + 1
-            self.problem(line, f"malformed YAML: unacceptable character #x{exc.character:04X}")
-            return None
-        except yaml.YAMLError as exc:  # pragma: no cover - PyYAML raises only the two above
-            self.problem(None, f"malformed YAML: {exc}")
-            return None
-        if root is None:
-            self.problem(1, "the file is empty; expected organization, timezone, departments and users")
-        return root
-
-    # -- entries -------------------------------------------------------------------------
-    def _read_department(self, node: Node, index: int) -> _DepartmentDraft:
-        fields = self._mapping(node, f"department #{index}")
-        if fields is None:
-            return _DepartmentDraft(f"department #{index}", None, None, None, [], None)
-        id_ref = self._id(fields, f"department #{index}", "a unique department id such as finance")
-        subject = f"department {id_ref.value}" if id_ref else f"department #{index}"
-        self._check_keys(fields, subject, DEPARTMENT_KEYS)
-        name = self._text(fields, "name", subject, "the department's name", NAME_MAX_LEN, required=True)
-        parent = self._ref(fields, "parent", subject, "the id of the parent department")
-        leader = self._ref(fields, "leader", subject, "the user id of the department's leader")
-        deputies = self._deputies(fields, subject, leader)
-        department = None
-        if id_ref is not None and name is not None:
-            department = Department(
-                id=id_ref.value,
-                name=name,
-                parent=parent.value if parent else None,
-                leader=leader.value if leader else None,
-                deputies=tuple(d.value for d in deputies),
-            )
-        return _DepartmentDraft(subject, id_ref, parent, leader, deputies, department)
-
-    def _read_user(self, node: Node, index: int) -> _UserDraft:
-        fields = self._mapping(node, f"user #{index}")
-        if fields is None:
-            return _UserDraft(f"user #{index}", None, None, None, [], None)
-        id_ref = self._id(fields, f"user #{index}", "a unique user id such as u_zhang")
-        subject = f"user {id_ref.value}" if id_ref else f"user #{index}"
-        self._check_keys(fields, subject, USER_KEYS)
-        name = self._text(fields, "name", subject, "the person's name", NAME_MAX_LEN, required=True)
-        department = self._ref(
-            fields, "department", subject, "the id of the person's department", required=True
-        )
-        title = self._text(fields, "title", subject, "the job title", NAME_MAX_LEN, required=False)
-        manager = self._ref(fields, "manager", subject, "the user id of the direct manager")
-        roles = self._roles(fields, subject)
-        accounts = self._accounts(fields, subject)
-        level = self._level(fields, subject)
-        active = self._bool(fields, "active", subject, default=True)
-        user = None
-        if id_ref is not None and name is not None and department is not None:
-            user = User(
-                id=id_ref.value,
-                name=name,
-                department=department.value,
-                title=title or "",
-                manager=manager.value if manager else None,
-                roles=roles,
-                accounts={platform: ref.value for platform, ref in accounts},
-                level=level,
-                active=active,
-            )
-        return _UserDraft(subject, id_ref, department, manager, accounts, user)
-
-    def _read_site(self, node: Node, index: int) -> _SiteDraft:
-        fields = self._mapping(node, f"site #{index}")
-        if fields is None:
-            return _SiteDraft(None, None)
-        id_ref = self._id(fields, f"site #{index}", "a unique site id such as hq")
-        subject = f"site {id_ref.value}" if id_ref else f"site #{index}"
-        self._check_keys(fields, subject, SITE_KEYS)
-        name = self._text(fields, "name", subject, "the site's name", NAME_MAX_LEN, required=True)
-        lat = self._number(fields, "lat", subject, "a latitude from -90 to 90", low=-90.0, high=90.0)
-        lng = self._number(fields, "lng", subject, "a longitude from -180 to 180", low=-180.0, high=180.0)
-        radius = self._number(fields, "radius_m", subject, "a radius in metres greater than 0", low=0.0)
-        coord_system = self._coord_system(fields, subject)
-        site = None
-        if id_ref and name is not None and lat is not None and lng is not None and radius is not None:
-            site = Site(id_ref.value, name, lat=lat, lng=lng, radius_m=radius, coord_system=coord_system)
-        return _SiteDraft(id_ref, site)
-
-    # -- cross-references ----------------------------------------------------------------
-    def _unique_ids(self, kind: str, refs: Iterable[_Ref | None]) -> _Ids:
+    def _unique_ids(self, kind: str, refs: Iterable[Ref | None]) -> _Ids:
         ids = _Ids()
         for ref in refs:
             if ref is None:
@@ -416,7 +305,7 @@ class _OrgReader:
                 else:
                     owners[key] = (u.subject.removeprefix("user "), account.line)
 
-    def _check_parent_cycles(self, parents: dict[str, _Ref | None]) -> None:
+    def _check_parent_cycles(self, parents: dict[str, Ref | None]) -> None:
         for cycle, line in _cycles(parents):
             if len(cycle) == 1:
                 self.problem(
@@ -429,7 +318,7 @@ class _OrgReader:
                     f"department cycle {chain}; expected parents leading up to a top department with no parent",
                 )
 
-    def _check_manager_cycles(self, managers: dict[str, _Ref | None]) -> None:
+    def _check_manager_cycles(self, managers: dict[str, Ref | None]) -> None:
         for cycle, line in _cycles(managers):
             if len(cycle) == 1:
                 self.problem(
@@ -442,284 +331,17 @@ class _OrgReader:
                     f"manager cycle {chain}; expected a chain of managers ending at someone with no manager",
                 )
 
-    # -- shapes --------------------------------------------------------------------------
-    def _mapping(self, node: Node, subject: str, expected: str = "a mapping of key: value") -> _Fields | None:
-        if not isinstance(node, MappingNode):
-            self.problem(_line(node), f"{subject} is {_describe(node)}; expected {expected}")
-            return None
-        first_lines: dict[str, int] = {}
-        duplicates: list[tuple[str, int, int]] = []
-        odd_keys: list[Node] = []
-        for key_node, _ in node.value:
-            if isinstance(key_node, ScalarNode) and key_node.tag == _MERGE:
-                continue
-            if not _is_text(key_node):
-                odd_keys.append(key_node)
-            elif key_node.value in first_lines:
-                duplicates.append((key_node.value, _line(key_node), first_lines[key_node.value]))
-            else:
-                first_lines[key_node.value] = _line(key_node)
-        try:
-            self._constructor.flatten_mapping(node)  # applies YAML merge keys (<<: *defaults)
-        except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            self.problem(mark.line + 1 if mark else _line(node), f"{subject}: {exc.problem}")
-        values = {str(k.value): v for k, v in node.value if _is_text(k)}
-        return _Fields(node, values, duplicates, odd_keys)
 
-    def _check_keys(
-        self, fields: _Fields, subject: str, allowed: tuple[str, ...] | None, *, what: str = "key"
-    ) -> None:
-        """Report keys that are not text, appear twice or (when `allowed` is given) are unknown."""
-        prefix = f"{subject}: " if subject else ""
-        for key_node in fields.odd_keys:
-            self.problem(_line(key_node), f"{prefix}a key is {_describe(key_node)}; expected a name")
-        for key, line, first in fields.duplicates:
-            self.problem(
-                line, f"{prefix}key {key!r} appears twice (first on line {first}); expected each key once"
-            )
-        if allowed is None:
-            return
-        for key_node, _ in fields.node.value:
-            if _is_text(key_node) and key_node.value not in allowed:
-                self.problem(
-                    _line(key_node),
-                    f"{prefix}unknown {what} {key_node.value!r}; expected one of {', '.join(allowed)}",
-                )
-
-    def _list(self, top: _Fields, key: str, item: str, *, required: bool) -> list[Node]:
-        node = top.values.get(key)
-        if node is None:
-            if required:
-                self.problem(_line(top.node), f"missing required key {key!r}; expected a list of {key}")
-            return []
-        if _is_null(node) or (isinstance(node, SequenceNode) and not node.value):
-            if required:
-                self.problem(_line(node), f"{key!r} is empty; expected at least one {item}")
-            return []
-        if not isinstance(node, SequenceNode):
-            self.problem(_line(node), f"{key!r} is {_describe(node)}; expected a list of {key} (- id: ...)")
-            return []
-        return list(node.value)
-
-    def _missing(self, fields: _Fields, key: str, prefix: str, expected: str) -> None:
-        if key in fields.values:
-            self.problem(_line(fields.values[key]), f"{prefix}{key!r} is empty; expected {expected}")
-        else:
-            self.problem(_line(fields.node), f"{prefix}missing required key {key!r}; expected {expected}")
-
-    # -- values --------------------------------------------------------------------------
-    def _construct(self, node: Node) -> Any:
-        """The Python value of an int/float/bool scalar; None if its explicit tag lies (!!int abc)."""
-        try:
-            return self._constructor.construct_object(node, deep=True)
-        except (yaml.YAMLError, ValueError, KeyError, AttributeError, TypeError):
-            return None
-
-    def _text(
-        self, fields: _Fields, key: str, subject: str, expected: str, max_len: int, *, required: bool
-    ) -> str | None:
-        prefix = f"{subject}: " if subject else ""
-        node = fields.get(key)
-        if node is None:
-            if required:
-                self._missing(fields, key, prefix, expected)
-            return None
-        return self._text_value(node, f"{prefix}{key!r}", expected, max_len)
-
-    def _text_value(self, node: Node, what: str, expected: str, max_len: int) -> str | None:
-        if not _is_text(node):
-            hint = ""
-            if isinstance(node, ScalarNode) and node.tag in (_INT, _FLOAT, _BOOL):
-                # YAML reads 010001 as the number 4097 and no as false; quoting keeps the text.
-                hint = f' (put it in quotes: "{node.value}")'
-            self.problem(_line(node), f"{what} is {_describe(node)}; expected {expected}{hint}")
-            return None
-        value = str(node.value).strip()
-        if not value:
-            self.problem(_line(node), f"{what} is empty; expected {expected}")
-            return None
-        if len(value) > max_len:
-            self.problem(_line(node), f"{what} is {len(value)} characters long; expected at most {max_len}")
-            return None
-        return value
-
-    def _id(self, fields: _Fields, subject: str, expected: str) -> _Ref | None:
-        value = self._text(fields, "id", subject, expected, ID_MAX_LEN, required=True)
-        node = fields.get("id")
-        if value is None or node is None:
-            return None
-        if any(c.isspace() for c in value):
-            self.problem(_line(node), f"{subject}: id {value!r} contains spaces; expected {expected}")
-            return None
-        return _Ref(value, _line(node))
-
-    def _ref(
-        self, fields: _Fields, key: str, subject: str, expected: str, *, required: bool = False
-    ) -> _Ref | None:
-        value = self._text(fields, key, subject, expected, ID_MAX_LEN, required=required)
-        node = fields.get(key)
-        return None if value is None or node is None else _Ref(value, _line(node))
-
-    def _deputies(self, fields: _Fields, subject: str, leader: _Ref | None) -> list[_Ref]:
-        node = fields.get("deputies")
-        if node is None:
-            return []
-        if not isinstance(node, SequenceNode):
-            self.problem(
-                _line(node),
-                f"{subject}: 'deputies' is {_describe(node)}; expected a list of user ids such as [u_li]",
-            )
-            return []
-        deputies: list[_Ref] = []
-        for item in node.value:
-            value = self._text_value(item, f"{subject}: 'deputies' item", "a user id", ID_MAX_LEN)
-            if value is None:
-                continue
-            if leader is not None and value == leader.value:
-                self.problem(
-                    _line(item),
-                    f"{subject}: deputy {value!r} is also the leader; expected deputies besides the leader",
-                )
-            elif value in (d.value for d in deputies):
-                self.problem(
-                    _line(item), f"{subject}: deputy {value!r} is listed twice; expected each deputy once"
-                )
-            else:
-                deputies.append(_Ref(value, _line(item)))
-        return deputies
-
-    def _roles(self, fields: _Fields, subject: str) -> tuple[str, ...]:
-        node = fields.get("roles")
-        if node is None:
-            return ()
-        if not isinstance(node, SequenceNode):
-            self.problem(
-                _line(node), f"{subject}: 'roles' is {_describe(node)}; expected a list such as [seal_keeper]"
-            )
-            return ()
-        roles: list[str] = []
-        for item in node.value:
-            role = self._text_value(item, f"{subject}: 'roles' item", "a role name", ROLE_MAX_LEN)
-            if role is not None and role not in roles:
-                roles.append(role)
-        return tuple(roles)
-
-    def _accounts(self, fields: _Fields, subject: str) -> list[tuple[str, _Ref]]:
-        node = fields.get("accounts")
-        if node is None:
-            return []
-        if not isinstance(node, MappingNode):
-            self.problem(
-                _line(node),
-                f"{subject}: 'accounts' is {_describe(node)}; "
-                'expected platform: account pairs such as {wecom: zhangwei, dingtalk: "010001"}',
-            )
-            return []
-        accounts_fields = self._mapping(node, f"{subject}: 'accounts'")
-        if accounts_fields is None:  # pragma: no cover - checked just above
-            return []
-        self._check_keys(accounts_fields, f"{subject}: 'accounts'", None)
-        accounts: list[tuple[str, _Ref]] = []
-        for platform, value_node in accounts_fields.values.items():
-            if not _PLATFORM_RE.match(platform) or len(platform) > PLATFORM_MAX_LEN:
-                self.problem(
-                    _line(value_node),
-                    f"{subject}: {platform!r} is not a platform name; expected lower-case letters such as wecom",
-                )
-            elif not _is_null(value_node):  # `dingtalk:` left empty: no account on that platform yet
-                account = self._text_value(
-                    value_node,
-                    f"{subject}: {platform} account",
-                    f"the {platform} account id",
-                    ACCOUNT_MAX_LEN,
-                )
-                if account is not None:
-                    accounts.append((platform, _Ref(account, _line(value_node))))
-        return accounts
-
-    def _level(self, fields: _Fields, subject: str) -> int | None:
-        node = fields.get("level")
-        if node is None:
-            return None
-        value = self._construct(node) if isinstance(node, ScalarNode) and node.tag == _INT else None
-        if not isinstance(value, int) or not 0 <= value <= _LEVEL_MAX:
-            self.problem(
-                _line(node), f"{subject}: 'level' is {_describe(node)}; expected a whole number 0 or more"
-            )
-            return None
-        return value
-
-    def _bool(self, fields: _Fields, key: str, subject: str, *, default: bool) -> bool:
-        node = fields.get(key)
-        if node is None:
-            return default
-        value = self._construct(node) if isinstance(node, ScalarNode) and node.tag == _BOOL else None
-        if not isinstance(value, bool):
-            self.problem(_line(node), f"{subject}: {key!r} is {_describe(node)}; expected true or false")
-            return default
-        return value
-
-    def _number(
-        self, fields: _Fields, key: str, subject: str, expected: str, *, low: float, high: float | None = None
-    ) -> float | None:
-        node = fields.get(key)
-        if node is None:
-            self._missing(fields, key, f"{subject}: ", expected)
-            return None
-        value = self._construct(node) if isinstance(node, ScalarNode) and node.tag in (_INT, _FLOAT) else None
-        if not isinstance(value, int | float) or isinstance(value, bool):
-            self.problem(_line(node), f"{subject}: {key!r} is {_describe(node)}; expected {expected}")
-            return None
-        number = float(value)
-        if math.isnan(number):
-            self.problem(_line(node), f"{subject}: {key!r} is not a number (NaN); expected {expected}")
-            return None
-        in_range = low < number if high is None else low <= number <= high
-        if not in_range or math.isinf(number):
-            self.problem(
-                _line(node), f"{subject}: {key!r} is {node.value}, out of range; expected {expected}"
-            )
-            return None
-        return number
-
-    def _coord_system(self, fields: _Fields, subject: str) -> str:
-        expected = " or ".join(COORD_SYSTEMS)
-        node = fields.get("coord_system")
-        if node is None:
-            return COORD_SYSTEMS[0]
-        value = self._text_value(node, f"{subject}: 'coord_system'", expected, 16)
-        if value is not None and value.lower() not in COORD_SYSTEMS:
-            self.problem(_line(node), f"{subject}: 'coord_system' is {value!r}; expected {expected}")
-            return COORD_SYSTEMS[0]
-        return value.lower() if value else COORD_SYSTEMS[0]
-
-    def _timezone(self, top: _Fields) -> str | None:
-        expected = "an IANA time zone such as Asia/Shanghai"
-        value = self._text(top, "timezone", "", expected, TIMEZONE_MAX_LEN, required=True)
-        if value is None:
-            return None
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            self.problem(
-                _line(top.values["timezone"]),
-                f"'timezone' {value!r} is not a known time zone; expected {expected}",
-            )
-            return None
-        return value
-
-
-def _first_links(pairs: Iterable[tuple[_Ref | None, _Ref | None]]) -> dict[str, _Ref | None]:
+def _first_links(pairs: Iterable[tuple[Ref | None, Ref | None]]) -> dict[str, Ref | None]:
     """id -> link, keeping the first entry of a duplicated id (the duplicate is reported already)."""
-    links: dict[str, _Ref | None] = {}
+    links: dict[str, Ref | None] = {}
     for id_ref, link in pairs:
         if id_ref is not None and id_ref.value not in links:
             links[id_ref.value] = link
     return links
 
 
-def _cycles(links: dict[str, _Ref | None]) -> list[tuple[list[str], int | None]]:
+def _cycles(links: dict[str, Ref | None]) -> list[tuple[list[str], int | None]]:
     """Each cycle in `id -> links[id]` once, starting at its member that comes first in the file,
     with the line of that member's link."""
     order = {node: i for i, node in enumerate(links)}

@@ -600,6 +600,39 @@ def with_when(when: str) -> str:
             ],
             id="not YAML",
         ),
+        pytest.param(
+            HEAD.replace("type: bool}", "type: bool, min: 1}")
+            + "  - {key: a, name: A, approvers: [{manager: 1}]}\n",
+            ["t.yaml:6: fields.own_car.min: a bool field has no min"],
+            id="a key the field's type does not have",
+        ),
+        pytest.param(
+            with_step("  - {key: a, name: A, approvers: [{role: x, fallback: {manager: 0}}]}"),
+            [
+                "t.yaml:11: steps.a.approvers[0].fallback.manager: expected a whole number of levels, at least 1"
+            ],
+            id="a wrong fallback approver",
+        ),
+        pytest.param(
+            with_step(
+                "  - key: a",
+                "    name: A",
+                "    approvers:",
+                "      - role: x",
+                "      - manager: 1",
+                "        dept_head: initiator",
+            ),
+            [
+                "t.yaml:15: steps.a.approvers[1]: give exactly one of user, role, role_all, manager, dept_head, "
+                "dept_head_other, form_user, initiator (got manager, dept_head)"
+            ],
+            id="block style: the line of the approver",
+        ),
+        pytest.param(
+            with_when("{any: [{field: days, gt: 3}], not: {field: days, lt: 1}}"),
+            ["t.yaml:14: steps.a.when: give exactly one of all, any, not"],
+            id="two groups in one condition",
+        ),
         pytest.param("", ["t.yaml:1: the file is empty; expected a template mapping"], id="empty file"),
     ],
 )

@@ -69,3 +69,7 @@ CONSOLE: web.AppKey[ConsoleService] = web.AppKey("console")
 if TYPE_CHECKING:
     from services.identity import Sessions
 SESSIONS: web.AppKey[Sessions] = web.AppKey("sessions")
+# Signed personal links for cards and messages (set by bot.wiring).
+if TYPE_CHECKING:
+    from services.links import PersonalLinks
+LINKS: web.AppKey[PersonalLinks] = web.AppKey("links")

@@ -29,6 +29,7 @@ from bot.keys import (
     DISPATCHER,
     INBOX,
     KV,
+    LINKS,
     SCHEDULER,
     SESSIONS,
     SETTINGS,
@@ -59,6 +60,7 @@ from services.console import ConsoleService
 from services.deadlines import DeadlineHooks, DeadlineService
 from services.directory import Directory
 from services.identity import Sessions
+from services.links import PersonalLinks
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +124,9 @@ async def workflow_ctx(app: web.Application) -> AsyncIterator[None]:
     app[CHAT] = chat
     app[CONSOLE] = ConsoleService(db, clock.now)
     app[SESSIONS] = Sessions(app[KV], directory, clock.now)
+    app[LINKS] = PersonalLinks(
+        db, secret=settings.checkins.link_secret, public_url=settings.public_url, now=clock.now
+    )
     inbox = Inbox(db, app[KV], chat.process, now=clock.now)
     app[INBOX] = inbox
     dispatcher = OutboxDispatcher(db, deliveries(app), org=workflow.org, now=clock.now)

@@ -28,7 +28,14 @@ from datetime import date, datetime, time, timedelta, tzinfo
 from enum import StrEnum
 from typing import Any
 
-from checkins.errors import FixInvalid, FixQuotaExceeded, FreeCheckinNotAllowed, NotYourTrip, TripNotApproved
+from checkins.errors import (
+    FixInvalid,
+    FixProblem,
+    FixQuotaExceeded,
+    FreeCheckinNotAllowed,
+    NotYourTrip,
+    TripNotApproved,
+)
 from checkins.geo import COORD_SYSTEMS, GCJ02, LatLng, format_distance, haversine_m, to_wgs84, within
 from checkins.trust import DEFAULT_POLICY, Observation, PriorFix, Source, Trust, TrustPolicy, assess, made_up
 from org.model import Site
@@ -210,24 +217,24 @@ def make_fix(
     label: str | None = None,
 ) -> Fix:
     """A checked fix, or FixInvalid naming every problem (out of range, NaN, negative accuracy)."""
-    problems: list[str] = []
+    problems: list[FixProblem] = []
     la, ln = _number(lat), _number(lng)
     if la is None or not math.isfinite(la) or abs(la) > 90:
-        problems.append("纬度应为 -90 到 90 之间的数字")
+        problems.append(FixProblem.LATITUDE)
     if ln is None or not math.isfinite(ln) or abs(ln) > 180:
-        problems.append("经度应为 -180 到 180 之间的数字")
+        problems.append(FixProblem.LONGITUDE)
     acc: float | None = None
     if accuracy_m is not None and accuracy_m != "":
         acc = _number(accuracy_m)
         if acc is None or not math.isfinite(acc) or acc < 0:
-            problems.append("定位精度应为不小于 0 的米数")
+            problems.append(FixProblem.ACCURACY)
             acc = None
     if coord_system not in COORD_SYSTEMS:
-        problems.append(f"坐标系应为 {' 或 '.join(COORD_SYSTEMS)}")
+        problems.append(FixProblem.COORD_SYSTEM)
     if device_at is not None and device_at.tzinfo is None:
-        problems.append("设备时间需要带时区")
+        problems.append(FixProblem.DEVICE_TIME)
     if problems:
-        raise FixInvalid("位置无效：" + "；".join(problems), lat=lat, lng=lng, accuracy_m=accuracy_m)
+        raise FixInvalid(shown={"problems": tuple(problems)}, lat=lat, lng=lng, accuracy_m=accuracy_m)
     assert la is not None and ln is not None
     return Fix(
         lat=la,
@@ -412,11 +419,11 @@ def judge_trip_checkin(
 ) -> Checkin:
     """An arrival or departure of `trip`, judged against its destination."""
     if user != trip.traveller:
-        raise NotYourTrip("这是别人的行程，您不能为其打卡", trip_id=trip.id, user=user)
+        raise NotYourTrip(trip_id=trip.id, user=user)
     if trip.status != TripStatus.ACTIVE:
-        raise TripNotApproved("该行程已取消，不能打卡", trip_id=trip.id, status=trip.status.value)
+        raise TripNotApproved("trip_not_approved.cancelled", trip_id=trip.id, status=trip.status.value)
     if kind not in (CheckinKind.ARRIVAL, CheckinKind.DEPARTURE):
-        raise FixInvalid("行程打卡只能是到达或离开", kind=kind.value)
+        raise FixInvalid("fix_invalid.trip_kind", kind=kind.value)
     trust = _trust(fix, previous, same_spot, tz, policy)
     return _judged(fix, user=user, kind=kind, trust=trust, target=trip.destination, trip=trip)
 
@@ -448,11 +455,7 @@ def judge_free_checkin(
 ) -> Checkin:
     """A check-in without a trip: recorded with the nearest site and the distance to it."""
     if not free_checkin_allowed(roles, free_roles):
-        raise FreeCheckinNotAllowed(
-            "您今天没有已批准的外出或派车行程，这次位置没有记为外勤签到。外出前请先提交「外出申请」，"
-            "批准后在行程卡片上打卡。",
-            user=user,
-        )
+        raise FreeCheckinNotAllowed(user=user)
     near = nearest_site(fix.point, sites)
     trust = _trust(fix, previous, same_spot, tz, policy)
     return _judged(
@@ -563,8 +566,7 @@ def check_fix_quota(*, used: int, quota: int, month: tuple[int, int]) -> None:
     if used >= quota:
         year, mon = month
         raise FixQuotaExceeded(
-            f"{year}年{mon}月的补卡已用 {used} 次，达到每月 {quota} 次的上限，不能再提交补卡申请。"
-            "如确有需要，请联系您的直属领导或办公室。",
+            shown={"year": year, "mon": mon},
             used=used,
             quota=quota,
             month=f"{year}-{mon:02d}",

@@ -279,7 +279,7 @@ class CheckinService:
             core.check_fix_quota(used=used, quota=self.config.fix_quota, month=month)
         except FixQuotaExceeded as exc:
             logger.info("checkin fix refused over quota", extra={"user": request.initiator, "used": used})
-            raise FixQuotaRefused(exc.message, **exc.context) from exc
+            raise FixQuotaRefused(exc.reason, shown=exc.params, **exc.context) from exc
 
     # -- recording -------------------------------------------------------------------------------------
     def _day_bounds(self, day: date) -> tuple[datetime, datetime]:
@@ -368,16 +368,16 @@ class CheckinService:
         """The claims and trip of a check-in link, or the error saying why it cannot be used."""
         claims = await self.read_link(token)
         if claims.kind not in ("arrival", "departure"):
-            raise NotYourTrip("这个链接不是打卡链接")
+            raise NotYourTrip("not_your_trip.not_checkin_link")
         async with self.db.session() as s:
             trip = await store.load_trip(s, trip_id=claims.trip)
         if trip is None:
-            raise TripNotFound("找不到这个行程", trip_id=claims.trip)
+            raise TripNotFound("trip_not_found.link", trip_id=claims.trip)
         if trip.traveller != claims.user:
-            raise NotYourTrip("这个链接不属于该行程的出行人，不能用它打卡", trip_id=trip.id)
+            raise NotYourTrip("not_your_trip.link_traveller", trip_id=trip.id)
         org = await self.org()
         if not org.is_active(claims.user):
-            raise NotYourTrip("该账号已停用，不能打卡", user=claims.user)
+            raise NotYourTrip("not_your_trip.inactive", user=claims.user)
         return claims, trip
 
     async def record_via_link(
@@ -386,7 +386,7 @@ class CheckinService:
         """The check-in page: the link names the person, the trip and arrival or departure."""
         claims, trip = await self.trip_for_link(token)
         if viewer is not None and viewer != claims.user:
-            raise NotYourTrip("这是别人的打卡链接，您不能用它打卡", trip_id=trip.id)
+            raise NotYourTrip("not_your_trip.link", trip_id=trip.id)
         org = await self.org()
         now = self.now()
         async with self.db.transaction() as s:
@@ -402,18 +402,17 @@ class CheckinService:
             if trip_id is not None:
                 trip = await store.load_trip(s, trip_id=trip_id)
                 if trip is None:
-                    raise TripNotFound(f"行程 {trip_id} 不存在", trip_id=trip_id)
+                    raise TripNotFound(trip_id=trip_id)
             else:
                 assert request_id is not None
                 loaded = await approval_store.load_request(s, request_id=request_id)
                 if loaded is None:
-                    raise TripNotFound(f"申请 {request_id} 不存在", request_id=request_id)
+                    raise TripNotFound("trip_not_found.request", request_id=request_id)
                 req = loaded.request
                 if req.template_key not in TRIP_TEMPLATES:
-                    raise TripNotFound(f"申请 {request_id} 不是外出或派车申请", request_id=request_id)
+                    raise TripNotFound("trip_not_found.not_trip", request_id=request_id)
                 if req.status != RequestStatus.APPROVED:
                     raise TripNotApproved(
-                        f"申请 {request_id} 尚未审批通过（当前：{req.status.value}），不能打卡",
                         request_id=request_id,
                         status=req.status.value,
                     )
@@ -421,12 +420,10 @@ class CheckinService:
                     t for t in await store.trips_of_request(s, request_id=request_id) if t.traveller == user
                 ]
                 if not trips:
-                    raise NotYourTrip(
-                        f"{user} 不是申请 {request_id} 的出行人", request_id=request_id, user=user
-                    )
+                    raise NotYourTrip("not_your_trip.request", request_id=request_id, user=user)
                 trip = trips[0]
         if trip.traveller != user:
-            raise NotYourTrip(f"行程 {trip.id} 属于其他人", trip_id=trip.id, user=user)
+            raise NotYourTrip("not_your_trip.other", trip_id=trip.id, user=user)
         return trip
 
     async def record_via_api(

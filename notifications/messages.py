@@ -11,7 +11,7 @@ decides nothing.
 from __future__ import annotations
 
 import string
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from approvals.definitions import Permission
@@ -81,6 +81,8 @@ MESSAGES: Mapping[str, str] = {
     "bad_target.self": "不能{verb:action}给自己",
     "bad_target.in_step": "{target_name} 已在本步骤中",
     "bad_target.empty_comment": "评论内容不能为空",
+    "no_approver": "「{step_name}」找不到审批人，无法提交",
+    "no_approver.no_admin": "「{step_name}」找不到审批人，也没有管理员（角色 {admin_role:or_unset}）可以接手",
     "rate_limited": "每条待办 30 分钟内只能催办一次，{retry_local:%H:%M} 后可再次催办",
     "delegation_invalid.delegate": "代理人 {delegate} 不是本单位在职人员",
     "delegation_invalid.self": "不能设置自己为代理人",
@@ -132,10 +134,11 @@ def _fix_problems(problems: tuple[FixProblem, ...]) -> str:
     return "；".join(FIX_PROBLEM_TEXT[p] for p in problems)
 
 
-_TABLES: Mapping[str, Any] = {
+_TABLES: Mapping[str, Callable[[Any], str]] = {
     "action": lambda v: ACTION_LABEL[ActionKind(v)],
     "permission": lambda v: PERMISSION_LABEL[Permission(v)],
     "request_status": lambda v: REQUEST_STATUS_LABEL[RequestStatus(v)],
+    "or_unset": lambda v: v or "未配置",
     "fields": _fields,
     "fix_problems": _fix_problems,
 }
@@ -147,7 +150,7 @@ class _Wording(string.Formatter):
     def format_field(self, value: Any, format_spec: str) -> str:
         show = _TABLES.get(format_spec)
         if show is not None:
-            return str(show(value))
+            return show(value)
         return super().format_field(value, format_spec)
 
 
@@ -159,4 +162,4 @@ def message_for(error: DomainError) -> str:
     text = MESSAGES.get(error.reason)
     if text is None:
         return FALLBACK
-    return _WORDING.format(text, **error.params)
+    return str(_WORDING.format(text, **error.params))

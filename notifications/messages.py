@@ -138,7 +138,7 @@ _TABLES: Mapping[str, Callable[[Any], str]] = {
     "action": lambda v: ACTION_LABEL[ActionKind(v)],
     "permission": lambda v: PERMISSION_LABEL[Permission(v)],
     "request_status": lambda v: REQUEST_STATUS_LABEL[RequestStatus(v)],
-    "or_unset": lambda v: v or "未配置",
+    "or_unset": lambda v: str(v or "未配置"),
     "fields": _fields,
     "fix_problems": _fix_problems,
 }
@@ -151,7 +151,7 @@ class _Wording(string.Formatter):
         show = _TABLES.get(format_spec)
         if show is not None:
             return show(value)
-        return super().format_field(value, format_spec)
+        return str(super().format_field(value, format_spec))
 
 
 _WORDING = _Wording()

@@ -30,9 +30,7 @@ from approvals.model import Request, RequestStatus
 from checkins import core
 from checkins.core import (
     FIX_TEMPLATE,
-    KIND_LABEL,
     TRIP_TEMPLATES,
-    VERDICT_LABEL,
     Checkin,
     CheckinKind,
     Fix,
@@ -43,11 +41,11 @@ from checkins.core import (
 from checkins.errors import FixQuotaExceeded, NotYourTrip, TripNotApproved, TripNotFound
 from checkins.geo import map_url
 from checkins.links import LinkClaims, read_link, sign_link
-from checkins.trust import SOURCE_LABEL, TRUST_LEVEL_LABEL
 from deadlines import timers
 from deadlines.slots import next_daily, slot_key
 from deadlines.timer_kinds import FireResult, TimerKinds
 from deadlines.timers import Timer, TimerKind, TimerStatus
+from notifications import checkin_wording as words
 from org.model import Org, User
 from storage import approval_store
 from storage import checkin_store as store
@@ -157,7 +155,7 @@ class CheckinService:
 
     def _card(self, trip: Trip, secret: bytes, now: datetime, heading: str | None = None) -> dict[str, Any]:
         expires = self.trip_link_expiry(trip, now)
-        card = core.trip_card(
+        card = words.trip_card(
             trip,
             self.tz,
             arrival_url=self.link(
@@ -249,8 +247,7 @@ class CheckinService:
         _, _, created = await store.insert_checkin(session, checkin=checkin, dedupe_key=f"fix:{req.id}")
         if created:
             await self._cancel_rungs(session, checkin, now)
-            where = f"（行程「{trip.destination.name or trip.title}」）" if trip else ""
-            text = f"补卡已批准：已补记 {checkin.at.astimezone(self.tz):%m-%d %H:%M} 的{KIND_LABEL[checkin.kind]}打卡{where}，标记为补卡。"
+            text = words.made_up_text(checkin, trip, self.tz)
             self._queue(
                 session,
                 kind="text",
@@ -294,7 +291,7 @@ class CheckinService:
             await self._cancel_rungs(session, stored, now)
         told: list[str] = []
         if created and stored.tell_manager:
-            text = core.off_site_notice(stored, org.display_name(stored.user), self.tz)
+            text = words.off_site_notice(stored, org.display_name(stored.user), self.tz)
             secret = await self.secret(session)
             for manager in managers_of(org, stored.user):
                 link = self.link(secret, user=manager, trip="*", kind="team", expires_at=now + TEAM_LINK_TTL)
@@ -319,7 +316,7 @@ class CheckinService:
                     "trust": stored.trust.score,
                 },
             )
-        reply = core.checkin_reply(
+        reply = words.checkin_reply(
             stored, self.tz, manager_told=bool(told) or (not created and stored.tell_manager)
         )
         return Recorded(id=row_id, checkin=stored, created=created, reply=reply, managers_told=told)
@@ -516,7 +513,7 @@ class CheckinService:
     ) -> None:
         if rung.rung == Rung.REMIND:
             secret = await self.secret(session)
-            payload = self._card(trip, secret, now, heading=core.reminder_text(trip, rung.kind, self.tz))
+            payload = self._card(trip, secret, now, heading=words.reminder_text(trip, rung.kind, self.tz))
             self._queue(
                 session,
                 kind=CARD_KIND,
@@ -526,7 +523,7 @@ class CheckinService:
                 request_id=trip.request_id,
             )
             return
-        text = core.escalation_text(
+        text = words.escalation_text(
             trip, rung.kind, org.display_name(trip.traveller), self.tz, self.config.grace
         )
         for manager in managers_of(org, trip.traveller):
@@ -582,7 +579,10 @@ class CheckinService:
         for manager, items in sorted(by_manager.items()):
             secret = await self.secret(s)
             link = self.link(secret, user=manager, trip="*", kind="team", expires_at=now + TEAM_LINK_TTL)
-            text = core.summary_text(day, items, names) + f"\n查看团队签到：{link}?date={day.isoformat()}"
+            text = (
+                words.summary_text(day, items, names, self.tz)
+                + f"\n查看团队签到：{link}?date={day.isoformat()}"
+            )
             self._queue(s, kind="text", recipient=manager, payload={"text": text}, now=now)
         return len(by_manager)
 
@@ -605,7 +605,7 @@ class CheckinService:
             "department": u.department if u else None,
             "department_name": dept.name if dept else None,
             "kind": c.kind.value,
-            "kind_label": KIND_LABEL[c.kind],
+            "kind_label": words.KIND_LABEL[c.kind],
             "at": c.at.isoformat(),
             "received_at": c.received_at.isoformat(),
             "device_at": c.device_at.isoformat() if c.device_at else None,
@@ -615,11 +615,11 @@ class CheckinService:
             "wgs84": {"lat": c.point.lat, "lng": c.point.lng},
             "accuracy_m": c.accuracy_m,
             "source": c.source.value,
-            "source_label": SOURCE_LABEL[c.source],
+            "source_label": words.SOURCE_LABEL[c.source],
             "channel": c.channel,
             "label": c.label,
             "verdict": c.verdict.value,
-            "verdict_label": VERDICT_LABEL[c.verdict],
+            "verdict_label": words.VERDICT_LABEL[c.verdict],
             "distance_m": round(c.distance_m, 1) if c.distance_m is not None else None,
             "target_site": c.target_site,
             "target_name": c.target_name,
@@ -629,7 +629,7 @@ class CheckinService:
             "trust": {
                 "score": c.trust.score,
                 "level": c.trust.level.value,
-                "level_label": TRUST_LEVEL_LABEL[c.trust.level],
+                "level_label": words.TRUST_LEVEL_LABEL[c.trust.level],
                 "flags": c.trust.flags,
                 "reasons": [
                     {"code": r.code, "penalty": r.penalty, "message": r.message} for r in c.trust.reasons
@@ -658,7 +658,7 @@ class CheckinService:
                     "trip_id": p.trip_id,
                     "kind": p.kind.value,
                     "due_at": p.at.isoformat() if p.at else None,
-                    "detail": p.detail,
+                    "detail": words.problem_detail(p, self.tz),
                 }
                 for p in problems
                 if p.problem == "missing"

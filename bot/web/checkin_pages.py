@@ -30,10 +30,11 @@ from bot.keys import CHECKINS, SETTINGS
 from bot.web.api_errors import ValidationFailed
 from bot.web.middleware import status_for
 from bot.web.templating import setup_templates
-from checkins.core import KIND_LABEL, CheckinKind, make_fix
+from checkins.core import CheckinKind, make_fix
 from checkins.errors import CheckinError, NotYourTrip
 from checkins.geo import WGS84, format_distance
 from checkins.trust import Source
+from notifications.checkin_wording import KIND_LABEL
 from notifications.messages import message_for
 from services.checkins import CheckinService, team_of
 

@@ -594,7 +594,7 @@ def submit(
     """Validate the form, plan the route and start the first step."""
     org, template = ctx.org, ctx.template
     if not org.is_active(initiator):
-        raise UnknownUser(f"发起人 {initiator} 不是本单位在职人员", user=initiator)
+        raise UnknownUser("unknown_user.initiator", user=initiator)
     clean = validate_form(template, form, org=org, initiator=initiator, tz=ctx.tz)
     planned = plan_route(template, clean, initiator, org)
     req = Request(
@@ -663,7 +663,7 @@ def preview(
     add-signer later can change who did)."""
     org, template = ctx.org, ctx.template
     if not org.is_active(initiator):
-        raise UnknownUser(f"发起人 {initiator} 不是本单位在职人员", user=initiator)
+        raise UnknownUser("unknown_user.initiator", user=initiator)
     clean = validate_form(template, form, org=org, initiator=initiator, tz=ctx.tz)
     out: list[PreviewStep] = []
     previous_approvers: list[str] = []
@@ -705,7 +705,7 @@ def preview(
 def act(ctx: Context, request: Request, action: Action) -> Outcome:
     """Apply one action. Raises an ApprovalError (and changes nothing) when it is not allowed."""
     if not ctx.org.is_active(action.actor) and not action.is_admin:
-        raise UnknownUser(f"{action.actor} 不是本单位在职人员", user=action.actor)
+        raise UnknownUser(user=action.actor)
     flow = _Flow(request, ctx, action.channel)
     handler = _HANDLERS[action.kind]
     handler(flow, action)
@@ -718,25 +718,20 @@ def _task_for(flow: _Flow, action: Action) -> tuple[Task, str | None]:
     """The task named by the action, after every check; returns it and whom the actor acts for."""
     req = flow.req
     if action.task_id is None:
-        raise TaskNotFound("没有指明要处理的待办", request_id=req.id)
+        raise TaskNotFound("task_not_found.unnamed", request_id=req.id)
     task = req.task(action.task_id)
     if task is None:
-        raise TaskNotFound(f"待办 {action.task_id} 不存在", request_id=req.id, task_id=action.task_id)
+        raise TaskNotFound(request_id=req.id, task_id=action.task_id)
     acting_for = _acting_for(flow, task, action.actor)
     # A finished request takes only the acknowledgement of its 知会 tasks (see REQUEST_ACCEPTS).
     if not transitions.accepts(req.status, action.kind) or (
         req.is_final and task.permission != Permission.NOTIFY
     ):
-        raise RequestFinished(
-            f"申请已结束（{req.status.value}），无需再处理", request_id=req.id, status=req.status.value
-        )
+        raise RequestFinished(request_id=req.id, status=req.status.value)
     if task.status != TaskStatus.PENDING:
-        raise TaskAlreadyDecided(
-            "这条待办已处理，无需重复操作", task_id=task.id, status=task.status.value, version=task.version
-        )
+        raise TaskAlreadyDecided(task_id=task.id, status=task.status.value, version=task.version)
     if action.version is None or action.version != task.version:
         raise StaleTask(
-            "卡片已过期：这条待办已有变化，请刷新后再操作",
             task_id=task.id,
             expected=action.version,
             current=task.version,
@@ -744,7 +739,7 @@ def _task_for(flow: _Flow, action: Action) -> tuple[Task, str | None]:
     allowed = PERMISSION_ACTIONS[task.permission]
     if action.kind not in allowed:
         raise ActionNotAllowed(
-            f"该待办的权限（{task.permission.value}）不允许「{action.kind.value}」",
+            "action_not_allowed.permission",
             task_id=task.id,
             permission=task.permission.value,
             action=action.kind.value,
@@ -759,7 +754,7 @@ def _acting_for(flow: _Flow, task: Task, actor: str) -> str | None:
     if d is not None and d.delegate == actor:
         return task.assignee
     raise NotAssignee(
-        f"这条待办属于{flow.name(task.assignee)}，您不能处理",
+        shown={"assignee_name": flow.name(task.assignee)},
         task_id=task.id,
         assignee=task.assignee,
         actor=actor,
@@ -811,7 +806,9 @@ def _reject(flow: _Flow, action: Action) -> None:
     task, acting_for = _task_for(flow, action)
     step = flow.step_of(task)
     if not step.can_reject:
-        raise ActionNotAllowed(f"「{step.name}」是办理步骤，不能驳回", task_id=task.id, action="reject")
+        raise ActionNotAllowed(
+            "action_not_allowed.handling_step", shown={"step": step.name}, task_id=task.id, action="reject"
+        )
     _decide(flow, task, Move.REJECT, action)
     if action.actor == SYSTEM:
         flow.event(
@@ -847,14 +844,14 @@ def _return_target(flow: _Flow, step: Step, target: str) -> Step | None:
     try:
         idx = int(target)
     except ValueError:
-        raise BadTarget("退回目标应为 initiator 或之前某一步的序号", target=target) from None
+        raise BadTarget("bad_target.return_target", target=target) from None
     candidates = [
         s for s in flow.req.round_steps() if s.index < step.index and s.status == StepStatus.APPROVED
     ]
     target_step = next((s for s in candidates if s.index == idx), None)
     if target_step is None:
         raise BadTarget(
-            "只能退回到本轮中已经完成的之前步骤",
+            "bad_target.return_step",
             target=target,
             allowed=[s.index for s in candidates],
         )
@@ -902,7 +899,7 @@ def _rerun_from(flow: _Flow, target_step: Step) -> None:
 
 def _transfer(flow: _Flow, action: Action) -> None:
     task, acting_for = _task_for(flow, action)
-    target = _check_new_person(flow, task, action.target, "转交")
+    target = _check_new_person(flow, task, action.target, ActionKind.TRANSFER)
     step = flow.step_of(task)
     _decide(flow, task, Move.TRANSFER, action)
     task.close_reason = f"transferred_to:{target}"
@@ -949,7 +946,7 @@ def _transfer(flow: _Flow, action: Action) -> None:
 
 def _add_signer(flow: _Flow, action: Action) -> None:
     task, acting_for = _task_for(flow, action)
-    target = _check_new_person(flow, task, action.target, "加签")
+    target = _check_new_person(flow, task, action.target, ActionKind.ADD_SIGNER)
     position = action.position or SignerPosition.AFTER
     step = flow.step_of(task)
     flow.out.task = task
@@ -981,33 +978,33 @@ def _add_signer(flow: _Flow, action: Action) -> None:
         flow.open_task(new)
 
 
-def _check_new_person(flow: _Flow, task: Task, target: str | None, what: str) -> str:
+def _check_new_person(flow: _Flow, task: Task, target: str | None, verb: ActionKind) -> str:
     if not target:
-        raise BadTarget(f"{what}需要指定人员", target=target)
+        raise BadTarget("bad_target.missing", shown={"verb": verb.value}, target=target)
     if not flow.ctx.org.is_active(target):
-        raise BadTarget(f"{target} 不是本单位在职人员，不能{what}", target=target)
+        raise BadTarget("bad_target.inactive", shown={"verb": verb.value}, target=target)
     if target in (task.assignee, task.acting_for):
-        raise BadTarget(f"不能{what}给自己", target=target)
+        raise BadTarget("bad_target.self", shown={"verb": verb.value}, target=target)
     for t in flow.req.live_step_tasks(flow.step_of(task)):
         if t.is_open and target in (t.assignee, t.acting_for):
-            raise BadTarget(f"{flow.name(target)} 已在本步骤中", target=target)
+            raise BadTarget("bad_target.in_step", shown={"target_name": flow.name(target)}, target=target)
     return target
 
 
 def _withdraw(flow: _Flow, action: Action) -> None:
     req = flow.req
     if action.actor != req.initiator:
-        raise NotAssignee("只有发起人可以撤销申请", actor=action.actor)
+        raise NotAssignee("not_assignee.withdraw", actor=action.actor)
     policy = flow.ctx.template.policies.withdraw
     revoking = req.status == RequestStatus.APPROVED and policy == WithdrawPolicy.AFTER_APPROVAL
     if not transitions.accepts(req.status, ActionKind.WITHDRAW) or (req.is_final and not revoking):
-        raise RequestFinished("申请已结束，不能撤销", request_id=req.id, status=req.status.value)
+        raise RequestFinished("request_finished.withdraw", request_id=req.id, status=req.status.value)
     if req.status == RequestStatus.RETURNED:
         policy = WithdrawPolicy.ANY_TIME  # back with the initiator: they may drop it instead of resubmitting
     if policy == WithdrawPolicy.NEVER:
-        raise ActionNotAllowed("该模板不允许撤销", action="withdraw")
+        raise ActionNotAllowed("action_not_allowed.withdraw_never", action="withdraw")
     if policy == WithdrawPolicy.BEFORE_FIRST_DECISION and _someone_decided(req):
-        raise ActionNotAllowed("已有审批人处理，该模板只允许在首次审批前撤销", action="withdraw")
+        raise ActionNotAllowed("action_not_allowed.withdraw_decided", action="withdraw")
     flow.finish(Move.WITHDRAW, action.actor, comment=action.comment)
 
 
@@ -1024,22 +1021,22 @@ def _someone_decided(req: Request) -> bool:
 def _terminate(flow: _Flow, action: Action) -> None:
     req = flow.req
     if not transitions.accepts(req.status, ActionKind.TERMINATE):
-        raise RequestFinished("申请已结束，不能终止", request_id=req.id, status=req.status.value)
+        raise RequestFinished("request_finished.terminate", request_id=req.id, status=req.status.value)
     if not action.is_admin and not any(
         action.actor in (t.assignee, t.acting_for)
         and ActionKind.TERMINATE in PERMISSION_ACTIONS[t.permission]
         for t in req.pending_tasks()
     ):
-        raise ActionNotAllowed("只有管理员或当前审批人可以终止申请", action="terminate")
+        raise ActionNotAllowed("action_not_allowed.terminate", action="terminate")
     flow.finish(Move.TERMINATE, action.actor, comment=action.comment)
 
 
 def _urge(flow: _Flow, action: Action) -> None:
     req = flow.req
     if action.actor != req.initiator:
-        raise NotAssignee("只有发起人可以催办", actor=action.actor)
+        raise NotAssignee("not_assignee.urge", actor=action.actor)
     if not transitions.accepts(req.status, ActionKind.URGE):
-        raise RequestFinished("申请不在审批中，无需催办", request_id=req.id, status=req.status.value)
+        raise RequestFinished("request_finished.urge", request_id=req.id, status=req.status.value)
     waiting = [t for t in req.pending_tasks() if t.gates_step]
     now = flow.ctx.now
     urged: list[str] = []
@@ -1057,8 +1054,7 @@ def _urge(flow: _Flow, action: Action) -> None:
         flow.event("urged", action.actor, task=t, after=t.assignee, comment=action.comment)
     if not urged:
         retry_at = min(blocked_until) if blocked_until else now + URGE_INTERVAL
-        local = retry_at.astimezone(flow.ctx.tz)
-        raise RateLimited(f"每条待办 30 分钟内只能催办一次，{local:%H:%M} 后可再次催办", retry_at=retry_at)
+        raise RateLimited(retry_at=retry_at, shown={"retry_local": retry_at.astimezone(flow.ctx.tz)})
     flow.out.info["urged"] = urged
 
 
@@ -1068,9 +1064,9 @@ def _comment(flow: _Flow, action: Action) -> None:
         {req.initiator} | {t.assignee for t in req.tasks} | {t.acting_for for t in req.tasks if t.acting_for}
     )
     if action.actor not in involved and not action.is_admin:
-        raise NotAssignee("只有发起人和审批参与人可以评论", actor=action.actor)
+        raise NotAssignee("not_assignee.comment", actor=action.actor)
     if not action.comment or not action.comment.strip():
-        raise BadTarget("评论内容不能为空", field="comment")
+        raise BadTarget("bad_target.empty_comment", field="comment")
     flow.event("commented", action.actor, comment=action.comment.strip())
 
 
@@ -1092,9 +1088,9 @@ def _acknowledge(flow: _Flow, action: Action) -> None:
 def _resubmit(flow: _Flow, action: Action) -> None:
     req, ctx = flow.req, flow.ctx
     if action.actor != req.initiator:
-        raise NotAssignee("只有发起人可以重新提交", actor=action.actor)
+        raise NotAssignee("not_assignee.resubmit", actor=action.actor)
     if not transitions.accepts(req.status, ActionKind.RESUBMIT):
-        raise ActionNotAllowed("只有被退回的申请可以重新提交", action="resubmit", status=req.status.value)
+        raise ActionNotAllowed("action_not_allowed.resubmit", action="resubmit", status=req.status.value)
     form = (
         req.form
         if action.form is None
@@ -1167,13 +1163,13 @@ def apply_delegation(ctx: Context, request: Request, delegation: Delegation) -> 
 
 def validate_delegation(org: Org, d: Delegation) -> None:
     if not org.is_active(d.delegator):
-        raise UnknownUser(f"{d.delegator} 不是本单位在职人员", user=d.delegator)
+        raise UnknownUser(user=d.delegator)
     if not org.is_active(d.delegate):
-        raise DelegationInvalid(f"代理人 {d.delegate} 不是本单位在职人员", delegate=d.delegate)
+        raise DelegationInvalid("delegation_invalid.delegate", delegate=d.delegate)
     if d.delegate == d.delegator:
-        raise DelegationInvalid("不能设置自己为代理人")
+        raise DelegationInvalid("delegation_invalid.self")
     if d.ends_at <= d.starts_at:
-        raise DelegationInvalid("代理结束时间必须晚于开始时间")
+        raise DelegationInvalid("delegation_invalid.period")
 
 
 # -- the system's own actions (the deadline ladder, digests, leave delegations) -------------
@@ -1189,7 +1185,7 @@ def system_act(
     action); "system" acts on any task it is asked to and never for anyone.
     """
     if kind not in SYSTEM_ACTIONS:
-        raise ActionNotAllowed(f"系统不能自动执行「{kind.value}」", action=kind.value)
+        raise ActionNotAllowed("action_not_allowed.system", action=kind.value)
     task = request.task(task_id)
     action = Action(
         kind=kind,
@@ -1238,19 +1234,19 @@ def system_note(
     """
     task = request.task(task_id) if task_id else None
     if task_id and task is None:
-        raise TaskNotFound(f"待办 {task_id} 不存在", request_id=request.id, task_id=task_id)
+        raise TaskNotFound(request_id=request.id, task_id=task_id)
     if note in _TASK_NOTES:
         if task is None:
-            raise TaskNotFound("没有指明要提醒的待办", request_id=request.id)
+            raise TaskNotFound("task_not_found.unnamed_note", request_id=request.id)
         if request.status != RequestStatus.RUNNING:
             raise RequestFinished(
-                f"申请已结束（{request.status.value}），无需再提醒",
+                "request_finished.note",
                 request_id=request.id,
                 status=request.status.value,
             )
         if task.status != TaskStatus.PENDING:
             raise TaskAlreadyDecided(
-                "这条待办已处理，无需再提醒", task_id=task.id, status=task.status.value, version=task.version
+                "task_decided.note", task_id=task.id, status=task.status.value, version=task.version
             )
     e = _append_event(
         request, now, note.value, SYSTEM, Channel.SYSTEM, task=task, after=after, comment=comment, data=data

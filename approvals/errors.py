@@ -1,9 +1,11 @@
-"""Errors of the approval core. Each carries its context as attributes, a stable `code` and a
-`category` (`org.errors.DomainError`); the HTTP error middleware and the chat handlers translate
-them (nothing here knows about either)."""
+"""Errors of the approval core. Each carries its context as attributes, a stable `code`, a
+`reason` and a `category` (`org.errors.DomainError`), never words: `notifications.messages` says
+them, and the HTTP error middleware and the chat handlers show them (nothing here knows about
+either)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -87,8 +89,16 @@ class RateLimited(ApprovalError):
     code = "rate_limited"
     category = Category.TOO_MANY
 
-    def __init__(self, message: str, *, retry_at: datetime, **context: Any) -> None:
-        super().__init__(message, retry_at=retry_at, **context)
+    def __init__(
+        self,
+        reason: str | None = None,
+        /,
+        *,
+        retry_at: datetime,
+        shown: Mapping[str, Any] | None = None,
+        **context: Any,
+    ) -> None:
+        super().__init__(reason, shown=shown, retry_at=retry_at, **context)
         self.retry_at = retry_at
 
 

@@ -1,8 +1,8 @@
-"""The refusal of a filled-in form: every field's problem at once, in words the user reads.
+"""The refusal of a filled-in form: every field's problem at once.
 
 Kept apart from `approvals.errors` so the form validator has no dependency on the engine. A
 `DomainError` of category invalid whose context lists the fields, so the edges show it like any
-other refusal. No I/O.
+other refusal (`notifications.messages` says the whole refusal in one line). No I/O.
 """
 
 from __future__ import annotations
@@ -31,8 +31,7 @@ class FormInvalid(DomainError):
     category = Category.INVALID
 
     def __init__(self, fields: list[FieldProblem]) -> None:
-        message = "表单有误：" + "；".join(f"{p.label or p.key}：{p.message}" for p in fields)
-        super().__init__(message, fields=[asdict(p) for p in fields])
+        super().__init__(fields=[asdict(p) for p in fields])
         self.fields = fields
 
     def __str__(self) -> str:

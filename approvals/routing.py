@@ -158,15 +158,14 @@ def plan_route(template: Template, form: dict[str, Any], initiator: str, org: Or
         if not people:
             policy = spec.no_approver or template.policies.no_approver
             if policy == NoApproverPolicy.REFUSE:
-                raise NoApprover(
-                    f"「{spec.name}」找不到审批人，无法提交", step=spec.key, template=template.key
-                )
+                raise NoApprover(shown={"step_name": spec.name}, step=spec.key, template=template.key)
             if policy == NoApproverPolicy.ADMIN:
                 admin_role = template.policies.admin_role
                 admins = org.role_holders(admin_role) if admin_role else []
                 if not admins:
                     raise NoApprover(
-                        f"「{spec.name}」找不到审批人，也没有管理员（角色 {admin_role or '未配置'}）可以接手",
+                        "no_approver.no_admin",
+                        shown={"step_name": spec.name, "admin_role": admin_role},
                         step=spec.key,
                         template=template.key,
                     )

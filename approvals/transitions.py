@@ -121,9 +121,7 @@ def next_status(table: Mapping[_Status, Mapping[Move, _Status]], status: _Status
     """The status `move` leads to from `status`, or IllegalTransition."""
     after = table[status].get(move)
     if after is None:
-        raise IllegalTransition(
-            f"cannot {move.value} from {status.value}", status=status.value, move=move.value
-        )
+        raise IllegalTransition(status=status.value, move=move.value)
     return after
 
 

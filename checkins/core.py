@@ -16,20 +16,29 @@
 - **补卡** (`checkin_fix` requests): at most `quota` per person per month of the missed check-in;
   once approved the check-in is recorded as made up, with the approval linked.
 
-Pure: no I/O, no clock; `now` and the organisation's timezone come in as arguments.
+Pure: no I/O, no clock; `now` and the organisation's timezone come in as arguments. It holds
+no words people read: `notifications.checkin_wording` says the replies, reminders and reports
+from the check-ins and problems it returns.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta, tzinfo
 from enum import StrEnum
 from typing import Any
 
-from checkins.errors import FixInvalid, FixQuotaExceeded, FreeCheckinNotAllowed, NotYourTrip, TripNotApproved
-from checkins.geo import COORD_SYSTEMS, GCJ02, LatLng, format_distance, haversine_m, to_wgs84, within
+from checkins.errors import (
+    FixInvalid,
+    FixProblem,
+    FixQuotaExceeded,
+    FreeCheckinNotAllowed,
+    NotYourTrip,
+    TripNotApproved,
+)
+from checkins.geo import COORD_SYSTEMS, GCJ02, LatLng, haversine_m, to_wgs84, within
 from checkins.trust import DEFAULT_POLICY, Observation, PriorFix, Source, Trust, TrustPolicy, assess, made_up
 from org.model import Site
 
@@ -51,7 +60,6 @@ class CheckinKind(StrEnum):
     FREE = "free"  # no trip: a free field check-in
 
 
-KIND_LABEL = {CheckinKind.ARRIVAL: "到达", CheckinKind.DEPARTURE: "离开", CheckinKind.FREE: "外勤"}
 FIX_KINDS = {"到达": CheckinKind.ARRIVAL, "离开": CheckinKind.DEPARTURE}
 
 
@@ -59,13 +67,6 @@ class Verdict(StrEnum):
     ON_SITE = "on_site"
     OFF_SITE = "off_site"
     NO_DESTINATION = "no_destination"  # the destination has no coordinates: recorded, not judged
-
-
-VERDICT_LABEL = {
-    Verdict.ON_SITE: "在范围内",
-    Verdict.OFF_SITE: "不在范围内",
-    Verdict.NO_DESTINATION: "无目的地坐标",
-}
 
 
 class TripStatus(StrEnum):
@@ -210,24 +211,24 @@ def make_fix(
     label: str | None = None,
 ) -> Fix:
     """A checked fix, or FixInvalid naming every problem (out of range, NaN, negative accuracy)."""
-    problems: list[str] = []
+    problems: list[FixProblem] = []
     la, ln = _number(lat), _number(lng)
     if la is None or not math.isfinite(la) or abs(la) > 90:
-        problems.append("纬度应为 -90 到 90 之间的数字")
+        problems.append(FixProblem.LATITUDE)
     if ln is None or not math.isfinite(ln) or abs(ln) > 180:
-        problems.append("经度应为 -180 到 180 之间的数字")
+        problems.append(FixProblem.LONGITUDE)
     acc: float | None = None
     if accuracy_m is not None and accuracy_m != "":
         acc = _number(accuracy_m)
         if acc is None or not math.isfinite(acc) or acc < 0:
-            problems.append("定位精度应为不小于 0 的米数")
+            problems.append(FixProblem.ACCURACY)
             acc = None
     if coord_system not in COORD_SYSTEMS:
-        problems.append(f"坐标系应为 {' 或 '.join(COORD_SYSTEMS)}")
+        problems.append(FixProblem.COORD_SYSTEM)
     if device_at is not None and device_at.tzinfo is None:
-        problems.append("设备时间需要带时区")
+        problems.append(FixProblem.DEVICE_TIME)
     if problems:
-        raise FixInvalid("位置无效：" + "；".join(problems), lat=lat, lng=lng, accuracy_m=accuracy_m)
+        raise FixInvalid(shown={"problems": tuple(problems)}, lat=lat, lng=lng, accuracy_m=accuracy_m)
     assert la is not None and ln is not None
     return Fix(
         lat=la,
@@ -412,11 +413,11 @@ def judge_trip_checkin(
 ) -> Checkin:
     """An arrival or departure of `trip`, judged against its destination."""
     if user != trip.traveller:
-        raise NotYourTrip("这是别人的行程，您不能为其打卡", trip_id=trip.id, user=user)
+        raise NotYourTrip(trip_id=trip.id, user=user)
     if trip.status != TripStatus.ACTIVE:
-        raise TripNotApproved("该行程已取消，不能打卡", trip_id=trip.id, status=trip.status.value)
+        raise TripNotApproved("trip_not_approved.cancelled", trip_id=trip.id, status=trip.status.value)
     if kind not in (CheckinKind.ARRIVAL, CheckinKind.DEPARTURE):
-        raise FixInvalid("行程打卡只能是到达或离开", kind=kind.value)
+        raise FixInvalid("fix_invalid.trip_kind", kind=kind.value)
     trust = _trust(fix, previous, same_spot, tz, policy)
     return _judged(fix, user=user, kind=kind, trust=trust, target=trip.destination, trip=trip)
 
@@ -448,11 +449,7 @@ def judge_free_checkin(
 ) -> Checkin:
     """A check-in without a trip: recorded with the nearest site and the distance to it."""
     if not free_checkin_allowed(roles, free_roles):
-        raise FreeCheckinNotAllowed(
-            "您今天没有已批准的外出或派车行程，这次位置没有记为外勤签到。外出前请先提交「外出申请」，"
-            "批准后在行程卡片上打卡。",
-            user=user,
-        )
+        raise FreeCheckinNotAllowed(user=user)
     near = nearest_site(fix.point, sites)
     trust = _trust(fix, previous, same_spot, tz, policy)
     return _judged(
@@ -563,8 +560,7 @@ def check_fix_quota(*, used: int, quota: int, month: tuple[int, int]) -> None:
     if used >= quota:
         year, mon = month
         raise FixQuotaExceeded(
-            f"{year}年{mon}月的补卡已用 {used} 次，达到每月 {quota} 次的上限，不能再提交补卡申请。"
-            "如确有需要，请联系您的直属领导或办公室。",
+            shown={"year": year, "mon": mon},
             used=used,
             quota=quota,
             month=f"{year}-{mon:02d}",
@@ -578,8 +574,9 @@ class Problem:
     trip_id: str | None
     kind: CheckinKind
     problem: str  # missing | off_site
-    detail: str
-    at: datetime | None = None
+    place: str  # missing: the trip's destination (or title); off_site: the site it was judged against
+    at: datetime | None = None  # missing: when it was due; off_site: when it was made
+    distance_m: float | None = None  # off_site: how far from the site
 
 
 def day_problems(
@@ -605,128 +602,11 @@ def day_problems(
         for kind, anchor in ((CheckinKind.ARRIVAL, t.starts_at), (CheckinKind.DEPARTURE, t.ends_at)):
             if anchor.astimezone(tz).date() != day or kind in done or anchor + grace > now:
                 continue
-            local = anchor.astimezone(tz)
-            out.append(
-                Problem(
-                    t.traveller,
-                    t.id,
-                    kind,
-                    "missing",
-                    f"未{KIND_LABEL[kind]}打卡（应于 {local:%H:%M} 前后，{t.destination.name or t.title}）",
-                    anchor,
-                )
-            )
+            out.append(Problem(t.traveller, t.id, kind, "missing", t.destination.name or t.title, anchor))
     for c in all_checkins:
         if c.trip_id and c.verdict == Verdict.OFF_SITE and c.at.astimezone(tz).date() == day:
-            where = f"距{c.target_name or '目的地'} {format_distance(c.distance_m or 0)}"
-            local = c.at.astimezone(tz)
             out.append(
-                Problem(
-                    c.user,
-                    c.trip_id,
-                    c.kind,
-                    "off_site",
-                    f"{KIND_LABEL[c.kind]}打卡不在范围内（{local:%H:%M}，{where}）",
-                    c.at,
-                )
+                Problem(c.user, c.trip_id, c.kind, "off_site", c.target_name or "", c.at, c.distance_m or 0)
             )
     out.sort(key=lambda p: (p.user, p.at or now))
     return out
-
-
-# -- what people read -----------------------------------------------------------------------------
-def _hm(moment: datetime, tz: tzinfo) -> str:
-    return moment.astimezone(tz).strftime("%m-%d %H:%M")
-
-
-def checkin_reply(c: Checkin, tz: tzinfo, *, manager_told: bool = False) -> str:
-    """The confirmation the person gets (trust reasons are for the manager, not the traveller)."""
-    when = _hm(c.at, tz)
-    if c.kind == CheckinKind.FREE:
-        if c.verdict == Verdict.NO_DESTINATION or c.distance_m is None:
-            return f"已记录外勤签到（{when}）。"
-        state = "在范围内" if c.verdict == Verdict.ON_SITE else "不在其范围内"
-        return f"已记录外勤签到（{when}）：距最近的签到点「{c.target_name}」{format_distance(c.distance_m)}，{state}。"
-    head = f"已记录{KIND_LABEL[c.kind]}打卡（{when}）"
-    if c.verdict == Verdict.NO_DESTINATION:
-        name = f"「{c.target_name}」" if c.target_name else ""
-        return f"{head}。目的地{name}没有坐标，只记录了您的位置。"
-    assert c.distance_m is not None
-    if c.verdict == Verdict.ON_SITE:
-        return f"{head}：{c.target_name}，在范围内（距中心 {format_distance(c.distance_m)}）。"
-    told = "，已告知您的直属领导" if manager_told else ""
-    return f"{head}：不在目的地范围内，距「{c.target_name}」{format_distance(c.distance_m)}{told}。"
-
-
-def off_site_notice(c: Checkin, traveller_name: str, tz: tzinfo) -> str:
-    accuracy = f"，定位精度 ±{format_distance(c.accuracy_m)}" if c.accuracy_m is not None else ""
-    return (
-        f"【外勤提醒】{traveller_name} 于 {_hm(c.at, tz)} 的{KIND_LABEL[c.kind]}打卡不在目的地范围内："
-        f"距「{c.target_name}」{format_distance(c.distance_m or 0)}{accuracy}，可信度 {c.trust.score}。"
-    )
-
-
-def reminder_text(trip: Trip, kind: CheckinKind, tz: tzinfo) -> str:
-    anchor = trip.starts_at if kind == CheckinKind.ARRIVAL else trip.ends_at
-    where = trip.destination.name or trip.title
-    return f"【外勤提醒】您的行程「{where}」应于 {_hm(anchor, tz)} {KIND_LABEL[kind]}，还没有{KIND_LABEL[kind]}打卡。请点下方按钮打卡，或在聊天中发送位置。"
-
-
-def escalation_text(trip: Trip, kind: CheckinKind, traveller_name: str, tz: tzinfo, grace: timedelta) -> str:
-    anchor = trip.starts_at if kind == CheckinKind.ARRIVAL else trip.ends_at
-    where = trip.destination.name or trip.title
-    minutes = round((grace * 2).total_seconds() / 60)
-    return (
-        f"【外勤督办】{traveller_name} 的行程「{where}」应于 {_hm(anchor, tz)} {KIND_LABEL[kind]}，"
-        f"已超过 {minutes} 分钟仍未{KIND_LABEL[kind]}打卡（已提醒本人）。"
-    )
-
-
-def trip_card_text(trip: Trip, tz: tzinfo) -> str:
-    where = trip.destination.name or "—"
-    return (
-        f"【外勤行程】{trip.title or '外出'}\n目的地：{where}\n"
-        f"时间：{_hm(trip.starts_at, tz)} 至 {_hm(trip.ends_at, tz)}\n到达和离开时请点按钮打卡，或在聊天中发送位置。"
-    )
-
-
-def summary_text(day: date, problems: Sequence[Problem], names: Mapping[str, str]) -> str:
-    lines = [f"【外勤日报】{day:%m月%d日} 团队外勤签到异常 {len(problems)} 项："]
-    for i, p in enumerate(problems, 1):
-        lines.append(f"{i}. {names.get(p.user, p.user)}：{p.detail}")
-    return "\n".join(lines)
-
-
-@dataclass(frozen=True)
-class CardButton:
-    label: str
-    url: str
-    style: str = ""
-
-
-@dataclass(frozen=True)
-class TripCard:
-    text: str
-    title: str
-    fields: list[tuple[str, str]] = field(default_factory=list)
-    buttons: list[CardButton] = field(default_factory=list)
-
-
-def trip_card(
-    trip: Trip, tz: tzinfo, *, arrival_url: str, departure_url: str, heading: str | None = None
-) -> TripCard:
-    """The card sent to the traveller: the trip, and 到达打卡 / 离开打卡 links to the check-in page."""
-    text = heading or trip_card_text(trip, tz)
-    buttons = [CardButton("到达打卡", arrival_url, "primary"), CardButton("离开打卡", departure_url)]
-    text += "\n" + "\n".join(f"{b.label}：{b.url}" for b in buttons)
-    return TripCard(
-        text=text,
-        title="外勤打卡",
-        fields=[
-            ("行程", trip.title or "外出"),
-            ("目的地", trip.destination.name or "—"),
-            ("开始", _hm(trip.starts_at, tz)),
-            ("结束", _hm(trip.ends_at, tz)),
-        ],
-        buttons=buttons,
-    )

@@ -1,15 +1,27 @@
-"""Refusals of the check-in core. Each has a stable `code`, a message people read (Chinese, shown
-as is in chat, on the check-in page and in API errors) and its context as attributes. A refusal
-records nothing. Each has a `category` (`org.errors.DomainError`); the edges translate them: the
+"""Refusals of the check-in core. Each has a stable `code`, a `reason` and its context as
+attributes; `notifications.messages` says it in words (in chat, on the check-in page and in API
+errors). A refusal records nothing. Each has a `category` (`org.errors.DomainError`); the edges translate them: the
 HTTP error middleware to a status, the chat handler to a reply, the check-in page to its message box."""
 
 from __future__ import annotations
+
+from enum import StrEnum
 
 from org.errors import Category, DomainError
 
 
 class CheckinError(DomainError):
     code = "checkin_error"
+
+
+class FixProblem(StrEnum):
+    """What is wrong with a reported position (a `FixInvalid` lists every one in `problems`)."""
+
+    LATITUDE = "latitude"  # not a number from -90 to 90
+    LONGITUDE = "longitude"  # not a number from -180 to 180
+    ACCURACY = "accuracy"  # negative or not a number
+    COORD_SYSTEM = "coord_system"  # not one of `org.model.COORD_SYSTEMS`
+    DEVICE_TIME = "device_time"  # the device time has no time zone
 
 
 class FixInvalid(CheckinError):

@@ -64,9 +64,7 @@ def sign_link(secret: bytes, claims: LinkClaims) -> str:
 
 def read_link(secret: bytes, token: str, *, now: datetime, tz: tzinfo = UTC) -> LinkClaims:
     """The claims of a genuine, unexpired token; LinkInvalid or LinkExpired otherwise."""
-    invalid = LinkInvalid(
-        "链接无效：它可能被改动过或不完整。请从行程卡片重新打开，或在聊天中发送「打卡」获取新链接。"
-    )
+    invalid = LinkInvalid()
     if not token or len(token) > MAX_TOKEN_LEN or token.count(".") != 1:
         raise invalid
     payload, signature = token.split(".")
@@ -87,9 +85,8 @@ def read_link(secret: bytes, token: str, *, now: datetime, tz: tzinfo = UTC) -> 
         raise invalid
     claims = LinkClaims(user=user, trip=trip, kind=kind, expires_at=datetime.fromtimestamp(expires, UTC))
     if now >= claims.expires_at:
-        local = claims.expires_at.astimezone(tz)
         raise LinkExpired(
-            f"链接已于 {local:%m-%d %H:%M} 过期，没有记录任何内容。请在聊天中发送「打卡」获取新链接，或直接发送位置。",
+            shown={"expired_local": claims.expires_at.astimezone(tz)},
             expired_at=claims.expires_at,
         )
     return claims

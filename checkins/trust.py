@@ -35,21 +35,10 @@ class Source(StrEnum):
     FIX = "fix"  # 补卡: made up through an approved checkin_fix request
 
 
-SOURCE_LABEL = {
-    Source.PLATFORM: "聊天定位",
-    Source.BROWSER: "网页定位",
-    Source.API: "接口上报",
-    Source.FIX: "补卡",
-}
-
-
 class TrustLevel(StrEnum):
     HIGH = "high"
     MEDIUM = "medium"
     LOW = "low"
-
-
-TRUST_LEVEL_LABEL = {TrustLevel.HIGH: "可信", TrustLevel.MEDIUM: "存疑", TrustLevel.LOW: "可疑"}
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,12 @@ LEAVE_TEMPLATE = "leave"
 
 @dataclass(frozen=True)
 class LeavePlan:
+    """The delegation to store, or why there is none: `problem` in words, or the engine's
+    `refusal` of the delegation (its words come from `notifications.messages`)."""
+
     delegation: Delegation | None
     problem: str | None = None
+    refusal: ApprovalError | None = None
 
 
 def delegation_id(request_id: str) -> str:
@@ -71,5 +75,5 @@ def leave_delegation(request: Request, *, org: Org, tz: ZoneInfo, now: datetime)
     try:
         validate_delegation(org, d)
     except ApprovalError as exc:
-        return LeavePlan(None, f"未设置代理：{exc.message}")
+        return LeavePlan(None, refusal=exc)
     return LeavePlan(d)

@@ -14,6 +14,7 @@ from approvals.model import ActionKind, Channel
 from handlers.deps import ChatDeps
 from handlers.events import CardAction
 from handlers.router import Router
+from notifications.messages import message_for
 
 router = Router("cards")
 
@@ -42,9 +43,9 @@ async def on_card_action(event: CardAction, deps: ChatDeps) -> str | None:
             ),
         )
     except (TaskAlreadyDecided, StaleTask, RequestFinished) as exc:
-        return f"已处理：{exc.message}"
+        return f"已处理：{message_for(exc)}"
     except NotAssignee:
         return "这条审批不是由您处理的，您的点击没有产生任何变更。"
     except ApprovalError as exc:
-        return exc.message
+        return message_for(exc)
     return None

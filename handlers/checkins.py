@@ -14,6 +14,7 @@ from checkins.trust import Source
 from handlers.deps import ChatDeps
 from handlers.events import LocationShared, TextMessage
 from handlers.router import Router
+from notifications.messages import message_for
 
 router = Router("checkins")
 
@@ -40,9 +41,9 @@ async def on_location(event: LocationShared, deps: ChatDeps) -> str | None:
             deps.user, fix, dedupe_key=f"{event.sender.platform}:{event.event_id}"
         )
     except FreeCheckinNotAllowed as exc:
-        return f"已收到您的位置（{event.lat:.5f}, {event.lng:.5f}）。{exc.message}"
+        return f"已收到您的位置（{event.lat:.5f}, {event.lng:.5f}）。{message_for(exc)}"
     except CheckinError as exc:
-        return exc.message
+        return message_for(exc)
     return recorded.reply
 
 

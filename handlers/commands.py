@@ -13,6 +13,7 @@ from approvals.model import URGENCY_LABEL
 from handlers.deps import ChatDeps
 from handlers.events import TextMessage
 from handlers.router import Router
+from notifications.messages import message_for
 
 router = Router("commands")
 
@@ -90,7 +91,7 @@ async def on_delegate(event: TextMessage, deps: ChatDeps) -> str | None:
             delegator=deps.user.id, delegate=matches[0].id, starts_at=now, ends_at=ends, reason="聊天命令设置"
         )
     except ApprovalError as exc:
-        return exc.message
+        return message_for(exc)
     return f"已设置：{until:%Y-%m-%d} 之前由 {matches[0].name} 代您审批新的待办（代理编号 {delegation.id}）。"
 
 

@@ -94,7 +94,7 @@ class Workflow:
     def template(self, key: str) -> Template:
         t = self.d.templates.get(key)
         if t is None:
-            raise TemplateNotFound(f"没有模板 {key}", template=key, known=sorted(self.d.templates))
+            raise TemplateNotFound(template=key, known=sorted(self.d.templates))
         return t
 
     def _ctx(self, template: Template, org: Org, delegations: list[Delegation], now: datetime) -> Context:
@@ -260,7 +260,7 @@ class Workflow:
                     return stored
                 raise
 
-        return await retry_on_conflict(attempt, busy=Busy("系统繁忙，请稍后重试", request_id=request_id))
+        return await retry_on_conflict(attempt, busy=Busy(request_id=request_id))
 
     async def _act_once(self, request_id: str, action: Action, org: Org, idem: str | None) -> RequestView:
         """One attempt of `act`: load, apply, save, all in one transaction."""
@@ -268,7 +268,7 @@ class Workflow:
         async with self.d.db.transaction() as s:
             loaded = await store.load_request(s, request_id=request_id)
             if loaded is None:
-                raise RequestNotFound(f"申请 {request_id} 不存在", request_id=request_id)
+                raise RequestNotFound(request_id=request_id)
             template = self.template(loaded.request.template_key)
             delegations = await store.active_delegations(s, now=now)
             out = engine.act(self._ctx(template, org, delegations, now), loaded.request, action)
@@ -305,7 +305,7 @@ class Workflow:
         async with self.d.db.session() as s:
             loaded = await store.load_request(s, request_id=request_id)
             if loaded is None:
-                raise RequestNotFound(f"申请 {request_id} 不存在", request_id=request_id)
+                raise RequestNotFound(request_id=request_id)
             view = request_view(loaded.request, org=org, tz=self.d.tz)
             if with_trail:
                 view.trail = [trail_view(e, org) for e in await store.load_trail(s, request_id=request_id)]
@@ -315,7 +315,7 @@ class Workflow:
         async with self.d.db.session() as s:
             loaded = await store.load_request(s, request_id=request_id)
         if loaded is None:
-            raise RequestNotFound(f"申请 {request_id} 不存在", request_id=request_id)
+            raise RequestNotFound(request_id=request_id)
         return loaded.request
 
     async def list_requests(self, **filters: Any) -> list[RequestSummary]:
@@ -415,7 +415,7 @@ class Workflow:
             try:
                 moved += await retry_on_conflict(
                     functools.partial(self._move_pending_in, rid, d, org),
-                    busy=Busy("系统繁忙，请稍后重试", request_id=rid),
+                    busy=Busy(request_id=rid),
                 )
             except Busy:
                 logger.warning(
@@ -452,7 +452,7 @@ class Workflow:
         async with self.d.db.transaction() as s:
             d = await store.cancel_delegation(s, delegation_id=delegation_id, now=self.d.now())
         if d is None:
-            raise DelegationNotFound(f"代理 {delegation_id} 不存在", delegation_id=delegation_id)
+            raise DelegationNotFound(delegation_id=delegation_id)
         return DelegationView.of(d)
 
 

@@ -74,6 +74,6 @@ class CalendarService:
         async with self.db.transaction() as session:
             removed = await calendar_store.remove_override(session, day=day)
         if removed is None:
-            raise OverrideNotFound(f"{day.isoformat()} 没有日历调整", date=day.isoformat())
+            raise OverrideNotFound(date=day.isoformat())
         await self.calendar.reload(self.db, now=self.now())
         return CalendarOverride.of(removed)

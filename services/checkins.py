@@ -30,9 +30,7 @@ from approvals.model import Request, RequestStatus
 from checkins import core
 from checkins.core import (
     FIX_TEMPLATE,
-    KIND_LABEL,
     TRIP_TEMPLATES,
-    VERDICT_LABEL,
     Checkin,
     CheckinKind,
     Fix,
@@ -43,11 +41,11 @@ from checkins.core import (
 from checkins.errors import FixQuotaExceeded, NotYourTrip, TripNotApproved, TripNotFound
 from checkins.geo import map_url
 from checkins.links import LinkClaims, read_link, sign_link
-from checkins.trust import SOURCE_LABEL, TRUST_LEVEL_LABEL
 from deadlines import timers
 from deadlines.slots import next_daily, slot_key
 from deadlines.timer_kinds import FireResult, TimerKinds
 from deadlines.timers import Timer, TimerKind, TimerStatus
+from notifications import checkin_wording as words
 from org.model import Org, User
 from storage import approval_store
 from storage import checkin_store as store
@@ -156,7 +154,7 @@ class CheckinService:
 
     def _card(self, trip: Trip, secret: bytes, now: datetime, heading: str | None = None) -> dict[str, Any]:
         expires = self.trip_link_expiry(trip, now)
-        card = core.trip_card(
+        card = words.trip_card(
             trip,
             self.tz,
             arrival_url=self.link(
@@ -248,8 +246,7 @@ class CheckinService:
         _, _, created = await store.insert_checkin(session, checkin=checkin, dedupe_key=f"fix:{req.id}")
         if created:
             await self._cancel_rungs(session, checkin, now)
-            where = f"（行程「{trip.destination.name or trip.title}」）" if trip else ""
-            text = f"补卡已批准：已补记 {checkin.at.astimezone(self.tz):%m-%d %H:%M} 的{KIND_LABEL[checkin.kind]}打卡{where}，标记为补卡。"
+            text = words.made_up_text(checkin, trip, self.tz)
             self._queue(
                 session,
                 kind="text",
@@ -278,7 +275,7 @@ class CheckinService:
             core.check_fix_quota(used=used, quota=self.config.fix_quota, month=month)
         except FixQuotaExceeded as exc:
             logger.info("checkin fix refused over quota", extra={"user": request.initiator, "used": used})
-            raise FixQuotaRefused(exc.message, **exc.context) from exc
+            raise FixQuotaRefused(exc.reason, shown=exc.params, **exc.context) from exc
 
     # -- recording -------------------------------------------------------------------------------------
     def _day_bounds(self, day: date) -> tuple[datetime, datetime]:
@@ -293,7 +290,7 @@ class CheckinService:
             await self._cancel_rungs(session, stored, now)
         told: list[str] = []
         if created and stored.tell_manager:
-            text = core.off_site_notice(stored, org.display_name(stored.user), self.tz)
+            text = words.off_site_notice(stored, org.display_name(stored.user), self.tz)
             secret = await self.secret(session)
             for manager in managers_of(org, stored.user):
                 link = self.link(secret, user=manager, trip="*", kind="team", expires_at=now + TEAM_LINK_TTL)
@@ -318,7 +315,7 @@ class CheckinService:
                     "trust": stored.trust.score,
                 },
             )
-        reply = core.checkin_reply(
+        reply = words.checkin_reply(
             stored, self.tz, manager_told=bool(told) or (not created and stored.tell_manager)
         )
         return Recorded(id=row_id, checkin=stored, created=created, reply=reply, managers_told=told)
@@ -367,16 +364,16 @@ class CheckinService:
         """The claims and trip of a check-in link, or the error saying why it cannot be used."""
         claims = await self.read_link(token)
         if claims.kind not in ("arrival", "departure"):
-            raise NotYourTrip("这个链接不是打卡链接")
+            raise NotYourTrip("not_your_trip.not_checkin_link")
         async with self.db.session() as s:
             trip = await store.load_trip(s, trip_id=claims.trip)
         if trip is None:
-            raise TripNotFound("找不到这个行程", trip_id=claims.trip)
+            raise TripNotFound("trip_not_found.link", trip_id=claims.trip)
         if trip.traveller != claims.user:
-            raise NotYourTrip("这个链接不属于该行程的出行人，不能用它打卡", trip_id=trip.id)
+            raise NotYourTrip("not_your_trip.link_traveller", trip_id=trip.id)
         org = await self.org()
         if not org.is_active(claims.user):
-            raise NotYourTrip("该账号已停用，不能打卡", user=claims.user)
+            raise NotYourTrip("not_your_trip.inactive", user=claims.user)
         return claims, trip
 
     async def record_via_link(
@@ -385,7 +382,7 @@ class CheckinService:
         """The check-in page: the link names the person, the trip and arrival or departure."""
         claims, trip = await self.trip_for_link(token)
         if viewer is not None and viewer != claims.user:
-            raise NotYourTrip("这是别人的打卡链接，您不能用它打卡", trip_id=trip.id)
+            raise NotYourTrip("not_your_trip.link", trip_id=trip.id)
         org = await self.org()
         now = self.now()
         async with self.db.transaction() as s:
@@ -401,18 +398,17 @@ class CheckinService:
             if trip_id is not None:
                 trip = await store.load_trip(s, trip_id=trip_id)
                 if trip is None:
-                    raise TripNotFound(f"行程 {trip_id} 不存在", trip_id=trip_id)
+                    raise TripNotFound(trip_id=trip_id)
             else:
                 assert request_id is not None
                 loaded = await approval_store.load_request(s, request_id=request_id)
                 if loaded is None:
-                    raise TripNotFound(f"申请 {request_id} 不存在", request_id=request_id)
+                    raise TripNotFound("trip_not_found.request", request_id=request_id)
                 req = loaded.request
                 if req.template_key not in TRIP_TEMPLATES:
-                    raise TripNotFound(f"申请 {request_id} 不是外出或派车申请", request_id=request_id)
+                    raise TripNotFound("trip_not_found.not_trip", request_id=request_id)
                 if req.status != RequestStatus.APPROVED:
                     raise TripNotApproved(
-                        f"申请 {request_id} 尚未审批通过（当前：{req.status.value}），不能打卡",
                         request_id=request_id,
                         status=req.status.value,
                     )
@@ -420,12 +416,10 @@ class CheckinService:
                     t for t in await store.trips_of_request(s, request_id=request_id) if t.traveller == user
                 ]
                 if not trips:
-                    raise NotYourTrip(
-                        f"{user} 不是申请 {request_id} 的出行人", request_id=request_id, user=user
-                    )
+                    raise NotYourTrip("not_your_trip.request", request_id=request_id, user=user)
                 trip = trips[0]
         if trip.traveller != user:
-            raise NotYourTrip(f"行程 {trip.id} 属于其他人", trip_id=trip.id, user=user)
+            raise NotYourTrip("not_your_trip.other", trip_id=trip.id, user=user)
         return trip
 
     async def record_via_api(
@@ -518,7 +512,7 @@ class CheckinService:
     ) -> None:
         if rung.rung == Rung.REMIND:
             secret = await self.secret(session)
-            payload = self._card(trip, secret, now, heading=core.reminder_text(trip, rung.kind, self.tz))
+            payload = self._card(trip, secret, now, heading=words.reminder_text(trip, rung.kind, self.tz))
             self._queue(
                 session,
                 kind=CARD_KIND,
@@ -528,7 +522,7 @@ class CheckinService:
                 request_id=trip.request_id,
             )
             return
-        text = core.escalation_text(
+        text = words.escalation_text(
             trip, rung.kind, org.display_name(trip.traveller), self.tz, self.config.grace
         )
         for manager in managers_of(org, trip.traveller):
@@ -584,7 +578,10 @@ class CheckinService:
         for manager, items in sorted(by_manager.items()):
             secret = await self.secret(s)
             link = self.link(secret, user=manager, trip="*", kind="team", expires_at=now + TEAM_LINK_TTL)
-            text = core.summary_text(day, items, names) + f"\n查看团队签到：{link}?date={day.isoformat()}"
+            text = (
+                words.summary_text(day, items, names, self.tz)
+                + f"\n查看团队签到：{link}?date={day.isoformat()}"
+            )
             self._queue(s, kind="text", recipient=manager, payload={"text": text}, now=now)
         return len(by_manager)
 
@@ -607,7 +604,7 @@ class CheckinService:
             "department": u.department if u else None,
             "department_name": dept.name if dept else None,
             "kind": c.kind.value,
-            "kind_label": KIND_LABEL[c.kind],
+            "kind_label": words.KIND_LABEL[c.kind],
             "at": c.at.isoformat(),
             "received_at": c.received_at.isoformat(),
             "device_at": c.device_at.isoformat() if c.device_at else None,
@@ -617,11 +614,11 @@ class CheckinService:
             "wgs84": {"lat": c.point.lat, "lng": c.point.lng},
             "accuracy_m": c.accuracy_m,
             "source": c.source.value,
-            "source_label": SOURCE_LABEL[c.source],
+            "source_label": words.SOURCE_LABEL[c.source],
             "channel": c.channel,
             "label": c.label,
             "verdict": c.verdict.value,
-            "verdict_label": VERDICT_LABEL[c.verdict],
+            "verdict_label": words.VERDICT_LABEL[c.verdict],
             "distance_m": round(c.distance_m, 1) if c.distance_m is not None else None,
             "target_site": c.target_site,
             "target_name": c.target_name,
@@ -631,7 +628,7 @@ class CheckinService:
             "trust": {
                 "score": c.trust.score,
                 "level": c.trust.level.value,
-                "level_label": TRUST_LEVEL_LABEL[c.trust.level],
+                "level_label": words.TRUST_LEVEL_LABEL[c.trust.level],
                 "flags": c.trust.flags,
                 "reasons": [
                     {"code": r.code, "penalty": r.penalty, "message": r.message} for r in c.trust.reasons
@@ -660,7 +657,7 @@ class CheckinService:
                     "trip_id": p.trip_id,
                     "kind": p.kind.value,
                     "due_at": p.at.isoformat() if p.at else None,
-                    "detail": p.detail,
+                    "detail": words.problem_detail(p, self.tz),
                 }
                 for p in problems
                 if p.problem == "missing"

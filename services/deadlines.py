@@ -43,6 +43,7 @@ from deadlines.timer_kinds import FireResult, TimerKinds
 from deadlines.timer_kinds import ids as _ids
 from deadlines.timers import Timer, TimerKind, TimerStatus
 from notifications import wording
+from notifications.messages import message_for
 from org.model import Org
 from services.approvals import DelegationHook, OutcomeHook, Workflow
 from services.optimistic import retry_on_conflict
@@ -150,10 +151,9 @@ class DeadlineHooks:
         plan = leave.leave_delegation(req, org=org, tz=self.tz, now=now)
         d = plan.delegation
         if d is None:
-            logger.info("no delegation for leave: %s", plan.problem, extra={"request_id": req.id})
-            await self._append_trail(
-                session, req, now, SystemNote.DELEGATION_NOT_CREATED, comment=plan.problem
-            )
+            problem = plan.problem if plan.refusal is None else f"未设置代理：{message_for(plan.refusal)}"
+            logger.info("no delegation for leave: %s", problem, extra={"request_id": req.id})
+            await self._append_trail(session, req, now, SystemNote.DELEGATION_NOT_CREATED, comment=problem)
             return
         if await session.get(DelegationRow, d.id) is not None:
             return
@@ -367,8 +367,8 @@ class DeadlineService:
             )
         except ApprovalError as exc:
             # The engine refused (e.g. nobody to transfer to): nothing changed; say so on the timer.
-            await timers.set_status(session, timer.id, status=TimerStatus.FAILED, error=exc.message)
-            logger.warning("automatic %s refused: %s", action.value, exc.message, extra=_ids(timer))
+            await timers.set_status(session, timer.id, status=TimerStatus.FAILED, error=message_for(exc))
+            logger.warning("automatic %s refused: %s", action.value, message_for(exc), extra=_ids(timer))
             return FireResult.SKIPPED
         await store.save_request(session, loaded=loaded, events=out.events)
         await self.workflow.record(session, out, template, org, now)

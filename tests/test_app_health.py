@@ -80,7 +80,8 @@ def app_with_test_routes(settings: Settings) -> web.Application:
         raise Conflict("Someone approved it first.", details={"version": 3})
 
     async def refused(request: web.Request) -> web.Response:
-        raise RateLimited("刚催办过", retry_at=datetime(2026, 11, 23, 9, 30, tzinfo=UTC), task_id="t-1")
+        at = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
+        raise RateLimited(retry_at=at, shown={"retry_local": at}, task_id="t-1")
 
     app.router.add_get("/things/{id}", thing)
     app.router.add_get("/boom", boom)
@@ -327,7 +328,7 @@ async def test_a_domain_refusal_leaves_with_its_category_status_code_and_context
     body = await resp.json()
     assert (body["error"], body["message"], body["details"]) == (
         "rate_limited",
-        "刚催办过",
+        "每条待办 30 分钟内只能催办一次，09:30 后可再次催办",
         {"retry_at": "2026-11-23T09:30:00+00:00", "task_id": "t-1"},
     )
 

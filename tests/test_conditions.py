@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
-from approvals.conditions import describe, evaluate
+from approvals.conditions import evaluate
 from approvals.definitions import AllOf, AnyOf, Compare, CompareOp, Condition, Not
+from notifications.conditions_wording import describe
 
 FORM: dict[str, Any] = {
     "days": 5,

@@ -37,6 +37,7 @@ from approvals.model import (
     TaskStatus,
 )
 from approvals.trail import verify_chain
+from notifications.messages import message_for
 from notifications.wording import card_outcome, phrase
 from tests.helpers import T0, TZ, demo_org, step, template, who
 
@@ -299,7 +300,7 @@ def test_urge_is_limited_to_once_per_half_hour_per_task():
     with pytest.raises(RateLimited) as exc:
         r.do("urge", "u_wu")
     assert exc.value.retry_at == T0 + timedelta(minutes=30)
-    assert "10:30" in exc.value.message
+    assert "10:30" in message_for(exc.value)
     r.now = T0 + timedelta(minutes=31)
     r.do("urge", "u_wu")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from approvals.conditions import describe, evaluate
+from approvals.conditions import evaluate
 from approvals.definitions import (
     AnyOf,
     ApproverKind,
@@ -30,6 +30,7 @@ from approvals.template_loader import (
     validate_dir,
 )
 from bot.cli import main
+from notifications.conditions_wording import describe
 
 DATA = Path(__file__).parent / "data" / "templates"
 GOOD, BAD = DATA / "good", DATA / "bad"

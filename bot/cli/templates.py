@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from approvals.conditions import describe
 from approvals.definitions import Template
 from approvals.template_loader import (
     TemplateError,
@@ -22,6 +21,7 @@ from approvals.template_loader import (
     validate_dir,
 )
 from bot.settings import ConfigError, load_settings
+from notifications.conditions_wording import describe
 
 EXIT_PROBLEMS = 2
 

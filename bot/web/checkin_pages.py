@@ -30,10 +30,12 @@ from bot.keys import CHECKINS, SETTINGS
 from bot.web.api_errors import ValidationFailed
 from bot.web.middleware import status_for
 from bot.web.templating import setup_templates
-from checkins.core import KIND_LABEL, CheckinKind, make_fix
+from checkins.core import CheckinKind, make_fix
 from checkins.errors import CheckinError, NotYourTrip
 from checkins.geo import WGS84, format_distance
 from checkins.trust import Source
+from notifications.checkin_wording import KIND_LABEL
+from notifications.messages import message_for
 from services.checkins import CheckinService, team_of
 
 PAGE_HEADERS = {"Cache-Control": "no-store"}
@@ -53,7 +55,7 @@ def _problem_page(
 
 
 def _error_page(request: web.Request, exc: CheckinError) -> web.Response:
-    return _problem_page(request, "外勤打卡", exc.message, status=status_for(exc), code=exc.code)
+    return _problem_page(request, "外勤打卡", message_for(exc), status=status_for(exc), code=exc.code)
 
 
 # -- the check-in page ---------------------------------------------------------------------------
@@ -64,7 +66,7 @@ async def checkin_page(request: web.Request) -> web.StreamResponse:
         claims, trip = await service.trip_for_link(token)
         viewer = request.query.get("as")
         if viewer and viewer != claims.user:
-            raise NotYourTrip("这是别人的打卡链接，您不能用它打卡", trip_id=trip.id)
+            raise NotYourTrip("not_your_trip.link", trip_id=trip.id)
     except CheckinError as exc:
         return _error_page(request, exc)
     org = await service.org()

@@ -26,6 +26,7 @@ from bot.keys import METRICS, REQUEST_ID, SETTINGS
 from bot.logs import request_id_var
 from bot.metrics import UNMATCHED_ROUTE
 from bot.web.api_errors import ApiError, Unauthorized
+from notifications.messages import message_for
 from org.errors import Category, DomainError
 
 logger = logging.getLogger(__name__)
@@ -146,7 +147,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except ApiError as exc:
         return error_response(request, exc.status, exc.code, exc.message, exc.details)
     except DomainError as exc:
-        return error_response(request, status_for(exc), exc.code, exc.message, _domain_details(exc))
+        return error_response(request, status_for(exc), exc.code, message_for(exc), _domain_details(exc))
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -26,6 +26,7 @@ from bot.keys import CHAT, CONSOLE, SETTINGS, WORKFLOW
 from bot.web.console.labels import Labels
 from bot.web.templating import STATIC_DIR, setup_templates
 from handlers.events import CardAction, LocationShared, Sender, TextMessage
+from notifications.messages import message_for
 from org.model import Org, User
 
 FormData = MultiDictProxy[Any]
@@ -295,7 +296,7 @@ async def new_request(request: web.Request) -> web.StreamResponse:
             errors = {p.key: p.message for p in exc.fields}
             top_error = "表单有误，请修改标红的项目。"
         except ApprovalError as exc:
-            top_error = exc.message
+            top_error = message_for(exc)
     context = {
         "title": template.name,
         "back": f"{_home(user)}/new",

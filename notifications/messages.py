@@ -1,0 +1,165 @@
+"""What a refusal says: every domain error's `reason` and parameters, in Chinese.
+
+The cores (`approvals`, `checkins`, `org`) and the services raise a `DomainError` that carries a
+stable `code`, a `reason` and its parameters, never words. This module holds the one catalogue
+of what each reason says and `message_for`, which every edge that shows a refusal calls (the
+REST error middleware, the chat handlers, the console and check-in pages). Codes a person should
+not see (`running`, `add_signer`) are shown through the label tables here. Pure: no I/O; it
+decides nothing.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from approvals.definitions import Permission
+from approvals.model import ActionKind, RequestStatus
+from checkins.errors import FixProblem
+from notifications.wording import REQUEST_STATUS_LABEL
+from org.errors import DomainError
+from org.model import COORD_SYSTEMS
+
+ACTION_LABEL = {
+    ActionKind.APPROVE: "同意",
+    ActionKind.REJECT: "驳回",
+    ActionKind.RETURN: "退回",
+    ActionKind.TRANSFER: "转交",
+    ActionKind.ADD_SIGNER: "加签",
+    ActionKind.WITHDRAW: "撤销",
+    ActionKind.TERMINATE: "终止",
+    ActionKind.URGE: "催办",
+    ActionKind.COMMENT: "评论",
+    ActionKind.ACKNOWLEDGE: "确认收到",
+    ActionKind.RESUBMIT: "重新提交",
+}
+PERMISSION_LABEL = {Permission.APPROVE: "审批", Permission.COLLABORATE: "协同", Permission.NOTIFY: "知会"}
+FIX_PROBLEM_TEXT = {
+    FixProblem.LATITUDE: "纬度应为 -90 到 90 之间的数字",
+    FixProblem.LONGITUDE: "经度应为 -180 到 180 之间的数字",
+    FixProblem.ACCURACY: "定位精度应为不小于 0 的米数",
+    FixProblem.COORD_SYSTEM: f"坐标系应为 {' 或 '.join(COORD_SYSTEMS)}",
+    FixProblem.DEVICE_TIME: "设备时间需要带时区",
+}
+
+# reason -> what it says. `{name:table}` shows a code through one of `_TABLES`; `{at:%H:%M}`
+# formats a local time the core handed over.
+MESSAGES: Mapping[str, str] = {
+    # approvals.errors
+    "template_not_found": "没有模板 {template}",
+    "request_not_found": "申请 {request_id} 不存在",
+    "task_not_found": "待办 {task_id} 不存在",
+    "task_not_found.unnamed": "没有指明要处理的待办",
+    "task_not_found.unnamed_note": "没有指明要提醒的待办",
+    "unknown_user": "{user} 不是本单位在职人员",
+    "unknown_user.initiator": "发起人 {user} 不是本单位在职人员",
+    "not_assignee": "这条待办属于{assignee_name}，您不能处理",
+    "not_assignee.withdraw": "只有发起人可以撤销申请",
+    "not_assignee.urge": "只有发起人可以催办",
+    "not_assignee.comment": "只有发起人和审批参与人可以评论",
+    "not_assignee.resubmit": "只有发起人可以重新提交",
+    "action_not_allowed.permission": "该待办的权限（{permission:permission}）不允许「{action:action}」",
+    "action_not_allowed.handling_step": "「{step}」是办理步骤，不能驳回",
+    "action_not_allowed.withdraw_never": "该模板不允许撤销",
+    "action_not_allowed.withdraw_decided": "已有审批人处理，该模板只允许在首次审批前撤销",
+    "action_not_allowed.terminate": "只有管理员或当前审批人可以终止申请",
+    "action_not_allowed.resubmit": "只有被退回的申请可以重新提交",
+    "action_not_allowed.system": "系统不能自动执行「{action:action}」",
+    "task_decided": "这条待办已处理，无需重复操作",
+    "task_decided.note": "这条待办已处理，无需再提醒",
+    "stale_task": "卡片已过期：这条待办已有变化，请刷新后再操作",
+    "request_finished": "申请已结束（{status:request_status}），无需再处理",
+    "request_finished.note": "申请已结束（{status:request_status}），无需再提醒",
+    "request_finished.withdraw": "申请已结束，不能撤销",
+    "request_finished.terminate": "申请已结束，不能终止",
+    "request_finished.urge": "申请不在审批中，无需催办",
+    "bad_target.return_target": "退回目标应为 initiator 或之前某一步的序号",
+    "bad_target.return_step": "只能退回到本轮中已经完成的之前步骤",
+    "bad_target.missing": "{verb:action}需要指定人员",
+    "bad_target.inactive": "{target} 不是本单位在职人员，不能{verb:action}",
+    "bad_target.self": "不能{verb:action}给自己",
+    "bad_target.in_step": "{target_name} 已在本步骤中",
+    "bad_target.empty_comment": "评论内容不能为空",
+    "no_approver": "「{step_name}」找不到审批人，无法提交",
+    "no_approver.no_admin": "「{step_name}」找不到审批人，也没有管理员（角色 {admin_role:or_unset}）可以接手",
+    "rate_limited": "每条待办 30 分钟内只能催办一次，{retry_local:%H:%M} 后可再次催办",
+    "delegation_invalid.delegate": "代理人 {delegate} 不是本单位在职人员",
+    "delegation_invalid.self": "不能设置自己为代理人",
+    "delegation_invalid.period": "代理结束时间必须晚于开始时间",
+    "delegation_not_found": "代理 {delegation_id} 不存在",
+    "illegal_transition": "cannot {move} from {status}",  # a bug in the caller, never a person's doing
+    # approvals.form_errors
+    "form_invalid": "表单有误：{fields:fields}",
+    # checkins.errors
+    "fix_invalid": "位置无效：{problems:fix_problems}",
+    "fix_invalid.trip_kind": "行程打卡只能是到达或离开",
+    "trip_not_found": "行程 {trip_id} 不存在",
+    "trip_not_found.link": "找不到这个行程",
+    "trip_not_found.request": "申请 {request_id} 不存在",
+    "trip_not_found.not_trip": "申请 {request_id} 不是外出或派车申请",
+    "trip_not_approved": "申请 {request_id} 尚未审批通过（当前：{status:request_status}），不能打卡",
+    "trip_not_approved.cancelled": "该行程已取消，不能打卡",
+    "not_your_trip": "这是别人的行程，您不能为其打卡",
+    "not_your_trip.link": "这是别人的打卡链接，您不能用它打卡",
+    "not_your_trip.link_traveller": "这个链接不属于该行程的出行人，不能用它打卡",
+    "not_your_trip.not_checkin_link": "这个链接不是打卡链接",
+    "not_your_trip.inactive": "该账号已停用，不能打卡",
+    "not_your_trip.request": "{user} 不是申请 {request_id} 的出行人",
+    "not_your_trip.other": "行程 {trip_id} 属于其他人",
+    "link_invalid": "链接无效：它可能被改动过或不完整。请从行程卡片重新打开，或在聊天中发送「打卡」获取新链接。",
+    "link_expired": (
+        "链接已于 {expired_local:%m-%d %H:%M} 过期，没有记录任何内容。请在聊天中发送「打卡」获取新链接，或直接发送位置。"
+    ),
+    "free_checkin_not_allowed": (
+        "您今天没有已批准的外出或派车行程，这次位置没有记为外勤签到。外出前请先提交「外出申请」，"
+        "批准后在行程卡片上打卡。"
+    ),
+    "fix_quota_exceeded": (
+        "{year}年{mon}月的补卡已用 {used} 次，达到每月 {quota} 次的上限，不能再提交补卡申请。"
+        "如确有需要，请联系您的直属领导或办公室。"
+    ),
+    # services
+    "busy": "系统繁忙，请稍后重试",
+    "override_not_found": "{date} 没有日历调整",
+}
+FALLBACK = "操作未能完成"  # a reason with no entry (the catalogue test keeps this from happening)
+
+
+def _fields(fields: list[dict[str, Any]]) -> str:
+    return "；".join(f"{f['label'] or f['key']}：{f['message']}" for f in fields)
+
+
+def _fix_problems(problems: tuple[FixProblem, ...]) -> str:
+    return "；".join(FIX_PROBLEM_TEXT[p] for p in problems)
+
+
+_TABLES: Mapping[str, Callable[[Any], str]] = {
+    "action": lambda v: ACTION_LABEL[ActionKind(v)],
+    "permission": lambda v: PERMISSION_LABEL[Permission(v)],
+    "request_status": lambda v: REQUEST_STATUS_LABEL[RequestStatus(v)],
+    "or_unset": lambda v: str(v or "未配置"),
+    "fields": _fields,
+    "fix_problems": _fix_problems,
+}
+
+
+class _Wording(string.Formatter):
+    """`str.format` that also shows a code through a label table named as its format spec."""
+
+    def format_field(self, value: Any, format_spec: str) -> str:
+        show = _TABLES.get(format_spec)
+        if show is not None:
+            return show(value)
+        return str(super().format_field(value, format_spec))
+
+
+_WORDING = _Wording()
+
+
+def message_for(error: DomainError) -> str:
+    """What a refusal says to the person who asked, in Chinese."""
+    text = MESSAGES.get(error.reason)
+    if text is None:
+        return FALLBACK
+    return str(_WORDING.format(text, **error.params))

@@ -164,7 +164,7 @@ class WorkspaceLists:
         now = self._now()
         return ListPage(
             kind=kind,
-            items=[self._item(r, org, now) for r in found.rows],
+            items=[self._item(r, user.id, org, now) for r in found.rows],
             total=found.total,
             page=page,
             pages=max(1, math.ceil(found.total / PAGE_SIZE)),
@@ -220,7 +220,7 @@ class WorkspaceLists:
         except ApprovalError:
             return key
 
-    def _item(self, r: ListRow, org: Org, now: datetime) -> ListItem:
+    def _item(self, r: ListRow, user: str, org: Org, now: datetime) -> ListItem:
         status = RequestStatus(r.status)
         urgency = Urgency(r.urgency)
         return ListItem(
@@ -241,17 +241,20 @@ class WorkspaceLists:
             task_id=r.task_id,
             version=r.task_version,
             step_name=r.step_name,
-            acting_for_name=self._held_for(r, org),
+            acting_for_name=self._held_for(r, user, org),
             due_at=r.due_at,
             overdue=r.due_at is not None and r.due_at < now,
             batchable=r.task_id is not None and _batch_action(r) is not None,
         )
 
     @staticmethod
-    def _held_for(r: ListRow, org: Org) -> str:
-        if r.task_id is None:
+    def _held_for(r: ListRow, user: str, org: Org) -> str:
+        """Whom `user` acts for on this task: the delegator when they hold it as a delegate."""
+        if r.task_id is None or r.acting_for == user:
             return ""
-        return org.display_name(r.acting_for) if r.acting_for else ""
+        if r.assignee == user:
+            return org.display_name(r.acting_for) if r.acting_for else ""
+        return org.display_name(r.assignee)  # through a delegation that began after the task
 
     def template_choices(self) -> list[tuple[str, str]]:
         """(key, name) of every template, for the filter."""
@@ -264,7 +267,7 @@ class WorkspaceLists:
         async with self._db.session() as s:
             found = await queries.todo(s, user=user.id, delegated=delegated, limit=limit)
         now = self._now()
-        return [self._item(r, org, now) for r in found.rows], found.total
+        return [self._item(r, user.id, org, now) for r in found.rows], found.total
 
     # -- batch approve ----------------------------------------------------------------------
     async def batch_approve(

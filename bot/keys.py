@@ -73,3 +73,7 @@ SESSIONS: web.AppKey[Sessions] = web.AppKey("sessions")
 if TYPE_CHECKING:
     from services.links import PersonalLinks
 LINKS: web.AppKey[PersonalLinks] = web.AppKey("links")
+# The workspace's lists and batch approval (set by bot.wiring).
+if TYPE_CHECKING:
+    from services.workspace_lists import WorkspaceLists
+WORKSPACE_LISTS: web.AppKey[WorkspaceLists] = web.AppKey("workspace_lists")

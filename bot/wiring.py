@@ -36,6 +36,7 @@ from bot.keys import (
     TIMER_KINDS,
     TIMERS,
     WORKFLOW,
+    WORKSPACE_LISTS,
 )
 from bot.platforms.dingtalk import dingtalk_delivery, setup_dingtalk
 from bot.platforms.inbox import Inbox, kv_first_delivery
@@ -55,12 +56,14 @@ from notifications.console import ConsoleDelivery
 from notifications.delivery import Delivery
 from notifications.dispatcher import OutboxDispatcher
 from services.approvals import Workflow, WorkflowDeps
+from services.chat_todo import ChatTodo
 from services.checkins import CheckinService
 from services.console import ConsoleService
 from services.deadlines import DeadlineHooks, DeadlineService
 from services.directory import Directory
 from services.identity import Sessions
 from services.links import PersonalLinks
+from services.workspace_lists import WorkspaceLists
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +123,16 @@ async def workflow_ctx(app: web.Application) -> AsyncIterator[None]:
         digest_times=settings.digest_times,
     )
     app[DEADLINES] = deadlines
-    chat = ChatService(workflow, kv_first_delivery(app[KV]), settings.tz, clock.now, checkins=checkins)
+    lists = WorkspaceLists(workflow, db, settings.tz, clock.now)
+    app[WORKSPACE_LISTS] = lists
+    chat = ChatService(
+        workflow,
+        kv_first_delivery(app[KV]),
+        settings.tz,
+        clock.now,
+        todo=ChatTodo(lists, app[KV]),
+        checkins=checkins,
+    )
     app[CHAT] = chat
     app[CONSOLE] = ConsoleService(db, clock.now)
     app[SESSIONS] = Sessions(app[KV], directory, clock.now)

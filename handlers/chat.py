@@ -18,6 +18,7 @@ from handlers.deps import ChatDeps
 from handlers.events import Event
 from handlers.router import Router
 from services.approvals import Workflow
+from services.chat_todo import ChatTodo
 from services.checkins import CheckinService
 
 logger = logging.getLogger(__name__)
@@ -42,12 +43,14 @@ class ChatService:
         tz: ZoneInfo,
         now: Callable[[], datetime],
         *,
+        todo: ChatTodo,
         checkins: CheckinService | None = None,
     ) -> None:
         self.workflow = workflow
         self.first_delivery = first_delivery
         self.tz = tz
         self.now = now
+        self.todo = todo
         self.checkins = checkins
         self.router = root_router()
 
@@ -82,7 +85,14 @@ class ChatService:
         handler = self.router.resolve(event)
         if handler is None:
             return None
-        deps = ChatDeps(workflow=self.workflow, tz=self.tz, now=self.now, user=user, checkins=self.checkins)
+        deps = ChatDeps(
+            workflow=self.workflow,
+            tz=self.tz,
+            now=self.now,
+            user=user,
+            todo=self.todo,
+            checkins=self.checkins,
+        )
         reply = await handler(event, deps)
         if reply:
             await self.workflow.tell(user.id, reply)

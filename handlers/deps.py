@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from org.model import User
 from services.approvals import Workflow
+from services.chat_todo import ChatTodo
 from services.checkins import CheckinService
 
 
@@ -19,4 +20,5 @@ class ChatDeps:
     tz: ZoneInfo
     now: Callable[[], datetime]
     user: User  # the sender, an active person of the organisation
+    todo: ChatTodo  # numbered 待办 and approving by number (同意 1 3 5, 全部同意)
     checkins: CheckinService | None = None  # field check-ins (locations, 打卡); None when off

@@ -73,3 +73,9 @@ SESSIONS: web.AppKey[Sessions] = web.AppKey("sessions")
 if TYPE_CHECKING:
     from services.links import PersonalLinks
 LINKS: web.AppKey[PersonalLinks] = web.AppKey("links")
+# Named REST API tokens (set by bot.wiring), and per /api/ request the caller behind its bearer
+# token (set by the auth middleware).
+if TYPE_CHECKING:
+    from services.api_tokens import ApiTokens, Principal
+API_TOKENS: web.AppKey[ApiTokens] = web.AppKey("api_tokens")
+PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal")

@@ -242,7 +242,7 @@ async def test_a_personal_token_cancels_only_its_own_delegations(api: Api) -> No
     )
     assert mine["delegator"] == "u_wu"
 
-    assert (await call(api, "DELETE", f"/delegations/{theirs['id']}", wu))[0] == 403
+    assert (await call(api, "DELETE", f"/delegations/{theirs['id']}", wu))[0] == 403  # type: ignore[index]
     status, cancelled = await call(api, "DELETE", f"/delegations/{mine['id']}", wu)
     assert status == 200 and cancelled["cancelled_at"]
 
@@ -317,7 +317,7 @@ async def test_as_admin_is_refused_to_someone_without_the_admin_role(api: Api) -
         {"action": "terminate", "actor": "u_zheng", "as_admin": True},
     )
 
-    assert status == 403 and body["details"]["missing"] == "role admin"
+    assert status == 403 and body["details"]["missing"] == "role admin"  # type: ignore[index]
 
 
 async def test_as_admin_lets_an_active_admin_terminate_any_request(
@@ -334,7 +334,7 @@ async def test_as_admin_lets_an_active_admin_terminate_any_request(
         expect=200,
     )
 
-    assert ended["status"] == "terminated"
+    assert ended["status"] == "terminated"  # type: ignore[index]
 
 
 # -- oabot tokens ----------------------------------------------------------------------------------

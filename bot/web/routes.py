@@ -179,10 +179,9 @@ def _guarded(route: Route) -> Handler:
 
 def principal_of(request: web.Request) -> Principal:
     """The caller behind the request's bearer token (the auth middleware put it there)."""
-    principal = request.get(PRINCIPAL)
-    if principal is None:
+    if PRINCIPAL not in request:
         raise Unauthorized()
-    return principal
+    return request[PRINCIPAL]
 
 
 def acting(

@@ -148,6 +148,7 @@ class Action:
     form: dict[str, Any] | None = None  # resubmit with a corrected form
     channel: Channel = Channel.API
     is_admin: bool = False  # the edge vouches the actor may administer (terminate any request)
+    via: str | None = None  # the edge's name for how the actor came in, e.g. "integration erp"
 
 
 @dataclass
@@ -242,10 +243,20 @@ def auto_rule(
 class _Flow:
     """Working state of one engine call: the request being changed and what it produces."""
 
-    def __init__(self, request: Request, ctx: Context, channel: Channel) -> None:
+    def __init__(
+        self,
+        request: Request,
+        ctx: Context,
+        channel: Channel,
+        *,
+        by: str | None = None,
+        via: str | None = None,
+    ) -> None:
         self.req = request
         self.ctx = ctx
         self.channel = channel
+        self.by = by  # the person who started this call; their events carry `via` in their data
+        self.via = via
         self.out = Outcome(request=request)
 
     # -- recording -------------------------------------------------------------------------
@@ -262,6 +273,8 @@ class _Flow:
         comment: str | None = None,
         **data: Any,
     ) -> None:
+        if self.via is not None and actor == self.by:
+            data["via"] = self.via
         e = _append_event(
             self.req,
             self.ctx.now,
@@ -590,8 +603,9 @@ def submit(
     form: dict[str, Any],
     urgency: Urgency = Urgency.NORMAL,
     channel: Channel = Channel.API,
+    via: str | None = None,
 ) -> Outcome:
-    """Validate the form, plan the route and start the first step."""
+    """Validate the form, plan the route and start the first step (`via`: see `Action.via`)."""
     org, template = ctx.org, ctx.template
     if not org.is_active(initiator):
         raise UnknownUser("unknown_user.initiator", user=initiator)
@@ -611,7 +625,7 @@ def submit(
         channel=channel,
     )
     req.steps = build_steps(planned, start_index=0, round_no=1)
-    flow = _Flow(req, ctx, channel)
+    flow = _Flow(req, ctx, channel, by=initiator, via=via)
     flow.event(
         "submitted",
         initiator,
@@ -706,7 +720,7 @@ def act(ctx: Context, request: Request, action: Action) -> Outcome:
     """Apply one action. Raises an ApprovalError (and changes nothing) when it is not allowed."""
     if not ctx.org.is_active(action.actor) and not action.is_admin:
         raise UnknownUser(user=action.actor)
-    flow = _Flow(request, ctx, action.channel)
+    flow = _Flow(request, ctx, action.channel, by=action.actor, via=action.via)
     handler = _HANDLERS[action.kind]
     handler(flow, action)
     request.version += 1

@@ -77,3 +77,9 @@ LINKS: web.AppKey[PersonalLinks] = web.AppKey("links")
 if TYPE_CHECKING:
     from services.workspace_lists import WorkspaceLists
 WORKSPACE_LISTS: web.AppKey[WorkspaceLists] = web.AppKey("workspace_lists")
+# Named REST API tokens (set by bot.wiring), and per /api/ request the caller behind its bearer
+# token (set by the auth middleware).
+if TYPE_CHECKING:
+    from services.api_tokens import ApiTokens, Principal
+API_TOKENS: web.AppKey[ApiTokens] = web.AppKey("api_tokens")
+PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal")

@@ -20,6 +20,7 @@ from approvals.model import Request, Step, Task
 from approvals.template_loader import load_templates
 from bot.checkin_wiring import checkin_config, setup_checkins
 from bot.keys import (
+    API_TOKENS,
     CHAT,
     CHECKINS,
     CLOCK,
@@ -55,6 +56,7 @@ from handlers.chat import ChatService
 from notifications.console import ConsoleDelivery
 from notifications.delivery import Delivery
 from notifications.dispatcher import OutboxDispatcher
+from services.api_tokens import ApiTokens
 from services.approvals import Workflow, WorkflowDeps
 from services.chat_todo import ChatTodo
 from services.checkins import CheckinService
@@ -136,6 +138,9 @@ async def workflow_ctx(app: web.Application) -> AsyncIterator[None]:
     app[CHAT] = chat
     app[CONSOLE] = ConsoleService(db, clock.now)
     app[SESSIONS] = Sessions(app[KV], directory, clock.now)
+    app[API_TOKENS] = ApiTokens(
+        db, directory, clock.now, bootstrap=settings.api_token, admin_role=settings.admin_role
+    )
     app[LINKS] = PersonalLinks(
         db, secret=settings.checkins.link_secret, public_url=settings.public_url, now=clock.now
     )

@@ -46,6 +46,23 @@ FIX_PROBLEM_TEXT = {
 # reason -> what it says. `{name:table}` shows a code through one of `_TABLES`; `{at:%H:%M}`
 # formats a local time the core handed over.
 MESSAGES: Mapping[str, str] = {
+    # services.api_tokens
+    "token.missing_scope": "令牌 {token} 没有 {scope} 权限（scope），不能调用这个接口",
+    "token.personal_only": "这个令牌只能以 {user} 的身份操作，不能代 {given} 操作",
+    "token.on_behalf_of_mismatch": "{field} 与 on_behalf_of 不一致",
+    "token.on_behalf_of_missing": "集成令牌须用 on_behalf_of 指明代谁操作（{field}）",
+    "token.admin_needed": "代 {person} 操作需要具有 admin 权限的集成令牌，令牌 {token} 没有",
+    "token.unknown_scope": "未知的权限：{unknown}；可选 read, act, admin",
+    "token.no_scope": "至少给一个权限（read, act, admin）",
+    "token.bad_name": "令牌名 {name} 不可用：字母、数字、. _ -，最长 64 个字符，且不能是 {bootstrap}",
+    "token.unknown_user": "{user} 不是本单位在职人员",
+    "token_name_taken": "已有名为 {name} 的令牌",
+    "token_not_found": "没有名为 {name} 的令牌",
+    "token.own_delegations_only": "这个令牌只能取消 {user} 自己设的代理",
+    # org.signed_links
+    "personal_link_invalid": "链接无效：它可能被改动过或不完整。请从消息卡片重新打开。",
+    "personal_link_expired": "链接已过期，请从最新的消息卡片重新打开，或在应用中登录后查看。",
+    "token.not_org_admin": "as_admin 只接受本单位在职管理员（角色 {role}），{user} 不是",
     # approvals.errors
     "template_not_found": "没有模板 {template}",
     "request_not_found": "申请 {request_id} 不存在",

@@ -78,7 +78,7 @@ def sign(secret: bytes, target: LinkTarget) -> str:
 
 def read(secret: bytes, token: str, *, now: datetime) -> LinkTarget:
     """The target of a genuine, unexpired token; PersonalLinkInvalid / PersonalLinkExpired otherwise."""
-    invalid = PersonalLinkInvalid("链接无效：它可能被改动过或不完整。请从消息卡片重新打开。")
+    invalid = PersonalLinkInvalid()
     if not token or len(token) > MAX_TOKEN_LEN or token.count(".") != 1:
         raise invalid
     payload, signature = token.split(".")
@@ -100,5 +100,5 @@ def read(secret: bytes, token: str, *, now: datetime) -> LinkTarget:
         raise invalid
     target = LinkTarget(user=user, path=path, expires_at=datetime.fromtimestamp(expires, UTC))
     if now >= target.expires_at:
-        raise PersonalLinkExpired("链接已过期，请从最新的消息卡片重新打开，或在应用中登录后查看。")
+        raise PersonalLinkExpired()
     return target

@@ -179,6 +179,7 @@ class Workflow:
         urgency: Urgency = Urgency.NORMAL,
         idempotency_key: str | None = None,
         channel: str = "api",
+        via: str | None = None,
     ) -> RequestView:
         template = self.template(template_key)
         org = await self.org()
@@ -200,6 +201,7 @@ class Workflow:
                     form=form,
                     urgency=urgency,
                     channel=Channel(channel),
+                    via=via,
                 )
                 for validate in self.d.validators:
                     await validate(s, out.request, template, org, now)

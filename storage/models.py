@@ -8,6 +8,7 @@ from __future__ import annotations
 from sqlmodel import SQLModel
 
 from storage import (  # noqa: F401  (importing a module registers its tables)
+    api_token_models,
     approval_models,
     calendar_models,
     checkin_models,

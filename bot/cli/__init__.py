@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "bot.cli.stats",
     "bot.cli.backup",
     "bot.cli.calendar",
+    "bot.cli.tokens",
 )
 
 

@@ -96,7 +96,7 @@ def summary(settings: Settings) -> list[str]:
     else:
         kv = "in-process (one oabot process only; set OABOT_REDIS_URL to run several)"
     hours = ", ".join(f"{p.start:%H:%M}-{p.end:%H:%M}" for p in settings.working_hours)
-    token = "set" if settings.api_token else "not set: /api/ answers 401 to everyone"
+    token = "set" if settings.api_token else "not set: only tokens from `oabot tokens create` work"
     platforms = []
     if settings.wecom is not None:
         platforms.append(f"WeCom (corp {settings.wecom.corp_id}, agent {settings.wecom.agent_id})")

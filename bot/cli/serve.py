@@ -209,6 +209,6 @@ def ready_line(settings: Settings) -> str:
     elif settings.api_token:
         token = "API token: the one in OABOT_API_TOKEN"
     else:
-        token = "API closed: set OABOT_API_TOKEN"
+        token = "API: named tokens only (`oabot tokens create`); no OABOT_API_TOKEN"
     where = f"{settings.public_url}/console" if settings.console else settings.public_url
     return f"oabot is ready: open {where}  ({token})"

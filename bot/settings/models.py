@@ -213,6 +213,11 @@ class Settings(BaseModel):
     office_role: Annotated[str, parse.office_role] = Field(
         default="hr_manager", validation_alias="OABOT_OFFICE_ROLE"
     )
+    # Holders of this role are the organisation's administrators: the REST `as_admin` flag and
+    # the console outside demo mode accept only them.
+    admin_role: Annotated[str, parse.office_role] = Field(
+        default="admin", validation_alias="OABOT_ADMIN_ROLE"
+    )
     backup_times: Annotated[tuple[time, ...], parse.backup_times] = Field(
         default=(time(7, 0), time(12, 0), time(19, 0)), validation_alias="OABOT_BACKUP_TIMES"
     )

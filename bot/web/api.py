@@ -3,8 +3,12 @@
 Each route is declared in `ROUTES` with its body, query and response models (the OpenAPI
 document is generated from them by `bot.web.openapi`); unknown body keys are refused and every
 problem is listed in one 422. Refusals of the approval core pass through to the error
-middleware, the only place they become statuses. Authentication (bearer OABOT_API_TOKEN) is
-done by `bot.web.middleware` for every /api/ path. Decides nothing itself.
+middleware, the only place they become statuses. Authentication (a bearer API token) is done
+by `bot.web.middleware` for every /api/ path; each route's scope is declared here and checked by
+the route table. A body's person (`initiator`, `actor`, `delegator`) is resolved by the token's
+rules (`bot.web.routes.acting`): a personal token acts as its person only; acting for someone else
+takes an admin integration token and `on_behalf_of` (or, for existing clients, the named person).
+Decides nothing itself.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr
 from approvals import engine
 from approvals.definitions import Template
 from approvals.model import ActionKind, Channel, RequestStatus, SignerPosition, Urgency
-from bot.keys import CLOCK, WORKFLOW
+from bot.keys import API_TOKENS, CLOCK, WORKFLOW
 from bot.web.routes import (
     AwareTime,
     Body,
@@ -25,11 +29,14 @@ from bot.web.routes import (
     Reply,
     RouteTable,
     Text,
+    acting,
+    principal_of,
     read_body,
     read_query,
     refuse,
     reply,
 )
+from services.api_tokens import Scope, TokenForbidden
 from services.approval_views import DelegationView, PendingTaskView, RequestSummary, RequestView
 
 ROUTES = RouteTable()
@@ -46,9 +53,15 @@ TASK_ACTIONS = {
 
 
 # -- models ------------------------------------------------------------------------------------
+ON_BEHALF_OF = "the person an admin integration token acts for (recorded on the trail)"
+
+
 class NewRequest(Body):
     template: Text = Field(description="template key, e.g. seal_use")
-    initiator: Text = Field(description="user id from the org directory")
+    initiator: Text | None = Field(
+        None, description="user id from the org directory; default: a personal token's person"
+    )
+    on_behalf_of: Text | None = Field(None, description=ON_BEHALF_OF)
     form: dict[str, Any] = Field(description="field key -> value, see GET /templates/{key}")
     urgency: Urgency = Urgency.NORMAL
     idempotency_key: Text | None = None
@@ -58,7 +71,8 @@ class Action(Body):
     """An action on a request or one of its tasks."""
 
     action: ActionKind
-    actor: Text
+    actor: Text | None = Field(None, description="user id; default: a personal token's person")
+    on_behalf_of: Text | None = Field(None, description=ON_BEHALF_OF)
     task_id: Text | None = Field(None, description="required for task actions")
     version: StrictInt | None = Field(None, description="the task version the actor was shown")
     comment: StrictStr | None = None
@@ -68,7 +82,9 @@ class Action(Body):
     position: SignerPosition | None = None
     form: dict[str, Any] | None = Field(None, description="corrected form (resubmit)")
     idempotency_key: Text | None = None
-    as_admin: StrictBool = Field(False, description="terminate as the administrator")
+    as_admin: StrictBool = Field(
+        False, description="terminate as the administrator (the actor must hold the admin role)"
+    )
 
     def problems(self) -> dict[str, str]:
         """What this action still needs besides well-formed fields."""
@@ -85,7 +101,7 @@ class Action(Body):
 
 class PreviewIn(Body):
     template: Text
-    initiator: Text
+    initiator: Text | None = Field(None, description="user id; default: a personal token's person")
     form: dict[str, Any]
 
 
@@ -109,7 +125,9 @@ class Preview(BaseModel):
 
 
 class NewDelegation(Body):
-    delegator: Text
+    delegator: Text | None = Field(
+        None, description="user id; default: a personal token's person; someone else: admin scope"
+    )
     delegate: Text
     starts_at: AwareTime | None = Field(None, description="default: now")
     ends_at: AwareTime
@@ -241,12 +259,14 @@ class TemplateView(BaseModel):
 )
 async def create_request(request: web.Request) -> web.StreamResponse:
     body = await read_body(request, NewRequest)
+    who = acting(request, body.initiator, on_behalf_of=body.on_behalf_of, field="initiator")
     view = await request.app[WORKFLOW].submit(
         template_key=body.template,
-        initiator=body.initiator,
+        initiator=who.user,
         form=body.form,
         urgency=body.urgency,
         idempotency_key=body.idempotency_key,
+        via=who.via,
     )
     return reply(view, status=201)
 
@@ -290,9 +310,12 @@ async def act_on_request(request: web.Request) -> web.StreamResponse:
     body = await read_body(request, Action)
     if problems := body.problems():
         raise refuse("请求参数有误", problems)
+    who = acting(request, body.actor, on_behalf_of=body.on_behalf_of)
+    if body.as_admin:
+        await request.app[API_TOKENS].check_org_admin(who.user)
     action = engine.Action(
         kind=body.action,
-        actor=body.actor,
+        actor=who.user,
         task_id=body.task_id,
         version=body.version,
         comment=body.comment,
@@ -301,6 +324,7 @@ async def act_on_request(request: web.Request) -> web.StreamResponse:
         form=body.form,
         channel=Channel.API,
         is_admin=body.as_admin,
+        via=who.via,
     )
     view = await request.app[WORKFLOW].act(
         request_id=request.match_info["id"], action=action, idempotency_key=body.idempotency_key
@@ -328,11 +352,15 @@ async def list_tasks(request: web.Request) -> web.StreamResponse:
     body=PreviewIn,
     ok=Preview,
     errors=(404, 422),
+    scope=Scope.READ,
 )
 async def preview_route(request: web.Request) -> web.StreamResponse:
     body = await read_body(request, PreviewIn)
+    initiator = body.initiator or principal_of(request).user
+    if initiator is None:
+        raise refuse("请求参数有误", {"initiator": "required"})
     route = await request.app[WORKFLOW].preview(
-        template_key=body.template, initiator=body.initiator, form=body.form
+        template_key=body.template, initiator=initiator, form=body.form
     )
     return reply(Preview.model_validate(route))
 
@@ -370,7 +398,7 @@ async def get_template(request: web.Request) -> web.StreamResponse:
 async def create_delegation(request: web.Request) -> web.StreamResponse:
     body = await read_body(request, NewDelegation)
     view = await request.app[WORKFLOW].create_delegation(
-        delegator=body.delegator,
+        delegator=acting(request, body.delegator, field="delegator").user,
         delegate=body.delegate,
         starts_at=body.starts_at or request.app[CLOCK].now(),
         ends_at=body.ends_at,
@@ -394,7 +422,20 @@ async def list_delegations(request: web.Request) -> web.StreamResponse:
     "DELETE", "/api/v1/delegations/{id}", summary="Cancel a delegation", ok=DelegationView, errors=(404,)
 )
 async def cancel_delegation(request: web.Request) -> web.StreamResponse:
-    return reply(await request.app[WORKFLOW].cancel_delegation(request.match_info["id"]))
+    delegation_id = request.match_info["id"]
+    principal = principal_of(request)
+    if principal.user is None:
+        principal.require(Scope.ADMIN)  # an integration cancels other people's delegations
+    else:
+        own = await request.app[WORKFLOW].list_delegations(user=principal.user, include_past=True)
+        if not any(d.id == delegation_id and d.delegator == principal.user for d in own):
+            raise TokenForbidden(
+                "token.own_delegations_only",
+                shown={"user": principal.user},
+                missing="an admin integration token",
+                token=principal.name,
+            )
+    return reply(await request.app[WORKFLOW].cancel_delegation(delegation_id))
 
 
 def setup_api(app: web.Application) -> None:

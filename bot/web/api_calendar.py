@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field, StrictStr, TypeAdapter, ValidationError
 from bot.keys import CLOCK, DB, DEADLINES, READINESS
 from bot.web.api_errors import ValidationFailed
 from bot.web.routes import Body, Day, Query, Reply, RouteTable, read_body, read_query, reply
+from services.api_tokens import Scope
 from services.calendar import CalendarOverride, CalendarService, OverrideKind
 
 ROUTES = RouteTable()
@@ -75,6 +76,7 @@ async def list_overrides(request: web.Request) -> web.StreamResponse:
     body=NewCalendarOverride,
     ok=[Reply(201, CalendarOverride, "created"), Reply(200, CalendarOverride, "replaced")],
     errors=((422, "invalid body"),),
+    scope=Scope.ADMIN,
 )
 async def set_override(request: web.Request) -> web.StreamResponse:
     body = await read_body(request, NewCalendarOverride)
@@ -90,6 +92,7 @@ async def set_override(request: web.Request) -> web.StreamResponse:
     summary="Remove a date's override",
     ok=CalendarOverride,
     errors=(404, (422, "bad date")),
+    scope=Scope.ADMIN,
 )
 async def remove_override(request: web.Request) -> web.StreamResponse:
     try:

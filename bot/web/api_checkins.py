@@ -4,7 +4,8 @@
 Reads each body and query as a pydantic model, makes one check-in service call, and answers
 with a response model; the routes are declared in `ROUTES` (documented by `bot.web.openapi`).
 The check-in core's refusals pass through to the error middleware. Authentication is the bearer
-token of every /api/ path (`bot.web.middleware`). Decides nothing itself.
+token of every /api/ path (`bot.web.middleware`); a personal token checks in only its own person.
+Decides nothing itself.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from bot.web.routes import (
     Reply,
     RouteTable,
     Text,
+    acting,
     check_query,
     read_body,
     refuse,
@@ -37,7 +39,9 @@ ROUTES = RouteTable()
 
 
 class NewCheckin(Body):
-    user: Text = Field(description="org user id")
+    user: Text | None = Field(
+        None, description="org user id; default: a personal token's person; someone else: admin scope"
+    )
     lat: Any = Field(description="latitude, -90 to 90")
     lng: Any = Field(description="longitude, -180 to 180")
     accuracy_m: Any = Field(None, description="metres, not negative")
@@ -158,11 +162,12 @@ async def create_checkin(request: web.Request) -> web.StreamResponse:
     body = await read_body(request, NewCheckin)
     if problems := body.problems():
         raise refuse("请求参数有误", problems)
+    who = acting(request, body.user, field="user").user
     org = await service.org()
-    user = org.user(body.user)
+    user = org.user(who)
     if user is None or not user.active:
         raise ValidationFailed(
-            f"{body.user} 不是本单位在职人员",
+            f"{who} 不是本单位在职人员",
             details={"user": "unknown or inactive user"},
             code="unknown_user",
         )

@@ -9,7 +9,6 @@ service errors) becomes an HTTP status and a JSON body. Nothing here decides bus
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import logging
 import re
@@ -22,12 +21,13 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.keys import METRICS, REQUEST_ID, SETTINGS
+from bot.keys import API_TOKENS, METRICS, PRINCIPAL, REQUEST_ID
 from bot.logs import request_id_var
 from bot.metrics import UNMATCHED_ROUTE
 from bot.web.api_errors import ApiError, Unauthorized
 from notifications.messages import message_for
 from org.errors import Category, DomainError
+from services.api_tokens import TokenRefused
 
 logger = logging.getLogger(__name__)
 access_logger = logging.getLogger("oabot.access")
@@ -193,18 +193,21 @@ def _http_exception_response(request: web.Request, exc: web.HTTPException) -> we
 
 @web.middleware
 async def api_auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Everything under /api/ needs `Authorization: Bearer <OABOT_API_TOKEN>`.
+    """Everything under /api/ needs `Authorization: Bearer <token>`: a named token (`oabot tokens`)
+    or the bootstrap OABOT_API_TOKEN. The caller behind it goes on the request (`PRINCIPAL`);
+    each route then checks its own scope (`bot.web.routes`).
 
-    With no token configured the API is closed rather than open: a forgotten variable must not
-    publish everyone's approvals. Platform callbacks live outside /api/ and verify signatures instead.
+    With no token configured and none created the API is closed rather than open: a forgotten
+    variable must not publish everyone's approvals. Platform callbacks live outside /api/ and
+    verify signatures instead.
     """
     if request.path == API_PREFIX.rstrip("/") or request.path.startswith(API_PREFIX):
-        expected = request.config_dict[SETTINGS].api_token
-        if expected is None:
-            raise Unauthorized("The API is disabled: set OABOT_API_TOKEN on the server.")
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected.encode()):
-            raise Unauthorized()
+        secret = given.strip() if scheme.lower() == "bearer" else ""
+        try:
+            request[PRINCIPAL] = await request.config_dict[API_TOKENS].resolve(secret)
+        except TokenRefused as exc:
+            raise Unauthorized(exc.message, details={"token": exc.reason}) from None
     return await handler(request)
 
 

@@ -2,7 +2,8 @@
 
 Components are the models' JSON schemas (`model_json_schema` through `models_json_schema`), named
 after the model less a `View` suffix (`RequestView` -> `Request`); paths come from each route's
-declaration. Nothing is written by hand here. A test walks the app's routes and checks every
+declaration, including the token scope it needs (the operation's `security` role list and
+`x-scope`). Nothing is written by hand here. A test walks the app's routes and checks every
 /api/v1 route is documented (and nothing undocumented exists), and validates real responses
 against these schemas. `setup_openapi` serves the document at /api/v1/openapi.json.
 """
@@ -21,6 +22,12 @@ from bot.web import api, api_calendar, api_checkins, api_stats
 from bot.web.routes import Error, Route, RouteTable
 
 REF = "#/components/schemas/{model}"
+BEARER_TEXT = (
+    "A named API token (`oabot tokens create --name N --scope read,act [--user u_x]`) or the bootstrap "
+    "OABOT_API_TOKEN. Scopes: `read` GET routes and previews; `act` submit, act, check in, one's own "
+    "delegations; `admin` calendar writes, other people's delegations and acting for others "
+    "(`on_behalf_of`). A personal token (`--user`) acts only as its person."
+)
 ROUTES = RouteTable()
 
 
@@ -65,8 +72,11 @@ def _operation(route: Route, schemas: dict[str, Any], refs: dict[Any, JsonSchema
     for status, text in route.errors.items():
         responses[str(status)] = {"description": text, "content": _json(Error, refs)}
     op: dict[str, Any] = {"summary": route.summary}
-    if route.description:
-        op["description"] = route.description
+    op["description"] = (route.description + "\n\n" if route.description else "") + (
+        f"Needs a token with the `{route.scope.value}` scope."
+    )
+    op["security"] = [{"bearer": [route.scope.value]}]
+    op["x-scope"] = route.scope.value
     if params := _parameters(route, schemas, refs):
         op["parameters"] = params
     if route.body is not None:
@@ -100,9 +110,7 @@ def document() -> dict[str, Any]:
         },
         "components": {
             "schemas": schemas,
-            "securitySchemes": {
-                "bearer": {"type": "http", "scheme": "bearer", "description": "OABOT_API_TOKEN"}
-            },
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": BEARER_TEXT}},
         },
         "security": [{"bearer": []}],
         "paths": paths,

@@ -1,10 +1,13 @@
-"""The REST route table: each route declares its body, query and response models and its errors.
+"""The REST route table: each route declares its body, query and response models, its errors
+and the token scope it needs (`read` for GET routes and `act` for the others unless it says).
 
 A module builds one `RouteTable`, decorates its handlers with `table.route(...)` and adds the
 table to the app's router; `bot.web.openapi` generates the OpenAPI document from the tables.
 Handlers read their input with `read_body` / `read_query` (pydantic models; every bad field is
-listed in one 422) and answer with `reply(model)`. Nothing here knows a business rule, and
-domain refusals pass through untouched to the error middleware.
+listed in one 422) and answer with `reply(model)`. A route is served only to a caller whose
+token has its scope (`principal_of(request)`, set by the auth middleware); `acting(...)` answers
+whom a body that names a person acts as, by the token's rules (`services.api_tokens`). Nothing
+here knows a business rule, and domain refusals pass through untouched to the error middleware.
 """
 
 from __future__ import annotations
@@ -26,15 +29,17 @@ from pydantic import (
     ValidationError,
 )
 
-from bot.web.api_errors import ValidationFailed, read_json
+from bot.keys import PRINCIPAL
+from bot.web.api_errors import Unauthorized, ValidationFailed, read_json
+from services.api_tokens import Acting, Principal, Scope
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 M = TypeVar("M", bound=BaseModel)
 
 # What each error status means when a route does not say more.
 ERROR_TEXT = {
-    401: "missing or wrong bearer token",
-    403: "the actor may not do this",
+    401: "missing, unknown or revoked bearer token",
+    403: "the token lacks this route's scope, or the actor may not do this",
     404: "not found",
     409: "stale card, already decided, or request finished",
     410: "expired",
@@ -110,6 +115,7 @@ class Route:
     body: type[BaseModel] | None = None
     query: type[BaseModel] | None = None
     description: str | None = None
+    scope: Scope = Scope.READ
 
     @property
     def path_params(self) -> list[str]:
@@ -133,21 +139,24 @@ class RouteTable:
         body: type[BaseModel] | None = None,
         query: type[BaseModel] | None = None,
         description: str | None = None,
+        scope: Scope | None = None,
     ) -> Callable[[Handler], Handler]:
-        """Declare a route; `ok` is the 200 model or the list of success replies."""
+        """Declare a route; `ok` is the 200 model or the list of success replies; `scope` the
+        token scope it needs (default: `read` for GET, `act` otherwise)."""
         replies = (
             tuple(ok)
             if ok is not None and not isinstance(ok, type)
             else (Reply(200, ok if isinstance(ok, type) else None),)
         )
-        error_text = {401: ERROR_TEXT[401]}
+        needs = scope or (Scope.READ if method == "GET" else Scope.ACT)
+        error_text = {401: ERROR_TEXT[401], 403: ERROR_TEXT[403]}
         for e in errors:
             status, text = e if isinstance(e, tuple) else (e, ERROR_TEXT[e])
             error_text[status] = text
 
         def add(handler: Handler) -> Handler:
             self.routes.append(
-                Route(method, path, handler, summary, replies, error_text, body, query, description)
+                Route(method, path, handler, summary, replies, error_text, body, query, description, needs)
             )
             return handler
 
@@ -155,7 +164,32 @@ class RouteTable:
 
     def add_to(self, router: web.UrlDispatcher) -> None:
         for r in self.routes:
-            router.add_route(r.method, r.path, r.handler)
+            router.add_route(r.method, r.path, _guarded(r))
+
+
+def _guarded(route: Route) -> Handler:
+    """The route's handler, answering 403 first to a token without the route's scope."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        principal_of(request).require(route.scope)
+        return await route.handler(request)
+
+    return handler
+
+
+def principal_of(request: web.Request) -> Principal:
+    """The caller behind the request's bearer token (the auth middleware put it there)."""
+    if PRINCIPAL not in request:
+        raise Unauthorized()
+    return request[PRINCIPAL]
+
+
+def acting(
+    request: web.Request, named: str | None, *, on_behalf_of: str | None = None, field: str = "actor"
+) -> Acting:
+    """Whom this call acts as: the person the body names in `field` (or `on_behalf_of`), as the
+    caller's token allows (a personal token: only its person; acting for others: admin)."""
+    return principal_of(request).acting_as(named, on_behalf_of=on_behalf_of, field=field)
 
 
 def _problems(exc: ValidationError, unknown: str) -> dict[str, str]:

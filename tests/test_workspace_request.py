@@ -133,6 +133,10 @@ async def test_only_people_with_a_reason_can_open_a_request(org_db, aiohttp_clie
     for user in ("u_wu", "u_sun", "u_qian", "u_zheng"):  # initiator, assignee, delegate, admin
         status, _ = await (await _phone(app, client, user)).get(f"/m/r/{seal.id}")
         assert status == 200, user
+    page = (await (await _phone(app, client, "u_qian")).get(f"/m/r/{seal.id}"))[1]
+    assert "「直属领导审批」等待您处理（代 孙丽）" in page  # the delegate may act for 孙丽
+    page = (await (await _phone(app, client, "u_zheng")).get(f"/m/r/{seal.id}"))[1]
+    assert "终止流程" in page and "评论" in page and "ws-task-head" not in page  # the admin
     status, page = await (await _phone(app, client, "u_zhao")).get(f"/m/r/{seal.id}")
     assert status == 403 and "您无权查看" in page
     assert (await (await _phone(app, client, "u_zhao")).get(f"/m/r/{leave.id}"))[0] == 200  # cc'd (HR)

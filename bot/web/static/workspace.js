@@ -25,7 +25,7 @@
         if(!o.value||!q||o.text.indexOf(q)>=0){select.appendChild(o)}
       });
       select.value=keep;
-      if(select.value!==keep){select.selectedIndex=select.options.length>1?1:0}
+      if(q&&(!keep||select.value!==keep)){select.selectedIndex=select.options.length>1?1:0}
     });
   });
   var form=document.getElementById('ws-new');

@@ -119,7 +119,7 @@ async def request_page(request: web.Request) -> web.StreamResponse:
     tz = request.app[SETTINGS].tz
     view = page.view
     context = {
-        "title": view.title,
+        "title": page.template.name,  # the header stays one line; the page shows the full title
         "back": "/m/",
         "page": page,
         "view": view,

@@ -102,7 +102,6 @@ class ShownField:
 class Holder:
     """Someone the request is waiting for now, and since when."""
 
-    task_id: str
     name: str
     acting_for: str
     step: str
@@ -229,7 +228,6 @@ def holders(req: Request, org: Org, now: datetime) -> list[Holder]:
     """The pending tasks that hold the request up now (知会 tasks never do), longest waiting first."""
     found = [
         Holder(
-            task_id=t.id,
             name=org.display_name(t.assignee),
             acting_for=org.display_name(t.acting_for) if t.acting_for else "",
             step=req.steps[t.step_index].name,

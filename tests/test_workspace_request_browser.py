@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from approvals.engine import Action
+from approvals.model import ActionKind
 from bot.app import create_app
 from bot.keys import SESSIONS, WORKFLOW
 from tests.browser import CHROMIUM, Browser
@@ -97,3 +99,20 @@ async def test_request_page_and_new_request_on_a_phone(
         assert "已提交「用章申请」" in await browser.evaluate("document.body.innerText")
         await _fits_and_reads(browser)
         await browser.screenshot(str(tmp_path / "submitted.png"))
+
+        task = next(t for s in req.steps for t in s.tasks if t.assignee == "u_sun")
+        await app[WORKFLOW].act(
+            request_id=req.id,
+            action=Action(
+                kind=ActionKind.RETURN,
+                actor="u_sun",
+                task_id=task.id,
+                version=task.version,
+                comment="请补充合同编号",
+            ),
+        )
+        await browser.navigate(f"{base}/m/r/{req.id}")
+        await browser.evaluate("document.getElementById('actions').scrollIntoView()")
+        assert "修改后重新提交" in await browser.evaluate("document.body.innerText")
+        await _fits_and_reads(browser)
+        await browser.screenshot(str(tmp_path / "resubmit.png"))

@@ -34,6 +34,7 @@ from approvals.definitions import (
 )
 from approvals.errors import (
     ActionNotAllowed,
+    ApprovalError,
     BadTarget,
     DelegationInvalid,
     NotAssignee,
@@ -761,11 +762,16 @@ def _task_for(flow: _Flow, action: Action) -> tuple[Task, str | None]:
     return task, acting_for
 
 
+def _delegate_of(ctx: Context, req: Request, task: Task, actor: str) -> bool:
+    """Whether `actor` holds a live delegation from the task's assignee for this template."""
+    d = find_delegation(ctx.delegations, task.assignee, req.template_key, ctx.now)
+    return d is not None and d.delegate == actor
+
+
 def _acting_for(flow: _Flow, task: Task, actor: str) -> str | None:
     if actor in (task.assignee, task.acting_for, SYSTEM):
         return None  # the delegator may still act on their own task; the system acts for nobody
-    d = find_delegation(flow.ctx.delegations, task.assignee, flow.req.template_key, flow.ctx.now)
-    if d is not None and d.delegate == actor:
+    if _delegate_of(flow.ctx, flow.req, task, actor):
         return task.assignee
     raise NotAssignee(
         shown={"assignee_name": flow.name(task.assignee)},
@@ -859,9 +865,7 @@ def _return_target(flow: _Flow, step: Step, target: str) -> Step | None:
         idx = int(target)
     except ValueError:
         raise BadTarget("bad_target.return_target", target=target) from None
-    candidates = [
-        s for s in flow.req.round_steps() if s.index < step.index and s.status == StepStatus.APPROVED
-    ]
+    candidates = return_steps(flow.req, step)
     target_step = next((s for s in candidates if s.index == idx), None)
     if target_step is None:
         raise BadTarget(
@@ -870,6 +874,11 @@ def _return_target(flow: _Flow, step: Step, target: str) -> Step | None:
             allowed=[s.index for s in candidates],
         )
     return target_step
+
+
+def return_steps(req: Request, step: Step) -> list[Step]:
+    """The earlier steps of this round a return from `step` may go to (the initiator always may)."""
+    return [s for s in req.round_steps() if s.index < step.index and s.status == StepStatus.APPROVED]
 
 
 def _return(flow: _Flow, action: Action) -> None:
@@ -1005,20 +1014,27 @@ def _check_new_person(flow: _Flow, task: Task, target: str | None, verb: ActionK
     return target
 
 
-def _withdraw(flow: _Flow, action: Action) -> None:
-    req = flow.req
-    if action.actor != req.initiator:
-        raise NotAssignee("not_assignee.withdraw", actor=action.actor)
-    policy = flow.ctx.template.policies.withdraw
+def _withdraw_refusal(req: Request, template: Template, actor: str) -> ApprovalError | None:
+    """Why `actor` may not withdraw `req` now, or None when they may."""
+    if actor != req.initiator:
+        return NotAssignee("not_assignee.withdraw", actor=actor)
+    policy = template.policies.withdraw
     revoking = req.status == RequestStatus.APPROVED and policy == WithdrawPolicy.AFTER_APPROVAL
     if not transitions.accepts(req.status, ActionKind.WITHDRAW) or (req.is_final and not revoking):
-        raise RequestFinished("request_finished.withdraw", request_id=req.id, status=req.status.value)
+        return RequestFinished("request_finished.withdraw", request_id=req.id, status=req.status.value)
     if req.status == RequestStatus.RETURNED:
         policy = WithdrawPolicy.ANY_TIME  # back with the initiator: they may drop it instead of resubmitting
     if policy == WithdrawPolicy.NEVER:
-        raise ActionNotAllowed("action_not_allowed.withdraw_never", action="withdraw")
+        return ActionNotAllowed("action_not_allowed.withdraw_never", action="withdraw")
     if policy == WithdrawPolicy.BEFORE_FIRST_DECISION and _someone_decided(req):
-        raise ActionNotAllowed("action_not_allowed.withdraw_decided", action="withdraw")
+        return ActionNotAllowed("action_not_allowed.withdraw_decided", action="withdraw")
+    return None
+
+
+def _withdraw(flow: _Flow, action: Action) -> None:
+    refusal = _withdraw_refusal(flow.req, flow.ctx.template, action.actor)
+    if refusal is not None:
+        raise refusal
     flow.finish(Move.WITHDRAW, action.actor, comment=action.comment)
 
 
@@ -1032,16 +1048,23 @@ def _someone_decided(req: Request) -> bool:
     )
 
 
-def _terminate(flow: _Flow, action: Action) -> None:
-    req = flow.req
+def _terminate_refusal(req: Request, actor: str, *, is_admin: bool) -> ApprovalError | None:
+    """Why `actor` may not terminate `req` now, or None when they may."""
     if not transitions.accepts(req.status, ActionKind.TERMINATE):
-        raise RequestFinished("request_finished.terminate", request_id=req.id, status=req.status.value)
-    if not action.is_admin and not any(
-        action.actor in (t.assignee, t.acting_for)
-        and ActionKind.TERMINATE in PERMISSION_ACTIONS[t.permission]
+        return RequestFinished("request_finished.terminate", request_id=req.id, status=req.status.value)
+    if not is_admin and not any(
+        actor in (t.assignee, t.acting_for) and ActionKind.TERMINATE in PERMISSION_ACTIONS[t.permission]
         for t in req.pending_tasks()
     ):
-        raise ActionNotAllowed("action_not_allowed.terminate", action="terminate")
+        return ActionNotAllowed("action_not_allowed.terminate", action="terminate")
+    return None
+
+
+def _terminate(flow: _Flow, action: Action) -> None:
+    req = flow.req
+    refusal = _terminate_refusal(req, action.actor, is_admin=action.is_admin)
+    if refusal is not None:
+        raise refusal
     flow.finish(Move.TERMINATE, action.actor, comment=action.comment)
 
 
@@ -1074,14 +1097,18 @@ def _urge(flow: _Flow, action: Action) -> None:
 
 def _comment(flow: _Flow, action: Action) -> None:
     req = flow.req
-    involved = (
-        {req.initiator} | {t.assignee for t in req.tasks} | {t.acting_for for t in req.tasks if t.acting_for}
-    )
-    if action.actor not in involved and not action.is_admin:
+    if action.actor not in _involved(req) and not action.is_admin:
         raise NotAssignee("not_assignee.comment", actor=action.actor)
     if not action.comment or not action.comment.strip():
         raise BadTarget("bad_target.empty_comment", field="comment")
     flow.event("commented", action.actor, comment=action.comment.strip())
+
+
+def _involved(req: Request) -> set[str]:
+    """The initiator and everyone who holds or held a task, or for whom one was held."""
+    return (
+        {req.initiator} | {t.assignee for t in req.tasks} | {t.acting_for for t in req.tasks if t.acting_for}
+    )
 
 
 def _acknowledge(flow: _Flow, action: Action) -> None:
@@ -1143,6 +1170,55 @@ _HANDLERS: dict[ActionKind, Callable[[_Flow, Action], None]] = {
 }
 assert set(_HANDLERS) == set(ActionKind)
 assert TASK_ACTIONS <= set(_HANDLERS)
+
+
+@dataclass(frozen=True)
+class Allowed:
+    """What one person may do on a request now, by the same checks `act` makes.
+
+    `tasks`: for each pending task they hold (themselves or as a delegate), the task actions its
+    permission, the step and the request's status allow; the task's version is still checked
+    when they act. `request`: the actions on the request as a whole (withdraw, terminate, urge,
+    comment, resubmit). An urge may still be refused as too soon after the last one."""
+
+    tasks: dict[str, frozenset[ActionKind]]
+    request: frozenset[ActionKind]
+
+
+def task_actions(req: Request, task: Task) -> frozenset[ActionKind]:
+    """The task actions a pending `task` takes (see `_task_for`, `_reject`)."""
+    if task.status != TaskStatus.PENDING or (req.is_final and task.permission != Permission.NOTIFY):
+        return frozenset()
+    kinds = {
+        k
+        for k in PERMISSION_ACTIONS[task.permission]
+        if k in TASK_ACTIONS and transitions.accepts(req.status, k)
+    }
+    if not req.steps[task.step_index].can_reject:
+        kinds.discard(ActionKind.REJECT)
+    return frozenset(kinds)
+
+
+def allowed_actions(ctx: Context, req: Request, actor: str, *, is_admin: bool = False) -> Allowed:
+    """Every action `act` would take from `actor` on `req` now (pure: nothing changes)."""
+    tasks = {
+        t.id: task_actions(req, t)
+        for t in req.pending_tasks()
+        if actor in (t.assignee, t.acting_for) or _delegate_of(ctx, req, t, actor)
+    }
+    kinds: set[ActionKind] = set()
+    if _withdraw_refusal(req, ctx.template, actor) is None:
+        kinds.add(ActionKind.WITHDRAW)
+    if _terminate_refusal(req, actor, is_admin=is_admin) is None:
+        kinds.add(ActionKind.TERMINATE)
+    waiting = any(t.gates_step for t in req.pending_tasks())
+    if actor == req.initiator and transitions.accepts(req.status, ActionKind.URGE) and waiting:
+        kinds.add(ActionKind.URGE)
+    if actor in _involved(req) or is_admin:
+        kinds.add(ActionKind.COMMENT)
+    if actor == req.initiator and transitions.accepts(req.status, ActionKind.RESUBMIT):
+        kinds.add(ActionKind.RESUBMIT)
+    return Allowed(tasks={k: v for k, v in tasks.items() if v}, request=frozenset(kinds))
 
 
 def apply_delegation(ctx: Context, request: Request, delegation: Delegation) -> Outcome:

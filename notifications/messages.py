@@ -59,6 +59,8 @@ MESSAGES: Mapping[str, str] = {
     "token_name_taken": "已有名为 {name} 的令牌",
     "token_not_found": "没有名为 {name} 的令牌",
     "token.own_delegations_only": "这个令牌只能取消 {user} 自己设的代理",
+    # services.workspace
+    "request_hidden": "您无权查看这条申请",
     # org.signed_links
     "personal_link_invalid": "链接无效：它可能被改动过或不完整。请从消息卡片重新打开。",
     "personal_link_expired": "链接已过期，请从最新的消息卡片重新打开，或在应用中登录后查看。",

@@ -320,6 +320,21 @@ class Workflow:
             raise RequestNotFound(request_id=request_id)
         return loaded.request
 
+    async def allowed(
+        self, request_id: str, actor: str, *, is_admin: bool = False
+    ) -> tuple[Request, list[Delegation], engine.Allowed]:
+        """The request as stored, the live delegations, and what `actor` may do on it now
+        (the engine's own checks, `engine.allowed_actions`)."""
+        now = self.d.now()
+        async with self.d.db.session() as s:
+            loaded = await store.load_request(s, request_id=request_id)
+            delegations = await store.active_delegations(s, now=now)
+        if loaded is None:
+            raise RequestNotFound(f"申请 {request_id} 不存在", request_id=request_id)
+        req = loaded.request
+        ctx = self._ctx(self.template(req.template_key), await self.org(), delegations, now)
+        return req, delegations, engine.allowed_actions(ctx, req, actor, is_admin=is_admin)
+
     async def list_requests(self, **filters: Any) -> list[RequestSummary]:
         async with self.d.db.session() as s:
             rows = await store.list_requests(s, **filters)

@@ -439,3 +439,29 @@ def test_only_after_approval_policy_lets_an_approved_request_be_revoked():
     assert any(n.kind == NoticeKind.RESULT and n.recipient == "u_wu" for n in out.notices)
     with pytest.raises(RequestFinished):
         r2.do("withdraw", "u_wu")
+
+
+def test_allowed_actions_follow_the_engines_own_checks():
+    allowed_actions, K = engine.allowed_actions, ActionKind
+    r = Runner(chain3())
+    ctx, req = r.ctx(), r.req
+    first = req.pending_tasks()[0]
+    mine = allowed_actions(ctx, req, first.assignee)
+    assert set(mine.tasks) == {first.id} and K.APPROVE in mine.tasks[first.id]
+    assert K.TERMINATE in mine.request and K.COMMENT in mine.request and K.WITHDRAW not in mine.request
+    initiator = allowed_actions(ctx, req, req.initiator)
+    assert initiator.tasks == {} and {K.WITHDRAW, K.URGE, K.COMMENT} <= initiator.request
+    stranger = allowed_actions(ctx, req, "u_zhou")
+    assert stranger.tasks == {} and stranger.request == frozenset()
+    assert K.TERMINATE in allowed_actions(ctx, req, "u_zhou", is_admin=True).request
+    r.do("approve", "u_sun")
+    later = allowed_actions(r.ctx(), r.req, "u_li")
+    assert K.RETURN in next(iter(later.tasks.values()))
+    assert [s.name for s in engine.return_steps(r.req, r.req.steps[1])] == ["直接领导"]
+    r.do("return", "u_li", target="initiator")
+    back = allowed_actions(r.ctx(), r.req, "u_wu")
+    assert (
+        back.tasks == {}
+        and {K.RESUBMIT, K.WITHDRAW, K.COMMENT} <= back.request
+        and K.URGE not in back.request
+    )

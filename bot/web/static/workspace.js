@@ -7,3 +7,39 @@
     });
   }
 })();
+
+/* == ws-request: person picker search, live route preview on /m/new/{key} == */
+(function(){
+  document.documentElement.className+=' ws-js';
+  function each(list,fn){for(var i=0;i<list.length;i++){fn(list[i])}}
+  each(document.querySelectorAll('input.ws-pick-search'),function(box){
+    var select=document.getElementById(box.getAttribute('data-for'));
+    if(!select){return}
+    var all=[];
+    each(select.options,function(o){all.push(o)});
+    box.addEventListener('input',function(){
+      var q=box.value.replace(/^\s+|\s+$/g,'');
+      var keep=select.value;
+      while(select.options.length){select.remove(0)}
+      each(all,function(o){
+        if(!o.value||!q||o.text.indexOf(q)>=0){select.appendChild(o)}
+      });
+      select.value=keep;
+      if(q&&(!keep||select.value!==keep)){select.selectedIndex=select.options.length>1?1:0}
+    });
+  });
+  var form=document.getElementById('ws-new');
+  var out=document.getElementById('ws-preview');
+  if(!form||!out||!window.FormData){return}
+  var timer=null;
+  function refresh(){
+    var xhr=new XMLHttpRequest();
+    xhr.open('POST',form.getAttribute('data-preview'));
+    xhr.onload=function(){if(xhr.status===200){out.innerHTML=xhr.responseText}};
+    xhr.send(new FormData(form));
+  }
+  function later(){if(timer){clearTimeout(timer)}timer=setTimeout(refresh,400)}
+  form.addEventListener('input',later);
+  form.addEventListener('change',later);
+  refresh();
+})();

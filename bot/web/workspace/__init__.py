@@ -16,9 +16,11 @@ from aiohttp import web
 
 from bot.web.templating import STATIC_DIR, setup_templates
 from bot.web.workspace.pages_lists import setup_lists
+from bot.web.workspace.pages_request import setup_request_pages
 
 
 def setup_workspace(app: web.Application) -> None:
     setup_templates(app)
     app.router.add_static("/m/static/", STATIC_DIR, append_version=False)
     setup_lists(app)
+    setup_request_pages(app)

@@ -59,6 +59,7 @@ from approvals.definitions import (
     Not,
     Permission,
     Policies,
+    Progress,
     StepKind,
     StepMode,
     StepSpec,
@@ -950,6 +951,7 @@ class StepModel(Section):
     ) = None
     initiator_is_approver: Annotated[InitiatorPolicy, BeforeValidator(_INITIATOR_POLICY)] | None = None
     deadlines: FreeMapping = Field(default_factory=dict)
+    opinion_required: Flag = False
 
     @classmethod
     def _before(cls, data: Mapping[str, Any], info: ValidationInfo) -> list[InitErrorDetails]:
@@ -996,6 +998,7 @@ class StepModel(Section):
             no_approver=self.no_approver,
             initiator_is_approver=self.initiator_is_approver,
             deadlines=self.deadlines,
+            opinion_required=self.opinion_required,
             line=self.line,
         )
 
@@ -1056,6 +1059,7 @@ class TemplateModel(Section):
     cc: Approvers = ()
     on_approved: Approvers = ()
     deadlines: FreeMapping = Field(default_factory=dict)
+    progress: Annotated[Progress, BeforeValidator(_choice(Progress, "progress setting"))] = Progress.EACH_STEP
 
     @field_validator("title")
     @classmethod
@@ -1122,5 +1126,6 @@ class TemplateModel(Section):
             summary_fields=self.summary_fields,
             title=self.title,
             deadlines=self.deadlines,
+            progress=self.progress,
             source=source,
         )

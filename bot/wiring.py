@@ -94,14 +94,19 @@ async def workflow_ctx(app: web.Application) -> AsyncIterator[None]:
     directory = Directory(db, clock.now)
     checkins = CheckinService(db, directory.org, checkin_config(settings), clock.now, app[TIMER_KINDS])
     app[CHECKINS] = checkins
+    links = PersonalLinks(
+        db, secret=settings.checkins.link_secret, public_url=settings.public_url, now=clock.now
+    )
+    await links.start()  # outbox rows are written inside transactions: load the secret before
+    app[LINKS] = links
     workflow = Workflow(
         WorkflowDeps(
             db=db,
             templates=load_all_templates(settings),
             tz=settings.tz,
             now=clock.now,
-            public_url=settings.public_url,
             directory=directory,
+            links=links,
             deadline_fn=make_deadline_fn(calendar),
             hooks=[*deadline_hooks.hooks, checkins.on_outcome],
             delegation_hooks=deadline_hooks.delegation_hooks,
@@ -124,9 +129,6 @@ async def workflow_ctx(app: web.Application) -> AsyncIterator[None]:
     app[CHAT] = chat
     app[CONSOLE] = ConsoleService(db, clock.now)
     app[SESSIONS] = Sessions(app[KV], directory, clock.now)
-    app[LINKS] = PersonalLinks(
-        db, secret=settings.checkins.link_secret, public_url=settings.public_url, now=clock.now
-    )
     inbox = Inbox(db, app[KV], chat.process, now=clock.now)
     app[INBOX] = inbox
     dispatcher = OutboxDispatcher(db, deliveries(app), org=workflow.org, now=clock.now)

@@ -1,4 +1,7 @@
-"""Card taps: one tap is one engine action on the task and version the card showed."""
+"""Card taps: one tap is one engine action on the task and version the card showed.
+
+A tap that needs more than a button (an opinion the step requires) is answered with the
+person's own link to the request page, where they can write it."""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ from approvals.engine import Action
 from approvals.errors import (
     ApprovalError,
     NotAssignee,
+    OpinionRequired,
     RequestFinished,
     StaleTask,
     TaskAlreadyDecided,
@@ -14,6 +18,7 @@ from approvals.model import ActionKind, Channel
 from handlers.deps import ChatDeps
 from handlers.events import CardAction
 from handlers.router import Router
+from notifications.wording import opinion_needed
 
 router = Router("cards")
 
@@ -45,6 +50,9 @@ async def on_card_action(event: CardAction, deps: ChatDeps) -> str | None:
         return f"已处理：{exc.message}"
     except NotAssignee:
         return "这条审批不是由您处理的，您的点击没有产生任何变更。"
+    except OpinionRequired as exc:
+        link = await deps.workflow.page_link(deps.user.id, request_id)
+        return opinion_needed(str(exc.context["step_name"]), link)
     except ApprovalError as exc:
         return exc.message
     return None

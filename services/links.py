@@ -30,6 +30,11 @@ class PersonalLinks:
         self._public_url = public_url.rstrip("/")
         self._now = now
 
+    async def start(self) -> None:
+        """Load the secret now: links are made inside other transactions, which on SQLite could
+        not open one of their own to create it."""
+        await self._secret()
+
     async def _secret(self) -> bytes:
         if self._configured is not None:
             return self._configured

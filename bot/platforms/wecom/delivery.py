@@ -141,7 +141,11 @@ class WeComDelivery(Delivery):
         assert ref.id is not None
         if ref.handle and not ref.handle_used:
             body = close_card_body(
-                account=account, agent_id=self._client.agent_id, response_code=ref.handle, outcome=outcome
+                account=account,
+                agent_id=self._client.agent_id,
+                response_code=ref.handle,
+                outcome=outcome,
+                card=dict(p.get("card") or {}),
             )
             try:
                 await self._client.update_template_card(body)

@@ -811,7 +811,10 @@ def _approve(flow: _Flow, action: Action) -> None:
         and not (action.comment or "").strip()
     ):
         raise OpinionRequired(
-            f"「{step.name}」需要填写意见，请填写后再提交", task_id=task.id, step=step.key, step_name=step.name
+            f"「{step.name}」需要填写意见，请填写后再提交",
+            task_id=task.id,
+            step=step.key,
+            step_name=step.name,
         )
     _decide(flow, task, Move.APPROVE, action)
     if action.actor == SYSTEM:

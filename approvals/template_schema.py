@@ -1043,6 +1043,11 @@ class PoliciesModel(Section):
         )
 
 
+def _progress(value: Any) -> Progress:
+    # YAML reads a bare `off` as false: take it as the word the author wrote.
+    return _choice(Progress, "progress setting")("off" if value is False else value)
+
+
 class TemplateModel(Section):
     """A whole template file. The order of the keys is the order they are checked in."""
 
@@ -1059,7 +1064,7 @@ class TemplateModel(Section):
     cc: Approvers = ()
     on_approved: Approvers = ()
     deadlines: FreeMapping = Field(default_factory=dict)
-    progress: Annotated[Progress, BeforeValidator(_choice(Progress, "progress setting"))] = Progress.EACH_STEP
+    progress: Annotated[Progress, BeforeValidator(_progress)] = Progress.EACH_STEP
 
     @field_validator("title")
     @classmethod

@@ -153,16 +153,16 @@ class Workflow:
         return await self.d.links.url(user, request_page(request_id))
 
     async def tell(self, user: str, text: str, *, request_id: str | None = None) -> None:
-        """Send a plain message to someone, through the outbox like everything else."""
+        """Send a plain message to someone, through the outbox like everything else; one about a
+        request carries their own link to its page."""
         now = self.d.now()
+        payload: dict[str, Any] = {"text": text, "request_id": request_id}
+        if request_id is not None:
+            payload["link"] = await self.page_link(user, request_id)
         async with self.d.db.transaction() as s:
             s.add(
                 OutboxRow.due_now(
-                    kind="text",
-                    recipient=user,
-                    request_id=request_id,
-                    payload={"text": text, "request_id": request_id},
-                    now=now,
+                    kind="text", recipient=user, request_id=request_id, payload=payload, now=now
                 )
             )
 

@@ -598,7 +598,9 @@ async def test_upward_document_is_reviewed_checked_led_signed_registered_and_sen
     assert step_keys(req) == ["review", "office_check", "leader_review", "sign", "register", "dispatch"]
     assert any("赵敏" in n for n in step(req, "dispatch")["notes"])  # no secretary: the registrar sends it
 
-    done = await walk(api, req["id"], "u_sun", "u_zhao", "u_li", "u_zhang", "u_zhao", "u_zhao", opinion="拟同意")
+    done = await walk(
+        api, req["id"], "u_sun", "u_zhao", "u_li", "u_zhang", "u_zhao", "u_zhao", opinion="拟同意"
+    )
 
     assert done["status"] == "approved"
     view = await fetch(api, req["id"])

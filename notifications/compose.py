@@ -161,6 +161,32 @@ def with_link(payload: dict[str, Any], link: str) -> dict[str, Any]:
     return out
 
 
+def _card_fields(
+    notice: Notice, task: Task, card: dict[str, Any], *, org: Org, tz: ZoneInfo
+) -> dict[str, Any]:
+    """A new card, or the update of a decided one (its outcome and the card as it now reads)."""
+    if notice.kind == NoticeKind.TASK_CARD:
+        return {"task_id": task.id, "version": notice.data.get("version", task.version), "card": card}
+    outcome = card_outcome(notice.data, org=org, tz=tz)
+    return {
+        "task_id": task.id,
+        "outcome": outcome,
+        "reason": notice.data.get("reason"),
+        "card": closed_card(card, outcome),
+    }
+
+
+def _progress(notice: Notice, request: Request, *, template: Template, org: Org) -> str:
+    return progress_text(
+        template.name,
+        request.title,
+        step=str(notice.data["step"]),
+        label=str(notice.data["label"]),
+        by=[org.display_name(p) for p in notice.data.get("by") or []],
+        next_step=str(notice.data["next_step"]),
+    )
+
+
 def compose(
     notice: Notice,
     request: Request,
@@ -178,31 +204,11 @@ def compose(
         "link": link,
     }
     task = request.task(notice.task_id) if notice.task_id else None
-    if notice.kind == NoticeKind.TASK_CARD and task is not None:
-        base.update(task_id=task.id, version=notice.data.get("version", task.version))
-        base["card"] = task_card(request, task, template=template, org=org, tz=tz, link=link)
-        return base
-    if notice.kind == NoticeKind.CARD_CLOSED and task is not None:
-        outcome = card_outcome(notice.data, org=org, tz=tz)
+    if notice.kind in (NoticeKind.TASK_CARD, NoticeKind.CARD_CLOSED) and task is not None:
         card = task_card(request, task, template=template, org=org, tz=tz, link=link)
-        base.update(
-            task_id=task.id,
-            outcome=outcome,
-            reason=notice.data.get("reason"),
-            card=closed_card(card, outcome),
-        )
-        return base
+        return {**base, **_card_fields(notice, task, card, org=org, tz=tz)}
     if notice.kind == NoticeKind.PROGRESS:
-        text = progress_text(
-            template.name,
-            request.title,
-            step=str(notice.data["step"]),
-            label=str(notice.data["label"]),
-            by=[org.display_name(p) for p in notice.data.get("by") or []],
-            next_step=str(notice.data["next_step"]),
-        )
-        base.update(text=text)
-        return base
+        return {**base, "text": _progress(notice, request, template=template, org=org)}
     if notice.kind == NoticeKind.RESULT:
         status = RequestStatus(notice.data["status"])
         by = notice.data.get("by")

@@ -3,8 +3,9 @@
 - task_card → message/send of a `button_interaction` template card; where it went and the
   response code WeCom returned are kept (CardRefRow) so the card can be closed in place later;
 - card_closed → update_template_card with the latest unused response code (the send's, or the
-  newest click's), greying the buttons out with the outcome; when there is no usable code, or
-  WeCom refuses it, the outcome goes out as a text instead;
+  newest click's), replacing the card by the decided one (or, for a payload without it, greying
+  the buttons out with the outcome); when there is no usable code, or WeCom refuses it, the
+  outcome goes out as a text instead;
 - everything else (result, cc, approved_notice, urge, text) → a text message; a reply to an
   account outside the directory (payload `account`) at most once per account per 10 minutes.
 

@@ -97,7 +97,6 @@ async def workflow_ctx(app: web.Application) -> AsyncIterator[None]:
     links = PersonalLinks(
         db, secret=settings.checkins.link_secret, public_url=settings.public_url, now=clock.now
     )
-    await links.start()  # outbox rows are written inside transactions: load the secret before
     app[LINKS] = links
     workflow = Workflow(
         WorkflowDeps(

@@ -135,7 +135,7 @@ class Workflow:
         """One outbox row per notice, each linking to the request page through its recipient's
         own personal link (made here, so that every recipient signs in as themselves)."""
         for n in out.notices:
-            link = await self.d.links.url(n.recipient, request_page(n.request_id))
+            link = await self.d.links.url(n.recipient, request_page(n.request_id), session=session)
             payload = compose(n, out.request, template=template, org=org, tz=self.d.tz, link=link)
             session.add(
                 OutboxRow.due_now(

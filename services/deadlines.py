@@ -533,7 +533,7 @@ async def _enqueue(
     to the request page, or for a digest to the workspace's to-do list."""
     for m in messages:
         path = request_page(m.request_id) if m.request_id else WORKSPACE_HOME
-        link = await links.url(m.recipient, path)
+        link = await links.url(m.recipient, path, session=session)
         session.add(
             OutboxRow.due_now(
                 kind=m.kind,

@@ -157,6 +157,14 @@ class ConsecutivePolicy(StrEnum):
     KEEP = "keep"
 
 
+class Progress(StrEnum):
+    """What the initiator is told while a request runs (the final result is always told)."""
+
+    OFF = "off"
+    EACH_STEP = "each_step"  # a short message when each step completes, as DingTalk does
+    FINAL_ONLY = "final_only"  # the same as off today: only the result
+
+
 class WithdrawPolicy(StrEnum):
     ANY_TIME = "any_time"  # while running
     BEFORE_FIRST_DECISION = "before_first_decision"
@@ -189,6 +197,7 @@ class StepSpec:
     no_approver: NoApproverPolicy | None = None
     initiator_is_approver: InitiatorPolicy | None = None
     deadlines: dict[str, Any] = field(default_factory=dict)  # ladder overrides (deadlines issue)
+    opinion_required: bool = False  # approving needs a written opinion (e.g. 发文核稿)
     line: int | None = None
 
     @property
@@ -215,7 +224,11 @@ class Template:
     summary_fields: tuple[str, ...] = ()  # shown on cards, in order
     title: str | None = None  # e.g. "{seal} 用章 · {reason}"; default the template name
     deadlines: dict[str, Any] = field(default_factory=dict)  # ladder overrides (deadlines issue)
+    progress: Progress = Progress.EACH_STEP  # messages to the initiator as steps complete
     source: str | None = None  # file it came from
+
+    def step(self, key: str) -> StepSpec | None:
+        return next((s for s in self.steps if s.key == key), None)
 
     def field(self, key: str) -> FieldSpec | None:
         for f in self.fields:

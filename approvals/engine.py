@@ -27,6 +27,7 @@ from approvals.definitions import (
     ConsecutivePolicy,
     InitiatorPolicy,
     Permission,
+    Progress,
     StepKind,
     StepMode,
     Template,
@@ -38,6 +39,7 @@ from approvals.errors import (
     BadTarget,
     DelegationInvalid,
     NotAssignee,
+    OpinionRequired,
     RateLimited,
     RequestFinished,
     StaleTask,
@@ -488,7 +490,29 @@ class _Flow:
         if nxt is None:
             self.finish(Move.APPROVE, SYSTEM)
         else:
+            self.tell_progress(step, nxt)
             self.activate_step(nxt)
+
+    def tell_progress(self, step: Step, nxt: Step) -> None:
+        """Tell the initiator a step is done and which comes next (template `progress: each_step`).
+
+        Only steps someone decided themselves: a step the policy approved by itself is no news."""
+        if self.ctx.template.progress != Progress.EACH_STEP:
+            return
+        deciders = [
+            t.decided_by
+            for t in self.req.live_step_tasks(step)
+            if t.status == TaskStatus.APPROVED and t.decided_by not in (None, SYSTEM)
+        ]
+        if deciders:
+            self.notice(
+                NoticeKind.PROGRESS,
+                self.req.initiator,
+                step=step.name,
+                label=step.action_label,
+                by=list(dict.fromkeys(deciders)),
+                next_step=nxt.name,
+            )
 
     def finish(
         self, move: Move, actor: str, *, acting_for: str | None = None, comment: str | None = None
@@ -517,7 +541,8 @@ class _Flow:
             after=status.value,
             comment=comment,
         )
-        self.notice(NoticeKind.RESULT, req.initiator, status=status.value, by=actor, comment=comment)
+        if status == RequestStatus.RETURNED or self.ctx.template.progress != Progress.OFF:
+            self.notice(NoticeKind.RESULT, req.initiator, status=status.value, by=actor, comment=comment)
         if status != RequestStatus.RETURNED:
             self.tell_watchers(status)
 
@@ -793,6 +818,18 @@ def _decide(flow: _Flow, task: Task, move: Move, action: Action) -> None:
 def _approve(flow: _Flow, action: Action) -> None:
     task, acting_for = _task_for(flow, action)
     step = flow.step_of(task)
+    spec = flow.ctx.template.step(step.key)
+    if (
+        spec is not None
+        and spec.opinion_required
+        and action.actor != SYSTEM
+        and not (action.comment or "").strip()
+    ):
+        raise OpinionRequired(
+            task_id=task.id,
+            step=step.key,
+            step_name=step.name,
+        )
     _decide(flow, task, Move.APPROVE, action)
     if action.actor == SYSTEM:
         flow.event(

@@ -71,6 +71,13 @@ class RequestFinished(ApprovalError):
     category = Category.CONFLICT
 
 
+class OpinionRequired(ApprovalError):
+    """The step asks for a written opinion with an approval (template `opinion_required`)."""
+
+    code = "opinion_required"
+    category = Category.INVALID
+
+
 class BadTarget(ApprovalError):
     """A transfer / add-signer / return target that cannot be used."""
 

@@ -262,6 +262,7 @@ class NoticeKind(StrEnum):
     CC = "cc"  # told of the result on completion
     APPROVED_NOTICE = "approved_notice"  # e.g. the fleet dispatcher, after approval
     URGE = "urge"  # 催办 from the initiator
+    PROGRESS = "progress"  # a step completed: tell the initiator (template `progress`)
     TEXT = "text"
 
 

@@ -59,6 +59,7 @@ from approvals.definitions import (
     Not,
     Permission,
     Policies,
+    Progress,
     StepKind,
     StepMode,
     StepSpec,
@@ -950,6 +951,7 @@ class StepModel(Section):
     ) = None
     initiator_is_approver: Annotated[InitiatorPolicy, BeforeValidator(_INITIATOR_POLICY)] | None = None
     deadlines: FreeMapping = Field(default_factory=dict)
+    opinion_required: Flag = False
 
     @classmethod
     def _before(cls, data: Mapping[str, Any], info: ValidationInfo) -> list[InitErrorDetails]:
@@ -996,6 +998,7 @@ class StepModel(Section):
             no_approver=self.no_approver,
             initiator_is_approver=self.initiator_is_approver,
             deadlines=self.deadlines,
+            opinion_required=self.opinion_required,
             line=self.line,
         )
 
@@ -1040,6 +1043,11 @@ class PoliciesModel(Section):
         )
 
 
+def _progress(value: Any) -> Progress:
+    # YAML reads a bare `off` as false: take it as the word the author wrote.
+    return _choice(Progress, "progress setting")("off" if value is False else value)
+
+
 class TemplateModel(Section):
     """A whole template file. The order of the keys is the order they are checked in."""
 
@@ -1056,6 +1064,7 @@ class TemplateModel(Section):
     cc: Approvers = ()
     on_approved: Approvers = ()
     deadlines: FreeMapping = Field(default_factory=dict)
+    progress: Annotated[Progress, BeforeValidator(_progress)] = Progress.EACH_STEP
 
     @field_validator("title")
     @classmethod
@@ -1122,5 +1131,6 @@ class TemplateModel(Section):
             summary_fields=self.summary_fields,
             title=self.title,
             deadlines=self.deadlines,
+            progress=self.progress,
             source=source,
         )

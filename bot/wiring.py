@@ -99,14 +99,18 @@ async def workflow_ctx(app: web.Application) -> AsyncIterator[None]:
     directory = Directory(db, clock.now)
     checkins = CheckinService(db, directory.org, checkin_config(settings), clock.now, app[TIMER_KINDS])
     app[CHECKINS] = checkins
+    links = PersonalLinks(
+        db, secret=settings.checkins.link_secret, public_url=settings.public_url, now=clock.now
+    )
+    app[LINKS] = links
     workflow = Workflow(
         WorkflowDeps(
             db=db,
             templates=load_all_templates(settings),
             tz=settings.tz,
             now=clock.now,
-            public_url=settings.public_url,
             directory=directory,
+            links=links,
             deadline_fn=make_deadline_fn(calendar),
             hooks=[*deadline_hooks.hooks, checkins.on_outcome],
             delegation_hooks=deadline_hooks.delegation_hooks,
@@ -140,9 +144,6 @@ async def workflow_ctx(app: web.Application) -> AsyncIterator[None]:
     app[SESSIONS] = Sessions(app[KV], directory, clock.now)
     app[API_TOKENS] = ApiTokens(
         db, directory, clock.now, bootstrap=settings.api_token, admin_role=settings.admin_role
-    )
-    app[LINKS] = PersonalLinks(
-        db, secret=settings.checkins.link_secret, public_url=settings.public_url, now=clock.now
     )
     inbox = Inbox(db, app[KV], chat.process, now=clock.now)
     app[INBOX] = inbox

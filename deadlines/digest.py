@@ -125,7 +125,7 @@ def person_digests(
             "oldest": _brief(oldest),
             "most_urgent": _brief(most_urgent),
             "items": [_brief(i) for i in mine],
-            "link": f"{public_url}/console",
+            "link": f"{public_url}/m/",
         }
         out.append(Message("digest", person, None, None, payload))
     return out
@@ -163,7 +163,7 @@ def manager_digests(
             "role": "manager",
             "count": total,
             "people": people,
-            "link": f"{public_url}/console",
+            "link": f"{public_url}/m/",
         }
         out.append(Message("digest", manager, None, None, payload))
     return out

@@ -392,7 +392,7 @@ def compose_ping(
     (refused if the task is no longer pending); the texts are `notifications.wording`'s.
     """
     step = request.steps[task.step_index]
-    link = f"{public_url}/console/requests/{request.id}"
+    link = f"{public_url}/m/r/{request.id}"  # the service swaps in each recipient's own link
     chase = Chase(
         template_name=template.name,
         title=request.title,
@@ -423,7 +423,7 @@ def compose_ping(
     ping = Ping()
 
     def tell_assignee(text: str) -> None:
-        card = task_card(request, task, template=template, org=org, tz=tz, public_url=public_url)
+        card = task_card(request, task, template=template, org=org, tz=tz, link=link)
         ping.messages.append(
             Message("remind", task.assignee, request.id, task.id, {**base, "text": text, "card": card})
         )

@@ -1,4 +1,7 @@
-"""Card taps: one tap is one engine action on the task and version the card showed."""
+"""Card taps: one tap is one engine action on the task and version the card showed.
+
+A tap that needs more than a button (an opinion the step requires) is answered with the
+person's own link to the request page, where they can write it."""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ from approvals.engine import Action
 from approvals.errors import (
     ApprovalError,
     NotAssignee,
+    OpinionRequired,
     RequestFinished,
     StaleTask,
     TaskAlreadyDecided,
@@ -15,6 +19,7 @@ from handlers.deps import ChatDeps
 from handlers.events import CardAction
 from handlers.router import Router
 from notifications.messages import message_for
+from notifications.wording import opinion_needed
 
 router = Router("cards")
 
@@ -46,6 +51,9 @@ async def on_card_action(event: CardAction, deps: ChatDeps) -> str | None:
         return f"已处理：{message_for(exc)}"
     except NotAssignee:
         return "这条审批不是由您处理的，您的点击没有产生任何变更。"
+    except OpinionRequired as exc:
+        link = await deps.workflow.page_link(deps.user.id, request_id)
+        return opinion_needed(str(exc.context["step_name"]), link)
     except ApprovalError as exc:
         return message_for(exc)
     return None

@@ -21,7 +21,13 @@ from approvals.model import (
     RequestStatus,
     Task,
 )
-from notifications.wording import REQUEST_STATUS_LABEL, card_outcome
+from notifications.wording import (
+    MORE_ACTIONS_LABEL,
+    REQUEST_STATUS_LABEL,
+    card_outcome,
+    decided_waiting,
+    progress_text,
+)
 from org.model import Org
 
 MAX_CARD_FIELDS = 6
@@ -93,14 +99,17 @@ def summary_fields(request: Request, template: Template, org: Org) -> list[dict[
     return out
 
 
-def card_buttons(request: Request, task: Task) -> list[dict[str, str]]:
+def card_buttons(request: Request, task: Task, *, link: str) -> list[dict[str, str]]:
+    """The decisions a card offers in place, then 更多操作 opening the request page at `link`
+    (退回, 转交, 加签, comments and opinions are made there)."""
     step = request.steps[task.step_index]
+    more = {"action": "open", "label": MORE_ACTIONS_LABEL, "style": "default", "url": link}
     if task.permission == Permission.NOTIFY:
-        return [{"action": "acknowledge", "label": "已收到", "style": "primary"}]
+        return [{"action": "acknowledge", "label": "已收到", "style": "primary"}, more]
     buttons = [{"action": "approve", "label": step.action_label, "style": "primary"}]
     if step.can_reject and step.kind == StepKind.APPROVE:
         buttons.append({"action": "reject", "label": "驳回", "style": "danger"})
-    return buttons
+    return [*buttons, more]
 
 
 def _local(dt: datetime | None, tz: ZoneInfo) -> str | None:
@@ -108,8 +117,9 @@ def _local(dt: datetime | None, tz: ZoneInfo) -> str | None:
 
 
 def task_card(
-    request: Request, task: Task, *, template: Template, org: Org, tz: ZoneInfo, public_url: str
+    request: Request, task: Task, *, template: Template, org: Org, tz: ZoneInfo, link: str
 ) -> dict[str, Any]:
+    """A card waiting for the recipient; `link` is their own link to the request page."""
     step = request.steps[task.step_index]
     waiting_since = _local(task.activated_at, tz)
     return {
@@ -125,9 +135,56 @@ def task_card(
         "waiting": f"{org.display_name(request.initiator)} 于 {waiting_since} 提交，等待您处理"
         if waiting_since
         else None,
-        "buttons": card_buttons(request, task),
-        "link": f"{public_url}/console/requests/{request.id}",
+        "buttons": card_buttons(request, task, link=link),
+        "link": link,
     }
+
+
+def closed_card(card: dict[str, Any], outcome: str) -> dict[str, Any]:
+    """The same card once decided: the outcome instead of 等待您处理, only the link button left."""
+    return {
+        **card,
+        "waiting": decided_waiting(outcome),
+        "outcome": outcome,
+        "buttons": [b for b in card.get("buttons") or [] if b.get("url")],
+    }
+
+
+def with_link(payload: dict[str, Any], link: str) -> dict[str, Any]:
+    """A message composed with the plain page address, pointed at the recipient's own `link`
+    instead (its card and its open buttons too)."""
+    out = {**payload, "link": link}
+    if isinstance(payload.get("buttons"), list):
+        out["buttons"] = [{**b, "url": link} if b.get("url") else b for b in payload["buttons"]]
+    if isinstance(payload.get("card"), dict):
+        out["card"] = with_link(payload["card"], link)
+    return out
+
+
+def _card_fields(
+    notice: Notice, task: Task, card: dict[str, Any], *, org: Org, tz: ZoneInfo
+) -> dict[str, Any]:
+    """A new card, or the update of a decided one (its outcome and the card as it now reads)."""
+    if notice.kind == NoticeKind.TASK_CARD:
+        return {"task_id": task.id, "version": notice.data.get("version", task.version), "card": card}
+    outcome = card_outcome(notice.data, org=org, tz=tz)
+    return {
+        "task_id": task.id,
+        "outcome": outcome,
+        "reason": notice.data.get("reason"),
+        "card": closed_card(card, outcome),
+    }
+
+
+def _progress(notice: Notice, request: Request, *, template: Template, org: Org) -> str:
+    return progress_text(
+        template.name,
+        request.title,
+        step=str(notice.data["step"]),
+        label=str(notice.data["label"]),
+        by=[org.display_name(p) for p in notice.data.get("by") or []],
+        next_step=str(notice.data["next_step"]),
+    )
 
 
 def compose(
@@ -137,22 +194,21 @@ def compose(
     template: Template,
     org: Org,
     tz: ZoneInfo,
-    public_url: str,
+    link: str,
 ) -> dict[str, Any]:
-    """The outbox payload for one notice."""
-    base: dict[str, Any] = {"request_id": request.id, "template": template.key, "title": request.title}
+    """The outbox payload for one notice; `link` is the recipient's own link to the request page."""
+    base: dict[str, Any] = {
+        "request_id": request.id,
+        "template": template.key,
+        "title": request.title,
+        "link": link,
+    }
     task = request.task(notice.task_id) if notice.task_id else None
-    if notice.kind == NoticeKind.TASK_CARD and task is not None:
-        base.update(task_id=task.id, version=notice.data.get("version", task.version))
-        base["card"] = task_card(request, task, template=template, org=org, tz=tz, public_url=public_url)
-        return base
-    if notice.kind == NoticeKind.CARD_CLOSED and task is not None:
-        base.update(
-            task_id=task.id,
-            outcome=card_outcome(notice.data, org=org, tz=tz),
-            reason=notice.data.get("reason"),
-        )
-        return base
+    if notice.kind in (NoticeKind.TASK_CARD, NoticeKind.CARD_CLOSED) and task is not None:
+        card = task_card(request, task, template=template, org=org, tz=tz, link=link)
+        return {**base, **_card_fields(notice, task, card, org=org, tz=tz)}
+    if notice.kind == NoticeKind.PROGRESS:
+        return {**base, "text": _progress(notice, request, template=template, org=org)}
     if notice.kind == NoticeKind.RESULT:
         status = RequestStatus(notice.data["status"])
         by = notice.data.get("by")

@@ -59,6 +59,7 @@ MESSAGES: Mapping[str, str] = {
     "token_name_taken": "已有名为 {name} 的令牌",
     "token_not_found": "没有名为 {name} 的令牌",
     "token.own_delegations_only": "这个令牌只能取消 {user} 自己设的代理",
+    "opinion_required": "「{step_name}」需要填写意见，请填写后再提交",
     # services.workspace
     "request_hidden": "您无权查看这条申请",
     # org.signed_links

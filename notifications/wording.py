@@ -173,3 +173,27 @@ def chase_text(rung: str, chase: Chase, *, supervised: str | None = None) -> str
     if rung == "supervise":
         return f"【督办】{c.holder} 的待办{late}：{what}{where}）"
     return f"【督办升级】{c.holder} 的待办{late}仍未处理：{what}{where}；已督办 {supervised}）"
+
+
+# -- cards and progress messages (issue 11: cards) ---------------------------------------------
+MORE_ACTIONS_LABEL = "更多操作"  # the card button that opens the request page
+
+
+def decided_waiting(outcome: str) -> str:
+    """The line a decided card shows where it said 等待您处理."""
+    return f"处理结果：{outcome}"
+
+
+def progress_text(
+    template_name: str, title: str, *, step: str, label: str, by: list[str], next_step: str
+) -> str:
+    """The initiator's message when a step of their request completes and the next one starts."""
+    done = label if label.startswith("已") else "已" + label
+    who = f"（{'、'.join(by)}）" if by else ""
+    what = f"「{template_name}」{'：' + title if title else ''}"
+    return f"【进度】您的{what}，「{step}」{done}{who}，下一步「{next_step}」"
+
+
+def opinion_needed(step: str, link: str) -> str:
+    """The chat answer to a card tap on a step that needs a written opinion."""
+    return f"「{step}」需要填写意见，您的点击没有产生任何变更。请在审批页填写意见后提交：{link}"

@@ -39,6 +39,7 @@ from services.approval_views import (
     TrailEventView,
 )
 from services.directory import Directory
+from services.links import PersonalLinks
 from services.optimistic import retry_on_conflict
 from storage import approval_store as store
 from storage.approval_models import OutboxRow
@@ -50,6 +51,11 @@ logger = logging.getLogger(__name__)
 class Busy(ApprovalError):
     code = "busy"
     category = Category.UNAVAILABLE
+
+
+def request_page(request_id: str) -> str:
+    """The workspace page of a request, the path every card and message links to."""
+    return f"/m/r/{request_id}"
 
 
 def new_request_id(now: datetime) -> str:
@@ -72,8 +78,8 @@ class WorkflowDeps:
     templates: dict[str, Template]
     tz: ZoneInfo
     now: Callable[[], datetime]
-    public_url: str
     directory: Directory
+    links: PersonalLinks  # every card and message links to the request page as its recipient
     deadline_fn: DeadlineFn | None = None
     hooks: list[OutcomeHook] = field(default_factory=list)
     delegation_hooks: list[DelegationHook] = field(default_factory=list)
@@ -112,7 +118,7 @@ class Workflow:
         self, session: AsyncSession, out: Outcome, template: Template, org: Org, now: datetime
     ) -> None:
         """Everything a state change writes besides the state: outbox rows, then the hooks."""
-        self._enqueue(session, out, template, org, now)
+        await self._enqueue(session, out, template, org, now)
         for hook in self.d.hooks:
             await hook(session, out, template, org, now)
 
@@ -123,13 +129,14 @@ class Workflow:
         await self._record(session, out, template, org, now)
 
     # -- outbox ------------------------------------------------------------------------------
-    def _enqueue(
+    async def _enqueue(
         self, session: AsyncSession, out: Outcome, template: Template, org: Org, now: datetime
     ) -> None:
+        """One outbox row per notice, each linking to the request page through its recipient's
+        own personal link (made here, so that every recipient signs in as themselves)."""
         for n in out.notices:
-            payload = compose(
-                n, out.request, template=template, org=org, tz=self.d.tz, public_url=self.d.public_url
-            )
+            link = await self.d.links.url(n.recipient, request_page(n.request_id), session=session)
+            payload = compose(n, out.request, template=template, org=org, tz=self.d.tz, link=link)
             session.add(
                 OutboxRow.due_now(
                     kind=n.kind.value,
@@ -141,17 +148,21 @@ class Workflow:
                 )
             )
 
+    async def page_link(self, user: str, request_id: str) -> str:
+        """`user`'s own link to the request page (for chat answers that send them there)."""
+        return await self.d.links.url(user, request_page(request_id))
+
     async def tell(self, user: str, text: str, *, request_id: str | None = None) -> None:
-        """Send a plain message to someone, through the outbox like everything else."""
+        """Send a plain message to someone, through the outbox like everything else; one about a
+        request carries their own link to its page."""
         now = self.d.now()
+        payload: dict[str, Any] = {"text": text, "request_id": request_id}
+        if request_id is not None:
+            payload["link"] = await self.page_link(user, request_id)
         async with self.d.db.transaction() as s:
             s.add(
                 OutboxRow.due_now(
-                    kind="text",
-                    recipient=user,
-                    request_id=request_id,
-                    payload={"text": text, "request_id": request_id},
-                    now=now,
+                    kind="text", recipient=user, request_id=request_id, payload=payload, now=now
                 )
             )
 

@@ -43,15 +43,19 @@ from deadlines.timer_kinds import FireResult, TimerKinds
 from deadlines.timer_kinds import ids as _ids
 from deadlines.timers import Timer, TimerKind, TimerStatus
 from notifications import wording
+from notifications.compose import with_link
 from notifications.messages import message_for
 from org.model import Org
-from services.approvals import DelegationHook, OutcomeHook, Workflow
+from services.approvals import DelegationHook, OutcomeHook, Workflow, request_page
+from services.links import PersonalLinks
 from services.optimistic import retry_on_conflict
 from storage import approval_store as store
 from storage.approval_models import DelegationRow, OutboxRow, RequestRow, TaskRow
 from storage.db import Database
 
 logger = logging.getLogger(__name__)
+
+WORKSPACE_HOME = "/m/"  # 待我处理, where a digest's link opens
 
 DEFAULT_DIGEST_TIMES = (time(10, 0), time(15, 30))
 
@@ -323,7 +327,7 @@ class DeadlineService:
                 )
                 return FireResult.SKIPPED
             await store.save_request(session, loaded=loaded, events=ping.events)
-            _enqueue(session, ping.messages, now)
+            await _enqueue(session, ping.messages, now, self.workflow.d.links)
         logger.info(
             "%s rung fired",
             rung.kind.value,
@@ -502,7 +506,7 @@ class DeadlineService:
                         tasks=task_ids,
                     )
                     await store.save_request(session, loaded=loaded, events=[event])
-                _enqueue(session, [message], now)
+                await _enqueue(session, [message], now, self.workflow.d.links)
                 await store.remember_response(
                     session, key=key, request_id=None, response={"kind": "digest"}, now=now
                 )
@@ -522,15 +526,21 @@ def _digest_items(message: Message) -> list[dict[str, Any]]:
     return items
 
 
-def _enqueue(session: AsyncSession, messages: Sequence[Message], now: datetime) -> None:
+async def _enqueue(
+    session: AsyncSession, messages: Sequence[Message], now: datetime, links: PersonalLinks
+) -> None:
+    """The ladder's and digests' messages, each linking through its recipient's personal link:
+    to the request page, or for a digest to the workspace's to-do list."""
     for m in messages:
+        path = request_page(m.request_id) if m.request_id else WORKSPACE_HOME
+        link = await links.url(m.recipient, path, session=session)
         session.add(
             OutboxRow.due_now(
                 kind=m.kind,
                 recipient=m.recipient,
                 request_id=m.request_id,
                 task_id=m.task_id,
-                payload=m.payload,
+                payload=with_link(m.payload, link),
                 now=now,
             )
         )

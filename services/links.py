@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from org import signed_links
 from org.signed_links import LinkTarget
 from storage.checkin_store import stored_link_secret
@@ -30,21 +32,31 @@ class PersonalLinks:
         self._public_url = public_url.rstrip("/")
         self._now = now
 
-    async def _secret(self) -> bytes:
+    async def _secret(self, session: AsyncSession | None = None) -> bytes:
         if self._configured is not None:
             return self._configured
         if self._stored is None:
-            async with self._db.transaction() as s:
-                self._stored = await stored_link_secret(s, now=self._now())
+            if session is not None:
+                self._stored = await stored_link_secret(session, now=self._now())
+            else:
+                async with self._db.transaction() as s:
+                    self._stored = await stored_link_secret(s, now=self._now())
         return self._stored
 
-    async def token(self, user_id: str, path: str, *, ttl: timedelta = DEFAULT_TTL) -> str:
+    async def token(
+        self, user_id: str, path: str, *, ttl: timedelta = DEFAULT_TTL, session: AsyncSession | None = None
+    ) -> str:
         target = LinkTarget(user=user_id, path=path, expires_at=self._now() + ttl)
-        return signed_links.sign(await self._secret(), target)
+        return signed_links.sign(await self._secret(session), target)
 
-    async def url(self, user_id: str, path: str, *, ttl: timedelta = DEFAULT_TTL) -> str:
-        """An absolute link that signs `user_id` in and opens `path` (e.g. `/m/r/<request id>`)."""
-        return f"{self._public_url}{LINK_PATH}{await self.token(user_id, path, ttl=ttl)}"
+    async def url(
+        self, user_id: str, path: str, *, ttl: timedelta = DEFAULT_TTL, session: AsyncSession | None = None
+    ) -> str:
+        """An absolute link that signs `user_id` in and opens `path` (e.g. `/m/r/<request id>`).
+
+        Inside a transaction pass its `session`: the first link may have to read (or make) the
+        stored secret, and on SQLite a second transaction would wait for the first one's lock."""
+        return f"{self._public_url}{LINK_PATH}{await self.token(user_id, path, ttl=ttl, session=session)}"
 
     async def read(self, token: str) -> LinkTarget:
         """Raises PersonalLinkInvalid (tampered) or PersonalLinkExpired."""

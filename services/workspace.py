@@ -220,9 +220,9 @@ def step_spec(template: Template, step: Step) -> StepSpec | None:
 
 
 def opinion_required(template: Template, step: Step) -> bool:
-    """Whether the template asks for an opinion on this step (read defensively: older
-    templates have no such flag)."""
-    return bool(getattr(step_spec(template, step), "opinion_required", False))
+    """Whether the template asks for a written opinion with an approval on this step."""
+    spec = step_spec(template, step)
+    return spec is not None and spec.opinion_required
 
 
 def holders(req: Request, org: Org, now: datetime) -> list[Holder]:

@@ -14,6 +14,7 @@ from approvals.template_loader import load_templates
 from bot.cli import main
 from services.approvals import Workflow, WorkflowDeps
 from services.directory import Directory
+from services.links import PersonalLinks
 from storage.db import Database
 from tests.conftest import create_tables, import_demo_org
 from tests.helpers import T0
@@ -39,7 +40,9 @@ def _setup(url: str) -> str:
                 templates=load_templates([]),
                 tz=ZoneInfo("Asia/Shanghai"),
                 now=lambda: T0,
-                public_url="http://x",
+                links=PersonalLinks(
+                    db, secret="test-link-secret-0123456789", public_url="http://x", now=lambda: T0
+                ),
                 directory=Directory(db, lambda: T0),
             )
         )

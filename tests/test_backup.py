@@ -25,6 +25,7 @@ from bot.cli import main
 from reports.backup import backups, check_database, service_lock
 from services.approvals import Workflow, WorkflowDeps
 from services.directory import Directory
+from services.links import PersonalLinks
 from storage import approval_store
 from storage.db import Database
 from storage.org_repo import get_org_meta
@@ -83,7 +84,9 @@ def submit(url: str, count: int) -> list[str]:
                     templates=load_templates([]),
                     tz=ZoneInfo("Asia/Shanghai"),
                     now=lambda: T0,
-                    public_url="http://x",
+                    links=PersonalLinks(
+                        db, secret="test-link-secret-0123456789", public_url="http://x", now=lambda: T0
+                    ),
                     directory=Directory(db, lambda: T0),
                 )
             )
@@ -371,7 +374,9 @@ async def _submit_pg(url: str, schema: str) -> list[str]:
                 templates=load_templates([]),
                 tz=ZoneInfo("Asia/Shanghai"),
                 now=lambda: T0,
-                public_url="http://x",
+                links=PersonalLinks(
+                    db, secret="test-link-secret-0123456789", public_url="http://x", now=lambda: T0
+                ),
                 directory=Directory(db, lambda: T0),
             )
         )

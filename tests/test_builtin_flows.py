@@ -148,14 +148,15 @@ async def on_request(
     return out  # type: ignore[return-value]
 
 
-async def walk(api: Api, rid: str, *chain: str) -> dict[str, Any]:
-    """Each person in turn is the only one holding a card, and taps the positive button.
+async def walk(api: Api, rid: str, *chain: str, opinion: str | None = None) -> dict[str, Any]:
+    """Each person in turn is the only one holding a card, and taps the positive button (with
+    `opinion` as their comment, for templates whose steps ask for one).
 
     Once the request has finished, nobody may hold a card on it any more."""
     view: dict[str, Any] = {}
     for person in chain:
         assert await holders(api, rid) == [person], f"expected {person} to hold the next card"
-        view = await act(api, rid, person)
+        view = await act(api, rid, person, **({"comment": opinion} if opinion else {}))
     if view["status"] != "running":
         assert await holders(api, rid) == []
     return view
@@ -597,7 +598,9 @@ async def test_upward_document_is_reviewed_checked_led_signed_registered_and_sen
     assert step_keys(req) == ["review", "office_check", "leader_review", "sign", "register", "dispatch"]
     assert any("赵敏" in n for n in step(req, "dispatch")["notes"])  # no secretary: the registrar sends it
 
-    done = await walk(api, req["id"], "u_sun", "u_zhao", "u_li", "u_zhang", "u_zhao", "u_zhao")
+    done = await walk(
+        api, req["id"], "u_sun", "u_zhao", "u_li", "u_zhang", "u_zhao", "u_zhao", opinion="拟同意"
+    )
 
     assert done["status"] == "approved"
     view = await fetch(api, req["id"])
@@ -618,7 +621,7 @@ async def test_downward_or_parallel_document_skips_the_leader_review(api, org_db
     req = await api.submit("doc_issue", "u_wu", doc_issue(direction))
     assert step_keys(req) == ["review", "office_check", "sign", "register", "dispatch"]
 
-    done = await walk(api, req["id"], "u_sun", "u_zhao", "u_zhang", "u_zhao", "u_zhao")
+    done = await walk(api, req["id"], "u_sun", "u_zhao", "u_zhang", "u_zhao", "u_zhao", opinion="拟同意")
 
     assert done["status"] == "approved"
     assert await inbox(api, org_db, "u_li", req["id"]) == []
@@ -630,7 +633,7 @@ async def test_sole_head_drafter_reviews_her_own_document_and_the_step_is_record
     assert [t["assignee"] for t in review["tasks"]] == ["u_sun"]
     assert any("唯一负责人" in n for n in review["notes"])
 
-    done = await walk(api, req["id"], "u_sun", "u_zhao", "u_zhang", "u_zhao", "u_zhao")
+    done = await walk(api, req["id"], "u_sun", "u_zhao", "u_zhang", "u_zhao", "u_zhao", opinion="拟同意")
 
     assert done["status"] == "approved"
     view = await fetch(api, req["id"])
@@ -638,6 +641,20 @@ async def test_sole_head_drafter_reviews_her_own_document_and_the_step_is_record
     assert "auto_approved" not in kinds(view) and "step_skipped" not in kinds(view)
     assert step(view, "review")["status"] == "approved"
     assert cards(await inbox(api, org_db, "u_sun", req["id"])) == [(True, f"已核稿通过 · 孙丽 · {AT}")]
+
+
+async def test_document_review_without_an_opinion_is_refused_and_changes_nothing(api, org_db):
+    req = await api.submit("doc_issue", "u_wu", doc_issue("下行"))
+
+    refused = await act(api, req["id"], "u_sun", expect=422)
+    blank = await act(api, req["id"], "u_sun", comment="  ", expect=422)
+
+    assert refused["error"] == blank["error"] == "opinion_required"
+    assert "部门负责人核稿" in refused["message"] and "意见" in refused["message"]
+    assert await holders(api, req["id"]) == ["u_sun"]
+    assert "approved" not in kinds(await fetch(api, req["id"]))
+    done = await act(api, req["id"], "u_sun", comment="文字已核，同意")
+    assert step(done, "review")["status"] == "approved"
 
 
 async def test_document_above_secret_is_not_accepted(api):
@@ -656,7 +673,7 @@ async def test_incoming_document_is_read_by_each_leader_in_turn_then_handled(api
     assert step_keys(req) == ["register", "propose", "leaders_read", "forward", "handle"]
     assert [t["assignee"] for t in step(req, "leaders_read")["tasks"]] == []  # created when the step starts
 
-    mid = await walk(api, req["id"], "u_zhao", "u_zhao")
+    mid = await walk(api, req["id"], "u_zhao", "u_zhao", opinion="拟同意")
     reading = step(mid, "leaders_read")
     assert [(t["assignee"], t["status"]) for t in reading["tasks"]] == [
         ("u_zhang", "pending"),

@@ -207,6 +207,10 @@ async def test_seal_use_runs_from_submit_through_every_approvers_dingtalk_card_t
         card = await card_of(fake, staff)
         assert card.out_track_id.startswith("oabot_") and card.params["status"] == "pending"
         assert card.params["show_approve"] == "true" and card.params["subtitle"] == req["title"]
+        assert card.params["show_more"] == "true" and card.params["more_label"] == "更多操作"
+        assert card.params["more_url"] == card.params["link"]
+        assert card.params["link"].startswith(f"{oabot.server.base_url}/m/l/")  # the person's own link
+        assert "等待您处理" in card.params["waiting"]
         # The platform delivers the same callback three times: one action, three fast acks.
         for resp in await oabot.tap(card.out_track_id, staff, times=3):
             assert_success_reply(resp)
@@ -216,6 +220,8 @@ async def test_seal_use_runs_from_submit_through_every_approvers_dingtalk_card_t
             await wait_until(told_already_handled(fake, staff))
         await wait_until(closed(card))
         assert name in card.params["outcome"] and card.params["show_approve"] == "false"
+        assert "等待您处理" not in card.params["waiting"] and name in card.params["waiting"]
+        assert card.params["show_more"] == "true"  # the request page is still one tap away
 
     result = await wait_until(
         lambda: [t for t in fake.texts_for(INITIATOR_STAFF) if t.startswith("您的「用章申请」")]

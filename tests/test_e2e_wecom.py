@@ -264,12 +264,19 @@ async def test_seal_use_runs_through_wecom_cards_and_taps(
         assert "等待您处理" in card["sub_title_text"]
         first = card["button_list"][0]
         assert first["key"] == "approve" and first["text"] == ("已交付" if account == "chenjing" else "同意")
+        more = card["button_list"][-1]
+        assert more["type"] == 1 and more["text"] == "更多操作"
+        assert more["url"].startswith(f"{server.base_url}/m/l/") and card["card_action"]["url"] == more["url"]
         code = await phone.tap(
             account, card, "approve", times=3
         )  # WeCom's retries: one tap, three deliveries
         update = await phone.update_for(code)
         assert update["userids"] == [account] and update["agentid"] == AGENT_ID
-        assert update["button"]["replace_name"].startswith(f"{label} · {name} · ")
+        decided = update["template_card"]
+        assert decided["card_type"] == "text_notice" and "button_list" not in decided
+        assert f"{label} · {name} · " in decided["sub_title_text"]
+        assert "等待您处理" not in decided["sub_title_text"]
+        assert decided["card_action"]["url"].startswith(f"{server.base_url}/m/l/")
 
     result = await phone.text_to("wuhao", "已通过")
     assert result.startswith("您的「用章申请」")
@@ -294,13 +301,15 @@ async def test_vehicle_dispatch_routes_run_through_wecom(
     for account in approvers:
         card = await phone.card(account, req["id"])
         assert card["main_title"]["title"] == "派车申请·一般"
-        assert [b["key"] for b in card["button_list"]] == ["approve", "reject"]
+        assert [b.get("key", b["text"]) for b in card["button_list"]] == ["approve", "reject", "更多操作"]
         code = await phone.tap(account, card, "approve", times=3)
-        assert (await phone.update_for(code))["button"]["replace_name"].startswith("已同意 · ")
+        assert "已同意 · " in (await phone.update_for(code))["template_card"]["sub_title_text"]
 
     notice = await phone.text_to("liuqiang", "【请安排】")
     assert "派车申请" in notice and "浦东项目现场" in notice
-    assert "已通过" in await phone.text_to("wuhao", "您的「派车申请」")
+    assert (await phone.text_to("wuhao", "已通过")).startswith("您的「派车申请」")
+    progress = [t for t in wecom.texts_to("wuhao") if t.startswith("【进度】")]
+    assert len(progress) == len(approvers) - 1  # each step but the last, whose news is the result
     view = await settled(server, req["id"], "approved")
     assert len(decisions(view)) == len(approvers)
     skipped = {"wangfang", "lina", "zhangwei"} - set(approvers)
@@ -480,7 +489,9 @@ async def test_platform_5xx_then_ok_still_delivers_every_card_exactly_once(
         c["template_card"]["task_id"] for c in wecom.delivered if c["msgtype"] == "template_card"
     ]
     assert len(sent_task_ids) == len(set(sent_task_ids)) == 2
-    assert len(wecom.calls("/cgi-bin/message/send")) == 5 + 1 + 2 + 1  # failures and the two cards
+    await phone.text_to("wuhao", "【进度】")
+    # the failures, the two cards and the initiator's progress message
+    assert len(wecom.calls("/cgi-bin/message/send")) == 5 + 1 + 2 + 1 + 1
     assert len(wecom.calls("/cgi-bin/message/update_template_card")) == 2 + 1
 
 
@@ -558,7 +569,7 @@ async def test_withdrawn_request_closes_the_open_card_or_says_so_in_a_text(
     wecom.fail_next("/cgi-bin/message/update_template_card", errcode=40098)  # e.g. the code expired (72 h)
     await withdraw(server, refused["id"])
 
-    assert update["userids"] == ["sunli"] and update["button"]["replace_name"] == "申请已撤销"
+    assert update["userids"] == ["sunli"] and "申请已撤销" in update["template_card"]["sub_title_text"]
     assert update["response_code"].startswith("rc-send-")  # the code message/send returned
     fallback = await phone.text_to("sunli", "续签租赁合同")
     assert fallback.endswith("申请已撤销")

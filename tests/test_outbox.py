@@ -27,6 +27,7 @@ from notifications.dispatcher import LEASE, OutboxDispatcher
 from org.model import Org, User
 from services.approvals import Workflow, WorkflowDeps
 from services.directory import Directory
+from services.links import PersonalLinks
 from storage.approval_models import OutboxRow
 from storage.console_models import ConsoleMessageRow
 from storage.db import Database
@@ -380,7 +381,9 @@ async def test_card_closed_marks_the_earlier_card_closed_with_the_outcome(
             templates={"cards": tpl},
             tz=TZ,
             now=clock.now,
-            public_url="http://oabot.test",
+            links=PersonalLinks(
+                org_db, secret="test-link-secret-0123456789", public_url="http://oabot.test", now=clock.now
+            ),
             directory=Directory(org_db, clock.now),
         )
     )
@@ -404,4 +407,7 @@ async def test_card_closed_marks_the_earlier_card_closed_with_the_outcome(
     closing = await console_rows(org_db, user_id="u_sun", kind="card_closed")
     assert len(closing) == 1 and closing[0].task_id == task.id
     assert [r.kind for r in await console_rows(org_db, user_id="u_li")] == ["task_card"]
-    assert await statuses(org_db) == Counter({"sent": 3})
+    # the two cards, the closing update and the initiator's progress message (步骤完成)
+    assert await statuses(org_db) == Counter({"sent": 4})
+    (progress,) = await console_rows(org_db, user_id="u_wu", kind="progress")
+    assert "已同意（孙丽）" in progress.text and "等待" not in progress.text

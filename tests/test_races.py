@@ -33,6 +33,7 @@ from org.model import Org
 from services.approval_views import RequestView, TaskView
 from services.approvals import Workflow, WorkflowDeps
 from services.directory import Directory
+from services.links import PersonalLinks
 from storage import approval_store as store
 from storage.approval_models import IdempotencyRow, OutboxRow, RequestRow
 from storage.db import Database
@@ -154,7 +155,12 @@ async def replicas(org_db: Database, clock: ManualClock) -> AsyncIterator[MakeRe
                 templates=templates,
                 tz=TZ,
                 now=clock.now,
-                public_url="http://oabot.test",
+                links=PersonalLinks(
+                    database,
+                    secret="test-link-secret-0123456789",
+                    public_url="http://oabot.test",
+                    now=clock.now,
+                ),
                 directory=Directory(database, clock.now, load=org_loader),
             )
             made.append(Workflow(deps))

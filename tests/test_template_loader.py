@@ -255,7 +255,7 @@ def test_several_problems_in_one_file_are_all_reported_in_line_order() -> None:
         "several_problems.yaml:14: steps.pay: missing 'approvers'",
         "several_problems.yaml:16: steps.pay: unknown key 'aprovers' (did you mean 'approvers'? allowed: key, name, "
         "approvers, mode, permission, kind, action_label, can_reject, time_limit_hours, when, no_approver, "
-        "initiator_is_approver, deadlines)",
+        "initiator_is_approver, deadlines, opinion_required)",
     ]
 
 
@@ -313,7 +313,7 @@ def with_when(when: str) -> str:
             "key: trip\nname: 出差\ntitel: x\nsteps: [{key: a, name: A, approvers: [{manager: 1}]}]\n",
             [
                 "t.yaml:3: template: unknown key 'titel' (did you mean 'title'? allowed: key, name, description, "
-                "category, version, title, summary_fields, policies, fields, steps, cc, on_approved, deadlines)"
+                "category, version, title, summary_fields, policies, fields, steps, cc, on_approved, deadlines, progress)"
             ],
             id="unknown top-level key",
         ),

@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from approvals.clock import ManualClock
 from bot.app import create_app
-from bot.keys import TIMERS, WORKFLOW
+from bot.keys import LINKS, TIMERS, WORKFLOW
 from deadlines import timers
 from deadlines.timer_kinds import FireResult, TimerKinds, TimerScanner
 from storage.approval_models import OutboxRow
@@ -136,7 +136,10 @@ async def test_supervision_message_says_who_what_and_how_late(
     assert row.recipient == "u_li" and row.request_id == req["id"]
     assert row.payload["text"].startswith("【督办】孙丽 的待办已超时 40 分钟：「用章申请」")
     assert row.payload["task_id"] == req["steps"][0]["tasks"][0]["id"]
-    assert row.payload["buttons"][0]["url"].endswith(f"/console/requests/{req['id']}")
+    url = row.payload["buttons"][0]["url"]
+    assert url == row.payload["link"] and url.startswith("http://oabot.test/m/l/")
+    target = await api.app[LINKS].read(url.rsplit("/", 1)[1])  # type: ignore[index]
+    assert (target.user, target.path) == ("u_li", f"/m/r/{req['id']}")  # the manager's own link
 
 
 async def test_pings_stop_the_moment_the_task_is_done(api: Api, org_db: Database, clock: ManualClock) -> None:

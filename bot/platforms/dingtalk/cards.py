@@ -6,7 +6,9 @@ lost answer) reuses the same instance instead of making a second one.
 
 The card template built at card.dingtalk.com reads the variables below (all strings, as the
 card API requires; `docs/platforms-dingtalk.md` lists them for the admin). Its buttons use the
-"回传请求" action with the parameter `action` = approve | reject | acknowledge.
+"回传请求" action with the parameter `action` = approve | reject | acknowledge; its 更多操作
+button is a "跳转链接" action to `more_url` (the request page). A decided card keeps only that
+link button and says the outcome where it said 等待您处理.
 
 Pure: no I/O, no approval rules. What a card says was decided in `notifications.compose`.
 """
@@ -45,7 +47,10 @@ TEMPLATE_VARIABLES: dict[str, str] = {
     "show_reject": "true / false",
     "acknowledge_label": "label of the acknowledge button (已收到)",
     "show_acknowledge": "true / false",
-    "buttons_json": "the buttons as a JSON array of {action, label, style}",
+    "more_label": "label of the link button that opens the request page (更多操作)",
+    "more_url": "the request page, through the recipient's own link",
+    "show_more": "true / false",
+    "buttons_json": "the buttons as a JSON array of {action, label, style, url}",
 }
 
 
@@ -91,13 +96,15 @@ def _fields_markdown(fields: list[Mapping[str, Any]]) -> str:
 
 
 def _button_params(buttons: list[Mapping[str, Any]]) -> dict[str, str]:
-    out: dict[str, str] = {}
+    out: dict[str, str] = {"more_label": "", "more_url": "", "show_more": "false"}
     for action in ACTIONS:
         out[f"{action}_label"] = ""
         out[f"show_{action}"] = "false"
     for button in buttons:
         action = str(button.get("action", ""))
-        if action in ACTIONS:
+        if button.get("url"):
+            out.update(more_label=_text(button.get("label")), more_url=_text(button["url"]), show_more="true")
+        elif action in ACTIONS:
             out[f"{action}_label"] = _text(button.get("label"))
             out[f"show_{action}"] = "true"
     return out
@@ -129,9 +136,14 @@ def open_card_params(card: Mapping[str, Any], *, task_id: str, version: int) -> 
     return {key: _text(value) for key, value in params.items()}
 
 
-def closed_card_params(outcome: str) -> dict[str, str]:
-    """The keys that change when a card is closed: no buttons, the outcome shown."""
-    return {"status": "closed", "outcome": outcome, **_button_params([])}
+def closed_card_params(outcome: str, card: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """The keys that change when a card is closed: the outcome shown, no decision buttons; with
+    the decided card (notifications.compose.closed_card) also its wording and its link button."""
+    params = {"status": "closed", "outcome": outcome, "waiting": "", **_button_params([])}
+    if card:
+        buttons = [b for b in card.get("buttons") or [] if isinstance(b, Mapping)]
+        params.update(waiting=_text(card.get("waiting")), **_button_params(buttons))
+    return params
 
 
 def create_and_deliver_body(

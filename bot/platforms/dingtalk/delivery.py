@@ -184,7 +184,9 @@ class DingTalkDelivery(Delivery):
             raise DeliveryError(f"card {ref.card_id} is still being delivered", retryable=True)
         outcome = str(message.payload.get("outcome") or "已处理")
         await self._client.api(
-            "PUT", "/v1.0/card/instances", update_body(ref.card_id, closed_card_params(outcome))
+            "PUT",
+            "/v1.0/card/instances",
+            update_body(ref.card_id, closed_card_params(outcome, message.payload.get("card"))),
         )
         async with self._db.transaction() as s:
             await s.execute(

@@ -4,6 +4,9 @@ Pure functions. The card says what `notifications.compose` decided; this module 
 into WeCom's `template_card` of type `button_interaction` (send: developer.work.weixin.qq.com
 document path/90236; update: path/94888) and into WeCom's limits: at most 6 horizontal items
 and 6 buttons, a task_id of [0-9A-Za-z_-@] up to 128 bytes, and the suggested text lengths.
+A button with a `url` (更多操作) is a jump button (type 1); the others call back (type 0). A
+decided card is replaced by a `text_notice` card showing the outcome, which still opens the
+request page when tapped.
 
 The card's task_id is the round trip from a tap back to a task: `oa_<task id>_<version>_<h>`,
 where `h` is a short hash of the recipient, so it is unique per (task, version, recipient) as
@@ -89,27 +92,41 @@ def clip_bytes(text: str, limit: int) -> str:
     return cut + "…"
 
 
+def _button(b: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "text": clip(str(b["label"]), BUTTON_TEXT_MAX),
+        "style": _STYLE.get(str(b.get("style")), 2),
+    }
+    if b.get("url"):
+        return {"type": 1, **out, "url": str(b["url"])}
+    return {"type": 0, **out, "key": str(b["action"])}
+
+
 def _buttons(buttons: list[dict[str, Any]]) -> list[dict[str, Any]]:
     # The positive action (primary style) first, whatever order the payload had.
     ordered = sorted(buttons, key=lambda b: 0 if b.get("style") == "primary" else 1)
-    return [
-        {
-            "type": 0,
-            "text": clip(str(b["label"]), BUTTON_TEXT_MAX),
-            "style": _STYLE.get(str(b.get("style")), 2),
-            "key": str(b["action"]),
-        }
-        for b in ordered[:MAX_BUTTONS]
-    ]
+    return [_button(b) for b in ordered[:MAX_BUTTONS]]
 
 
-def task_card(card: dict[str, Any], *, card_id: str) -> dict[str, Any]:
-    """A neutral task card (notifications.compose.task_card) as a button_interaction card."""
-    subtitle_lines = [str(card.get("subtitle") or "")]
+def _title(card: dict[str, Any]) -> dict[str, str]:
+    urgency = card.get("urgency")
+    title = f"{card.get('title', '')}·{urgency}" if urgency else str(card.get("title", ""))
+    return {
+        "title": clip(title, TITLE_MAX),
+        "desc": clip(f"{card.get('initiator', '')} 提交 · {card.get('step', '')}", DESC_MAX),
+    }
+
+
+def _subtitle(card: dict[str, Any]) -> str:
+    lines = [str(card.get("subtitle") or "")]
     if card.get("acting_for_label"):
-        subtitle_lines.append(f"（{card['acting_for_label']}）")
+        lines.append(f"（{card['acting_for_label']}）")
     if card.get("waiting"):
-        subtitle_lines.append(str(card["waiting"]))
+        lines.append(str(card["waiting"]))
+    return clip("\n".join(line for line in lines if line), SUB_TITLE_MAX)
+
+
+def _horizontal(card: dict[str, Any]) -> list[dict[str, str]]:
     deadline = card.get("deadline")
     room = MAX_HORIZONTAL - (1 if deadline else 0)
     horizontal = [
@@ -118,17 +135,17 @@ def task_card(card: dict[str, Any], *, card_id: str) -> dict[str, Any]:
     ]
     if deadline:
         horizontal.append({"keyname": "截止", "value": str(deadline)})
-    urgency = card.get("urgency")
-    title = f"{card.get('title', '')}·{urgency}" if urgency else str(card.get("title", ""))
+    return horizontal
+
+
+def task_card(card: dict[str, Any], *, card_id: str) -> dict[str, Any]:
+    """A neutral task card (notifications.compose.task_card) as a button_interaction card."""
     out: dict[str, Any] = {
         "card_type": "button_interaction",
         "source": {"desc": SOURCE_DESC, "desc_color": 0},
-        "main_title": {
-            "title": clip(title, TITLE_MAX),
-            "desc": clip(f"{card.get('initiator', '')} 提交 · {card.get('step', '')}", DESC_MAX),
-        },
-        "sub_title_text": clip("\n".join(line for line in subtitle_lines if line), SUB_TITLE_MAX),
-        "horizontal_content_list": horizontal,
+        "main_title": _title(card),
+        "sub_title_text": _subtitle(card),
+        "horizontal_content_list": _horizontal(card),
         "button_list": _buttons(list(card.get("buttons") or [])),
         "task_id": card_id,
     }
@@ -147,14 +164,30 @@ def send_card_body(template_card: dict[str, Any], *, account: str, agent_id: int
     }
 
 
-def close_card_body(*, account: str, agent_id: int, response_code: str, outcome: str) -> dict[str, Any]:
-    """update_template_card body that greys the buttons out, showing the outcome instead."""
+def closed_card(card: dict[str, Any]) -> dict[str, Any]:
+    """A decided card (notifications.compose.closed_card) as a text_notice card: the outcome
+    where it said 等待您处理, no buttons, and a tap still opens the request page."""
     return {
-        "userids": [account],
-        "agentid": agent_id,
-        "response_code": response_code,
-        "button": {"replace_name": outcome},
+        "card_type": "text_notice",
+        "source": {"desc": SOURCE_DESC, "desc_color": 0},
+        "main_title": _title(card),
+        "sub_title_text": _subtitle(card),
+        "horizontal_content_list": _horizontal(card),
+        "card_action": {"type": 1, "url": str(card.get("link") or "")},
     }
+
+
+def close_card_body(
+    *, account: str, agent_id: int, response_code: str, outcome: str, card: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """update_template_card body: the decided card in place of the old one when the payload
+    carries it (and a link), else the buttons greyed out with the outcome on them."""
+    body: dict[str, Any] = {"userids": [account], "agentid": agent_id, "response_code": response_code}
+    if card and card.get("link"):
+        body["template_card"] = closed_card(card)
+    else:
+        body["button"] = {"replace_name": outcome}
+    return body
 
 
 def text_body(text: str, *, account: str, agent_id: int) -> dict[str, Any]:

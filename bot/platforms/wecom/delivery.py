@@ -3,8 +3,9 @@
 - task_card → message/send of a `button_interaction` template card; where it went and the
   response code WeCom returned are kept (CardRefRow) so the card can be closed in place later;
 - card_closed → update_template_card with the latest unused response code (the send's, or the
-  newest click's), greying the buttons out with the outcome; when there is no usable code, or
-  WeCom refuses it, the outcome goes out as a text instead;
+  newest click's), replacing the card by the decided one (or, for a payload without it, greying
+  the buttons out with the outcome); when there is no usable code, or WeCom refuses it, the
+  outcome goes out as a text instead;
 - everything else (result, cc, approved_notice, urge, text) → a text message; a reply to an
   account outside the directory (payload `account`) at most once per account per 10 minutes.
 
@@ -141,7 +142,11 @@ class WeComDelivery(Delivery):
         assert ref.id is not None
         if ref.handle and not ref.handle_used:
             body = close_card_body(
-                account=account, agent_id=self._client.agent_id, response_code=ref.handle, outcome=outcome
+                account=account,
+                agent_id=self._client.agent_id,
+                response_code=ref.handle,
+                outcome=outcome,
+                card=dict(p.get("card") or {}),
             )
             try:
                 await self._client.update_template_card(body)

@@ -73,3 +73,7 @@ SESSIONS: web.AppKey[Sessions] = web.AppKey("sessions")
 if TYPE_CHECKING:
     from services.links import PersonalLinks
 LINKS: web.AppKey[PersonalLinks] = web.AppKey("links")
+# Platform sign-in: the state and code guards and the platforms' clients (set by the sign-in pages).
+if TYPE_CHECKING:
+    from bot.web.workspace.sign_in import SignIn
+SIGN_IN: web.AppKey[SignIn] = web.AppKey("sign_in")

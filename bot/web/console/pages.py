@@ -4,6 +4,11 @@ start a request from any template with a form generated from its schema.
 Handlers read the post, call a service (the workflow, the chat service, the console history)
 and render a template from `bot/web/templates/console/`. They hold no markup and never touch
 storage; every approval decision is the workflow's.
+
+Who may use it: in demo mode (`oabot serve --demo`) anyone, through its person picker. Outside
+demo mode (OABOT_CONSOLE=1 on a real deployment) `admin_gate` lets only a signed-in org admin in
+(`bot.web.workspace.sign_in.is_org_admin`); an anonymous visitor is sent to the sign-in page and
+anyone else gets a 403 page.
 """
 
 from __future__ import annotations
@@ -24,11 +29,33 @@ from approvals.form_errors import FormInvalid
 from approvals.model import URGENCY_LABEL, Urgency
 from bot.keys import CHAT, CONSOLE, SETTINGS, WORKFLOW
 from bot.web.console.labels import Labels
+from bot.web.identity import current, sign_in_url
+from bot.web.middleware import Handler
 from bot.web.templating import STATIC_DIR, setup_templates
+from bot.web.workspace.sign_in import is_org_admin, problem_page
 from handlers.events import CardAction, LocationShared, Sender, TextMessage
 from org.model import Org, User
 
 FormData = MultiDictProxy[Any]
+
+
+CONSOLE_PATH = "/console"
+
+
+@web.middleware
+async def admin_gate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Outside demo mode, every console address needs an org admin's session."""
+    settings = request.app[SETTINGS]
+    inside = request.path == CONSOLE_PATH or request.path.startswith(CONSOLE_PATH + "/")
+    if not inside or not settings.console or settings.demo:
+        return await handler(request)
+    found = await current(request)
+    if found is None:
+        raise web.HTTPSeeOther(location=sign_in_url(request.path_qs))
+    if not is_org_admin(settings, found[1]):
+        message = "控制台只对管理员开放。如需使用，请联系管理员。"
+        return problem_page(request, message, status=403, title="没有权限")
+    return await handler(request)
 
 
 def _enabled(request: web.Request) -> None:
@@ -328,6 +355,7 @@ async def request_detail(request: web.Request) -> web.StreamResponse:
 
 def setup_console(app: web.Application) -> None:
     setup_templates(app)
+    app.middlewares.append(admin_gate)
     r = app.router
     r.add_get("/console", index)
     r.add_get("/console/u/{uid}", chat)

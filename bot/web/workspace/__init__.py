@@ -15,8 +15,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from bot.web.templating import STATIC_DIR, setup_templates
+from bot.web.workspace.sign_in import setup_sign_in
 
 
 def setup_workspace(app: web.Application) -> None:
     setup_templates(app)
     app.router.add_static("/m/static/", STATIC_DIR, append_version=False)
+    setup_sign_in(app)

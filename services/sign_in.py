@@ -5,7 +5,7 @@ redirect, and the one-time codes the platforms hand out.
   the person asked for (HMAC-SHA256, the link secret under a signing domain of its own). The path
   waits in the key-value store under the nonce; redeeming a state takes the nonce once
   (set_if_absent), so a state works once, on one replica or many, and only for the path it was
-  made for. It is letters and digits only and under 128 characters, as WeCom asks.
+  made for (the path stays until the state expires, so a replay is told it was used). It is letters and digits only and under 128 characters, as WeCom asks.
 - A platform code (WeCom OAuth, DingTalk 免登) is marked on first use for as long as it could
   live (5 minutes), so a replayed code is refused before the platform is even asked.
 
@@ -112,7 +112,6 @@ class SignInGuard:
             raise StateInvalid("登录请求无效，请重新打开页面。")
         if not await self._kv.set_if_absent(_USED_KEY + nonce, "1", STATE_TTL.total_seconds()):
             raise StateUsed("这个登录请求已经用过了，请重新打开页面。")
-        await self._kv.delete(_STATE_KEY + nonce)
         return next_path
 
     async def first_use(self, platform: str, code: str) -> None:

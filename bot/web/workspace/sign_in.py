@@ -96,10 +96,6 @@ def _redirect(location: str) -> web.Response:
     return web.Response(status=303, headers={"Location": location, **PAGE_HEADERS})
 
 
-def _retry_url(next_path: str = "/m/") -> str:
-    return sign_in_url(next_path)
-
-
 # -- the state's browser binding ----------------------------------------------------------------
 def _bind_state(request: web.Request, response: web.StreamResponse, state: str) -> None:
     response.set_cookie(
@@ -186,7 +182,7 @@ async def sign_in_page(request: web.Request) -> web.StreamResponse:
 
 
 def _page(kind: str, next_path: str) -> dict[str, Any]:
-    return {"title": "登录", "back": None, "kind": kind, "next": next_path, "retry": _retry_url(next_path)}
+    return {"title": "登录", "back": None, "kind": kind, "next": next_path, "retry": sign_in_url(next_path)}
 
 
 @dataclass(frozen=True)
@@ -239,18 +235,20 @@ async def wecom_callback(request: web.Request) -> web.StreamResponse:
         next_path = await _redeem(request, request.query.get("state", ""))
         if not code:
             return problem_page(
-                request, "企业微信没有返回登录码，请重新打开页面。", status=401, retry=_retry_url(next_path)
+                request, "企业微信没有返回登录码，请重新打开页面。", status=401, retry=sign_in_url(next_path)
             )
         await request.app[SIGN_IN].guard.first_use("wecom", code)
         account = await oauth.user_id_for_code(client, code)
     except SignInRefused as exc:
-        return problem_page(request, exc.message, status=_refusal_status(exc), retry=_retry_url())
+        return problem_page(request, exc.message, status=_refusal_status(exc), retry=sign_in_url("/m/"))
     except oauth.CodeRefused:
-        return problem_page(request, "登录码无效或已过期，请重新打开页面。", status=401, retry=_retry_url())
+        return problem_page(
+            request, "登录码无效或已过期，请重新打开页面。", status=401, retry=sign_in_url("/m/")
+        )
     except WeComApiError as exc:
         logger.warning("wecom sign-in: code exchange failed", extra={"error": str(exc)})
         return problem_page(
-            request, "暂时无法向企业微信确认您的身份，请稍后重试。", status=503, retry=_retry_url()
+            request, "暂时无法向企业微信确认您的身份，请稍后重试。", status=503, retry=sign_in_url("/m/")
         )
     user = await _member(request, "wecom", account)
     if user is None:
@@ -303,10 +301,8 @@ async def personal_link(request: web.Request) -> web.StreamResponse:
         target = await request.app[LINKS].read(token)
     except LinkRefused as exc:
         logger.info("personal link refused", extra={"token_digest": digest, "reason": exc.code})
-        what_to_do = "请回到企业微信或钉钉，从最新的消息卡片重新打开。"
-        return problem_page(
-            request, f"{exc.message}{what_to_do}", status=status_for(exc), title="链接不能用了"
-        )
+        # The message says what to do: open the newest card again (or sign in in the app).
+        return problem_page(request, exc.message, status=status_for(exc), title="链接不能用了")
     next_path = safe_next(target.path)
     found = await current(request)
     if found is not None and found[1].id == target.user:

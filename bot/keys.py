@@ -83,3 +83,7 @@ if TYPE_CHECKING:
     from services.api_tokens import ApiTokens, Principal
 API_TOKENS: web.AppKey[ApiTokens] = web.AppKey("api_tokens")
 PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal")
+# Platform sign-in: the state and code guards and the platforms' clients (set by the sign-in pages).
+if TYPE_CHECKING:
+    from bot.web.workspace.sign_in import SignIn
+SIGN_IN: web.AppKey[SignIn] = web.AppKey("sign_in")

@@ -143,7 +143,7 @@ async def workflow_ctx(app: web.Application) -> AsyncIterator[None]:
     app[CONSOLE] = ConsoleService(db, clock.now)
     app[SESSIONS] = Sessions(app[KV], directory, clock.now)
     app[API_TOKENS] = ApiTokens(
-        db, directory, clock.now, bootstrap=settings.api_token, admin_role=settings.admin_role
+        db, directory, clock.now, bootstrap=settings.api_token, admin_roles=settings.admin_roles
     )
     inbox = Inbox(db, app[KV], chat.process, now=clock.now)
     app[INBOX] = inbox

@@ -60,6 +60,12 @@ MESSAGES: Mapping[str, str] = {
     "token_not_found": "没有名为 {name} 的令牌",
     "token.own_delegations_only": "这个令牌只能取消 {user} 自己设的代理",
     "opinion_required": "「{step_name}」需要填写意见，请填写后再提交",
+    # services.sign_in
+    "sign_in_state_invalid": "登录请求无效，请重新打开页面。",
+    "sign_in_state_expired": "登录请求已过期（10 分钟内有效），请重新打开页面。",
+    "sign_in_state_used": "这个登录请求已经用过了，请重新打开页面。",
+    "sign_in_code_used": "这个登录码已经用过了，请重新打开页面。",
+    "sign_in_refused.other_browser": "这个登录请求不是在本浏览器中发起的，请重新打开页面。",
     # services.workspace
     "request_hidden": "您无权查看这条申请",
     # org.signed_links

@@ -5,6 +5,7 @@ Pure: no I/O. Built by `org.loader` from YAML or by `storage.org_repo` from rows
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 # Longest values the loader accepts; storage sizes its columns from the same numbers so an
@@ -44,6 +45,12 @@ class User:
     accounts: dict[str, str] = field(default_factory=dict)  # platform -> account id
     level: int | None = None
     active: bool = True
+
+
+def is_org_admin(user: User | None, admin_roles: Collection[str]) -> bool:
+    """The one rule for org admins 管理员: an active person holding any of `admin_roles`
+    (OABOT_ADMIN_ROLE and OABOT_OFFICE_ROLE, `Settings.admin_roles`)."""
+    return user is not None and user.active and any(role in user.roles for role in admin_roles)
 
 
 @dataclass(frozen=True)

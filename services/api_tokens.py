@@ -18,7 +18,7 @@ import hmac
 import logging
 import re
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -28,6 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
 from org.errors import Category, DomainError
+from org.model import is_org_admin
 from services.directory import Directory
 from storage.api_token_models import ApiTokenRow
 from storage.db import Database
@@ -194,13 +195,13 @@ class ApiTokens:
         now: Callable[[], datetime],
         *,
         bootstrap: str | None = None,
-        admin_role: str = "admin",
+        admin_roles: Collection[str] = ("admin",),
     ) -> None:
         self._db = db
         self._directory = directory
         self._now = now
         self._bootstrap = bootstrap
-        self._admin_role = admin_role
+        self._admin_roles = tuple(sorted(admin_roles))
 
     # -- managing (oabot tokens) -------------------------------------------------------------
     async def create(
@@ -280,10 +281,10 @@ class ApiTokens:
 
     async def check_org_admin(self, user: str) -> None:
         """TokenForbidden unless `user` is an active holder of the admin role (OABOT_ADMIN_ROLE)."""
-        if user not in (await self._directory.org()).role_holders(self._admin_role):
+        if not is_org_admin((await self._directory.org()).user(user), self._admin_roles):
             raise TokenForbidden(
                 "token.not_org_admin",
-                shown={"role": self._admin_role},
-                missing=f"role {self._admin_role}",
+                shown={"role": " / ".join(self._admin_roles)},
+                missing=f"role {' or '.join(self._admin_roles)}",
                 user=user,
             )

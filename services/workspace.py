@@ -34,7 +34,7 @@ from approvals.routing import resolve_approver
 from notifications.messages import message_for
 from notifications.wording import format_duration
 from org.errors import Category, DomainError
-from org.model import Org, User
+from org.model import Org, User, is_org_admin
 from services.approval_views import RequestView
 from services.approvals import Workflow
 
@@ -52,8 +52,8 @@ class RequestHidden(ApprovalError):
 
 
 # -- access ------------------------------------------------------------------------------------
-def is_admin(user: User, admin_role: str) -> bool:
-    return user.active and admin_role in user.roles
+def is_admin(user: User, admin_roles: Collection[str]) -> bool:
+    return is_org_admin(user, admin_roles)
 
 
 def watchers(template: Template, req: Request, org: Org) -> set[str]:
@@ -70,13 +70,13 @@ def can_view(
     *,
     cc: Collection[str],
     delegations: Sequence[Delegation],
-    admin_role: str,
+    admin_roles: Collection[str],
     now: datetime,
 ) -> bool:
     """Whether `user` may open the request: see the module docstring for who may."""
     if not user.active:
         return False
-    if is_admin(user, admin_role):
+    if is_admin(user, admin_roles):
         return True
     people = {view.initiator, *cc}
     for step in view.steps:
@@ -302,20 +302,20 @@ DONE_TEXT = {
 class Workspace:
     """The request page's use of the workflow, for one viewer at a time."""
 
-    def __init__(self, workflow: Workflow, *, admin_role: str = DEFAULT_ADMIN_ROLE) -> None:
+    def __init__(self, workflow: Workflow, *, admin_roles: Collection[str] = (DEFAULT_ADMIN_ROLE,)) -> None:
         self.wf = workflow
-        self.admin_role = admin_role
+        self.admin_roles = tuple(admin_roles)
 
     async def page(self, request_id: str, user: User) -> RequestPage:
         """Everything `/m/r/{id}` shows `user`; RequestHidden when they have no reason to see it."""
-        admin = is_admin(user, self.admin_role)
+        admin = is_admin(user, self.admin_roles)
         req, delegations, allowed = await self.wf.allowed(request_id, user.id, is_admin=admin)
         view = await self.wf.get(request_id)
         org = await self.wf.org()
         template = self.wf.template(req.template_key)
         now = self.wf.d.now()
         cc = watchers(template, req, org)
-        if not can_view(view, user, cc=cc, delegations=delegations, admin_role=self.admin_role, now=now):
+        if not can_view(view, user, cc=cc, delegations=delegations, admin_roles=self.admin_roles, now=now):
             logger.info("request page refused", extra={"request_id": request_id, "user": user.id})
             raise RequestHidden(request_id=request_id)
         return RequestPage(

@@ -131,6 +131,9 @@ def settings_for(database: Database, **overrides: object):  # type: ignore[no-un
         "run_background": False,
         "public_url": "http://oabot.test",
         "console": True,
+        # The console as the demo runs it: its person picker, no sign-in (outside demo mode it asks
+        # for an org admin's session; tests of that pass demo=False).
+        "demo": True,
         # No scheduled backups unless a test asks: a scan past 07:00/12:00/19:00 would write them.
         "backup_times": (),
     }

@@ -1,6 +1,6 @@
 """End-to-end harness: the real `oabot serve` process and fake platform API servers.
 
-`ServerProcess` runs `python -m bot serve` with a given environment on a free port, waits for
+`ServerProcess` runs `python -m bot serve [args]` with a given environment on a free port, waits for
 its ready line, and stops it with SIGINT. `FakeApi` is a real aiohttp server on 127.0.0.1 that
 records every request it receives and answers from handlers the test installs, so tests can
 make a platform slow, failing or rate-limited.
@@ -48,8 +48,9 @@ def base_env(database_url: str, **extra: str) -> dict[str, str]:
 
 
 class ServerProcess:
-    def __init__(self, env: dict[str, str], cwd: Path) -> None:
+    def __init__(self, env: dict[str, str], cwd: Path, *, args: tuple[str, ...] = ()) -> None:
         self.env = dict(env)
+        self.args = args  # after `serve`, e.g. ("--demo",)
         self.cwd = cwd
         self.port = free_port()
         self.env["OABOT_PORT"] = str(self.port)
@@ -66,6 +67,7 @@ class ServerProcess:
             "-m",
             "bot",
             "serve",
+            *self.args,
             cwd=self.cwd,
             env=self.env,
             stdin=asyncio.subprocess.DEVNULL,

@@ -6,6 +6,11 @@ outTrackId as the card's idempotency key (a second createAndDeliver with the sam
 second card), card data that must be all strings, updates only of existing cards. Tests make it
 fail (`fail_next`) or slow (`delay`) per path, and read what it recorded.
 
+Web sign-in 免登: `auth_code(staff)` hands out a code that `/topapi/v2/user/getuserinfo` exchanges
+once within `CODE_TTL_S` (`expire_codes()` ages them all; else errcode 40078), and `/dingtalk.open.js`
+is a stand-in for the JSAPI script whose `dd.runtime.permission.requestAuthCode({corpId, clientId})`
+answers with a fresh code for `signed_in_staff` (refusing another corpId or clientId).
+
 The callbacks are built with dingtalk-sdk's `DingTalkCrypto` (an implementation independent of
 oabot's) and with the robot sign computed here from the published formula.
 """
@@ -39,6 +44,11 @@ UPDATE = "/v1.0/card/instances"
 BATCH_SEND = "/v1.0/robot/oToMessages/batchSend"
 TOKEN = "/v1.0/oauth2/accessToken"
 OAPI_TOKEN = "/gettoken"
+GETUSERINFO = "/topapi/v2/user/getuserinfo"
+JSAPI = "/dingtalk.open.js"
+CORP_ID = "dingcorpfake"
+CODE_TTL_S = 300.0
+BAD_CODE = 40078  # 不存在的临时授权码
 
 
 @dataclass
@@ -61,6 +71,8 @@ class FakeDingTalk:
     _failures: dict[str, list[int]] = field(default_factory=dict)
     _delays: dict[str, float] = field(default_factory=dict)
     _counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    signed_in_staff: str | None = None  # who the fake JSAPI says the page's visitor is
+    _auth_codes: dict[str, tuple[str, float]] = field(default_factory=dict)  # code -> (staff, issued)
 
     async def start(self) -> FakeDingTalk:
         self.api.route("POST", TOKEN, self._token)
@@ -68,6 +80,8 @@ class FakeDingTalk:
         self.api.route("POST", CREATE, self._create)
         self.api.route("PUT", UPDATE, self._update)
         self.api.route("POST", BATCH_SEND, self._batch_send)
+        self.api.route("POST", GETUSERINFO, self._getuserinfo)
+        self.api.route("GET", JSAPI, self._jsapi)
         await self.api.start()
         return self
 
@@ -100,6 +114,17 @@ class FakeDingTalk:
     def created(self) -> list[str]:
         """outTrackIds of cards made, in order (a repeated createAndDeliver makes none)."""
         return [track for track, outcome in self.create_outcomes if outcome == "created"]
+
+    def auth_code(self, staff_id: str) -> str:
+        """A one-time 免登 code for `staff_id`, as requestAuthCode would give the page."""
+        code = f"ac{next(self._counter)}{uuid.uuid4().hex[:8]}"
+        self._auth_codes[code] = (staff_id, time.monotonic())
+        return code
+
+    def expire_codes(self) -> None:
+        self._auth_codes = {
+            code: (staff, issued - CODE_TTL_S - 1) for code, (staff, issued) in self._auth_codes.items()
+        }
 
     # -- behaviour ---------------------------------------------------------------------------
     async def _gate(self, path: str) -> web.Response | None:
@@ -225,6 +250,28 @@ class FakeDingTalk:
                 "flowControlledStaffIdList": [],
             }
         )
+
+    async def _getuserinfo(self, request: web.Request, rec: Recorded) -> web.StreamResponse:
+        if rec.query.get("access_token", "") not in self.tokens:
+            return web.json_response({"errcode": 40014, "errmsg": "不合法的access_token"})
+        found = self._auth_codes.pop(str(rec.json().get("code", "")), None)
+        if found is None or time.monotonic() - found[1] > CODE_TTL_S:
+            return web.json_response({"errcode": BAD_CODE, "errmsg": "不存在的临时授权码"})
+        staff = found[0]
+        return web.json_response(
+            {"errcode": 0, "errmsg": "ok", "result": {"userid": staff, "name": staff, "sys": False}}
+        )
+
+    async def _jsapi(self, request: web.Request, rec: Recorded) -> web.StreamResponse:
+        code = self.auth_code(self.signed_in_staff) if self.signed_in_staff else ""
+        script = (
+            "window.dd={ready:function(f){setTimeout(f,0)},error:function(){},runtime:{permission:{"
+            "requestAuthCode:function(a){"
+            f"if(a.corpId!=={json.dumps(CORP_ID)}||a.clientId!=={json.dumps(APP_KEY)}){{a.onFail({{}});return}}"
+            f"var code={json.dumps(code)};if(code){{a.onSuccess({{code:code}})}}else{{a.onFail({{}})}}"
+            "}}}};"
+        )
+        return web.Response(text=script, content_type="application/javascript")
 
 
 # -- what DingTalk sends to oabot ----------------------------------------------------------------

@@ -8,6 +8,11 @@ be made slow or failing: `fail_next(...)` queues answers, `send_delay_s` sleeps 
 
 It also hands out click response codes (`click_code()`), which is what WeCom puts in a
 template_card_event; the tests then build and encrypt the event with wechatpy.
+
+Web sign-in: `/connect/oauth2/authorize` (the OAuth page, with `OABOT_WECOM_OAUTH_BASE` pointed
+here) sends the browser straight back to the redirect URL with a one-time code for
+`signed_in_account` (None: a visitor who is not a member), and `/cgi-bin/auth/getuserinfo`
+exchanges it: once, within `CODE_TTL_S` (`expire_codes()` ages them all), else errcode 40029.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import itertools
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 import xmltodict
 from aiohttp import web
@@ -31,6 +37,8 @@ EXPIRED_TOKEN = 42001
 BUSY = -1
 FAKE_DUPLICATE_TASK_ID = 40099
 FAKE_BAD_RESPONSE_CODE = 40098
+INVALID_CODE = 40029
+CODE_TTL_S = 300.0
 
 
 @dataclass
@@ -48,12 +56,18 @@ class FakeWeCom:
     _task_ids: set[str] = field(default_factory=set)
     _codes: dict[str, bool] = field(default_factory=dict)  # response code -> used
     _seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    signed_in_account: str | None = None  # who the OAuth page says the visitor is
+    _oauth_codes: dict[str, tuple[str | None, float]] = field(
+        default_factory=dict
+    )  # code -> (account, issued)
 
     async def start(self) -> FakeWeCom:
         self.api.route("GET", "/cgi-bin/gettoken", self._gettoken)
         self.api.route("POST", "/cgi-bin/message/send", self._send)
         self.api.route("POST", "/cgi-bin/message/update_template_card", self._update)
         self.api.route("GET", "/cgi-bin/user/get", self._user)
+        self.api.route("GET", "/connect/oauth2/authorize", self._authorize)
+        self.api.route("GET", "/cgi-bin/auth/getuserinfo", self._getuserinfo)
         await self.api.start()
         return self
 
@@ -83,6 +97,18 @@ class FakeWeCom:
         code = f"rc-click-{next(self._seq)}"
         self._codes[code] = False
         return code
+
+    def sign_in_code(self, account: str | None) -> str:
+        """A one-time OAuth code for `account`, as the authorize page would hand out."""
+        code = f"oauth-{next(self._seq)}-{int(time.time() * 1000) % 100000}"
+        self._oauth_codes[code] = (account, time.monotonic())
+        return code
+
+    def expire_codes(self) -> None:
+        """Every code handed out so far is past its five minutes."""
+        self._oauth_codes = {
+            code: (account, issued - CODE_TTL_S - 1) for code, (account, issued) in self._oauth_codes.items()
+        }
 
     # -- what happened -----------------------------------------------------------------------
     def cards_to(self, account: str) -> list[dict[str, Any]]:
@@ -166,6 +192,31 @@ class FakeWeCom:
             return bad
         userid = rec.query.get("userid", "")
         return web.json_response({"errcode": 0, "errmsg": "ok", "userid": userid, "name": userid})
+
+    async def _authorize(self, request: web.Request, rec: Recorded) -> web.StreamResponse:
+        q = rec.query
+        if (
+            q.get("appid") != self.corp_id
+            or q.get("scope") != "snsapi_base"
+            or q.get("response_type") != "code"
+        ):
+            return web.Response(status=400, text="fake wecom: bad authorize request")
+        code = self.sign_in_code(self.signed_in_account)
+        back = urlencode({"code": code, "state": q.get("state", "")})
+        raise web.HTTPFound(location=f"{q['redirect_uri']}?{back}")
+
+    async def _getuserinfo(self, request: web.Request, rec: Recorded) -> web.StreamResponse:
+        if bad := self._token_error(rec):
+            return bad
+        found = self._oauth_codes.pop(rec.query.get("code", ""), None)
+        if found is None or time.monotonic() - found[1] > CODE_TTL_S:
+            return web.json_response({"errcode": INVALID_CODE, "errmsg": "invalid code"})
+        account = found[0]
+        if account is None:
+            return web.json_response(
+                {"errcode": 0, "errmsg": "ok", "openid": "o-visitor", "external_userid": ""}
+            )
+        return web.json_response({"errcode": 0, "errmsg": "ok", "userid": account, "user_ticket": "t"})
 
 
 class WeComCallbacks:

@@ -32,7 +32,7 @@ async def fill(browser: Browser, values: dict[str, str]) -> None:
 
 async def test_seal_use_tapped_through_in_chromium(tmp_path: Path) -> None:
     env = base_env(f"sqlite+aiosqlite:///{tmp_path}/browser.db", OABOT_CONSOLE="1")
-    async with ServerProcess(env, tmp_path) as server, Browser() as browser:
+    async with ServerProcess(env, tmp_path, args=("--demo",)) as server, Browser() as browser:
         base = server.base_url
         await browser.emulate_phone()
         await browser.navigate(f"{base}/console")

@@ -47,7 +47,7 @@ async def check_in(browser: Browser, url: str, at: tuple[float, float, float]) -
 async def test_check_in_page_with_a_fixed_geolocation(tmp_path: Path) -> None:
     env = base_env(f"sqlite+aiosqlite:///{tmp_path}/checkin.db", OABOT_CONSOLE="1")
     async with (
-        ServerProcess(env, tmp_path) as server,
+        ServerProcess(env, tmp_path, args=("--demo",)) as server,
         httpx.AsyncClient(base_url=server.base_url, headers=HEADERS) as api,
     ):
         now = datetime.now(ZoneInfo("Asia/Shanghai")).replace(microsecond=0)

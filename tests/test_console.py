@@ -12,7 +12,7 @@ from approvals.model import StepStatus, TaskStatus
 from bot.app import create_app
 from bot.keys import DISPATCHER, WORKFLOW
 from bot.web.console.labels import STEP_STATUS_LABEL, TASK_STATUS_LABEL
-from bot.web.console.pages import form_from_post
+from bot.web.forms import form_from_post
 from storage.console_models import ConsoleMessageRow
 from tests.conftest import settings_for
 

@@ -4,7 +4,8 @@ Before listening: SQLite databases are migrated automatically; a PostgreSQL data
 outdated schema stops the start (exit 2) unless OABOT_AUTO_MIGRATE=1, because several replicas
 migrating a shared database on their own is how schemas get broken. The org file
 (OABOT_ORG_FILE, or the shipped demo org in --demo mode when the database has none) is imported.
-SIGINT and SIGTERM stop the service cleanly within a few seconds.
+SIGINT and SIGTERM stop the service cleanly within a few seconds. With the console on outside
+demo mode, a warning at start says that it requires an org admin's sign-in.
 """
 
 from __future__ import annotations
@@ -195,12 +196,25 @@ async def _run_http(settings: Settings, stop: asyncio.Event) -> int:
                 file=sys.stderr,
             )
             return EXIT_CONFIG
+        if warning := console_warning(settings):
+            logger.warning(warning)
         print(ready_line(settings), flush=True)
         await stop.wait()
         logger.info("stopping")
     finally:
         await runner.cleanup()
     return 0
+
+
+def console_warning(settings: Settings) -> str | None:
+    """What to tell the operator when the console is on in a real deployment."""
+    if not settings.console or settings.demo:
+        return None
+    roles = " or ".join(sorted(settings.admin_roles))
+    return (
+        f"the console at {settings.public_url}/console is on outside demo mode: it requires an org admin "
+        f"(an active person with role {roles}) to sign in through WeCom, DingTalk or a personal link"
+    )
 
 
 def ready_line(settings: Settings) -> str:

@@ -134,7 +134,7 @@ async def _run_on(settings: Settings, work: Callable[[ApiTokens], Awaitable[T]])
     db = open_database(settings.database_url)
     try:
         tokens = ApiTokens(
-            db, Directory(db, utcnow), utcnow, bootstrap=settings.api_token, admin_role=settings.admin_role
+            db, Directory(db, utcnow), utcnow, bootstrap=settings.api_token, admin_roles=settings.admin_roles
         )
         return await work(tokens)
     finally:

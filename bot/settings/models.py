@@ -25,6 +25,7 @@ DEMO_DATABASE_URL = "sqlite+aiosqlite:///./var/demo.db"
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/oabot.db"
 
 PROBLEM = "config_problem"
+DINGTALK_JSAPI_URL = "https://g.alicdn.com/dingding/dingtalk-jsapi/3.0.25/dingtalk.open.js"
 
 _CONFIG = ConfigDict(frozen=True, validate_by_name=True, validate_by_alias=True, extra="forbid")
 
@@ -116,6 +117,10 @@ class WeComSettings(PlatformGroup):
     api_base: Annotated[str, parse.base_url] = Field(
         default="https://qyapi.weixin.qq.com", validation_alias="OABOT_WECOM_API_BASE"
     )
+    # Where web sign-in (OAuth2, snsapi_base) sends the browser to be identified.
+    oauth_base: Annotated[str, parse.base_url] = Field(
+        default="https://open.weixin.qq.com", validation_alias="OABOT_WECOM_OAUTH_BASE"
+    )
 
 
 class DingTalkSettings(PlatformGroup):
@@ -144,6 +149,11 @@ class DingTalkSettings(PlatformGroup):
     )
     oapi_base: Annotated[str, parse.base_url] = Field(
         default="https://oapi.dingtalk.com", validation_alias="OABOT_DINGTALK_OAPI_BASE"
+    )
+    # Web sign-in 免登 needs the organisation's CorpId; the page loads the JSAPI from this URL.
+    corp_id: str | None = Field(default=None, validation_alias="OABOT_DINGTALK_CORP_ID")
+    jsapi_url: Annotated[str, parse.base_url] = Field(
+        default=DINGTALK_JSAPI_URL, validation_alias="OABOT_DINGTALK_JSAPI_URL"
     )
 
     @model_validator(mode="after")
@@ -213,8 +223,8 @@ class Settings(BaseModel):
     office_role: Annotated[str, parse.office_role] = Field(
         default="hr_manager", validation_alias="OABOT_OFFICE_ROLE"
     )
-    # Holders of this role are the organisation's administrators: the REST `as_admin` flag and
-    # the console outside demo mode accept only them.
+    # Org admins 管理员 (the console outside demo mode): active holders of this role or of the
+    # office role. See `admin_roles`.
     admin_role: Annotated[str, parse.office_role] = Field(
         default="admin", validation_alias="OABOT_ADMIN_ROLE"
     )
@@ -259,6 +269,11 @@ class Settings(BaseModel):
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def admin_roles(self) -> frozenset[str]:
+        """The one rule for org admins: an active person holding any of these roles."""
+        return frozenset({self.admin_role, self.office_role})
 
     @property
     def is_sqlite(self) -> bool:

@@ -4,32 +4,54 @@ start a request from any template with a form generated from its schema.
 Handlers read the post, call a service (the workflow, the chat service, the console history)
 and render a template from `bot/web/templates/console/`. They hold no markup and never touch
 storage; every approval decision is the workflow's.
+
+Who may use it: in demo mode (`oabot serve --demo`) anyone, through its person picker. Outside
+demo mode (OABOT_CONSOLE=1 on a real deployment) `admin_gate` lets only a signed-in org admin in
+(`bot.web.workspace.sign_in.is_org_admin`); an anonymous visitor is sent to the sign-in page and
+anyone else gets a 403 page.
 """
 
 from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
-from multidict import MultiDictProxy
 
-from approvals.definitions import FieldSpec, FieldType, Template
 from approvals.errors import ApprovalError
 from approvals.form_errors import FormInvalid
 from approvals.model import URGENCY_LABEL, Urgency
 from bot.keys import CHAT, CONSOLE, SETTINGS, WORKFLOW
 from bot.web.console.labels import Labels
+from bot.web.forms import FieldView, form_from_post, shown_value
+from bot.web.identity import current, sign_in_url
+from bot.web.middleware import Handler
 from bot.web.templating import STATIC_DIR, setup_templates
+from bot.web.workspace.sign_in import is_org_admin, problem_page
 from handlers.events import CardAction, LocationShared, Sender, TextMessage
 from notifications.messages import message_for
 from org.model import Org, User
 
-FormData = MultiDictProxy[Any]
+CONSOLE_PATH = "/console"
+
+
+@web.middleware
+async def admin_gate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Outside demo mode, every console address needs an org admin's session."""
+    settings = request.app[SETTINGS]
+    inside = request.path == CONSOLE_PATH or request.path.startswith(CONSOLE_PATH + "/")
+    if not inside or not settings.console or settings.demo:
+        return await handler(request)
+    found = await current(request)
+    if found is None:
+        raise web.HTTPSeeOther(location=sign_in_url(request.path_qs))
+    if not is_org_admin(settings, found[1]):
+        message = "控制台只对管理员开放。如需使用，请联系管理员。"
+        return problem_page(request, message, status=403, title="没有权限")
+    return await handler(request)
 
 
 def _enabled(request: web.Request) -> None:
@@ -160,106 +182,6 @@ async def templates(request: web.Request) -> web.StreamResponse:
     return aiohttp_jinja2.render_template("console/templates.html", request, context)
 
 
-def _number(raw: Any) -> Any:
-    try:
-        text = str(raw)
-        return int(text) if text.lstrip("-").isdigit() else float(text)
-    except (TypeError, ValueError):
-        return raw
-
-
-def _several(data: FormData, key: str) -> list[str] | None:
-    return [str(x) for x in data.getall(key, []) if str(x)] or None
-
-
-def _one(data: FormData, key: str) -> str | None:
-    return str(data.get(key, "")).strip() or None
-
-
-def _date_range(data: FormData, key: str) -> dict[str, str] | None:
-    start, end = str(data.get(f"{key}.start", "")), str(data.get(f"{key}.end", ""))
-    return {"start": start, "end": end} if start or end else None
-
-
-def _place(data: FormData, key: str) -> dict[str, Any] | None:
-    site = str(data.get(key, ""))
-    if site:
-        return {"site": site}
-    address = str(data.get(f"{key}.address", "")).strip()
-    if not address:
-        return None
-    return {
-        "address": address,
-        "lat": _number(data.get(f"{key}.lat")),
-        "lng": _number(data.get(f"{key}.lng")),
-    }
-
-
-def _then(convert: Callable[[str], Any]) -> Callable[[FormData, str], Any]:
-    """A single-input kind: its trimmed text, converted when there is any."""
-
-    def parse(data: FormData, key: str) -> Any:
-        raw = _one(data, key)
-        return None if raw is None else convert(raw)
-
-    return parse
-
-
-def _bool(raw: str) -> Any:
-    return raw == "true" if raw in ("true", "false") else raw
-
-
-def _lines(raw: str) -> list[str]:
-    return [line.strip() for line in raw.splitlines() if line.strip()]
-
-
-def _local_minutes(raw: str) -> str:
-    # <input type=datetime-local> sends minutes; the engine wants seconds too
-    return raw if len(raw) > 16 else raw + ":00"
-
-
-# How each field kind comes back from the browser (None: the field was left empty). Types are
-# checked by the engine, which answers with FormInvalid naming the fields.
-PARSE: Mapping[FieldType, Callable[[FormData, str], Any]] = {
-    FieldType.MULTISELECT: _several,
-    FieldType.USERS: _several,
-    FieldType.DATERANGE: _date_range,
-    FieldType.LOCATION: _place,
-    FieldType.NUMBER: _then(_number),
-    FieldType.MONEY: _then(_number),
-    FieldType.BOOL: _then(_bool),
-    FieldType.LIST: _then(_lines),
-    FieldType.DATETIME: _then(_local_minutes),
-}
-
-
-def form_from_post(template: Template, data: FormData) -> dict[str, Any]:
-    """Browser form fields → the JSON form the engine validates."""
-    form: dict[str, Any] = {}
-    for f in template.fields:
-        value = PARSE.get(f.type, _one)(data, f.key)
-        if value is not None:
-            form[f.key] = value
-    return form
-
-
-@dataclass(frozen=True)
-class FieldView:
-    """One field of the form as the page shows it: its spec, the value to fill in, its problem."""
-
-    spec: FieldSpec
-    value: Any
-    error: str | None
-
-
-def _shown_value(f: FieldSpec, values: dict[str, Any]) -> Any:
-    if f.key in values:
-        return values[f.key]
-    # "$initiator..." defaults are filled in by the engine, not shown as text
-    default = None if str(f.default or "").startswith("$") else f.default
-    return "" if default is None else default
-
-
 def _urgency(raw: str) -> Urgency:
     return Urgency(raw) if raw in {u.value for u in Urgency} else Urgency.NORMAL
 
@@ -303,7 +225,7 @@ async def new_request(request: web.Request) -> web.StreamResponse:
         "org": org,
         "top_error": top_error,
         "unknown": [(k, v) for k, v in errors.items() if template.field(k) is None],
-        "form": [FieldView(f, _shown_value(f, values), errors.get(f.key)) for f in template.fields],
+        "form": [FieldView(f, shown_value(f, values), errors.get(f.key)) for f in template.fields],
         "urgencies": [(u.value, URGENCY_LABEL[u]) for u in Urgency],
         "form_token": uuid.uuid4().hex,
     }
@@ -329,6 +251,7 @@ async def request_detail(request: web.Request) -> web.StreamResponse:
 
 def setup_console(app: web.Application) -> None:
     setup_templates(app)
+    app.middlewares.append(admin_gate)
     r = app.router
     r.add_get("/console", index)
     r.add_get("/console/u/{uid}", chat)

@@ -17,6 +17,7 @@ from aiohttp import web
 from bot.web.templating import STATIC_DIR, setup_templates
 from bot.web.workspace.pages_lists import setup_lists
 from bot.web.workspace.pages_request import setup_request_pages
+from bot.web.workspace.sign_in import setup_sign_in
 
 
 def setup_workspace(app: web.Application) -> None:
@@ -24,3 +25,4 @@ def setup_workspace(app: web.Application) -> None:
     app.router.add_static("/m/static/", STATIC_DIR, append_version=False)
     setup_lists(app)
     setup_request_pages(app)
+    setup_sign_in(app)

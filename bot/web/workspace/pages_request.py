@@ -26,7 +26,7 @@ from approvals.form_errors import FormInvalid
 from approvals.model import URGENCY_LABEL, ActionKind, Channel, SignerPosition, Urgency
 from bot.keys import SETTINGS, WORKFLOW
 from bot.web.console.labels import Labels
-from bot.web.console.pages import FieldView, form_from_post
+from bot.web.forms import FieldView, form_from_post
 from bot.web.identity import check_csrf, csrf_token, current, viewer
 from notifications.messages import message_for
 from notifications.wording import REQUEST_STATUS_LABEL
@@ -44,13 +44,8 @@ POSITION_SHORT = {"before": "前加签", "after": "后加签", "alongside": "并
 CHANNELS = {c.value for c in Channel}
 
 
-def admin_role(request: web.Request) -> str:
-    """The role whose holders may open every request (OABOT_ADMIN_ROLE)."""
-    return request.app[SETTINGS].admin_role
-
-
 def _workspace(request: web.Request) -> Workspace:
-    return Workspace(request.app[WORKFLOW], admin_role=admin_role(request))
+    return Workspace(request.app[WORKFLOW], admin_roles=request.app[SETTINGS].admin_roles)
 
 
 def _redirect(location: str, flash: str | None = None) -> web.Response:

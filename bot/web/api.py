@@ -30,7 +30,7 @@ from bot.web.routes import (
     refuse,
     reply,
 )
-from services.approval_views import DelegationView, PendingTaskView, RequestSummary, RequestView
+from services.approval_views import DelegationView, IsoTime, PendingTaskView, RequestSummary, RequestView
 
 ROUTES = RouteTable()
 MAX_LIMIT = 500
@@ -87,6 +87,7 @@ class PreviewIn(Body):
     template: Text
     initiator: Text
     form: dict[str, Any]
+    urgency: Urgency = Urgency.NORMAL
 
 
 class PreviewStep(BaseModel):
@@ -105,6 +106,8 @@ class Preview(BaseModel):
     template: str
     initiator: str
     form: dict[str, Any]
+    urgency: Urgency
+    deadline: IsoTime = Field(description="when the whole sign-off is due if submitted now")
     steps: list[PreviewStep]
 
 
@@ -332,7 +335,7 @@ async def list_tasks(request: web.Request) -> web.StreamResponse:
 async def preview_route(request: web.Request) -> web.StreamResponse:
     body = await read_body(request, PreviewIn)
     route = await request.app[WORKFLOW].preview(
-        template_key=body.template, initiator=body.initiator, form=body.form
+        template_key=body.template, initiator=body.initiator, form=body.form, urgency=body.urgency
     )
     return reply(Preview.model_validate(route))
 

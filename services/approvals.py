@@ -23,6 +23,7 @@ from approvals import engine
 from approvals.definitions import Permission, Template
 from approvals.engine import Action, Context, DeadlineFn, Outcome
 from approvals.errors import ApprovalError, DelegationNotFound, RequestNotFound, TemplateNotFound
+from approvals.forms import WorkingDays
 from approvals.model import (
     URGENCY_HOURS,
     Channel,
@@ -87,6 +88,7 @@ class WorkflowDeps:
     hooks: list[OutcomeHook] = field(default_factory=list)
     delegation_hooks: list[DelegationHook] = field(default_factory=list)
     validators: list[SubmitValidator] = field(default_factory=list)
+    working_days: WorkingDays | None = None  # the org's calendar, for `working_days_of` fields
 
 
 class Workflow:
@@ -115,6 +117,7 @@ class Workflow:
             delegations=delegations,
             deadline_fn=self.d.deadline_fn,
             words=wording.phrase,
+            working_days=self.d.working_days,
         )
 
     async def _record(

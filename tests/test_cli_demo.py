@@ -43,10 +43,12 @@ def run(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[int, str, 
     return code, captured.out, captured.err
 
 
-def serve_demo_once() -> None:
-    """What `make demo` does before it listens: migrate ./var/demo.db and import the demo org."""
+def serve_demo_once(capsys: pytest.CaptureFixture[str]) -> None:
+    """What `make demo` does before it listens: migrate ./var/demo.db and import the demo org.
+    What it logs is set aside (an earlier test's log handler may point at a closed stream)."""
     Path("var").mkdir(exist_ok=True)
     asyncio.run(prepare_database(load_settings(demo=True, dotenv_path=None)))
+    capsys.readouterr()
 
 
 @pytest.mark.parametrize("argv", COMMANDS, ids=lambda argv: " ".join(argv[:2]))
@@ -85,7 +87,7 @@ def test_backup_refuses_an_empty_database_file(fresh: Path, capsys: pytest.Captu
 def test_after_the_demo_every_command_with_demo_reads_the_demos_data(
     fresh: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    serve_demo_once()
+    serve_demo_once(capsys)
 
     code, out, _ = run(capsys, ["org", "show", "--demo"])
     assert code == 0
@@ -101,7 +103,7 @@ def test_after_the_demo_every_command_with_demo_reads_the_demos_data(
 def test_without_demo_the_commands_point_at_the_demos_database(
     fresh: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    serve_demo_once()
+    serve_demo_once(capsys)
 
     code, _, err = run(capsys, ["org", "show"])
 

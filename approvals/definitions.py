@@ -46,6 +46,13 @@ class FieldSpec:
     line: int | None = None
     # date/datetime: must not be earlier than this other field of the same type (return after depart)
     not_before: str | None = None
+    # required whenever this condition holds on the form (a seal taken out needs its return time)
+    required_if: Condition | None = None
+    # user/users: the initiator cannot be picked (nobody stands in for themselves)
+    not_initiator: bool = False
+    # number: the working days of this daterange field on the organisation's calendar; filled in
+    # when left empty, and a typed value that does not match is refused
+    working_days_of: str | None = None
 
 
 class ApproverKind(StrEnum):

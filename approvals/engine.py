@@ -47,7 +47,7 @@ from approvals.errors import (
     TaskNotFound,
     UnknownUser,
 )
-from approvals.forms import validate_form
+from approvals.forms import WorkingDays, validate_form
 from approvals.model import (
     TASK_ACTIONS,
     ActionKind,
@@ -174,6 +174,7 @@ class Context:
     delegations: Sequence[Delegation] = ()
     deadline_fn: DeadlineFn | None = None
     words: Words = phrase_code
+    working_days: WorkingDays | None = None  # the org's calendar, for `working_days_of` fields
 
 
 def _append_event(
@@ -635,7 +636,9 @@ def submit(
     org, template = ctx.org, ctx.template
     if not org.is_active(initiator):
         raise UnknownUser("unknown_user.initiator", user=initiator)
-    clean = validate_form(template, form, org=org, initiator=initiator, tz=ctx.tz)
+    clean = validate_form(
+        template, form, org=org, initiator=initiator, tz=ctx.tz, working_days=ctx.working_days
+    )
     planned = plan_route(template, clean, initiator, org)
     req = Request(
         id=request_id,
@@ -704,7 +707,9 @@ def preview(
     org, template = ctx.org, ctx.template
     if not org.is_active(initiator):
         raise UnknownUser("unknown_user.initiator", user=initiator)
-    clean = validate_form(template, form, org=org, initiator=initiator, tz=ctx.tz)
+    clean = validate_form(
+        template, form, org=org, initiator=initiator, tz=ctx.tz, working_days=ctx.working_days
+    )
     out: list[PreviewStep] = []
     previous_approvers: list[str] = []
     for p in plan_route(template, clean, initiator, org):
@@ -1172,7 +1177,14 @@ def _resubmit(flow: _Flow, action: Action) -> None:
     form = (
         req.form
         if action.form is None
-        else validate_form(ctx.template, action.form, org=ctx.org, initiator=req.initiator, tz=ctx.tz)
+        else validate_form(
+            ctx.template,
+            action.form,
+            org=ctx.org,
+            initiator=req.initiator,
+            tz=ctx.tz,
+            working_days=ctx.working_days,
+        )
     )
     planned = plan_route(ctx.template, form, req.initiator, ctx.org)
     req.form = form

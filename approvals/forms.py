@@ -24,14 +24,19 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date, datetime, tzinfo
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from approvals.conditions import evaluate
 from approvals.definitions import FieldSpec, FieldType, Template
 from approvals.form_errors import FieldProblem, FormInvalid
+from approvals.routing import initiator_context
 from org.model import Org
+
+# The working days from one date to another, both included, on the organisation's calendar.
+WorkingDays = Callable[[date, date], int]
 
 INITIATOR = "$initiator"
 INITIATOR_DEPARTMENT = "$initiator.department"
@@ -68,9 +73,18 @@ def is_empty(value: Any) -> bool:
 
 
 def validate_form(
-    template: Template, form: dict[str, Any], *, org: Org, initiator: str, tz: tzinfo
+    template: Template,
+    form: dict[str, Any],
+    *,
+    org: Org,
+    initiator: str,
+    tz: tzinfo,
+    working_days: WorkingDays | None = None,
 ) -> dict[str, Any]:
-    """The normalised form, or FormInvalid listing every field's problem."""
+    """The normalised form, or FormInvalid listing every field's problem.
+
+    `working_days` counts the working days of a date range on the organisation's calendar; without
+    it, `working_days_of` fields are checked like any other number."""
     if not isinstance(form, Mapping):
         raise FormInvalid([FieldProblem("", None, "表单格式不正确")])
     problems: list[FieldProblem] = []
@@ -80,7 +94,7 @@ def validate_form(
         if is_empty(raw) and spec.default is not None:
             raw = resolve_default(spec, org=org, initiator=initiator)
         if is_empty(raw):
-            if spec.required:
+            if spec.required and not (spec.working_days_of and working_days):
                 problems.append(FieldProblem(spec.key, spec.label, "必填"))
             continue
         try:
@@ -88,6 +102,10 @@ def validate_form(
         except ValueRefused as exc:
             problems.append(FieldProblem(spec.key, spec.label, str(exc)))
     problems.extend(_order_problems(template, out))
+    refused = {p.key for p in problems}
+    problems.extend(_rule_problems(template, out, refused, org=org, initiator=initiator))
+    if working_days is not None:
+        problems.extend(_working_day_problems(template, out, refused, working_days))
     order = {f.key: i for i, f in enumerate(template.fields)}
     problems.sort(key=lambda p: order.get(p.key, len(order)))
     problems.extend(FieldProblem(str(k), None, "未知字段") for k in form if k not in order)
@@ -398,4 +416,45 @@ def _order_problems(template: Template, out: dict[str, Any]) -> list[FieldProble
             late = out[spec.key] < out[other.key]  # ISO dates order as text
         if late:
             problems.append(FieldProblem(spec.key, spec.label, f"不能早于{other.label}"))
+    return problems
+
+
+def _rule_problems(
+    template: Template, out: dict[str, Any], refused: set[str], *, org: Org, initiator: str
+) -> list[FieldProblem]:
+    """`required_if` (a seal taken out needs its return time) and `not_initiator` (nobody is
+    their own stand-in), on the values that passed."""
+    problems: list[FieldProblem] = []
+    who = None
+    for spec in template.fields:
+        if spec.key in refused:
+            continue
+        if spec.required_if is not None and spec.key not in out:
+            who = who if who is not None else initiator_context(org, initiator)
+            if evaluate(spec.required_if, out, initiator_ctx=who):
+                problems.append(FieldProblem(spec.key, spec.label, "必填"))
+        picked = out.get(spec.key)
+        if spec.not_initiator and (picked == initiator or (isinstance(picked, list) and initiator in picked)):
+            problems.append(FieldProblem(spec.key, spec.label, "不能选择申请人本人"))
+    return problems
+
+
+def _working_day_problems(
+    template: Template, out: dict[str, Any], refused: set[str], working_days: WorkingDays
+) -> list[FieldProblem]:
+    """`working_days_of`: fill the count in when it was left empty, refuse one that does not match
+    the dates (a half day off at either end, N - 0.5, is accepted)."""
+    problems: list[FieldProblem] = []
+    for spec in template.fields:
+        period = out.get(spec.working_days_of or "")
+        if spec.key in refused or not isinstance(period, dict):
+            continue
+        count = working_days(date.fromisoformat(period["start"]), date.fromisoformat(period["end"]))
+        if count == 0:
+            problems.append(FieldProblem(spec.key, spec.label, "所选日期内没有工作日"))
+        elif spec.key not in out:
+            out[spec.key] = count
+        elif out[spec.key] not in (count, count - 0.5):
+            message = f"应为 {count} 个工作日 (首尾请半天可填 {_fmt(count - 0.5)})"
+            problems.append(FieldProblem(spec.key, spec.label, message))
     return problems

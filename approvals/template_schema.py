@@ -388,10 +388,27 @@ class FieldModel(Section):
     default: Any = None
     help: AnyText = ""
     not_before: Key | None = None
+    required_if: AnyCondition | None = None
+    not_initiator: Flag = False
+    working_days_of: Key | None = None
 
     @classmethod
     def _before(cls, data: Mapping[str, Any], info: ValidationInfo) -> list[InitErrorDetails]:
         return _first_use("fields", "field", data, info)
+
+    @field_validator("not_initiator")
+    @classmethod
+    def _people_only(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and info.data.get("type") not in (FieldType.USER, FieldType.USERS):
+            raise _error("only a user or users field can be not_initiator")
+        return value
+
+    @field_validator("working_days_of")
+    @classmethod
+    def _numbers_only(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and info.data.get("type") != FieldType.NUMBER:
+            raise _error("only a number field can count working days")
+        return value
 
     @field_validator("default")
     @classmethod
@@ -440,6 +457,9 @@ class FieldModel(Section):
             help=self.help,
             line=self.line,
             not_before=self.not_before,
+            required_if=self.required_if.to_condition() if self.required_if is not None else None,
+            not_initiator=self.not_initiator,
+            working_days_of=self.working_days_of,
         )
 
 
@@ -585,6 +605,29 @@ def _order_problems(
         if message is not None:
             errors.append(
                 InitErrorDetails(type=_error(message), loc=(index[spec.key], "not_before"), input=None)
+            )
+    return errors
+
+
+def _working_days_problems(
+    specs: Iterable[FieldSpec], items: list[Any], known: Vocabulary
+) -> list[InitErrorDetails]:
+    """`working_days_of` names an existing daterange field."""
+    keys = [item.get("key") if isinstance(item, Mapping) else None for item in items]
+    index = {key.strip(): i for i, key in reversed(list(enumerate(keys))) if isinstance(key, str)}
+    errors: list[InitErrorDetails] = []
+    for spec in specs:
+        other_key = spec.working_days_of
+        if other_key is None:
+            continue
+        message = None
+        if other_key not in known.declared:
+            message = f"field '{other_key}' does not exist"
+        elif (other := known.fields.get(other_key)) is not None and other.type != FieldType.DATERANGE:
+            message = f"field '{other_key}' is a {other.type.value}, not a daterange"
+        if message is not None:
+            errors.append(
+                InitErrorDetails(type=_error(message), loc=(index[spec.key], "working_days_of"), input=None)
             )
     return errors
 
@@ -831,6 +874,10 @@ AnyCondition = Annotated[
     Annotated[GroupCondition, Tag("group condition")] | Annotated[CompareCondition, Tag("compare condition")],
     Discriminator(_condition_kind),
 ]
+
+# Fields come before conditions in this module; `required_if` takes a condition.
+for _kind in (FieldModel, ValueField, CountedField, ChoiceField, MultiChoiceField, DateField, PlainField):
+    _kind.model_rebuild()
 
 
 def _compare_problem(
@@ -1113,6 +1160,7 @@ class TemplateModel(Section):
             errors = [_again(e) for e in exc.errors()]
         known = _vocabulary(info)
         errors += _order_problems(known.fields.values(), value, known)
+        errors += _working_days_problems(known.fields.values(), value, known)
         _raise("fields", errors)
         return result
 

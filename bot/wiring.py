@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from aiohttp import web
 
 from approvals.definitions import Template
+from approvals.forms import WorkingDays
 from approvals.model import Request, Step, Task
 from approvals.template_loader import load_templates
 from bot.checkin_wiring import checkin_config, setup_checkins
@@ -89,6 +90,17 @@ def make_deadline_fn(calendar: WorkingCalendar | OrgCalendar):  # type: ignore[n
     return due
 
 
+def make_working_days(calendar: OrgCalendar) -> WorkingDays:
+    """Working days from one date to another, both included (a leave's length), with the
+    organisation's own holidays and working days."""
+
+    def count(first: date, last: date) -> int:
+        days = (first + timedelta(days=i) for i in range((last - first).days + 1))
+        return sum(calendar.current.is_working_day(d) for d in days)
+
+    return count
+
+
 async def workflow_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     clock = app[CLOCK]
@@ -115,6 +127,7 @@ async def workflow_ctx(app: web.Application) -> AsyncIterator[None]:
             hooks=[*deadline_hooks.hooks, checkins.on_outcome],
             delegation_hooks=deadline_hooks.delegation_hooks,
             validators=[checkins.check_submission],
+            working_days=make_working_days(calendar),
         )
     )
     app[WORKFLOW] = workflow

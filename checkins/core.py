@@ -257,7 +257,8 @@ def destination_of(location: Any, sites: Mapping[str, Site]) -> Destination:
     """A normalised `location` form value → a destination.
 
     Coordinates typed with an address are taken as GCJ-02: that is what the map pickers people
-    copy them from (AMap, Tencent Maps, WeCom) report. A plain text destination has none.
+    copy them from (AMap, Tencent Maps, WeCom) report. A plain text destination has none, unless
+    it is exactly the name of an active site (a 派车 to 浦东项目现场): then it is that site.
     """
     if isinstance(location, Mapping):
         if location.get("site"):
@@ -270,7 +271,9 @@ def destination_of(location: Any, sites: Mapping[str, Site]) -> Destination:
                 name=str(location.get("address") or ""), point=point, radius_m=ADDRESS_RADIUS_M
             )
         return Destination(name=str(location.get("address") or ""))
-    return Destination(name=str(location or ""))
+    text = str(location or "").strip()
+    named = next((site for site in sites.values() if site.active and site.name == text), None)
+    return _site_destination(named) if named is not None and text else Destination(name=text)
 
 
 def trips_for_request(

@@ -13,7 +13,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -23,7 +23,17 @@ from approvals import engine
 from approvals.definitions import Permission, Template
 from approvals.engine import Action, Context, DeadlineFn, Outcome
 from approvals.errors import ApprovalError, DelegationNotFound, RequestNotFound, TemplateNotFound
-from approvals.model import Channel, Delegation, Request, RequestStatus, Task, TrailEvent, Urgency
+from approvals.forms import WorkingDays
+from approvals.model import (
+    URGENCY_HOURS,
+    Channel,
+    Delegation,
+    Request,
+    RequestStatus,
+    Task,
+    TrailEvent,
+    Urgency,
+)
 from approvals.trail import verify_chain
 from notifications import wording
 from notifications.compose import compose
@@ -84,6 +94,7 @@ class WorkflowDeps:
     hooks: list[OutcomeHook] = field(default_factory=list)
     delegation_hooks: list[DelegationHook] = field(default_factory=list)
     validators: list[SubmitValidator] = field(default_factory=list)
+    working_days: WorkingDays | None = None  # the org's calendar, for `working_days_of` fields
 
 
 class Workflow:
@@ -112,6 +123,7 @@ class Workflow:
             delegations=delegations,
             deadline_fn=self.d.deadline_fn,
             words=wording.phrase,
+            working_days=self.d.working_days,
         )
 
     async def _record(
@@ -234,16 +246,27 @@ class Workflow:
         )
         return view
 
-    async def preview(self, *, template_key: str, initiator: str, form: dict[str, Any]) -> dict[str, Any]:
-        """The route a submission would take, with the engine's own auto-approval policy."""
+    async def preview(
+        self,
+        *,
+        template_key: str,
+        initiator: str,
+        form: dict[str, Any],
+        urgency: Urgency = Urgency.NORMAL,
+    ) -> dict[str, Any]:
+        """The route a submission would take, with the engine's own auto-approval policy, and
+        when the whole sign-off would be due at this urgency if submitted now."""
         template = self.template(template_key)
         org = await self.org()
-        ctx = self._ctx(template, org, [], self.d.now())
+        now = self.d.now()
+        ctx = self._ctx(template, org, [], now)
         clean, steps = engine.preview(ctx, initiator=initiator, form=form)
         return {
             "template": template.key,
             "initiator": initiator,
             "form": clean,
+            "urgency": urgency.value,
+            "deadline": now + timedelta(hours=URGENCY_HOURS[urgency]),
             "steps": [_preview_step(s, org) for s in steps],
         }
 

@@ -10,6 +10,7 @@ hr_admin), 钱磊 u_qian (finance), 周杰 u_zhou (engineering head) → 郑浩 
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -83,10 +84,15 @@ CHECKIN_FIX = {
 }
 
 
-def leave(days: float) -> dict[str, Any]:
+def leave(days: int) -> dict[str, Any]:
+    """`days` working days from Tuesday 2026-11-24 (no public holiday falls in the weeks after)."""
+    end, left = date(2026, 11, 24), days - 1
+    while left:
+        end += timedelta(days=1)
+        left -= end.weekday() < 5
     return {
         "leave_type": "事假",
-        "period": {"start": "2026-11-24", "end": "2026-12-05"},
+        "period": {"start": "2026-11-24", "end": end.isoformat()},
         "days": days,
         "reason": "家中有事",
     }

@@ -190,8 +190,8 @@ def test_cli_refuses_a_bad_date(cli_db: str, capsys: pytest.CaptureFixture[str])
 def test_cli_says_what_to_do_when_the_database_is_not_migrated(
     cli_db: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["calendar", "list"]) == 1
-    assert "oabot migrate" in capsys.readouterr().err
+    assert main(["calendar", "list"]) == 2
+    assert "database not initialised: run `oabot migrate`" in capsys.readouterr().err
 
 
 def test_cli_list_warns_when_the_holiday_data_does_not_cover_the_year(

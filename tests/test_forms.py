@@ -294,6 +294,7 @@ SEAL_FORM = {
     "files": ["采购合同.pdf", "补充协议.pdf"],
     "copies": 2,
     "take_out": True,
+    "return_at": "2026-11-24 18:00",
     "companions": ["u_zheng"],
 }
 

@@ -126,7 +126,7 @@ async def test_a_leave_approved_after_it_began_moves_tasks_at_the_next_scan(
 
 
 async def test_a_leave_that_is_already_over_creates_nothing_and_says_why(api: Api, org_db: Database) -> None:
-    view = await approved_leave(api, "u_sun", "u_li", leave("2026-11-20", "2026-11-21"))
+    view = await approved_leave(api, "u_sun", "u_li", leave("2026-11-19", "2026-11-20"))
 
     assert await delegations_of(api, "u_sun") == []
     noted = next(e for e in view["trail"] if e["kind"] == "delegation_not_created")

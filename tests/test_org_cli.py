@@ -222,16 +222,14 @@ def test_a_database_without_tables_is_explained_not_a_traceback(
 
     code, out, err = run(capsys, "org", "import", str(DEMO_ORG))
 
-    assert (code, out) == (1, "")
-    assert err == (
-        f"Cannot use the database {url}: no such table: departments\n"
-        "Is it running, and has `oabot migrate` created the tables?\n"
-    )
+    assert (code, out) == (2, "")
+    assert err == f"database not initialised: run `oabot migrate` (OABOT_DATABASE_URL is {url})\n"
+    assert not (tmp_path / "unmigrated.db").exists(), "the check does not create the file"
 
 
 def test_org_without_an_action_prints_usage(database_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "org")
 
     assert (code, out) == (2, "")
-    assert err.startswith("usage: oabot org [-h] ACTION ...")
+    assert err.startswith("usage: oabot org [-h] [--demo] ACTION ...")
     assert "import" in err and "show" in err

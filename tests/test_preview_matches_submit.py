@@ -32,7 +32,7 @@ from tests.test_builtin_flows import (
 ORG = demo_org()
 TEMPLATES = load_templates([builtin_templates_dir()], include_builtin=False)
 FORMS: dict[str, list[dict[str, Any]]] = {
-    "seal_use": [SEAL, {**SEAL, "take_out": True}],
+    "seal_use": [SEAL, {**SEAL, "take_out": True, "return_at": "2026-11-24T17:00:00+08:00"}],
     "vehicle_dispatch": [VEHICLE],
     "repair": [REPAIR],
     "outing": [OUTING],

@@ -347,7 +347,8 @@ def with_when(when: str) -> str:
             HEAD.replace("label: 天数", "lable: 天数") + "  - {key: a, name: A, approvers: [{manager: 1}]}\n",
             [
                 "t.yaml:5: fields.days: unknown key 'lable' (did you mean 'label'? allowed: key, label, type, "
-                "required, min, max, integer, options, default, help, not_before)",
+                "required, min, max, integer, options, default, help, not_before, "
+                "required_if, not_initiator, working_days_of)",
                 "t.yaml:5: fields.days: missing 'label'",
             ],
             id="unknown field key",

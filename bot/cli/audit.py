@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from bot.app import open_database
-from bot.settings import ConfigError, load_settings
+from bot.cli.config import database_ready, load_or_report
 from services.approvals import verify_trails
 
 
@@ -22,11 +22,8 @@ def register(subparsers: Any) -> None:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    try:
-        settings = load_settings()
-    except ConfigError as exc:
-        for line in exc.problems:
-            print(line, file=sys.stderr)
+    settings = load_or_report(demo=args.demo)
+    if settings is None or not database_ready(settings):
         return 2
 
     def progress(done: int, total: int) -> None:

@@ -2,8 +2,9 @@
 
 `backup` copies the database into OABOT_BACKUP_DIR and keeps the newest OABOT_BACKUP_KEEP
 copies: SQLite through its online backup API (safe while the service runs), PostgreSQL with
-`pg_dump` (only the private schema when the URL names one). Without pg_dump it says what to
-install and exits 2; when pg_dump fails, its own error is printed and it exits 2.
+`pg_dump` (only the private schema when the URL names one). A database that was never
+initialised is refused (exit 2) rather than copied as an empty file. Without pg_dump it says
+what to install and exits 2; when pg_dump fails, its own error is printed and it exits 2.
 
 `restore FILE` (SQLite) puts a backup in place of the database: it refuses (exit 1) while
 `oabot serve` runs against that file, and (exit 2) a file that is not an oabot database this
@@ -20,7 +21,7 @@ from typing import Any
 
 from approvals.clock import SystemClock
 from bot.app import split_schema
-from bot.cli.config import load_or_report
+from bot.cli.config import check_database, load_or_report
 from reports.backup import (
     BackupError,
     PgDumpFailed,
@@ -53,8 +54,13 @@ def register(subparsers: Any) -> None:
 
 
 def run_backup(args: argparse.Namespace) -> int:
-    settings = load_or_report()
+    settings = load_or_report(demo=args.demo)
     if settings is None:
+        return EXIT_PROBLEM
+    check = check_database(settings)
+    # An unreachable PostgreSQL is left to pg_dump, which says why in its own words.
+    if check.problem is not None and (check.reachable or settings.is_sqlite):
+        print(f"nothing to back up: {check.problem}", file=sys.stderr)
         return EXIT_PROBLEM
     backup_dir = Path(settings.backup_dir)
     now = SystemClock().now()
@@ -85,7 +91,7 @@ def run_backup(args: argparse.Namespace) -> int:
 
 
 def run_restore(args: argparse.Namespace) -> int:
-    settings = load_or_report()
+    settings = load_or_report(demo=args.demo)
     if settings is None:
         return EXIT_PROBLEM
     path = sqlite_file(settings.database_url)

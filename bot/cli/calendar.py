@@ -18,6 +18,7 @@ from typing import Any, TextIO
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.app import open_database  # honours a PostgreSQL schema in the URL
+from bot.cli.config import database_ready
 from bot.settings import ConfigError, Settings, load_settings
 from deadlines.calendar import WorkingCalendar
 from storage import calendar_store
@@ -26,7 +27,7 @@ from storage.db import Database
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # the database could not be used, or there was nothing to remove
-EXIT_INVALID = 2  # bad settings or arguments
+EXIT_INVALID = 2  # bad settings or arguments, or an uninitialised database
 
 KIND_LABEL = {OverrideKind.HOLIDAY: "holiday (day off)", OverrideKind.WORKDAY: "workday"}
 
@@ -71,21 +72,27 @@ def register(subparsers: Any) -> None:
 
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.calendar_action in ("add-holiday", "add-workday"):
-        return run_add(args.date, args.kind, reason=args.reason)
+        return run_add(args.date, args.kind, reason=args.reason, demo=args.demo)
     if args.calendar_action == "remove":
-        return run_remove(args.date)
+        return run_remove(args.date, demo=args.demo)
     if args.calendar_action == "list":
-        return run_list(year=args.year)
+        return run_list(year=args.year, demo=args.demo)
     parser.print_help(sys.stderr)
     return EXIT_INVALID
 
 
 def run_add(
-    day: date, kind: OverrideKind, *, reason: str = "", out: TextIO | None = None, err: TextIO | None = None
+    day: date,
+    kind: OverrideKind,
+    *,
+    reason: str = "",
+    demo: bool = False,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
 ) -> int:
     out, err = out or sys.stdout, err or sys.stderr
-    settings = _settings(err)
-    if settings is None:
+    settings = _settings(err, demo=demo)
+    if settings is None or not database_ready(settings, err):
         return EXIT_INVALID
 
     async def go(session: Any) -> tuple[Override, bool]:
@@ -102,10 +109,10 @@ def run_add(
     return EXIT_OK
 
 
-def run_remove(day: date, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
+def run_remove(day: date, *, demo: bool = False, out: TextIO | None = None, err: TextIO | None = None) -> int:
     out, err = out or sys.stdout, err or sys.stderr
-    settings = _settings(err)
-    if settings is None:
+    settings = _settings(err, demo=demo)
+    if settings is None or not database_ready(settings, err):
         return EXIT_INVALID
 
     async def go(session: Any) -> Override | None:
@@ -122,10 +129,12 @@ def run_remove(day: date, *, out: TextIO | None = None, err: TextIO | None = Non
     return EXIT_OK
 
 
-def run_list(*, year: int | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
+def run_list(
+    *, year: int | None = None, demo: bool = False, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
     out, err = out or sys.stdout, err or sys.stderr
-    settings = _settings(err)
-    if settings is None:
+    settings = _settings(err, demo=demo)
+    if settings is None or not database_ready(settings, err):
         return EXIT_INVALID
     start = date(year, 1, 1) if year else None
     end = date(year, 12, 31) if year else None
@@ -165,9 +174,9 @@ async def _in_transaction(settings: Settings, work: Any) -> Any:
         await database.dispose()
 
 
-def _settings(err: TextIO) -> Settings | None:
+def _settings(err: TextIO, *, demo: bool) -> Settings | None:
     try:
-        return load_settings()
+        return load_settings(demo=demo)
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=err)

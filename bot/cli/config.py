@@ -1,9 +1,11 @@
 """`oabot check-config`: validate the configuration and try the database and Redis.
 
-Also the shared way every command loads settings: a bad value prints one line per problem
-(naming the variable, the value and what is expected) on stderr and the command exits 2,
-never with a traceback. This module reports; it changes nothing (it does not even create the
-SQLite file).
+Also the shared way every command loads settings and checks the database: a bad value prints
+one line per problem (naming the variable, the value and what is expected) on stderr and the
+command exits 2, never with a traceback; so does a database that was never initialised
+("database not initialised: run `oabot migrate`"), instead of a raw SQL error. Every command
+takes `--demo` to use the demo's database (./var/demo.db), the one `make demo` fills. This
+module reports; it changes nothing (it does not even create the SQLite file).
 """
 
 from __future__ import annotations
@@ -11,17 +13,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import redis.asyncio as redis
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
+from sqlalchemy import inspect, text
+from sqlalchemy.engine import Connection, make_url
 
 from bot.app import open_database, split_schema
 from bot.logs import redact_url
-from bot.settings import ConfigError, Settings, load_settings
+from bot.settings import DEMO_DATABASE_URL, ConfigError, Settings, load_settings
+from reports.backup import sqlite_file
+from storage.db import Database
 from storage.migrate import schema_status
+from storage.models import metadata
 
 EXIT_CONFIG = 2
 CONNECT_TIMEOUT_S = 10.0
@@ -38,7 +44,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = load_or_report()
+    settings = load_or_report(demo=args.demo)
     if settings is None:
         return EXIT_CONFIG
     for line in summary(settings):
@@ -62,6 +68,72 @@ def load_or_report(*, demo: bool = False) -> Settings | None:
         for line in exc.problems:
             print(line, file=sys.stderr)
         return None
+
+
+@dataclass(frozen=True)
+class DatabaseCheck:
+    """Whether the commands can use the database: `problem` is the line to print when not;
+    `reachable` is False when it did not even answer."""
+
+    problem: str | None = None
+    reachable: bool = True
+
+
+def check_database(settings: Settings) -> DatabaseCheck:
+    """Is the database there, with oabot's tables at a schema this version knows? Never creates it."""
+    path = sqlite_file(settings.database_url)
+    if path is not None and (not path.exists() or path.stat().st_size == 0):
+        return DatabaseCheck(not_initialised(settings))
+    return asyncio.run(_check_schema(settings))
+
+
+def database_ready(settings: Settings, err: TextIO | None = None) -> bool:
+    """`check_database`, printing its problem (if any) on `err`."""
+    check = check_database(settings)
+    if check.problem is not None:
+        print(check.problem, file=err or sys.stderr)
+    return check.problem is None
+
+
+def not_initialised(settings: Settings) -> str:
+    """What to run when the database has no tables yet; points at the demo's database when that
+    is the one with data in it."""
+    if settings.demo:
+        return "demo database not initialised: run `make demo` (or `oabot serve --demo`) first"
+    line = f"database not initialised: run `oabot migrate` (OABOT_DATABASE_URL is {redact_url(settings.database_url)})"
+    demo_file = sqlite_file(DEMO_DATABASE_URL)
+    if demo_file is not None and demo_file.exists():
+        line += f"\nthe demo keeps its data in {demo_file}: add --demo to use that one"
+    return line
+
+
+async def _check_schema(settings: Settings) -> DatabaseCheck:
+    db = open_database(settings.database_url)
+    try:
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                status = await schema_status(db)
+                tables = await _table_names(db)
+        except Exception as exc:
+            return DatabaseCheck(cannot_connect("OABOT_DATABASE_URL", settings.database_url, exc), False)
+    finally:
+        await db.dispose()
+    if not status.is_known:
+        return DatabaseCheck(f"the database is {status.describe()}: use that version of oabot")
+    if status.current is None and not tables & set(metadata.tables):
+        return DatabaseCheck(not_initialised(settings))
+    if status.current is not None and not status.is_current:
+        again = "oabot migrate --demo" if settings.demo else "oabot migrate"
+        return DatabaseCheck(f"the database schema is {status.describe()}: run `{again}`")
+    return DatabaseCheck()
+
+
+async def _table_names(db: Database) -> set[str]:
+    def names(conn: Connection) -> set[str]:
+        return set(inspect(conn).get_table_names(schema=db.schema))
+
+    async with db.engine.connect() as conn:
+        return await conn.run_sync(names)
 
 
 def error_reason(exc: BaseException) -> str:

@@ -30,7 +30,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = load_or_report()
+    settings = load_or_report(demo=args.demo)
     if settings is None:
         return EXIT_CONFIG
     configure_logging(settings.log_level, settings.log_format)

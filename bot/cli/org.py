@@ -2,8 +2,8 @@
 
 The command is an edge: it reads settings and the file, calls `org.loader` to validate and
 `storage.org_repo` to write, and prints what happened. A bad file is reported line by line
-(`FILE:LINE: message`) with exit status 2 and the database untouched; nothing here decides
-anything about the organisation itself.
+(`FILE:LINE: message`) with exit status 2 and the database untouched, and so is a database
+that was never initialised; nothing here decides anything about the organisation itself.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.cli.config import database_ready
 from bot.settings import ConfigError, Settings, load_settings
 from org.loader import OrgFileError, load_org_file
 from org.model import Org
@@ -30,7 +31,7 @@ logger = logging.getLogger(__name__)
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # the database could not be used, or there is nothing to show
-EXIT_INVALID = 2  # bad settings or a bad org file: nothing was written
+EXIT_INVALID = 2  # bad settings, an uninitialised database or a bad org file: nothing was written
 
 
 def register(subparsers: Any) -> None:
@@ -66,20 +67,25 @@ def register(subparsers: Any) -> None:
 
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.org_action == "import":
-        return run_import(args.file, dry_run=args.dry_run)
+        return run_import(args.file, dry_run=args.dry_run, demo=args.demo)
     if args.org_action == "show":
-        return run_show(include_inactive=args.all)
+        return run_show(include_inactive=args.all, demo=args.demo)
     parser.print_help(sys.stderr)
     return EXIT_INVALID
 
 
 def run_import(
-    path: str, *, dry_run: bool = False, out: TextIO | None = None, err: TextIO | None = None
+    path: str,
+    *,
+    dry_run: bool = False,
+    demo: bool = False,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
 ) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
-    settings = _settings(err)
-    if settings is None:
+    settings = _settings(err, demo=demo)
+    if settings is None or not database_ready(settings, err):
         return EXIT_INVALID
     try:
         org = load_org_file(path)
@@ -99,11 +105,17 @@ def run_import(
     return EXIT_OK
 
 
-def run_show(*, include_inactive: bool = False, out: TextIO | None = None, err: TextIO | None = None) -> int:
+def run_show(
+    *,
+    include_inactive: bool = False,
+    demo: bool = False,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
-    settings = _settings(err)
-    if settings is None:
+    settings = _settings(err, demo=demo)
+    if settings is None or not database_ready(settings, err):
         return EXIT_INVALID
     try:
         org, imported_at = asyncio.run(_load(settings))
@@ -118,9 +130,9 @@ def run_show(*, include_inactive: bool = False, out: TextIO | None = None, err: 
     return EXIT_OK
 
 
-def _settings(err: TextIO) -> Settings | None:
+def _settings(err: TextIO, *, demo: bool) -> Settings | None:
     try:
-        return load_settings()
+        return load_settings(demo=demo)
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=err)

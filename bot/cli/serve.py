@@ -58,6 +58,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--demo",
         action="store_true",
+        default=argparse.SUPPRESS,  # `oabot --demo serve` sets it too (see bot.cli)
         help="use ./var/demo.db with the demo organisation and print a generated API token",
     )
     parser.add_argument("--host", help="address to listen on (default OABOT_HOST, 127.0.0.1)")

@@ -3,7 +3,7 @@
 Prints one row per department followed by its members (the numbers `GET /api/v1/stats`
 returns; definitions in reports/stats.py) and, with --csv, writes the same rows as CSV
 (UTF-8 with a byte-order mark, so spreadsheet programs show the Chinese names). Bad dates,
-an unknown department or an unreadable database print one line each and exit 2.
+an unknown department, an uninitialised or unreadable database print one line each and exit 2.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 
 from approvals.clock import SystemClock
 from bot.app import open_database
-from bot.cli.config import load_or_report
+from bot.cli.config import database_ready, load_or_report
 from reports.stats import CSV_COLUMNS, PeriodInvalid, StatsReport, StatsRow, UnknownDepartment
 from services.stats import StatsService
 from storage.org_repo import OrgNotImported
@@ -53,8 +53,8 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = load_or_report()
-    if settings is None:
+    settings = load_or_report(demo=args.demo)
+    if settings is None or not database_ready(settings):
         return EXIT_PROBLEM
     service = StatsService(tz=settings.tz, working_hours=settings.working_hours)
     try:

@@ -37,7 +37,7 @@ from bot.web.routes import (
     reply,
 )
 from services.api_tokens import Scope, TokenForbidden
-from services.approval_views import DelegationView, PendingTaskView, RequestSummary, RequestView
+from services.approval_views import DelegationView, IsoTime, PendingTaskView, RequestSummary, RequestView
 
 ROUTES = RouteTable()
 MAX_LIMIT = 500
@@ -103,6 +103,7 @@ class PreviewIn(Body):
     template: Text
     initiator: Text | None = Field(None, description="user id; default: a personal token's person")
     form: dict[str, Any]
+    urgency: Urgency = Urgency.NORMAL
 
 
 class PreviewStep(BaseModel):
@@ -121,6 +122,8 @@ class Preview(BaseModel):
     template: str
     initiator: str
     form: dict[str, Any]
+    urgency: Urgency
+    deadline: IsoTime = Field(description="when the whole sign-off is due if submitted now")
     steps: list[PreviewStep]
 
 
@@ -360,7 +363,7 @@ async def preview_route(request: web.Request) -> web.StreamResponse:
     if initiator is None:
         raise refuse("请求参数有误", {"initiator": "required"})
     route = await request.app[WORKFLOW].preview(
-        template_key=body.template, initiator=initiator, form=body.form
+        template_key=body.template, initiator=initiator, form=body.form, urgency=body.urgency
     )
     return reply(Preview.model_validate(route))
 

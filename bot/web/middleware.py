@@ -96,7 +96,12 @@ def error_response(
     request: web.Request, status: int, code: str, message: str, details: Any = None
 ) -> web.Response:
     body = {"error": code, "message": message, "details": details, "request_id": request_id_of(request)}
-    return web.json_response(body, status=status)
+    return web.json_response(body, status=status, dumps=readable_json)
+
+
+def readable_json(value: Any) -> str:
+    """JSON with Chinese (and every other non-ASCII text) as itself rather than \\u escapes."""
+    return json.dumps(value, ensure_ascii=False)
 
 
 @web.middleware

@@ -19,6 +19,7 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, JsonSchemaV
 
 from bot import __version__
 from bot.web import api, api_calendar, api_checkins, api_stats
+from bot.web.middleware import readable_json
 from bot.web.routes import Error, Route, RouteTable
 
 REF = "#/components/schemas/{model}"
@@ -119,7 +120,7 @@ def document() -> dict[str, Any]:
 
 @ROUTES.route("GET", "/api/v1/openapi.json", summary="This document", ok=None)
 async def openapi(request: web.Request) -> web.StreamResponse:
-    return web.json_response(document())
+    return web.json_response(document(), dumps=readable_json)
 
 
 def setup_openapi(app: web.Application) -> None:

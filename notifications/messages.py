@@ -65,6 +65,8 @@ MESSAGES: Mapping[str, str] = {
     "sign_in_state_expired": "登录请求已过期（10 分钟内有效），请重新打开页面。",
     "sign_in_state_used": "这个登录请求已经用过了，请重新打开页面。",
     "sign_in_code_used": "这个登录码已经用过了，请重新打开页面。",
+    "sign_in_unavailable": "暂时无法登录（会话存储无响应），请稍后重试。",
+    "sessions_unavailable": "暂时无法登录（会话存储无响应），请稍后重试。",
     "sign_in_refused.other_browser": "这个登录请求不是在本浏览器中发起的，请重新打开页面。",
     # services.workspace
     "request_hidden": "您无权查看这条申请",

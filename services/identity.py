@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
+from org.errors import Category, DomainError
 from org.model import Org, User
 from services.directory import Directory
 from storage.kv import KeyValueStore, KVUnavailable
@@ -45,6 +46,13 @@ class Session:
         return _hash(self.id)[:12]
 
 
+class SessionsUnavailable(DomainError):
+    """The key-value store that keeps sessions does not answer: nobody can sign in just now."""
+
+    code = "sessions_unavailable"
+    category = Category.UNAVAILABLE
+
+
 class Sessions:
     def __init__(
         self,
@@ -60,7 +68,7 @@ class Sessions:
         self._ttl = ttl
 
     async def start(self, user_id: str, *, via: str) -> Session:
-        """A new session for an active person (raises KVUnavailable when the store is down)."""
+        """A new session for an active person (SessionsUnavailable when the store is down)."""
         now = self._now()
         session = Session(
             id=secrets.token_urlsafe(32),
@@ -73,7 +81,10 @@ class Sessions:
         data = {k: v for k, v in asdict(session).items() if k != "id"}
         data["created_at"] = now.isoformat()
         data["expires_at"] = session.expires_at.isoformat()
-        await self._kv.set(_KEY + _hash(session.id), json.dumps(data), self._ttl.total_seconds())
+        try:
+            await self._kv.set(_KEY + _hash(session.id), json.dumps(data), self._ttl.total_seconds())
+        except KVUnavailable as exc:
+            raise SessionsUnavailable() from exc
         return session
 
     async def get(self, session_id: str | None) -> tuple[Session, User] | None:

@@ -14,16 +14,17 @@ Nothing here knows HTTP or a platform's API: `bot.web.workspace.sign_in` does.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 
 from org.errors import Category, DomainError
 from storage.checkin_store import stored_link_secret
 from storage.db import Database
-from storage.kv import KeyValueStore
+from storage.kv import KeyValueStore, KVUnavailable
 
 STATE_TTL = timedelta(minutes=10)
 CODE_TTL = timedelta(minutes=5)
@@ -62,6 +63,21 @@ class CodeUsed(SignInRefused):
     code = "sign_in_code_used"
 
 
+class SignInUnavailable(SignInRefused):
+    """The key-value store (states, used codes, sessions) does not answer: try again later."""
+
+    code = "sign_in_unavailable"
+    category = Category.UNAVAILABLE
+
+
+@contextlib.contextmanager
+def _store_answers() -> Iterator[None]:
+    try:
+        yield
+    except KVUnavailable as exc:
+        raise SignInUnavailable() from exc
+
+
 class SignInGuard:
     def __init__(
         self, kv: KeyValueStore, db: Database, *, secret: str | None, now: Callable[[], datetime]
@@ -88,7 +104,8 @@ class SignInGuard:
         """A state for a sign-in that should end on `next_path` (a path on this site)."""
         nonce = secrets.token_hex(16)
         expires = int((self._now() + STATE_TTL).timestamp())
-        await self._kv.set(_STATE_KEY + nonce, next_path, STATE_TTL.total_seconds())
+        with _store_answers():
+            await self._kv.set(_STATE_KEY + nonce, next_path, STATE_TTL.total_seconds())
         signature = await self._signature(nonce, expires, next_path)
         return _SEPARATOR.join((nonce, str(expires), signature))
 
@@ -105,17 +122,24 @@ class SignInGuard:
         nonce, expires, signature = parts[0], int(parts[1]), parts[2]
         if expires <= self._now().timestamp():
             raise StateExpired()
-        next_path = await self._kv.get(_STATE_KEY + nonce)
+        with _store_answers():
+            next_path = await self._kv.get(_STATE_KEY + nonce)
         if next_path is None or not hmac.compare_digest(
             signature, await self._signature(nonce, expires, next_path)
         ):
             raise StateInvalid()
-        if not await self._kv.set_if_absent(_USED_KEY + nonce, "1", STATE_TTL.total_seconds()):
+        with _store_answers():
+            first = await self._kv.set_if_absent(_USED_KEY + nonce, "1", STATE_TTL.total_seconds())
+        if not first:
             raise StateUsed()
         return next_path
 
     async def first_use(self, platform: str, code: str) -> None:
         """Mark a platform's one-time code as offered; CodeUsed when it was before."""
         digest = hashlib.sha256(code.encode("utf-8", "replace")).hexdigest()
-        if not await self._kv.set_if_absent(f"{_CODE_KEY}{platform}:{digest}", "1", CODE_TTL.total_seconds()):
+        with _store_answers():
+            first = await self._kv.set_if_absent(
+                f"{_CODE_KEY}{platform}:{digest}", "1", CODE_TTL.total_seconds()
+            )
+        if not first:
             raise CodeUsed()

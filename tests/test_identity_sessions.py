@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from approvals.clock import ManualClock
+from notifications.messages import message_for
+from org.errors import Category
 from org.loader import load_org_file
 from services.directory import Directory
-from services.identity import SESSION_TTL, Sessions
+from services.identity import SESSION_TTL, Sessions, SessionsUnavailable
+from services.sign_in import SignInGuard, SignInUnavailable
 from storage.db import Database
-from storage.kv import KeyValueStore
+from storage.kv import KeyValueStore, KVUnavailable
+from storage.kv_memory import MemoryStore
 from storage.org_repo import import_org
 from tests.conftest import DEMO_ORG
 
@@ -55,3 +61,31 @@ async def test_the_store_keeps_no_usable_session_id(org_db: Database, kv: KeyVal
     session = await sessions.start("u_sun", via="wecom")
     assert await kv.get("session:" + session.id) is None
     assert session.id not in session.log_id
+
+
+class _DownStore(MemoryStore):
+    """A key-value store whose server does not answer."""
+
+    async def set(self, key: str, value: str, ttl_s: float | None = None) -> None:
+        raise KVUnavailable("down")
+
+    async def get(self, key: str) -> str | None:
+        raise KVUnavailable("down")
+
+    async def set_if_absent(self, key: str, value: str, ttl_s: float) -> bool:
+        raise KVUnavailable("down")
+
+
+async def test_a_store_that_does_not_answer_refuses_sign_in_as_unavailable(
+    org_db: Database, clock: ManualClock
+):
+    down = _DownStore()
+    with pytest.raises(SessionsUnavailable) as refused:
+        await Sessions(down, Directory(org_db, clock.now), clock.now).start("u_sun", via="wecom")
+    assert refused.value.category == Category.UNAVAILABLE and "稍后重试" in message_for(refused.value)
+    guard = SignInGuard(down, org_db, secret="x" * 32, now=clock.now)
+    with pytest.raises(SignInUnavailable):
+        await guard.new_state("/m/")
+    with pytest.raises(SignInUnavailable):
+        await guard.first_use("wecom", "code-1")
+    assert await Sessions(down, Directory(org_db, clock.now), clock.now).get("anything") is None

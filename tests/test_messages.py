@@ -23,12 +23,21 @@ from org.errors import DomainError
 ROOT = Path(__file__).resolve().parent.parent
 RAISING = ["approvals", "checkins", "org", "services", "notifications", "deadlines", "reports", "storage"]
 RAISING += ["handlers", "bot"]
-DEFINING = ["approvals.errors", "approvals.transitions", "checkins.errors", "services.approvals"]
-DEFINING += ["services.calendar", "services.checkins"]  # every module that defines a domain error
+
+
+def _modules() -> list[str]:
+    """Every module of the source packages (not the migration scripts or `__main__`, which run on
+    import)."""
+    names = []
+    for folder in RAISING:
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            if "migrations" not in path.parts and path.name != "__main__.py":
+                names.append(".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"))
+    return names
 
 
 def _error_classes() -> dict[str, type[DomainError]]:
-    for module in DEFINING:
+    for module in _modules():  # so that every error class, wherever defined, is known
         importlib.import_module(module)
     found: dict[str, type[DomainError]] = {}
     todo: list[type[DomainError]] = [DomainError]

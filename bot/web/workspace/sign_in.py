@@ -165,7 +165,10 @@ async def sign_in_page(request: web.Request) -> web.StreamResponse:
     platform = _platform_for(settings, request.headers.get("User-Agent", ""))
     if platform is None:
         return _render(request, "m/sign_in.html", _page("none", next_path))
-    state = await request.app[SIGN_IN].guard.new_state(next_path)
+    try:
+        state = await request.app[SIGN_IN].guard.new_state(next_path)
+    except SignInRefused as exc:
+        return problem_page(request, message_for(exc), status=status_for(exc), retry=sign_in_url(next_path))
     if platform == "wecom" and settings.wecom is not None:
         redirect_uri = f"{settings.public_url.rstrip('/')}{WECOM_CALLBACK}"
         response = _redirect(oauth.authorize_url(settings.wecom, redirect_uri=redirect_uri, state=state))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,8 @@ import pytest
 from bot.cli import main
 from bot.cli.serve import prepare_database
 from bot.settings import load_settings
+from services.links import PersonalLinks
+from storage.db import Database
 
 COMMANDS = (
     ["org", "show"],
@@ -112,3 +115,27 @@ def test_without_demo_the_commands_point_at_the_demos_database(
         "database not initialised: run `oabot migrate` (OABOT_DATABASE_URL is sqlite+aiosqlite:///./var/oabot.db)",
         "the demo keeps its data in var/demo.db: add --demo to use that one",
     ]
+
+
+def test_link_prints_a_personal_link_that_signs_its_person_in(
+    fresh: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    serve_demo_once(capsys)
+
+    code, out, err = run(capsys, ["link", "u_zhao", "/console", "--demo"])
+
+    assert code == 0 and "/m/l/" in out and "works for 24 h" in err
+    token = out.strip().rsplit("/", 1)[1]
+    assert token not in err, "the token is never echoed in full on stderr"
+    links = PersonalLinks(
+        Database("sqlite+aiosqlite:///./var/demo.db"),
+        secret=None,
+        public_url="http://x",
+        now=lambda: datetime.now(UTC),
+    )
+    target = asyncio.run(links.read(token))
+    assert (target.user, target.path) == ("u_zhao", "/console")
+    code, _, err = run(capsys, ["link", "u_nobody", "--demo"])
+    assert code == 2 and "not an active person" in err
+    code, _, err = run(capsys, ["link", "u_zhao", "https://evil.example/", "--demo"])
+    assert code == 2 and "expected a path on this site" in err

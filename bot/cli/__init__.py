@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "bot.cli.backup",
     "bot.cli.calendar",
     "bot.cli.tokens",
+    "bot.cli.link",
 )
 
 

@@ -313,6 +313,22 @@ async def test_the_console_outside_demo_mode_asks_for_an_admin(
     assert refused.status == 403 and "管理员" in await refused.text()
 
 
+async def test_the_console_outside_demo_mode_refuses_a_post_without_the_sessions_token(
+    aiohttp_client: Any, org_db: Database, clock: ManualClock
+):
+    site = await _site(aiohttp_client, org_db, clock)
+    session = await site.app[SESSIONS].start("u_zhao", via="test")
+    site.client.session.cookie_jar.update_cookies({"oabot_session": session.id})
+    page = await (await site.client.get("/console/u/u_zhao")).text()
+    assert f'name=csrf value="{session.csrf}"' in page  # every console form carries it
+    forged = await site.client.post("/console/u/u_zhao/say", data={"text": "待办"}, allow_redirects=False)
+    assert forged.status == 403
+    said = await site.client.post(
+        "/console/u/u_zhao/say", data={"text": "待办", "csrf": session.csrf}, allow_redirects=False
+    )
+    assert said.status == 303
+
+
 async def test_a_deactivated_persons_session_stops_working(
     aiohttp_client: Any, org_db: Database, clock: ManualClock
 ):

@@ -27,7 +27,7 @@ from approvals.model import URGENCY_LABEL, Urgency
 from bot.keys import CHAT, CONSOLE, SETTINGS, WORKFLOW
 from bot.web.console.labels import Labels
 from bot.web.forms import FieldView, form_from_post, shown_value
-from bot.web.identity import current, sign_in_url
+from bot.web.identity import CSRF_FIELD, check_csrf, current, sign_in_url
 from bot.web.middleware import Handler
 from bot.web.templating import STATIC_DIR, setup_templates
 from bot.web.workspace.sign_in import is_org_admin, problem_page
@@ -36,6 +36,7 @@ from notifications.messages import message_for
 from org.model import Org, User
 
 CONSOLE_PATH = "/console"
+CSRF_KEY = "oabot_console_csrf"
 
 
 @web.middleware
@@ -51,7 +52,16 @@ async def admin_gate(request: web.Request, handler: Handler) -> web.StreamRespon
     if not is_org_admin(settings, found[1]):
         message = "控制台只对管理员开放。如需使用，请联系管理员。"
         return problem_page(request, message, status=403, title="没有权限")
+    request[CSRF_KEY] = found[0].csrf
+    if request.method == "POST":
+        await check_csrf(request, str((await request.post()).get(CSRF_FIELD, "")))
     return await handler(request)
+
+
+def _render(name: str, request: web.Request, context: dict[str, Any]) -> web.Response:
+    """A console page; its forms carry the session's CSRF token (empty in demo mode, where the
+    console has no sessions and the gate checks nothing)."""
+    return aiohttp_jinja2.render_template(name, request, {**context, "csrf": str(request.get(CSRF_KEY, ""))})
 
 
 def _enabled(request: web.Request) -> None:
@@ -91,7 +101,7 @@ async def index(request: web.Request) -> web.StreamResponse:
             dept = org.department(u.department)
             people.append(Person(u.id, u.name, u.title, dept.name if dept else ""))
     context = {"title": f"{org.name} · 选择用户", "back": None, "people": people}
-    return aiohttp_jinja2.render_template("console/index.html", request, context)
+    return _render("console/index.html", request, context)
 
 
 # -- chat ----------------------------------------------------------------------------------------
@@ -103,12 +113,12 @@ async def _feed_context(request: web.Request, user: User) -> dict[str, Any]:
 async def chat(request: web.Request) -> web.StreamResponse:
     _, user = await _user(request)
     context = {"title": f"{user.name} 的聊天", "back": "/console", **await _feed_context(request, user)}
-    return aiohttp_jinja2.render_template("console/chat.html", request, context)
+    return _render("console/chat.html", request, context)
 
 
 async def feed(request: web.Request) -> web.StreamResponse:
     _, user = await _user(request)
-    return aiohttp_jinja2.render_template("console/feed.html", request, await _feed_context(request, user))
+    return _render("console/feed.html", request, await _feed_context(request, user))
 
 
 async def tap(request: web.Request) -> web.StreamResponse:
@@ -179,7 +189,7 @@ async def templates(request: web.Request) -> web.StreamResponse:
     _, user = await _user(request)
     listed = sorted(request.app[WORKFLOW].d.templates.values(), key=lambda t: (t.category, t.key))
     context = {"title": "发起申请", "back": _home(user), "uid": user.id, "templates": listed}
-    return aiohttp_jinja2.render_template("console/templates.html", request, context)
+    return _render("console/templates.html", request, context)
 
 
 def _urgency(raw: str) -> Urgency:
@@ -229,7 +239,7 @@ async def new_request(request: web.Request) -> web.StreamResponse:
         "urgencies": [(u.value, URGENCY_LABEL[u]) for u in Urgency],
         "form_token": uuid.uuid4().hex,
     }
-    return aiohttp_jinja2.render_template("console/new_request.html", request, context)
+    return _render("console/new_request.html", request, context)
 
 
 async def request_detail(request: web.Request) -> web.StreamResponse:
@@ -246,7 +256,7 @@ async def request_detail(request: web.Request) -> web.StreamResponse:
         "labels": Labels,
         "tz": request.app[SETTINGS].tz,
     }
-    return aiohttp_jinja2.render_template("console/request.html", request, context)
+    return _render("console/request.html", request, context)
 
 
 def setup_console(app: web.Application) -> None:

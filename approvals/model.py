@@ -25,7 +25,6 @@ class Urgency(StrEnum):
 
 
 URGENCY_HOURS = {Urgency.NORMAL: 24, Urgency.IMPORTANT: 12, Urgency.URGENT: 6}
-URGENCY_LABEL = {Urgency.NORMAL: "一般", Urgency.IMPORTANT: "重要", Urgency.URGENT: "紧急"}
 
 
 class RequestStatus(StrEnum):

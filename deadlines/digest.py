@@ -17,9 +17,9 @@ from datetime import date, datetime, time, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from approvals.model import URGENCY_LABEL, Urgency
+from approvals.model import Urgency
 from deadlines.ladder import Message
-from notifications.wording import format_duration
+from notifications.wording import URGENCY_LABEL, format_duration
 from org.model import Org
 
 MAX_LINES = 10  # items listed in one digest; the rest are counted

@@ -47,10 +47,10 @@ from pydantic_core import ErrorDetails, PydanticCustomError
 
 from approvals.definitions import Template
 from approvals.engine import SystemNote, system_note
-from approvals.model import URGENCY_LABEL, Request, Task, TrailEvent, Urgency
+from approvals.model import Request, Task, TrailEvent, Urgency
 from notifications import wording
 from notifications.compose import task_card
-from notifications.wording import OPEN_BUTTON_LABEL, Chase, chase_text
+from notifications.wording import OPEN_BUTTON_LABEL, URGENCY_LABEL, Chase, chase_text
 from org.model import Org
 
 # The very end of a working period still counts as working time for pings (see the docstring).

@@ -14,7 +14,6 @@ from zoneinfo import ZoneInfo
 
 from approvals.definitions import Permission, StepKind, Template
 from approvals.model import (
-    URGENCY_LABEL,
     Notice,
     NoticeKind,
     Request,
@@ -24,6 +23,7 @@ from approvals.model import (
 from notifications.wording import (
     MORE_ACTIONS_LABEL,
     REQUEST_STATUS_LABEL,
+    URGENCY_LABEL,
     card_outcome,
     decided_waiting,
     progress_text,

@@ -15,7 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from approvals.engine import CardOutcome, Phrase
-from approvals.model import URGENCY_LABEL, RequestStatus, Urgency
+from approvals.model import RequestStatus, Urgency
 from org.model import Org
 
 # -- phrases the engine stores in the trail -------------------------------------------------------
@@ -26,6 +26,8 @@ _PHRASES = {
     Phrase.TO_INITIATOR: "发起人",
     Phrase.TO_STEP: "「{step}」",
 }
+
+URGENCY_LABEL = {Urgency.NORMAL: "一般", Urgency.IMPORTANT: "重要", Urgency.URGENT: "紧急"}
 
 
 def phrase(code: Phrase, params: Mapping[str, str]) -> str:

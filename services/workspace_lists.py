@@ -28,9 +28,9 @@ from approvals.errors import (
     StaleTask,
     TaskAlreadyDecided,
 )
-from approvals.model import URGENCY_LABEL, ActionKind, Channel, RequestStatus, Urgency
+from approvals.model import ActionKind, Channel, RequestStatus, Urgency
 from notifications.messages import message_for
-from notifications.wording import REQUEST_STATUS_LABEL, format_duration
+from notifications.wording import REQUEST_STATUS_LABEL, URGENCY_LABEL, format_duration
 from org.model import Org, User
 from services.approvals import Workflow
 from storage import workspace_queries as queries

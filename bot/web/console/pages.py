@@ -23,7 +23,7 @@ from aiohttp import web
 
 from approvals.errors import ApprovalError
 from approvals.form_errors import FormInvalid
-from approvals.model import URGENCY_LABEL, Urgency
+from approvals.model import Urgency
 from bot.keys import CHAT, CONSOLE, SETTINGS, WORKFLOW
 from bot.web.console.labels import Labels
 from bot.web.forms import FieldView, form_from_post, shown_value
@@ -33,6 +33,7 @@ from bot.web.templating import STATIC_DIR, setup_templates
 from bot.web.workspace.sign_in import is_org_admin, problem_page
 from handlers.events import CardAction, LocationShared, Sender, TextMessage
 from notifications.messages import message_for
+from notifications.wording import URGENCY_LABEL
 from org.model import Org, User
 
 CONSOLE_PATH = "/console"

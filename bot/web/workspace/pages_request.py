@@ -23,13 +23,13 @@ from approvals.definitions import Template
 from approvals.engine import Action
 from approvals.errors import ApprovalError, RequestNotFound
 from approvals.form_errors import FormInvalid
-from approvals.model import URGENCY_LABEL, ActionKind, Channel, SignerPosition, Urgency
+from approvals.model import ActionKind, Channel, SignerPosition, Urgency
 from bot.keys import SETTINGS, WORKFLOW
 from bot.web.console.labels import Labels
 from bot.web.forms import FieldView, form_from_post
 from bot.web.identity import check_csrf, csrf_token, current, viewer
 from notifications.messages import message_for
-from notifications.wording import REQUEST_STATUS_LABEL
+from notifications.wording import REQUEST_STATUS_LABEL, URGENCY_LABEL
 from org.model import Org, User
 from services.approval_views import RequestView, TrailEventView
 from services.workspace import RequestHidden, Workspace

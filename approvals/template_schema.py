@@ -584,51 +584,32 @@ AnyField = Annotated[
 ]
 
 
-def _order_problems(
+def _reference_problem(spec: FieldSpec, other_key: str, known: Vocabulary, wanted: FieldType) -> str | None:
+    """What is wrong with `spec` naming field `other_key`, which must be a `wanted` field."""
+    if other_key == spec.key:
+        return "a field cannot refer to itself"
+    if other_key not in known.declared:
+        return f"field '{other_key}' does not exist"
+    other = known.fields.get(other_key)
+    if other is not None and other.type != wanted:
+        return f"field '{other_key}' is a {other.type.value}, not a {wanted.value}"
+    return None
+
+
+def _reference_problems(
     specs: Iterable[FieldSpec], items: list[Any], known: Vocabulary
 ) -> list[InitErrorDetails]:
-    """`not_before` names an existing other field of the same type (any field, before or after)."""
+    """Fields that name another field: `not_before` an existing other field of the same type (any
+    field, before or after); `working_days_of` an existing daterange field."""
     keys = [item.get("key") if isinstance(item, Mapping) else None for item in items]
     index = {key.strip(): i for i, key in reversed(list(enumerate(keys))) if isinstance(key, str)}
     errors: list[InitErrorDetails] = []
     for spec in specs:
-        other_key = spec.not_before
-        if other_key is None:
-            continue
-        message = None
-        if other_key == spec.key:
-            message = "a field cannot refer to itself"
-        elif other_key not in known.declared:
-            message = f"field '{other_key}' does not exist"
-        elif (other := known.fields.get(other_key)) is not None and other.type != spec.type:
-            message = f"field '{other_key}' is a {other.type.value}, not a {spec.type.value}"
-        if message is not None:
-            errors.append(
-                InitErrorDetails(type=_error(message), loc=(index[spec.key], "not_before"), input=None)
-            )
-    return errors
-
-
-def _working_days_problems(
-    specs: Iterable[FieldSpec], items: list[Any], known: Vocabulary
-) -> list[InitErrorDetails]:
-    """`working_days_of` names an existing daterange field."""
-    keys = [item.get("key") if isinstance(item, Mapping) else None for item in items]
-    index = {key.strip(): i for i, key in reversed(list(enumerate(keys))) if isinstance(key, str)}
-    errors: list[InitErrorDetails] = []
-    for spec in specs:
-        other_key = spec.working_days_of
-        if other_key is None:
-            continue
-        message = None
-        if other_key not in known.declared:
-            message = f"field '{other_key}' does not exist"
-        elif (other := known.fields.get(other_key)) is not None and other.type != FieldType.DATERANGE:
-            message = f"field '{other_key}' is a {other.type.value}, not a daterange"
-        if message is not None:
-            errors.append(
-                InitErrorDetails(type=_error(message), loc=(index[spec.key], "working_days_of"), input=None)
-            )
+        for attr, wanted in (("not_before", spec.type), ("working_days_of", FieldType.DATERANGE)):
+            other_key = getattr(spec, attr)
+            message = None if other_key is None else _reference_problem(spec, other_key, known, wanted)
+            if message is not None:
+                errors.append(InitErrorDetails(type=_error(message), loc=(index[spec.key], attr), input=None))
     return errors
 
 
@@ -1159,8 +1140,7 @@ class TemplateModel(Section):
         except ValidationError as exc:
             errors = [_again(e) for e in exc.errors()]
         known = _vocabulary(info)
-        errors += _order_problems(known.fields.values(), value, known)
-        errors += _working_days_problems(known.fields.values(), value, known)
+        errors += _reference_problems(known.fields.values(), value, known)
         _raise("fields", errors)
         return result
 

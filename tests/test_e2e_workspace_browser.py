@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +66,9 @@ class Phone:
         """Open `url` and wait until `condition` holds on a new page (it may redirect on its way)."""
         await self.browser.evaluate("window.__before = true")
         await self.browser.send("Page.navigate", url=url)
-        await self.browser.wait_for(f"!window.__before && document.readyState === 'complete' && ({condition})")
+        await self.browser.wait_for(
+            f"!window.__before && document.readyState === 'complete' && ({condition})"
+        )
 
     async def text(self) -> str:
         return str(await self.browser.evaluate("document.body.innerText"))
@@ -163,25 +166,48 @@ async def test_a_request_travels_through_the_phone_workspace(tmp_path: Path) -> 
     try:
         async with ServerProcess(env, tmp_path) as server, Browser() as browser:
             await browser.emulate_phone(WIDTH, 844)
-            await browser.send("Emulation.setLocaleOverride", locale="zh-CN")  # date pickers as in China
             phone = Phone(browser, server.base_url, tmp_path)
-            await journey(phone, server, wecom, dingtalk)
+            req = await rest(
+                server, "POST", "/requests", {"template": "seal_use", "initiator": "u_wu", "form": SEAL}
+            )
+            scene = Scene(phone, server, wecom, dingtalk, req["id"])
+            await read_and_return(scene)
+            await resubmit(scene)
+            await transfer_and_add_signer(scene)
+            await stranger(scene)
             await batch(phone, server, wecom)
     finally:
         await dingtalk.stop()
         await wecom.stop()
 
 
-async def journey(phone: Phone, server: ServerProcess, wecom: FakeWeCom, dingtalk: FakeDingTalk) -> None:
-    base = server.base_url
-    req = await rest(server, "POST", "/requests", {"template": "seal_use", "initiator": "u_wu", "form": SEAL})
-    rid = req["id"]
-    page = f"location.pathname === '/m/r/{rid}'"
+@dataclass
+class Scene:
+    """The one 用章申请 `rid` and everything its people use."""
 
+    phone: Phone
+    server: ServerProcess
+    wecom: FakeWeCom
+    dingtalk: FakeDingTalk
+    rid: str
+
+    @property
+    def page(self) -> str:
+        """The browser shows this request's page."""
+        return f"location.pathname === '/m/r/{self.rid}'"
+
+    @property
+    def url(self) -> str:
+        return f"{self.server.base_url}/m/r/{self.rid}"
+
+
+async def read_and_return(scene: Scene) -> None:
+    """孙丽 approves from her card's link; 王芳, signed in through WeCom's OAuth, returns it to step 1."""
+    phone, wecom, rid, page = scene.phone, scene.wecom, scene.rid, scene.page
     # 孙丽 taps 更多操作 on her WeCom card: the personal link signs her in and opens the request.
     await phone.sign_out_of_everything("wxwork/4.1.0")
     link = await card_link(wecom, "sunli", rid)
-    assert link.startswith(f"{base}/m/l/")
+    assert link.startswith(f"{scene.server.base_url}/m/l/")
     await phone.open(link, page)
     text = await phone.check("01-card-link-request")
     assert "用章申请" in text and "施工合同.pdf" in text and "印章管理部门负责人审批" in text
@@ -191,7 +217,7 @@ async def journey(phone: Phone, server: ServerProcess, wecom: FakeWeCom, dingtal
     # 王芳 opens it inside WeCom: signed in silently through WeCom's OAuth page, she reads it ...
     await phone.sign_out_of_everything("wxwork/4.1.0")
     wecom.signed_in_account = "wangfang"
-    await phone.open(f"{base}/m/r/{rid}", page)
+    await phone.open(scene.url, page)
     assert len(wecom.calls("/connect/oauth2/authorize")) == 1
     assert len(wecom.calls("/cgi-bin/auth/getuserinfo")) == 1
     text = await phone.check("02-oauth-sign-in-request")
@@ -203,6 +229,10 @@ async def journey(phone: Phone, server: ServerProcess, wecom: FakeWeCom, dingtal
     text = await phone.check("03-returned-to-an-earlier-step", scroll_to=".ws-trail")
     assert "王芳 退回到「直属领导审批」" in trail(text) and "用印份数与合同份数不一致" in trail(text)
 
+
+async def resubmit(scene: Scene) -> None:
+    """孙丽 returns it to 吴昊, who edits the form and resubmits on the same page."""
+    phone, server, rid = scene.phone, scene.server, scene.rid
     # 孙丽 sends it back to 吴昊 (on the API, as a card would); he edits and resubmits on the page.
     tasks = (await rest(server, "GET", "/tasks?assignee=u_sun"))["items"]
     [task] = [t for t in tasks if t["request_id"] == rid]
@@ -220,13 +250,17 @@ async def journey(phone: Phone, server: ServerProcess, wecom: FakeWeCom, dingtal
         },
     )
     await phone.sign_out_of_everything("wxwork/4.1.0")
-    wecom.signed_in_account = "wuhao"
-    await phone.open(f"{base}/m/r/{rid}", page)
+    scene.wecom.signed_in_account = "wuhao"
+    await phone.open(scene.url, scene.page)
     text = await phone.check("04-initiator-edits", scroll_to="#actions")
     assert "修改后重新提交" in text and "请补充合同编号" in text
     flash = await phone.act(
         "resubmit",
-        {"reason": "签署与浦东项目总包单位的施工合同（合同编号 HT-2026-118）", "copies": "3", "comment": "已补充合同编号"},
+        {
+            "reason": "签署与浦东项目总包单位的施工合同（合同编号 HT-2026-118）",
+            "copies": "3",
+            "comment": "已补充合同编号",
+        },
     )
     assert flash, "no message after resubmitting"
     text = await phone.check("05-resubmitted")
@@ -234,9 +268,13 @@ async def journey(phone: Phone, server: ServerProcess, wecom: FakeWeCom, dingtal
     assert "已补充合同编号" in trail(text) and "孙丽 退回到发起人" in trail(text)
     assert trail(text).count("请补充合同编号") == 1  # the return, not again as the request's 已退回
 
+
+async def transfer_and_add_signer(scene: Scene) -> None:
+    """王芳 transfers her step to 赵敏, who signs in through DingTalk and adds 钱磊 before herself."""
+    phone, rid, page = scene.phone, scene.rid, scene.page
     # 孙丽 approves again; 王芳 opens her new card and transfers her step to 赵敏 with the picker.
-    await approve_as(server, "u_sun", rid)
-    link = await card_link(wecom, "wangfang", rid, index=1)
+    await approve_as(scene.server, "u_sun", rid)
+    link = await card_link(scene.wecom, "wangfang", rid, index=1)
     await phone.open(link, page)
     await phone.browser.evaluate(
         "(function(){var f=document.querySelector('#actions input[name=action][value=transfer]').form;"
@@ -244,9 +282,12 @@ async def journey(phone: Phone, server: ServerProcess, wecom: FakeWeCom, dingtal
         "s.dispatchEvent(new Event('input'));f.closest('details').scrollIntoView();window.scrollBy(0,-56);"
         "return true})()"
     )
-    assert await phone.browser.evaluate(
-        "document.querySelector('#actions input[name=action][value=transfer]').form.querySelector('select').value"
-    ) == "u_zhao"
+    assert (
+        await phone.browser.evaluate(
+            "document.querySelector('#actions input[name=action][value=transfer]').form.querySelector('select').value"
+        )
+        == "u_zhao"
+    )
     await phone.check("06-transfer-picker")
     assert await phone.act("transfer", {"target": "u_zhao", "comment": "这份合同由赵敏跟进"}) == "已转交"
     text = await phone.check("07-transferred", scroll_to=".ws-trail")
@@ -254,22 +295,26 @@ async def journey(phone: Phone, server: ServerProcess, wecom: FakeWeCom, dingtal
 
     # 赵敏 opens it inside DingTalk: 免登 signs her in; she adds 钱磊 before herself.
     await phone.sign_out_of_everything("DingTalk/7.5.0")
-    dingtalk.signed_in_staff = "010006"
-    await phone.open(f"{base}/m/r/{rid}", page)
-    assert len(dingtalk.api.calls(fake_dingtalk.GETUSERINFO)) == 1
+    scene.dingtalk.signed_in_staff = "010006"
+    await phone.open(scene.url, page)
+    assert len(scene.dingtalk.api.calls(fake_dingtalk.GETUSERINFO)) == 1
     text = await phone.check("08-dingtalk-sign-in-request")
     assert "「印章管理部门负责人审批」等待您处理" in text
-    flash = await phone.act("add_signer", {"position": "before", "target": "u_qian", "comment": "请财务先核对合同金额"})
+    flash = await phone.act(
+        "add_signer", {"position": "before", "target": "u_qian", "comment": "请财务先核对合同金额"}
+    )
     assert flash.startswith("已加签"), flash
     text = await phone.check("09-signer-added", scroll_to=".ws-trail")
     assert "前加签：钱磊" in trail(text) and "请财务先核对合同金额" in trail(text)
     assert "钱磊 处理「印章管理部门负责人审批」" in text
 
-    # Someone with no reason to see it: 403, in words.
-    await phone.sign_out_of_everything("wxwork/4.1.0")
-    wecom.signed_in_account = "zhoujie"
-    await phone.open(f"{base}/m/r/{rid}", "!!document.querySelector('main, body')")
-    text = await phone.check("10-not-yours")
+
+async def stranger(scene: Scene) -> None:
+    """Someone with no reason to see the request gets a 403 page that says so."""
+    await scene.phone.sign_out_of_everything("wxwork/4.1.0")
+    scene.wecom.signed_in_account = "zhoujie"
+    await scene.phone.open(scene.url, "!!document.body")
+    text = await scene.phone.check("10-not-yours")
     assert "您无权查看" in text
 
 
@@ -283,7 +328,9 @@ async def batch(phone: Phone, server: ServerProcess, wecom: FakeWeCom) -> None:
     ids = []
     for category, amount, reason in claims:
         form = {"category": category, "amount": amount, "reason": reason, "invoice_count": 2}
-        created = await rest(server, "POST", "/requests", {"template": "expense", "initiator": "u_wu", "form": form})
+        created = await rest(
+            server, "POST", "/requests", {"template": "expense", "initiator": "u_wu", "form": form}
+        )
         ids.append(created["id"])
     await phone.sign_out_of_everything("wxwork/4.1.0")
     await phone.open(await card_link(wecom, "sunli", ids[0]), f"location.pathname === '/m/r/{ids[0]}'")

@@ -25,7 +25,7 @@ from approvals.errors import ApprovalError, RequestNotFound
 from approvals.form_errors import FormInvalid
 from approvals.model import ActionKind, Channel, SignerPosition, Urgency
 from bot.keys import SETTINGS, WORKFLOW
-from bot.web.console.labels import Labels
+from bot.web.console.labels import SYSTEM_ACTOR, Labels
 from bot.web.forms import FieldView, form_from_post
 from bot.web.identity import check_csrf, csrf_token, current, viewer
 from notifications.messages import message_for
@@ -83,9 +83,25 @@ def _what(e: TrailEventView, view: RequestView, org: Org) -> str:
     return label + (f"（{step}）" if step and e.kind in ("rejected", "acknowledged") else "")
 
 
+def _repeats(e: TrailEventView, before: TrailEventView | None) -> bool:
+    """A request's status change caused by the action just before it (驳回 then 已驳回, 退回到发起人
+    then 已退回): same person, same words, so the page shows the action only."""
+    return (
+        before is not None
+        and e.kind.startswith("request_")
+        and e.actor == before.actor
+        and e.comment == before.comment
+        and e.actor != SYSTEM_ACTOR
+    )
+
+
 def trail_lines(view: RequestView, org: Org, tz: Any) -> list[TrailLine]:
     lines = []
+    before: TrailEventView | None = None
     for e in view.trail or []:
+        if _repeats(e, before):
+            continue
+        before = e
         who = Labels.actor(e.model_dump())
         if e.acting_for:
             who += f"（代 {org.display_name(e.acting_for)}）"

@@ -11,6 +11,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
+from notifications.wording import OPEN_LINK_LABEL
 from org.model import User
 
 
@@ -22,6 +23,15 @@ class OutgoingMessage:
     request_id: str | None
     task_id: str | None
     payload: dict[str, Any]
+
+    def text(self) -> str:
+        """The message as chat text: its words, then the recipient's own link to the page when it
+        carries one (a result, a CC, a progress note), so a plain text still opens the request."""
+        words = str(self.payload.get("text") or "")
+        link = self.payload.get("link")
+        if isinstance(link, str) and link and link not in words:
+            return f"{words}\n{OPEN_LINK_LABEL}：{link}" if words else link
+        return words
 
 
 class DeliveryError(Exception):

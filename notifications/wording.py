@@ -27,6 +27,7 @@ _PHRASES = {
     Phrase.TO_STEP: "「{step}」",
 }
 
+OPEN_LINK_LABEL = "查看详情"
 URGENCY_LABEL = {Urgency.NORMAL: "一般", Urgency.IMPORTANT: "重要", Urgency.URGENT: "紧急"}
 
 

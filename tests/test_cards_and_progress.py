@@ -23,6 +23,7 @@ from bot.keys import DISPATCHER, LINKS, WORKFLOW
 from bot.platforms.dingtalk.cards import closed_card_params, open_card_params
 from bot.platforms.wecom.cards import close_card_body, task_card
 from notifications.compose import compose
+from notifications.delivery import OutgoingMessage
 from notifications.messages import message_for
 from notifications.wording import phrase
 from storage.approval_models import OutboxRow
@@ -331,3 +332,16 @@ async def test_a_card_tap_on_a_step_needing_an_opinion_answers_with_a_link_to_th
     assert answer.startswith("「部门负责人核稿」需要填写意见")
     assert await _opens(app, answer.rsplit("：", 1)[1]) == ("u_sun", f"/m/r/{view.id}")
     assert (await app[WORKFLOW].get(view.id)).steps[0].status.value == "active"  # nothing changed
+
+
+def test_a_plain_text_message_ends_with_the_recipients_own_link_once() -> None:
+    def message(payload: dict[str, object]) -> OutgoingMessage:
+        return OutgoingMessage(1, "result", "u_wu", "r1", None, payload)
+
+    link = "https://oa.example.com/m/l/abc.def"
+    assert (
+        message({"text": "您的用章申请已通过", "link": link}).text()
+        == f"您的用章申请已通过\n查看详情：{link}"
+    )
+    assert message({"text": f"已通过，查看：{link}", "link": link}).text() == f"已通过，查看：{link}"
+    assert message({"text": "帮助"}).text() == "帮助"

@@ -213,7 +213,7 @@ class DingTalkDelivery(Delivery):
                 return
         except KVUnavailable:
             logger.warning("dedupe store unavailable; sending anyway", extra={"outbox_id": message.outbox_id})
-        await self.send_text(staff, str(message.payload["text"]))
+        await self.send_text(staff, message.text())
         try:
             await self._kv.set(mark, "1", ttl_s=SENT_MARK_TTL_S)
         except KVUnavailable:

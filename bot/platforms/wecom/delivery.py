@@ -83,7 +83,7 @@ class WeComDelivery(Delivery):
             elif message.payload.get("account"):
                 await self._reply_to_stranger(message, account)
             else:
-                await self._send_text(str(message.payload.get("text") or ""), account)
+                await self._send_text(message.text(), account)
         except WeComApiError as exc:
             raise DeliveryError(f"{exc.path}: {exc}", retryable=exc.retryable) from exc
         await self._mark_sent(message.outbox_id)

@@ -109,6 +109,21 @@ class Principal:
                 token=self.name,
             )
 
+    def reading_as(self, named: str | None, *, field: str) -> str | None:
+        """Whose data a read may cover: anyone's for an integration token (`named`, or everyone
+        when None); only its own person's for a personal token (TokenForbidden otherwise)."""
+        if self.user is None:
+            return named
+        if named is not None and named != self.user:
+            raise TokenForbidden(
+                "token.personal_only",
+                shown={"user": self.user, "given": named},
+                missing=f"a token of {named} (or an integration token)",
+                token=self.name,
+                field=field,
+            )
+        return self.user
+
     def acting_as(
         self, named: str | None, *, on_behalf_of: str | None = None, field: str = "actor"
     ) -> Acting:

@@ -306,6 +306,10 @@ class Workspace:
         self.wf = workflow
         self.admin_roles = tuple(admin_roles)
 
+    async def visible(self, request_id: str, user: User) -> RequestView:
+        """The request as `user` may read it; RequestHidden when they have no reason to see it."""
+        return (await self.page(request_id, user)).view
+
     async def page(self, request_id: str, user: User) -> RequestPage:
         """Everything `/m/r/{id}` shows `user`; RequestHidden when they have no reason to see it."""
         admin = is_admin(user, self.admin_roles)

@@ -229,6 +229,24 @@ async def test_a_personal_token_cannot_act_on_someone_elses_task(api: Api) -> No
     assert (await api.pending("u_sun"))[0]["version"] == task["version"]
 
 
+async def test_a_personal_token_reads_only_what_its_person_may_see(api: Api) -> None:
+    created = await api.submit("seal_use", "u_wu", SEAL_FORM)
+    wu = await token(api, "wu-phone", "read", user="u_wu")
+    sun = await token(api, "sun-phone", "read", user="u_sun")
+    zheng = await token(api, "zheng-phone", "read", user="u_zheng")
+
+    assert (await call(api, "GET", f"/requests/{created['id']}", wu))[0] == 200  # the initiator
+    assert (await call(api, "GET", f"/requests/{created['id']}", sun))[0] == 200  # the approver
+    status, body = await call(api, "GET", f"/requests/{created['id']}", zheng)  # no part in it
+    assert status == 403 and body["error"] == "request_hidden"
+    assert [r["id"] for r in (await call(api, "GET", "/requests", wu))[1]["items"]] == [created["id"]]
+    assert (await call(api, "GET", "/requests", zheng))[1]["items"] == []  # his own: none
+    for path in ("/requests?initiator=u_wu", "/tasks?assignee=u_sun", "/delegations?user=u_sun"):
+        status, body = await call(api, "GET", path, zheng)
+        assert status == 403 and "只能以 u_zheng 的身份操作" in body["message"], path
+    assert len((await call(api, "GET", "/tasks?assignee=u_sun", sun))[1]["items"]) == 1
+
+
 async def test_a_personal_token_cancels_only_its_own_delegations(api: Api) -> None:
     _, theirs = await api.call(
         "POST",

@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr
 from approvals import engine
 from approvals.definitions import Template
 from approvals.model import ActionKind, Channel, RequestStatus, SignerPosition, Urgency
-from bot.keys import API_TOKENS, CLOCK, WORKFLOW
+from bot.keys import API_TOKENS, CLOCK, SETTINGS, WORKFLOW
 from bot.web.routes import (
     AwareTime,
     Body,
@@ -33,11 +33,13 @@ from bot.web.routes import (
     principal_of,
     read_body,
     read_query,
+    reading,
     refuse,
     reply,
 )
 from services.api_tokens import Scope, TokenForbidden
 from services.approval_views import DelegationView, IsoTime, PendingTaskView, RequestSummary, RequestView
+from services.workspace import Workspace
 
 ROUTES = RouteTable()
 MAX_LIMIT = 500
@@ -281,7 +283,7 @@ async def list_requests(request: web.Request) -> web.StreamResponse:
     q = read_query(request, RequestQuery)
     limit = min(q.limit, MAX_LIMIT)
     items = await request.app[WORKFLOW].list_requests(
-        initiator=q.initiator,
+        initiator=reading(request, q.initiator, field="initiator"),
         status=q.status.value if q.status else None,
         template=q.template,
         limit=limit,
@@ -298,7 +300,14 @@ async def list_requests(request: web.Request) -> web.StreamResponse:
     errors=(404,),
 )
 async def get_request(request: web.Request) -> web.StreamResponse:
-    return reply(await request.app[WORKFLOW].get(request.match_info["id"]))
+    person = principal_of(request).user
+    if person is None:
+        return reply(await request.app[WORKFLOW].get(request.match_info["id"]))
+    # a personal token sees what its person could open on the phone: the same rule
+    user = (await request.app[WORKFLOW].org()).user(person)
+    assert user is not None  # the token's person is active (checked with the token)
+    workspace = Workspace(request.app[WORKFLOW], admin_roles=request.app[SETTINGS].admin_roles)
+    return reply(await workspace.visible(request.match_info["id"], user))
 
 
 @ROUTES.route(
@@ -345,7 +354,8 @@ async def act_on_request(request: web.Request) -> web.StreamResponse:
 )
 async def list_tasks(request: web.Request) -> web.StreamResponse:
     q = read_query(request, TaskQuery)
-    return reply(PendingTaskList(items=await request.app[WORKFLOW].pending_tasks(q.assignee)))
+    assignee = reading(request, q.assignee, field="assignee") or q.assignee
+    return reply(PendingTaskList(items=await request.app[WORKFLOW].pending_tasks(assignee)))
 
 
 @ROUTES.route(
@@ -416,7 +426,8 @@ async def create_delegation(request: web.Request) -> web.StreamResponse:
 async def list_delegations(request: web.Request) -> web.StreamResponse:
     q = read_query(request, DelegationQuery)
     items = await request.app[WORKFLOW].list_delegations(
-        user=q.user, include_past=q.include_past.lower() in ("1", "true", "yes")
+        user=reading(request, q.user, field="user"),
+        include_past=q.include_past.lower() in ("1", "true", "yes"),
     )
     return reply(DelegationList(items=items))
 

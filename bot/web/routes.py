@@ -192,6 +192,11 @@ def acting(
     return principal_of(request).acting_as(named, on_behalf_of=on_behalf_of, field=field)
 
 
+def reading(request: web.Request, named: str | None, *, field: str) -> str | None:
+    """Whose data this read may cover (a personal token: only its person's)."""
+    return principal_of(request).reading_as(named, field=field)
+
+
 def _problems(exc: ValidationError, unknown: str) -> dict[str, str]:
     problems: dict[str, str] = {}
     for e in exc.errors():

@@ -23,6 +23,8 @@ from services.identity import Session
 COOKIE = "oabot_session"
 SIGN_IN_PATH = "/m/sign-in"
 CSRF_FIELD = "csrf"
+# Per request: the live session and its person, read once.
+VIEWER: web.RequestKey[tuple[Session, User] | None] = web.RequestKey("oabot_viewer")
 
 
 def sign_in_url(next_path: str) -> str:
@@ -38,12 +40,10 @@ def safe_next(next_path: str | None) -> str:
 
 async def current(request: web.Request) -> tuple[Session, User] | None:
     """The live session and its person, or None (read once per request)."""
-    cache_key = "oabot_viewer"
-    if cache_key in request:
-        found: tuple[Session, User] | None = request[cache_key]
-        return found
+    if VIEWER in request:
+        return request[VIEWER]
     found = await request.app[SESSIONS].get(request.cookies.get(COOKIE))
-    request[cache_key] = found
+    request[VIEWER] = found
     return found
 
 

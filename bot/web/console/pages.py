@@ -37,7 +37,7 @@ from notifications.wording import URGENCY_LABEL
 from org.model import Org, User
 
 CONSOLE_PATH = "/console"
-CSRF_KEY = "oabot_console_csrf"
+CSRF_KEY = web.RequestKey("oabot_console_csrf", str)
 
 
 @web.middleware

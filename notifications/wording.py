@@ -200,3 +200,17 @@ def progress_text(
 def opinion_needed(step: str, link: str) -> str:
     """The chat answer to a card tap on a step that needs a written opinion."""
     return f"「{step}」需要填写意见，您的点击没有产生任何变更。请在审批页填写意见后提交：{link}"
+
+
+# -- how an action reached oabot (the trail's `via`, set for REST API tokens) ----------------------
+_VIA_PREFIX = {"integration ": "集成", "personal token ": "个人令牌"}
+
+
+def via_label(via: object) -> str:
+    """`integration erp` → 经集成 erp; `personal token wu-phone` → 经个人令牌 wu-phone; else ""."""
+    if not isinstance(via, str) or not via:
+        return ""
+    for prefix, words in _VIA_PREFIX.items():
+        if via.startswith(prefix):
+            return f"经{words} {via.removeprefix(prefix)}"
+    return f"经 {via}"

@@ -378,3 +378,14 @@ async def test_new_request_with_a_preview_then_its_page(org_db, aiohttp_client, 
     )
     status, page = await wu.post("/m/new/seal_use", {"seal": "公章", "do": "submit"})
     assert "表单有误" in page and "class=err" in page
+
+
+async def test_the_trail_says_when_an_action_came_through_an_api_token(org_db, aiohttp_client, clock):
+    app, client = await _app(org_db, aiohttp_client, clock)
+    req = await app[WORKFLOW].submit(
+        template_key="seal_use", initiator="u_wu", form=SEAL, via="integration erp"
+    )
+
+    page = (await (await _phone(app, client, "u_wu")).get(f"/m/r/{req.id}"))[1]
+
+    assert "吴昊（经集成 erp）" in page and "integration" not in page

@@ -29,7 +29,7 @@ from bot.web.console.labels import SYSTEM_ACTOR, Labels
 from bot.web.forms import FieldView, form_from_post
 from bot.web.identity import check_csrf, csrf_token, current, viewer
 from notifications.messages import message_for
-from notifications.wording import REQUEST_STATUS_LABEL, URGENCY_LABEL
+from notifications.wording import REQUEST_STATUS_LABEL, URGENCY_LABEL, via_label
 from org.model import Org, User
 from services.approval_views import RequestView, TrailEventView
 from services.workspace import RequestHidden, Workspace
@@ -105,6 +105,8 @@ def trail_lines(view: RequestView, org: Org, tz: Any) -> list[TrailLine]:
         who = Labels.actor(e.model_dump())
         if e.acting_for:
             who += f"（代 {org.display_name(e.acting_for)}）"
+        if via := via_label(e.data.get("via")):
+            who += f"（{via}）"
         at = e.at.astimezone(tz).strftime("%m-%d %H:%M")
         lines.append(TrailLine(at, who, _what(e, view, org), e.comment or ""))
     return lines

@@ -226,7 +226,9 @@ async def test_seal_use_runs_from_submit_through_every_approvers_dingtalk_card_t
     result = await wait_until(
         lambda: [t for t in fake.texts_for(INITIATOR_STAFF) if t.startswith("您的「用章申请」")]
     )
-    assert len(result) == 1 and result[0].endswith("已通过")
+    assert len(result) == 1
+    words, link = result[0].split("\n")
+    assert words.endswith("已通过") and link.startswith("查看详情：http") and "/m/l/" in link
     assert [fake.cards[t].staff_id for t in fake.created()] == [staff for _, staff, _ in CHAIN]
     assert all(
         len(fake.cards_for(staff)) == 1 and len(fake.cards_for(staff)[0].updates) == 1

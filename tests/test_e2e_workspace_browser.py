@@ -265,7 +265,7 @@ async def resubmit(scene: Scene) -> None:
     assert flash, "no message after resubmitting"
     text = await phone.check("05-resubmitted")
     assert "HT-2026-118" in text and "审批中" in text and "孙丽 处理「直属领导审批」" in text
-    assert "已补充合同编号" in trail(text) and "孙丽 退回到发起人" in trail(text)
+    assert "已补充合同编号" in trail(text) and "孙丽（经集成 bootstrap） 退回到发起人" in trail(text)
     assert trail(text).count("请补充合同编号") == 1  # the return, not again as the request's 已退回
 
 

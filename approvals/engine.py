@@ -820,6 +820,23 @@ def _decide(flow: _Flow, task: Task, move: Move, action: Action) -> None:
     flow.out.task = task
 
 
+def _auto_decided(
+    flow: _Flow, task: Task, action: Action, after: str, outcome: CardOutcome, **card: Any
+) -> None:
+    """A deadline's automatic decision (the ladder's auto approve/reject): its trail event and
+    the card closed with an "auto" outcome."""
+    flow.event(
+        f"auto_{after}",
+        SYSTEM,
+        task=task,
+        before="pending",
+        after=after,
+        comment=action.comment,
+        rule="deadline",
+    )
+    flow.card_closed(task, outcome, "auto", **card, comment=action.comment)
+
+
 def _approve(flow: _Flow, action: Action) -> None:
     task, acting_for = _task_for(flow, action)
     step = flow.step_of(task)
@@ -837,18 +854,7 @@ def _approve(flow: _Flow, action: Action) -> None:
         )
     _decide(flow, task, Move.APPROVE, action)
     if action.actor == SYSTEM:
-        flow.event(
-            "auto_approved",
-            SYSTEM,
-            task=task,
-            before="pending",
-            after="approved",
-            comment=action.comment,
-            rule="deadline",
-        )
-        flow.card_closed(
-            task, CardOutcome.AUTO_APPROVED, "auto", label=step.action_label, comment=action.comment
-        )
+        _auto_decided(flow, task, action, "approved", CardOutcome.AUTO_APPROVED, label=step.action_label)
     else:
         flow.event(
             "approved",
@@ -873,16 +879,7 @@ def _reject(flow: _Flow, action: Action) -> None:
         )
     _decide(flow, task, Move.REJECT, action)
     if action.actor == SYSTEM:
-        flow.event(
-            "auto_rejected",
-            SYSTEM,
-            task=task,
-            before="pending",
-            after="rejected",
-            comment=action.comment,
-            rule="deadline",
-        )
-        flow.card_closed(task, CardOutcome.AUTO_REJECTED, "auto", comment=action.comment)
+        _auto_decided(flow, task, action, "rejected", CardOutcome.AUTO_REJECTED)
     else:
         flow.event(
             "rejected",

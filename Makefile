@@ -18,13 +18,17 @@ demo: $(INSTALLED)
 test: $(INSTALLED_DEV) browser
 	$(BIN)/pytest -q
 
-# The console's browser test drives Debian's Chromium headless; install it when we can (root + apt).
+# The browser tests drive Debian's Chromium headless, with the Noto CJK fonts so Chinese renders in
+# the screenshots; install both when we can (root + apt).
+BROWSER_PKGS := chromium fonts-noto-cjk
 browser:
-	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
-	  { echo "installing chromium for the browser tests (apt-get)"; \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1 || \
-	    { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }; } || \
-	  echo "chromium is not installed: browser tests will be skipped (apt-get install -y chromium)"; }
+	@if ! command -v chromium >/dev/null 2>&1 || ! fc-list 2>/dev/null | grep -qi 'noto.*cjk'; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing $(BROWSER_PKGS) for the browser tests (apt-get)"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(BROWSER_PKGS) >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(BROWSER_PKGS) >/dev/null; }; \
+	  else echo "chromium or fonts-noto-cjk missing: browser tests will be skipped or render boxes (apt-get install -y $(BROWSER_PKGS))"; fi; \
+	fi
 
 # The shape is kept by these: style, types (strict, every package), the layer contracts in
 # pyproject.toml, and no function with cyclomatic complexity above 20.

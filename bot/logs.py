@@ -3,12 +3,18 @@
 `configure_logging` is called once by a CLI entry point, never at import time. The request id
 travels in a context variable set by the request middleware, so every line logged while a request
 is handled carries it without anyone passing it along.
+
+Secrets never reach a log line: both formats pass their finished line through `redact_secrets`,
+which replaces link tokens in paths (/checkin/, /checkins/team/, /m/l/), signed tokens wherever
+they appear (tracebacks, SQL parameters), sign-in codes and states, callback signatures, platform
+secrets and access tokens in query strings, and bearer tokens, with `[redacted]`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -16,6 +22,22 @@ from typing import Any, TextIO
 from urllib.parse import urlsplit, urlunsplit
 
 request_id_var: ContextVar[str | None] = ContextVar("oabot_request_id", default=None)
+
+REDACTED = "[redacted]"
+# Path segments that are bearer secrets themselves: check-in links, team links, personal links
+# (tokens are long; a short segment such as a template's file name stays readable).
+_SECRET_PATH = re.compile(r"(/(?:checkin|checkins/team|m/l)/)[^/?#\s\"'\\]{16,}")
+# Query parameters that carry codes, states, signatures or credentials (`timestamp` and `nonce`
+# are not secret and stay, so a replay can still be traced).
+_SECRET_PARAM = re.compile(
+    r"([?&;](?:code|auth_?code|state|msg_signature|signature|sign|token|access_token|"
+    r"corpsecret|appsecret|app_secret|secret|ticket|jsapi_ticket)=)[^&#\s\"'\\]+",
+    re.IGNORECASE,
+)
+# A signed token (personal link, check-in link) anywhere: base64url of a JSON array ("Wy..."),
+# a dot, and a base64url HMAC-SHA256.
+_SIGNED_TOKEN = re.compile(r"Wy[A-Za-z0-9_-]{6,}\.[A-Za-z0-9_-]{43}")
+_BEARER = re.compile(r"(bearer\s+)[^\s\"'\\,;]+", re.IGNORECASE)
 
 # Attributes every LogRecord has; anything else on a record came in through `extra=`.
 _STANDARD_ATTRS = frozenset(vars(logging.LogRecord("x", logging.INFO, "x", 0, "x", None, None))) | {
@@ -56,7 +78,8 @@ class JsonFormatter(logging.Formatter):
             entry["exc"] = self.formatException(record.exc_info)
         if record.stack_info:
             entry["stack"] = self.formatStack(record.stack_info)
-        return json.dumps(entry, ensure_ascii=False, default=str)
+        # The patterns stop at quotes and backslashes, so redacting the JSON text keeps it JSON.
+        return redact_secrets(json.dumps(entry, ensure_ascii=False, default=str))
 
 
 class TextFormatter(logging.Formatter):
@@ -69,10 +92,10 @@ class TextFormatter(logging.Formatter):
         line = super().format(record)
         extras = extra_fields(record)
         if not extras:
-            return line
+            return redact_secrets(line)
         first, sep, rest = line.partition("\n")
         tail = " ".join(f"{k}={v}" for k, v in extras.items())
-        return f"{first} [{tail}]{sep}{rest}"
+        return redact_secrets(f"{first} [{tail}]{sep}{rest}")
 
 
 class OabotHandler(logging.StreamHandler[TextIO]):
@@ -96,6 +119,14 @@ def configure_logging(level: str = "INFO", fmt: str = "text", *, stream: TextIO 
     # httpx logs every request URL at INFO, and platform URLs carry access tokens and app secrets.
     for noisy in ("apscheduler", "alembic", "httpx"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+def redact_secrets(text: str) -> str:
+    """`text` with link tokens, signed tokens, codes, signatures and bearer tokens replaced."""
+    text = _SECRET_PATH.sub(rf"\g<1>{REDACTED}", text)
+    text = _SECRET_PARAM.sub(rf"\g<1>{REDACTED}", text)
+    text = _SIGNED_TOKEN.sub(REDACTED, text)
+    return _BEARER.sub(rf"\g<1>{REDACTED}", text)
 
 
 def redact_url(url: str | None) -> str:

@@ -22,7 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.keys import API_TOKENS, METRICS, PRINCIPAL, REQUEST_ID
-from bot.logs import request_id_var
+from bot.logs import redact_secrets, request_id_var
 from bot.metrics import UNMATCHED_ROUTE
 from bot.web.api_errors import ApiError, Unauthorized
 from notifications.messages import message_for
@@ -128,8 +128,8 @@ async def request_context_middleware(request: web.Request, handler: Handler) -> 
         elapsed = time.perf_counter() - started
         route = route_of(request)
         request.config_dict[METRICS].observe_request(request.method, route, status, elapsed)
-        # A path carrying a signed link's token is logged by its route: tokens never reach a log.
-        path = route if "{token}" in route else request.path
+        # Link tokens in the path never reach a log, matched route or not (404, 405, 500).
+        path = redact_secrets(request.path)
         access_logger.info(
             "%s %s -> %s in %.1f ms",
             request.method,
@@ -166,7 +166,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         logger.exception(
             "unexpected error handling %s %s",
             request.method,
-            request.path,
+            redact_secrets(request.path),
             extra={"request_id": request_id_of(request)},
         )
         return error_response(

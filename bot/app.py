@@ -34,6 +34,7 @@ from bot.metrics import Metrics
 from bot.settings import Settings
 from bot.web.health import setup_health
 from bot.web.middleware import MIDDLEWARES, echo_request_id
+from bot.web.security_headers import add_security_headers
 from bot.wiring import setup_workflow
 from storage.db import Database
 from storage.kv import KeyValueStore
@@ -54,7 +55,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app[METRICS] = Metrics()
     app[SERVICES] = {}
     setup_health(app)
-    app.on_response_prepare.append(echo_request_id)
+    app.on_response_prepare.extend([echo_request_id, add_security_headers])
     app.cleanup_ctx.extend([database_ctx, kv_ctx, http_client_ctx, scheduler_ctx])
     setup_workflow(app)
     return app

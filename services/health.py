@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
-from storage.db import Database
+from storage.db import Database, database_unreachable
 from storage.migrate import schema_status
 
 
@@ -23,3 +23,9 @@ async def schema_is_current(db: Database) -> tuple[bool, str]:
     if status.is_current:
         return True, status.describe()
     return False, f"{status.describe()}: run `oabot migrate`"
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether an error means the database is down, unreachable or locked (answer 503, retry),
+    rather than a bug or bad input."""
+    return database_unreachable(exc)

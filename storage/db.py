@@ -6,12 +6,17 @@ tenants) live side by side in one database: every connection gets that `search_p
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import errno
+import socket
+import sqlite3
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -74,3 +79,46 @@ def _install_sqlite_pragmas(engine: AsyncEngine) -> None:
         # BEGIN IMMEDIATE takes the write lock up front so optimistic updates on SQLite
         # serialise instead of failing with "database is locked" half-way through.
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+# What a database that is down, unreachable, full of connections or locked looks like; a bad
+# query or bad data (asyncpg's DataError is an InterfaceError too) is none of these.
+_ASYNCPG_OUTAGES = (
+    asyncpg.exceptions.PostgresConnectionError,  # refused, rejected, lost
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.CannotConnectNowError,  # starting up or shutting down
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.AdminShutdownError,
+)
+_SQLITE_OUTAGES = ("locked", "unable to open", "disk i/o", "readonly database", "database is busy")
+_NET_ERRNOS = {errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ETIMEDOUT, errno.ECONNRESET}
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        todo.extend([current.__cause__, current.__context__, getattr(current, "orig", None)])
+
+
+def _is_outage(exc: BaseException) -> bool:
+    if isinstance(exc, (sa_exc.DisconnectionError, sa_exc.TimeoutError, *_ASYNCPG_OUTAGES)):
+        return True  # sa_exc.TimeoutError: no pooled connection came free in time
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, sqlite3.OperationalError):
+        return any(words in str(exc).lower() for words in _SQLITE_OUTAGES)
+    if isinstance(exc, ConnectionError | socket.gaierror):
+        return True
+    # asyncio's connect to several addresses raises OSError("Multiple exceptions: ...").
+    return type(exc) is OSError and (exc.errno in _NET_ERRNOS or str(exc).startswith("Multiple exceptions"))
+
+
+def database_unreachable(exc: BaseException) -> bool:
+    """Whether `exc` (or what caused it) says the database cannot be reached or used right now."""
+    return any(_is_outage(cause) for cause in _causes(exc))

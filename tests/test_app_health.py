@@ -105,7 +105,7 @@ async def test_healthz_says_ok(client: TestClient[Any, Any]) -> None:
 async def test_readyz_is_ready_when_database_is_migrated_and_store_answers(
     client: TestClient[Any, Any],
 ) -> None:
-    resp = await client.get("/readyz")
+    resp = await client.get("/readyz", headers=AUTH)
 
     assert resp.status == 200
     body = await resp.json()
@@ -124,7 +124,7 @@ async def test_readyz_names_the_schema_when_the_database_is_not_migrated(
 ) -> None:
     client = await aiohttp_client(create_app(settings))
 
-    resp = await client.get("/readyz")
+    resp = await client.get("/readyz", headers=AUTH)
 
     assert resp.status == 503
     body = await resp.json()
@@ -140,7 +140,7 @@ async def test_unreachable_redis_fails_readyz_but_the_service_keeps_serving(
     redis_url = f"redis://127.0.0.1:{closed_port()}/0"
     client = await aiohttp_client(create_app(settings.with_overrides(redis_url=redis_url)))
 
-    resp = await client.get("/readyz")
+    resp = await client.get("/readyz", headers=AUTH)
 
     assert resp.status == 503
     body = await resp.json()
@@ -155,7 +155,7 @@ async def test_unreachable_database_fails_readyz_naming_it(
     url = f"postgresql+asyncpg://postgres@127.0.0.1:{closed_port()}/oabot"
     client = await aiohttp_client(create_app(settings.with_overrides(database_url=url)))
 
-    resp = await client.get("/readyz")
+    resp = await client.get("/readyz", headers=AUTH)
 
     assert resp.status == 503
     body = await resp.json()
@@ -182,7 +182,7 @@ async def test_readyz_is_ready_on_postgres_schema_and_redis(
         assert client.app is not None
         assert client.app[DB].schema == schema
 
-        resp = await client.get("/readyz")
+        resp = await client.get("/readyz", headers=AUTH)
 
         assert resp.status == 200, await resp.text()
         assert (await resp.json())["checks"]["kv"]["detail"] == "redis"
@@ -205,7 +205,7 @@ async def test_other_modules_add_readiness_checks(aiohttp_client: ClientFactory,
     app[READINESS].add(check_broken)
     client = await aiohttp_client(app)
 
-    body = await (await client.get("/readyz")).json()
+    body = await (await client.get("/readyz", headers=AUTH)).json()
 
     assert body["failing"] == ["wecom", "broken"]
     assert body["checks"]["wecom"]["detail"] == "access token refresh failed"

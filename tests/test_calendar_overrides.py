@@ -117,7 +117,7 @@ async def test_readyz_warns_about_a_year_without_holiday_data_but_stays_ready(
     far = ManualClock(datetime(2099, 6, 1, 2, 0, tzinfo=UTC))
     client = await aiohttp_client(create_app(settings_for(org_db), clock=far))
 
-    resp = await client.get("/readyz")
+    resp = await client.get("/readyz", headers={"Authorization": "Bearer test-token-0123456789"})
     body = await resp.json()
 
     assert "calendar" not in body.get("failing", [])  # (this test database is not alembic-stamped)
@@ -129,7 +129,7 @@ async def test_readyz_names_the_overrides_when_the_data_is_known(api: Api, clock
     clock.set(sh(3, 2, 10))  # early 2026: the data covers the next weeks
     await api.call("POST", "/calendar/overrides", {"date": "2026-03-06", "kind": "holiday"}, expect=201)
 
-    resp = await api.client.get("/readyz")  # type: ignore[attr-defined]
+    resp = await api.client.get("/readyz", headers=api.headers)  # type: ignore[attr-defined]
     detail = (await resp.json())["checks"]["calendar"]["detail"]
 
     assert detail == "official holiday schedule known; 1 organisation override(s)"

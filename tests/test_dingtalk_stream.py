@@ -266,7 +266,8 @@ async def test_the_readiness_check_follows_the_stream_connection(
     client = await aiohttp_client(create_app(settings))
 
     async def stream_check() -> dict[str, Any]:
-        body = await (await client.get("/readyz")).json()
+        admin = {"Authorization": f"Bearer {settings.api_token}"}
+        body = await (await client.get("/readyz", headers=admin)).json()
         return body["checks"]["dingtalk_stream"]  # type: ignore[no-any-return]
 
     ws = await next_of(gateway.sessions)

@@ -11,11 +11,18 @@ from bot.settings.models import (
     DEMO_DATABASE_URL,
     CheckinSettings,
     DingTalkSettings,
+    EdgeSettings,
     Settings,
     WeComSettings,
     every_variable,
 )
-from bot.settings.parse import WorkingPeriod, parse_backup_times, parse_digest_times, parse_working_hours
+from bot.settings.parse import (
+    RateLimit,
+    WorkingPeriod,
+    parse_backup_times,
+    parse_digest_times,
+    parse_working_hours,
+)
 
 __all__ = [
     "DEFAULT_DATABASE_URL",
@@ -23,8 +30,10 @@ __all__ = [
     "CheckinSettings",
     "ConfigError",
     "DingTalkSettings",
+    "EdgeSettings",
     "Settings",
     "WeComSettings",
+    "RateLimit",
     "WorkingPeriod",
     "every_variable",
     "load_settings",

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from bot.settings import parse
-from bot.settings.parse import WorkingPeriod
+from bot.settings.parse import RateLimit, WorkingPeriod
 
 DEMO_DATABASE_URL = "sqlite+aiosqlite:///./var/demo.db"
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/oabot.db"
@@ -74,6 +74,37 @@ class CheckinSettings(Group):
     # The managers' daily summary (org timezone); None: off.
     summary_at: Annotated[time | None, parse.summary_at] = Field(
         default=time(18, 30), validation_alias="OABOT_CHECKIN_SUMMARY_AT"
+    )
+
+
+class EdgeSettings(Group):
+    """The HTTP edge's defences (see README, "Headers and rate limits"). Each limit is COUNT/SECONDS
+    or `off`; the defaults are far above what an office does, and shared by every replica through
+    the key-value store (Redis when configured)."""
+
+    # Requests to the sign-in routes (/m/sign-in..., /m/l/<token>) from one address.
+    sign_in_per_ip: Annotated[RateLimit | None, parse.rate_limit] = Field(
+        default=RateLimit(600, 60), validation_alias="OABOT_RATE_LIMIT_SIGN_IN_PER_IP"
+    )
+    # Sessions started for one person (any platform, personal links).
+    sign_in_per_account: Annotated[RateLimit | None, parse.rate_limit] = Field(
+        default=RateLimit(120, 600), validation_alias="OABOT_RATE_LIMIT_SIGN_IN_PER_ACCOUNT"
+    )
+    # /api/ requests per bearer token.
+    api_per_token: Annotated[RateLimit | None, parse.rate_limit] = Field(
+        default=RateLimit(6000, 60), validation_alias="OABOT_RATE_LIMIT_API_PER_TOKEN"
+    )
+    # Platform callbacks (/callbacks/...) from one address.
+    callbacks_per_ip: Annotated[RateLimit | None, parse.rate_limit] = Field(
+        default=RateLimit(3000, 60), validation_alias="OABOT_RATE_LIMIT_CALLBACKS_PER_IP"
+    )
+    # Reverse proxies whose X-Forwarded-For names the client (else every visitor is the proxy).
+    trusted_proxies: Annotated[tuple[str, ...], parse.networks] = Field(
+        default=(), validation_alias="OABOT_TRUSTED_PROXIES"
+    )
+    # Sites allowed to show the pages in a frame; none: no framing at all.
+    frame_ancestors: Annotated[tuple[str, ...], parse.origins] = Field(
+        default=(), validation_alias="OABOT_FRAME_ANCESTORS"
     )
 
 
@@ -170,6 +201,7 @@ class DingTalkSettings(PlatformGroup):
 # The nested groups by their field in Settings.
 GROUPS: dict[str, type[Group]] = {
     "checkins": CheckinSettings,
+    "edge": EdgeSettings,
     "wecom": WeComSettings,
     "dingtalk": DingTalkSettings,
 }
@@ -238,6 +270,7 @@ class Settings(BaseModel):
         default=21, validation_alias="OABOT_BACKUP_KEEP"
     )
     checkins: CheckinSettings = CheckinSettings()
+    edge: EdgeSettings = EdgeSettings()
     # Deadlines: digest times (local, working days) and how often the timer scan runs.
     digest_times: Annotated[tuple[time, ...], parse.digest_times] = Field(
         default=(time(10, 0), time(15, 30)), validation_alias="OABOT_DIGEST_TIMES"

@@ -10,6 +10,7 @@ reads the environment or knows a variable's name.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -344,3 +345,59 @@ def agent_id(text: str) -> int:
     if text.isdigit():
         return int(text)
     raise expected("the app's numeric AgentId, e.g. 1000002")
+
+
+# -- the HTTP edge: rate limits, proxies, framing ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """At most `count` requests in each window of `window_s` seconds."""
+
+    count: int
+    window_s: int
+
+    def __str__(self) -> str:
+        return f"{self.count}/{self.window_s}"
+
+
+_RATE_RE = re.compile(r"^(\d{1,9})\s*/\s*(\d{1,6})$")
+
+
+@text_parser
+def rate_limit(text: str) -> RateLimit | None:
+    if text.lower() == "off":
+        return None
+    m = _RATE_RE.match(text)
+    if not m or int(m.group(1)) < 1 or not 1 <= int(m.group(2)) <= 86400:
+        raise expected("COUNT/SECONDS, e.g. 600/60 (at most 600 requests a minute), or off")
+    return RateLimit(int(m.group(1)), int(m.group(2)))
+
+
+@text_parser
+def networks(text: str) -> tuple[str, ...]:
+    """Comma-separated IP addresses or networks (CIDR); empty for none."""
+    found: list[str] = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        try:
+            found.append(str(ipaddress.ip_network(part, strict=False)))
+        except ValueError:
+            raise expected(
+                f"comma-separated IP addresses or networks such as 10.0.0.0/8 ('{part}' is not one)"
+            ) from None
+    return tuple(found)
+
+
+_ORIGIN_RE = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?$")
+
+
+@text_parser
+def origins(text: str) -> tuple[str, ...]:
+    """Space- or comma-separated origins (`https://host[:port]`); empty for none."""
+    found = [part for part in re.split(r"[\s,]+", text) if part]
+    for part in found:
+        if not _ORIGIN_RE.match(part):
+            raise expected(f"origins such as https://oa.example.com ('{part}' is not one)")
+    return tuple(found)

@@ -3,6 +3,8 @@
 
 Readiness is a list of checks under `app[READINESS]`; a module that depends on something adds
 its own with `app[READINESS].add(check)`, where `check(app)` returns `(name, ok, detail)`.
+Anyone gets the verdict (`{"status": "ready"}` or 503 `not_ready`); only a caller with an
+admin-scoped API token gets the checks and their details, which name hosts and versions.
 Checks run concurrently, each with a time limit, and a check that raises counts as failing:
 a readiness probe must answer, not hang or crash. The database checks are `services.health`'s;
 nothing here touches storage or changes any state but the log.
@@ -16,8 +18,9 @@ from typing import NamedTuple
 
 from aiohttp import web
 
-from bot.keys import DB, KV, METRICS, READINESS, SETTINGS, ReadinessCheck
+from bot.keys import API_TOKENS, DB, KV, METRICS, READINESS, SETTINGS, ReadinessCheck
 from bot.logs import redact_url
+from services.api_tokens import Scope
 from services.health import database_answers, schema_is_current
 
 logger = logging.getLogger(__name__)
@@ -93,13 +96,28 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+async def shown_details(request: web.Request) -> bool:
+    """Whether the caller's bearer token has the admin scope (never raises: a probe must answer)."""
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not given.strip() or API_TOKENS not in request.config_dict:
+        return False
+    try:
+        async with asyncio.timeout(CHECK_TIMEOUT_S):
+            principal = await request.config_dict[API_TOKENS].resolve(given.strip())
+    except Exception:
+        return False
+    return Scope.ADMIN in principal.scopes
+
+
 async def readyz(request: web.Request) -> web.Response:
     results = await request.app[READINESS].run(request.app)
-    checks = {r.name: {"ok": r.ok, "detail": r.detail} for r in results}
     failing = [r.name for r in results if not r.ok]
-    if failing:
-        return web.json_response({"status": "not_ready", "failing": failing, "checks": checks}, status=503)
-    return web.json_response({"status": "ready", "checks": checks})
+    body: dict[str, object] = {"status": "not_ready" if failing else "ready"}
+    if await shown_details(request):
+        body["checks"] = {r.name: {"ok": r.ok, "detail": r.detail} for r in results}
+        if failing:
+            body["failing"] = failing
+    return web.json_response(body, status=503 if failing else 200)
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -25,11 +25,15 @@ from bot.keys import API_TOKENS, METRICS, PRINCIPAL, REQUEST_ID
 from bot.logs import redact_secrets, request_id_var
 from bot.metrics import UNMATCHED_ROUTE
 from bot.web.api_errors import ApiError, Unauthorized
+from bot.web.rate_limits import rate_limit_middleware
 from notifications.messages import message_for
 from org.errors import Category, DomainError
 from services.api_tokens import TokenRefused
+from services.health import database_unavailable
 
 logger = logging.getLogger(__name__)
+# A database outage: how long clients are told to wait before trying again.
+DB_RETRY_AFTER_S = 5
 access_logger = logging.getLogger("oabot.access")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -162,7 +166,16 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except json.JSONDecodeError as exc:
         details = {"line": exc.lineno, "column": exc.colno, "reason": exc.msg}
         return error_response(request, 400, "invalid_json", "The request body is not valid JSON.", details)
-    except Exception:
+    except Exception as exc:
+        if database_unavailable(exc):
+            logger.warning(
+                "database unavailable handling %s %s: %r", request.method, redact_secrets(request.path), exc
+            )
+            response = error_response(
+                request, 503, "database_unavailable", "数据库暂时无法访问，请稍后重试。"
+            )
+            response.headers["Retry-After"] = str(DB_RETRY_AFTER_S)
+            return response
         logger.exception(
             "unexpected error handling %s %s",
             request.method,
@@ -225,4 +238,4 @@ async def echo_request_id(request: web.Request, response: web.StreamResponse) ->
         response.headers[REQUEST_ID_HEADER] = request_id
 
 
-MIDDLEWARES = (request_context_middleware, error_middleware, api_auth_middleware)
+MIDDLEWARES = (request_context_middleware, error_middleware, api_auth_middleware, rate_limit_middleware)

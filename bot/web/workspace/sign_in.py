@@ -45,6 +45,7 @@ from bot.web.identity import (
     start_session,
 )
 from bot.web.middleware import error_response, status_for
+from bot.web.rate_limits import enforce_sign_in_account
 from notifications.messages import message_for
 from org.model import User
 from org.model import is_org_admin as org_admin
@@ -132,7 +133,8 @@ async def _member(request: web.Request, platform: str, account: str | None) -> U
 
 
 async def _start(request: web.Request, response: web.StreamResponse, user: User, *, via: str) -> None:
-    """Replace any session this browser had with one for `user`."""
+    """Replace any session this browser had with one for `user` (within the per-person limit)."""
+    await enforce_sign_in_account(request, user.id)
     await end_session(request, response)
     session = await start_session(request, response, user.id, via=via)
     response.del_cookie(STATE_COOKIE, path=SIGN_IN_PATH)

@@ -44,8 +44,8 @@ ERROR_TEXT = {
     409: "stale card, already decided, or request finished",
     410: "expired",
     422: "invalid body or query (every problem listed)",
-    429: "rate limited (urge)",
-    503: "busy; retry",
+    429: "too many requests: the token's rate limit, or an urge too soon (see Retry-After)",
+    503: "busy or the database is unavailable; retry after Retry-After",
 }
 
 
@@ -149,7 +149,8 @@ class RouteTable:
             else (Reply(200, ok if isinstance(ok, type) else None),)
         )
         needs = scope or (Scope.READ if method == "GET" else Scope.ACT)
-        error_text = {401: ERROR_TEXT[401], 403: ERROR_TEXT[403]}
+        # Any route may answer these: auth, the per-token rate limit, a database outage.
+        error_text = {status: ERROR_TEXT[status] for status in (401, 403, 429, 503)}
         for e in errors:
             status, text = e if isinstance(e, tuple) else (e, ERROR_TEXT[e])
             error_text[status] = text

@@ -37,7 +37,7 @@ _SECRET_PARAM = re.compile(
 # A signed token (personal link, check-in link) anywhere: base64url of a JSON array ("Wy..."),
 # a dot, and a base64url HMAC-SHA256.
 _SIGNED_TOKEN = re.compile(r"Wy[A-Za-z0-9_-]{6,}\.[A-Za-z0-9_-]{43}")
-_BEARER = re.compile(r"(bearer\s+)[^\s\"'\\,;]+", re.IGNORECASE)
+_BEARER = re.compile(r"(bearer\s+)[A-Za-z0-9._~+/=-]{8,}", re.IGNORECASE)
 
 # Attributes every LogRecord has; anything else on a record came in through `extra=`.
 _STANDARD_ATTRS = frozenset(vars(logging.LogRecord("x", logging.INFO, "x", 0, "x", None, None))) | {

@@ -106,10 +106,14 @@ async def test_no_token_code_signature_or_bearer_reaches_the_log(
 
 
 def test_redaction_keeps_what_is_not_secret() -> None:
-    line = "/callbacks/wecom?msg_signature=abc&timestamp=1700000000&nonce=n1 Bearer xyz"
+    line = "/callbacks/wecom?msg_signature=abc&timestamp=1700000000&nonce=n1 Bearer xyz-0123456789"
     assert (
         redact_secrets(line)
         == f"/callbacks/wecom?msg_signature={REDACTED}&timestamp=1700000000&nonce=n1 Bearer {REDACTED}"
+    )
+    assert redact_secrets("the bearer token is missing") == "the bearer token is missing"
+    assert (
+        redact_secrets("gettoken?corpid=ww1&corpsecret=abc") == f"gettoken?corpid=ww1&corpsecret={REDACTED}"
     )
     # file names under templates/checkin/ in a traceback stay readable
     assert redact_secrets("templates/checkin/base.html") == "templates/checkin/base.html"

@@ -1,4 +1,5 @@
-"""The HTTP edge's middlewares: request id + access log + metrics, JSON errors, API bearer auth.
+"""The HTTP edge's middlewares: request id + access log + metrics, JSON errors, API bearer auth,
+rate limits (`bot.web.rate_limits`).
 
 Order matters and is fixed by `MIDDLEWARES`: the request context is outermost so the access log
 and metrics see the final status of every response, including errors the inner layers produced.

@@ -77,7 +77,7 @@ def _signed_params(request: web.Request, *extra: str) -> dict[str, str] | None:
 
 def _age_s(timestamp: str, now: float) -> float | None:
     """How far the signed timestamp (Unix seconds) is from now; None when it is not a time."""
-    if not timestamp.isdigit() or len(timestamp) > 12:
+    if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 12:
         return None
     return abs(now - int(timestamp))
 

@@ -84,7 +84,8 @@ def to_inbound(fields: dict[str, str]) -> Inbound | None:
     """The neutral event for a decrypted message; None for kinds oabot does not handle."""
     account = _required(fields, "FromUserName")
     created = _required(fields, "CreateTime")
-    if not created.isdigit() or len(created) > 11:  # Unix seconds; 11 digits reach the year 5138
+    # Unix seconds; 11 digits reach the year 5138, 20 overflow a datetime.
+    if not (created.isascii() and created.isdigit()) or len(created) > 11:
         raise MalformedMessage(f"CreateTime={created[:24]!r} is not a time")
     at = datetime.fromtimestamp(int(created), UTC)
     sender = Sender(PLATFORM, account)

@@ -9,8 +9,9 @@ body, and any `senderStaffId`, for as long as the timestamp passes. Three checks
    (403 `replayed`). If storing the event then fails, the claim is released so DingTalk's own
    re-delivery still gets in. Two genuine messages stamped in the same millisecond share a pair:
    the second is refused and logged, a rare loss accepted for a closed replay hole.
-2. **The window is DingTalk's documented one, not wider.** DingTalk's robot docs call a request
-   whose timestamp differs from the current time by more than one hour illegal; that hour is
+2. **The window is DingTalk's documented one, not wider.** DingTalk's robot docs ("timestamp
+   与系统当前时间戳如果相差1小时以上，则认为是非法的请求") call a request whose timestamp differs from
+   the current time by more than one hour illegal; that hour is
    kept for the past (delivery delays). A timestamp in the future only comes from clock skew,
    so the future side is cut to five minutes.
 3. **The sender is the person the conversation belongs to.** Nothing in the body is signed, so
@@ -20,6 +21,9 @@ body, and any `senderStaffId`, for as long as the timestamp passes. Three checks
    first `senderId` (DingTalk's per-app user id) binds to it. A later message in that
    conversation naming someone else, or naming that person with another `senderId`, is refused.
    Group messages (type "2") have many members, so only the sender binding applies to them.
+   (That `senderId` is one per person is an inference, not doc text: DingTalk calls it the
+   "加密的发送者ID", the same encrypted dingtalkId that `atUsers` carry to @ someone in any group.
+   If a tenant shows otherwise, the binding's refusals say so in the log and the metric.)
 
 A refused sender is a signed request: it is acknowledged (so DingTalk does not retry) and
 recorded by the caller through `Inbox.refuse`. The bindings live in the key-value store; when it

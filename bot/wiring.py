@@ -32,6 +32,7 @@ from bot.keys import (
     INBOX,
     KV,
     LINKS,
+    METRICS,
     SCHEDULER,
     SESSIONS,
     SETTINGS,
@@ -158,7 +159,18 @@ async def workflow_ctx(app: web.Application) -> AsyncIterator[None]:
     app[API_TOKENS] = ApiTokens(
         db, directory, clock.now, bootstrap=settings.api_token, admin_roles=settings.admin_roles
     )
-    inbox = Inbox(db, app[KV], chat.process, now=clock.now)
+    refusals = app[METRICS].counter(
+        "callback_refusals",
+        "Platform callbacks refused (unsigned, stale, replayed, or signed with unusable content).",
+        ("platform", "reason"),
+    )
+    inbox = Inbox(
+        db,
+        app[KV],
+        chat.process,
+        now=clock.now,
+        on_refusal=lambda platform, reason: refusals.labels(platform=platform, reason=reason).inc(),
+    )
     app[INBOX] = inbox
     dispatcher = OutboxDispatcher(db, deliveries(app), org=workflow.org, now=clock.now)
     app[DISPATCHER] = dispatcher

@@ -74,3 +74,11 @@ class FixQuotaExceeded(CheckinError):
 
     code = "fix_quota_exceeded"
     category = Category.INVALID
+
+
+class AlreadyCheckedIn(CheckinError):
+    """A check-in link was used again: one arrival and one departure per trip through its links.
+    `shown["at_local"]` is when the first one was made, in the office's time zone."""
+
+    code = "already_checked_in"
+    category = Category.CONFLICT

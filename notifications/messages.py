@@ -16,7 +16,9 @@ from typing import Any
 
 from approvals.definitions import Permission
 from approvals.model import ActionKind, RequestStatus
+from checkins.core import CheckinKind
 from checkins.errors import FixProblem
+from notifications.checkin_wording import KIND_LABEL
 from notifications.wording import REQUEST_STATUS_LABEL
 from org.errors import DomainError
 from org.model import COORD_SYSTEMS
@@ -139,6 +141,7 @@ MESSAGES: Mapping[str, str] = {
     "link_expired": (
         "链接已于 {expired_local:%m-%d %H:%M} 过期，没有记录任何内容。请在聊天中发送「打卡」获取新链接，或直接发送位置。"
     ),
+    "already_checked_in": "本行程的{kind:checkin_kind}打卡已于 {at_local:%m-%d %H:%M} 记录，这次没有再记录。",
     "free_checkin_not_allowed": (
         "您今天没有已批准的外出或派车行程，这次位置没有记为外勤签到。外出前请先提交「外出申请」，"
         "批准后在行程卡片上打卡。"
@@ -169,6 +172,7 @@ _TABLES: Mapping[str, Callable[[Any], str]] = {
     "or_unset": lambda v: str(v or "未配置"),
     "fields": _fields,
     "fix_problems": _fix_problems,
+    "checkin_kind": lambda v: KIND_LABEL[CheckinKind(v)],
 }
 
 

@@ -38,7 +38,7 @@ from checkins.core import (
     Rung,
     Trip,
 )
-from checkins.errors import FixQuotaExceeded, NotYourTrip, TripNotApproved, TripNotFound
+from checkins.errors import AlreadyCheckedIn, FixQuotaExceeded, NotYourTrip, TripNotApproved, TripNotFound
 from checkins.geo import map_url
 from checkins.links import LinkClaims, read_link, sign_link
 from deadlines import timers
@@ -104,6 +104,11 @@ def team_of(org: Org, manager: str) -> list[str]:
             team.update(org.members_of(dept.id, include_sub=True))
     team.discard(manager)
     return sorted(team)
+
+
+def link_use_key(trip_id: str, kind: str) -> str:
+    """The dedupe key of the one check-in a trip's links may record for `kind`."""
+    return f"link:{trip_id}:{kind}"
 
 
 def _rung_key(trip_id: str, kind: CheckinKind, rung: Rung) -> str:
@@ -376,10 +381,30 @@ class CheckinService:
             raise NotYourTrip("not_your_trip.inactive", user=claims.user)
         return claims, trip
 
+    def _already(self, checkin: Checkin) -> AlreadyCheckedIn:
+        return AlreadyCheckedIn(
+            trip_id=checkin.trip_id,
+            kind=checkin.kind.value,
+            at=checkin.at.isoformat(),
+            shown={"at_local": checkin.at.astimezone(self.tz)},
+        )
+
+    async def link_unused(self, claims: LinkClaims) -> None:
+        """Raise AlreadyCheckedIn when this link's check-in (trip and kind) is already recorded."""
+        async with self.db.session() as s:
+            done = await store.checkin_by_key(s, dedupe_key=link_use_key(claims.trip, claims.kind))
+        if done is not None:
+            raise self._already(done)
+
     async def record_via_link(
         self, token: str, fix: Fix, *, nonce: str | None, viewer: str | None = None
     ) -> Recorded:
-        """The check-in page: the link names the person, the trip and arrival or departure."""
+        """The check-in page: the link names the person, the trip and arrival or departure.
+
+        One arrival and one departure per trip through its links, however many links were
+        sent: the check-in is stored under the key `link:<trip>:<kind>` (unique, so two
+        submissions racing each other store one), and any later use, a retried submission
+        (`nonce`) included, is refused with AlreadyCheckedIn saying when it was recorded."""
         claims, trip = await self.trip_for_link(token)
         if viewer is not None and viewer != claims.user:
             raise NotYourTrip("not_your_trip.link", trip_id=trip.id)
@@ -387,7 +412,14 @@ class CheckinService:
         now = self.now()
         async with self.db.transaction() as s:
             checkin = await self._judge_on_trip(s, trip, CheckinKind(claims.kind), fix, claims.user)
-            return await self._save(s, checkin, f"page:{trip.id}:{nonce}" if nonce else None, org, now)
+            recorded = await self._save(s, checkin, link_use_key(trip.id, claims.kind), org, now)
+        if not recorded.created:
+            logger.info(
+                "check-in link used again; nothing recorded",
+                extra={"trip_id": trip.id, "kind": claims.kind, "user": claims.user, "nonce": nonce},
+            )
+            raise self._already(recorded.checkin)
+        return recorded
 
     async def resolve_trip(self, *, user: str, trip_id: str | None, request_id: str | None) -> Trip | None:
         """The trip an API check-in names (by trip id or by its request), checked to be the user's

@@ -235,6 +235,14 @@ async def insert_checkin(
     return existing.id, checkin_from_row(existing) if not inserted else checkin, inserted
 
 
+async def checkin_by_key(session: AsyncSession, *, dedupe_key: str) -> Checkin | None:
+    """The check-in recorded under `dedupe_key`, if any."""
+    row = (
+        await session.execute(select(CheckinRow).where(CheckinRow.dedupe_key == dedupe_key[:200]))  # type: ignore[arg-type]
+    ).scalar_one_or_none()
+    return checkin_from_row(row) if row is not None else None
+
+
 async def has_made_up(session: AsyncSession, *, fix_request_id: str) -> bool:
     q = select(CheckinRow.id).where(CheckinRow.fix_request_id == fix_request_id).limit(1)  # type: ignore[call-overload]
     return (await session.execute(q)).first() is not None

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -223,15 +224,20 @@ class WeComCallbacks:
     """Builds the encrypted callbacks WeCom POSTs to the service, with wechatpy's WeChatCrypto:
     an implementation independent of oabot's own crypto."""
 
-    def __init__(self, token: str, aes_key: str, corp_id: str, agent_id: int) -> None:
+    def __init__(
+        self, token: str, aes_key: str, corp_id: str, agent_id: int, *, now: Callable[[], float] = time.time
+    ) -> None:
         self.token, self.corp_id, self.agent_id = token, corp_id, agent_id
+        self.now = now  # the signed timestamp's clock: the service's own in process tests
         self._crypto = WeChatCrypto(token, aes_key, corp_id)
         self._nonce = itertools.count(100000)
         self._time = itertools.count(1_795_000_000)  # CreateTime values, one per callback
 
-    def seal(self, inner_xml: str) -> tuple[dict[str, str], bytes]:
-        """(query, body) of a POST carrying `inner_xml`, as WeCom sends it."""
-        nonce, ts = str(next(self._nonce)), str(int(time.time()))
+    def seal(self, inner_xml: str, *, timestamp: int | None = None) -> tuple[dict[str, str], bytes]:
+        """(query, body) of a POST carrying `inner_xml`, as WeCom sends it (signed now, or at
+        `timestamp`)."""
+        nonce = str(next(self._nonce))
+        ts = str(timestamp if timestamp is not None else int(self.now()))
         reply = xmltodict.parse(self._crypto.encrypt_message(inner_xml, nonce, ts))["xml"]
         body = (
             f"<xml><ToUserName><![CDATA[{self.corp_id}]]></ToUserName><AgentID><![CDATA[{self.agent_id}]]></AgentID>"
@@ -241,7 +247,7 @@ class WeComCallbacks:
 
     def echostr(self, plaintext: str) -> dict[str, str]:
         """The GET query WeCom sends to verify the callback URL."""
-        nonce, ts = str(next(self._nonce)), str(int(time.time()))
+        nonce, ts = str(next(self._nonce)), str(int(self.now()))
         reply = xmltodict.parse(self._crypto.encrypt_message(plaintext, nonce, ts))["xml"]
         return {
             "msg_signature": reply["MsgSignature"],

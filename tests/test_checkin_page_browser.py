@@ -99,6 +99,12 @@ async def test_check_in_page_with_a_fixed_geolocation(tmp_path: Path) -> None:
             await browser.navigate(f"{server.base_url}/console/u/u_sun/checkins")
             await browser.wait_for("!!document.querySelector('tr.checkin')")
             await browser.screenshot(str(tmp_path / "team.png"))
+            # The arrival link again: it says when the arrival was recorded and offers no button.
+            await browser.navigate(links["到达打卡"])
+            used = await browser.evaluate("document.body.innerText")
+            assert "到达打卡已于" in used and "这次没有再记录" in used
+            assert await browser.evaluate("document.getElementById('go') === null")
+            await browser.screenshot(str(tmp_path / "arrival_used.png"))
 
         day = (await api.get("/api/v1/checkins", params={"user": "u_wu"})).json()
         assert [(c["kind"], c["verdict"], c["source"]) for c in day["items"]] == [

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from approvals.clock import ManualClock
 from bot.app import create_app
+from bot.keys import INBOX, METRICS
 from bot.settings import DingTalkSettings
 from handlers.events import CardAction, TextMessage, event_from_dict
 from storage.db import Database
@@ -60,7 +61,7 @@ async def post(client: Any, path: str, cb: SignedCallback) -> Any:
 async def inbox_events(db: Database) -> list[Any]:
     async with db.session() as s:
         rows = (await s.execute(select(InboxRow).order_by(InboxRow.id))).scalars().all()  # type: ignore[arg-type]
-    return [event_from_dict(dict(r.payload)) for r in rows]
+    return [event_from_dict(dict(r.payload)) for r in rows if r.status != "refused"]
 
 
 async def assert_success(resp: Any) -> None:
@@ -134,14 +135,14 @@ async def test_robot_text_is_stored_once_and_other_messages_are_skipped(
     client: Any, clock: ManualClock, org_db: Database
 ) -> None:
     message = robot_message("010008", "帮助")
-    for _ in range(2):
+    for n in range(2):  # one message delivered twice (each delivery signs anew)
         resp = await client.post(
-            "/callbacks/dingtalk/robot", data=json.dumps(message), headers=robot_headers(now_ms(clock))
+            "/callbacks/dingtalk/robot", data=json.dumps(message), headers=robot_headers(now_ms(clock) - n)
         )
         assert resp.status == 200
     picture = {**robot_message("010008", ""), "msgtype": "picture", "content": {"downloadCode": "x"}}
     resp = await client.post(
-        "/callbacks/dingtalk/robot", data=json.dumps(picture), headers=robot_headers(now_ms(clock))
+        "/callbacks/dingtalk/robot", data=json.dumps(picture), headers=robot_headers(now_ms(clock) - 5)
     )
     assert resp.status == 200
     [event] = await inbox_events(org_db)
@@ -180,3 +181,121 @@ async def test_stream_mode_has_no_http_callback_routes(
         client, "/callbacks/dingtalk/card", sealed_callback(card_tap("oabot_r-1_v1", "010008", "approve"))
     )
     assert resp.status == 404
+
+
+async def post_robot(client: Any, message: dict[str, Any], headers: dict[str, str]) -> Any:
+    return await client.post("/callbacks/dingtalk/robot", data=json.dumps(message), headers=headers)
+
+
+async def refused_rows(db: Database) -> list[InboxRow]:
+    async with db.session() as s:
+        rows = await s.execute(select(InboxRow).where(InboxRow.status == "refused"))  # type: ignore[arg-type]
+        return list(rows.scalars().all())
+
+
+def refusals(client: Any, reason: str) -> float:
+    value = client.app[METRICS].registry.get_sample_value(
+        "oabot_callback_refusals_total", {"platform": "dingtalk", "reason": reason}
+    )
+    return float(value or 0)
+
+
+async def test_a_robot_header_pair_is_accepted_once_whatever_body_comes_with_it(
+    client: Any, clock: ManualClock, org_db: Database
+) -> None:
+    headers = robot_headers(now_ms(clock))
+    first = await post_robot(client, robot_message("010008", "待办"), headers)
+    # The captured pair with another body and another sender (the GM, 010001): refused.
+    replay = await post_robot(client, robot_message("010001", "代理 u_wu 明天"), headers)
+    again = await post_robot(client, robot_message("010008", "待办"), headers)
+
+    assert [first.status, replay.status, again.status] == [200, 403, 403]
+    assert (await replay.json())["error"] == "replayed"
+    [event] = await inbox_events(org_db)
+    assert isinstance(event, TextMessage) and event.sender.account == "010008"
+    assert refusals(client, "replayed") == 2
+
+
+@pytest.mark.parametrize(
+    ("skew", "status"),
+    [(timedelta(minutes=59), 200), (-timedelta(minutes=4), 200), (-timedelta(minutes=6), 403)],
+)
+async def test_a_robot_sign_is_good_for_the_documented_hour_and_not_from_the_future(
+    client: Any, clock: ManualClock, org_db: Database, skew: timedelta, status: int
+) -> None:
+    resp = await post_robot(client, robot_message("010008", "待办"), robot_headers(now_ms(clock, -skew)))
+
+    assert resp.status == status
+    assert len(await inbox_events(org_db)) == (1 if status == 200 else 0)
+
+
+async def test_a_robot_message_from_someone_outside_the_directory_is_acked_and_refused(
+    client: Any, clock: ManualClock, org_db: Database
+) -> None:
+    resp = await post_robot(client, robot_message("099999", "待办"), robot_headers(now_ms(clock)))
+
+    assert resp.status == 200 and await resp.json() == {}
+    assert await inbox_events(org_db) == []
+    [row] = await refused_rows(org_db)
+    assert row.payload["reason"] == "unknown_sender" and row.payload["summary"]["senderStaffId"] == "099999"
+    assert refusals(client, "unknown_sender") == 1
+
+
+async def test_a_one_to_one_conversation_speaks_only_for_its_own_member(
+    client: Any, clock: ManualClock, org_db: Database
+) -> None:
+    mine = robot_message("010008", "待办")
+    await post_robot(client, mine, robot_headers(now_ms(clock)))
+    # The GM (010001) named as sender in 010008's conversation, or with 010008's senderId.
+    in_my_chat = {**robot_message("010001", "代理 u_sun 明天"), "conversationId": mine["conversationId"]}
+    gm_first = robot_message("010001", "帮助")
+    await post_robot(client, gm_first, robot_headers(now_ms(clock, -timedelta(seconds=1))))
+    other_id = {**robot_message("010001", "代理 u_sun 明天"), "senderId": mine["senderId"]}
+    answers = [
+        await post_robot(client, m, robot_headers(now_ms(clock, -timedelta(seconds=n + 2))))
+        for n, m in enumerate((in_my_chat, other_id))
+    ]
+
+    assert [r.status for r in answers] == [200, 200]
+    assert [(e.sender.account, e.text) for e in await inbox_events(org_db)] == [
+        ("010008", "待办"),
+        ("010001", "帮助"),
+    ]
+    assert [r.payload["reason"] for r in await refused_rows(org_db)] == ["sender_mismatch"] * 2
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {**robot_message("010008", "待办"), "msgId": "msg\u0000nul"},
+        robot_message("010008", "待\u0000办"),
+        {**robot_message("010008", "x"), "msgtype": "richText", "content": {"richText": 5}},
+    ],
+)
+async def test_a_signed_robot_message_no_database_can_hold_is_acked_and_recorded_not_a_dead_row(
+    client: Any, clock: ManualClock, org_db: Database, message: dict[str, Any]
+) -> None:
+    resp = await post_robot(client, message, robot_headers(now_ms(clock)))
+
+    assert resp.status == 200
+    assert await client.app[INBOX].drain() == 0
+    async with org_db.session() as s:
+        statuses = (await s.execute(select(InboxRow.status))).scalars().all()  # type: ignore[call-overload]
+    assert "dead" not in statuses and "pending" not in statuses
+
+
+async def test_a_signed_event_that_is_not_json_is_acked_and_recorded(
+    client: Any, clock: ManualClock, org_db: Database
+) -> None:
+    crypto = event_crypto()
+    ts, nonce = str(now_ms(clock)), "n-9"
+    sealed = crypto.encrypt_message("not json {", nonce=nonce, timestamp=ts)
+    query = f"signature={sealed['msg_signature']}&timestamp={ts}&nonce={nonce}"
+
+    resp = await client.post(
+        f"/callbacks/dingtalk/card?{query}", data=json.dumps({"encrypt": sealed["encrypt"]})
+    )
+
+    await assert_success(resp)
+    [row] = await refused_rows(org_db)
+    assert row.payload["reason"] == "malformed_message"

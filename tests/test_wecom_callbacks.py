@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from approvals.clock import ManualClock
 from bot.app import create_app
-from bot.keys import DISPATCHER, INBOX
+from bot.keys import DISPATCHER, INBOX, METRICS
 from bot.platforms.wecom import card_refs
 from bot.settings import WeComSettings
 from storage.db import Database
@@ -85,8 +85,10 @@ async def app_client(org_db: Database, aiohttp_client: Any, clock: ManualClock) 
 
 
 @pytest.fixture
-def cb() -> WeComCallbacks:
-    return WeComCallbacks(WECOM.token, WECOM.aes_key, WECOM.corp_id, WECOM.agent_id)
+def cb(clock: ManualClock) -> WeComCallbacks:
+    return WeComCallbacks(
+        WECOM.token, WECOM.aes_key, WECOM.corp_id, WECOM.agent_id, now=lambda: clock.now().timestamp()
+    )
 
 
 async def post(client: Any, query: dict[str, str], body: bytes | Any) -> Any:
@@ -177,7 +179,7 @@ async def test_bad_callbacks_get_4xx_a_log_line_and_change_nothing(
     app_client: Any, org_db: Database, cb: WeComCallbacks, caplog: pytest.LogCaptureFixture
 ) -> None:
     query, body = cb.seal(cb.text_xml("wangfang", "待办", 99))
-    other = WeComCallbacks(WECOM.token, WECOM.aes_key, "wwSomebodyElse", WECOM.agent_id)
+    other = WeComCallbacks(WECOM.token, WECOM.aes_key, "wwSomebodyElse", WECOM.agent_id, now=cb.now)
     cases = [
         ({**query, "msg_signature": "f" * 40}, body, 403, "bad_signature"),
         ({**query, "nonce": "changed"}, body, 403, "bad_signature"),
@@ -222,3 +224,81 @@ async def test_kinds_oabot_does_not_handle_are_acknowledged_and_ignored(
 
     assert resp.status == 200 and await resp.read() == b""
     assert await inbox_rows(org_db) == 0
+
+
+async def refused_rows(db: Database) -> list[InboxRow]:
+    async with db.session() as s:
+        rows = await s.execute(select(InboxRow).where(InboxRow.status == "refused"))  # type: ignore[arg-type]
+        return list(rows.scalars().all())
+
+
+def refusal_count(client: Any, reason: str) -> float:
+    value = client.app[METRICS].registry.get_sample_value(
+        "oabot_callback_refusals_total", {"platform": "wecom", "reason": reason}
+    )
+    return float(value or 0)
+
+
+async def test_a_signed_message_with_an_impossible_create_time_is_acked_refused_and_recorded(
+    app_client: Any, org_db: Database, cb: WeComCallbacks
+) -> None:
+    xml = cb.text_xml("wangfang", "待办", 4321)
+    bad = xml.replace(xml[xml.index("<CreateTime>") : xml.index("</CreateTime>")], "<CreateTime>" + "9" * 20)
+    query, body = cb.seal(bad)
+
+    resps = [await post(app_client, query, body) for _ in range(2)]  # WeCom's retry changes nothing
+
+    assert [(r.status, await r.read()) for r in resps] == [(200, b"")] * 2
+    [row] = await refused_rows(org_db)
+    assert row.platform == "wecom" and "CreateTime" in (row.last_error or "")
+    assert await inbox_rows(org_db) == 1  # the refusal only; nothing to process
+    assert await app_client.app[INBOX].drain() == 0
+    assert refusal_count(app_client, "malformed_message") == 2
+
+
+@pytest.mark.parametrize(
+    ("kind", "age_s", "status"),
+    [
+        ("message", 299, 200),
+        ("message", 301, 403),
+        ("message", -301, 403),
+        ("event", 899, 200),
+        ("event", 901, 403),
+        ("message", 9 * 365 * 86400, 403),  # a correctly signed message from 2017
+    ],
+)
+async def test_a_callback_signed_outside_its_window_is_refused(
+    app_client: Any,
+    org_db: Database,
+    cb: WeComCallbacks,
+    clock: ManualClock,
+    kind: str,
+    age_s: int,
+    status: int,
+) -> None:
+    inner = (
+        cb.text_xml("wangfang", "待办", 77)
+        if kind == "message"
+        else cb.location_event_xml("wangfang", 31.2, 121.4, 30.0)
+    )
+    query, body = cb.seal(inner, timestamp=int(clock.now().timestamp()) - age_s)
+
+    resp = await post(app_client, query, body)
+
+    assert resp.status == status
+    if status == 403:
+        assert (await resp.json())["error"] == "stale"
+        assert refusal_count(app_client, "stale") == 1
+    assert await inbox_rows(org_db) == (1 if status == 200 else 0)
+
+
+async def test_the_windows_are_settings(org_db: Database, aiohttp_client: Any, clock: ManualClock) -> None:
+    strict = WECOM.model_copy(update={"message_max_age_s": 60})
+    client = await aiohttp_client(create_app(settings_for(org_db, wecom=strict), clock=clock))
+    cb = WeComCallbacks(
+        WECOM.token, WECOM.aes_key, WECOM.corp_id, WECOM.agent_id, now=lambda: clock.now().timestamp()
+    )
+
+    query, body = cb.seal(cb.text_xml("wangfang", "待办", 78), timestamp=int(clock.now().timestamp()) - 120)
+
+    assert (await post(client, query, body)).status == 403

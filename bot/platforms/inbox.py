@@ -4,15 +4,25 @@ and a crash never loses a tap.
 
 `accept` is the only thing a callback does after verifying: a fast dedupe in the key-value
 store, then an INSERT whose unique (platform, event_id) stops retries that slip past it.
+
+A correctly signed callback can still carry what no database should store (a NUL character, a
+lone surrogate): the platform must get its ack, or it retries forever, but the event must not
+become a row that fails five times and dies. `accept` refuses such an event instead, and
+`refuse` records why: a log line, the `callback_refusals` counter and an inbox row with status
+`refused` (never claimed by the worker) that keeps a printable summary of what came in.
+Refusals of callbacks that are not signed (or stale, or replayed) are only logged and counted
+(`count_refusal`): writing a row for each would let anyone fill the table.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
@@ -27,6 +37,42 @@ logger = logging.getLogger(__name__)
 
 DEDUPE_TTL_S = 15 * 60
 LEASE = timedelta(seconds=60)
+REFUSED = "refused"  # an inbox status the worker never claims
+_SUMMARY_CHARS = 200
+
+# Told about every refused callback: (platform, reason). The app counts them in a metric.
+RefusalCounter = Callable[[str, str], None]
+
+
+def _unstorable_text(value: str) -> str | None:
+    if "\x00" in value:
+        return "contains a NUL character"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "contains a lone surrogate"
+    return None
+
+
+def unstorable(event: Event) -> str | None:
+    """Why a verified event cannot be stored and processed (a field and its problem), or None."""
+    for name, value in event_to_dict(event).items():
+        values = value.values() if isinstance(value, Mapping) else (value,)
+        for v in values:
+            problem = _unstorable_text(v) if isinstance(v, str) else None
+            if problem is not None:
+                return f"{name} {problem}"
+    return None
+
+
+def printable(value: object, limit: int = _SUMMARY_CHARS) -> str:
+    """`value` as text any database and log can hold: NULs and surrogates escaped, cut short."""
+    text = str(value).encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _ignore_refusal(platform: str, reason: str) -> None:
+    return None
 
 
 def dedupe_key(event: Event) -> str:
@@ -61,16 +107,75 @@ class Inbox:
         *,
         now: Callable[[], datetime],
         max_attempts: int = 5,
+        on_refusal: RefusalCounter = _ignore_refusal,
     ) -> None:
         self._db = db
         self._kv = kv
         self._process = process
         self._now = now
         self._max_attempts = max_attempts
+        self._on_refusal = on_refusal
         self.wakeup = asyncio.Event()
 
+    def count_refusal(self, platform: str, reason: str) -> None:
+        """Count a refused callback that is not worth a row (unsigned, stale, replayed)."""
+        self._on_refusal(platform, reason)
+
+    async def refuse(
+        self, platform: str, reason: str, *, reference: str, detail: str, summary: Mapping[str, Any]
+    ) -> bool:
+        """Record that a signed callback was acknowledged but its event refused; False when the
+        same refusal (same `reference`) was recorded before. Changes nothing else."""
+        self._on_refusal(platform, reason)
+        digest = hashlib.sha256(printable(reference, 10_000).encode()).hexdigest()[:40]
+        event_id = f"refused:{reason[:40]}:{digest}"
+        logger.warning(
+            "%s callback refused: %s",
+            platform,
+            printable(detail),
+            extra={"platform": platform, "reason": reason, "event_id": event_id},
+        )
+        now = self._now()
+        payload = {
+            "schema_version": 1,
+            "reason": reason,
+            "detail": printable(detail),
+            "summary": {printable(k, 40): printable(v) for k, v in list(summary.items())[:20]},
+        }
+        try:
+            async with self._db.transaction() as s:
+                s.add(
+                    InboxRow(
+                        platform=platform,
+                        event_id=event_id,
+                        kind=REFUSED,
+                        payload=payload,
+                        status=REFUSED,
+                        attempts=0,
+                        received_at=now,
+                        next_attempt_at=now,
+                        processed_at=now,
+                        last_error=printable(detail),
+                    )
+                )
+        except IntegrityError:
+            return False
+        return True
+
     async def accept(self, event: Event) -> bool:
-        """Store a verified event once. False when it is a repeat delivery (already stored)."""
+        """Store a verified event once. False when it is a repeat delivery (already stored) or
+        an event no database can hold (refused and recorded instead: see `refuse`)."""
+        problem = unstorable(event)
+        if problem is not None:
+            await self.refuse(
+                event.sender.platform,
+                "unstorable",
+                reference=event.event_id,
+                detail=f"{type(event).__name__}: {problem}",
+                summary={k: v for k, v in event_to_dict(event).items() if k != "sender"}
+                | {"account": event.sender.account},
+            )
+            return False
         key = dedupe_key(event)
         try:
             if not await self._kv.set_if_absent(key, "1", DEDUPE_TTL_S):

@@ -152,6 +152,16 @@ class WeComSettings(PlatformGroup):
     oauth_base: Annotated[str, parse.base_url] = Field(
         default="https://open.weixin.qq.com", validation_alias="OABOT_WECOM_OAUTH_BASE"
     )
+    # How far a callback's signed `timestamp` may be from now (seconds, either way). WeCom answers
+    # a message within seconds and re-sends only for about 20 s (5 s timeout, three retries); events
+    # (card taps, location reports) get a longer allowance for delayed re-deliveries. A replay
+    # inside the window is still a repeat to the inbox's dedupe.
+    message_max_age_s: Annotated[
+        int, parse.whole_number(30, 24 * 3600, "seconds a WeCom message callback stays acceptable")
+    ] = Field(default=300, validation_alias="OABOT_WECOM_MESSAGE_MAX_AGE_S")
+    event_max_age_s: Annotated[
+        int, parse.whole_number(30, 24 * 3600, "seconds a WeCom event callback stays acceptable")
+    ] = Field(default=900, validation_alias="OABOT_WECOM_EVENT_MAX_AGE_S")
 
 
 class DingTalkSettings(PlatformGroup):

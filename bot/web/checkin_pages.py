@@ -67,6 +67,7 @@ async def checkin_page(request: web.Request) -> web.StreamResponse:
         viewer = request.query.get("as")
         if viewer and viewer != claims.user:
             raise NotYourTrip("not_your_trip.link", trip_id=trip.id)
+        await service.link_unused(claims)
     except CheckinError as exc:
         return _error_page(request, exc)
     org = await service.org()

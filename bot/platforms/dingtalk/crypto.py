@@ -10,7 +10,9 @@ Two schemes, both checked before anything else is read from a callback:
 - **Robot sign** (HTTP robot messages): headers `timestamp` (ms) and
   `sign = base64(HMAC-SHA256(key=AppSecret, msg=f"{timestamp}\\n{AppSecret}"))`.
 
-Both refuse timestamps more than an hour away from now. This module only verifies and
+Both refuse timestamps more than an hour old (DingTalk's documented limit); a robot sign stamped
+more than five minutes ahead of now is refused too (clock skew is all that explains one). That
+a robot header pair is used only once, and by whom, is `robot_guard`'s. This module only verifies and
 (de)crypts; it reads no request and decides nothing about what a callback means.
 """
 
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 from bot.platforms.message_crypto import MessageCrypto, MessageCryptoError
 
 MAX_SKEW_MS = 60 * 60 * 1000  # DingTalk's own rule for robot signs; applied to events too
+ROBOT_MAX_FUTURE_MS = 5 * 60 * 1000  # a robot sign from the future: clock skew only
 # What a refusal of the shared envelope means here; everything else is "malformed".
 _REASONS = {"bad_signature": "signature", "wrong_receiver": "owner"}
 
@@ -43,16 +46,21 @@ def _rejected(exc: MessageCryptoError) -> CallbackRejected:
 
 def _timestamp_ms(value: str) -> int:
     """DingTalk timestamps are milliseconds; a 10-digit value is taken as seconds."""
-    if not value or not value.isdigit() or len(value) > 16:
+    if not value or not (value.isascii() and value.isdigit()) or len(value) > 16:
         raise CallbackRejected("malformed", "timestamp is not a number")
     number = int(value)
     return number * 1000 if len(value) <= 10 else number
 
 
-def check_fresh(timestamp: str, now_ms: int, max_skew_ms: int = MAX_SKEW_MS) -> None:
-    """Refuse a timestamp more than `max_skew_ms` from now (replays of old captures)."""
-    if abs(now_ms - _timestamp_ms(timestamp)) > max_skew_ms:
-        raise CallbackRejected("stale", f"timestamp {timestamp} is more than an hour from now")
+def check_fresh(
+    timestamp: str, now_ms: int, max_skew_ms: int = MAX_SKEW_MS, *, max_future_ms: int | None = None
+) -> None:
+    """Refuse a timestamp more than `max_skew_ms` before now, or more than `max_future_ms`
+    (default: the same) after it (replays of old captures)."""
+    at = _timestamp_ms(timestamp)
+    ahead = max_skew_ms if max_future_ms is None else max_future_ms
+    if now_ms - at > max_skew_ms or at - now_ms > ahead:
+        raise CallbackRejected("stale", f"timestamp {timestamp} is outside the accepted window")
 
 
 @dataclass(frozen=True)
@@ -122,8 +130,8 @@ def verify_robot_sign(timestamp: str | None, sign: str | None, app_secret: str, 
     """Check an HTTP robot message's `timestamp` + `sign` headers; raise CallbackRejected."""
     if not timestamp or not sign:
         raise CallbackRejected("malformed", "timestamp and sign headers are required")
-    if not timestamp.isdigit():
+    if not (timestamp.isascii() and timestamp.isdigit()):
         raise CallbackRejected("malformed", "timestamp is not a number")
-    if not hmac.compare_digest(robot_sign(timestamp, app_secret).encode(), sign.encode()):
+    if not hmac.compare_digest(robot_sign(timestamp, app_secret).encode(), sign.encode("utf-8", "replace")):
         raise CallbackRejected("signature", "robot sign does not match")
-    check_fresh(timestamp, now_ms)
+    check_fresh(timestamp, now_ms, max_future_ms=ROBOT_MAX_FUTURE_MS)

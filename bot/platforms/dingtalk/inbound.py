@@ -24,7 +24,8 @@ _MAX_ID = 190  # the inbox keeps 200 characters of an event id
 def _bounded(event_id: str) -> str:
     if len(event_id) <= _MAX_ID:
         return event_id
-    return event_id[:120] + ":" + hashlib.sha256(event_id.encode()).hexdigest()[:40]
+    digest = hashlib.sha256(event_id.encode("utf-8", "backslashreplace")).hexdigest()[:40]
+    return event_id[:120] + ":" + digest
 
 
 def card_action(data: Mapping[str, Any], *, delivery_id: str, at: datetime) -> CardAction:
@@ -53,7 +54,8 @@ def robot_text(data: Mapping[str, Any], *, at: datetime) -> TextMessage | None:
     if kind == "text" and isinstance(data.get("text"), Mapping):
         text = str(data["text"].get("content") or "")
     elif kind == "richText" and isinstance(data.get("content"), Mapping):
-        parts = data["content"].get("richText") or []
+        parts = data["content"].get("richText")
+        parts = parts if isinstance(parts, list) else []
         text = "".join(str(p["text"]) for p in parts if isinstance(p, Mapping) and "text" in p)
     if text is None or not text.strip():
         return None

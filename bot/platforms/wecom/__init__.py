@@ -28,7 +28,11 @@ def setup_wecom(app: web.Application) -> None:
     settings = app[SETTINGS].wecom
     if settings is None:
         raise RuntimeError("setup_wecom needs OABOT_WECOM_* settings")
-    callbacks = WeComCallbacks(WeComCrypto(settings.token, settings.aes_key, settings.corp_id))
+    callbacks = WeComCallbacks(
+        WeComCrypto(settings.token, settings.aes_key, settings.corp_id),
+        message_max_age_s=settings.message_max_age_s,
+        event_max_age_s=settings.event_max_age_s,
+    )
     app.router.add_get(PATH, callbacks.verify_url)
     app.router.add_post(PATH, callbacks.receive)
 

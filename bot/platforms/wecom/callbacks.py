@@ -6,6 +6,16 @@ stored in the durable inbox (which dedupes retries) and answered with 200 and an
 WeCom takes as "received, no passive reply". Nothing here calls WeCom or the approval engine:
 WeCom gives a callback 5 seconds, and a slow API or database job must never make it retry.
 Anything that does not check out gets a 4xx JSON error, a log line, and changes nothing.
+
+Freshness: the signed `timestamp` must be within `message_max_age_s` of now (default 5 min)
+for messages, `event_max_age_s` (default 15 min) for events, so a captured callback cannot be
+replayed later (a correctly signed message from 2017 is refused, 403 `stale`); inside the
+window the inbox's dedupe still makes a replay a repeat.
+
+A callback that is signed and fresh but whose content oabot cannot use (XML that does not parse
+after decryption, a field that does not hold what it must, a NUL in a text) is acknowledged
+with the usual empty 200 (WeCom would otherwise retry it) and refused through
+`Inbox.refuse`: a log line, the `callback_refusals` metric and a recorded `refused` row.
 """
 
 from __future__ import annotations
@@ -15,6 +25,7 @@ import logging
 from aiohttp import web
 
 from bot.keys import CLOCK, DB, INBOX
+from bot.platforms.inbox import printable, unstorable
 from bot.platforms.message_crypto import MessageCryptoError
 from bot.platforms.wecom import card_refs
 from bot.platforms.wecom.crypto import WeComCrypto
@@ -49,6 +60,7 @@ async def read_limited(request: web.Request, limit: int) -> bytes:
 
 
 def _refuse(request: web.Request, status: int, code: str, message: str) -> web.Response:
+    request.app[INBOX].count_refusal("wecom", code)
     logger.warning(
         "wecom callback refused: %s",
         message,
@@ -63,9 +75,32 @@ def _signed_params(request: web.Request, *extra: str) -> dict[str, str] | None:
     return values if all(values.values()) else None
 
 
+def _age_s(timestamp: str, now: float) -> float | None:
+    """How far the signed timestamp (Unix seconds) is from now; None when it is not a time."""
+    if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 12:
+        return None
+    return abs(now - int(timestamp))
+
+
 class WeComCallbacks:
-    def __init__(self, crypto: WeComCrypto) -> None:
+    def __init__(
+        self, crypto: WeComCrypto, *, message_max_age_s: int = 300, event_max_age_s: int = 900
+    ) -> None:
         self._crypto = crypto
+        self._max_age_s = {"message": message_max_age_s, "event": event_max_age_s}
+
+    async def _refuse_content(
+        self, request: web.Request, fields: dict[str, str], reason: str, detail: str, reference: str
+    ) -> web.Response:
+        """A signed, fresh callback whose content is unusable: acknowledged, refused, recorded."""
+        await request.app[INBOX].refuse(
+            "wecom",
+            reason,
+            reference=reference,
+            detail=detail,
+            summary={k: fields[k] for k in list(fields)[:12]},
+        )
+        return web.Response(status=200)
 
     async def verify_url(self, request: web.Request) -> web.Response:
         """WeCom checks the URL by sending an encrypted echostr; we answer its plaintext."""
@@ -103,11 +138,29 @@ class WeComCallbacks:
             plain = self._crypto.open(q["msg_signature"], q["timestamp"], q["nonce"], encrypted)
         except MessageCryptoError as exc:
             return _refuse(request, _CRYPTO_STATUS.get(exc.code, 400), exc.code, str(exc))
+        reference = f"{q['timestamp']}:{q['nonce']}:{q['msg_signature']}"
         try:
             fields = parse_xml(plain)
+        except MalformedMessage as exc:
+            fields = {}
+            problem: str | None = str(exc)
+        else:
+            problem = None
+        kind = "event" if fields.get("MsgType") == "event" else "message"
+        age = _age_s(q["timestamp"], request.app[CLOCK].now().timestamp())
+        if age is None or age > self._max_age_s[kind]:
+            return _refuse(
+                request,
+                403,
+                "stale",
+                f"timestamp {printable(q['timestamp'], 20)} is more than {self._max_age_s[kind]} s from now",
+            )
+        if problem is not None:
+            return await self._refuse_content(request, fields, "malformed_message", problem, reference)
+        try:
             inbound = to_inbound(fields)
         except MalformedMessage as exc:
-            return _refuse(request, 400, "malformed_message", str(exc))
+            return await self._refuse_content(request, fields, "malformed_message", str(exc), reference)
         if inbound is None:
             logger.info(
                 "wecom callback ignored (not a kind oabot handles)",
@@ -119,6 +172,9 @@ class WeComCallbacks:
             )
             return web.Response(status=200)
         event = inbound.event
+        problem = unstorable(event)
+        if problem is not None:
+            return await self._refuse_content(request, fields, "unstorable", problem, reference)
         ids = {
             "platform": "wecom",
             "event_id": event.event_id,
@@ -137,6 +193,6 @@ class WeComCallbacks:
                 )
         accepted = await request.app[INBOX].accept(event)
         logger.info(
-            "wecom callback accepted" if accepted else "wecom callback repeated; already accepted", extra=ids
+            "wecom callback accepted" if accepted else "wecom callback not stored (a repeat)", extra=ids
         )
         return web.Response(status=200)

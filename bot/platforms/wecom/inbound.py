@@ -84,8 +84,9 @@ def to_inbound(fields: dict[str, str]) -> Inbound | None:
     """The neutral event for a decrypted message; None for kinds oabot does not handle."""
     account = _required(fields, "FromUserName")
     created = _required(fields, "CreateTime")
-    if not created.isdigit():
-        raise MalformedMessage(f"CreateTime={created!r} is not a number")
+    # Unix seconds; 11 digits reach the year 5138, 20 overflow a datetime.
+    if not (created.isascii() and created.isdigit()) or len(created) > 11:
+        raise MalformedMessage(f"CreateTime={created[:24]!r} is not a time")
     at = datetime.fromtimestamp(int(created), UTC)
     sender = Sender(PLATFORM, account)
     msg_type = fields.get("MsgType", "")
@@ -130,6 +131,8 @@ def to_inbound(fields: dict[str, str]) -> Inbound | None:
             return None  # a card some other system sent through this app
         action = _required(fields, "EventKey")
         code = fields.get("ResponseCode", "")
+        if len(code) > 256:  # WeCom's codes are short; the card table keeps 256 characters
+            raise MalformedMessage("ResponseCode is too long")
         event_id = f"card:{key.task_id}:{_digest(account, card_id, action, code or created)}"
         click = CardClick(card_id=card_id, account=account, response_code=code) if code else None
         return Inbound(

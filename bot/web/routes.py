@@ -15,22 +15,26 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, TypeVar
 
 from aiohttp import web
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Field,
+    StrictInt,
     StrictStr,
     StringConstraints,
     ValidationError,
 )
 
 from bot.keys import PRINCIPAL
-from bot.web.api_errors import Unauthorized, ValidationFailed, read_json
+from bot.web.api_errors import Unauthorized, ValidationFailed
+from bot.web.input_rules import read_json
 from services.api_tokens import Acting, Principal, Scope
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -49,6 +53,24 @@ ERROR_TEXT = {
 }
 
 
+# The longest texts the API takes (characters), documented in the OpenAPI document through the
+# models; longer ones are refused with 422 naming the field. Form fields have their own maxima
+# (approvals.forms.MAX_LENGTH, overridable per template field).
+ID_MAX = 64  # a user, department, template, task or trip id (the database columns hold 64)
+TEXT_MAX = 200  # a short text: a label, a coordinate system
+KEY_MAX = 200  # an idempotency key
+COMMENT_MAX = 500  # an opinion on a decision, an urge's words (the workspace takes as many)
+REASON_MAX = 200  # a delegation's or a calendar override's reason
+LIST_MAX = 100  # the items of a list in a body (template keys of a delegation)
+FORM_KEYS_MAX = 100  # the fields of a submitted form
+NUMBER_MAX = 2**31 - 1  # a task version, a step index: what the database columns hold
+OFFSET_MAX = 1_000_000  # how far a list may be paged
+# The instants the API accepts, in UTC: wide enough for any office use, and far from the ends of
+# Python's calendar, where converting an offset (0001-01-01T00:00:00+14:00) overflows.
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(2999, 12, 31, 23, 59, 59, tzinfo=UTC)
+
+
 def _iso_time(value: Any) -> datetime:
     """A date-time comes as ISO 8601 text only (never a number), read as Python reads it."""
     try:
@@ -59,6 +81,17 @@ def _iso_time(value: Any) -> datetime:
         ) from None
 
 
+def in_range(value: datetime) -> datetime:
+    """An instant between EARLIEST and LATEST; refused before any arithmetic can overflow."""
+    try:
+        in_utc = value.astimezone(UTC)
+    except OverflowError:
+        in_utc = None
+    if in_utc is None or not EARLIEST <= in_utc <= LATEST:
+        raise ValueError(f"must be between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d} (UTC)")
+    return value
+
+
 def _iso_day(value: Any) -> date:
     try:
         return date.fromisoformat(value.strip())
@@ -66,10 +99,23 @@ def _iso_day(value: Any) -> date:
         raise ValueError("expected a date YYYY-MM-DD") from None
 
 
-# A non-empty, trimmed string; a number is not a string.
-Text = Annotated[StrictStr, StringConstraints(strip_whitespace=True, min_length=1)]
-# An ISO 8601 date-time with its UTC offset, e.g. 2026-11-23T09:00:00+08:00.
-AwareTime = Annotated[AwareDatetime, BeforeValidator(_iso_time)]
+# A non-empty, trimmed string of at most TEXT_MAX characters; a number is not a string.
+Text = Annotated[StrictStr, StringConstraints(strip_whitespace=True, min_length=1, max_length=TEXT_MAX)]
+# An id (user, template, task, trip, department): non-empty, trimmed, at most ID_MAX characters.
+Id = Annotated[StrictStr, StringConstraints(strip_whitespace=True, min_length=1, max_length=ID_MAX)]
+# An id in a query string (any text, at most ID_MAX characters).
+QueryId = Annotated[str, StringConstraints(max_length=ID_MAX)]
+# An idempotency key: non-empty, trimmed, at most KEY_MAX characters.
+IdempotencyKey = Annotated[
+    StrictStr, StringConstraints(strip_whitespace=True, min_length=1, max_length=KEY_MAX)
+]
+# Free words (a comment, a reason): at most COMMENT_MAX / REASON_MAX characters.
+Comment = Annotated[StrictStr, StringConstraints(max_length=COMMENT_MAX)]
+Reason = Annotated[StrictStr, StringConstraints(max_length=REASON_MAX)]
+# A whole number a database column holds (a version, a step index).
+Whole = Annotated[StrictInt, Field(ge=0, le=NUMBER_MAX)]
+# An ISO 8601 date-time with its UTC offset, e.g. 2026-11-23T09:00:00+08:00, between 1900 and 2999.
+AwareTime = Annotated[AwareDatetime, BeforeValidator(_iso_time), AfterValidator(in_range)]
 # A date YYYY-MM-DD.
 Day = Annotated[date, BeforeValidator(_iso_day)]
 

@@ -1,0 +1,299 @@
+"""Hostile input at the HTTP edge (issue 16, items 1 and 2), on SQLite and PostgreSQL.
+
+Every case answers a 4xx JSON error that names the problem, and nothing is written: no request,
+no delegation, no check-in, no outbox row. Texts have documented maxima (`approvals/forms.py`
+for form fields, `bot/web/routes.py` for the API's own texts); longer ones are refused with a
+422 naming the field.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.keys import SESSIONS
+from storage.approval_models import DelegationRow, IdempotencyRow, OutboxRow, RequestRow
+from storage.calendar_models import CalendarOverrideRow
+from storage.checkin_models import CheckinRow
+from storage.db import Database
+from tests.conftest import Api
+
+SEAL_FORM: dict[str, Any] = {
+    "seal": "公章",
+    "reason": "签署合同",
+    "needed_at": "2026-11-24T10:00:00+08:00",
+    "files": ["合同.pdf"],
+    "copies": 2,
+    "take_out": False,
+}
+OUTING = {
+    "destination": {"site": "site_pudong"},
+    "start": "2026-11-23T10:30:00+08:00",
+    "end": "2026-11-23T16:00:00+08:00",
+    "reason": "现场巡检",
+}
+NUL = "a\u0000b"
+SURROGATE = "a\ud800b"
+EARLY = "0001-01-01T00:00:00+14:00"
+LATE = "9999-12-31T23:59:59-12:00"
+MEGA = "长" * (1 << 20)
+
+
+async def rows(db: Database, model: Any) -> int:
+    async with db.session() as s:
+        return int((await s.execute(select(func.count()).select_from(model))).scalar_one())
+
+
+async def nothing_written(db: Database) -> None:
+    for model in (RequestRow, DelegationRow, CheckinRow, IdempotencyRow, CalendarOverrideRow):
+        assert await rows(db, model) == 0, model.__name__
+
+
+def refused(status: int, body: Any, *names: str, code: int = 422) -> None:
+    """A 4xx JSON error whose details or message name each of `names`."""
+    assert status == code, (status, str(body)[:300])
+    assert isinstance(body, dict) and body["error"] and body["message"]
+    said = str(body.get("details")) + body["message"]
+    for name in names:
+        assert name in said, (name, said[:300])
+
+
+# -- item 1: characters PostgreSQL cannot store, and text Python cannot encode ---------------------
+@pytest.mark.parametrize("bad", [NUL, SURROGATE], ids=["nul", "surrogate"])
+async def test_a_form_text_with_nul_or_a_lone_surrogate_is_refused(
+    api: Api, org_db: Database, bad: str
+) -> None:
+    status, body = await api.call(
+        "POST",
+        "/requests",
+        {"template": "seal_use", "initiator": "u_wu", "form": {**SEAL_FORM, "reason": bad}},
+    )
+    refused(status, body, "reason")
+    await nothing_written(org_db)
+
+
+@pytest.mark.parametrize("bad", [NUL, SURROGATE], ids=["nul", "surrogate"])
+async def test_nul_or_surrogate_anywhere_in_a_body_is_refused(api: Api, org_db: Database, bad: str) -> None:
+    # in a key of the form, in the idempotency key, in a delegation reason, in a comment
+    status, body = await api.call(
+        "POST", "/requests", {"template": "seal_use", "initiator": "u_wu", "form": {**SEAL_FORM, bad: 1}}
+    )
+    assert status in (400, 422), body
+    status, body = await api.call(
+        "POST",
+        "/requests",
+        {"template": "seal_use", "initiator": "u_wu", "form": SEAL_FORM, "idempotency_key": bad},
+    )
+    refused(status, body, "idempotency_key")
+    status, body = await api.call(
+        "POST",
+        "/delegations",
+        {"delegator": "u_sun", "delegate": "u_li", "ends_at": "2026-11-30T18:00:00+08:00", "reason": bad},
+    )
+    refused(status, body, "reason")
+    status, body = await api.call(
+        "POST", "/checkins", {"user": "u_wu", "lat": 31.2, "lng": 121.5, "label": bad}
+    )
+    refused(status, body, "label")
+    status, body = await api.call(
+        "POST", "/calendar/overrides", {"date": "2026-12-01", "kind": "holiday", "reason": bad}
+    )
+    refused(status, body, "reason")
+    await nothing_written(org_db)
+
+
+async def test_a_comment_with_nul_is_refused_and_the_task_stays_pending(api: Api, org_db: Database) -> None:
+    req = await api.submit("seal_use", "u_wu", SEAL_FORM)
+    task = (await api.pending("u_sun"))[0]
+    status, body = await api.call(
+        "POST",
+        f"/requests/{req['id']}/actions",
+        {
+            "action": "approve",
+            "actor": "u_sun",
+            "task_id": task["task_id"],
+            "version": task["version"],
+            "comment": NUL,
+        },
+    )
+    refused(status, body, "comment")
+    assert (await api.pending("u_sun"))[0]["version"] == task["version"]
+
+
+async def test_nul_in_a_query_is_refused(api: Api, org_db: Database) -> None:
+    for path in ("/requests?initiator=u_wu%00", "/tasks?assignee=u%00x", "/delegations?user=%00"):
+        status, body = await api.call("GET", path)
+        assert status in (400, 422), (path, status, body)
+        assert "NUL" in str(body) or "\\u0000" in str(body) or "控制字符" in body["message"], body
+
+
+# -- item 1: times that overflow, numbers that do not fit ------------------------------------------
+@pytest.mark.parametrize("moment", [EARLY, LATE], ids=["early", "late"])
+async def test_a_time_that_overflows_in_utc_is_refused(api: Api, org_db: Database, moment: str) -> None:
+    status, body = await api.call(
+        "POST",
+        "/delegations",
+        {"delegator": "u_sun", "delegate": "u_li", "starts_at": moment, "ends_at": moment},
+    )
+    refused(status, body, "starts_at", "ends_at")
+    status, body = await api.call(
+        "POST",
+        "/requests",
+        {"template": "seal_use", "initiator": "u_wu", "form": {**SEAL_FORM, "needed_at": moment}},
+    )
+    refused(status, body, "needed_at")
+    status, body = await api.call(
+        "POST", "/checkins", {"user": "u_wu", "lat": 31.2, "lng": 121.5, "device_at": moment}
+    )
+    refused(status, body, "device_at")
+    await nothing_written(org_db)
+
+
+@pytest.mark.parametrize("offset", ["1" + "0" * 30, "²", "-1", "1e3"])
+async def test_an_offset_that_is_no_small_whole_number_is_refused(api: Api, offset: str) -> None:
+    status, body = await api.call("GET", f"/requests?offset={offset}")
+    refused(status, body, "offset")
+    status, body = await api.call("GET", f"/requests?limit={offset}")
+    refused(status, body, "limit")
+
+
+async def test_an_idempotency_key_over_200_characters_is_refused(api: Api, org_db: Database) -> None:
+    key = "k" * 201
+    status, body = await api.call(
+        "POST",
+        "/requests",
+        {"template": "seal_use", "initiator": "u_wu", "form": SEAL_FORM, "idempotency_key": key},
+    )
+    refused(status, body, "idempotency_key", "200")
+    status, body = await api.call(
+        "POST", "/checkins", {"user": "u_wu", "lat": 31.2, "lng": 121.5, "idempotency_key": key}
+    )
+    refused(status, body, "idempotency_key", "200")
+    await nothing_written(org_db)
+    # 200 is still fine
+    await api.submit("seal_use", "u_wu", SEAL_FORM, idempotency_key="k" * 200)
+
+
+@pytest.mark.parametrize("where", ["top", "form"])
+async def test_json_nested_100000_levels_is_refused(api: Api, org_db: Database, where: str) -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    raw = (
+        deep
+        if where == "top"
+        else '{"template":"seal_use","initiator":"u_wu","form":{"reason":' + deep + "}}"
+    )
+    resp = await api.client.post(
+        "/api/v1/requests", data=raw, headers={**api.headers, "Content-Type": "application/json"}
+    )
+    body = await resp.json()
+    refused(resp.status, body, "nest", code=400)
+    await nothing_written(org_db)
+
+
+async def test_ids_longer_than_any_id_are_refused_by_name(api: Api, org_db: Database) -> None:
+    long_id = "u" * 65
+    status, body = await api.call(
+        "POST", "/requests", {"template": "t" * 65, "initiator": "u_wu", "form": {}}
+    )
+    refused(status, body, "template", "64")
+    status, body = await api.call("GET", f"/tasks?assignee={long_id}")
+    refused(status, body, "assignee", "64")
+    await nothing_written(org_db)
+
+
+# -- item 1: the check-in page's POST ---------------------------------------------------------------
+async def _checkin_link(api: Api, db: Database) -> str:
+    await api.submit("outing", "u_wu", OUTING)
+    await api.decide("u_sun")
+    async with db.session() as s:
+        row = (
+            (
+                await s.execute(
+                    select(OutboxRow).where(OutboxRow.kind == "checkin_card").order_by(OutboxRow.id)
+                )  # type: ignore[arg-type]
+            )
+            .scalars()
+            .first()
+        )
+    assert row is not None
+    buttons = {b["label"]: urlsplit(b["url"]).path for b in row.payload["card"]["buttons"]}
+    return buttons["到达打卡"]
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"nonce": "n\u0000" + uuid.uuid4().hex},
+        {"nonce": "n\ud800"},
+        {"coord_system": "wgs\u000084"},
+        {"device_at": EARLY},
+        {"device_at": LATE},
+    ],
+    ids=["nonce-nul", "nonce-surrogate", "coord-nul", "early", "late"],
+)
+async def test_the_checkin_page_post_refuses_hostile_fields(
+    api: Api, org_db: Database, extra: dict[str, Any]
+) -> None:
+    path = await _checkin_link(api, org_db)
+    body = {
+        "lat": 31.2215,
+        "lng": 121.5440,
+        "accuracy_m": 15,
+        "coord_system": "wgs84",
+        "nonce": uuid.uuid4().hex,
+    }
+    resp = await api.client.post(path, json={**body, **extra})
+    answer = await resp.json()
+    refused(resp.status, answer, next(iter(extra)))
+    assert await rows(org_db, CheckinRow) == 0
+
+
+async def test_the_checkin_page_post_refuses_deep_json(api: Api, org_db: Database) -> None:
+    path = await _checkin_link(api, org_db)
+    resp = await api.client.post(path, data="[" * 100_000, headers={"Content-Type": "application/json"})
+    assert resp.status == 400, await resp.text()
+    assert (await resp.json())["error"]
+
+
+# -- item 1: pages ------------------------------------------------------------------------------------
+async def _signed_in(api: Api, user: str = "u_sun") -> tuple[dict[str, str], str]:
+    session = await api.app[SESSIONS].start(user, via="test")  # type: ignore[index]
+    return {"Cookie": f"oabot_session={session.id}"}, session.csrf
+
+
+@pytest.mark.parametrize(
+    "query", ["page=²", "page=" + "9" * 40, "q=%00", "from=%00", "template=%00", "from=0001-01-01"]
+)
+async def test_list_pages_survive_hostile_queries(api: Api, query: str) -> None:
+    headers, _ = await _signed_in(api)
+    for path in ("/m/done", "/m/mine", "/m/todo"):
+        resp = await api.client.get(f"{path}?{query}", headers=headers)
+        assert resp.status < 500, (path, resp.status, (await resp.text())[:300])
+
+
+async def test_batch_approval_with_hostile_boxes_changes_nothing(api: Api, org_db: Database) -> None:
+    req = await api.submit("seal_use", "u_wu", SEAL_FORM)
+    task = (await api.pending("u_sun"))[0]
+    headers, csrf = await _signed_in(api)
+    for box in (f"{task['task_id']}:²", f"{task['task_id']}:{'9' * 40}", f"{task['task_id']}\x00:1"):
+        resp = await api.client.post(
+            "/m/batch", data={"csrf": csrf, "t": box, "opinion": NUL}, headers=headers, allow_redirects=False
+        )
+        assert resp.status < 500, (box, resp.status, (await resp.text())[:300])
+    assert (await api.pending("u_sun"))[0]["version"] == task["version"]
+    assert req["status"] == "running"
+
+
+async def test_a_page_form_with_nul_is_refused_and_creates_nothing(api: Api, org_db: Database) -> None:
+    headers, csrf = await _signed_in(api, "u_wu")
+    form = {**SEAL_FORM, "reason": NUL, "files": "合同.pdf", "take_out": "false", "copies": "2", "csrf": csrf}
+    form["needed_at"] = "2026-11-24T10:00"
+    resp = await api.client.post(
+        "/m/new/seal_use", data={**form, "do": "submit"}, headers=headers, allow_redirects=False
+    )
+    assert 400 <= resp.status < 500, (resp.status, (await resp.text())[:300])
+    await nothing_written(org_db)

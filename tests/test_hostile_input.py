@@ -8,14 +8,28 @@ for form fields, `bot/web/routes.py` for the API's own texts); longer ones are r
 
 from __future__ import annotations
 
+import json
 import uuid
+from datetime import UTC
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import func, select
 
-from bot.keys import SESSIONS
+from approvals.clock import ManualClock
+from approvals.definitions import FieldSpec, FieldType
+from approvals.forms import MAX_ITEMS, MAX_LENGTH, ValueRefused, max_length, normalise_value
+from approvals.template_loader import validate_dir
+from bot.keys import SESSIONS, WORKFLOW
+from bot.platforms.dingtalk.cards import open_card_params
+from bot.platforms.wecom.cards import text_body as wecom_text_body
+from bot.web.routes import COMMENT_MAX, REASON_MAX
+from notifications.delivery import Delivery, OutgoingMessage
+from notifications.dispatcher import OutboxDispatcher
+from notifications.fit import BUDGETS, budget_for, fit_payload, fit_text
+from org.model import User
 from storage.approval_models import DelegationRow, IdempotencyRow, OutboxRow, RequestRow
 from storage.calendar_models import CalendarOverrideRow
 from storage.checkin_models import CheckinRow
@@ -40,7 +54,7 @@ NUL = "a\u0000b"
 SURROGATE = "a\ud800b"
 EARLY = "0001-01-01T00:00:00+14:00"
 LATE = "9999-12-31T23:59:59-12:00"
-MEGA = "长" * (1 << 20)
+MEGA = "x" * 900_000  # just under the 1 MB a body may be
 
 
 async def rows(db: Database, model: Any) -> int:
@@ -297,3 +311,181 @@ async def test_a_page_form_with_nul_is_refused_and_creates_nothing(api: Api, org
     )
     assert 400 <= resp.status < 500, (resp.status, (await resp.text())[:300])
     await nothing_written(org_db)
+
+
+# -- item 2: every text has a documented maximum -----------------------------------------------------
+async def test_a_megabyte_comment_is_refused_naming_the_field(api: Api, org_db: Database) -> None:
+    req = await api.submit("seal_use", "u_wu", SEAL_FORM)
+    task = (await api.pending("u_sun"))[0]
+    act = {"action": "approve", "actor": "u_sun", "task_id": task["task_id"], "version": task["version"]}
+    status, body = await api.call("POST", f"/requests/{req['id']}/actions", {**act, "comment": MEGA})
+    refused(status, body, "comment", str(COMMENT_MAX))
+    assert (await api.pending("u_sun"))[0]["version"] == task["version"]
+    # the longest comment allowed goes through
+    await api.call(
+        "POST", f"/requests/{req['id']}/actions", {**act, "comment": "好" * COMMENT_MAX}, expect=200
+    )
+
+
+async def test_a_megabyte_reason_or_label_elsewhere_is_refused(api: Api, org_db: Database) -> None:
+    status, body = await api.call(
+        "POST",
+        "/delegations",
+        {"delegator": "u_sun", "delegate": "u_li", "ends_at": "2026-11-30T18:00:00+08:00", "reason": MEGA},
+    )
+    refused(status, body, "reason", str(REASON_MAX))
+    status, body = await api.call(
+        "POST", "/calendar/overrides", {"date": "2026-12-01", "kind": "holiday", "reason": MEGA}
+    )
+    refused(status, body, "reason")
+    status, body = await api.call(
+        "POST", "/checkins", {"user": "u_wu", "lat": 31.2, "lng": 121.5, "label": MEGA}
+    )
+    refused(status, body, "label")
+    await nothing_written(org_db)
+
+
+@pytest.mark.parametrize(
+    ("template", "form", "field", "limit"),
+    [
+        ("seal_use", {**SEAL_FORM, "files": ["合同" * 101 + ".pdf"]}, "files", "200"),
+        (
+            "seal_use",
+            {**SEAL_FORM, "files": [f"{i}.pdf" for i in range(MAX_ITEMS + 1)]},
+            "files",
+            str(MAX_ITEMS),
+        ),
+        (
+            "outing",
+            {**OUTING, "destination": {"address": MEGA, "lat": 31.2, "lng": 121.5}},
+            "destination",
+            "200",
+        ),
+    ],
+    ids=["file-name", "file-count", "address"],
+)
+async def test_a_form_text_over_its_maximum_is_refused_naming_the_field(
+    api: Api, org_db: Database, template: str, form: dict[str, Any], field: str, limit: str
+) -> None:
+    status, body = await api.call(
+        "POST", "/requests", {"template": template, "initiator": "u_wu", "form": form}
+    )
+    assert status == 422, (status, str(body)[:300])
+    problem = next(f for f in body["details"]["fields"] if f["key"] == field)
+    assert limit in problem["message"], problem
+    assert len(str(body)) < 10_000  # the refusal does not echo the megabyte back
+    await nothing_written(org_db)
+
+
+def test_a_template_field_can_set_its_own_max_length() -> None:
+    short = FieldSpec(key="title", label="标题", type=FieldType.TEXT, max_length=10)
+    assert normalise_value(short, "十个字十个字十个字十", tz=UTC) == "十个字十个字十个字十"
+    with pytest.raises(ValueRefused, match="不能超过 10 个字"):
+        normalise_value(short, "十一个字十一个字十一个", tz=UTC)
+    longer = FieldSpec(key="notes", label="备注", type=FieldType.TEXTAREA, max_length=5000)
+    assert len(normalise_value(longer, "长" * 5000, tz=UTC)) == 5000
+    assert (
+        max_length(FieldSpec(key="t", label="t", type=FieldType.TEXTAREA)) == MAX_LENGTH[FieldType.TEXTAREA]
+    )
+
+
+def test_the_loader_takes_max_length_on_text_kinds_only(tmp_path: Path) -> None:
+    head = (
+        "key: trip\nname: 出差\nfields:\n"
+        "  - {key: city, label: 城市, type: text, max_length: 20}\n"
+        "  - {key: days, label: 天数, type: number, max_length: 20}\n"
+        "  - {key: note, label: 备注, type: textarea, max_length: 0}\n"
+        "steps:\n  - {key: a, name: A, approvers: [{manager: 1}]}\n"
+    )
+    (tmp_path / "t.yaml").write_text(head, encoding="utf-8")
+    problems = [str(p) for p in validate_dir(tmp_path)]
+    assert any("days.max_length" in p and "only text, textarea, list, location" in p for p in problems), (
+        problems
+    )
+    assert any("note.max_length" in p and "between 1 and" in p for p in problems), problems
+    assert not any("city" in p for p in problems), problems
+
+
+# -- item 2: cards and texts fit each platform, the link kept ----------------------------------------
+class Recording(Delivery):
+    """A channel that keeps what it was handed (named like the platform whose budget applies)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.got: list[OutgoingMessage] = []
+
+    def reaches(self, user: User) -> bool:
+        return True
+
+    async def deliver(self, message: OutgoingMessage, user: User) -> None:
+        self.got.append(message)
+
+
+def _bytes(value: Any) -> int:
+    return len(json.dumps(value, ensure_ascii=False).encode("utf-8"))
+
+
+async def test_the_longest_accepted_texts_still_fit_every_platform_with_the_link(
+    api: Api, org_db: Database, clock: ManualClock
+) -> None:
+    longest = {
+        **SEAL_FORM,
+        "reason": "长" * 500,
+        "files": [f"{i:02d}" + "文" * 198 for i in range(MAX_ITEMS)],
+    }
+    req = await api.submit("seal_use", "u_wu", longest)
+    task = (await api.pending("u_sun"))[0]
+    await api.call(
+        "POST",
+        f"/requests/{req['id']}/actions",
+        {
+            "action": "reject",
+            "actor": "u_sun",
+            "task_id": task["task_id"],
+            "version": task["version"],
+            "comment": "否" * COMMENT_MAX,
+        },
+        expect=200,
+    )
+    channels = {name: Recording(name) for name in ("wecom", "dingtalk", "console")}
+    workflow = api.app[WORKFLOW]  # type: ignore[index]
+    await OutboxDispatcher(org_db, list(channels.values()), org=workflow.org, now=clock.now).drain()
+
+    def card_of(name: str) -> dict[str, Any]:
+        return next(m.payload["card"] for m in channels[name].got if m.kind == "task_card")
+
+    def result_of(name: str) -> OutgoingMessage:
+        return next(m for m in channels[name].got if m.kind == "result")
+
+    # the console shows everything; the platforms get cards cut with "…" and the link whole
+    assert any(len(f["value"]) >= 500 for f in card_of("console")["fields"])
+    for name in ("wecom", "dingtalk"):
+        card, budget = card_of(name), BUDGETS[name]
+        assert card["link"] == card_of("console")["link"] and card["link"].startswith("http")
+        assert any(b.get("url") == card["link"] for b in card["buttons"])
+        assert _bytes(card) <= budget.card_bytes
+        assert all(len(f["value"]) <= budget.value_chars for f in card["fields"])
+        assert any(f["value"].endswith("…") for f in card["fields"])
+        text = result_of(name).text()
+        assert len(text.encode("utf-8")) <= budget.text_bytes
+        assert text.endswith(result_of("console").payload["link"])
+        assert ("…" in text) == (name == "wecom")  # 500 characters of opinion fit DingTalk's text
+    # what DingTalk's card API is sent stays under its 15,000-byte parameter limit
+    ding = card_of("dingtalk")
+    params = open_card_params(ding, task_id=task["task_id"], version=task["version"])
+    assert _bytes(params) < 15_000
+    assert wecom_text_body(result_of("wecom").text(), account="a", agent_id=1)["text"]["content"].endswith(
+        result_of("console").payload["link"]
+    )
+
+
+def test_fitting_cuts_words_never_the_link() -> None:
+    budget = BUDGETS["wecom"]
+    link = "http://oabot.test/m/l/" + "t" * 80
+    words = "意见：" + "长" * 2000
+    fitted = fit_text(words, link, budget)
+    shown = OutgoingMessage(1, "result", "u", None, None, {"text": fitted, "link": link}).text()
+    assert len(shown.encode("utf-8")) <= budget.text_bytes and shown.endswith(link) and "…" in shown
+    # a short text is left alone, and so is a payload for the console
+    assert fit_text("好", link, budget) == "好"
+    assert fit_payload({"text": words}, budget_for("console")) == {"text": words}

@@ -42,6 +42,7 @@ M = TypeVar("M", bound=BaseModel)
 
 # What each error status means when a route does not say more.
 ERROR_TEXT = {
+    400: "the body is not JSON, not UTF-8 text, or nested too deep",
     401: "missing, unknown or revoked bearer token",
     403: "the token lacks this route's scope, or the actor may not do this",
     404: "not found",
@@ -196,6 +197,10 @@ class RouteTable:
         )
         needs = scope or (Scope.READ if method == "GET" else Scope.ACT)
         error_text = {401: ERROR_TEXT[401], 403: ERROR_TEXT[403]}
+        if body is not None:  # every body is read by read_body: JSON, UTF-8, not too deep, fields
+            error_text |= {400: ERROR_TEXT[400], 422: ERROR_TEXT[422]}
+        if query is not None:
+            error_text[422] = ERROR_TEXT[422]
         for e in errors:
             status, text = e if isinstance(e, tuple) else (e, ERROR_TEXT[e])
             error_text[status] = text

@@ -489,3 +489,12 @@ def test_fitting_cuts_words_never_the_link() -> None:
     # a short text is left alone, and so is a payload for the console
     assert fit_text("好", link, budget) == "好"
     assert fit_payload({"text": words}, budget_for("console")) == {"text": words}
+
+
+async def test_clients_and_pages_are_told_each_fields_maximum(api: Api) -> None:
+    _, seal = await api.call("GET", "/templates/seal_use", expect=200)
+    limits = {f["key"]: f["max_length"] for f in seal["fields"]}
+    assert limits["reason"] == 500 and limits["files"] == 200 and limits["copies"] is None
+    headers, _ = await _signed_in(api, "u_wu")
+    page = await (await api.client.get("/m/new/seal_use", headers=headers)).text()
+    assert 'name="reason" rows=3 maxlength=500' in page and 'name="files" rows=3' in page

@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field, StrictBool
 
 from approvals import engine
 from approvals.definitions import Template
+from approvals.forms import max_length
 from approvals.model import ActionKind, Channel, RequestStatus, SignerPosition, Urgency
 from bot.keys import API_TOKENS, CLOCK, SETTINGS, WORKFLOW
 from bot.web.routes import (
@@ -209,6 +210,9 @@ class TemplateField(BaseModel):
     options: list[str]
     default: Any
     help: str
+    max_length: int | None = Field(
+        description="the longest text (text, textarea; list: each item; location: the address)"
+    )
 
 
 class TemplateStep(BaseModel):
@@ -251,6 +255,7 @@ class TemplateView(BaseModel):
                     options=list(f.options),
                     default=f.default,
                     help=f.help,
+                    max_length=max_length(f),
                 )
                 for f in t.fields
             ],

@@ -498,3 +498,11 @@ async def test_clients_and_pages_are_told_each_fields_maximum(api: Api) -> None:
     headers, _ = await _signed_in(api, "u_wu")
     page = await (await api.client.get("/m/new/seal_use", headers=headers)).text()
     assert 'name="reason" rows=3 maxlength=500' in page and 'name="files" rows=3' in page
+
+
+@pytest.mark.parametrize("day", ["0001-01-01", "9999-12-31"])
+async def test_a_day_at_the_ends_of_the_calendar_is_refused(api: Api, day: str) -> None:
+    status, body = await api.call("GET", f"/checkins?date={day}")
+    refused(status, body, "date", "1900")
+    status, body = await api.call("GET", f"/calendar/overrides?from={day}&to={day}")
+    refused(status, body, "from", "1900")

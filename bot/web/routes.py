@@ -42,7 +42,7 @@ M = TypeVar("M", bound=BaseModel)
 
 # What each error status means when a route does not say more.
 ERROR_TEXT = {
-    400: "the body is not JSON, not UTF-8 text, or nested too deep",
+    400: "the body is not JSON, not UTF-8 text, or nested too deep; or the URL is over 8 KB",
     401: "missing, unknown or revoked bearer token",
     403: "the token lacks this route's scope, or the actor may not do this",
     404: "not found",
@@ -95,9 +95,12 @@ def in_range(value: datetime) -> datetime:
 
 def _iso_day(value: Any) -> date:
     try:
-        return date.fromisoformat(value.strip())
+        day = date.fromisoformat(value.strip())
     except (AttributeError, ValueError):
         raise ValueError("expected a date YYYY-MM-DD") from None
+    if not EARLIEST.year <= day.year <= LATEST.year:
+        raise ValueError(f"must be between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}")
+    return day
 
 
 # A non-empty, trimmed string of at most TEXT_MAX characters; a number is not a string.
@@ -117,7 +120,7 @@ Reason = Annotated[StrictStr, StringConstraints(max_length=REASON_MAX)]
 Whole = Annotated[StrictInt, Field(ge=0, le=NUMBER_MAX)]
 # An ISO 8601 date-time with its UTC offset, e.g. 2026-11-23T09:00:00+08:00, between 1900 and 2999.
 AwareTime = Annotated[AwareDatetime, BeforeValidator(_iso_time), AfterValidator(in_range)]
-# A date YYYY-MM-DD.
+# A date YYYY-MM-DD, in the years 1900 to 2999.
 Day = Annotated[date, BeforeValidator(_iso_day)]
 
 
@@ -199,8 +202,8 @@ class RouteTable:
         error_text = {401: ERROR_TEXT[401], 403: ERROR_TEXT[403]}
         if body is not None:  # every body is read by read_body: JSON, UTF-8, not too deep, fields
             error_text |= {400: ERROR_TEXT[400], 422: ERROR_TEXT[422]}
-        if query is not None:
-            error_text[422] = ERROR_TEXT[422]
+        if query is not None:  # a query string over aiohttp's 8 KB request line is a 400
+            error_text |= {400: ERROR_TEXT[400], 422: ERROR_TEXT[422]}
         for e in errors:
             status, text = e if isinstance(e, tuple) else (e, ERROR_TEXT[e])
             error_text[status] = text

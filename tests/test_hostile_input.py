@@ -506,3 +506,17 @@ async def test_a_day_at_the_ends_of_the_calendar_is_refused(api: Api, day: str) 
     refused(status, body, "date", "1900")
     status, body = await api.call("GET", f"/calendar/overrides?from={day}&to={day}")
     refused(status, body, "from", "1900")
+
+
+async def test_an_over_long_opinion_on_the_request_page_is_refused_and_nothing_decided(
+    api: Api, org_db: Database
+) -> None:
+    req = await api.submit("seal_use", "u_wu", SEAL_FORM)
+    task = (await api.pending("u_sun"))[0]
+    headers, csrf = await _signed_in(api)
+    form = {"csrf": csrf, "action": "approve", "task_id": task["task_id"], "version": str(task["version"])}
+    resp = await api.client.post(
+        f"/m/r/{req['id']}/act", data={**form, "comment": "长" * (COMMENT_MAX + 1)}, headers=headers
+    )
+    assert resp.status == 200 and f"意见最多 {COMMENT_MAX} 个字" in await resp.text()
+    assert (await api.pending("u_sun"))[0]["version"] == task["version"]

@@ -32,6 +32,7 @@ from pydantic import (
     ValidationError,
 )
 
+from approvals.engine import COMMENT_MAX as ENGINE_COMMENT_MAX
 from bot.keys import PRINCIPAL
 from bot.web.api_errors import Unauthorized, ValidationFailed
 from bot.web.input_rules import read_json
@@ -60,7 +61,7 @@ ERROR_TEXT = {
 ID_MAX = 64  # a user, department, template, task or trip id (the database columns hold 64)
 TEXT_MAX = 200  # a short text: a label, a coordinate system
 KEY_MAX = 200  # an idempotency key
-COMMENT_MAX = 500  # an opinion on a decision, an urge's words (the workspace takes as many)
+COMMENT_MAX = ENGINE_COMMENT_MAX  # an opinion on a decision, an urge's words (any channel)
 REASON_MAX = 200  # a delegation's or a calendar override's reason
 LIST_MAX = 100  # the items of a list in a body (template keys of a delegation)
 FORM_KEYS_MAX = 100  # the fields of a submitted form

@@ -8,7 +8,8 @@ strings and browser form posts.
   that Python's parser gives up, is refused with 400 before anything looks at it.
 
 `read_json` is the one reader of JSON bodies (REST API and the check-in page);
-`input_middleware` checks query strings and form posts of every route. The limits on lengths
+`input_middleware` checks query strings and form posts of every route (platform callbacks
+excepted: they verify signatures and acknowledge their own way). The limits on lengths
 and numbers are the models' business (`bot.web.routes`) and the forms' (`approvals.forms`).
 Nothing here knows a business rule.
 """
@@ -28,6 +29,8 @@ MAX_DEPTH = 32
 # NUL and the UTF-16 surrogate halves: nothing that may be stored or sent on.
 _UNSTORABLE = re.compile("[\u0000\ud800-\udfff]")
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+# Signed platform callbacks answer bad input their own way (verify, ack, record the refusal).
+CALLBACKS_PREFIX = "/callbacks/"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -120,7 +123,9 @@ def _check_pairs(pairs: Iterator[tuple[str, Any]], where: str) -> None:
 @web.middleware
 async def input_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Refuse (422) a query string or a browser form post holding NUL or a lone surrogate, on
-    every route, before any handler reads it."""
+    every route but the platform callbacks, before any handler reads it."""
+    if request.path.startswith(CALLBACKS_PREFIX):
+        return await handler(request)
     _check_pairs(iter(request.query.items()), "查询参数")
     if request.method == "POST" and request.content_type in _FORM_TYPES:
         try:

@@ -53,6 +53,9 @@ class FieldSpec:
     # number: the working days of this daterange field on the organisation's calendar; filled in
     # when left empty, and a typed value that does not match is refused
     working_days_of: str | None = None
+    # text, textarea, list (each item), location (the address): the longest text, in characters;
+    # None: the kind's default (approvals.forms.MAX_LENGTH)
+    max_length: int | None = None
 
 
 class ApproverKind(StrEnum):

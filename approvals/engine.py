@@ -37,6 +37,7 @@ from approvals.errors import (
     ActionNotAllowed,
     ApprovalError,
     BadTarget,
+    CommentTooLong,
     DelegationInvalid,
     NotAssignee,
     OpinionRequired,
@@ -137,6 +138,10 @@ class CardOutcome(StrEnum):
     HANDLED_BY = "handled_by"  # by=: a sibling of an any-sign 或签 step decided
     SENT_BACK = "sent_back"  # to_step=: the request returned past this task
     REQUEST_ENDED = "request_ended"  # status=
+
+
+# The longest opinion (comment) an action may carry, on every channel (API, pages, chat cards).
+COMMENT_MAX = 500
 
 
 @dataclass(frozen=True)
@@ -751,12 +756,22 @@ def act(ctx: Context, request: Request, action: Action) -> Outcome:
     """Apply one action. Raises an ApprovalError (and changes nothing) when it is not allowed."""
     if not ctx.org.is_active(action.actor) and not action.is_admin:
         raise UnknownUser(user=action.actor)
+    _check_comment(action.comment)
     flow = _Flow(request, ctx, action.channel, by=action.actor, via=action.via)
     handler = _HANDLERS[action.kind]
     handler(flow, action)
     request.version += 1
     request.updated_at = ctx.now
     return flow.out
+
+
+def _check_comment(comment: str | None) -> None:
+    if comment is None:
+        return
+    if len(comment) > COMMENT_MAX:
+        raise CommentTooLong(most=COMMENT_MAX, length=len(comment))
+    if any(c == "\x00" or "\ud800" <= c <= "\udfff" for c in comment):
+        raise CommentTooLong("comment_too_long.unstorable")
 
 
 def _task_for(flow: _Flow, action: Action) -> tuple[Task, str | None]:

@@ -78,6 +78,14 @@ class OpinionRequired(ApprovalError):
     category = Category.INVALID
 
 
+class CommentTooLong(ApprovalError):
+    """An opinion longer than the engine keeps (`approvals.engine.COMMENT_MAX`), or holding text
+    that cannot be stored (NUL, a lone surrogate)."""
+
+    code = "comment_too_long"
+    category = Category.INVALID
+
+
 class BadTarget(ApprovalError):
     """A transfer / add-signer / return target that cannot be used."""
 

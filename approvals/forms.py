@@ -18,6 +18,12 @@ Normalised values (what the engine, conditions and cards see):
 - users, multiselect: list of strings, duplicates dropped, order kept; list: list of strings
 - location: {"site": id} or {"address": str, "lat": float, "lng": float}
 An optional field left empty with no default is absent from the result.
+
+Every text has a maximum (`MAX_LENGTH` per field kind, a template field's `max_length` instead;
+for text and textarea a smaller `max` also applies), every list, users and multiselect field at
+most `MAX_ITEMS` items unless its `max` says otherwise, and dates and times lie between the years
+`EARLIEST_YEAR` and `LATEST_YEAR`. Text holding NUL or a lone surrogate is refused (it cannot be
+stored or sent).
 """
 
 from __future__ import annotations
@@ -46,6 +52,25 @@ DEFAULT_PLACEHOLDERS: dict[str, tuple[FieldType, ...]] = {
     INITIATOR_DEPARTMENT: (FieldType.DEPARTMENT,),
 }
 
+# The longest text each field kind takes when its template sets no `max_length` (characters):
+# text and textarea their value, list each item (a file name), location its address.
+MAX_LENGTH: Mapping[FieldType, int] = {
+    FieldType.TEXT: 200,
+    FieldType.TEXTAREA: 2000,
+    FieldType.LIST: 200,
+    FieldType.LOCATION: 200,
+}
+TEXT_KINDS = tuple(MAX_LENGTH)  # the kinds a template may give a `max_length`
+MAX_LENGTH_LIMIT = 20_000  # the largest `max_length` a template may set
+# list, users, multiselect: the most items a field takes when its template sets no `max`.
+MAX_ITEMS = 50
+# Dates and times outside these years are refused (far from where the calendar overflows).
+EARLIEST_YEAR = 1900
+LATEST_YEAR = 2999
+# NUL (PostgreSQL cannot store it) and the UTF-16 surrogate halves (not text at all).
+_UNSTORABLE = re.compile("[\u0000\ud800-\udfff]")
+SHOWN_MAX = 40  # how much of a refused value a problem message repeats
+
 MONEY_LIMIT = Decimal("1000000000000")
 _CENT = Decimal("0.01")
 _NUMBER_RE = re.compile(r"^[+-]?\d+(\.\d+)?$")
@@ -55,6 +80,8 @@ _DATETIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
 
 BAD_DATE = "不是有效的日期 (YYYY-MM-DD)"
 BAD_DATETIME = "不是有效的时间 (YYYY-MM-DD HH:MM)"
+OUT_OF_RANGE = f"超出可填写的年份范围 ({EARLIEST_YEAR}–{LATEST_YEAR})"
+UNSTORABLE = "含有无法保存的字符"
 
 
 class ValueRefused(ValueError):
@@ -145,22 +172,22 @@ def normalise_value(spec: FieldSpec, value: Any, *, tz: tzinfo, org: Org | None 
     if t == FieldType.SELECT:
         return _select(spec, value)
     if t == FieldType.MULTISELECT:
-        items = [_select(spec, v) for v in _items(value, "应为列表")]
+        items = [_select(spec, v) for v in _items(spec, value, "应为列表")]
         return _counted(spec, _unique(items), "项")
     if t == FieldType.BOOL:
         return _bool(value)
     if t == FieldType.USER:
         return _users([value], org, single=True)[0]
     if t == FieldType.USERS:
-        return _counted(spec, _users(_items(value, "应为人员列表"), org, single=False), "人")
+        return _counted(spec, _users(_items(spec, value, "应为人员列表"), org, single=False), "人")
     if t == FieldType.DEPARTMENT:
         return _department(value, org)
     if t == FieldType.LIST:
-        return _counted(spec, _text_list(value), "项")
+        return _counted(spec, _text_list(spec, value), "项")
     if t == FieldType.SITE:
         return _site(value, org)
     if t == FieldType.LOCATION:
-        return _location(value, org)
+        return _location(spec, value, org)
     raise ValueRefused(f"不支持的字段类型: {t}")  # pragma: no cover - FieldType is exhaustive
 
 
@@ -176,14 +203,38 @@ def _bounded(spec: FieldSpec, n: float, unit: str = "") -> None:
         raise ValueRefused(f"不能超过 {_fmt(spec.max)}{unit}")
 
 
+def max_length(spec: FieldSpec) -> int | None:
+    """The longest text the field takes: its template's `max_length`, else its kind's default
+    (text, textarea: also no more than its `max`); None for kinds without free text."""
+    most = spec.max_length or MAX_LENGTH.get(spec.type)
+    if most is not None and spec.type in (FieldType.TEXT, FieldType.TEXTAREA) and spec.max is not None:
+        return min(most, int(spec.max))
+    return most
+
+
+def _shown(value: Any) -> str:
+    """A refused value as a problem message repeats it: short, its unstorable characters gone."""
+    text = _UNSTORABLE.sub("", str(value))
+    return text if len(text) <= SHOWN_MAX else text[: SHOWN_MAX - 1] + "…"
+
+
+def _words(spec: FieldSpec, text: str, what: str = "") -> str:
+    """`text` trimmed, or refused: unstorable characters, longer than the field takes."""
+    if _UNSTORABLE.search(text):
+        raise ValueRefused(f"{what}{UNSTORABLE}")
+    text = text.strip()
+    most = max_length(spec)
+    if most is not None and len(text) > most:
+        raise ValueRefused(f"{what}不能超过 {most} 个字")
+    return text
+
+
 def _text(spec: FieldSpec, value: Any) -> str:
     if not isinstance(value, str):
         raise ValueRefused("应为文本")
-    text = value.strip()
+    text = _words(spec, value)
     if spec.min is not None and len(text) < spec.min:
         raise ValueRefused(f"不能少于 {_fmt(spec.min)} 个字")
-    if spec.max is not None and len(text) > spec.max:
-        raise ValueRefused(f"不能超过 {_fmt(spec.max)} 个字")
     return text
 
 
@@ -232,15 +283,24 @@ def _money(spec: FieldSpec, value: Any) -> float:
     return result
 
 
+def _in_years(day: date) -> None:
+    if not EARLIEST_YEAR <= day.year <= LATEST_YEAR:
+        raise ValueRefused(OUT_OF_RANGE)
+
+
 def _date(value: Any, message: str) -> str:
+    day: date | None = None
     if isinstance(value, date) and not isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, str) and _DATE_RE.match(value.strip()):
+        day = value
+    elif isinstance(value, str) and _DATE_RE.match(value.strip()):
         try:
-            return date.fromisoformat(value.strip()).isoformat()
+            day = date.fromisoformat(value.strip())
         except ValueError:
-            pass
-    raise ValueRefused(message)
+            day = None
+    if day is None:
+        raise ValueRefused(message)
+    _in_years(day)
+    return day.isoformat()
 
 
 def _datetime(value: Any, tz: tzinfo) -> str:
@@ -254,9 +314,15 @@ def _datetime(value: Any, tz: tzinfo) -> str:
             moment = None
     if moment is None:
         raise ValueRefused(BAD_DATETIME)
+    _in_years(moment)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=tz)
-    return moment.astimezone(tz).isoformat(timespec="seconds")
+    try:
+        local = moment.astimezone(tz)
+    except OverflowError:  # 0001-01-01T00:00:00+14:00 is before the calendar starts in UTC
+        raise ValueRefused(OUT_OF_RANGE) from None
+    _in_years(local)
+    return local.isoformat(timespec="seconds")
 
 
 def _daterange(value: Any) -> dict[str, str]:
@@ -286,7 +352,7 @@ def _daterange(value: Any) -> dict[str, str]:
 def _select(spec: FieldSpec, value: Any) -> str:
     choice = value.strip() if isinstance(value, str) else value
     if choice not in spec.options:
-        raise ValueRefused(f"不在可选项中: {choice} (可选: {'、'.join(spec.options)})")
+        raise ValueRefused(f"不在可选项中: {_shown(choice)} (可选: {'、'.join(spec.options)})")
     return str(choice)
 
 
@@ -298,9 +364,12 @@ def _bool(value: Any) -> bool:
     raise ValueRefused("应为 是/否 (true/false)")
 
 
-def _items(value: Any, message: str) -> list[Any]:
+def _items(spec: FieldSpec, value: Any, message: str) -> list[Any]:
+    """The items of a list value; more than the field can take are refused before any is read."""
     if not isinstance(value, list | tuple):
         raise ValueRefused(message)
+    if spec.max is None and len(value) > MAX_ITEMS:
+        raise ValueRefused(f"最多 {MAX_ITEMS} 项")
     return list(value)
 
 
@@ -320,14 +389,14 @@ def _users(values: list[Any], org: Org | None, *, single: bool) -> list[str]:
     ids: list[str] = []
     strangers: list[str] = []
     for i, v in enumerate(values, start=1):
-        if not isinstance(v, str) or not v.strip():
+        if not isinstance(v, str) or not v.strip() or _UNSTORABLE.search(v):
             raise ValueRefused("应为人员" if single else f"第 {i} 项不是有效的人员")
         uid = v.strip()
         if org is not None and not org.is_active(uid):
             strangers.append(uid)
         ids.append(uid)
     if strangers:
-        raise ValueRefused(f"不是本单位在职人员: {'、'.join(strangers)}")
+        raise ValueRefused(f"不是本单位在职人员: {'、'.join(_shown(s) for s in strangers[:10])}")
     return _unique(ids)
 
 
@@ -336,7 +405,7 @@ def _department(value: Any, org: Org | None) -> str:
         raise ValueRefused("应为部门")
     dept = value.strip()
     if org is not None and org.department(dept) is None:
-        raise ValueRefused(f"部门不存在: {dept}")
+        raise ValueRefused(f"部门不存在: {_shown(dept)}")
     return dept
 
 
@@ -345,18 +414,18 @@ def _site(value: Any, org: Org | None) -> str:
         raise ValueRefused("应为地点")
     site = value.strip()
     if org is not None and site not in org.sites:
-        raise ValueRefused(f"地点不存在: {site}")
+        raise ValueRefused(f"地点不存在: {_shown(site)}")
     return site
 
 
-def _text_list(value: Any) -> list[str]:
+def _text_list(spec: FieldSpec, value: Any) -> list[str]:
     items: list[str] = []
-    for i, v in enumerate(_items(value, "应为列表"), start=1):
+    for i, v in enumerate(_items(spec, value, "应为列表"), start=1):
         if not isinstance(v, str):
             raise ValueRefused(f"第 {i} 项应为文本")
         if not v.strip():
             raise ValueRefused(f"第 {i} 项不能为空")
-        items.append(v.strip())
+        items.append(_words(spec, v, f"第 {i} 项"))
     return items
 
 
@@ -370,7 +439,7 @@ def _coordinate(value: Any, limit: float, message: str) -> float:
     return float(value)
 
 
-def _location(value: Any, org: Org | None) -> dict[str, Any]:
+def _location(spec: FieldSpec, value: Any, org: Org | None) -> dict[str, Any]:
     shape = "应为签到点, 或 地址 + 经纬度"
     if isinstance(value, str):
         return {"site": _site(value, org)}
@@ -387,6 +456,11 @@ def _location(value: Any, org: Org | None) -> dict[str, Any]:
     problems: list[str] = []
     if not isinstance(address, str) or not address.strip():
         problems.append("缺少地址")
+    else:
+        try:
+            address = _words(spec, address, "地址")
+        except ValueRefused as exc:
+            problems.append(str(exc))
     lat = lng = 0.0
     try:
         lat = _coordinate(value.get("lat"), 90, "纬度应为 -90 到 90 之间的数字")

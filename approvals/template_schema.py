@@ -66,7 +66,13 @@ from approvals.definitions import (
     Template,
     WithdrawPolicy,
 )
-from approvals.forms import DEFAULT_PLACEHOLDERS, ValueRefused, normalise_value
+from approvals.forms import (
+    DEFAULT_PLACEHOLDERS,
+    MAX_LENGTH_LIMIT,
+    TEXT_KINDS,
+    ValueRefused,
+    normalise_value,
+)
 from org.yaml_lines import LinedMap, describe
 
 KEY_RE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -391,6 +397,7 @@ class FieldModel(Section):
     required_if: AnyCondition | None = None
     not_initiator: Flag = False
     working_days_of: Key | None = None
+    max_length: Count = None
 
     @classmethod
     def _before(cls, data: Mapping[str, Any], info: ValidationInfo) -> list[InitErrorDetails]:
@@ -401,6 +408,18 @@ class FieldModel(Section):
     def _people_only(cls, value: bool, info: ValidationInfo) -> bool:
         if value and info.data.get("type") not in (FieldType.USER, FieldType.USERS):
             raise _error("only a user or users field can be not_initiator")
+        return value
+
+    @field_validator("max_length")
+    @classmethod
+    def _texts_only(cls, value: float | None, info: ValidationInfo) -> float | None:
+        if value is None:
+            return value
+        if info.data.get("type") not in TEXT_KINDS:
+            kinds = ", ".join(t.value for t in TEXT_KINDS)
+            raise _error(f"only {kinds} fields have a max_length")
+        if not 1 <= value <= MAX_LENGTH_LIMIT:
+            raise _error(f"max_length must be between 1 and {MAX_LENGTH_LIMIT}")
         return value
 
     @field_validator("working_days_of")
@@ -460,6 +479,7 @@ class FieldModel(Section):
             required_if=self.required_if.to_condition() if self.required_if is not None else None,
             not_initiator=self.not_initiator,
             working_days_of=self.working_days_of,
+            max_length=int(self.max_length) if self.max_length is not None else None,
         )
 
 

@@ -8,8 +8,9 @@ At-least-once hand-over with idempotent deliveries gives exactly-once messages:
 
 One row goes: hand it over (`_hand_over`: recipient, channels, deliveries; the outcome is a
 `Failure` or None), then record it (`_mark_sent`, `_mark_dead` or `_reschedule`, each written
-only while the lease holds). What a message says is `compose`'s business and how a platform
-shows it the deliveries'; no database transaction is held open while a delivery runs.
+only while the lease holds). What a message says is `compose`'s business, how much of it a
+platform takes `fit`'s (applied per delivery here), and how a platform shows it the deliveries';
+no database transaction is held open while a delivery runs.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import update
 
 from notifications.delivery import Delivery, DeliveryError, OutgoingMessage
+from notifications.fit import budget_for, fit_payload
 from org.model import Org, User
 from storage.approval_models import OutboxRow
 from storage.db import Database
@@ -162,8 +164,9 @@ class OutboxDispatcher:
 
     @staticmethod
     async def _deliver(delivery: Delivery, message: OutgoingMessage, user: User) -> Failure | None:
+        fitted = replace(message, payload=fit_payload(message.payload, budget_for(delivery.name)))
         try:
-            await delivery.deliver(message, user)
+            await delivery.deliver(fitted, user)
         except DeliveryError as exc:
             return Failure(f"{delivery.name}: {exc}", exc.retryable)
         except Exception as exc:  # a bug or an unexpected network error: retry later

@@ -62,6 +62,8 @@ MESSAGES: Mapping[str, str] = {
     "token_not_found": "没有名为 {name} 的令牌",
     "token.own_delegations_only": "这个令牌只能取消 {user} 自己设的代理",
     "opinion_required": "「{step_name}」需要填写意见，请填写后再提交",
+    "comment_too_long": "意见最多 {most} 个字，现在有 {length} 个字，请删减后再提交",
+    "comment_too_long.unstorable": "意见中含有无法保存的字符，请删除后再提交",
     # services.sign_in
     "sign_in_state_invalid": "登录请求无效，请重新打开页面。",
     "sign_in_state_expired": "登录请求已过期（10 分钟内有效），请重新打开页面。",

@@ -32,6 +32,7 @@ from approvals.model import (
     Urgency,
 )
 from storage.approval_models import DelegationRow, IdempotencyRow, RequestRow, TaskRow, TrailRow
+from storage.base import fit_key
 
 
 class ConcurrentUpdate(Exception):
@@ -359,15 +360,21 @@ async def count_requests(session: AsyncSession) -> int:
 
 
 # -- idempotency ----------------------------------------------------------------------------
+IDEMPOTENCY_KEY_MAX = 200  # the column's length; longer keys are stored by fit_key
+
+
 async def idempotent_response(session: AsyncSession, *, key: str) -> dict[str, Any] | None:
-    row = await session.get(IdempotencyRow, key)
+    row = await session.get(IdempotencyRow, fit_key(key, IDEMPOTENCY_KEY_MAX))
     return dict(row.response) if row else None
 
 
 async def remember_response(
     session: AsyncSession, *, key: str, request_id: str | None, response: dict[str, Any], now: datetime
 ) -> None:
-    session.add(IdempotencyRow(key=key, request_id=request_id, response=_jsonable(response), created_at=now))
+    stored = fit_key(key, IDEMPOTENCY_KEY_MAX)
+    session.add(
+        IdempotencyRow(key=stored, request_id=request_id, response=_jsonable(response), created_at=now)
+    )
     try:
         await session.flush()
     except IntegrityError as exc:

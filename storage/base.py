@@ -1,7 +1,8 @@
-"""Shared column helpers for SQLModel tables: timezone-aware UTC timestamps."""
+"""Shared column helpers for SQLModel tables: timezone-aware UTC timestamps, keys that fit."""
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,3 +38,12 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def fit_key(key: str, limit: int) -> str:
+    """A dedupe key that fits a `limit`-character column and stays distinct: a longer one keeps
+    its start (readable in the table) and ends with the SHA-256 of the whole key."""
+    if len(key) <= limit:
+        return key
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+    return key[: limit - len(digest) - 1] + "#" + digest

@@ -33,6 +33,7 @@ from checkins.core import (
 from checkins.geo import LatLng
 from checkins.trust import PriorFix, Source, Trust, TrustLevel, TrustReason
 from storage.approval_models import RequestRow
+from storage.base import fit_key
 from storage.checkin_models import CheckinRow, LinkSecretRow, TripRow
 
 TRUST_SCHEMA_VERSION = 1
@@ -211,7 +212,7 @@ def _checkin_values(c: Checkin, dedupe_key: str | None) -> dict[str, Any]:
         "trust": _trust_json(c.trust),
         "made_up": c.made_up,
         "fix_request_id": c.fix_request_id,
-        "dedupe_key": dedupe_key[:200] if dedupe_key else None,
+        "dedupe_key": fit_key(dedupe_key, 200) if dedupe_key else None,
     }
 
 

@@ -21,7 +21,8 @@ from bot.app import create_app, open_database
 from bot.keys import CLOCK, DB, HTTP, KV, METRICS, READINESS, SCHEDULER
 from bot.logs import configure_logging
 from bot.settings import Settings
-from bot.web.api_errors import Conflict, read_json
+from bot.web.api_errors import Conflict
+from bot.web.input_rules import read_json
 from storage.migrate import upgrade
 from tests.conftest import PG_URL, REDIS_URL, create_pg_schema, drop_pg_schema
 

@@ -348,7 +348,7 @@ def with_when(when: str) -> str:
             [
                 "t.yaml:5: fields.days: unknown key 'lable' (did you mean 'label'? allowed: key, label, type, "
                 "required, min, max, integer, options, default, help, not_before, "
-                "required_if, not_initiator, working_days_of)",
+                "required_if, not_initiator, working_days_of, max_length)",
                 "t.yaml:5: fields.days: missing 'label'",
             ],
             id="unknown field key",

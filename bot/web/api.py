@@ -16,19 +16,28 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr
+from pydantic import BaseModel, Field, StrictBool
 
 from approvals import engine
 from approvals.definitions import Template
+from approvals.forms import max_length
 from approvals.model import ActionKind, Channel, RequestStatus, SignerPosition, Urgency
 from bot.keys import API_TOKENS, CLOCK, SETTINGS, WORKFLOW
 from bot.web.routes import (
+    FORM_KEYS_MAX,
+    LIST_MAX,
+    OFFSET_MAX,
     AwareTime,
     Body,
+    Comment,
+    Id,
+    IdempotencyKey,
     Query,
+    QueryId,
+    Reason,
     Reply,
     RouteTable,
-    Text,
+    Whole,
     acting,
     principal_of,
     read_body,
@@ -58,32 +67,37 @@ TASK_ACTIONS = {
 ON_BEHALF_OF = "the person an admin integration token acts for (recorded on the trail)"
 
 
+FORM_TEXT = "field key -> value, see GET /templates/{key} (each field's max_length)"
+
+
 class NewRequest(Body):
-    template: Text = Field(description="template key, e.g. seal_use")
-    initiator: Text | None = Field(
+    template: Id = Field(description="template key, e.g. seal_use")
+    initiator: Id | None = Field(
         None, description="user id from the org directory; default: a personal token's person"
     )
-    on_behalf_of: Text | None = Field(None, description=ON_BEHALF_OF)
-    form: dict[str, Any] = Field(description="field key -> value, see GET /templates/{key}")
+    on_behalf_of: Id | None = Field(None, description=ON_BEHALF_OF)
+    form: dict[str, Any] = Field(description=FORM_TEXT, max_length=FORM_KEYS_MAX)
     urgency: Urgency = Urgency.NORMAL
-    idempotency_key: Text | None = None
+    idempotency_key: IdempotencyKey | None = None
 
 
 class Action(Body):
     """An action on a request or one of its tasks."""
 
     action: ActionKind
-    actor: Text | None = Field(None, description="user id; default: a personal token's person")
-    on_behalf_of: Text | None = Field(None, description=ON_BEHALF_OF)
-    task_id: Text | None = Field(None, description="required for task actions")
-    version: StrictInt | None = Field(None, description="the task version the actor was shown")
-    comment: StrictStr | None = None
-    target: StrictStr | StrictInt | None = Field(
+    actor: Id | None = Field(None, description="user id; default: a personal token's person")
+    on_behalf_of: Id | None = Field(None, description=ON_BEHALF_OF)
+    task_id: Id | None = Field(None, description="required for task actions")
+    version: Whole | None = Field(None, description="the task version the actor was shown")
+    comment: Comment | None = None
+    target: Id | Whole | None = Field(
         None, description="user (transfer, add_signer) or 'initiator'/step index (return)"
     )
     position: SignerPosition | None = None
-    form: dict[str, Any] | None = Field(None, description="corrected form (resubmit)")
-    idempotency_key: Text | None = None
+    form: dict[str, Any] | None = Field(
+        None, description="corrected form (resubmit)", max_length=FORM_KEYS_MAX
+    )
+    idempotency_key: IdempotencyKey | None = None
     as_admin: StrictBool = Field(
         False, description="terminate as the administrator (the actor must hold the admin role)"
     )
@@ -102,9 +116,9 @@ class Action(Body):
 
 
 class PreviewIn(Body):
-    template: Text
-    initiator: Text | None = Field(None, description="user id; default: a personal token's person")
-    form: dict[str, Any]
+    template: Id
+    initiator: Id | None = Field(None, description="user id; default: a personal token's person")
+    form: dict[str, Any] = Field(description=FORM_TEXT, max_length=FORM_KEYS_MAX)
     urgency: Urgency = Urgency.NORMAL
 
 
@@ -130,31 +144,33 @@ class Preview(BaseModel):
 
 
 class NewDelegation(Body):
-    delegator: Text | None = Field(
+    delegator: Id | None = Field(
         None, description="user id; default: a personal token's person; someone else: admin scope"
     )
-    delegate: Text
+    delegate: Id
     starts_at: AwareTime | None = Field(None, description="default: now")
     ends_at: AwareTime
-    templates: list[StrictStr] = Field(default_factory=list, description="empty: every template")
+    templates: list[Id] = Field(
+        default_factory=list, description="empty: every template", max_length=LIST_MAX
+    )
     move_pending: StrictBool = Field(False, description="move the delegator's pending tasks now")
-    reason: StrictStr = ""
+    reason: Reason = ""
 
 
 class RequestQuery(Query):
-    initiator: str | None = Field(None, description="user id")
+    initiator: QueryId | None = Field(None, description="user id")
     status: RequestStatus | None = None
-    template: str | None = Field(None, description="template key")
-    limit: int = Field(100, ge=0, description=f"max {MAX_LIMIT}")
-    offset: int = Field(0, ge=0, description="skip")
+    template: QueryId | None = Field(None, description="template key")
+    limit: int = Field(100, ge=0, le=OFFSET_MAX, description=f"at most {MAX_LIMIT} are returned")
+    offset: int = Field(0, ge=0, le=OFFSET_MAX, description="skip")
 
 
 class TaskQuery(BaseModel):
-    assignee: Text = Field(description="user id")
+    assignee: Id = Field(description="user id")
 
 
 class DelegationQuery(BaseModel):
-    user: str | None = Field(None, description="delegator or delegate")
+    user: QueryId | None = Field(None, description="delegator or delegate")
     include_past: str = Field("false", description="true to include ended/cancelled")
 
 
@@ -194,6 +210,9 @@ class TemplateField(BaseModel):
     options: list[str]
     default: Any
     help: str
+    max_length: int | None = Field(
+        description="the longest text (text, textarea; list: each item; location: the address)"
+    )
 
 
 class TemplateStep(BaseModel):
@@ -236,6 +255,7 @@ class TemplateView(BaseModel):
                     options=list(f.options),
                     default=f.default,
                     help=f.help,
+                    max_length=max_length(f),
                 )
                 for f in t.fields
             ],

@@ -20,11 +20,11 @@ from __future__ import annotations
 from datetime import date
 
 from aiohttp import web
-from pydantic import BaseModel, Field, StrictStr, TypeAdapter, ValidationError
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from bot.keys import CLOCK, DB, DEADLINES, READINESS
 from bot.web.api_errors import ValidationFailed
-from bot.web.routes import Body, Day, Query, Reply, RouteTable, read_body, read_query, reply
+from bot.web.routes import Body, Day, Id, Query, Reason, Reply, RouteTable, read_body, read_query, reply
 from services.api_tokens import Scope
 from services.calendar import CalendarOverride, CalendarService, OverrideKind
 
@@ -40,8 +40,8 @@ class OverrideQuery(Query):
 class NewCalendarOverride(Body):
     date: Day = Field(description="YYYY-MM-DD in the organisation's timezone")
     kind: OverrideKind = Field(description="holiday: an extra day off; workday: an extra working day")
-    reason: StrictStr = ""
-    created_by: StrictStr | None = Field(None, description="who made the change (for the record)")
+    reason: Reason = ""
+    created_by: Id | None = Field(None, description="who made the change (for the record)")
 
 
 class CalendarOverrides(BaseModel):

@@ -21,7 +21,10 @@ from bot.web.routes import (
     AwareTime,
     Body,
     Day,
+    Id,
+    IdempotencyKey,
     Query,
+    QueryId,
     Reply,
     RouteTable,
     Text,
@@ -39,21 +42,21 @@ ROUTES = RouteTable()
 
 
 class NewCheckin(Body):
-    user: Text | None = Field(
+    user: Id | None = Field(
         None, description="org user id; default: a personal token's person; someone else: admin scope"
     )
     lat: Any = Field(description="latitude, -90 to 90")
     lng: Any = Field(description="longitude, -180 to 180")
     accuracy_m: Any = Field(None, description="metres, not negative")
     coord_system: Text = Field("wgs84", description="wgs84 or gcj02")
-    trip_id: Text | None = None
-    request_id: Text | None = Field(
+    trip_id: Id | None = None
+    request_id: Id | None = Field(
         None, description="the approved outing / vehicle_dispatch request instead of trip_id"
     )
     kind: CheckinKind | None = Field(None, description="default: arrival until there is one, then departure")
     device_at: AwareTime | None = Field(None, description="the device's clock, ISO 8601 with offset")
     label: Text | None = None
-    idempotency_key: Text | None = None
+    idempotency_key: IdempotencyKey | None = None
 
     def problems(self) -> dict[str, str]:
         problems = {key: "required" for key in ("lat", "lng") if getattr(self, key) is None}
@@ -64,8 +67,8 @@ class NewCheckin(Body):
 
 class CheckinQuery(Query):
     date: Day | None = Field(None, description="YYYY-MM-DD, default today")
-    dept: str | None = Field(None, description="department id (sub-departments included)")
-    user: str | None = Field(None, description="user id")
+    dept: QueryId | None = Field(None, description="department id (sub-departments included)")
+    user: QueryId | None = Field(None, description="user id")
 
 
 class Point(BaseModel):

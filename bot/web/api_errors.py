@@ -8,10 +8,7 @@ the middleware maps their category to a status itself. Nothing below the edge im
 
 from __future__ import annotations
 
-import json
 from typing import Any
-
-from aiohttp import web
 
 
 class ApiError(Exception):
@@ -67,13 +64,3 @@ class Conflict(ApiError):
     status = 409
     code = "conflict"
     default_message = "The request conflicts with the current state."
-
-
-async def read_json(request: web.Request) -> Any:
-    """The request body as JSON, or InvalidJson saying where it broke."""
-    try:
-        return await request.json(loads=json.loads)
-    except json.JSONDecodeError as exc:
-        raise InvalidJson(details={"line": exc.lineno, "column": exc.colno, "reason": exc.msg}) from exc
-    except UnicodeDecodeError as exc:
-        raise InvalidJson("The request body is not UTF-8 text.") from exc

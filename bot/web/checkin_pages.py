@@ -28,7 +28,9 @@ from aiohttp import web
 
 from bot.keys import CHECKINS, SETTINGS
 from bot.web.api_errors import ValidationFailed
+from bot.web.input_rules import read_json
 from bot.web.middleware import status_for
+from bot.web.routes import in_range
 from bot.web.templating import setup_templates
 from checkins.core import CheckinKind, make_fix
 from checkins.errors import CheckinError, NotYourTrip
@@ -98,15 +100,15 @@ def _device_time(raw: Any) -> datetime | None:
         ) from None
     if moment.tzinfo is None:
         raise ValidationFailed("device_at 需要带时区", details={"device_at": "needs a UTC offset"})
-    return moment
+    try:
+        return in_range(moment)
+    except ValueError as exc:
+        raise ValidationFailed(f"device_at 超出范围：{exc}", details={"device_at": str(exc)}) from None
 
 
 async def post_checkin(request: web.Request) -> web.StreamResponse:
     service = request.app[CHECKINS]
-    try:
-        data = await request.json(loads=json.loads)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ValidationFailed("请求格式不对：应为 JSON") from None
+    data = await read_json(request)
     if not isinstance(data, dict):
         raise ValidationFailed("请求格式不对：应为 JSON 对象")
     nonce = data.get("nonce")

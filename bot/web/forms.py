@@ -26,6 +26,16 @@ def _number(raw: Any) -> Any:
         return raw
 
 
+def whole_number(raw: Any, *, most: int = 2**31 - 1) -> int | None:
+    """A page's whole number (a page, a version) from the browser: ASCII digits only (`²` passes
+    str.isdigit() and then breaks int()), at most `most`; None for anything else."""
+    text = str(raw if raw is not None else "").strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(most)):
+        return None
+    number = int(text)
+    return number if number <= most else None
+
+
 def _several(data: FormData, key: str) -> list[str] | None:
     return [str(x) for x in data.getall(key, []) if str(x)] or None
 

@@ -1,5 +1,6 @@
 """The HTTP edge's middlewares: request id + access log + metrics, JSON errors, API bearer auth,
-rate limits (`bot.web.rate_limits`).
+rate limits (`bot.web.rate_limits`), and the check of untrusted text in queries and form posts
+(`bot.web.input_rules`).
 
 Order matters and is fixed by `MIDDLEWARES`: the request context is outermost so the access log
 and metrics see the final status of every response, including errors the inner layers produced.
@@ -26,6 +27,7 @@ from bot.keys import API_TOKENS, METRICS, PRINCIPAL, REQUEST_ID
 from bot.logs import redact_secrets, request_id_var
 from bot.metrics import UNMATCHED_ROUTE
 from bot.web.api_errors import ApiError, Unauthorized
+from bot.web.input_rules import input_middleware
 from bot.web.rate_limits import rate_limit_middleware
 from notifications.messages import message_for
 from org.errors import Category, DomainError
@@ -239,4 +241,10 @@ async def echo_request_id(request: web.Request, response: web.StreamResponse) ->
         response.headers[REQUEST_ID_HEADER] = request_id
 
 
-MIDDLEWARES = (request_context_middleware, error_middleware, api_auth_middleware, rate_limit_middleware)
+MIDDLEWARES = (
+    request_context_middleware,
+    error_middleware,
+    api_auth_middleware,
+    rate_limit_middleware,
+    input_middleware,
+)

@@ -15,22 +15,27 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, TypeVar
 
 from aiohttp import web
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Field,
+    StrictInt,
     StrictStr,
     StringConstraints,
     ValidationError,
 )
 
+from approvals.engine import COMMENT_MAX as ENGINE_COMMENT_MAX
 from bot.keys import PRINCIPAL
-from bot.web.api_errors import Unauthorized, ValidationFailed, read_json
+from bot.web.api_errors import Unauthorized, ValidationFailed
+from bot.web.input_rules import read_json
 from services.api_tokens import Acting, Principal, Scope
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -38,6 +43,7 @@ M = TypeVar("M", bound=BaseModel)
 
 # What each error status means when a route does not say more.
 ERROR_TEXT = {
+    400: "the body is not JSON, not UTF-8 text, or nested too deep; or the URL is over 8 KB",
     401: "missing, unknown or revoked bearer token",
     403: "the token lacks this route's scope, or the actor may not do this",
     404: "not found",
@@ -47,6 +53,24 @@ ERROR_TEXT = {
     429: "too many requests: the token's rate limit, or an urge too soon (see Retry-After)",
     503: "busy or the database is unavailable; retry after Retry-After",
 }
+
+
+# The longest texts the API takes (characters), documented in the OpenAPI document through the
+# models; longer ones are refused with 422 naming the field. Form fields have their own maxima
+# (approvals.forms.MAX_LENGTH, overridable per template field).
+ID_MAX = 64  # a user, department, template, task or trip id (the database columns hold 64)
+TEXT_MAX = 200  # a short text: a label, a coordinate system
+KEY_MAX = 200  # an idempotency key
+COMMENT_MAX = ENGINE_COMMENT_MAX  # an opinion on a decision, an urge's words (any channel)
+REASON_MAX = 200  # a delegation's or a calendar override's reason
+LIST_MAX = 100  # the items of a list in a body (template keys of a delegation)
+FORM_KEYS_MAX = 100  # the fields of a submitted form
+NUMBER_MAX = 2**31 - 1  # a task version, a step index: what the database columns hold
+OFFSET_MAX = 1_000_000  # how far a list may be paged
+# The instants the API accepts, in UTC: wide enough for any office use, and far from the ends of
+# Python's calendar, where converting an offset (0001-01-01T00:00:00+14:00) overflows.
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(2999, 12, 31, 23, 59, 59, tzinfo=UTC)
 
 
 def _iso_time(value: Any) -> datetime:
@@ -59,18 +83,45 @@ def _iso_time(value: Any) -> datetime:
         ) from None
 
 
+def in_range(value: datetime) -> datetime:
+    """An instant between EARLIEST and LATEST; refused before any arithmetic can overflow."""
+    try:
+        in_utc = value.astimezone(UTC)
+    except OverflowError:
+        in_utc = None
+    if in_utc is None or not EARLIEST <= in_utc <= LATEST:
+        raise ValueError(f"must be between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d} (UTC)")
+    return value
+
+
 def _iso_day(value: Any) -> date:
     try:
-        return date.fromisoformat(value.strip())
+        day = date.fromisoformat(value.strip())
     except (AttributeError, ValueError):
         raise ValueError("expected a date YYYY-MM-DD") from None
+    if not EARLIEST.year <= day.year <= LATEST.year:
+        raise ValueError(f"must be between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}")
+    return day
 
 
-# A non-empty, trimmed string; a number is not a string.
-Text = Annotated[StrictStr, StringConstraints(strip_whitespace=True, min_length=1)]
-# An ISO 8601 date-time with its UTC offset, e.g. 2026-11-23T09:00:00+08:00.
-AwareTime = Annotated[AwareDatetime, BeforeValidator(_iso_time)]
-# A date YYYY-MM-DD.
+# A non-empty, trimmed string of at most TEXT_MAX characters; a number is not a string.
+Text = Annotated[StrictStr, StringConstraints(strip_whitespace=True, min_length=1, max_length=TEXT_MAX)]
+# An id (user, template, task, trip, department): non-empty, trimmed, at most ID_MAX characters.
+Id = Annotated[StrictStr, StringConstraints(strip_whitespace=True, min_length=1, max_length=ID_MAX)]
+# An id in a query string (any text, at most ID_MAX characters).
+QueryId = Annotated[str, StringConstraints(max_length=ID_MAX)]
+# An idempotency key: non-empty, trimmed, at most KEY_MAX characters.
+IdempotencyKey = Annotated[
+    StrictStr, StringConstraints(strip_whitespace=True, min_length=1, max_length=KEY_MAX)
+]
+# Free words (a comment, a reason): at most COMMENT_MAX / REASON_MAX characters.
+Comment = Annotated[StrictStr, StringConstraints(max_length=COMMENT_MAX)]
+Reason = Annotated[StrictStr, StringConstraints(max_length=REASON_MAX)]
+# A whole number a database column holds (a version, a step index).
+Whole = Annotated[StrictInt, Field(ge=0, le=NUMBER_MAX)]
+# An ISO 8601 date-time with its UTC offset, e.g. 2026-11-23T09:00:00+08:00, between 1900 and 2999.
+AwareTime = Annotated[AwareDatetime, BeforeValidator(_iso_time), AfterValidator(in_range)]
+# A date YYYY-MM-DD, in the years 1900 to 2999.
 Day = Annotated[date, BeforeValidator(_iso_day)]
 
 
@@ -151,6 +202,10 @@ class RouteTable:
         needs = scope or (Scope.READ if method == "GET" else Scope.ACT)
         # Any route may answer these: auth, the per-token rate limit, a database outage.
         error_text = {status: ERROR_TEXT[status] for status in (401, 403, 429, 503)}
+        if body is not None:  # every body is read by read_body: JSON, UTF-8, not too deep, fields
+            error_text |= {400: ERROR_TEXT[400], 422: ERROR_TEXT[422]}
+        if query is not None:  # a query string over aiohttp's 8 KB request line is a 400
+            error_text |= {400: ERROR_TEXT[400], 422: ERROR_TEXT[422]}
         for e in errors:
             status, text = e if isinstance(e, tuple) else (e, ERROR_TEXT[e])
             error_text[status] = text

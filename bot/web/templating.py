@@ -17,6 +17,8 @@ from aiohttp import web
 from jinja2 import PackageLoader, StrictUndefined
 from markupsafe import Markup
 
+from approvals.forms import max_length
+
 STATIC_DIR = Path(__file__).parent / "static"
 
 
@@ -55,3 +57,4 @@ def setup_templates(app: web.Application) -> None:
     )
     env.globals["inline_static"] = inline_static
     env.filters["local_time"] = local_time
+    env.globals["max_length"] = max_length  # a form field's longest text, for maxlength=

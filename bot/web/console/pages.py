@@ -26,7 +26,7 @@ from approvals.form_errors import FormInvalid
 from approvals.model import Urgency
 from bot.keys import CHAT, CONSOLE, SETTINGS, WORKFLOW
 from bot.web.console.labels import Labels
-from bot.web.forms import FieldView, form_from_post, shown_value
+from bot.web.forms import FieldView, form_from_post, shown_value, whole_number
 from bot.web.identity import CSRF_FIELD, check_csrf, current, sign_in_url
 from bot.web.middleware import Handler
 from bot.web.templating import STATIC_DIR, setup_templates
@@ -125,10 +125,9 @@ async def feed(request: web.Request) -> web.StreamResponse:
 async def tap(request: web.Request) -> web.StreamResponse:
     _, user = await _user(request)
     data = await request.post()
-    try:
-        version = int(str(data.get("version", "")))
-    except ValueError:
-        raise web.HTTPBadRequest(text="bad card") from None
+    version = whole_number(data.get("version"))
+    if version is None:
+        raise web.HTTPBadRequest(text="bad card")
     event = CardAction(
         sender=Sender("console", user.id),
         event_id=str(data.get("event_id") or uuid.uuid4().hex),

@@ -19,7 +19,9 @@ from aiohttp import web
 
 from approvals.model import Channel, RequestStatus
 from bot.keys import SETTINGS, WORKSPACE_LISTS
+from bot.web.forms import whole_number
 from bot.web.identity import CSRF_FIELD, check_csrf, csrf_token, current, viewer
+from bot.web.routes import EARLIEST, LATEST
 from notifications.wording import REQUEST_STATUS_LABEL
 from services.workspace_lists import BATCH_LIMIT, LIST_LABEL, BatchOutcome, ListKind, ListQuery
 
@@ -38,13 +40,16 @@ _VIA_CHANNEL = {"wecom": Channel.WECOM, "dingtalk": Channel.DINGTALK, "console":
 
 def _date(text: str | None) -> date | None:
     try:
-        return date.fromisoformat(text) if text else None
+        day = date.fromisoformat(text) if text else None
     except ValueError:
         return None
+    # far from the ends of the calendar, where turning a day into a UTC instant overflows
+    return day if day is not None and EARLIEST.year <= day.year <= LATEST.year else None
 
 
 def _page_number(text: str | None) -> int:
-    return int(text) if text and text.isdigit() and 0 < int(text) < 100_000 else 1
+    number = whole_number(text, most=99_999)
+    return number if number else 1
 
 
 def list_query(params: Mapping[str, str]) -> ListQuery:
@@ -116,8 +121,9 @@ def _picked(values: list[str]) -> list[tuple[str, int]]:
     out: list[tuple[str, int]] = []
     for value in values[:BATCH_LIMIT]:
         task_id, _, version = value.rpartition(":")
-        if task_id and version.isdigit():
-            out.append((task_id, int(version)))
+        number = whole_number(version)
+        if task_id and number is not None:
+            out.append((task_id, number))
     return out
 
 

@@ -26,7 +26,7 @@ from approvals.form_errors import FormInvalid
 from approvals.model import ActionKind, Channel, SignerPosition, Urgency
 from bot.keys import SETTINGS, WORKFLOW
 from bot.web.console.labels import SYSTEM_ACTOR, Labels
-from bot.web.forms import FieldView, form_from_post
+from bot.web.forms import FieldView, form_from_post, whole_number
 from bot.web.identity import check_csrf, csrf_token, current, viewer
 from notifications.messages import message_for
 from notifications.wording import REQUEST_STATUS_LABEL, URGENCY_LABEL, via_label
@@ -161,10 +161,7 @@ def _refused(request: web.Request, message: str, *, status: int = 403) -> web.St
 
 
 def _int(raw: Any) -> int | None:
-    try:
-        return int(str(raw))
-    except ValueError:
-        return None
+    return whole_number(raw)
 
 
 async def _channel(request: web.Request) -> Channel:

@@ -248,8 +248,12 @@ class DeadlineService:
         now: Callable[[], datetime],
         public_url: str,
         digest_times: Sequence[time] = DEFAULT_DIGEST_TIMES,
+        office_role: str = "hr_manager",
+        escalate_to: str = "",
     ) -> None:
         self.db = db
+        self.office_role = office_role
+        self.escalate_to = escalate_to
         self.workflow = workflow
         self.calendar = calendar
         self.tz = tz
@@ -320,6 +324,7 @@ class DeadlineService:
                 tz=self.tz,
                 now=now,
                 public_url=self.public_url,
+                office=self.office(org),
             )
             if not ping.messages:
                 await timers.set_status(
@@ -334,6 +339,13 @@ class DeadlineService:
             extra={**_ids(timer), "recipients": [m.recipient for m in ping.messages]},
         )
         return FireResult.FIRED
+
+    def office(self, org: Org) -> list[str]:
+        """Who gets 督办 past the top of the manager chain: the configured person, else the
+        office role's holders."""
+        if self.escalate_to and org.is_active(self.escalate_to):
+            return [self.escalate_to]
+        return sorted(org.role_holders(self.office_role))
 
     async def _auto_action(
         self,
@@ -534,13 +546,50 @@ async def _enqueue(
     for m in messages:
         path = request_page(m.request_id) if m.request_id else WORKSPACE_HOME
         link = await links.url(m.recipient, path, session=session)
+        payload = await _own_pages(with_link(m.payload, link), m.recipient, links, session)
         session.add(
             OutboxRow.due_now(
                 kind=m.kind,
                 recipient=m.recipient,
                 request_id=m.request_id,
                 task_id=m.task_id,
-                payload=with_link(m.payload, link),
+                payload=payload,
                 now=now,
             )
         )
+
+
+async def _own_pages(
+    payload: dict[str, Any], recipient: str, links: PersonalLinks, session: AsyncSession
+) -> dict[str, Any]:
+    """Buttons that name a page of their own (`path`: a 督办 card's 转交, a digest item's
+    actions) point at it through the recipient's own link."""
+
+    async def fix(buttons: Any) -> Any:
+        if not isinstance(buttons, list):
+            return buttons
+        return [
+            {**b, "url": await links.url(recipient, str(b["path"]), session=session)}
+            if isinstance(b, dict) and b.get("path")
+            else b
+            for b in buttons
+        ]
+
+    out = {**payload, "buttons": await fix(payload.get("buttons"))}
+    if "buttons" not in payload:
+        del out["buttons"]
+    if isinstance(payload.get("card"), dict):
+        out["card"] = {**payload["card"], "buttons": await fix(payload["card"].get("buttons"))}
+    if isinstance(payload.get("items"), list):
+        out["items"] = [
+            {**i, "actions": await fix(i.get("actions"))} if isinstance(i, dict) and "actions" in i else i
+            for i in payload["items"]
+        ]
+    if isinstance(payload.get("people"), list):
+        out["people"] = [
+            {**p, "items": [{**i, "actions": await fix(i.get("actions"))} for i in p.get("items", [])]}
+            if isinstance(p, dict)
+            else p
+            for p in payload["people"]
+        ]
+    return out

@@ -1531,3 +1531,35 @@ def _take_over(flow: _Flow, task: Task, action: SupervisorAction) -> None:
         at=flow.ctx.now,
     )
     flow.notice(NoticeKind.TASK_CARD, task.assignee, task, version=task.version)
+
+
+def replan_due(
+    request: Request, now: datetime, task_id: str, due_at: datetime, *, comment: str, **data: Any
+) -> TrailEvent:
+    """Move a pending task's due time (the working calendar changed: a new holiday or 调休 day)
+    and record it in the trail as "system", the old and new due times as before/after. The
+    task keeps its version: its card stays valid, only its deadline moved."""
+    task = request.task(task_id)
+    if task is None:
+        raise TaskNotFound(request_id=request.id, task_id=task_id)
+    if request.status != RequestStatus.RUNNING or task.status != TaskStatus.PENDING:
+        raise TaskAlreadyDecided(
+            "task_decided.note", task_id=task.id, status=task.status.value, version=task.version
+        )
+    before = task.due_at
+    task.due_at = due_at
+    e = _append_event(
+        request,
+        now,
+        "deadline_replanned",
+        SYSTEM,
+        Channel.SYSTEM,
+        task=task,
+        before=before.isoformat() if before else None,
+        after=due_at.isoformat(),
+        comment=comment,
+        data=data,
+    )
+    request.version += 1
+    request.updated_at = now
+    return e

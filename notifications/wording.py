@@ -247,3 +247,27 @@ def office_escalation_text(chase: Chase, *, top: str) -> str:
 def supervise_refused(why: str) -> str:
     """The chat answer to a 督办 tap that changed nothing (stale, repeated, not allowed)."""
     return f"{why}，您的点击没有产生任何变更。"
+
+
+# -- re-planned deadlines (a calendar override changed) -----------------------------------------
+_CALENDAR_CHANGE = {
+    "holiday": "设为休息日",
+    "workday": "设为工作日（调休）",
+    "removed_holiday": "取消休息日",
+    "removed_workday": "取消调休工作日",
+}
+
+
+def replanned_comment(
+    day: str, change: str, *, before: datetime | None, after: datetime, tz: ZoneInfo
+) -> str:
+    """The trail's words for a due time moved by a calendar change."""
+    what = _CALENDAR_CHANGE.get(change, "调整")
+    old = before.astimezone(tz).strftime("%m-%d %H:%M") if before else "—"
+    when = date_label(day)
+    return f"工作日历调整（{when}{what}），处理期限由 {old} 改为 {after.astimezone(tz):%m-%d %H:%M}"
+
+
+def date_label(day: str) -> str:
+    """2026-11-24 → 11-24."""
+    return day[5:] if len(day) == 10 else day

@@ -255,7 +255,7 @@ def supervise_page(task_id: str, version: int) -> str:
     return f"/m/s/{task_id}/{version}"
 
 
-def supervise_buttons(task: Task, *, link: str, may_take_over: bool) -> list[dict[str, str]]:
+def supervise_buttons(task_id: str, version: int, *, link: str, may_take_over: bool) -> list[dict[str, str]]:
     """催办 and 代为处理 call back; 转交 opens the person picker (`path`, made into the recipient's
     own link when the message is queued); 查看 opens the request page at `link`."""
     buttons = [
@@ -264,8 +264,8 @@ def supervise_buttons(task: Task, *, link: str, may_take_over: bool) -> list[dic
             "action": "reassign",
             "label": REASSIGN_LABEL,
             "style": "default",
-            "path": supervise_page(task.id, task.version),
-            "url": supervise_page(task.id, task.version),
+            "path": supervise_page(task_id, version),
+            "url": supervise_page(task_id, version),
         },
     ]
     if may_take_over:
@@ -304,7 +304,7 @@ def supervise_card(
         "fields": [{"label": "当前处理人", "value": holder}, {"label": "状态", "value": late}],
         "deadline": _local(task.due_at, tz),
         "waiting": text,
-        "buttons": supervise_buttons(task, link=link, may_take_over=may_take_over),
+        "buttons": supervise_buttons(task.id, task.version, link=link, may_take_over=may_take_over),
         "link": link,
         "supervise": True,
     }

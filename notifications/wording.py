@@ -222,6 +222,7 @@ SUPERVISE_URGE_LABEL = "催办"
 REASSIGN_LABEL = "转交"
 TAKE_OVER_LABEL = "代为处理"
 VIEW_LABEL = "查看"
+SUPERVISE_LIST_HINT = "打开链接可逐条催办、转交或代为处理"
 SUPERVISE_CARD_TITLE = {"supervise": "督办", "escalate": "督办升级", "office": "督办（无上级）"}
 
 

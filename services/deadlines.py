@@ -548,6 +548,8 @@ class DeadlineService:
                 due_at=t.due_at,
                 acting_for=t.acting_for,
                 gates=t.permission != Permission.NOTIFY.value,
+                manager_may_act=r.template_key in templates
+                and engine.may_take_over(templates[r.template_key]),
             )
             for t, r in rows
         ]
@@ -632,7 +634,7 @@ async def _enqueue(
     """The ladder's and digests' messages, each linking through its recipient's personal link:
     to the request page, or for a digest to the workspace's to-do list."""
     for m in messages:
-        path = request_page(m.request_id) if m.request_id else WORKSPACE_HOME
+        path = request_page(m.request_id) if m.request_id else str(m.payload.get("path") or WORKSPACE_HOME)
         link = await links.url(m.recipient, path, session=session)
         payload = await _own_pages(with_link(m.payload, link), m.recipient, links, session)
         session.add(

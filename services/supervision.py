@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from approvals.definitions import Permission
 from approvals.engine import SupervisorAction, SupervisorMove, may_take_over, supervisors_of
 from approvals.errors import NotSupervisor, TaskNotFound
 from approvals.model import Channel, TaskStatus
@@ -67,6 +68,22 @@ class SupervisedTask:
     def stale(self) -> bool:
         """The card is out of date: the task was handled or changed since it was sent."""
         return not self.pending or self.version != self.current_version
+
+
+@dataclass(frozen=True)
+class OverdueItem:
+    """One overdue task of a manager's team, as the 督办 list shows it."""
+
+    task_id: str
+    version: int
+    request_id: str
+    template_name: str
+    title: str
+    urgency: str
+    holder: str
+    due: str
+    late: str
+    can_take_over: bool
 
 
 class Supervision:
@@ -132,6 +149,40 @@ class Supervision:
             can_take_over=may_take_over(template),
             team=team,
         )
+
+    async def overdue(self, user: User) -> list[OverdueItem]:
+        """Every overdue task held by someone `user` manages (by anyone, for an admin), the
+        longest overdue first; 知会 tasks hold nothing up and are left out."""
+        org = await self.wf.org()
+        people = list(org.users) if self._is_admin(user) else org.team_of(user.id)
+        now = self.now()
+        found = []
+        for person in people:
+            for t in await self.wf.pending_tasks(person):
+                if t.due_at is None or t.due_at > now or t.permission == Permission.NOTIFY:
+                    continue
+                holder = org.display_name(t.assignee)
+                if t.acting_for:
+                    holder += f"（代{org.display_name(t.acting_for)}）"
+                found.append(
+                    (
+                        t.due_at,
+                        OverdueItem(
+                            task_id=t.task_id,
+                            version=t.version,
+                            request_id=t.request_id,
+                            template_name=t.template_name,
+                            title=t.title,
+                            urgency=URGENCY_LABEL[t.urgency],
+                            holder=holder,
+                            due=t.due_at.astimezone(self.tz).strftime("%m-%d %H:%M"),
+                            late=lateness(t.due_at, now),
+                            can_take_over=t.template in self.wf.d.templates
+                            and may_take_over(self.wf.template(t.template)),
+                        ),
+                    )
+                )
+        return [item for _, item in sorted(found, key=lambda pair: (pair[0], pair[1].task_id))]
 
     async def act(
         self,

@@ -1,4 +1,6 @@
-"""The 督办 page `/m/s/{task}/{version}`: what a manager does about a late task of their team.
+"""The 督办 pages: `/m/s/{task}/{version}`, what a manager does about one late task of their team,
+and `/m/s/`, every overdue task of their team with the same actions (the managers' daily overdue
+summary links there).
 
 The 督办 card's 转交 button (and each item of the managers' overdue summary) opens it through the
 manager's own link. It shows the task, and offers 催办, 转交 (a person picker over the manager's
@@ -23,6 +25,7 @@ from notifications.messages import message_for
 from services.supervision import SupervisedTask
 
 FLASH_BAD = "oabot_flash_bad"
+LIST = "/m/s/"  # every overdue task of the viewer's team
 _MOVES = {m.value: m for m in SupervisorMove}
 _URGENCY_CODE = {"一般": "normal", "重要": "important", "紧急": "urgent"}
 
@@ -90,7 +93,7 @@ async def supervise_act(request: web.Request) -> web.StreamResponse:
     found = await _task(request)
     if not isinstance(found, SupervisedTask):
         return found
-    here = request.path
+    here = LIST if data.get("back") == "list" else request.path
     move = _MOVES.get(str(data.get("do") or ""))
     if move is None:
         return _back(here, "这个操作已失效，请刷新后重试。", bad=True)
@@ -109,9 +112,29 @@ async def supervise_act(request: web.Request) -> web.StreamResponse:
         )
     except ApprovalError as exc:
         return _back(here, message_for(exc), bad=True)
-    return _back(f"/m/r/{found.request_id}", done, bad=False)
+    return _back(LIST if here == LIST else f"/m/r/{found.request_id}", done, bad=False)
+
+
+async def supervise_list(request: web.Request) -> web.StreamResponse:
+    user = await viewer(request)
+    items = await request.app[SUPERVISION].overdue(user)
+    flash = unquote(request.cookies.get(FLASH) or "")
+    context = {
+        "title": "督办",
+        "back": "/m/",
+        "items": items,
+        "csrf": await csrf_token(request),
+        "flash": flash,
+        "flash_bad": bool(request.cookies.get(FLASH_BAD)),
+    }
+    resp = aiohttp_jinja2.render_template("m/supervise_list.html", request, context)
+    if flash:
+        resp.del_cookie(FLASH, path="/m/")
+        resp.del_cookie(FLASH_BAD, path="/m/")
+    return resp
 
 
 def setup_supervise_pages(app: web.Application) -> None:
+    app.router.add_get("/m/s/", supervise_list)
     app.router.add_get("/m/s/{task}/{version}", supervise_page)
     app.router.add_post("/m/s/{task}/{version}", supervise_act)

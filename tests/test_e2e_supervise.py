@@ -22,20 +22,27 @@ from sqlmodel import col
 
 from bot.app import open_database
 from storage.timer_models import TimerRow
+from tests import test_e2e_dingtalk as dingtalk_e2e
+from tests import test_e2e_wecom as wecom_e2e
 from tests.e2e_harness import ServerProcess, wait_until
 from tests.fake_dingtalk import FakeDingTalk
 from tests.fake_wecom import FakeWeCom
-from tests.test_e2e_dingtalk import Oabot, card_of, database_url, fake, oabot, redis_env  # noqa: F401
-from tests.test_e2e_wecom import (  # noqa: F401
-    AUTH,
-    SEAL,
-    Phone,
-    callbacks,
-    fetch,
-    phone,
-    server,
-    stores,
-    wecom,
+from tests.test_e2e_dingtalk import Oabot, card_of
+from tests.test_e2e_wecom import AUTH, SEAL, Phone, fetch
+
+# The platforms' e2e fixtures (the server process with its fake platform, the databases).
+stores, wecom, server, callbacks, phone = (
+    wecom_e2e.stores,
+    wecom_e2e.wecom,
+    wecom_e2e.server,
+    wecom_e2e.callbacks,
+    wecom_e2e.phone,
+)
+database_url, fake, redis_env, oabot = (
+    dingtalk_e2e.database_url,
+    dingtalk_e2e.fake,
+    dingtalk_e2e.redis_env,
+    dingtalk_e2e.oabot,
 )
 
 

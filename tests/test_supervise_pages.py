@@ -54,7 +54,11 @@ async def test_the_managers_console_card_has_the_actions_and_urging_twice_in_30_
     _, task_id, _ = await _overdue(app, clock)
 
     card = _supervise_card(await _messages(org_db, "u_li"))
-    assert [b["label"] for b in card.payload["card"]["buttons"]] == ["催办", "转交", "查看"]  # seal: no 代为处理
+    assert [b["label"] for b in card.payload["card"]["buttons"]] == [
+        "催办",
+        "转交",
+        "查看",
+    ]  # seal: no 代为处理
     html = await (await client.get("/console/u/u_li")).text()
     taps = [dict(re.findall(r'name=(\w+) value="([^"]*)"', f)) for _, f in FORM.findall(html)]
     urge = next(t for t in taps if t["action"] == "supervise_urge" and t["task_id"] == task_id)
@@ -68,7 +72,9 @@ async def test_the_managers_console_card_has_the_actions_and_urging_twice_in_30_
     assert len(urges) == 1 and urges[0].startswith("【催办】")
     replies = [m.text for m in await _messages(org_db, "u_li") if m.kind == "text"]
     assert replies[0] == "已催办孙丽，对方会收到提醒。"
-    assert replies[1].startswith("每条待办 30 分钟内只能催办一次") and replies[1].endswith("您的点击没有产生任何变更。")
+    assert replies[1].startswith("每条待办 30 分钟内只能催办一次") and replies[1].endswith(
+        "您的点击没有产生任何变更。"
+    )
     trail = (await app[WORKFLOW].get(card.request_id or "")).trail or []
     assert [(e.kind, e.actor) for e in trail if e.kind == "urged"] == [("urged", "u_li")]
 

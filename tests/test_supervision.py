@@ -83,7 +83,12 @@ def test_the_holders_manager_moves_the_task_to_someone_in_their_team_and_the_tra
     new = next(t for t in d.req.tasks if t.assignee == "u_zhao")
     assert new.status == TaskStatus.PENDING
     moved = next(e for e in out.events if e.kind == "transferred")
-    assert (moved.actor, moved.before, moved.after, moved.data["as_manager"]) == ("u_li", "u_sun", "u_zhao", True)
+    assert (moved.actor, moved.before, moved.after, moved.data["as_manager"]) == (
+        "u_li",
+        "u_sun",
+        "u_zhao",
+        True,
+    )
     # 赵敏 gets a card; 孙丽's card closes saying who moved it.
     assert any(n.kind == NoticeKind.TASK_CARD and n.recipient == "u_zhao" for n in out.notices)
     closed = next(n for n in out.notices if n.kind == NoticeKind.CARD_CLOSED and n.recipient == "u_sun")
@@ -163,7 +168,9 @@ def test_a_manager_who_takes_over_decides_for_the_assignee_on_the_record() -> No
     assert (taken.actor, taken.acting_for, taken.before, taken.after) == ("u_li", "u_sun", "u_sun", "u_li")
     assert any(n.kind == NoticeKind.TASK_CARD and n.recipient == "u_li" for n in out.notices)
     closed = next(n for n in out.notices if n.kind == NoticeKind.CARD_CLOSED)
-    assert closed.recipient == "u_sun" and card_outcome(closed.data, org=ORG, tz=TZ).startswith("已由李娜代为处理")
+    assert closed.recipient == "u_sun" and card_outcome(closed.data, org=ORG, tz=TZ).startswith(
+        "已由李娜代为处理"
+    )
 
     done = engine.act(
         d.ctx(),

@@ -185,6 +185,16 @@ def cli_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     return url
 
 
+async def _replan_changes(url: str) -> list[str]:
+    db = Database(url)
+    try:
+        async with db.session() as s:
+            rows = await timers.timers_of(s)
+        return [str(r.data["change"]) for r in rows if r.kind == "calendar_replan"]
+    finally:
+        await db.dispose()
+
+
 async def _migrate(url: str) -> None:
     db = Database(url)
     try:
@@ -215,6 +225,8 @@ def test_cli_adds_lists_and_removes_overrides(cli_db: str, capsys: pytest.Captur
         "removed: 2026-12-26 Sat  workday",
     ]
     assert "2026-12-26 has no override" in err
+    # Each change asks the running service to re-plan pending due times (a timer it will fire).
+    assert asyncio.run(_replan_changes(cli_db)) == ["holiday", "workday", "workday", "removed_workday"]
 
 
 def test_cli_refuses_a_bad_date(cli_db: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -162,3 +162,27 @@ async def test_a_manager_may_open_the_request_page_of_a_task_their_team_holds(
     request_id, _, _ = await _overdue(app, clock)
     assert (await (await _phone(app, client, "u_li")).get(f"/m/r/{request_id}"))[0] == 200  # 查看
     assert (await (await _phone(app, client, "u_zhou")).get(f"/m/r/{request_id}"))[0] == 403
+
+
+async def test_a_configured_person_gets_the_escalation_past_the_top_and_may_act_on_it(
+    org_db: Database, aiohttp_client: Any, clock: ManualClock
+) -> None:
+    app = create_app(settings_for(org_db, console=True, escalate_to="u_qian"), clock=clock)
+    client = await aiohttp_client(app)
+    req = await app[WORKFLOW].submit(template_key="seal_use", initiator="u_sun", form=SEAL)
+    task = req.steps[0].tasks[0]
+    assert task.assignee == "u_li"  # above 李娜 only 张伟: her escalation runs past the top
+    clock.advance(timedelta(days=1, hours=1))  # Tuesday 11:00: past the escalation rung (10:30)
+    await app[TIMERS].scan_once()
+    await app[DISPATCHER].drain()
+
+    told = [m for m in await _messages(org_db, "u_qian") if m.kind == "escalate"]
+    assert len(told) == 1 and told[0].payload["card"]["title"].startswith("督办（无上级）")
+    assert not [m for m in await _messages(org_db, "u_zhao") if m.kind == "escalate"]  # not the office role
+    trail = (await app[WORKFLOW].get(req.id)).trail or []
+    assert [(e.after, e.data.get("to_office")) for e in trail if e.kind == "escalated"] == [("u_qian", True)]
+    # 钱磊 is no manager of 李娜, but the configured person may act on what reaches them.
+    status, page = await (await _phone(app, client, "u_qian")).post(
+        f"/m/s/{task.id}/{task.version}", {"do": "urge"}
+    )
+    assert status == 200 and "已催办李娜" in page, page[-600:]

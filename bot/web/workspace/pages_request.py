@@ -45,7 +45,10 @@ CHANNELS = {c.value for c in Channel}
 
 
 def _workspace(request: web.Request) -> Workspace:
-    return Workspace(request.app[WORKFLOW], admin_roles=request.app[SETTINGS].admin_roles)
+    settings = request.app[SETTINGS]
+    return Workspace(
+        request.app[WORKFLOW], admin_roles=settings.admin_roles, escalate_to=settings.escalate_to
+    )
 
 
 def _redirect(location: str, flash: str | None = None) -> web.Response:

@@ -19,7 +19,7 @@ from storage.console_models import ConsoleMessageRow
 from storage.db import Database
 from tests.conftest import settings_for
 from tests.test_console import _messages
-from tests.test_workspace_request import SEAL, Phone
+from tests.test_workspace_request import LEAVE, SEAL, Phone
 
 FORM = re.compile(r'<form method=post action="/console/u/(\w+)/tap">(.*?)</form>', re.S)
 
@@ -186,3 +186,41 @@ async def test_a_configured_person_gets_the_escalation_past_the_top_and_may_act_
         f"/m/s/{task.id}/{task.version}", {"do": "urge"}
     )
     assert status == 200 and "已催办李娜" in page, page[-600:]
+
+
+async def test_a_manager_takes_a_leave_request_over_from_the_card_and_decides_it_for_the_assignee(
+    org_db: Database, aiohttp_client: Any, clock: ManualClock
+) -> None:
+    app, client = await _app(org_db, aiohttp_client, clock)
+    req = await app[WORKFLOW].submit(template_key="leave", initiator="u_wu", form=LEAVE)
+    clock.advance(timedelta(days=1))
+    await app[TIMERS].scan_once()
+    await app[DISPATCHER].drain()
+
+    html = await (await client.get("/console/u/u_li")).text()
+    taps = [dict(re.findall(r'name=(\w+) value="([^"]*)"', f)) for _, f in FORM.findall(html)]
+    take = next(t for t in taps if t["action"] == "take_over")
+    await client.post("/console/u/u_li/tap", data=take, allow_redirects=False)
+    await client.post("/console/u/u_li/tap", data={**take, "event_id": "again"}, allow_redirects=False)
+    await app[DISPATCHER].drain()
+
+    li = await _messages(org_db, "u_li")
+    replies = [m.text for m in li if m.kind == "text"]
+    assert replies[0].startswith("已代孙丽处理") and replies[1].startswith("这条待办已有变化")
+    card = next(m for m in li if m.kind == "task_card")
+    assert card.payload["card"]["acting_for_label"] == "代孙丽审批"
+    sun_card = next(m for m in await _messages(org_db, "u_sun") if m.kind == "task_card")
+    assert sun_card.closed and sun_card.outcome.startswith("已由李娜代为处理")
+
+    html = await (await client.get("/console/u/u_li")).text()
+    approve = next(
+        dict(re.findall(r'name=(\w+) value="([^"]*)"', f))
+        for _, f in FORM.findall(html)
+        if 'value="approve"' in f
+    )
+    await client.post("/console/u/u_li/tap", data=approve, allow_redirects=False)
+    trail = (await app[WORKFLOW].get(req.id)).trail or []
+    assert [(e.kind, e.actor, e.acting_for) for e in trail if e.kind in ("taken_over", "approved")] == [
+        ("taken_over", "u_li", "u_sun"),
+        ("approved", "u_li", "u_sun"),
+    ]

@@ -1457,6 +1457,13 @@ def supervise(ctx: Context, request: Request, action: SupervisorAction) -> Outco
         raise TaskAlreadyDecided(task_id=task.id, status=task.status.value, version=task.version)
     if action.version is None or action.version != task.version:
         raise StaleTask(task_id=task.id, expected=action.version, current=task.version)
+    if task.permission == Permission.NOTIFY:  # 知会 holds nothing up: nothing to supervise
+        raise ActionNotAllowed(
+            "action_not_allowed.permission",
+            task_id=task.id,
+            permission=task.permission.value,
+            action=ActionKind.URGE.value if action.kind == SupervisorMove.URGE else ActionKind.TRANSFER.value,
+        )
     if not action.is_admin and action.actor not in supervisors_of(ctx.org, task):
         raise NotSupervisor(
             shown={"assignee_name": ctx.org.display_name(task.assignee)}, task_id=task.id, actor=action.actor

@@ -189,6 +189,7 @@ class Policies:
     initiator_is_approver: InitiatorPolicy = InitiatorPolicy.AUTO_APPROVE
     consecutive_same_approver: ConsecutivePolicy = ConsecutivePolicy.MERGE
     withdraw: WithdrawPolicy = WithdrawPolicy.ANY_TIME
+    manager_may_act: bool = False  # the holder's manager may take a late task over 代为处理
 
 
 @dataclass(frozen=True)

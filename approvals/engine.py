@@ -40,6 +40,7 @@ from approvals.errors import (
     CommentTooLong,
     DelegationInvalid,
     NotAssignee,
+    NotSupervisor,
     OpinionRequired,
     RateLimited,
     RequestFinished,
@@ -138,6 +139,7 @@ class CardOutcome(StrEnum):
     HANDLED_BY = "handled_by"  # by=: a sibling of an any-sign 或签 step decided
     SENT_BACK = "sent_back"  # to_step=: the request returned past this task
     REQUEST_ENDED = "request_ended"  # status=
+    TAKEN_OVER = "taken_over"  # by=: the assignee's manager took the task over 代为处理
 
 
 # The longest opinion (comment) an action may carry, on every channel (API, pages, chat cards).
@@ -977,6 +979,9 @@ def _rerun_from(flow: _Flow, target_step: Step) -> None:
 def _transfer(flow: _Flow, action: Action) -> None:
     task, acting_for = _task_for(flow, action)
     target = _check_new_person(flow, task, action.target, ActionKind.TRANSFER)
+    if action.actor != SYSTEM:
+        _move_to(flow, task, target, action, acting_for)
+        return
     step = flow.step_of(task)
     _decide(flow, task, Move.TRANSFER, action)
     task.close_reason = f"transferred_to:{target}"
@@ -984,40 +989,51 @@ def _transfer(flow: _Flow, action: Action) -> None:
     for t in flow.req.tasks:
         if t.after_task == task.id:
             t.after_task = new.id
-    if action.actor == SYSTEM:
-        flow.event(
-            "auto_transferred",
-            SYSTEM,
-            task=task,
-            before=task.assignee,
-            after=target,
-            comment=action.comment,
-            new_task=new.id,
-            rule="deadline",
-        )
-        flow.card_closed(
-            task, CardOutcome.AUTO_TRANSFERRED, "transferred", target=target, comment=action.comment
-        )
-    else:
-        flow.event(
-            "transferred",
-            action.actor,
-            acting_for=acting_for,
-            task=task,
-            before=task.assignee,
-            after=target,
-            comment=action.comment,
-            new_task=new.id,
-        )
-        flow.card_closed(
-            task,
-            CardOutcome.TRANSFERRED,
-            "transferred",
-            target=target,
-            by=action.actor,
-            acting_for=acting_for,
-            at=flow.ctx.now,
-        )
+    flow.event(
+        "auto_transferred",
+        SYSTEM,
+        task=task,
+        before=task.assignee,
+        after=target,
+        comment=action.comment,
+        new_task=new.id,
+        rule="deadline",
+    )
+    flow.card_closed(task, CardOutcome.AUTO_TRANSFERRED, "transferred", target=target, comment=action.comment)
+    flow.open_task(new)
+
+
+def _move_to(
+    flow: _Flow, task: Task, target: str, action: Action, acting_for: str | None, **data: Any
+) -> None:
+    """A person's 转交: close `task` for `target` and open a new one for them."""
+    step = flow.step_of(task)
+    _decide(flow, task, Move.TRANSFER, action)
+    task.close_reason = f"transferred_to:{target}"
+    new = flow.new_task(step, target, origin="transfer", after=None, added_by=action.actor)
+    for t in flow.req.tasks:
+        if t.after_task == task.id:
+            t.after_task = new.id
+    flow.event(
+        "transferred",
+        action.actor,
+        acting_for=acting_for,
+        task=task,
+        before=task.assignee,
+        after=target,
+        comment=action.comment,
+        new_task=new.id,
+        **data,
+    )
+    flow.card_closed(
+        task,
+        CardOutcome.TRANSFERRED,
+        "transferred",
+        target=target,
+        by=action.actor,
+        acting_for=acting_for,
+        at=flow.ctx.now,
+    )
     flow.open_task(new)
 
 
@@ -1403,4 +1419,169 @@ def system_note(
         request, now, note.value, SYSTEM, Channel.SYSTEM, task=task, after=after, comment=comment, data=data
     )
     request.version += 1
+    return e
+
+
+# -- supervision 督办: what a manager does about a late task of someone in their team -----------
+class SupervisorMove(StrEnum):
+    URGE = "urge"  # 催办: chase the assignee (at most once per URGE_INTERVAL per task)
+    TRANSFER = "transfer"  # 转交: give the task to someone in the manager's team
+    TAKE_OVER = "take_over"  # 代为处理: the manager holds the task, acting for the assignee
+
+
+@dataclass(frozen=True)
+class SupervisorAction:
+    """One manager's action on a task of their team, naming the task version the card showed."""
+
+    kind: SupervisorMove
+    actor: str
+    task_id: str
+    version: int | None
+    target: str | None = None  # transfer: the new assignee
+    comment: str | None = None
+    channel: Channel = Channel.API
+    is_admin: bool = False  # the edge vouches the actor is an org admin (acts on any task)
+
+
+def supervisors_of(org: Org, task: Task) -> set[str]:
+    """Who may act on `task` as its holder's manager: the managers, at every level, of the
+    assignee and of the person the assignee acts for."""
+    people = {task.assignee, *([task.acting_for] if task.acting_for else [])}
+    return {m for p in people for m in org.manager_chain(p)} - people
+
+
+def may_take_over(template: Template) -> bool:
+    """Whether the template lets a manager act on a task in the assignee's place (代为处理)."""
+    return template.policies.manager_may_act
+
+
+def supervise(ctx: Context, request: Request, action: SupervisorAction) -> Outcome:
+    """Apply one manager's action to a pending task. Refuses (changing nothing) when the task is
+    no longer pending or not at the version the card showed, when the actor is not one of the
+    holder's managers nor an admin, and per action: an urge within URGE_INTERVAL, a transfer to
+    someone outside the actor's team, a take-over the template does not allow."""
+    if not ctx.org.is_active(action.actor) and not action.is_admin:
+        raise UnknownUser(user=action.actor)
+    req = request
+    task = req.task(action.task_id)
+    if task is None:
+        raise TaskNotFound(request_id=req.id, task_id=action.task_id)
+    if req.status != RequestStatus.RUNNING:
+        raise RequestFinished(request_id=req.id, status=req.status.value)
+    if task.status != TaskStatus.PENDING:
+        raise TaskAlreadyDecided(task_id=task.id, status=task.status.value, version=task.version)
+    if action.version is None or action.version != task.version:
+        raise StaleTask(task_id=task.id, expected=action.version, current=task.version)
+    if task.permission == Permission.NOTIFY:  # 知会 holds nothing up: nothing to supervise
+        raise ActionNotAllowed(
+            "action_not_allowed.permission",
+            task_id=task.id,
+            permission=task.permission.value,
+            action=ActionKind.URGE.value if action.kind == SupervisorMove.URGE else ActionKind.TRANSFER.value,
+        )
+    if not action.is_admin and action.actor not in supervisors_of(ctx.org, task):
+        raise NotSupervisor(
+            shown={"assignee_name": ctx.org.display_name(task.assignee)}, task_id=task.id, actor=action.actor
+        )
+    flow = _Flow(request, ctx, action.channel, by=action.actor)
+    if action.kind == SupervisorMove.URGE:
+        _supervisor_urge(flow, task, action)
+    elif action.kind == SupervisorMove.TRANSFER:
+        _supervisor_transfer(flow, task, action)
+    else:
+        _take_over(flow, task, action)
+    request.version += 1
+    request.updated_at = ctx.now
+    return flow.out
+
+
+def _supervisor_urge(flow: _Flow, task: Task, action: SupervisorAction) -> None:
+    now = flow.ctx.now
+    last = flow.req.urged_at.get(task.id)
+    if last is not None and now - last < URGE_INTERVAL:
+        retry_at = last + URGE_INTERVAL
+        raise RateLimited(retry_at=retry_at, shown={"retry_local": retry_at.astimezone(flow.ctx.tz)})
+    flow.req.urged_at[task.id] = now
+    flow.notice(
+        NoticeKind.URGE, task.assignee, task, by=action.actor, comment=action.comment, version=task.version
+    )
+    flow.event("urged", action.actor, task=task, after=task.assignee, comment=action.comment, as_manager=True)
+    flow.out.info["urged"] = [task.assignee]
+
+
+def _supervisor_transfer(flow: _Flow, task: Task, action: SupervisorAction) -> None:
+    target = _check_new_person(flow, task, action.target, ActionKind.TRANSFER)
+    if not action.is_admin and action.actor not in flow.ctx.org.manager_chain(target):
+        raise BadTarget("bad_target.not_in_team", shown={"target_name": flow.name(target)}, target=target)
+    as_action = Action(
+        kind=ActionKind.TRANSFER,
+        actor=action.actor,
+        task_id=task.id,
+        version=task.version,
+        comment=action.comment,
+        target=target,
+        channel=action.channel,
+    )
+    _move_to(flow, task, target, as_action, None, as_manager=True)
+
+
+def _take_over(flow: _Flow, task: Task, action: SupervisorAction) -> None:
+    if not may_take_over(flow.ctx.template):
+        raise ActionNotAllowed("action_not_allowed.manager_may_act", task_id=task.id, action="take_over")
+    if action.actor == task.assignee:
+        raise BadTarget("bad_target.self", shown={"verb": ActionKind.TRANSFER.value}, target=action.actor)
+    before = task.assignee
+    task.acting_for = task.acting_for or task.assignee
+    task.assignee = action.actor
+    task.bump()
+    flow.event(
+        "taken_over",
+        action.actor,
+        acting_for=task.acting_for,
+        task=task,
+        before=before,
+        after=action.actor,
+        comment=action.comment,
+    )
+    flow.notice(
+        NoticeKind.CARD_CLOSED,
+        before,
+        task,
+        outcome=CardOutcome.TAKEN_OVER.value,
+        reason="taken_over",
+        by=action.actor,
+        at=flow.ctx.now,
+    )
+    flow.notice(NoticeKind.TASK_CARD, task.assignee, task, version=task.version)
+
+
+def replan_due(
+    request: Request, now: datetime, task_id: str, due_at: datetime, *, comment: str, **data: Any
+) -> TrailEvent:
+    """Move a pending task's due time (the working calendar changed: a new holiday or 调休 day)
+    and record it in the trail as "system", the old and new due times as before/after. The
+    task keeps its version: its card stays valid, only its deadline moved."""
+    task = request.task(task_id)
+    if task is None:
+        raise TaskNotFound(request_id=request.id, task_id=task_id)
+    if request.status != RequestStatus.RUNNING or task.status != TaskStatus.PENDING:
+        raise TaskAlreadyDecided(
+            "task_decided.note", task_id=task.id, status=task.status.value, version=task.version
+        )
+    before = task.due_at
+    task.due_at = due_at
+    e = _append_event(
+        request,
+        now,
+        "deadline_replanned",
+        SYSTEM,
+        Channel.SYSTEM,
+        task=task,
+        before=before.isoformat() if before else None,
+        after=due_at.isoformat(),
+        comment=comment,
+        data=data,
+    )
+    request.version += 1
+    request.updated_at = now
     return e

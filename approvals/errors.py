@@ -45,6 +45,13 @@ class NotAssignee(ApprovalError):
     category = Category.FORBIDDEN
 
 
+class NotSupervisor(ApprovalError):
+    """The actor is not a manager of the task's holder (nor an org admin): no 督办 actions."""
+
+    code = "not_supervisor"
+    category = Category.FORBIDDEN
+
+
 class ActionNotAllowed(ApprovalError):
     """The task's permission or the template's policy does not allow this action."""
 

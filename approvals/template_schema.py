@@ -1055,6 +1055,7 @@ class StepModel(Section):
 class PoliciesModel(Section):
     keys: ClassVar[tuple[str, ...]] = (
         "no_approver", "admin_role", "initiator_is_approver", "consecutive_same_approver", "withdraw",
+        "manager_may_act",
     )  # fmt: skip
 
     # admin_role comes first so that no_approver can check it is there.
@@ -1071,6 +1072,7 @@ class PoliciesModel(Section):
     withdraw: Annotated[WithdrawPolicy, BeforeValidator(_choice(WithdrawPolicy, "withdraw policy"))] = (
         WithdrawPolicy.ANY_TIME
     )
+    manager_may_act: Flag = False
 
     @field_validator("no_approver")
     @classmethod
@@ -1088,6 +1090,7 @@ class PoliciesModel(Section):
             initiator_is_approver=self.initiator_is_approver,
             consecutive_same_approver=self.consecutive_same_approver,
             withdraw=self.withdraw,
+            manager_may_act=self.manager_may_act,
         )
 
 

@@ -87,3 +87,7 @@ PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal")
 if TYPE_CHECKING:
     from bot.web.workspace.sign_in import SignIn
 SIGN_IN: web.AppKey[SignIn] = web.AppKey("sign_in")
+# A manager's 督办 actions on a late task (card taps and the /m/s/ page; set by bot.wiring).
+if TYPE_CHECKING:
+    from services.supervision import Supervision
+SUPERVISION: web.AppKey[Supervision] = web.AppKey("supervision")

@@ -36,6 +36,7 @@ from bot.keys import (
     SCHEDULER,
     SESSIONS,
     SETTINGS,
+    SUPERVISION,
     TIMER_KINDS,
     TIMERS,
     WORKFLOW,
@@ -67,6 +68,7 @@ from services.deadlines import DeadlineHooks, DeadlineService
 from services.directory import Directory
 from services.identity import Sessions
 from services.links import PersonalLinks
+from services.supervision import Supervision
 from services.workspace_lists import WorkspaceLists
 
 logger = logging.getLogger(__name__)
@@ -141,10 +143,20 @@ async def workflow_ctx(app: web.Application) -> AsyncIterator[None]:
         now=clock.now,
         public_url=settings.public_url,
         digest_times=settings.digest_times,
+        office_role=settings.office_role,
+        escalate_to=settings.escalate_to,
     )
     app[DEADLINES] = deadlines
     lists = WorkspaceLists(workflow, db, settings.tz, clock.now)
     app[WORKSPACE_LISTS] = lists
+    supervision = Supervision(
+        workflow,
+        admin_roles=settings.admin_roles,
+        escalate_to=settings.escalate_to,
+        tz=settings.tz,
+        now=clock.now,
+    )
+    app[SUPERVISION] = supervision
     chat = ChatService(
         workflow,
         kv_first_delivery(app[KV]),
@@ -152,6 +164,7 @@ async def workflow_ctx(app: web.Application) -> AsyncIterator[None]:
         clock.now,
         todo=ChatTodo(lists, app[KV]),
         checkins=checkins,
+        supervision=supervision,
     )
     app[CHAT] = chat
     app[CONSOLE] = ConsoleService(db, clock.now)

@@ -3,7 +3,8 @@
 At each digest time (default 10:00 and 15:30) on working days, every person holding pending
 tasks gets one message: how many, the oldest, the most urgent, and a short list. Once a day (at
 the first digest time) every manager whose direct reports hold overdue tasks gets one message
-about them, grouped by person.
+about them, grouped by person: each item carries the 督办 card's actions (催办, 转交, 代为处理 when
+the template allows it, 查看), and the message links to the 督办 page that lists them.
 
 Pure: the items, the calendar and `now` come in; messages go out. `services.deadlines` loads
 the items, writes the outbox rows and the trail events, and makes each slot fire once.
@@ -19,9 +20,11 @@ from zoneinfo import ZoneInfo
 
 from approvals.model import Urgency
 from deadlines.ladder import Message
-from notifications.wording import URGENCY_LABEL, format_duration
+from notifications.compose import supervise_buttons
+from notifications.wording import SUPERVISE_LIST_HINT, URGENCY_LABEL, format_duration
 from org.model import Org
 
+SUPERVISE_LIST = "/m/s/"  # the workspace's 督办 page: every overdue task of the viewer's team
 MAX_LINES = 10  # items listed in one digest; the rest are counted
 URGENCY_RANK = {Urgency.URGENT: 0, Urgency.IMPORTANT: 1, Urgency.NORMAL: 2}
 _SEARCH_DAYS = 400
@@ -47,6 +50,7 @@ class PendingItem:
     due_at: datetime | None
     acting_for: str | None = None
     gates: bool = True  # False for 知会 (FYI) tasks, which hold nothing up
+    manager_may_act: bool = False  # the template lets the holder's manager take it over 代为处理
 
     def overdue(self, now: datetime) -> bool:
         return self.due_at is not None and self.due_at <= now
@@ -89,6 +93,13 @@ def _brief(item: PendingItem) -> dict[str, Any]:
         "urgency": item.urgency.value,
         "due_at": item.due_at.isoformat() if item.due_at else None,
     }
+
+
+def _supervised(item: PendingItem) -> dict[str, Any]:
+    """An overdue item of a manager's digest, with the 督办 card's actions on it."""
+    page = f"/m/r/{item.request_id}"
+    buttons = supervise_buttons(item.task_id, item.version, link=page, may_take_over=item.manager_may_act)
+    return {**_brief(item), "actions": [{**b, "path": page} if b["action"] == "open" else b for b in buttons]}
 
 
 def person_digests(
@@ -157,13 +168,15 @@ def manager_digests(
                 f"{org.display_name(person)}：{len(late)} 条，最久超时 {format_duration(now - worst.due_at)}"
                 f"（「{worst.template_name}」{worst.title}）"
             )
-            people.append({"assignee": person, "count": len(late), "items": [_brief(i) for i in late]})
+            people.append({"assignee": person, "count": len(late), "items": [_supervised(i) for i in late]})
+        lines.append(SUPERVISE_LIST_HINT)
         payload = {
             "text": "\n".join(lines),
             "role": "manager",
             "count": total,
             "people": people,
-            "link": f"{public_url}/m/",
+            "path": SUPERVISE_LIST,
+            "link": f"{public_url}{SUPERVISE_LIST}",
         }
         out.append(Message("digest", manager, None, None, payload))
     return out

@@ -35,7 +35,7 @@ trail events are written by the engine (`approvals.engine.system_note`) and its 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -46,11 +46,18 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 from approvals.definitions import Template
-from approvals.engine import SystemNote, system_note
+from approvals.engine import SystemNote, may_take_over, system_note
 from approvals.model import Request, Task, TrailEvent, Urgency
 from notifications import wording
-from notifications.compose import task_card
-from notifications.wording import OPEN_BUTTON_LABEL, URGENCY_LABEL, Chase, chase_text
+from notifications.compose import supervise_card, task_card
+from notifications.wording import (
+    SUPERVISE_CARD_TITLE,
+    URGENCY_LABEL,
+    Chase,
+    chase_text,
+    lateness,
+    office_escalation_text,
+)
 from org.model import Org
 
 # The very end of a working period still counts as working time for pings (see the docstring).
@@ -383,13 +390,18 @@ def compose_ping(
     tz: ZoneInfo,
     now: datetime,
     public_url: str,
+    office: Sequence[str] = (),
 ) -> Ping:
     """The messages and trail events of a reminder rung (remind, due, escalate) firing now.
 
     Recipients are worked out now, from the task's current assignee: a task moved to a
-    delegate is chased with the delegate and the delegate's managers. A rung with nobody to
-    tell (no manager that high) says nothing. The trail events are the engine's system notes
-    (refused if the task is no longer pending); the texts are `notifications.wording`'s.
+    delegate is chased with the delegate and the delegate's managers. The rung that finds the
+    manager chain has run out (no direct manager for the due rung, or the first escalation
+    past the top) goes to `office` instead (the office role's holders, or the configured
+    person), recorded as an escalation to them; later rungs past the top say nothing. Managers
+    get a 督办 card with 催办 / 转交 / 代为处理 (when the template allows it) / 查看. The trail
+    events are the engine's system notes (refused if the task is no longer pending); the texts
+    are `notifications.wording`'s.
     """
     step = request.steps[task.step_index]
     link = f"{public_url}/m/r/{request.id}"  # the service swaps in each recipient's own link
@@ -439,10 +451,22 @@ def compose_ping(
             )
         )
 
-    def tell_manager(kind: str, manager: str, text: str) -> None:
-        buttons = [{"action": "open", "label": OPEN_BUTTON_LABEL, "url": link}]
-        payload = {**base, "text": text, "overdue_s": overdue_s, "buttons": buttons}
+    def tell_manager(kind: str, manager: str, text: str, *, to_office: bool = False) -> None:
+        card = supervise_card(
+            request,
+            task,
+            template=template,
+            org=org,
+            tz=tz,
+            link=link,
+            text=text,
+            late=lateness(task.due_at, now),
+            heading=SUPERVISE_CARD_TITLE["office" if to_office else kind],
+            may_take_over=may_take_over(template),
+        )
+        payload = {**base, "text": text, "overdue_s": overdue_s, "buttons": card["buttons"], "card": card}
         ping.messages.append(Message(kind, manager, request.id, task.id, payload))
+        extra: dict[str, Any] = {"to_office": True} if to_office else {}
         ping.events.append(
             system_note(
                 request,
@@ -454,8 +478,15 @@ def compose_ping(
                 level=rung.level,
                 assignee=task.assignee,
                 overdue_s=overdue_s,
+                **extra,
             )
         )
+
+    def tell_office(top: str) -> None:
+        holders = {task.assignee, task.acting_for}
+        for person in [p for p in office if p not in holders]:
+            text = office_escalation_text(chase, top=org.display_name(top))
+            tell_manager("escalate", person, text, to_office=True)
 
     if rung.kind == RungKind.REMIND:
         tell_assignee(chase_text("remind", chase))
@@ -464,12 +495,18 @@ def compose_ping(
         manager = org.manager_of(task.assignee)
         if manager is not None and manager != task.assignee:
             tell_manager("supervise", manager, chase_text("supervise", chase))
+        elif manager is None:
+            tell_office(task.assignee)
     elif rung.kind == RungKind.ESCALATE:
         level = max(rung.level, 2)
         manager = org.manager_of(task.assignee, level)
+        below = org.manager_of(task.assignee, level - 1)
         if manager is not None and manager != task.assignee:
-            below = org.display_name(org.manager_of(task.assignee, level - 1))
-            tell_manager("escalate", manager, chase_text("escalate", chase, supervised=below))
+            tell_manager(
+                "escalate", manager, chase_text("escalate", chase, supervised=org.display_name(below))
+            )
+        elif manager is None and below is not None:
+            tell_office(below)  # the chain ends just below this level: the office takes over
     return ping
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -55,6 +55,7 @@ class TimerKind(StrEnum):
     CHECKIN_SUMMARY = "checkin_summary"  # the managers' daily check-in summary (recurring)
     STATS_WEEKLY = "stats_weekly"  # the weekly statistics summary (recurring)
     BACKUP = "backup"  # a scheduled SQLite backup (recurring)
+    CALENDAR_REPLAN = "calendar_replan"  # a calendar override changed: re-plan pending due times
 
 
 TASK_KINDS = tuple(k.value for k in (TimerKind.REMIND, TimerKind.DUE, TimerKind.ESCALATE, TimerKind.AUTO))
@@ -137,6 +138,20 @@ async def schedule_once(
         dialect_insert(TimerRow).values(**values).on_conflict_do_nothing(index_elements=["key"])
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def schedule_replan(session: AsyncSession, *, day: date, change: str, now: datetime) -> None:
+    """A calendar override changed (`change`: holiday | workday, or removed_holiday |
+    removed_workday): re-plan the due times and rungs of pending tasks, once, at the next scan
+    of whichever replica claims it. Written in the transaction of the change itself."""
+    await schedule_once(
+        session,
+        kind=TimerKind.CALENDAR_REPLAN,
+        key=f"calendar_replan:{uuid.uuid4().hex}",
+        due_at=now,
+        now=now,
+        data={"day": day.isoformat(), "change": change},
+    )
 
 
 async def cancel_task_timers(

@@ -13,13 +13,14 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from handlers import cards, checkins, commands
+from handlers import cards, checkins, commands, supervise_cards
 from handlers.deps import ChatDeps
 from handlers.events import Event
 from handlers.router import Router
 from services.approvals import Workflow
 from services.chat_todo import ChatTodo
 from services.checkins import CheckinService
+from services.supervision import Supervision
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ FirstDelivery = Callable[[Event], Awaitable[bool]]
 
 def root_router() -> Router:
     root = Router("root")
-    root.include(cards.router, commands.router, checkins.router)
+    root.include(cards.router, commands.router, checkins.router, supervise_cards.router)
     return root
 
 
@@ -45,6 +46,7 @@ class ChatService:
         *,
         todo: ChatTodo,
         checkins: CheckinService | None = None,
+        supervision: Supervision | None = None,
     ) -> None:
         self.workflow = workflow
         self.first_delivery = first_delivery
@@ -52,6 +54,7 @@ class ChatService:
         self.now = now
         self.todo = todo
         self.checkins = checkins
+        self.supervision = supervision
         self.router = root_router()
 
     async def handle(self, event: Event) -> str | None:
@@ -92,6 +95,7 @@ class ChatService:
             user=user,
             todo=self.todo,
             checkins=self.checkins,
+            supervision=self.supervision,
         )
         reply = await handler(event, deps)
         if reply:

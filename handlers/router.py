@@ -6,7 +6,7 @@ reply, sent to the sender through the outbox like any other message.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +22,7 @@ class _Route:
     event_type: type
     handler: Handler
     command: str | None = None  # text messages: the first word
+    actions: frozenset[str] | None = None  # card taps: the buttons it takes (None: any other)
 
 
 @dataclass
@@ -33,8 +34,9 @@ class Router:
     def include(self, *routers: Router) -> None:
         self.children.extend(routers)
 
-    def card_action(self) -> Callable[[Handler], Handler]:
-        return self._register(CardAction)
+    def card_action(self, actions: Collection[str] | None = None) -> Callable[[Handler], Handler]:
+        """`actions` names the buttons this handler takes; None is the fallback for any other."""
+        return self._register(CardAction, actions=frozenset(actions) if actions is not None else None)
 
     def location(self) -> Callable[[Handler], Handler]:
         return self._register(LocationShared)
@@ -46,9 +48,11 @@ class Router:
         """`command` matches the first word; None is the fallback for any other text."""
         return self._register(TextMessage, command)
 
-    def _register(self, event_type: type, command: str | None = None) -> Callable[[Handler], Handler]:
+    def _register(
+        self, event_type: type, command: str | None = None, actions: frozenset[str] | None = None
+    ) -> Callable[[Handler], Handler]:
         def deco(func: Handler) -> Handler:
-            self.routes.append(_Route(event_type, func, command))
+            self.routes.append(_Route(event_type, func, command, actions))
             return func
 
         return deco
@@ -71,4 +75,7 @@ class Router:
                 return exact.handler
             fallback = next((r for r in routes if r.command is None), None)
             return fallback.handler if fallback else None
+        if isinstance(event, CardAction):
+            named = next((r for r in routes if r.actions is not None and event.action in r.actions), None)
+            routes = [named] if named else [r for r in routes if r.actions is None]
         return routes[0].handler if routes else None

@@ -22,8 +22,12 @@ from approvals.model import (
 )
 from notifications.wording import (
     MORE_ACTIONS_LABEL,
+    REASSIGN_LABEL,
     REQUEST_STATUS_LABEL,
+    SUPERVISE_URGE_LABEL,
+    TAKE_OVER_LABEL,
     URGENCY_LABEL,
+    VIEW_LABEL,
     card_outcome,
     decided_waiting,
     progress_text,
@@ -155,7 +159,10 @@ def with_link(payload: dict[str, Any], link: str) -> dict[str, Any]:
     instead (its card and its open buttons too)."""
     out = {**payload, "link": link}
     if isinstance(payload.get("buttons"), list):
-        out["buttons"] = [{**b, "url": link} if b.get("url") else b for b in payload["buttons"]]
+        # A button with its own `path` (a 督办 card's 转交) is pointed at its page separately.
+        out["buttons"] = [
+            {**b, "url": link} if b.get("url") and not b.get("path") else b for b in payload["buttons"]
+        ]
     if isinstance(payload.get("card"), dict):
         out["card"] = with_link(payload["card"], link)
     return out
@@ -237,3 +244,67 @@ def compose(
         return base
     base.update(text=str(notice.data.get("text", "")))
     return base
+
+
+# -- supervision 督办 cards --------------------------------------------------------------------
+SUPERVISE_KINDS = frozenset({"supervise", "escalate"})  # outbox kinds that carry a 督办 card
+
+
+def supervise_page(task_id: str, version: int) -> str:
+    """The workspace page of a 督办 card (the 转交 person picker and the other actions)."""
+    return f"/m/s/{task_id}/{version}"
+
+
+def supervise_buttons(task_id: str, version: int, *, link: str, may_take_over: bool) -> list[dict[str, str]]:
+    """催办 and 代为处理 call back; 转交 opens the person picker (`path`, made into the recipient's
+    own link when the message is queued); 查看 opens the request page at `link`."""
+    buttons = [
+        {"action": "supervise_urge", "label": SUPERVISE_URGE_LABEL, "style": "primary"},
+        {
+            "action": "reassign",
+            "label": REASSIGN_LABEL,
+            "style": "default",
+            "path": supervise_page(task_id, version),
+            "url": supervise_page(task_id, version),
+        },
+    ]
+    if may_take_over:
+        buttons.append({"action": "take_over", "label": TAKE_OVER_LABEL, "style": "default"})
+    buttons.append({"action": "open", "label": VIEW_LABEL, "style": "default", "url": link})
+    return buttons
+
+
+def supervise_card(
+    request: Request,
+    task: Task,
+    *,
+    template: Template,
+    org: Org,
+    tz: ZoneInfo,
+    link: str,
+    text: str,
+    late: str,
+    heading: str,
+    may_take_over: bool,
+) -> dict[str, Any]:
+    """A manager's 督办 card about a late task: the same shape as a task card, so every platform
+    renders it with the task card's layout, with the 督办 actions as its buttons."""
+    step = request.steps[task.step_index]
+    holder = org.display_name(task.assignee)
+    if task.acting_for:
+        holder += f"（代{org.display_name(task.acting_for)}）"
+    return {
+        "title": f"{heading}·{template.name}",
+        "urgency": URGENCY_LABEL[request.urgency],
+        "subtitle": request.title,
+        "initiator": org.display_name(request.initiator),
+        "step": step.name,
+        "acting_for": None,
+        "acting_for_label": None,
+        "fields": [{"label": "当前处理人", "value": holder}, {"label": "状态", "value": late}],
+        "deadline": _local(task.due_at, tz),
+        "waiting": text,
+        "buttons": supervise_buttons(task.id, task.version, link=link, may_take_over=may_take_over),
+        "link": link,
+        "supervise": True,
+    }

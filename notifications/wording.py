@@ -77,6 +77,7 @@ _OUTCOMES = {
     CardOutcome.DELEGATED: "已交由代理人{target}处理",
     CardOutcome.HANDLED_BY: "已由{by}处理",
     CardOutcome.REQUEST_ENDED: "申请{ended}",
+    CardOutcome.TAKEN_OVER: "已由{by}代为处理",
 }
 
 
@@ -214,3 +215,60 @@ def via_label(via: object) -> str:
         if via.startswith(prefix):
             return f"经{words} {via.removeprefix(prefix)}"
     return f"经 {via}"
+
+
+# -- supervision 督办 cards: a manager's actions on a late task of their team -------------------
+SUPERVISE_URGE_LABEL = "催办"
+REASSIGN_LABEL = "转交"
+TAKE_OVER_LABEL = "代为处理"
+VIEW_LABEL = "查看"
+SUPERVISE_LIST_HINT = "打开链接可逐条催办、转交或代为处理"
+SUPERVISE_CARD_TITLE = {"supervise": "督办", "escalate": "督办升级", "office": "督办（无上级）"}
+
+
+def supervise_done(move: str, *, assignee: str, target: str) -> str:
+    """What a manager is told after a 督办 action went through (move: urge | transfer | take_over)."""
+    if move == "urge":
+        return f"已催办{assignee}，对方会收到提醒。"
+    if move == "transfer":
+        return f"已转交给{target}，{assignee}的待办已关闭，{target}会收到审批卡片。"
+    return f"已代{assignee}处理：这条待办已转到您名下，请在新的审批卡片上处理。"
+
+
+def office_escalation_text(chase: Chase, *, top: str) -> str:
+    """The 督办 text to the office when nobody above the holder is left to tell."""
+    c = chase
+    late = lateness(c.due_at, c.now)
+    return (
+        f"【督办·无上级】{c.holder} 的待办{late}仍未处理：「{c.template_name}」{c.title}"
+        f"（当前步骤「{c.step_name}」；{top} 之上已无上级，转由办公室督办）"
+    )
+
+
+def supervise_refused(why: str) -> str:
+    """The chat answer to a 督办 tap that changed nothing (stale, repeated, not allowed)."""
+    return f"{why}，您的点击没有产生任何变更。"
+
+
+# -- re-planned deadlines (a calendar override changed) -----------------------------------------
+_CALENDAR_CHANGE = {
+    "holiday": "设为休息日",
+    "workday": "设为工作日（调休）",
+    "removed_holiday": "取消休息日",
+    "removed_workday": "取消调休工作日",
+}
+
+
+def replanned_comment(
+    day: str, change: str, *, before: datetime | None, after: datetime, tz: ZoneInfo
+) -> str:
+    """The trail's words for a due time moved by a calendar change."""
+    what = _CALENDAR_CHANGE.get(change, "调整")
+    old = before.astimezone(tz).strftime("%m-%d %H:%M") if before else "—"
+    when = date_label(day)
+    return f"工作日历调整（{when}{what}），处理期限由 {old} 改为 {after.astimezone(tz):%m-%d %H:%M}"
+
+
+def date_label(day: str) -> str:
+    """2026-11-24 → 11-24."""
+    return day[5:] if len(day) == 10 else day

@@ -109,6 +109,11 @@ class Org:
             current = self.users.get(current.manager)
         return chain
 
+    def team_of(self, manager: str) -> list[str]:
+        """The active people `manager` manages, directly or further down, by name order."""
+        team = [u for u in self.users.values() if u.active and manager in self.manager_chain(u.id)]
+        return [u.id for u in sorted(team, key=lambda u: (u.name, u.id))]
+
     def role_holders(self, role: str, *, active_only: bool = True) -> list[str]:
         return [u.id for u in self.users.values() if role in u.roles and (u.active or not active_only)]
 

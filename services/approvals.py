@@ -330,6 +330,41 @@ class Workflow:
         )
         return view
 
+    # -- supervision 督办 ------------------------------------------------------------------------
+    async def supervise(self, *, request_id: str, action: engine.SupervisorAction) -> RequestView:
+        """A manager's 催办 / 转交 / 代为处理 on a task of their team (`engine.supervise`)."""
+        org = await self.org()
+        return await retry_on_conflict(
+            functools.partial(self._supervise_once, request_id, action, org), busy=Busy(request_id=request_id)
+        )
+
+    async def _supervise_once(
+        self, request_id: str, action: engine.SupervisorAction, org: Org
+    ) -> RequestView:
+        now = self.d.now()
+        async with self.d.db.transaction() as s:
+            loaded = await store.load_request(s, request_id=request_id)
+            if loaded is None:
+                raise RequestNotFound(request_id=request_id)
+            template = self.template(loaded.request.template_key)
+            delegations = await store.active_delegations(s, now=now)
+            out = engine.supervise(self._ctx(template, org, delegations, now), loaded.request, action)
+            await store.save_request(s, loaded=loaded, events=out.events)
+            await self._record(s, out, template, org, now)
+            view = request_view(out.request, org=org, tz=self.d.tz)
+            view.info = out.info
+        logger.info(
+            "supervisor action applied",
+            extra={
+                "request_id": request_id,
+                "action": action.kind.value,
+                "actor": action.actor,
+                "task_id": action.task_id,
+                "target": action.target,
+            },
+        )
+        return view
+
     async def _stored(self, key: str) -> RequestView | None:
         async with self.d.db.session() as s:
             stored = await store.idempotent_response(s, key=key)

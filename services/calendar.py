@@ -1,8 +1,10 @@
 """The calendar overrides use cases: list, set and remove the organisation's extra holidays and
 extra working days, and say what the working calendar is built from.
 
-One transaction per change, then this process's calendar reloads at once (other processes pick
-the change up on their next refresh). Returns typed views; decides nothing about deadlines.
+One transaction per change, which also writes a `calendar_replan` timer: the next timer scan
+(of any replica) re-plans the due times and reminders of pending tasks on the changed calendar
+and records each moved due time in its request's trail. This process's calendar reloads at
+once (other processes pick the change up on their next refresh). Returns typed views; decides nothing about deadlines.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from datetime import date, datetime
 
 from pydantic import BaseModel
 
+from deadlines import timers
 from deadlines.org_calendar import OrgCalendar
 from org.errors import Category, DomainError
 from services.approval_views import IsoTime
@@ -66,6 +69,7 @@ class CalendarService:
             saved, created = await calendar_store.set_override(
                 session, day=day, kind=kind, reason=reason, created_by=created_by, now=self.now()
             )
+            await timers.schedule_replan(session, day=day, change=kind.value, now=self.now())
         await self.calendar.reload(self.db, now=self.now())
         return CalendarOverride.of(saved), created
 
@@ -73,6 +77,10 @@ class CalendarService:
         """The override removed; OverrideNotFound when the date has none."""
         async with self.db.transaction() as session:
             removed = await calendar_store.remove_override(session, day=day)
+            if removed is not None:
+                await timers.schedule_replan(
+                    session, day=day, change=f"removed_{removed.kind.value}", now=self.now()
+                )
         if removed is None:
             raise OverrideNotFound(date=day.isoformat())
         await self.calendar.reload(self.db, now=self.now())

@@ -23,12 +23,14 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from approvals import engine
 from approvals.definitions import Permission, Template
@@ -41,7 +43,7 @@ from deadlines.org_calendar import OrgCalendar
 from deadlines.slots import slot_key
 from deadlines.timer_kinds import FireResult, TimerKinds
 from deadlines.timer_kinds import ids as _ids
-from deadlines.timers import Timer, TimerKind, TimerStatus
+from deadlines.timers import TASK_KINDS, Timer, TimerKind, TimerStatus
 from notifications import wording
 from notifications.compose import with_link
 from notifications.messages import message_for
@@ -248,8 +250,12 @@ class DeadlineService:
         now: Callable[[], datetime],
         public_url: str,
         digest_times: Sequence[time] = DEFAULT_DIGEST_TIMES,
+        office_role: str = "hr_manager",
+        escalate_to: str = "",
     ) -> None:
         self.db = db
+        self.office_role = office_role
+        self.escalate_to = escalate_to
         self.workflow = workflow
         self.calendar = calendar
         self.tz = tz
@@ -259,6 +265,8 @@ class DeadlineService:
         for kind in (TimerKind.REMIND, TimerKind.DUE, TimerKind.ESCALATE, TimerKind.AUTO):
             kinds.register(kind, self._fire_task_rung)
         kinds.register(TimerKind.DELEGATION_START, self._fire_delegation)
+        kinds.register(TimerKind.CALENDAR_REPLAN, self._fire_replan)
+        self._planner = DeadlineHooks(calendar=calendar, tz=tz)
         kinds.register(TimerKind.DIGEST, self._fire_digest, next_slot=self.schedule_next_digest)
         kinds.before_scan(self._refresh_calendar)
 
@@ -320,6 +328,7 @@ class DeadlineService:
                 tz=self.tz,
                 now=now,
                 public_url=self.public_url,
+                office=self.office(org),
             )
             if not ping.messages:
                 await timers.set_status(
@@ -334,6 +343,13 @@ class DeadlineService:
             extra={**_ids(timer), "recipients": [m.recipient for m in ping.messages]},
         )
         return FireResult.FIRED
+
+    def office(self, org: Org) -> list[str]:
+        """Who gets 督办 past the top of the manager chain: the configured person, else the
+        office role's holders."""
+        if self.escalate_to and org.is_active(self.escalate_to):
+            return [self.escalate_to]
+        return sorted(org.role_holders(self.office_role))
 
     async def _auto_action(
         self,
@@ -405,6 +421,90 @@ class DeadlineService:
         )
         return FireResult.FIRED
 
+    # -- a calendar override changed: re-plan pending due times ---------------------------------
+    async def _fire_replan(self, timer: Timer) -> FireResult:
+        """Every pending task's due time again on the changed calendar; a task whose due time
+        moves gets a trail entry (old and new due time, the day and the change) and its rungs
+        re-planned. Running it twice changes nothing the second time."""
+        await self.calendar.reload(self.db, now=self.now())
+        q = (
+            select(col(RequestRow.id))
+            .join(TaskRow, col(TaskRow.request_id) == col(RequestRow.id))
+            .where(col(TaskRow.status) == TaskStatus.PENDING.value)
+            .where(col(RequestRow.status) == RequestStatus.RUNNING.value)
+            .distinct()
+        )
+        async with self.db.session() as session:
+            request_ids = sorted((await session.execute(q)).scalars().all())
+        moved = 0
+        for rid in request_ids:
+            try:
+                moved += await retry_on_conflict(
+                    functools.partial(self._replan_request, rid, timer.data),
+                    busy=_Busy(f"request {rid}: kept changing while re-planning"),
+                )
+            except _Busy:
+                logger.warning(
+                    "due times not re-planned: the request kept changing", extra={"request_id": rid}
+                )
+        async with self.db.transaction() as session:
+            if not await timers.finish(session, timer, now=self.now()):
+                return FireResult.LOST
+        logger.info(
+            "due times re-planned", extra={**_ids(timer), "requests": moved, "checked": len(request_ids)}
+        )
+        return FireResult.FIRED
+
+    async def _replan_request(self, request_id: str, change: dict[str, Any]) -> int:
+        """Re-plan one request's pending tasks in one transaction; 1 if any due time moved."""
+        deadline_fn = self.workflow.d.deadline_fn
+        now = self.now()
+        day, what = str(change.get("day", "")), str(change.get("change", ""))
+        async with self.db.transaction() as session:
+            loaded = await store.load_request(session, request_id=request_id)
+            if deadline_fn is None or loaded is None or loaded.request.status != RequestStatus.RUNNING:
+                return 0
+            req = loaded.request
+            template = self.workflow.d.templates.get(req.template_key)
+            if template is None:
+                return 0
+            events, moved = [], []
+            for task in req.pending_tasks():
+                if task.activated_at is None or task.due_at is None or task.permission == Permission.NOTIFY:
+                    continue
+                due = deadline_fn(req, req.steps[task.step_index], task, task.activated_at)
+                if due is None or due == task.due_at:
+                    continue
+                words = wording.replanned_comment(day, what, before=task.due_at, after=due, tz=self.tz)
+                events.append(engine.replan_due(req, now, task.id, due, comment=words, day=day, change=what))
+                moved.append(task.id)
+            if not events:
+                return 0
+            await store.save_request(session, loaded=loaded, events=events)
+            for task_id in moved:
+                await self._replan_rungs(session, req, task_id, template, now)
+        logger.info("due times moved by a calendar change", extra={"request_id": request_id, "tasks": moved})
+        return 1
+
+    async def _replan_rungs(
+        self, session: AsyncSession, req: Request, task_id: str, template: Template, now: datetime
+    ) -> None:
+        """The task's rungs again from its new due time; a rung that already fired stays fired."""
+        rows = await timers.timers_of(session, task_id=task_id)
+        fired = {
+            (r.kind, int((r.data or {}).get("level", 0)))
+            for r in rows
+            if r.kind in TASK_KINDS and r.status in (TimerStatus.DONE.value, TimerStatus.FIRING.value)
+        }
+        others = [t.id for t in req.pending_tasks() if t.id != task_id]
+        await timers.cancel_task_timers(session, request_id=req.id, keep_task_ids=others, now=now)
+        rungs = [
+            replace(r, at=max(r.at, now))
+            for r in self._planner.rungs_for(req, task_id, template)
+            if (r.kind.value, r.level) not in fired
+        ]
+        await timers.schedule_rungs(session, request_id=req.id, task_id=task_id, rungs=rungs, now=now)
+
     # -- digests ------------------------------------------------------------------------------
     async def schedule_next_digest(
         self, session: AsyncSession, *, after: datetime, now: datetime
@@ -448,6 +548,8 @@ class DeadlineService:
                 due_at=t.due_at,
                 acting_for=t.acting_for,
                 gates=t.permission != Permission.NOTIFY.value,
+                manager_may_act=r.template_key in templates
+                and engine.may_take_over(templates[r.template_key]),
             )
             for t, r in rows
         ]
@@ -532,15 +634,52 @@ async def _enqueue(
     """The ladder's and digests' messages, each linking through its recipient's personal link:
     to the request page, or for a digest to the workspace's to-do list."""
     for m in messages:
-        path = request_page(m.request_id) if m.request_id else WORKSPACE_HOME
+        path = request_page(m.request_id) if m.request_id else str(m.payload.get("path") or WORKSPACE_HOME)
         link = await links.url(m.recipient, path, session=session)
+        payload = await _own_pages(with_link(m.payload, link), m.recipient, links, session)
         session.add(
             OutboxRow.due_now(
                 kind=m.kind,
                 recipient=m.recipient,
                 request_id=m.request_id,
                 task_id=m.task_id,
-                payload=with_link(m.payload, link),
+                payload=payload,
                 now=now,
             )
         )
+
+
+async def _own_pages(
+    payload: dict[str, Any], recipient: str, links: PersonalLinks, session: AsyncSession
+) -> dict[str, Any]:
+    """Buttons that name a page of their own (`path`: a 督办 card's 转交, a digest item's
+    actions) point at it through the recipient's own link."""
+
+    async def fix(buttons: Any) -> Any:
+        if not isinstance(buttons, list):
+            return buttons
+        return [
+            {**b, "url": await links.url(recipient, str(b["path"]), session=session)}
+            if isinstance(b, dict) and b.get("path")
+            else b
+            for b in buttons
+        ]
+
+    out = {**payload, "buttons": await fix(payload.get("buttons"))}
+    if "buttons" not in payload:
+        del out["buttons"]
+    if isinstance(payload.get("card"), dict):
+        out["card"] = {**payload["card"], "buttons": await fix(payload["card"].get("buttons"))}
+    if isinstance(payload.get("items"), list):
+        out["items"] = [
+            {**i, "actions": await fix(i.get("actions"))} if isinstance(i, dict) and "actions" in i else i
+            for i in payload["items"]
+        ]
+    if isinstance(payload.get("people"), list):
+        out["people"] = [
+            {**p, "items": [{**i, "actions": await fix(i.get("actions"))} for i in p.get("items", [])]}
+            if isinstance(p, dict)
+            else p
+            for p in payload["people"]
+        ]
+    return out

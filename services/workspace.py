@@ -3,7 +3,8 @@ the request laid out for a decision, the actions the viewer may take, and acting
 
 `can_view` is the access rule of `/m/r/{id}`: the initiator, anyone with a task on it (any
 status, or the person it was held for), the people the template copies (cc, on approval), a
-delegate acting for any of them, and the holders of the admin role. `Workspace` loads a request
+delegate acting for any of them, the managers of whoever holds a pending task (督办), and the
+holders of the admin role. `Workspace` loads a request
 through `Workflow`, formats its form by field kind, says who is holding it up, and turns a
 refusal into the same words the chat cards use. It decides no approval rule: what may be done
 comes from `engine.allowed_actions`, and every action goes through `Workflow.act`. It never
@@ -20,7 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from approvals.definitions import FieldSpec, FieldType, StepSpec, Template
-from approvals.engine import Action, Allowed, return_steps
+from approvals.engine import Action, Allowed, return_steps, supervisors_of
 from approvals.errors import (
     ApprovalError,
     NotAssignee,
@@ -72,11 +73,13 @@ def can_view(
     delegations: Sequence[Delegation],
     admin_roles: Collection[str],
     now: datetime,
+    supervisors: Collection[str] = (),
 ) -> bool:
-    """Whether `user` may open the request: see the module docstring for who may."""
+    """Whether `user` may open the request: see the module docstring for who may.
+    `supervisors`: the managers of the people holding its pending tasks (督办 opens the page)."""
     if not user.active:
         return False
-    if is_admin(user, admin_roles):
+    if is_admin(user, admin_roles) or user.id in supervisors:
         return True
     people = {view.initiator, *cc}
     for step in view.steps:
@@ -302,9 +305,16 @@ DONE_TEXT = {
 class Workspace:
     """The request page's use of the workflow, for one viewer at a time."""
 
-    def __init__(self, workflow: Workflow, *, admin_roles: Collection[str] = (DEFAULT_ADMIN_ROLE,)) -> None:
+    def __init__(
+        self,
+        workflow: Workflow,
+        *,
+        admin_roles: Collection[str] = (DEFAULT_ADMIN_ROLE,),
+        escalate_to: str = "",
+    ) -> None:
         self.wf = workflow
         self.admin_roles = tuple(admin_roles)
+        self.escalate_to = escalate_to  # gets 督办 past the top of the chain, so may open what it names
 
     async def visible(self, request_id: str, user: User) -> RequestView:
         """The request as `user` may read it; RequestHidden when they have no reason to see it."""
@@ -319,7 +329,18 @@ class Workspace:
         template = self.wf.template(req.template_key)
         now = self.wf.d.now()
         cc = watchers(template, req, org)
-        if not can_view(view, user, cc=cc, delegations=delegations, admin_roles=self.admin_roles, now=now):
+        bosses = {m for t in req.pending_tasks() for m in supervisors_of(org, t)}
+        if self.escalate_to and req.pending_tasks():
+            bosses.add(self.escalate_to)
+        if not can_view(
+            view,
+            user,
+            cc=cc,
+            delegations=delegations,
+            admin_roles=self.admin_roles,
+            now=now,
+            supervisors=bosses,
+        ):
             logger.info("request page refused", extra={"request_id": request_id, "user": user.id})
             raise RequestHidden(request_id=request_id)
         return RequestPage(

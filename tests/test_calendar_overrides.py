@@ -16,6 +16,7 @@ from approvals.clock import ManualClock
 from bot.app import create_app
 from bot.cli import main
 from bot.keys import DEADLINES, TIMERS
+from deadlines import timers
 from deadlines.org_calendar import REFRESH
 from storage import calendar_store, migrate
 from storage.calendar_store import OverrideKind
@@ -83,6 +84,43 @@ async def test_an_extra_holiday_moves_deadlines_at_once(api: Api, clock: ManualC
     assert datetime.fromisoformat(after["steps"][0]["tasks"][0]["due_at"]) == sh(11, 24, 16)
 
 
+async def test_an_override_added_for_tomorrow_moves_a_pending_due_time_and_says_so(
+    api: Api, org_db: Database, clock: ManualClock
+) -> None:
+    clock.set(sh(11, 23, 16))  # Monday 16:00: 孙丽's 4 working hours end Tuesday 11:00
+    req = await api.submit("seal_use", "u_wu", SEAL)
+    task_id = req["steps"][0]["tasks"][0]["id"]
+    clock.set(sh(11, 23, 17))
+
+    await api.call("POST", "/calendar/overrides", {"date": "2026-11-24", "kind": "holiday"}, expect=201)
+    await api.app[TIMERS].scan_once()  # type: ignore[index]
+
+    _, moved = await api.call("GET", f"/requests/{req['id']}?trail=1", expect=200)
+    task = moved["steps"][0]["tasks"][0]  # type: ignore[index]
+    # Tuesday is off: Wednesday 11:00 by working hours, capped by the 一般 request's 24 h.
+    assert datetime.fromisoformat(task["due_at"]) == sh(11, 24, 16)
+    assert task["version"] == req["steps"][0]["tasks"][0]["version"]  # the card stays valid
+    entry = [e for e in moved["trail"] if e["kind"] == "deadline_replanned"]  # type: ignore[index]
+    assert len(entry) == 1 and entry[0]["task_id"] == task_id
+    assert entry[0]["comment"] == "工作日历调整（11-24设为休息日），处理期限由 11-24 11:00 改为 11-24 16:00"
+    async with org_db.session() as s:
+        rows = await timers.timers_of(s, task_id=task_id)
+    pending = {r.kind: r.due_at.astimezone(SH) for r in rows if r.status == "pending"}
+    # The 督办 rung is re-planned too: not at the old 11:00, and since the new due time is on the
+    # holiday, it waits for Wednesday's first working hour.
+    assert pending["due"] == sh(11, 25, 9)
+    assert [r.status for r in rows if r.kind == "due"].count("cancelled") == 1
+
+    # The same scan again finds nothing to move; removing the holiday moves it back.
+    await api.app[TIMERS].scan_once()  # type: ignore[index]
+    await api.call("DELETE", "/calendar/overrides/2026-11-24", expect=200)
+    await api.app[TIMERS].scan_once()  # type: ignore[index]
+    _, back = await api.call("GET", f"/requests/{req['id']}?trail=1", expect=200)
+    assert datetime.fromisoformat(back["steps"][0]["tasks"][0]["due_at"]) == sh(11, 24, 11)  # type: ignore[index]
+    replans = [e["comment"] for e in back["trail"] if e["kind"] == "deadline_replanned"]  # type: ignore[index]
+    assert replans[1:] == ["工作日历调整（11-24取消休息日），处理期限由 11-24 16:00 改为 11-24 11:00"]
+
+
 async def test_an_extra_working_day_counts(api: Api, clock: ManualClock) -> None:
     await api.call(
         "POST", "/calendar/overrides", {"date": "2026-11-28", "kind": "workday", "reason": "补班"}, expect=201
@@ -147,6 +185,16 @@ def cli_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     return url
 
 
+async def _replan_changes(url: str) -> list[str]:
+    db = Database(url)
+    try:
+        async with db.session() as s:
+            rows = await timers.timers_of(s)
+        return [str(r.data["change"]) for r in rows if r.kind == "calendar_replan"]
+    finally:
+        await db.dispose()
+
+
 async def _migrate(url: str) -> None:
     db = Database(url)
     try:
@@ -177,6 +225,8 @@ def test_cli_adds_lists_and_removes_overrides(cli_db: str, capsys: pytest.Captur
         "removed: 2026-12-26 Sat  workday",
     ]
     assert "2026-12-26 has no override" in err
+    # Each change asks the running service to re-plan pending due times (a timer it will fire).
+    assert asyncio.run(_replan_changes(cli_db)) == ["holiday", "workday", "workday", "removed_workday"]
 
 
 def test_cli_refuses_a_bad_date(cli_db: str, capsys: pytest.CaptureFixture[str]) -> None:

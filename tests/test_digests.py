@@ -127,7 +127,16 @@ def test_managers_get_their_direct_reports_overdue_items_grouped_by_person() -> 
         "【团队超时汇总】您的团队有 3 条待办已超时",
         "孙丽：2 条，最久超时 21 小时（「用章申请」申请 t1）",
         "王芳：1 条，最久超时 1 小时（「用章申请」申请 t3）",
+        "打开链接可逐条催办、转交或代为处理",
     ]
+    # Each item carries the 督办 card's actions; the message opens the 督办 page listing them.
+    first = message.payload["people"][0]["items"][0]
+    assert [(a["label"], a.get("path")) for a in first["actions"]] == [
+        ("催办", None),
+        ("转交", f"/m/s/{first['task_id']}/{first['version']}"),
+        ("查看", f"/m/r/{first['request_id']}"),
+    ]
+    assert message.payload["path"] == "/m/s/"
 
 
 def test_digest_slots_skip_weekends_and_holidays_but_not_make_up_days() -> None:

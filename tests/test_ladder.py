@@ -235,7 +235,13 @@ def test_the_due_rung_reminds_the_assignee_and_supervises_their_manager() -> Non
     assert "已超时 35 分钟" in remind["text"]
     assert supervise["text"].startswith("【督办】孙丽 的待办已超时 35 分钟：「测试审批」")
     assert "吴昊 提交" in supervise["text"] and "11-23 15:30" in supervise["text"]
-    assert supervise["buttons"] == [{"action": "open", "label": "查看详情", "url": "http://oa/m/r/r1"}]
+    # The 督办 card: 催办 and 代为处理 call back, 转交 opens the person picker, 查看 the request.
+    assert [(b["label"], b.get("url")) for b in supervise["buttons"]] == [
+        ("催办", None),
+        ("转交", f"/m/s/{task.id}/{task.version}"),
+        ("查看", "http://oa/m/r/r1"),
+    ]
+    assert supervise["card"]["buttons"] == supervise["buttons"]
     assert supervise["overdue_s"] == 35 * 60
     assert [(e.kind, e.actor, e.after) for e in ping.events] == [
         ("reminded", "system", "u_sun"),

@@ -136,10 +136,15 @@ async def test_supervision_message_says_who_what_and_how_late(
     assert row.recipient == "u_li" and row.request_id == req["id"]
     assert row.payload["text"].startswith("【督办】孙丽 的待办已超时 40 分钟：「用章申请」")
     assert row.payload["task_id"] == req["steps"][0]["tasks"][0]["id"]
-    url = row.payload["buttons"][0]["url"]
+    buttons = {b["label"]: b for b in row.payload["card"]["buttons"]}
+    url = buttons["查看"]["url"]
     assert url == row.payload["link"] and url.startswith("http://oabot.test/m/l/")
     target = await api.app[LINKS].read(url.rsplit("/", 1)[1])  # type: ignore[index]
     assert (target.user, target.path) == ("u_li", f"/m/r/{req['id']}")  # the manager's own link
+    # 转交 opens the person picker of this task version, signed in as the manager too.
+    picker = await api.app[LINKS].read(buttons["转交"]["url"].rsplit("/", 1)[1])  # type: ignore[index]
+    task = req["steps"][0]["tasks"][0]
+    assert (picker.user, picker.path) == ("u_li", f"/m/s/{task['id']}/{row.payload['version']}")
 
 
 async def test_pings_stop_the_moment_the_task_is_done(api: Api, org_db: Database, clock: ManualClock) -> None:

@@ -20,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot.app import open_database  # honours a PostgreSQL schema in the URL
 from bot.cli.config import database_ready
 from bot.settings import ConfigError, Settings, load_settings
+from deadlines import timers
 from deadlines.calendar import WorkingCalendar
 from storage import calendar_store
 from storage.calendar_store import Override, OverrideKind
@@ -96,9 +97,13 @@ def run_add(
         return EXIT_INVALID
 
     async def go(session: Any) -> tuple[Override, bool]:
-        return await calendar_store.set_override(
-            session, day=day, kind=kind, reason=reason.strip(), created_by="cli", now=datetime.now(UTC)
+        now = datetime.now(UTC)
+        saved = await calendar_store.set_override(
+            session, day=day, kind=kind, reason=reason.strip(), created_by="cli", now=now
         )
+        # The running service re-plans pending due times at its next timer scan.
+        await timers.schedule_replan(session, day=day, change=kind.value, now=now)
+        return saved
 
     try:
         saved, created = asyncio.run(_in_transaction(settings, go))
@@ -116,7 +121,12 @@ def run_remove(day: date, *, demo: bool = False, out: TextIO | None = None, err:
         return EXIT_INVALID
 
     async def go(session: Any) -> Override | None:
-        return await calendar_store.remove_override(session, day=day)
+        removed = await calendar_store.remove_override(session, day=day)
+        if removed is not None:
+            await timers.schedule_replan(
+                session, day=day, change=f"removed_{removed.kind.value}", now=datetime.now(UTC)
+            )
+        return removed
 
     try:
         removed = asyncio.run(_in_transaction(settings, go))

@@ -265,6 +265,8 @@ class Settings(BaseModel):
     office_role: Annotated[str, parse.office_role] = Field(
         default="hr_manager", validation_alias="OABOT_OFFICE_ROLE"
     )
+    # 督办 past the top of the manager chain goes to this person, or (empty) the office role's holders.
+    escalate_to: Annotated[str, parse.person_id] = Field(default="", validation_alias="OABOT_ESCALATE_TO")
     # Org admins 管理员 (the console outside demo mode): active holders of this role or of the
     # office role. See `admin_roles`.
     admin_role: Annotated[str, parse.office_role] = Field(

@@ -306,6 +306,14 @@ def office_role(text: str) -> str:
 
 
 @text_parser
+def person_id(text: str) -> str:
+    """One person's id from the org file; empty is nobody."""
+    if not text or (len(text) <= ROLE_MAX_LEN and not any(c.isspace() or c == "," for c in text)):
+        return text
+    raise expected("one person's id from the org file, e.g. u_zhao; empty: the office role's holders")
+
+
+@text_parser
 def free_roles(text: str) -> tuple[str, ...]:
     """Comma-separated role names; `*` is everyone, empty is nobody."""
     roles = tuple(r.strip() for r in text.split(",") if r.strip())

@@ -6,8 +6,9 @@ lost answer) reuses the same instance instead of making a second one.
 
 The card template built at card.dingtalk.com reads the variables below (all strings, as the
 card API requires; `docs/platforms-dingtalk.md` lists them for the admin). Its buttons use the
-"回传请求" action with the parameter `action` = approve | reject | acknowledge; its 更多操作
-button is a "跳转链接" action to `more_url` (the request page). A decided card keeps only that
+"回传请求" action with the parameter `action` = approve | reject | acknowledge (a manager's
+督办 card: supervise_urge | take_over); its 更多操作 button is a "跳转链接" action to `more_url`
+(the request page), and a 督办 card's 转交 one to `reassign_url` (the person picker). A decided card keeps only that
 link button and says the outcome where it said 等待您处理.
 
 Pure: no I/O, no approval rules. What a card says was decided in `notifications.compose`.
@@ -15,14 +16,18 @@ Pure: no I/O, no approval rules. What a card says was decided in `notifications.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 OUT_TRACK_PREFIX = "oabot_"
+LINK_ACTIONS = ("reassign",)  # link buttons besides 更多操作/查看 (more_*): the 督办 card's 转交
+SUPERVISE_MARK = "_m"  # a 督办 card's outTrackId: oabot_<task>_m<recipient hash>_v<version>
 CALLBACK_ROUTE_KEY = "oabot_card"  # the HTTP-mode callbackRouteKey registered for /callbacks/dingtalk/card
-ACTIONS = ("approve", "reject", "acknowledge")
+ACTIONS = ("approve", "reject", "acknowledge", "supervise_urge", "take_over")
 
 # Every variable the card template may use, with what it holds (documented for admins).
 TEMPLATE_VARIABLES: dict[str, str] = {
@@ -51,6 +56,13 @@ TEMPLATE_VARIABLES: dict[str, str] = {
     "more_url": "the request page, through the recipient's own link",
     "show_more": "true / false",
     "buttons_json": "the buttons as a JSON array of {action, label, style, url}",
+    "supervise_urge_label": "督办 card: label of the 催办 button (回传请求, action supervise_urge)",
+    "show_supervise_urge": "true / false",
+    "take_over_label": "督办 card: label of the 代为处理 button (回传请求, action take_over)",
+    "show_take_over": "true / false",
+    "reassign_label": "督办 card: label of the 转交 link button",
+    "reassign_url": "督办 card: the person picker page, through the manager's own link",
+    "show_reassign": "true / false",
 }
 
 
@@ -72,12 +84,20 @@ def out_track_id(task_id: str, version: int) -> str:
     return f"{OUT_TRACK_PREFIX}{task_id}_v{version}"
 
 
+def supervise_track_id(task_id: str, version: int, user_id: str) -> str:
+    """A manager's 督办 card about a task version: one instance per manager, apart from the
+    assignee's own card of the same version."""
+    digest = hashlib.sha256(user_id.encode("utf-8")).hexdigest()[:8]
+    return f"{OUT_TRACK_PREFIX}{task_id}{SUPERVISE_MARK}{digest}_v{version}"
+
+
 def parse_out_track_id(value: str) -> tuple[str, int]:
     if not value.startswith(OUT_TRACK_PREFIX):
         raise MalformedCardCallback(f"outTrackId {value!r} is not one of oabot's cards")
     task_id, sep, version = value[len(OUT_TRACK_PREFIX) :].rpartition("_v")
     if not sep or not task_id or not version.isdigit():
         raise MalformedCardCallback(f"outTrackId {value!r} has no task and version")
+    task_id = re.sub(rf"{SUPERVISE_MARK}[0-9a-f]{{8}}$", "", task_id)  # a 督办 card names the same task
     return task_id, int(version)
 
 
@@ -100,9 +120,19 @@ def _button_params(buttons: list[Mapping[str, Any]]) -> dict[str, str]:
     for action in ACTIONS:
         out[f"{action}_label"] = ""
         out[f"show_{action}"] = "false"
+    for link in LINK_ACTIONS:
+        out.update({f"{link}_label": "", f"{link}_url": "", f"show_{link}": "false"})
     for button in buttons:
         action = str(button.get("action", ""))
-        if button.get("url"):
+        if button.get("url") and action in LINK_ACTIONS:
+            out.update(
+                {
+                    f"{action}_label": _text(button.get("label")),
+                    f"{action}_url": _text(button["url"]),
+                    f"show_{action}": "true",
+                }
+            )
+        elif button.get("url"):
             out.update(more_label=_text(button.get("label")), more_url=_text(button["url"]), show_more="true")
         elif action in ACTIONS:
             out[f"{action}_label"] = _text(button.get("label"))

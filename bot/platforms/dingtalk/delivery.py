@@ -6,6 +6,9 @@ closed) and robot texts (everything else), idempotent per outbox id.
   (handle `sending`) and marked `delivered` after it, so a repeated hand-over skips a card
   already delivered, and a retry after a lost answer reuses the same outTrackId, which DingTalk
   treats as the same card (卡片幂等ID) rather than a second one.
+- a manager's 督办 card (supervise / escalate carrying a card): the same, with its own
+  outTrackId per manager (`oabot_<task>_m<hash>_v<version>`), since the assignee's card of the
+  same task version is another instance.
 - `card_closed`: PUT the card instance with status closed and the outcome (no buttons).
   Updating to the same values twice is harmless.
 - anything with a `text`: robot one-to-one message (oToMessages/batchSend, msgKey sampleText).
@@ -30,11 +33,13 @@ from bot.platforms.dingtalk.cards import (
     create_and_deliver_body,
     open_card_params,
     out_track_id,
+    supervise_track_id,
     update_body,
 )
 from bot.platforms.dingtalk.client import DingTalkApiError, DingTalkClient
 from bot.platforms.dingtalk.inbound import PLATFORM
 from bot.settings import DingTalkSettings
+from notifications.compose import SUPERVISE_KINDS
 from notifications.delivery import Delivery, DeliveryError, OutgoingMessage
 from org.model import User
 from storage.db import Database
@@ -54,6 +59,13 @@ def _card_of(task_id: str, user_id: str) -> tuple[ColumnElement[bool], ...]:
         col(CardRefRow.task_id) == task_id,
         col(CardRefRow.user_id) == user_id,
     )
+
+
+def _track_id(kind: str, task_id: str, version: int, user_id: str) -> str:
+    """A task card's outTrackId, or a manager's 督办 card's (one instance per manager)."""
+    if kind in SUPERVISE_KINDS:
+        return supervise_track_id(task_id, version, user_id)
+    return out_track_id(task_id, version)
 
 
 class DingTalkDelivery(Delivery):
@@ -81,7 +93,7 @@ class DingTalkDelivery(Delivery):
         if not staff:
             raise DeliveryError(f"{user.id} has no DingTalk account", retryable=False)
         try:
-            if message.kind == "task_card" and "card" in message.payload:
+            if (message.kind == "task_card" or message.kind in SUPERVISE_KINDS) and "card" in message.payload:
                 await self._send_card(message, user, staff)
             elif message.kind == "card_closed":
                 await self._close_card(message, user)
@@ -136,7 +148,7 @@ class DingTalkDelivery(Delivery):
         version = int(message.payload.get("version") or 0)
         if not task_id:
             raise DeliveryError("task card without a task id", retryable=False)
-        track = out_track_id(task_id, version)
+        track = _track_id(message.kind, task_id, version, user.id)
         log = {"outbox_id": message.outbox_id, "task_id": task_id, "out_track_id": track, "staff_id": staff}
         ref = await self._card_ref(task_id, user.id)
         if ref is not None and ref.card_id == track and ref.handle == DELIVERED:

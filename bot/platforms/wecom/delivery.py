@@ -1,6 +1,7 @@
 """WeCom delivery: outbox messages as WeCom app messages.
 
-- task_card → message/send of a `button_interaction` template card; where it went and the
+- task_card, and a manager's 督办 card (supervise / escalate with a card: 催办, 代为处理 call
+  back, 转交 and 查看 jump) → message/send of a `button_interaction` template card; where it went and the
   response code WeCom returned are kept (CardRefRow) so the card can be closed in place later;
 - card_closed → update_template_card with the latest unused response code (the send's, or the
   newest click's), replacing the card by the decided one (or, for a payload without it, greying
@@ -34,6 +35,7 @@ from bot.platforms.wecom.cards import (
     text_body,
 )
 from bot.platforms.wecom.client import WeComApiError, WeComClient
+from notifications.compose import SUPERVISE_KINDS
 from notifications.delivery import Delivery, DeliveryError, OutgoingMessage
 from org.model import User
 from storage.db import Database
@@ -76,7 +78,7 @@ class WeComDelivery(Delivery):
             logger.info("wecom message already sent; not sending again", extra=ids)
             return
         try:
-            if message.kind == "task_card":
+            if message.kind == "task_card" or (message.kind in SUPERVISE_KINDS and "card" in message.payload):
                 await self._send_card(message, user, account)
             elif message.kind == "card_closed":
                 await self._close_card(message, user, account)

@@ -50,6 +50,8 @@ TRAIL_KIND_LABEL = {
     "reminded": "提醒",
     "supervised": "督办",
     "escalated": "上报",
+    "taken_over": "代为处理",
+    "deadline_replanned": "期限重算",
     "digest_sent": "汇总提醒",
     "delegation_cancelled": "取消代理",
     "delegation_not_created": "未能设置代理",

@@ -43,3 +43,17 @@
   form.addEventListener('change',later);
   refresh();
 })();
+
+/* == 督办 page (/m/s/...): filter the team list as the manager types == */
+(function(){
+  var boxes=document.querySelectorAll('input.sv-search');
+  for(var i=0;i<boxes.length;i++){
+    boxes[i].addEventListener('input',function(){
+      var q=this.value.replace(/^\s+|\s+$/g,'');
+      var items=this.parentNode.querySelectorAll('.sv-people li');
+      for(var j=0;j<items.length;j++){
+        items[j].style.display=(!q||items[j].textContent.indexOf(q)>=0)?'':'none';
+      }
+    });
+  }
+})();

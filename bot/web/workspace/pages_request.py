@@ -45,7 +45,10 @@ CHANNELS = {c.value for c in Channel}
 
 
 def _workspace(request: web.Request) -> Workspace:
-    return Workspace(request.app[WORKFLOW], admin_roles=request.app[SETTINGS].admin_roles)
+    settings = request.app[SETTINGS]
+    return Workspace(
+        request.app[WORKFLOW], admin_roles=settings.admin_roles, escalate_to=settings.escalate_to
+    )
 
 
 def _redirect(location: str, flash: str | None = None) -> web.Response:
@@ -64,15 +67,22 @@ class TrailLine:
     comment: str
 
 
+# Events whose line names the person they went to (转交：王芳, 督办：李娜).
+_NAMES_WHO = (
+    "task_assigned", "transferred", "auto_transferred", "urged", "delegated", "taken_over", "supervised",
+    "escalated",
+)  # fmt: skip
+
+
 def _what(e: TrailEventView, view: RequestView, org: Org) -> str:
-    label = Labels.trail_kind(e.kind)
+    label = ("督办" if e.data.get("as_manager") else "") + Labels.trail_kind(e.kind)
     step = (
         view.steps[e.step_index].name if e.step_index is not None and e.step_index < len(view.steps) else ""
     )
     after = org.display_name(e.after) if e.after else ""
     if e.kind in ("step_started", "step_approved", "step_skipped") and step:
         return f"{label}：{step}"
-    if e.kind in ("task_assigned", "transferred", "auto_transferred", "urged", "delegated") and after:
+    if e.kind in _NAMES_WHO and after:
         return f"{label}：{after}"
     if e.kind == "signer_added":
         return f"{POSITION_SHORT.get(str(e.data.get('position')), label)}：{after}"

@@ -8,12 +8,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import sqlite3
 import uuid
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
 from approvals.clock import ManualClock
@@ -21,6 +24,7 @@ from bot.app import create_app
 from bot.settings import DingTalkSettings, EdgeSettings, RateLimit, Settings
 from org.signed_links import LinkTarget
 from org.signed_links import sign as sign_personal
+from services.health import database_unavailable
 from services.rate_limits import RateLimiter
 from storage.db import Database
 from storage.kv import KeyValueStore
@@ -369,3 +373,25 @@ async def test_readyz_tells_anonymous_callers_the_verdict_only(aiohttp_client: A
     body = await admin.json()
     assert body["checks"]["kv"]["detail"] == f"redis at redis://127.0.0.1:{redis_port}/0 does not answer"
     assert "kv" in body["failing"]
+
+
+def test_a_locked_sqlite_database_counts_as_an_outage_and_bad_data_does_not(tmp_path: Path) -> None:
+    path = tmp_path / "locked.db"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN EXCLUSIVE")
+    waiter = sqlite3.connect(path, timeout=0)
+    try:
+        with pytest.raises(sqlite3.OperationalError) as locked:
+            waiter.execute("INSERT INTO t VALUES (1)")
+    finally:
+        waiter.close()
+        holder.close()
+    wrapped = sa_exc.OperationalError("INSERT INTO t VALUES (?)", (1,), locked.value)
+
+    assert database_unavailable(wrapped)
+    bad_data = asyncpg.exceptions.DataError("invalid input for query argument $1")
+    assert not database_unavailable(sa_exc.InterfaceError("SELECT $1", ("x",), bad_data))
+    assert not database_unavailable(
+        sa_exc.OperationalError("SELECT nope", (), sqlite3.OperationalError("no such column: nope"))
+    )

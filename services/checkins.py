@@ -37,6 +37,7 @@ from checkins.core import (
     Problem,
     Rung,
     Trip,
+    TripStatus,
 )
 from checkins.errors import FixQuotaExceeded, NotYourTrip, TripNotApproved, TripNotFound
 from checkins.geo import map_url
@@ -54,7 +55,10 @@ from storage.db import Database
 
 logger = logging.getLogger(__name__)
 
-CARD_KIND = "checkin_card"  # outbox kind of a trip card (text + link buttons)
+CARD_KIND = "checkin_card"  # outbox kind of a trip card (fields + 到达打卡 / 离开打卡 buttons)
+CANCELLED_CARD_KIND = "checkin_card_cancelled"  # the trip's card, updated to 已取消, and a note
+TRIP_ENDING_STATUSES = frozenset({RequestStatus.WITHDRAWN, RequestStatus.TERMINATED})
+TRIP_KINDS = (CheckinKind.ARRIVAL, CheckinKind.DEPARTURE)
 TEAM_LINK_TTL = timedelta(hours=24)
 
 
@@ -198,6 +202,9 @@ class CheckinService:
     ) -> None:
         """Runs inside the transaction of every approval state change."""
         req = out.request
+        if template.key in TRIP_TEMPLATES and req.status in TRIP_ENDING_STATUSES:
+            await self._cancel_trips(session, req, org, now)
+            return
         if req.status != RequestStatus.APPROVED or not any(e.kind == "request_approved" for e in out.events):
             return
         if template.key in TRIP_TEMPLATES:
@@ -231,6 +238,34 @@ class CheckinService:
             )
             logger.info(
                 "trip opened", extra={"trip_id": trip.id, "request_id": req.id, "user": trip.traveller}
+            )
+
+    async def _cancel_trips(self, session: AsyncSession, req: Request, org: Org, now: datetime) -> None:
+        """The outing or dispatch was withdrawn, revoked or terminated: its trips are cancelled in
+        the same transaction, their ladders stop (timers cancelled), and each traveller's trip
+        card is updated to 已取消 with a note naming the companions whose trips went too."""
+        cancelled = await store.cancel_trips(session, request_id=req.id)
+        for trip in cancelled:
+            keys = [_rung_key(trip.id, kind, rung) for kind in TRIP_KINDS for rung in Rung]
+            await timers.cancel_keys(session, keys=keys, now=now)
+            companions = [org.display_name(t.traveller) for t in cancelled if t.traveller != trip.traveller]
+            text = words.trip_cancelled_text(trip, self.tz, how=req.status.value, companions=companions)
+            self._queue(
+                session,
+                kind=CANCELLED_CARD_KIND,
+                recipient=trip.traveller,
+                payload={
+                    "text": text,
+                    "request_id": req.id,
+                    "trip_id": trip.id,
+                    "outcome": words.TRIP_CANCELLED,
+                },
+                now=now,
+                request_id=req.id,
+            )
+            logger.info(
+                "trip cancelled",
+                extra={"trip_id": trip.id, "request_id": req.id, "status": req.status.value},
             )
 
     async def _record_made_up(self, session: AsyncSession, req: Request, org: Org, now: datetime) -> None:
@@ -268,6 +303,7 @@ class CheckinService:
             return
         missed_at = datetime.fromisoformat(str(request.form["missed_at"]))
         month = core.month_of(missed_at, self.tz)
+        await store.lock_fix_quota(session, initiator=request.initiator, month=month)
         used = await store.fixes_in_month(
             session, initiator=request.initiator, month=month, tz=self.tz, exclude=request.id
         )
@@ -371,6 +407,8 @@ class CheckinService:
             raise TripNotFound("trip_not_found.link", trip_id=claims.trip)
         if trip.traveller != claims.user:
             raise NotYourTrip("not_your_trip.link_traveller", trip_id=trip.id)
+        if trip.status != TripStatus.ACTIVE:
+            raise TripNotApproved("trip_not_approved.cancelled", trip_id=trip.id, status=trip.status.value)
         org = await self.org()
         if not org.is_active(claims.user):
             raise NotYourTrip("not_your_trip.inactive", user=claims.user)

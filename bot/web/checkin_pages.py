@@ -20,25 +20,38 @@ Edges only: every decision is the check-in service's (and its core's).
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import AsyncIterator
 from datetime import date, datetime
 from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
 
-from bot.keys import CHECKINS, SETTINGS
+from bot.keys import CHECKINS, HTTP, KV, SETTINGS
+from bot.platforms.wecom.client import WeComApiError, WeComClient
+from bot.platforms.wecom.jsapi import JsApiTickets
+from bot.settings import Settings
 from bot.web.api_errors import ValidationFailed
+from bot.web.identity import current, sign_in_url
 from bot.web.middleware import status_for
 from bot.web.templating import setup_templates
+from bot.web.workspace.sign_in import demo_mode
 from checkins.core import CheckinKind, make_fix
 from checkins.errors import CheckinError, NotYourTrip
 from checkins.geo import WGS84, format_distance
+from checkins.links import LinkClaims
 from checkins.trust import Source
 from notifications.checkin_wording import KIND_LABEL
 from notifications.messages import message_for
 from services.checkins import CheckinService, team_of
 
 PAGE_HEADERS = {"Cache-Control": "no-store"}
+# Where the page got the position: the app's own location API, else the browser's.
+PAGE_CHANNELS = {"wecom": "wecom_jssdk", "dingtalk": "dingtalk_jsapi", "browser": "page"}
+JSAPI: web.AppKey[JsApiTickets | None] = web.AppKey("checkin_jsapi_tickets", JsApiTickets)
+
+logger = logging.getLogger(__name__)
 
 
 def _render(request: web.Request, name: str, context: dict[str, Any], *, status: int = 200) -> web.Response:
@@ -58,19 +71,83 @@ def _error_page(request: web.Request, exc: CheckinError) -> web.Response:
     return _problem_page(request, "外勤打卡", message_for(exc), status=status_for(exc), code=exc.code)
 
 
+# -- who is checking in ---------------------------------------------------------------------------
+def platform_sign_in(settings: Settings) -> bool:
+    """Whether people sign in through WeCom or DingTalk here (outside the demo's person picker)."""
+    if demo_mode(settings):
+        return False
+    dingtalk = settings.dingtalk is not None and bool(settings.dingtalk.corp_id)
+    return settings.wecom is not None or dingtalk
+
+
+async def _person(request: web.Request, claims: LinkClaims) -> str | None:
+    """The person checking in, when something besides the link names them: the signed-in person
+    when platform sign-in is configured, or the console's `?as=`. They must be the link's person
+    (the service checks again). A page visitor without a session is sent to sign in first."""
+    narrowed = request.query.get("as") or None
+    if narrowed is not None and narrowed != claims.user:
+        raise NotYourTrip("not_your_trip.link", trip_id=claims.trip)
+    if not platform_sign_in(request.app[SETTINGS]):
+        return narrowed
+    found = await current(request)
+    if found is None:
+        if request.method == "GET":
+            raise web.HTTPSeeOther(location=sign_in_url(request.path_qs))
+        raise NotYourTrip("not_your_trip.not_signed_in", trip_id=claims.trip)
+    signed_in = found[1]
+    if signed_in.id != claims.user:
+        org = await request.app[CHECKINS].org()
+        raise NotYourTrip(
+            "not_your_trip.signed_in",
+            shown={"viewer_name": signed_in.name, "traveller_name": org.display_name(claims.user)},
+            trip_id=claims.trip,
+            viewer=signed_in.id,
+        )
+    return signed_in.id
+
+
+async def _location_apis(request: web.Request) -> dict[str, Any]:
+    """What the page needs to ask the app it runs in for the position: WeCom's `wx.config`
+    (signed with the jsapi_ticket for this very address) and the JS-SDK address, DingTalk's
+    corpId and JSAPI address. Nothing when neither is connected; a WeCom ticket that cannot be
+    had leaves the page on the browser's geolocation."""
+    settings = request.app[SETTINGS]
+    apis: dict[str, Any] = {}
+    tickets = request.app[JSAPI]
+    if tickets is not None and settings.wecom is not None:
+        url = settings.public_url.rstrip("/") + request.path_qs
+        try:
+            cfg = await tickets.config(url, timestamp=int(request.app[CHECKINS].now().timestamp()))
+        except WeComApiError as exc:
+            logger.warning(
+                "no wecom jsapi ticket; the page uses browser geolocation", extra={"error": str(exc)}
+            )
+        else:
+            apis["wecom"] = {
+                "appId": cfg.app_id,
+                "timestamp": cfg.timestamp,
+                "nonceStr": cfg.nonce,
+                "signature": cfg.signature,
+            }
+            apis["wecom_sdk"] = settings.wecom.jssdk_url
+    if settings.dingtalk is not None and settings.dingtalk.corp_id:
+        apis["dingtalk"] = {"corpId": settings.dingtalk.corp_id}
+        apis["dingtalk_sdk"] = settings.dingtalk.jsapi_url
+    return apis
+
+
 # -- the check-in page ---------------------------------------------------------------------------
 async def checkin_page(request: web.Request) -> web.StreamResponse:
     service = request.app[CHECKINS]
     token = request.match_info["token"]
     try:
         claims, trip = await service.trip_for_link(token)
-        viewer = request.query.get("as")
-        if viewer and viewer != claims.user:
-            raise NotYourTrip("not_your_trip.link", trip_id=trip.id)
+        await _person(request, claims)
     except CheckinError as exc:
         return _error_page(request, exc)
     org = await service.org()
     label = KIND_LABEL[CheckinKind(claims.kind)]
+    apis = await _location_apis(request)
     context = {
         "title": f"外勤打卡 · {label}",
         "label": label,
@@ -78,6 +155,8 @@ async def checkin_page(request: web.Request) -> web.StreamResponse:
         "trip": trip,
         "traveller": org.display_name(trip.traveller),
         "tz": service.tz,
+        "apis": {k: v for k, v in apis.items() if not k.endswith("_sdk")},
+        "sdk_urls": [v for k, v in apis.items() if k.endswith("_sdk") and v],
     }
     return _render(request, "checkin/checkin.html", context)
 
@@ -109,6 +188,7 @@ async def post_checkin(request: web.Request) -> web.StreamResponse:
     if not isinstance(data, dict):
         raise ValidationFailed("请求格式不对：应为 JSON 对象")
     nonce = data.get("nonce")
+    via = data.get("via")
     fix = make_fix(
         data.get("lat"),
         data.get("lng"),
@@ -117,13 +197,15 @@ async def post_checkin(request: web.Request) -> web.StreamResponse:
         source=Source.BROWSER,
         received_at=service.now(),
         device_at=_device_time(data.get("device_at")),
-        channel="page",
+        channel=PAGE_CHANNELS.get(via, "page") if isinstance(via, str) else "page",
     )
+    token = request.match_info["token"]
+    claims = await service.read_link(token)
     recorded = await service.record_via_link(
-        request.match_info["token"],
+        token,
         fix,
         nonce=str(nonce)[:64] if isinstance(nonce, str) and nonce else None,
-        viewer=request.query.get("as") or None,
+        viewer=await _person(request, claims),
     )
     c = recorded.checkin
     return web.json_response(
@@ -188,8 +270,21 @@ async def console_team_page(request: web.Request) -> web.StreamResponse:
     return await _team_page(request, uid, request.path)
 
 
+async def jsapi_ctx(app: web.Application) -> AsyncIterator[None]:
+    """WeCom's jsapi_ticket cache, once the store and HTTP client are open."""
+    settings = app[SETTINGS]
+    wecom = settings.wecom
+    app[JSAPI] = (
+        JsApiTickets(WeComClient(app[HTTP], wecom, app[KV]), app[KV], corp_id=wecom.corp_id)
+        if wecom is not None
+        else None
+    )
+    yield
+
+
 def setup_checkin_pages(app: web.Application) -> None:
     setup_templates(app)
+    app.cleanup_ctx.append(jsapi_ctx)
     r = app.router
     r.add_get("/checkin/{token}", checkin_page)
     r.add_post("/checkin/{token}", post_checkin)

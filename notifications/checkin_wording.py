@@ -146,7 +146,7 @@ def made_up_text(checkin: Checkin, trip: Trip | None, tz: tzinfo) -> str:
 
 
 TRIP_CANCELLED = "已取消"
-ENDED_HOW = {"withdrawn": "已撤回", "terminated": "已终止"}
+ENDED_HOW = {"withdrawn": "已撤销", "terminated": "已终止"}
 
 
 def trip_cancelled_text(trip: Trip, tz: tzinfo, *, how: str, companions: Sequence[str] = ()) -> str:
@@ -159,3 +159,43 @@ def trip_cancelled_text(trip: Trip, tz: tzinfo, *, how: str, companions: Sequenc
         f"时间：{_hm(trip.starts_at, tz)} 至 {_hm(trip.ends_at, tz)}\n"
         f"申请{ENDED_HOW.get(how, '已结束')}，行程已取消，无需再打卡，也不会再收到打卡提醒。{others}"
     )
+
+
+@dataclass(frozen=True)
+class PersonCard:
+    """One person on the managers' team page: their check-ins of the day and what is missing,
+    under one state line (the worst news first)."""
+
+    user: str
+    name: str
+    state: str
+    state_class: str  # ok | bad | "" (for the page's colour)
+    items: list[Mapping[str, object]]
+    missing: list[Mapping[str, object]]
+
+
+def _state(items: Sequence[Mapping[str, object]], missing: Sequence[Mapping[str, object]]) -> tuple[str, str]:
+    if missing:
+        return "有未打卡", "bad"
+    if any(i.get("verdict") == Verdict.OFF_SITE.value for i in items):
+        return "有不在范围内的打卡", "bad"
+    kinds = {i.get("kind") for i in items}
+    if CheckinKind.DEPARTURE.value in kinds:
+        return "已离开", "ok"
+    if CheckinKind.ARRIVAL.value in kinds:
+        return "已到达", "ok"
+    return "已外勤签到", "ok"
+
+
+def team_cards(view: Mapping[str, Sequence[Mapping[str, object]]]) -> list[PersonCard]:
+    """The day view (`CheckinService.day_view`) as one card per person, by name."""
+    people: dict[str, tuple[str, list[Mapping[str, object]], list[Mapping[str, object]]]] = {}
+    for item in view.get("items", ()):
+        people.setdefault(str(item["user"]), (str(item["user_name"]), [], []))[1].append(item)
+    for m in view.get("missing", ()):
+        people.setdefault(str(m["user"]), (str(m["user_name"]), [], []))[2].append(m)
+    cards = [
+        PersonCard(user, name, *_state(items, missing), items=items, missing=missing)
+        for user, (name, items, missing) in people.items()
+    ]
+    return sorted(cards, key=lambda c: (c.state_class != "bad", c.name))

@@ -473,6 +473,14 @@ class CheckinService:
             checkin = await self._judge_on_trip(s, trip, kind, fix, user.id)
             return await self._save(s, checkin, dedupe_key, org, now)
 
+    async def active_trip_today(self, user_id: str) -> Trip | None:
+        """The person's active trip today (the one 打卡 and a shared location would use)."""
+        now = self.now()
+        start, end = self._day_bounds(now.astimezone(self.tz).date())
+        async with self.db.session() as s:
+            trips = await store.trips_overlapping(s, start=start, end=end, users=[user_id])
+        return core.pick_trip(trips, now, self.tz)
+
     async def fresh_links(self, user: User) -> str | None:
         """The 打卡 command: a new trip card for today's trip (None), or why there is none."""
         now = self.now()

@@ -61,7 +61,7 @@ async def test_revoking_an_approved_outing_cancels_every_trip_and_its_reminders(
     # each traveller is told, naming the other; the note carries no address
     notes = {r.recipient: r.payload for r in await outbox(org_db, "checkin_card_cancelled")}
     assert set(notes) == {"u_wu", "u_zheng"}
-    assert "已撤回" in notes["u_wu"]["text"] and "郑浩" in notes["u_wu"]["text"]
+    assert "已撤销" in notes["u_wu"]["text"] and "郑浩" in notes["u_wu"]["text"]
     assert "吴昊" in notes["u_zheng"]["text"] and notes["u_zheng"]["outcome"] == "已取消"
     assert all("http" not in n["text"] for n in notes.values())
 

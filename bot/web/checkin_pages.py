@@ -42,7 +42,7 @@ from checkins.errors import CheckinError, NotYourTrip
 from checkins.geo import WGS84, format_distance
 from checkins.links import LinkClaims
 from checkins.trust import Source
-from notifications.checkin_wording import KIND_LABEL
+from notifications.checkin_wording import KIND_LABEL, team_cards
 from notifications.messages import message_for
 from services.checkins import CheckinService, team_of
 
@@ -233,15 +233,19 @@ def _day(request: web.Request, service: CheckinService) -> date:
     return service.now().astimezone(service.tz).date()
 
 
-async def _team_page(request: web.Request, manager: str, base: str) -> web.Response:
+async def _team_page(request: web.Request, manager: str, base: str, back: tuple[str, str]) -> web.Response:
     service = request.app[CHECKINS]
     org = await service.org()
     day = _day(request, service)
+    view = await service.day_view(day=day, users=team_of(org, manager))
     context = {
-        "title": f"{org.display_name(manager)} 的团队外勤签到 · {day:%m-%d}",
+        "title": f"团队外勤签到 · {day:%m-%d}",
+        "manager": org.display_name(manager),
         "base": base,
+        "back": back,
         "day": day,
-        "view": await service.day_view(day=day, users=team_of(org, manager)),
+        "view": view,
+        "people": team_cards(view),
         "tz": service.tz,
         "distance": format_distance,
         "verdict_class": {"on_site": "ok", "off_site": "bad"},
@@ -257,7 +261,7 @@ async def team_page(request: web.Request) -> web.StreamResponse:
         return _error_page(request, exc)
     if claims.kind != "team":
         return _problem_page(request, "外勤签到", "这个链接不是团队签到链接。", status=403)
-    return await _team_page(request, claims.user, request.path)
+    return await _team_page(request, claims.user, request.path, ("/m/", "返回工作台"))
 
 
 async def console_team_page(request: web.Request) -> web.StreamResponse:
@@ -267,7 +271,7 @@ async def console_team_page(request: web.Request) -> web.StreamResponse:
     uid = request.match_info["uid"]
     if not org.is_active(uid):
         raise web.HTTPNotFound(text="no such active user")
-    return await _team_page(request, uid, request.path)
+    return await _team_page(request, uid, request.path, (f"/console/u/{uid}", "返回聊天"))
 
 
 async def jsapi_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -5,7 +5,7 @@
   var btn=document.getElementById('go'), out=document.getElementById('result');
   if(!btn) return;
   var apis={};
-  try{apis=JSON.parse(document.getElementById('location-apis').textContent||'{}')||{}}catch(e){apis={}}
+  try{apis=JSON.parse(btn.getAttribute('data-apis')||'{}')||{}}catch(e){apis={}}
   var wxState='none';
   if(apis.wecom&&window.wx&&wx.config){
     wxState='pending';

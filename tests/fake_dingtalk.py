@@ -46,6 +46,11 @@ TOKEN = "/v1.0/oauth2/accessToken"
 OAPI_TOKEN = "/gettoken"
 GETUSERINFO = "/topapi/v2/user/getuserinfo"
 JSAPI = "/dingtalk.open.js"
+# The robot message templates the fake takes, with the msgParam keys each needs.
+MSG_PARAMS = {
+    "sampleText": {"content"},
+    "sampleActionCard6": {"title", "text", "buttonTitle1", "buttonUrl1", "buttonTitle2", "buttonUrl2"},
+}
 CORP_ID = "dingcorpfake"
 CODE_TTL_S = 300.0
 BAD_CODE = 40078  # 不存在的临时授权码
@@ -65,6 +70,7 @@ class FakeDingTalk:
     api: FakeApi = field(default_factory=lambda: FakeApi("dingtalk"))
     cards: dict[str, CardInstance] = field(default_factory=dict)
     texts: list[tuple[str, str]] = field(default_factory=list)  # (staffId, content)
+    action_cards: list[tuple[str, dict[str, str]]] = field(default_factory=list)  # (staffId, msgParam)
     tokens: set[str] = field(default_factory=set)
     token_fetches: int = 0
     create_outcomes: list[tuple[str, str]] = field(default_factory=list)  # (outTrackId, created | repeated)
@@ -238,11 +244,17 @@ class FakeDingTalk:
                 {"code": "InvalidAuthentication", "message": "token invalid"}, status=401
             )
         body = rec.json()
-        if body.get("robotCode") != APP_KEY or body.get("msgKey") != "sampleText":
+        msg_key = body.get("msgKey")
+        if body.get("robotCode") != APP_KEY or msg_key not in MSG_PARAMS:
             return web.json_response({"code": "param.invalid", "message": "robotCode / msgKey"}, status=400)
-        content = json.loads(body["msgParam"])["content"]
+        params = json.loads(body["msgParam"])
+        if not self._strings_only(params) or set(params) != MSG_PARAMS[msg_key]:
+            return web.json_response({"code": "param.invalid", "message": "msgParam"}, status=400)
         for staff in body.get("userIds") or []:
-            self.texts.append((str(staff), str(content)))
+            if msg_key == "sampleText":
+                self.texts.append((str(staff), params["content"]))
+            else:
+                self.action_cards.append((str(staff), params))
         return web.json_response(
             {
                 "processQueryKey": f"q-{next(self._counter)}",

@@ -189,6 +189,25 @@ async def test_trip_card_opens_the_page_wx_location_checks_in_and_revoking_cance
             await browser.wait_for("__wx.configs.length > 0")
             assert len(wecom.jsapi_tickets) == 1
 
+        # someone else signed in to WeCom cannot use 吴昊's link; nobody signed in cannot post to it
+        wecom.signed_in_account = "zhenghao"
+        async with Browser() as browser:
+            await browser.emulate_phone()
+            await browser.navigate(buttons["离开打卡"]["url"])
+            await browser.wait_for("document.body && document.body.textContent.indexOf('不能用它打卡') >= 0")
+            refusal = await browser.evaluate("document.body.textContent")
+            assert (
+                "郑浩" in refusal
+                and "吴昊" in refusal
+                and not await browser.evaluate("!!document.getElementById('go')")
+            )
+            await browser.screenshot(str(tmp_path / "checkin_page_someone_else.png"))
+        async with httpx.AsyncClient(timeout=10) as anonymous:
+            posted = await anonymous.post(
+                buttons["离开打卡"]["url"], json={"lat": SITE.lat, "lng": SITE.lng, "accuracy_m": 10}
+            )
+        assert posted.status_code == 403 and "请先登录" in posted.json()["message"]
+
         day = (await api.get("/api/v1/checkins", params={"user": "u_wu"})).json()
         (c,) = day["items"]
         assert (c["kind"], c["verdict"], c["channel"], c["accuracy_m"]) == (

@@ -9,7 +9,9 @@ fail (`fail_next`) or slow (`delay`) per path, and read what it recorded.
 Web sign-in 免登: `auth_code(staff)` hands out a code that `/topapi/v2/user/getuserinfo` exchanges
 once within `CODE_TTL_S` (`expire_codes()` ages them all; else errcode 40078), and `/dingtalk.open.js`
 is a stand-in for the JSAPI script whose `dd.runtime.permission.requestAuthCode({corpId, clientId})`
-answers with a fresh code for `signed_in_staff` (refusing another corpId or clientId).
+answers with a fresh code for `signed_in_staff` (refusing another corpId or clientId), records
+`dd.config` calls in `window.__dd.configs` and answers `dd.device.geolocation.get` with `location`;
+`/get_jsapi_ticket` hands out a fresh ticket per call (`jsapi_tickets`).
 
 The callbacks are built with dingtalk-sdk's `DingTalkCrypto` (an implementation independent of
 oabot's) and with the robot sign computed here from the published formula.
@@ -46,6 +48,7 @@ TOKEN = "/v1.0/oauth2/accessToken"
 OAPI_TOKEN = "/gettoken"
 GETUSERINFO = "/topapi/v2/user/getuserinfo"
 JSAPI = "/dingtalk.open.js"
+JSAPI_TICKET = "/get_jsapi_ticket"
 # The robot message templates the fake takes, with the msgParam keys each needs.
 MSG_PARAMS = {
     "sampleText": {"content"},
@@ -78,6 +81,9 @@ class FakeDingTalk:
     _delays: dict[str, float] = field(default_factory=dict)
     _counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     signed_in_staff: str | None = None  # who the fake JSAPI says the page's visitor is
+    # where the fake JSAPI's dd.device.geolocation.get says the device is: (lat, lng, accuracy), GCJ-02
+    location: tuple[float, float, float] | None = None
+    jsapi_tickets: list[str] = field(default_factory=list)  # get_jsapi_ticket answers, oldest first
     _auth_codes: dict[str, tuple[str, float]] = field(default_factory=dict)  # code -> (staff, issued)
 
     async def start(self) -> FakeDingTalk:
@@ -88,6 +94,7 @@ class FakeDingTalk:
         self.api.route("POST", BATCH_SEND, self._batch_send)
         self.api.route("POST", GETUSERINFO, self._getuserinfo)
         self.api.route("GET", JSAPI, self._jsapi)
+        self.api.route("GET", JSAPI_TICKET, self._jsapi_ticket)
         await self.api.start()
         return self
 
@@ -281,9 +288,26 @@ class FakeDingTalk:
             "requestAuthCode:function(a){"
             f"if(a.corpId!=={json.dumps(CORP_ID)}||a.clientId!=={json.dumps(APP_KEY)}){{a.onFail({{}});return}}"
             f"var code={json.dumps(code)};if(code){{a.onSuccess({{code:code}})}}else{{a.onFail({{}})}}"
-            "}}}};"
+            "}}},"
+            "config:function(c){(window.__dd=window.__dd||{configs:[]}).configs.push(c)},"
+            "device:{geolocation:{get:function(o){"
+            + (
+                f"setTimeout(function(){{o.onSuccess({{latitude:{self.location[0]},longitude:{self.location[1]},"
+                f"accuracy:{self.location[2]}}})}},10)"
+                if self.location
+                else "o.onFail({})"
+            )
+            + "}}}};"
         )
         return web.Response(text=script, content_type="application/javascript")
+
+    async def _jsapi_ticket(self, request: web.Request, rec: Recorded) -> web.StreamResponse:
+        """oapi GET /get_jsapi_ticket: the app's ticket for dd.config, valid 7200 s."""
+        if rec.query.get("access_token", "") not in self.tokens:
+            return web.json_response({"errcode": 40014, "errmsg": "不合法的access_token"})
+        ticket = f"ddticket-{next(self._counter)}"
+        self.jsapi_tickets.append(ticket)
+        return web.json_response({"errcode": 0, "errmsg": "ok", "ticket": ticket, "expires_in": 7200})
 
 
 # -- what DingTalk sends to oabot ----------------------------------------------------------------

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -29,6 +30,8 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from bot.keys import CHECKINS, HTTP, KV, SETTINGS
+from bot.platforms.dingtalk.client import DingTalkApiError, DingTalkClient
+from bot.platforms.dingtalk.jsapi import DingTalkJsApiTickets
 from bot.platforms.wecom.client import WeComApiError, WeComClient
 from bot.platforms.wecom.jsapi import JsApiTickets
 from bot.settings import Settings
@@ -49,7 +52,7 @@ from services.checkins import CheckinService, team_of
 PAGE_HEADERS = {"Cache-Control": "no-store"}
 # Where the page got the position: the app's own location API, else the browser's.
 PAGE_CHANNELS = {"wecom": "wecom_jssdk", "dingtalk": "dingtalk_jsapi", "browser": "page"}
-JSAPI: web.AppKey[JsApiTickets | None] = web.AppKey("checkin_jsapi_tickets", JsApiTickets)
+JSAPI: web.AppKey[Tickets] = web.AppKey("checkin_jsapi_tickets")
 
 logger = logging.getLogger(__name__)
 
@@ -106,34 +109,61 @@ async def _person(request: web.Request, claims: LinkClaims) -> str | None:
     return signed_in.id
 
 
+def _in_app(settings: Settings, user_agent: str) -> str | None:
+    """Which connected app the page is open in (by its user agent; with one app connected, that
+    one): `wecom`, `dingtalk` or None."""
+    agent = user_agent.lower()
+    dingtalk = settings.dingtalk is not None and bool(settings.dingtalk.corp_id)
+    if dingtalk and ("dingtalk" in agent or settings.wecom is None):
+        return "dingtalk"
+    if settings.wecom is not None and ("wxwork" in agent or not dingtalk):
+        return "wecom"
+    return None
+
+
 async def _location_apis(request: web.Request) -> dict[str, Any]:
-    """What the page needs to ask the app it runs in for the position: WeCom's `wx.config`
-    (signed with the jsapi_ticket for this very address) and the JS-SDK address, DingTalk's
-    corpId and JSAPI address. Nothing when neither is connected; a WeCom ticket that cannot be
-    had leaves the page on the browser's geolocation."""
+    """What the page needs to ask the app it runs in for the position: WeCom's `wx.config` or
+    DingTalk's `dd.config` (each signed with its jsapi_ticket for this very address) and the
+    script's address. Nothing outside both apps; a ticket that cannot be had leaves the page on
+    the browser's geolocation (DingTalk: on `dd` without config)."""
     settings = request.app[SETTINGS]
-    apis: dict[str, Any] = {}
+    app = _in_app(settings, request.headers.get("User-Agent", ""))
+    url = settings.public_url.rstrip("/") + request.path_qs
+    timestamp = int(request.app[CHECKINS].now().timestamp())
     tickets = request.app[JSAPI]
-    if tickets is not None and settings.wecom is not None:
-        url = settings.public_url.rstrip("/") + request.path_qs
+    if app == "wecom" and tickets.wecom is not None and settings.wecom is not None:
         try:
-            cfg = await tickets.config(url, timestamp=int(request.app[CHECKINS].now().timestamp()))
+            cfg = await tickets.wecom.config(url, timestamp=timestamp)
         except WeComApiError as exc:
             logger.warning(
                 "no wecom jsapi ticket; the page uses browser geolocation", extra={"error": str(exc)}
             )
-        else:
-            apis["wecom"] = {
-                "appId": cfg.app_id,
-                "timestamp": cfg.timestamp,
-                "nonceStr": cfg.nonce,
-                "signature": cfg.signature,
-            }
-            apis["wecom_sdk"] = settings.wecom.jssdk_url
-    if settings.dingtalk is not None and settings.dingtalk.corp_id:
-        apis["dingtalk"] = {"corpId": settings.dingtalk.corp_id}
-        apis["dingtalk_sdk"] = settings.dingtalk.jsapi_url
-    return apis
+            return {}
+        wx = {
+            "appId": cfg.app_id,
+            "timestamp": cfg.timestamp,
+            "nonceStr": cfg.nonce,
+            "signature": cfg.signature,
+        }
+        return {"wecom": wx, "wecom_sdk": settings.wecom.jssdk_url}
+    if app == "dingtalk" and settings.dingtalk is not None and settings.dingtalk.corp_id:
+        dd: dict[str, Any] = {"corpId": settings.dingtalk.corp_id}
+        if tickets.dingtalk is not None:
+            try:
+                cfg = await tickets.dingtalk.config(url, timestamp=timestamp)
+            except DingTalkApiError as exc:
+                logger.warning(
+                    "no dingtalk jsapi ticket; dd is used without config", extra={"error": str(exc)}
+                )
+            else:
+                dd.update(
+                    agentId=tickets.dingtalk.agent_id,
+                    timeStamp=cfg.timestamp,
+                    nonceStr=cfg.nonce,
+                    signature=cfg.signature,
+                )
+        return {"dingtalk": dd, "dingtalk_sdk": settings.dingtalk.jsapi_url}
+    return {}
 
 
 # -- the check-in page ---------------------------------------------------------------------------
@@ -274,14 +304,31 @@ async def console_team_page(request: web.Request) -> web.StreamResponse:
     return await _team_page(request, uid, request.path, (f"/console/u/{uid}", "返回聊天"))
 
 
+@dataclass(frozen=True)
+class Tickets:
+    """The jsapi_ticket caches of the connected apps (None: not connected, or for DingTalk no
+    corpId and agentId to sign `dd.config` with)."""
+
+    wecom: JsApiTickets | None
+    dingtalk: DingTalkJsApiTickets | None
+
+
 async def jsapi_ctx(app: web.Application) -> AsyncIterator[None]:
-    """WeCom's jsapi_ticket cache, once the store and HTTP client are open."""
+    """The apps' jsapi_ticket caches, once the store and HTTP client are open."""
     settings = app[SETTINGS]
-    wecom = settings.wecom
-    app[JSAPI] = (
-        JsApiTickets(WeComClient(app[HTTP], wecom, app[KV]), app[KV], corp_id=wecom.corp_id)
+    wecom, dingtalk = settings.wecom, settings.dingtalk
+    app[JSAPI] = Tickets(
+        wecom=JsApiTickets(WeComClient(app[HTTP], wecom, app[KV]), app[KV], corp_id=wecom.corp_id)
         if wecom is not None
-        else None
+        else None,
+        dingtalk=DingTalkJsApiTickets(
+            DingTalkClient(app[HTTP], app[KV], dingtalk),
+            app[KV],
+            corp_id=dingtalk.corp_id,
+            agent_id=dingtalk.agent_id,
+        )
+        if dingtalk is not None and dingtalk.corp_id and dingtalk.agent_id
+        else None,
     )
     yield
 

@@ -2,9 +2,8 @@
 `wx.getLocation` with it).
 
 `wx.config` is signed with the enterprise's jsapi_ticket (`GET /cgi-bin/get_jsapi_ticket`, valid
-for `expires_in` seconds, 7200 by default, and rate-limited by WeCom): the signature is the SHA-1
-hex digest of `jsapi_ticket=<ticket>&noncestr=<nonce>&timestamp=<seconds>&url=<page url>`, the
-fields in that order, the URL exactly as the browser loaded it, without its `#fragment`.
+for `expires_in` seconds, 7200 by default, and rate-limited by WeCom) as `bot.platforms.jsapi`
+says.
 
 The ticket is cached in the key-value store with `TokenCache`, like the access token: fetched
 once per expiry across replicas (single flight under a short lock), kept in process memory when
@@ -13,30 +12,12 @@ the store is down.
 
 from __future__ import annotations
 
-import hashlib
-import secrets
-from dataclasses import dataclass
-
+from bot.platforms.jsapi import JsConfig, sign_config
 from bot.platforms.tokens import TokenCache
 from bot.platforms.wecom.client import WeComApiError, WeComClient
 from storage.kv import KeyValueStore
 
 TICKET_PATH = "/cgi-bin/get_jsapi_ticket"
-
-
-def jsapi_signature(*, ticket: str, noncestr: str, timestamp: int, url: str) -> str:
-    plain = f"jsapi_ticket={ticket}&noncestr={noncestr}&timestamp={timestamp}&url={url.split('#')[0]}"
-    return hashlib.sha1(plain.encode("utf-8")).hexdigest()  # noqa: S324 - WeCom's signature scheme
-
-
-@dataclass(frozen=True)
-class JsConfig:
-    """What the page passes to `wx.config` (besides `jsApiList`)."""
-
-    app_id: str
-    timestamp: int
-    nonce: str
-    signature: str
 
 
 class JsApiTickets:
@@ -57,10 +38,4 @@ class JsApiTickets:
     async def config(self, url: str, *, timestamp: int) -> JsConfig:
         """`wx.config` for the page at `url`; raises WeComApiError when no ticket can be had."""
         ticket = await self.tickets.get()
-        nonce = secrets.token_hex(8)
-        return JsConfig(
-            app_id=self._corp_id,
-            timestamp=timestamp,
-            nonce=nonce,
-            signature=jsapi_signature(ticket=ticket, noncestr=nonce, timestamp=timestamp, url=url),
-        )
+        return sign_config(app_id=self._corp_id, ticket=ticket, url=url, timestamp=timestamp)

@@ -1,6 +1,7 @@
 // Plain ES5 and XMLHttpRequest: the in-app browsers of WeCom and DingTalk are not always recent.
 // The position comes from the app the page runs in (WeCom: wx.getLocation after wx.config;
-// DingTalk: dd.device.geolocation.get), else from the browser's Geolocation API.
+// DingTalk: dd.device.geolocation.get, after dd.config when the page got one), else from the
+// browser's Geolocation API.
 (function(){
   var btn=document.getElementById('go'), out=document.getElementById('result');
   if(!btn) return;
@@ -13,6 +14,14 @@
       nonceStr:apis.wecom.nonceStr,signature:apis.wecom.signature,jsApiList:['getLocation']});
     wx.ready(function(){wxState='ready'});
     wx.error(function(){wxState='failed'});
+  }
+  var ddState='none';
+  if(apis.dingtalk&&apis.dingtalk.signature&&window.dd&&dd.config){
+    ddState='pending';
+    dd.config({agentId:apis.dingtalk.agentId,corpId:apis.dingtalk.corpId,timeStamp:apis.dingtalk.timeStamp,
+      nonceStr:apis.dingtalk.nonceStr,signature:apis.dingtalk.signature,type:0,jsApiList:['device.geolocation.get']});
+    dd.ready(function(){ddState='ready'});
+    dd.error(function(){ddState='failed'});
   }
   function show(state,text){out.className=state;out.setAttribute('data-state',state);out.textContent=text}
   function nonce(){var s='';for(var i=0;i<4;i++){s+=Math.floor(Math.random()*4294967296).toString(16)}return s}
@@ -49,9 +58,9 @@
       onFail:function(){browser()}});
   }
   function locate(waited){
-    if(wxState==='pending'&&waited<15){setTimeout(function(){locate(waited+1)},200);return}
+    if((wxState==='pending'||ddState==='pending')&&waited<15){setTimeout(function(){locate(waited+1)},200);return}
     if(wxState==='ready'){wecom()}
-    else if(apis.dingtalk&&window.dd&&dd.device&&dd.device.geolocation){dingtalk()}
+    else if(apis.dingtalk&&ddState!=='failed'&&window.dd&&dd.device&&dd.device.geolocation){dingtalk()}
     else{browser()}
   }
   btn.addEventListener('click',function(){

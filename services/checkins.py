@@ -8,8 +8,9 @@ and each rung re-checks at firing that it is still due; the summary is one timer
 rule itself: where a check-in belongs, whether it is on site, how far it can be trusted, which
 rung is due and whether a 补卡 fits the quota are the core's. It also plugs into the approval
 workflow: a hook that opens trips (and sends the trip card) when an outing or vehicle dispatch
-is approved and records the made-up check-in when a 补卡 is approved, and a submit validator
-that refuses a 补卡 over the monthly quota.
+is approved, cancels them (timers, 已取消 card, travellers told) when it is withdrawn, revoked or
+terminated, and records the made-up check-in when a 补卡 is approved, and a submit validator
+that refuses a 补卡 over the monthly quota (serialised per person and month).
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from services.checkins import CheckinConfig
 logger = logging.getLogger(__name__)
 
 # The demo organisation's field worker (role field_staff) and where their ready trip goes.
-DEMO_FIELD_STAFF = "u_ma"
+DEMO_FIELD_STAFF = "u_zheng"
 DEMO_SITE = "site_pudong"
 DEMO_TRIP_LENGTH = timedelta(hours=8)  # from start, but not past DEMO_TRIP_UNTIL_HOUR
 DEMO_TRIP_MIN_LENGTH = timedelta(hours=2)  # (unless the demo starts late in the evening)

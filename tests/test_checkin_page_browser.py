@@ -122,7 +122,7 @@ async def test_check_in_page_with_a_fixed_geolocation(tmp_path: Path) -> None:
                 assert has is shown, uid
 
             # the demo's field worker has an approved trip already: check in from its card
-            await browser.navigate(f"{server.base_url}/console/u/u_ma")
+            await browser.navigate(f"{server.base_url}/console/u/u_zheng")
             await browser.wait_for("!!document.querySelector('[data-checkin-link]')")
             await browser.screenshot(str(tmp_path / "demo_field_staff_trip_card.png"))
             demo_arrival = await browser.evaluate(

@@ -244,7 +244,7 @@ async def test_vehicle_trip_without_coordinates_is_recorded_and_not_flagged(
 
 
 async def test_without_a_trip_only_field_staff_check_in_freely(api: Api, org_db: Database) -> None:
-    reply = await share(api, "zhenghao", *PUDONG_GCJ)
+    reply = await share(api, "wuhao", *PUDONG_GCJ)  # 吴昊 is not field staff (郑浩 is)
     assert reply is not None and reply.startswith("已收到您的位置") and "外出申请" in reply
     assert await count_checkins(org_db) == 0
 

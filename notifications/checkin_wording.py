@@ -121,10 +121,11 @@ class TripCard:
 def trip_card(
     trip: Trip, tz: tzinfo, *, arrival_url: str, departure_url: str, heading: str | None = None
 ) -> TripCard:
-    """The card sent to the traveller: the trip, and 到达打卡 / 离开打卡 links to the check-in page."""
+    """The card sent to the traveller: the trip, and 到达打卡 / 离开打卡 buttons opening the check-in
+    page. The text carries no address: every channel shows the buttons (WeCom and DingTalk as
+    native card buttons, the console as links)."""
     text = heading or trip_card_text(trip, tz)
     buttons = [CardButton("到达打卡", arrival_url, "primary"), CardButton("离开打卡", departure_url)]
-    text += "\n" + "\n".join(f"{b.label}：{b.url}" for b in buttons)
     return TripCard(
         text=text,
         title="外勤打卡",
@@ -142,3 +143,59 @@ def made_up_text(checkin: Checkin, trip: Trip | None, tz: tzinfo) -> str:
     """What the initiator is told when an approved 补卡 has been recorded."""
     where = f"（行程「{trip.destination.name or trip.title}」）" if trip else ""
     return f"补卡已批准：已补记 {checkin.at.astimezone(tz):%m-%d %H:%M} 的{KIND_LABEL[checkin.kind]}打卡{where}，标记为补卡。"
+
+
+TRIP_CANCELLED = "已取消"
+ENDED_HOW = {"withdrawn": "已撤销", "terminated": "已终止"}
+
+
+def trip_cancelled_text(trip: Trip, tz: tzinfo, *, how: str, companions: Sequence[str] = ()) -> str:
+    """What each traveller is told when the outing or vehicle dispatch behind their trip ends
+    (withdrawn, revoked or terminated): the trip is cancelled and nobody needs to check in."""
+    where = trip.destination.name or "—"
+    others = f"\n同行人员（{'、'.join(companions)}）的行程也已一并取消。" if companions else ""
+    return (
+        f"【外勤行程已取消】{trip.title or '外出'}\n目的地：{where}\n"
+        f"时间：{_hm(trip.starts_at, tz)} 至 {_hm(trip.ends_at, tz)}\n"
+        f"申请{ENDED_HOW.get(how, '已结束')}，行程已取消，无需再打卡，也不会再收到打卡提醒。{others}"
+    )
+
+
+@dataclass(frozen=True)
+class PersonCard:
+    """One person on the managers' team page: their check-ins of the day and what is missing,
+    under one state line (the worst news first)."""
+
+    user: str
+    name: str
+    state: str
+    state_class: str  # ok | bad | "" (for the page's colour)
+    items: list[Mapping[str, object]]
+    missing: list[Mapping[str, object]]
+
+
+def _state(items: Sequence[Mapping[str, object]], missing: Sequence[Mapping[str, object]]) -> tuple[str, str]:
+    if missing:
+        return "有未打卡", "bad"
+    if any(i.get("verdict") == Verdict.OFF_SITE.value for i in items):
+        return "有不在范围内的打卡", "bad"
+    kinds = {i.get("kind") for i in items}
+    if CheckinKind.DEPARTURE.value in kinds:
+        return "已离开", "ok"
+    if CheckinKind.ARRIVAL.value in kinds:
+        return "已到达", "ok"
+    return "已外勤签到", "ok"
+
+
+def team_cards(view: Mapping[str, Sequence[Mapping[str, object]]]) -> list[PersonCard]:
+    """The day view (`CheckinService.day_view`) as one card per person, by name."""
+    people: dict[str, tuple[str, list[Mapping[str, object]], list[Mapping[str, object]]]] = {}
+    for item in view.get("items", ()):
+        people.setdefault(str(item["user"]), (str(item["user_name"]), [], []))[1].append(item)
+    for m in view.get("missing", ()):
+        people.setdefault(str(m["user"]), (str(m["user_name"]), [], []))[2].append(m)
+    cards = [
+        PersonCard(user, name, *_state(items, missing), items=items, missing=missing)
+        for user, (name, items, missing) in people.items()
+    ]
+    return sorted(cards, key=lambda c: (c.state_class != "bad", c.name))

@@ -55,6 +55,16 @@ class ConsoleDelivery(Delivery):
                     .values(closed=True, outcome=p.get("outcome"))
                 )
                 text = ""
+            elif message.kind == "checkin_card_cancelled":
+                # The trip's cards update in place (已取消, no buttons); the note follows as a text.
+                await session.execute(
+                    update(ConsoleMessageRow)
+                    .where(col(ConsoleMessageRow.user_id) == user.id)
+                    .where(col(ConsoleMessageRow.request_id) == message.request_id)
+                    .where(col(ConsoleMessageRow.kind) == "checkin_card")
+                    .values(closed=True, outcome=p.get("outcome"))
+                )
+                text = str(p.get("text", ""))
             elif message.kind == "task_card":
                 card = p.get("card", {})
                 text = f"{card.get('title', '')}：{card.get('subtitle', '')}"

@@ -137,6 +137,8 @@ MESSAGES: Mapping[str, str] = {
     "trip_not_approved.cancelled": "该行程已取消，不能打卡",
     "not_your_trip": "这是别人的行程，您不能为其打卡",
     "not_your_trip.link": "这是别人的打卡链接，您不能用它打卡",
+    "not_your_trip.signed_in": "您当前登录的是{viewer_name}，这条打卡链接属于{traveller_name}，不能用它打卡。请让{traveller_name}本人打开",
+    "not_your_trip.not_signed_in": "请先登录：在企业微信或钉钉中重新打开这条打卡链接",
     "not_your_trip.link_traveller": "这个链接不属于该行程的出行人，不能用它打卡",
     "not_your_trip.not_checkin_link": "这个链接不是打卡链接",
     "not_your_trip.inactive": "该账号已停用，不能打卡",

@@ -8,8 +8,9 @@ and each rung re-checks at firing that it is still due; the summary is one timer
 rule itself: where a check-in belongs, whether it is on site, how far it can be trusted, which
 rung is due and whether a 补卡 fits the quota are the core's. It also plugs into the approval
 workflow: a hook that opens trips (and sends the trip card) when an outing or vehicle dispatch
-is approved and records the made-up check-in when a 补卡 is approved, and a submit validator
-that refuses a 补卡 over the monthly quota.
+is approved, cancels them (timers, 已取消 card, travellers told) when it is withdrawn, revoked or
+terminated, and records the made-up check-in when a 补卡 is approved, and a submit validator
+that refuses a 补卡 over the monthly quota (serialised per person and month).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from checkins.core import (
     Problem,
     Rung,
     Trip,
+    TripStatus,
 )
 from checkins.errors import AlreadyCheckedIn, FixQuotaExceeded, NotYourTrip, TripNotApproved, TripNotFound
 from checkins.geo import map_url
@@ -54,7 +56,10 @@ from storage.db import Database
 
 logger = logging.getLogger(__name__)
 
-CARD_KIND = "checkin_card"  # outbox kind of a trip card (text + link buttons)
+CARD_KIND = "checkin_card"  # outbox kind of a trip card (fields + 到达打卡 / 离开打卡 buttons)
+CANCELLED_CARD_KIND = "checkin_card_cancelled"  # the trip's card, updated to 已取消, and a note
+TRIP_ENDING_STATUSES = frozenset({RequestStatus.WITHDRAWN, RequestStatus.TERMINATED})
+TRIP_KINDS = (CheckinKind.ARRIVAL, CheckinKind.DEPARTURE)
 TEAM_LINK_TTL = timedelta(hours=24)
 
 
@@ -203,6 +208,9 @@ class CheckinService:
     ) -> None:
         """Runs inside the transaction of every approval state change."""
         req = out.request
+        if template.key in TRIP_TEMPLATES and req.status in TRIP_ENDING_STATUSES:
+            await self._cancel_trips(session, req, org, now)
+            return
         if req.status != RequestStatus.APPROVED or not any(e.kind == "request_approved" for e in out.events):
             return
         if template.key in TRIP_TEMPLATES:
@@ -236,6 +244,34 @@ class CheckinService:
             )
             logger.info(
                 "trip opened", extra={"trip_id": trip.id, "request_id": req.id, "user": trip.traveller}
+            )
+
+    async def _cancel_trips(self, session: AsyncSession, req: Request, org: Org, now: datetime) -> None:
+        """The outing or dispatch was withdrawn, revoked or terminated: its trips are cancelled in
+        the same transaction, their ladders stop (timers cancelled), and each traveller's trip
+        card is updated to 已取消 with a note naming the companions whose trips went too."""
+        cancelled = await store.cancel_trips(session, request_id=req.id)
+        for trip in cancelled:
+            keys = [_rung_key(trip.id, kind, rung) for kind in TRIP_KINDS for rung in Rung]
+            await timers.cancel_keys(session, keys=keys, now=now)
+            companions = [org.display_name(t.traveller) for t in cancelled if t.traveller != trip.traveller]
+            text = words.trip_cancelled_text(trip, self.tz, how=req.status.value, companions=companions)
+            self._queue(
+                session,
+                kind=CANCELLED_CARD_KIND,
+                recipient=trip.traveller,
+                payload={
+                    "text": text,
+                    "request_id": req.id,
+                    "trip_id": trip.id,
+                    "outcome": words.TRIP_CANCELLED,
+                },
+                now=now,
+                request_id=req.id,
+            )
+            logger.info(
+                "trip cancelled",
+                extra={"trip_id": trip.id, "request_id": req.id, "status": req.status.value},
             )
 
     async def _record_made_up(self, session: AsyncSession, req: Request, org: Org, now: datetime) -> None:
@@ -273,6 +309,7 @@ class CheckinService:
             return
         missed_at = datetime.fromisoformat(str(request.form["missed_at"]))
         month = core.month_of(missed_at, self.tz)
+        await store.lock_fix_quota(session, initiator=request.initiator, month=month)
         used = await store.fixes_in_month(
             session, initiator=request.initiator, month=month, tz=self.tz, exclude=request.id
         )
@@ -376,6 +413,8 @@ class CheckinService:
             raise TripNotFound("trip_not_found.link", trip_id=claims.trip)
         if trip.traveller != claims.user:
             raise NotYourTrip("not_your_trip.link_traveller", trip_id=trip.id)
+        if trip.status != TripStatus.ACTIVE:
+            raise TripNotApproved("trip_not_approved.cancelled", trip_id=trip.id, status=trip.status.value)
         org = await self.org()
         if not org.is_active(claims.user):
             raise NotYourTrip("not_your_trip.inactive", user=claims.user)
@@ -466,6 +505,14 @@ class CheckinService:
                 kind = core.infer_kind(await store.trip_history(s, trip_id=trip.id), now)
             checkin = await self._judge_on_trip(s, trip, kind, fix, user.id)
             return await self._save(s, checkin, dedupe_key, org, now)
+
+    async def active_trip_today(self, user_id: str) -> Trip | None:
+        """The person's active trip today (the one 打卡 and a shared location would use)."""
+        now = self.now()
+        start, end = self._day_bounds(now.astimezone(self.tz).date())
+        async with self.db.session() as s:
+            trips = await store.trips_overlapping(s, start=start, end=end, users=[user_id])
+        return core.pick_trip(trips, now, self.tz)
 
     async def fresh_links(self, user: User) -> str | None:
         """The 打卡 command: a new trip card for today's trip (None), or why there is none."""

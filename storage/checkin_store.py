@@ -9,12 +9,14 @@ table (`deadlines.timers`), not here.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import datetime, tzinfo
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -101,6 +103,24 @@ async def load_trip(session: AsyncSession, *, trip_id: str) -> Trip | None:
 async def trips_of_request(session: AsyncSession, *, request_id: str) -> list[Trip]:
     q = select(TripRow).where(TripRow.request_id == request_id).order_by(TripRow.id)  # type: ignore[arg-type]
     return [trip_from_row(r) for r in (await session.execute(q)).scalars().all()]
+
+
+async def cancel_trips(session: AsyncSession, *, request_id: str) -> list[Trip]:
+    """Mark the request's active trips cancelled; the trips this call cancelled (a second call,
+    or a concurrent one that lost the race, cancels nothing)."""
+    cancelled: list[Trip] = []
+    for trip in await trips_of_request(session, request_id=request_id):
+        if trip.status != TripStatus.ACTIVE:
+            continue
+        result = await session.execute(
+            update(TripRow)
+            .where(TripRow.id == trip.id)  # type: ignore[arg-type]
+            .where(TripRow.status == TripStatus.ACTIVE.value)  # type: ignore[arg-type]
+            .values(status=TripStatus.CANCELLED.value)
+        )
+        if result.rowcount:  # type: ignore[attr-defined]
+            cancelled.append(replace(trip, status=TripStatus.CANCELLED))
+    return cancelled
 
 
 async def trips_overlapping(
@@ -315,6 +335,18 @@ async def stored_link_secret(session: AsyncSession, *, now: datetime) -> bytes:
 
 
 # -- 补卡 quota -------------------------------------------------------------------------------------
+async def lock_fix_quota(session: AsyncSession, *, initiator: str, month: tuple[int, int]) -> None:
+    """Serialise the 补卡 quota check of one person and month until the transaction ends, so two
+    submissions racing for the last place cannot both count the same free place. PostgreSQL: a
+    transaction-scoped advisory lock on the (person, month) key; SQLite: every transaction
+    already holds the write lock from its start (BEGIN IMMEDIATE), so nothing to add."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    digest = hashlib.sha256(f"checkin_fix_quota:{initiator}:{month[0]}-{month[1]:02d}".encode()).digest()
+    key = int.from_bytes(digest[:8], "big", signed=True)
+    await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
 async def fixes_in_month(
     session: AsyncSession, *, initiator: str, month: tuple[int, int], tz: tzinfo, exclude: str | None = None
 ) -> int:

@@ -9,7 +9,9 @@ fail (`fail_next`) or slow (`delay`) per path, and read what it recorded.
 Web sign-in 免登: `auth_code(staff)` hands out a code that `/topapi/v2/user/getuserinfo` exchanges
 once within `CODE_TTL_S` (`expire_codes()` ages them all; else errcode 40078), and `/dingtalk.open.js`
 is a stand-in for the JSAPI script whose `dd.runtime.permission.requestAuthCode({corpId, clientId})`
-answers with a fresh code for `signed_in_staff` (refusing another corpId or clientId).
+answers with a fresh code for `signed_in_staff` (refusing another corpId or clientId), records
+`dd.config` calls in `window.__dd.configs` and answers `dd.device.geolocation.get` with `location`;
+`/get_jsapi_ticket` hands out a fresh ticket per call (`jsapi_tickets`).
 
 The callbacks are built with dingtalk-sdk's `DingTalkCrypto` (an implementation independent of
 oabot's) and with the robot sign computed here from the published formula.
@@ -46,6 +48,12 @@ TOKEN = "/v1.0/oauth2/accessToken"
 OAPI_TOKEN = "/gettoken"
 GETUSERINFO = "/topapi/v2/user/getuserinfo"
 JSAPI = "/dingtalk.open.js"
+JSAPI_TICKET = "/get_jsapi_ticket"
+# The robot message templates the fake takes, with the msgParam keys each needs.
+MSG_PARAMS = {
+    "sampleText": {"content"},
+    "sampleActionCard6": {"title", "text", "buttonTitle1", "buttonUrl1", "buttonTitle2", "buttonUrl2"},
+}
 CORP_ID = "dingcorpfake"
 CODE_TTL_S = 300.0
 BAD_CODE = 40078  # 不存在的临时授权码
@@ -65,6 +73,7 @@ class FakeDingTalk:
     api: FakeApi = field(default_factory=lambda: FakeApi("dingtalk"))
     cards: dict[str, CardInstance] = field(default_factory=dict)
     texts: list[tuple[str, str]] = field(default_factory=list)  # (staffId, content)
+    action_cards: list[tuple[str, dict[str, str]]] = field(default_factory=list)  # (staffId, msgParam)
     tokens: set[str] = field(default_factory=set)
     token_fetches: int = 0
     create_outcomes: list[tuple[str, str]] = field(default_factory=list)  # (outTrackId, created | repeated)
@@ -72,6 +81,9 @@ class FakeDingTalk:
     _delays: dict[str, float] = field(default_factory=dict)
     _counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     signed_in_staff: str | None = None  # who the fake JSAPI says the page's visitor is
+    # where the fake JSAPI's dd.device.geolocation.get says the device is: (lat, lng, accuracy), GCJ-02
+    location: tuple[float, float, float] | None = None
+    jsapi_tickets: list[str] = field(default_factory=list)  # get_jsapi_ticket answers, oldest first
     _auth_codes: dict[str, tuple[str, float]] = field(default_factory=dict)  # code -> (staff, issued)
 
     async def start(self) -> FakeDingTalk:
@@ -82,6 +94,7 @@ class FakeDingTalk:
         self.api.route("POST", BATCH_SEND, self._batch_send)
         self.api.route("POST", GETUSERINFO, self._getuserinfo)
         self.api.route("GET", JSAPI, self._jsapi)
+        self.api.route("GET", JSAPI_TICKET, self._jsapi_ticket)
         await self.api.start()
         return self
 
@@ -238,11 +251,17 @@ class FakeDingTalk:
                 {"code": "InvalidAuthentication", "message": "token invalid"}, status=401
             )
         body = rec.json()
-        if body.get("robotCode") != APP_KEY or body.get("msgKey") != "sampleText":
+        msg_key = body.get("msgKey")
+        if body.get("robotCode") != APP_KEY or msg_key not in MSG_PARAMS:
             return web.json_response({"code": "param.invalid", "message": "robotCode / msgKey"}, status=400)
-        content = json.loads(body["msgParam"])["content"]
+        params = json.loads(body["msgParam"])
+        if not self._strings_only(params) or set(params) != MSG_PARAMS[msg_key]:
+            return web.json_response({"code": "param.invalid", "message": "msgParam"}, status=400)
         for staff in body.get("userIds") or []:
-            self.texts.append((str(staff), str(content)))
+            if msg_key == "sampleText":
+                self.texts.append((str(staff), params["content"]))
+            else:
+                self.action_cards.append((str(staff), params))
         return web.json_response(
             {
                 "processQueryKey": f"q-{next(self._counter)}",
@@ -269,9 +288,26 @@ class FakeDingTalk:
             "requestAuthCode:function(a){"
             f"if(a.corpId!=={json.dumps(CORP_ID)}||a.clientId!=={json.dumps(APP_KEY)}){{a.onFail({{}});return}}"
             f"var code={json.dumps(code)};if(code){{a.onSuccess({{code:code}})}}else{{a.onFail({{}})}}"
-            "}}}};"
+            "}}},"
+            "config:function(c){(window.__dd=window.__dd||{configs:[]}).configs.push(c)},"
+            "device:{geolocation:{get:function(o){"
+            + (
+                f"setTimeout(function(){{o.onSuccess({{latitude:{self.location[0]},longitude:{self.location[1]},"
+                f"accuracy:{self.location[2]}}})}},10)"
+                if self.location
+                else "o.onFail({})"
+            )
+            + "}}}};"
         )
         return web.Response(text=script, content_type="application/javascript")
+
+    async def _jsapi_ticket(self, request: web.Request, rec: Recorded) -> web.StreamResponse:
+        """oapi GET /get_jsapi_ticket: the app's ticket for dd.config, valid 7200 s."""
+        if rec.query.get("access_token", "") not in self.tokens:
+            return web.json_response({"errcode": 40014, "errmsg": "不合法的access_token"})
+        ticket = f"ddticket-{next(self._counter)}"
+        self.jsapi_tickets.append(ticket)
+        return web.json_response({"errcode": 0, "errmsg": "ok", "ticket": ticket, "expires_in": 7200})
 
 
 # -- what DingTalk sends to oabot ----------------------------------------------------------------

@@ -13,6 +13,9 @@ Web sign-in: `/connect/oauth2/authorize` (the OAuth page, with `OABOT_WECOM_OAUT
 here) sends the browser straight back to the redirect URL with a one-time code for
 `signed_in_account` (None: a visitor who is not a member), and `/cgi-bin/auth/getuserinfo`
 exchanges it: once, within `CODE_TTL_S` (`expire_codes()` ages them all), else errcode 40029.
+
+JS-SDK: `/cgi-bin/get_jsapi_ticket` hands out a fresh ticket per call (`jsapi_tickets` lists
+them), so a test can check that the page's wx.config is signed with the one ticket fetched.
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ class FakeWeCom:
     _codes: dict[str, bool] = field(default_factory=dict)  # response code -> used
     _seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     signed_in_account: str | None = None  # who the OAuth page says the visitor is
+    jsapi_tickets: list[str] = field(default_factory=list)  # get_jsapi_ticket answers, oldest first
     _oauth_codes: dict[str, tuple[str | None, float]] = field(
         default_factory=dict
     )  # code -> (account, issued)
@@ -69,6 +73,7 @@ class FakeWeCom:
         self.api.route("GET", "/cgi-bin/user/get", self._user)
         self.api.route("GET", "/connect/oauth2/authorize", self._authorize)
         self.api.route("GET", "/cgi-bin/auth/getuserinfo", self._getuserinfo)
+        self.api.route("GET", "/cgi-bin/get_jsapi_ticket", self._jsapi_ticket)
         await self.api.start()
         return self
 
@@ -218,6 +223,16 @@ class FakeWeCom:
                 {"errcode": 0, "errmsg": "ok", "openid": "o-visitor", "external_userid": ""}
             )
         return web.json_response({"errcode": 0, "errmsg": "ok", "userid": account, "user_ticket": "t"})
+
+    async def _jsapi_ticket(self, request: web.Request, rec: Recorded) -> web.StreamResponse:
+        """GET /cgi-bin/get_jsapi_ticket: the enterprise's ticket for wx.config, valid 7200 s."""
+        if failed := self._failure(request.path):
+            return failed
+        if bad := self._token_error(rec):
+            return bad
+        ticket = f"jsticket-{next(self._seq)}"
+        self.jsapi_tickets.append(ticket)
+        return web.json_response({"errcode": 0, "errmsg": "ok", "ticket": ticket, "expires_in": 7200})
 
 
 class WeComCallbacks:

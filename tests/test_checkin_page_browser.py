@@ -97,14 +97,59 @@ async def test_check_in_page_with_a_fixed_geolocation(tmp_path: Path) -> None:
             assert verdict == "off_site" and "不在目的地范围内" in message
             await browser.screenshot(str(tmp_path / "departure.png"))
             await browser.navigate(f"{server.base_url}/console/u/u_sun/checkins")
-            await browser.wait_for("!!document.querySelector('tr.checkin')")
+            await browser.wait_for("!!document.querySelector('.person .checkin')")
             await browser.screenshot(str(tmp_path / "team.png"))
+            # a phone-sized page: one card per person, nothing wider than the screen, a way back
+            layout = await browser.evaluate(
+                "({width: document.documentElement.scrollWidth, people: document.querySelectorAll('.person').length,"
+                " table: document.querySelectorAll('table').length,"
+                " back: document.querySelector('[data-back]').getAttribute('href'),"
+                " state: document.querySelector('.person .state').textContent})"
+            )
+            assert layout == {
+                "width": 390,
+                "people": 1,
+                "table": 0,
+                "back": "/console/u/u_sun",
+                "state": "有不在范围内的打卡",
+            }
+
+            # 团队签到 only for people who manage someone
+            for uid, shown in (("u_sun", True), ("u_wu", False)):
+                await browser.navigate(f"{server.base_url}/console/u/{uid}")
+                await browser.wait_for("document.readyState === 'complete'")
+                has = await browser.evaluate("!!document.querySelector('a[href$=\"/checkins\"]')")
+                assert has is shown, uid
+
+            # the demo's field worker has an approved trip already: check in from its card
+            await browser.navigate(f"{server.base_url}/console/u/u_zheng")
+            await browser.wait_for("!!document.querySelector('[data-checkin-link]')")
+            await browser.screenshot(str(tmp_path / "demo_field_staff_trip_card.png"))
+            demo_arrival = await browser.evaluate(
+                "document.querySelector('[data-checkin-link]').getAttribute('href')"
+            )
+            verdict, message = await check_in(browser, demo_arrival, (SITE.lat, SITE.lng, 20.0))
+            assert verdict == "on_site" and "已记录到达打卡" in message
+
             # The arrival link again: it says when the arrival was recorded and offers no button.
             await browser.navigate(links["到达打卡"])
             used = await browser.evaluate("document.body.innerText")
             assert "到达打卡已于" in used and "这次没有再记录" in used
             assert await browser.evaluate("document.getElementById('go') === null")
             await browser.screenshot(str(tmp_path / "arrival_used.png"))
+
+        # 吴昊 revokes the outing: the console's trip card reads 已取消, without buttons
+        revoked = await api.post(
+            f"/api/v1/requests/{task['request_id']}/actions", json={"action": "withdraw", "actor": "u_wu"}
+        )
+        assert revoked.status_code == 200, revoked.text
+        await wait_until(lambda: _console_texts(api, "u_wu", "【外勤行程已取消】"))
+        async with Browser() as browser:
+            await browser.emulate_phone()
+            await browser.navigate(f"{server.base_url}/console/u/u_wu")
+            await browser.wait_for("!!document.querySelector('[data-kind=checkin_card] .outcome')")
+            assert await browser.evaluate("document.querySelectorAll('[data-checkin-link]').length") == 0
+            await browser.screenshot(str(tmp_path / "trip_card_cancelled.png"))
 
         day = (await api.get("/api/v1/checkins", params={"user": "u_wu"})).json()
         assert [(c["kind"], c["verdict"], c["source"]) for c in day["items"]] == [

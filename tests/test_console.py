@@ -125,13 +125,13 @@ async def test_commands_pending_help_and_delegate(org_db, aiohttp_client, clock)
 
 async def test_location_is_checked_before_it_is_accepted(org_db, aiohttp_client, clock):
     app, client = await _client(org_db, aiohttp_client, clock)
-    await client.post("/console/u/u_zheng/location", data={"lat": "91", "lng": "121"}, allow_redirects=False)
-    await client.post("/console/u/u_zheng/location", data={"lat": "nan", "lng": "121"}, allow_redirects=False)
+    await client.post("/console/u/u_wu/location", data={"lat": "91", "lng": "121"}, allow_redirects=False)
+    await client.post("/console/u/u_wu/location", data={"lat": "nan", "lng": "121"}, allow_redirects=False)
     await client.post(
-        "/console/u/u_zheng/location", data={"lat": "31.2215", "lng": "121.5440"}, allow_redirects=False
+        "/console/u/u_wu/location", data={"lat": "31.2215", "lng": "121.5440"}, allow_redirects=False
     )
     await app[DISPATCHER].drain()
-    texts = [m.text for m in await _messages(org_db, "u_zheng") if m.direction == "out"]
+    texts = [m.text for m in await _messages(org_db, "u_wu") if m.direction == "out"]
     assert sum("位置无效" in t or "位置格式不对" in t for t in texts) == 2
     assert any("已收到您的位置" in t for t in texts)
 

@@ -38,7 +38,7 @@ DEMO_TREE = """\
     * 吴昊 (u_wu), 市场专员
   工程部 [engineering] - leader: 周杰 (u_zhou)
     * 周杰 (u_zhou), 工程部经理
-    * 郑浩 (u_zheng), 现场工程师
+    * 郑浩 (u_zheng), 现场工程师, roles: field_staff
 Sites:
   集团总部 [hq] - 31.2304, 121.4737 (gcj02), radius 300 m
   浦东项目现场 [site_pudong] - 31.2215, 121.544 (gcj02), radius 500 m
@@ -134,7 +134,7 @@ def test_reimport_reports_updates_and_deactivations(
 
     code, out, _ = run(capsys, "org", "show", "--all")
     assert code == 0
-    assert "    * 郑浩 (u_zheng), 现场工程师 (inactive)\n" in out
+    assert "    * 郑浩 (u_zheng), 现场工程师, roles: field_staff (inactive)\n" in out
     assert "  财务部 [finance] (inactive) - leader: 钱磊 (u_qian)\n" in out
     assert "  浦东项目现场 [site_pudong] (inactive) - 31.2215, 121.544 (gcj02), radius 500 m\n" in out
 

@@ -23,10 +23,13 @@ from typing import Any
 from aiohttp import web
 
 from approvals.clock import SystemClock
+from approvals.errors import ApprovalError
 from bot.app import create_app, open_database
+from bot.checkin_wiring import ready_demo_trip
 from bot.cli.config import EXIT_CONFIG, cannot_connect, error_reason, load_or_report
 from bot.logs import configure_logging
 from bot.settings import DEMO_DATABASE_URL, Settings
+from org.errors import DomainError
 from org.loader import OrgFileError, load_org_file
 from reports.backup import service_lock, sqlite_file
 from storage.migrate import schema_status, upgrade
@@ -187,6 +190,8 @@ async def _run_http(settings: Settings, stop: asyncio.Event) -> int:
     app = create_app(settings)
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_S, access_log=None)
     await runner.setup()
+    if settings.demo:
+        await _ready_demo(app)
     try:
         site = web.TCPSite(runner, settings.host, settings.port)
         try:
@@ -205,6 +210,17 @@ async def _run_http(settings: Settings, stop: asyncio.Event) -> int:
     finally:
         await runner.cleanup()
     return 0
+
+
+async def _ready_demo(app: web.Application) -> None:
+    """The demo's field worker gets today's trip (an approved outing), so the check-in demo works."""
+    try:
+        request_id = await ready_demo_trip(app)
+    except (ApprovalError, DomainError) as exc:
+        logger.warning("could not ready the demo's trip: %s", exc)
+        return
+    if request_id:
+        logger.info("the demo's field worker has today's trip: request %s", request_id)
 
 
 def console_warning(settings: Settings) -> str | None:

@@ -25,6 +25,7 @@ DEMO_DATABASE_URL = "sqlite+aiosqlite:///./var/demo.db"
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/oabot.db"
 
 PROBLEM = "config_problem"
+WECOM_JSSDK_URL = "https://res.wx.qq.com/open/js/jweixin-1.2.0.js"
 DINGTALK_JSAPI_URL = "https://g.alicdn.com/dingding/dingtalk-jsapi/3.0.25/dingtalk.open.js"
 
 _CONFIG = ConfigDict(frozen=True, validate_by_name=True, validate_by_alias=True, extra="forbid")
@@ -162,6 +163,8 @@ class WeComSettings(PlatformGroup):
     event_max_age_s: Annotated[
         int, parse.whole_number(30, 24 * 3600, "seconds a WeCom event callback stays acceptable")
     ] = Field(default=900, validation_alias="OABOT_WECOM_EVENT_MAX_AGE_S")
+    # The JS-SDK the check-in page loads inside WeCom (wx.getLocation); empty: none (browser only).
+    jssdk_url: str = Field(default=WECOM_JSSDK_URL, validation_alias="OABOT_WECOM_JSSDK_URL")
 
 
 class DingTalkSettings(PlatformGroup):

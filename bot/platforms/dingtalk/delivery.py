@@ -11,6 +11,9 @@ closed) and robot texts (everything else), idempotent per outbox id.
   same task version is another instance.
 - `card_closed`: PUT the card instance with status closed and the outcome (no buttons).
   Updating to the same values twice is harmless.
+- `checkin_card` (a trip card): a robot action card (`trip_cards`) whose two buttons open the
+  check-in page, 到达打卡 and 离开打卡. Robot messages cannot be edited, so a cancelled trip
+  (`checkin_card_cancelled`) is said in a text; the card's links then refuse the cancelled trip.
 - anything with a `text`: robot one-to-one message (oToMessages/batchSend, msgKey sampleText).
   A key-value marker per outbox id stops a second send when the dispatcher hands the same row
   over again; a crash between the send and the marker can still repeat one text. Replies to
@@ -38,6 +41,7 @@ from bot.platforms.dingtalk.cards import (
 )
 from bot.platforms.dingtalk.client import DingTalkApiError, DingTalkClient
 from bot.platforms.dingtalk.inbound import PLATFORM
+from bot.platforms.dingtalk.trip_cards import trip_action_card
 from bot.settings import DingTalkSettings
 from notifications.compose import SUPERVISE_KINDS
 from notifications.delivery import Delivery, DeliveryError, OutgoingMessage
@@ -51,6 +55,7 @@ logger = logging.getLogger(__name__)
 SENT_MARK_TTL_S = 7 * 24 * 3600  # longer than the outbox ever retries a row
 STRANGER_REPLY_EVERY_S = 10 * 60  # at most one "not in the directory" reply per account per 10 min
 SENDING, DELIVERED = "sending", "delivered"
+TRIP_CARD = "checkin_card"  # services.checkins' trip card
 
 
 def _card_of(task_id: str, user_id: str) -> tuple[ColumnElement[bool], ...]:
@@ -97,6 +102,8 @@ class DingTalkDelivery(Delivery):
                 await self._send_card(message, user, staff)
             elif message.kind == "card_closed":
                 await self._close_card(message, user)
+            elif message.kind == TRIP_CARD and "card" in message.payload:
+                await self._send_trip_card(message, staff)
             elif message.payload.get("text") and message.payload.get("account"):
                 await self._reply_to_stranger(message, staff)
             elif message.payload.get("text"):
@@ -235,6 +242,24 @@ class DingTalkDelivery(Delivery):
             extra={"outbox_id": message.outbox_id, "staff_id": staff, "kind": message.kind},
         )
 
+    async def _send_trip_card(self, message: OutgoingMessage, staff: str) -> None:
+        """A trip card as a robot action card with two link buttons (到达打卡 / 离开打卡), once
+        per outbox id like a text."""
+        mark = f"dingtalk:sent:{message.outbox_id}"
+        try:
+            if await self._kv.get(mark):
+                logger.info("dingtalk trip card already sent", extra={"outbox_id": message.outbox_id})
+                return
+        except KVUnavailable:
+            pass
+        msg_key, params = trip_action_card(message.payload)
+        await self._batch_send(staff, msg_key, params)
+        try:
+            await self._kv.set(mark, "1", ttl_s=SENT_MARK_TTL_S)
+        except KVUnavailable:
+            pass
+        logger.info("dingtalk trip card sent", extra={"outbox_id": message.outbox_id, "staff_id": staff})
+
     async def _reply_to_stranger(self, message: OutgoingMessage, staff: str) -> None:
         """A reply to an account outside the directory: at most one per account per 10 minutes,
         so a stranger cannot keep the robot talking."""
@@ -253,11 +278,14 @@ class DingTalkDelivery(Delivery):
 
     async def send_text(self, staff: str, text: str) -> None:
         """One robot text to one person; raise DingTalkApiError."""
+        await self._batch_send(staff, "sampleText", {"content": text})
+
+    async def _batch_send(self, staff: str, msg_key: str, params: dict[str, str]) -> None:
         body = {
             "robotCode": self._client.robot_code,
             "userIds": [staff],
-            "msgKey": "sampleText",
-            "msgParam": json.dumps({"content": text}, ensure_ascii=False),
+            "msgKey": msg_key,
+            "msgParam": json.dumps(params, ensure_ascii=False),
         }
         answer = await self._client.api("POST", "/v1.0/robot/oToMessages/batchSend", body)
         if staff in (answer.get("invalidStaffIdList") or []):

@@ -7,6 +7,8 @@
   newest click's), replacing the card by the decided one (or, for a payload without it, greying
   the buttons out with the outcome); when there is no usable code, or WeCom refuses it, the
   outcome goes out as a text instead;
+- checkin_card → a trip card (`trip_cards`: jump buttons 到达打卡 / 离开打卡), kept like a task
+  card; checkin_card_cancelled → that card's buttons updated to 已取消, and the note as a text;
 - everything else (result, cc, approved_notice, urge, text) → a text message; a reply to an
   account outside the directory (payload `account`) at most once per account per 10 minutes.
 
@@ -36,6 +38,7 @@ from bot.platforms.wecom.cards import (
 )
 from bot.platforms.wecom.client import WeComApiError, WeComClient
 from notifications.compose import SUPERVISE_KINDS
+from bot.platforms.wecom.trip_cards import cancelled_card_body, trip_card_id, trip_ref, trip_template_card
 from notifications.delivery import Delivery, DeliveryError, OutgoingMessage
 from org.model import User
 from storage.db import Database
@@ -46,6 +49,7 @@ logger = logging.getLogger(__name__)
 PLATFORM = "wecom"
 SENT_MARKER_TTL_S = 7 * 24 * 3600  # far longer than the dispatcher ever retries a row
 STRANGER_REPLY_EVERY_S = 10 * 60
+TRIP_CARD, TRIP_CANCELLED = "checkin_card", "checkin_card_cancelled"  # services.checkins' kinds
 
 
 class WeComDelivery(Delivery):
@@ -82,6 +86,10 @@ class WeComDelivery(Delivery):
                 await self._send_card(message, user, account)
             elif message.kind == "card_closed":
                 await self._close_card(message, user, account)
+            elif message.kind == TRIP_CARD:
+                await self._send_trip_card(message, user, account)
+            elif message.kind == TRIP_CANCELLED:
+                await self._cancel_trip_card(message, user, account)
             elif message.payload.get("account"):
                 await self._reply_to_stranger(message, account)
             else:
@@ -169,6 +177,63 @@ class WeComDelivery(Delivery):
                 await self._spend(ref.id, ref.handle)
                 return
         await self._send_text(closed_text(p, outcome), account)
+
+    async def _send_trip_card(self, message: OutgoingMessage, user: User, account: str) -> None:
+        """A trip card with its 到达打卡 / 离开打卡 jump buttons; kept so a cancellation can update it."""
+        trip_id = str(message.payload.get("trip_id") or "")
+        card_id = trip_card_id(message.outbox_id, user.id)
+        async with self._db.session() as s:
+            ref = await card_refs.card_ref(s, task_id=trip_ref(trip_id), user_id=user.id)
+        if ref is not None and ref.card_id == card_id:
+            logger.info("wecom trip card already sent", extra={"outbox_id": message.outbox_id})
+            return
+        body = send_card_body(
+            trip_template_card(message.payload, card_id=card_id),
+            account=account,
+            agent_id=self._client.agent_id,
+        )
+        answer = await self._client.send_message(body)
+        self._check_recipient(answer, account)
+        if not trip_id:
+            return
+        try:
+            async with self._db.transaction() as s:
+                await card_refs.save_sent_card(
+                    s,
+                    task_id=trip_ref(trip_id),
+                    user_id=user.id,
+                    account=account,
+                    card_id=card_id,
+                    handle=str(answer.get("response_code") or ""),
+                    now=self._now(),
+                )
+        except IntegrityError:
+            logger.info("wecom trip card recorded concurrently", extra={"card_id": card_id})
+
+    async def _cancel_trip_card(self, message: OutgoingMessage, user: User, account: str) -> None:
+        """The trip was cancelled: its newest card's buttons read 已取消 (when WeCom still takes
+        the card's response code), and the traveller gets the note saying so."""
+        p = message.payload
+        async with self._db.session() as s:
+            ref = await card_refs.card_ref(s, task_id=trip_ref(str(p.get("trip_id") or "")), user_id=user.id)
+        if ref is not None and ref.id is not None and ref.handle and not ref.handle_used:
+            body = cancelled_card_body(
+                account=account,
+                agent_id=self._client.agent_id,
+                response_code=ref.handle,
+                outcome=str(p.get("outcome") or "已取消"),
+            )
+            try:
+                await self._client.update_template_card(body)
+            except WeComApiError as exc:
+                if exc.retryable:
+                    raise
+                logger.warning(
+                    "wecom refused the trip card update",
+                    extra={"outbox_id": message.outbox_id, "card_id": ref.card_id, "errcode": exc.errcode},
+                )
+            await self._spend(ref.id, ref.handle)
+        await self._send_text(message.text(), account)
 
     async def _send_text(self, text: str, account: str) -> None:
         if not text:

@@ -35,6 +35,7 @@ from handlers.events import CardAction, LocationShared, Sender, TextMessage
 from notifications.messages import message_for
 from notifications.wording import URGENCY_LABEL
 from org.model import Org, User
+from services.checkins import team_of
 
 CONSOLE_PATH = "/console"
 CSRF_KEY = web.RequestKey("oabot_console_csrf", str)
@@ -112,8 +113,13 @@ async def _feed_context(request: web.Request, user: User) -> dict[str, Any]:
 
 
 async def chat(request: web.Request) -> web.StreamResponse:
-    _, user = await _user(request)
-    context = {"title": f"{user.name} 的聊天", "back": "/console", **await _feed_context(request, user)}
+    org, user = await _user(request)
+    context = {
+        "title": f"{user.name} 的聊天",
+        "back": "/console",
+        "manages_someone": bool(team_of(org, user.id)),  # the 团队签到 button is for managers only
+        **await _feed_context(request, user),
+    }
     return _render("console/chat.html", request, context)
 
 

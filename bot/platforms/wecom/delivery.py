@@ -37,8 +37,8 @@ from bot.platforms.wecom.cards import (
     text_body,
 )
 from bot.platforms.wecom.client import WeComApiError, WeComClient
-from notifications.compose import SUPERVISE_KINDS
 from bot.platforms.wecom.trip_cards import cancelled_card_body, trip_card_id, trip_ref, trip_template_card
+from notifications.compose import SUPERVISE_KINDS
 from notifications.delivery import Delivery, DeliveryError, OutgoingMessage
 from org.model import User
 from storage.db import Database

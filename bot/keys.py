@@ -87,3 +87,8 @@ PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal")
 if TYPE_CHECKING:
     from bot.web.workspace.sign_in import SignIn
 SIGN_IN: web.AppKey[SignIn] = web.AppKey("sign_in")
+# Directory sync from WeCom / DingTalk (set by bot.wiring when a platform is configured): the
+# nightly sync and the re-reads contact events schedule.
+if TYPE_CHECKING:
+    from services.org_sync import OrgSync
+ORG_SYNC: web.AppKey[OrgSync] = web.AppKey("org_sync")

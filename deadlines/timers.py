@@ -55,6 +55,8 @@ class TimerKind(StrEnum):
     CHECKIN_SUMMARY = "checkin_summary"  # the managers' daily check-in summary (recurring)
     STATS_WEEKLY = "stats_weekly"  # the weekly statistics summary (recurring)
     BACKUP = "backup"  # a scheduled SQLite backup (recurring)
+    ORG_SYNC = "org_sync"  # the nightly directory sync from WeCom or DingTalk (recurring)
+    ORG_REFRESH = "org_refresh"  # re-read one person or department after a contact event
 
 
 TASK_KINDS = tuple(k.value for k in (TimerKind.REMIND, TimerKind.DUE, TimerKind.ESCALATE, TimerKind.AUTO))

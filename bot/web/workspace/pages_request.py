@@ -72,7 +72,10 @@ def _what(e: TrailEventView, view: RequestView, org: Org) -> str:
     after = org.display_name(e.after) if e.after else ""
     if e.kind in ("step_started", "step_approved", "step_skipped") and step:
         return f"{label}：{step}"
-    if e.kind in ("task_assigned", "transferred", "auto_transferred", "urged", "delegated") and after:
+    if (
+        e.kind in ("task_assigned", "transferred", "auto_transferred", "urged", "delegated", "handed_over")
+        and after
+    ):
         return f"{label}：{after}"
     if e.kind == "signer_added":
         return f"{POSITION_SHORT.get(str(e.data.get('position')), label)}：{after}"

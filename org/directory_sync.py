@@ -180,49 +180,62 @@ def directory_document(
     ids = _Ids(directory.platform, overlay, current, (m.account for m in directory.members))
     members = {m.account: m for m in directory.members}
     active = {m.account for m in directory.members if m.active}
-    parents = {d.id: d.parent for d in directory.departments}
     leaders = _leaders(directory)
-    departments = []
+    parents = {d.id: d.parent for d in directory.departments}
+    users = []
+    for m in directory.members:
+        manager = _manager(m, overlay.users.get(m.account, {}), members, leaders, parents, active)
+        users.append(_user_entry(m, ids, overlay, current, ids.user(manager)))
+    document: dict[str, Any] = {
+        "organization": overlay.organization or (current.name if current else None),
+        "timezone": overlay.timezone or (current.timezone if current else timezone),
+        "departments": _department_entries(directory, ids, leaders, active),
+        "users": users,
+        "sites": _sites(overlay, current),
+    }
+    document["_unknown_overlay_accounts"] = sorted(set(overlay.users) - set(members))
+    return document
+
+
+def _department_entries(
+    directory: PlatformDirectory, ids: _Ids, leaders: Mapping[str, tuple[str, ...]], active: set[str]
+) -> list[dict[str, Any]]:
+    known = {d.id for d in directory.departments}
+    entries = []
     for d in directory.departments:
         heads = [ids.user(a) for a in leaders.get(d.id, ()) if a in active]
         entry: dict[str, Any] = {"id": ids.department(d.id), "name": d.name}
-        if d.parent is not None and d.parent in parents:
+        if d.parent is not None and d.parent in known:
             entry["parent"] = ids.department(d.parent)
         if heads:
             entry["leader"] = heads[0]
             if heads[1:]:
                 entry["deputies"] = heads[1:]
-        departments.append(entry)
-    users = []
-    for m in directory.members:
-        extra = overlay.users.get(m.account, {})
-        manager = _manager(m, extra, members, leaders, parents, active)
-        entry = {
-            "id": ids.user(m.account),
-            "name": m.name,
-            "department": ids.department(m.departments[0]) if m.departments else None,
-            "title": str(extra.get("title") or m.title or ""),
-            "manager": ids.user(manager),
-            "roles": extra.get("roles") or [],
-            "accounts": {
-                **_other_accounts(current, ids.user(m.account), directory.platform),
-                directory.platform: m.account,
-            },
-            "active": m.active,
-        }
-        if extra.get("level") is not None:
-            entry["level"] = extra["level"]
-        users.append({k: v for k, v in entry.items() if v is not None and v != ""})
-    unknown = sorted(set(overlay.users) - set(members))
-    document: dict[str, Any] = {
-        "organization": overlay.organization or (current.name if current else None),
-        "timezone": overlay.timezone or (current.timezone if current else timezone),
-        "departments": departments,
-        "users": users,
-        "sites": _sites(overlay, current),
+        entries.append(entry)
+    return entries
+
+
+def _user_entry(
+    m: PlatformMember, ids: _Ids, overlay: Overlay, current: Org | None, manager: str | None
+) -> dict[str, Any]:
+    """One person's org-file entry. Roles and level come from the overlay when it names the
+    person, else stay as stored (so a company that imported a YAML file first keeps them)."""
+    extra = overlay.users.get(m.account, {})
+    org_id = ids.user(m.account)
+    stored = current.users.get(org_id) if current is not None and org_id else None
+    named = m.account in overlay.users
+    entry: dict[str, Any] = {
+        "id": org_id,
+        "name": m.name,
+        "department": ids.department(m.departments[0]) if m.departments else None,
+        "title": str(extra.get("title") or m.title or ""),
+        "manager": manager,
+        "roles": extra.get("roles") if named else list(stored.roles if stored else ()),
+        "accounts": {**_other_accounts(current, org_id, ids.platform), ids.platform: m.account},
+        "level": extra.get("level") if named else (stored.level if stored else None),
+        "active": m.active,
     }
-    document["_unknown_overlay_accounts"] = unknown
-    return document
+    return {k: v for k, v in entry.items() if v is not None and v != ""}
 
 
 def _leaders(directory: PlatformDirectory) -> dict[str, tuple[str, ...]]:
@@ -367,39 +380,55 @@ def member_document(
     owner = current.user_by_account(platform, account)
     users = [e for e in document["users"] if owner is None or e["id"] != owner.id]
     if member is not None:
-        extra = overlay.users.get(account, {})
-        by_account = {u.accounts[platform]: u for u in current.users.values() if platform in u.accounts}
-        dept_ids = {d: _stored_department(current, platform, overlay, d) for d in member.departments}
-        org_id = owner.id if owner else (str(extra.get("id")) if extra.get("id") else account)
-        manager_account = member.manager or extra.get("manager")
-        manager = (
-            by_account[str(manager_account)].id
-            if manager_account and str(manager_account) in by_account
-            else None
-        )
-        if manager is None and owner is not None:
-            manager = owner.manager
-        if manager is None and member.departments:
-            dept = current.departments.get(dept_ids[member.departments[0]] or "")
-            manager = next(
-                (h for h in (dept.heads if dept else ()) if h != org_id and current.is_active(h)), None
-            )
-        entry: dict[str, Any] = {
-            "id": org_id,
-            "name": member.name,
-            "department": dept_ids[member.departments[0]] if member.departments else None,
-            "title": str(extra.get("title") or member.title or ""),
-            "manager": manager,
-            "roles": list(owner.roles)
-            if owner and not extra.get("roles")
-            else list(extra.get("roles") or []),
-            "accounts": {**(dict(owner.accounts) if owner else {}), platform: account},
-            "level": owner.level if owner and extra.get("level") is None else extra.get("level"),
-            "active": member.active,
-        }
-        users.append({k: v for k, v in entry.items() if v is not None and v != ""})
+        users.append(_member_entry(current, platform, member, overlay, owner))
     document["users"] = users
     return document
+
+
+def _member_entry(
+    current: Org, platform: str, member: PlatformMember, overlay: Overlay, owner: User | None
+) -> dict[str, Any]:
+    extra = overlay.users.get(member.account, {})
+    department = (
+        _stored_department(current, platform, overlay, member.departments[0]) if member.departments else None
+    )
+    org_id = owner.id if owner else (str(extra.get("id")) if extra.get("id") else member.account)
+    roles = extra.get("roles") if extra.get("roles") is not None else (owner.roles if owner else ())
+    level = extra.get("level") if extra.get("level") is not None else (owner.level if owner else None)
+    entry: dict[str, Any] = {
+        "id": org_id,
+        "name": member.name,
+        "department": department,
+        "title": str(extra.get("title") or member.title or ""),
+        "manager": _member_manager(current, platform, member, extra, org_id, department, owner),
+        "roles": list(roles or []),
+        "accounts": {**(dict(owner.accounts) if owner else {}), platform: member.account},
+        "level": level,
+        "active": member.active,
+    }
+    return {k: v for k, v in entry.items() if v is not None and v != ""}
+
+
+def _member_manager(
+    current: Org,
+    platform: str,
+    member: PlatformMember,
+    extra: Mapping[str, Any],
+    org_id: str,
+    department: str | None,
+    owner: User | None,
+) -> str | None:
+    """The platform's manager, else the overlay's, else a head of their department, else the
+    one they had."""
+    for account in (member.manager, extra.get("manager")):
+        holder = current.user_by_account(platform, str(account)) if account else None
+        if holder is not None and holder.active and holder.id != org_id:
+            return holder.id
+    dept = current.departments.get(department or "")
+    heads = [h for h in (dept.heads if dept else ()) if h != org_id and current.is_active(h)]
+    if heads:
+        return heads[0]
+    return owner.manager if owner else None
 
 
 def _stored_department(current: Org, platform: str, overlay: Overlay, dept_id: str) -> str | None:
@@ -521,42 +550,42 @@ def diff_orgs(old: Org | None, new: Org) -> OrgDiff:
     diff = OrgDiff()
     before_users = old.users if old else {}
     for u in new.users.values():
-        was = before_users.get(u.id)
-        if was is None:
-            if u.active:
-                diff.added.append(PersonChange(u.id, u.name))
-            continue
-        if was.active and not u.active:
-            diff.deactivated.append(PersonChange(u.id, was.name))
-            continue
-        if not was.active and u.active:
-            diff.reactivated.append(PersonChange(u.id, u.name))
-        changed = tuple(f for f in _FIELDS if _value(was, f) != _value(u, f))
-        if changed and u.active:
-            change = PersonChange(
-                u.id,
-                u.name,
-                changed,
-                {f: _value(was, f) for f in changed},
-                {f: _value(u, f) for f in changed},
-            )
-            diff.changed.append(change)
-            if "department" in changed:
-                diff.moved.append(change)
-    for u in before_users.values():
-        if u.id not in new.users and u.active:
-            diff.deactivated.append(PersonChange(u.id, u.name))
+        _diff_person(diff, before_users.get(u.id), u)
+    diff.deactivated += [
+        PersonChange(u.id, u.name) for u in before_users.values() if u.id not in new.users and u.active
+    ]
     before_depts = old.departments if old else {}
     for d in new.departments.values():
-        was_d = before_depts.get(d.id)
-        if was_d is None or not was_d.active:
+        was = before_depts.get(d.id)
+        if was is None or not was.active:
             diff.departments_added.append(d.id)
             continue
-        if was_d.name != d.name:
-            diff.departments_renamed.append((d.id, was_d.name, d.name))
-        if was_d.parent != d.parent:
-            diff.departments_moved.append((d.id, was_d.parent, d.parent))
+        if was.name != d.name:
+            diff.departments_renamed.append((d.id, was.name, d.name))
+        if was.parent != d.parent:
+            diff.departments_moved.append((d.id, was.parent, d.parent))
     diff.departments_removed = [
         d.id for d in before_depts.values() if d.active and d.id not in new.departments
     ]
     return diff
+
+
+def _diff_person(diff: OrgDiff, was: User | None, u: User) -> None:
+    if was is None:
+        if u.active:
+            diff.added.append(PersonChange(u.id, u.name))
+        return
+    if was.active and not u.active:
+        diff.deactivated.append(PersonChange(u.id, was.name))
+        return
+    if not was.active and u.active:
+        diff.reactivated.append(PersonChange(u.id, u.name))
+    changed = tuple(f for f in _FIELDS if _value(was, f) != _value(u, f))
+    if not changed or not u.active:
+        return
+    change = PersonChange(
+        u.id, u.name, changed, {f: _value(was, f) for f in changed}, {f: _value(u, f) for f in changed}
+    )
+    diff.changed.append(change)
+    if "department" in changed:
+        diff.moved.append(change)

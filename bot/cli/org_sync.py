@@ -31,7 +31,14 @@ from services.deadlines import DeadlineHooks
 from services.directory import Directory
 from services.identity import Sessions
 from services.links import PersonalLinks
-from services.org_sync import DirectoryReadFailed, SyncNotConfigured, SyncRecord, SyncReport, sync_history
+from services.org_sync import (
+    DirectoryReadFailed,
+    Handover,
+    SyncNotConfigured,
+    SyncRecord,
+    SyncReport,
+    sync_history,
+)
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # the platform could not be read: nothing changed
@@ -197,14 +204,7 @@ def format_sync(report: SyncReport, *, tz: ZoneInfo) -> list[str]:
     )
     handovers = {h.user: h for h in report.handovers}
     for p in d.deactivated:
-        h = handovers.get(p.id)
-        if h is None or not h.tasks:
-            where = "no open tasks"
-        elif h.successor is None:
-            where = f"{h.tasks} open task{'s' if h.tasks != 1 else ''} stay: no active manager or hand-over person"
-        else:
-            verb_tasks = "would move" if report.dry_run else "moved"
-            where = f"{h.tasks} open task{'s' if h.tasks != 1 else ''} {verb_tasks} to {h.successor_name} ({h.successor})"
+        where = _handover(handovers.get(p.id), dry_run=report.dry_run)
         lines.append(f"  - {p.id} {p.name}: deactivated, sign-in and API tokens end; {where}")
     lines.append(
         f"Departments: {len(d.departments_added)} added, {len(d.departments_renamed)} renamed, "
@@ -222,6 +222,16 @@ def format_sync(report: SyncReport, *, tz: ZoneInfo) -> list[str]:
     elif report.sync_id is not None:
         lines.append(f"Recorded as sync #{report.sync_id} (`oabot org history`).")
     return lines
+
+
+def _handover(h: Handover | None, *, dry_run: bool) -> str:
+    """Where a leaver's open tasks go."""
+    if h is None or not h.tasks:
+        return "no open tasks"
+    tasks = f"{h.tasks} open task{'s' if h.tasks != 1 else ''}"
+    if h.successor is None:
+        return f"{tasks} stay: no active manager or hand-over person"
+    return f"{tasks} {'would move' if dry_run else 'moved'} to {h.successor_name} ({h.successor}), 离职交接"
 
 
 def _shown(report: SyncReport, field: str, value: object) -> str:

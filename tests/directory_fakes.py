@@ -1,0 +1,240 @@
+"""Fake WeCom and DingTalk contact APIs (respx) over one made-up company: 6 departments on 3
+levels and 250 members, served a few at a time so every listing takes several pages.
+
+`Company` holds the directory as the platforms would (and can be changed between syncs);
+`wecom_routes` / `dingtalk_routes` answer the contact APIs from it and count the calls;
+`fail_page` makes the n-th page of the member listing answer an error.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import respx
+
+WECOM_BASE = "https://qyapi.weixin.qq.com"
+DINGTALK_OAPI = "https://oapi.dingtalk.com"
+DINGTALK_API = "https://api.dingtalk.com"
+
+# id -> (name, parent, leader account)
+DEPARTMENTS: dict[str, tuple[str, str | None, str]] = {
+    "1": ("总公司", None, "u000"),
+    "2": ("研发中心", "1", "u001"),
+    "3": ("市场中心", "1", "u002"),
+    "4": ("平台组", "2", "u003"),
+    "5": ("应用组", "2", "u004"),
+    "6": ("华东销售", "3", "u005"),
+}
+PEOPLE = 250
+WECOM_PAGE = 100  # user/list_id answers at most this many per page: 3 pages
+DINGTALK_PAGE = 20  # user/list answers at most this many per page: several pages per department
+
+
+@dataclass
+class Member:
+    account: str
+    name: str
+    dept: str
+    title: str = "工程师"
+
+
+@dataclass
+class Company:
+    departments: dict[str, tuple[str, str | None, str]] = field(default_factory=lambda: dict(DEPARTMENTS))
+    members: dict[str, Member] = field(default_factory=dict)
+    calls: list[str] = field(default_factory=list)
+    fail_page: int | None = None  # the n-th member-listing page fails (1-based)
+    fail_errcode: int = 45009
+    fail_for_good: bool = False  # from the failing page on, every page fails (retries too)
+    pages_served: int = 0
+
+    @classmethod
+    def made_up(cls) -> Company:
+        company = cls()
+        leaders = {leader: dept for dept, (_, _, leader) in DEPARTMENTS.items()}
+        for i in range(PEOPLE):
+            account = f"u{i:03d}"
+            dept = leaders.get(account) or str(i % 5 + 2)
+            company.members[account] = Member(
+                account, f"员工{i:03d}", dept, "负责人" if account in leaders else "工程师"
+            )
+        return company
+
+    def leaders_of(self, dept: str) -> list[str]:
+        leader = self.departments[dept][2]
+        return [leader] if leader in self.members else []
+
+    def page_fails(self) -> bool:
+        self.pages_served += 1
+        if self.fail_page is None:
+            return False
+        if self.fail_for_good:
+            return self.pages_served >= self.fail_page
+        return self.pages_served == self.fail_page
+
+
+def _json(data: dict[str, Any]) -> httpx.Response:
+    return httpx.Response(200, json={"errcode": 0, "errmsg": "ok", **data})
+
+
+def wecom_routes(router: respx.MockRouter, company: Company) -> None:
+    def token(request: httpx.Request) -> httpx.Response:
+        return _json({"access_token": "TOKEN", "expires_in": 7200})
+
+    def departments(request: httpx.Request) -> httpx.Response:
+        company.calls.append("department/list")
+        return _json(
+            {
+                "department": [
+                    {
+                        "id": int(d),
+                        "name": name,
+                        "parentid": int(parent) if parent else 0,
+                        "department_leader": company.leaders_of(d),
+                    }
+                    for d, (name, parent, _) in company.departments.items()
+                ]
+            }
+        )
+
+    def list_id(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content or b"{}")
+        company.calls.append(f"user/list_id:{body.get('cursor', '')}")
+        if company.page_fails():
+            return httpx.Response(
+                200, json={"errcode": company.fail_errcode, "errmsg": "api freq out of limit"}
+            )
+        start = int(body.get("cursor") or 0)
+        accounts = sorted(company.members)
+        page = accounts[start : start + WECOM_PAGE]
+        nxt = start + WECOM_PAGE
+        return _json(
+            {
+                "next_cursor": str(nxt) if nxt < len(accounts) else "",
+                "dept_user": [{"userid": a, "department": int(company.members[a].dept)} for a in page],
+            }
+        )
+
+    def user_get(request: httpx.Request) -> httpx.Response:
+        account = request.url.params.get("userid", "")
+        company.calls.append(f"user/get:{account}")
+        m = company.members.get(account)
+        if m is None:
+            return httpx.Response(200, json={"errcode": 60111, "errmsg": "userid not found"})
+        return _json(
+            {
+                "userid": m.account,
+                "name": m.name,
+                "department": [int(m.dept)],
+                "main_department": int(m.dept),
+                "position": m.title,
+                "is_leader_in_dept": [1 if company.departments[m.dept][2] == m.account else 0],
+                "direct_leader": [],
+                "status": 1,
+            }
+        )
+
+    def department_get(request: httpx.Request) -> httpx.Response:
+        dept = request.url.params.get("id", "")
+        company.calls.append(f"department/get:{dept}")
+        if dept not in company.departments:
+            return httpx.Response(200, json={"errcode": 60123, "errmsg": "invalid party id"})
+        name, parent, _ = company.departments[dept]
+        return _json(
+            {
+                "department": {
+                    "id": int(dept),
+                    "name": name,
+                    "parentid": int(parent) if parent else 0,
+                    "department_leader": company.leaders_of(dept),
+                }
+            }
+        )
+
+    router.get(f"{WECOM_BASE}/cgi-bin/gettoken").mock(side_effect=token)
+    router.get(f"{WECOM_BASE}/cgi-bin/department/list").mock(side_effect=departments)
+    router.get(f"{WECOM_BASE}/cgi-bin/department/get").mock(side_effect=department_get)
+    router.post(f"{WECOM_BASE}/cgi-bin/user/list_id").mock(side_effect=list_id)
+    router.get(f"{WECOM_BASE}/cgi-bin/user/get").mock(side_effect=user_get)
+
+
+def dingtalk_routes(router: respx.MockRouter, company: Company) -> None:
+    def token(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"accessToken": "TOKEN", "expireIn": 7200})
+
+    def dept_json(dept: str) -> dict[str, Any]:
+        name, parent, _ = company.departments[dept]
+        return {
+            "dept_id": int(dept),
+            "name": name,
+            "parent_id": int(parent) if parent else 0,
+            "dept_manager_userid_list": company.leaders_of(dept),
+        }
+
+    def department_get(request: httpx.Request) -> httpx.Response:
+        dept = str(json.loads(request.content)["dept_id"])
+        company.calls.append(f"department/get:{dept}")
+        if dept not in company.departments:
+            return httpx.Response(200, json={"errcode": 60003, "errmsg": "部门不存在"})
+        return _json({"result": dept_json(dept)})
+
+    def listsub(request: httpx.Request) -> httpx.Response:
+        dept = str(json.loads(request.content)["dept_id"])
+        company.calls.append(f"department/listsub:{dept}")
+        children = [dept_json(d) for d, (_, parent, _) in company.departments.items() if parent == dept]
+        return _json({"result": children})
+
+    def user_list(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        dept = str(body["dept_id"])
+        cursor = int(body.get("cursor") or 0)
+        company.calls.append(f"user/list:{dept}:{cursor}")
+        if company.page_fails():
+            return httpx.Response(200, json={"errcode": company.fail_errcode, "errmsg": "over the limit"})
+        people = sorted(a for a, m in company.members.items() if m.dept == dept)
+        size = min(int(body.get("size") or 100), DINGTALK_PAGE)
+        page = people[cursor : cursor + size]
+        more = cursor + size < len(people)
+        items = [
+            {
+                "userid": a,
+                "name": company.members[a].name,
+                "title": company.members[a].title,
+                "dept_id_list": [int(dept)],
+                "leader": company.departments[dept][2] == a,
+                "active": True,
+            }
+            for a in page
+        ]
+        return _json(
+            {"result": {"has_more": more, "next_cursor": cursor + size if more else None, "list": items}}
+        )
+
+    def user_get(request: httpx.Request) -> httpx.Response:
+        account = str(json.loads(request.content)["userid"])
+        company.calls.append(f"user/get:{account}")
+        m = company.members.get(account)
+        if m is None:
+            return httpx.Response(200, json={"errcode": 60121, "errmsg": "找不到该用户"})
+        return _json(
+            {
+                "result": {
+                    "userid": m.account,
+                    "name": m.name,
+                    "title": m.title,
+                    "dept_id_list": [int(m.dept)],
+                    "leader_in_dept": [
+                        {"dept_id": int(m.dept), "leader": company.departments[m.dept][2] == m.account}
+                    ],
+                }
+            }
+        )
+
+    router.post(f"{DINGTALK_API}/v1.0/oauth2/accessToken").mock(side_effect=token)
+    router.post(f"{DINGTALK_OAPI}/topapi/v2/department/get").mock(side_effect=department_get)
+    router.post(f"{DINGTALK_OAPI}/topapi/v2/department/listsub").mock(side_effect=listsub)
+    router.post(f"{DINGTALK_OAPI}/topapi/v2/user/list").mock(side_effect=user_list)
+    router.post(f"{DINGTALK_OAPI}/topapi/v2/user/get").mock(side_effect=user_get)

@@ -310,26 +310,36 @@ def _sites(overlay: Overlay, current: Org | None) -> list[dict[str, Any]]:
 
 
 def org_document(org: Org) -> dict[str, Any]:
-    """An org as an org-file document: active departments and sites, people with their state."""
+    """An org as an org-file document: its active departments and sites, and the people in
+    them with their state. People left in a department that is gone are left out (they are
+    inactive already), and so are references to them."""
+    active_depts = {d.id for d in org.departments.values() if d.active}
+    people = {u.id for u in org.users.values() if u.department in active_depts}
+    users = []
+    for u in org.users.values():
+        if u.id in people:
+            entry = user_entry(u)
+            if entry.get("manager") not in people:
+                entry.pop("manager", None)
+            users.append(entry)
+    departments = []
+    for d in org.departments.values():
+        if d.id not in active_depts:
+            continue
+        heads = [h for h in d.heads if h in people]
+        entry: dict[str, Any] = {"id": d.id, "name": d.name}
+        if d.parent in active_depts:
+            entry["parent"] = d.parent
+        if heads:
+            entry["leader"] = heads[0]
+            if heads[1:]:
+                entry["deputies"] = heads[1:]
+        departments.append(entry)
     return {
         "organization": org.name,
         "timezone": org.timezone,
-        "departments": [
-            {
-                k: v
-                for k, v in {
-                    "id": d.id,
-                    "name": d.name,
-                    "parent": d.parent,
-                    "leader": d.leader,
-                    "deputies": list(d.deputies) or None,
-                }.items()
-                if v is not None
-            }
-            for d in org.departments.values()
-            if d.active
-        ],
-        "users": [user_entry(u) for u in org.users.values() if u.department in org.departments],
+        "departments": departments,
+        "users": users,
         "sites": _sites(Overlay(), org),
     }
 
@@ -352,19 +362,17 @@ def user_entry(u: User) -> dict[str, Any]:
 def validate_document(document: Mapping[str, Any], source: str) -> Org:
     """The org a document describes, checked by the org loader's rules; OrgFileError (every
     problem, without line numbers: the document was built, not written) otherwise."""
-    problems = [
-        OrgProblem(None, f"the overlay names {account!r}, who is not in the directory")
-        for account in document.get("_unknown_overlay_accounts", [])
-    ]
     clean = {k: v for k, v in document.items() if not k.startswith("_") and v is not None}
     try:
-        org = parse_org_yaml(json.dumps(clean, ensure_ascii=False, indent=1), source)
+        return parse_org_yaml(json.dumps(clean, ensure_ascii=False, indent=1), source)
     except OrgFileError as exc:
-        problems += [OrgProblem(None, p.message) for p in exc.problems]
-        raise OrgFileError(source, problems) from None
-    if problems:
-        raise OrgFileError(source, problems)
-    return org
+        raise OrgFileError(source, [OrgProblem(None, p.message) for p in exc.problems]) from None
+
+
+def unused_overlay(document: Mapping[str, Any]) -> list[str]:
+    """Overlay entries for accounts the directory does not list (people who left, typos):
+    ignored, so that someone leaving never blocks a sync, and reported."""
+    return list(document.get("_unknown_overlay_accounts", []))
 
 
 def member_document(

@@ -45,6 +45,7 @@ from org.directory_sync import (
     member_document,
     parse_overlay,
     successor_for,
+    unused_overlay,
     validate_document,
 )
 from org.loader import OrgFileError, OrgProblem
@@ -119,6 +120,7 @@ class SyncReport:
     moved: int = 0
     tokens_ended: list[str] = field(default_factory=list)
     names: dict[str, str] = field(default_factory=dict)  # department id -> name (new, else old)
+    overlay_unused: list[str] = field(default_factory=list)  # overlay accounts not in the directory
     people: int = 0  # active people in the org the sync leads to
     departments: int = 0
 
@@ -351,9 +353,10 @@ class OrgSync:
                 current: Org | None = await load_org(s)
             except OrgNotImported:
                 current = None
-            new = validate_document(build(current), f"{platform} directory")
+            document = build(current)
+            new = validate_document(document, f"{platform} directory")
             diff = diff_orgs(current, new)
-            report = SyncReport(platform, scope, dry_run, diff)
+            report = SyncReport(platform, scope, dry_run, diff, overlay_unused=unused_overlay(document))
             report.names = {d.id: d.name for d in (current.departments.values() if current else ())}
             report.names |= {d.id: d.name for d in new.departments.values()}
             report.people = sum(1 for u in new.users.values() if u.active)

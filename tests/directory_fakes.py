@@ -80,85 +80,96 @@ def _json(data: dict[str, Any]) -> httpx.Response:
     return httpx.Response(200, json={"errcode": 0, "errmsg": "ok", **data})
 
 
+# -- WeCom's answers (shared by the respx routes and the e2e fake server) ---------------------
+
+
+def wecom_department_list(company: Company) -> dict[str, Any]:
+    company.calls.append("department/list")
+    return {
+        "errcode": 0,
+        "errmsg": "ok",
+        "department": [
+            {
+                "id": int(d),
+                "name": name,
+                "parentid": int(parent) if parent else 0,
+                "department_leader": company.leaders_of(d),
+            }
+            for d, (name, parent, _) in company.departments.items()
+        ],
+    }
+
+
+def wecom_list_id(company: Company, body: dict[str, Any]) -> dict[str, Any]:
+    company.calls.append(f"user/list_id:{body.get('cursor', '')}")
+    if company.page_fails():
+        return {"errcode": company.fail_errcode, "errmsg": "api freq out of limit"}
+    start = int(body.get("cursor") or 0)
+    accounts = sorted(company.members)
+    nxt = start + WECOM_PAGE
+    return {
+        "errcode": 0,
+        "errmsg": "ok",
+        "next_cursor": str(nxt) if nxt < len(accounts) else "",
+        "dept_user": [{"userid": a, "department": int(company.members[a].dept)} for a in accounts[start:nxt]],
+    }
+
+
+def wecom_user_get(company: Company, account: str) -> dict[str, Any]:
+    company.calls.append(f"user/get:{account}")
+    m = company.members.get(account)
+    if m is None:
+        return {"errcode": 60111, "errmsg": "userid not found"}
+    return {
+        "errcode": 0,
+        "errmsg": "ok",
+        "userid": m.account,
+        "name": m.name,
+        "department": [int(m.dept)],
+        "main_department": int(m.dept),
+        "position": m.title,
+        "is_leader_in_dept": [1 if company.departments[m.dept][2] == m.account else 0],
+        "direct_leader": [],
+        "status": 1,
+    }
+
+
+def wecom_department_get(company: Company, dept: str) -> dict[str, Any]:
+    company.calls.append(f"department/get:{dept}")
+    if dept not in company.departments:
+        return {"errcode": 60123, "errmsg": "invalid party id"}
+    name, parent, _ = company.departments[dept]
+    return {
+        "errcode": 0,
+        "errmsg": "ok",
+        "department": {
+            "id": int(dept),
+            "name": name,
+            "parentid": int(parent) if parent else 0,
+            "department_leader": company.leaders_of(dept),
+        },
+    }
+
+
 def wecom_routes(router: respx.MockRouter, company: Company) -> None:
-    def token(request: httpx.Request) -> httpx.Response:
-        return _json({"access_token": "TOKEN", "expires_in": 7200})
+    def answer(data: dict[str, Any]) -> httpx.Response:
+        return httpx.Response(200, json=data)
 
-    def departments(request: httpx.Request) -> httpx.Response:
-        company.calls.append("department/list")
-        return _json(
-            {
-                "department": [
-                    {
-                        "id": int(d),
-                        "name": name,
-                        "parentid": int(parent) if parent else 0,
-                        "department_leader": company.leaders_of(d),
-                    }
-                    for d, (name, parent, _) in company.departments.items()
-                ]
-            }
-        )
-
-    def list_id(request: httpx.Request) -> httpx.Response:
-        body = json.loads(request.content or b"{}")
-        company.calls.append(f"user/list_id:{body.get('cursor', '')}")
-        if company.page_fails():
-            return httpx.Response(
-                200, json={"errcode": company.fail_errcode, "errmsg": "api freq out of limit"}
-            )
-        start = int(body.get("cursor") or 0)
-        accounts = sorted(company.members)
-        page = accounts[start : start + WECOM_PAGE]
-        nxt = start + WECOM_PAGE
-        return _json(
-            {
-                "next_cursor": str(nxt) if nxt < len(accounts) else "",
-                "dept_user": [{"userid": a, "department": int(company.members[a].dept)} for a in page],
-            }
-        )
-
-    def user_get(request: httpx.Request) -> httpx.Response:
-        account = request.url.params.get("userid", "")
-        company.calls.append(f"user/get:{account}")
-        m = company.members.get(account)
-        if m is None:
-            return httpx.Response(200, json={"errcode": 60111, "errmsg": "userid not found"})
-        return _json(
-            {
-                "userid": m.account,
-                "name": m.name,
-                "department": [int(m.dept)],
-                "main_department": int(m.dept),
-                "position": m.title,
-                "is_leader_in_dept": [1 if company.departments[m.dept][2] == m.account else 0],
-                "direct_leader": [],
-                "status": 1,
-            }
-        )
-
-    def department_get(request: httpx.Request) -> httpx.Response:
-        dept = request.url.params.get("id", "")
-        company.calls.append(f"department/get:{dept}")
-        if dept not in company.departments:
-            return httpx.Response(200, json={"errcode": 60123, "errmsg": "invalid party id"})
-        name, parent, _ = company.departments[dept]
-        return _json(
-            {
-                "department": {
-                    "id": int(dept),
-                    "name": name,
-                    "parentid": int(parent) if parent else 0,
-                    "department_leader": company.leaders_of(dept),
-                }
-            }
-        )
-
-    router.get(f"{WECOM_BASE}/cgi-bin/gettoken").mock(side_effect=token)
-    router.get(f"{WECOM_BASE}/cgi-bin/department/list").mock(side_effect=departments)
-    router.get(f"{WECOM_BASE}/cgi-bin/department/get").mock(side_effect=department_get)
-    router.post(f"{WECOM_BASE}/cgi-bin/user/list_id").mock(side_effect=list_id)
-    router.get(f"{WECOM_BASE}/cgi-bin/user/get").mock(side_effect=user_get)
+    router.get(f"{WECOM_BASE}/cgi-bin/gettoken").mock(
+        side_effect=lambda r: _json({"access_token": "TOKEN", "expires_in": 7200})
+    )
+    router.get(f"{WECOM_BASE}/cgi-bin/department/list").mock(
+        side_effect=lambda r: answer(wecom_department_list(company))
+    )
+    router.get(f"{WECOM_BASE}/cgi-bin/department/get").mock(
+        side_effect=lambda r: answer(wecom_department_get(company, r.url.params.get("id", "")))
+    )
+    router.post(f"{WECOM_BASE}/cgi-bin/user/list_id").mock(
+        side_effect=lambda r: answer(wecom_list_id(company, json.loads(r.content or b"{}")))
+    )
+    router.get(f"{WECOM_BASE}/cgi-bin/user/get").mock(
+        side_effect=lambda r: answer(wecom_user_get(company, r.url.params.get("userid", "")))
+    )
 
 
 def dingtalk_routes(router: respx.MockRouter, company: Company) -> None:

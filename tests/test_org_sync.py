@@ -291,7 +291,7 @@ async def test_a_contact_event_re_reads_only_that_person(world: World) -> None:
     )
 
 
-async def test_a_bad_overlay_is_refused_with_every_problem(world: World, tmp_path: Path) -> None:
+async def test_a_bad_overlay_is_refused_and_one_for_a_leaver_is_ignored(world: World, tmp_path: Path) -> None:
     bad = tmp_path / "overlay.yaml"
     bad.write_text(
         "organization: 示例科技\nusers:\n  nobody: {roles: [x]}\n  u001: {level: high}\n", encoding="utf-8"
@@ -301,6 +301,11 @@ async def test_a_bad_overlay_is_refused_with_every_problem(world: World, tmp_pat
         with pytest.raises(OrgFileError) as caught:
             await world.sync.sync(world.platform)
     messages = [p.message for p in caught.value.problems]
-    assert any("nobody" in m for m in messages) and any("level" in m for m in messages)
+    assert messages == ["user u001: 'level' is the text 'high'; expected a whole number 0 or more"]
     async with world.db.session() as s:
         assert [r.status for r in await list_syncs(s)] == ["refused"]
+    bad.write_text("organization: 示例科技\nusers:\n  nobody: {roles: [x]}\n", encoding="utf-8")
+    with respx.mock(assert_all_called=False) as router:
+        world.routes(router)
+        report = await world.sync.sync(world.platform)
+    assert report.overlay_unused == ["nobody"] and len(report.diff.added) == 250

@@ -217,6 +217,10 @@ def format_sync(report: SyncReport, *, tz: ZoneInfo) -> list[str]:
         for dept, b, a in d.departments_moved
     )
     lines.extend(f"  - {dept} {report.names.get(dept, dept)}" for dept in d.departments_removed)
+    if report.overlay_unused:
+        lines.append(
+            f"Overlay entries for people not in {report.platform} (ignored): {', '.join(report.overlay_unused)}"
+        )
     if report.dry_run:
         lines.append("Dry run: nothing was written.")
     elif report.sync_id is not None:

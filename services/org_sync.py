@@ -120,6 +120,7 @@ class SyncReport:
     moved: int = 0
     tokens_ended: list[str] = field(default_factory=list)
     names: dict[str, str] = field(default_factory=dict)  # department id -> name (new, else old)
+    person_names: dict[str, str] = field(default_factory=dict)  # user id -> name (new, else old)
     overlay_unused: list[str] = field(default_factory=list)  # overlay accounts not in the directory
     people: int = 0  # active people in the org the sync leads to
     departments: int = 0
@@ -359,6 +360,8 @@ class OrgSync:
             report = SyncReport(platform, scope, dry_run, diff, overlay_unused=unused_overlay(document))
             report.names = {d.id: d.name for d in (current.departments.values() if current else ())}
             report.names |= {d.id: d.name for d in new.departments.values()}
+            report.person_names = {u.id: u.name for u in (current.users.values() if current else ())}
+            report.person_names |= {u.id: u.name for u in new.users.values()}
             report.people = sum(1 for u in new.users.values() if u.active)
             report.departments = len(new.departments)
             for gone in diff.deactivated:

@@ -243,6 +243,8 @@ def _shown(report: SyncReport, field: str, value: object) -> str:
         return "(none)"
     if field == "department":
         return report.names.get(str(value), str(value))
+    if field == "manager":
+        return f"{report.person_names.get(str(value), str(value))} ({value})"
     if isinstance(value, list):
         return ",".join(str(v) for v in value)
     if isinstance(value, dict):

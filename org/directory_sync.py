@@ -400,6 +400,10 @@ def _member_entry(
     department = (
         _stored_department(current, platform, overlay, member.departments[0]) if member.departments else None
     )
+    if department is None and owner is not None:
+        # A department this org does not have yet (its own event or the nightly sync brings it):
+        # they stay where they were until then.
+        department = owner.department
     org_id = owner.id if owner else (str(extra.get("id")) if extra.get("id") else member.account)
     roles = extra.get("roles") if extra.get("roles") is not None else (owner.roles if owner else ())
     level = extra.get("level") if extra.get("level") is not None else (owner.level if owner else None)

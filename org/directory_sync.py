@@ -327,14 +327,14 @@ def org_document(org: Org) -> dict[str, Any]:
         if d.id not in active_depts:
             continue
         heads = [h for h in d.heads if h in people]
-        entry: dict[str, Any] = {"id": d.id, "name": d.name}
+        dept: dict[str, Any] = {"id": d.id, "name": d.name}
         if d.parent in active_depts:
-            entry["parent"] = d.parent
+            dept["parent"] = d.parent
         if heads:
-            entry["leader"] = heads[0]
+            dept["leader"] = heads[0]
             if heads[1:]:
-                entry["deputies"] = heads[1:]
-        departments.append(entry)
+                dept["deputies"] = heads[1:]
+        departments.append(dept)
     return {
         "organization": org.name,
         "timezone": org.timezone,

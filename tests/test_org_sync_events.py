@@ -6,14 +6,19 @@ callbacks are sealed with wechatpy, DingTalk ones with dingtalk-sdk."""
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import pytest
+from dingtalk_stream import AckMessage, EventMessage
 from sqlalchemy import select
 
 from approvals.clock import ManualClock
 from bot.app import create_app
 from bot.platforms.dingtalk.inbound import contact_rereads
+from bot.platforms.dingtalk.stream import StreamConnection
 from bot.platforms.wecom.inbound import contact_changes
 from bot.settings import DingTalkSettings, WeComSettings
 from storage.db import Database
@@ -134,3 +139,33 @@ def test_dingtalk_events_that_are_not_about_contacts_are_left_alone() -> None:
     assert contact_rereads({"EventType": "org_dept_remove", "DeptId": ["abc", 3]}, delivery_id="x") == [
         ("department", "3", "org_dept_remove", "org_dept_remove:3:x")
     ]
+
+
+async def test_a_stream_contact_event_schedules_re_reads_and_is_acked() -> None:
+    scheduled: list[tuple[str, str, str, str]] = []
+
+    async def on_contact(scope: str, ident: str, event: str, key: str) -> bool:
+        scheduled.append((scope, ident, event, key))
+        return True
+
+    settings = DingTalkSettings(app_key="dingkey", app_secret="secret", api_base="http://127.0.0.1:9")
+    async with httpx.AsyncClient() as http:
+        stream = StreamConnection(
+            settings, http, _never, now=lambda: datetime.now(UTC), on_contact=on_contact
+        )
+        assert stream.event_handler is not None
+        raw = {
+            "specVersion": "1.0",
+            "type": "EVENT",
+            "headers": {"eventType": "user_modify_org", "eventId": "ev-1", "messageId": "m-1", "topic": "*"},
+            "data": json.dumps({"userId": ["010008"], "optStaffId": "010001"}),
+        }
+        ack = await stream.event_handler.raw_process(EventMessage.from_dict(raw))
+        other = {**raw, "headers": {**raw["headers"], "eventType": "chat_update_title"}}
+        ack_other = await stream.event_handler.raw_process(EventMessage.from_dict(other))
+    assert ack.code == ack_other.code == AckMessage.STATUS_OK
+    assert scheduled == [("person", "010008", "user_modify_org", "user_modify_org:010008:ev-1")]
+
+
+async def _never(event: object) -> bool:
+    raise AssertionError("a contact event is not a chat event")

@@ -68,13 +68,13 @@ DEPARTMENT_EVENTS = frozenset({"org_dept_create", "org_dept_modify", "org_dept_r
 
 
 def contact_rereads(data: Mapping[str, Any], *, delivery_id: str) -> list[tuple[str, str, str, str]] | None:
-    """(scope, id, event, key) for each person (`UserId`) or department (`DeptId`) a contact
-    event names, to be re-read from the directory; None when it is not a contact event."""
+    """(scope, id, event, key) for each person (`UserId`; `userId` on the stream) or department
+    (`DeptId` / `deptId`) a contact event names, to be re-read from the directory; None when it is not a contact event."""
     event = str(data.get("EventType") or "")
     if event in PERSON_EVENTS:
-        scope, ids = "person", data.get("UserId")
+        scope, ids = "person", data.get("UserId", data.get("userId"))
     elif event in DEPARTMENT_EVENTS:
-        scope, ids = "department", data.get("DeptId")
+        scope, ids = "department", data.get("DeptId", data.get("deptId"))
     else:
         return None
     if not isinstance(ids, list):

@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -24,7 +25,7 @@ from bot.platforms.dingtalk.directory import DingTalkDirectory
 from bot.platforms.http_retry import RetryPolicy
 from bot.platforms.wecom.client import WeComClient
 from bot.platforms.wecom.directory import WeComDirectory
-from bot.settings import DingTalkSettings, WeComSettings
+from bot.settings import ConfigError, DingTalkSettings, WeComSettings, load_settings
 from deadlines.timer_kinds import TimerKinds, TimerScanner
 from org.loader import OrgFileError
 from services.api_tokens import ApiTokens, TokenRefused
@@ -37,6 +38,7 @@ from storage.approval_models import OutboxRow
 from storage.db import Database
 from storage.kv_memory import MemoryStore
 from storage.org_repo import list_syncs, load_org
+from storage.timer_models import TimerRow
 from tests.directory_fakes import Company, dingtalk_routes, wecom_routes
 from tests.helpers import step, template, who
 
@@ -171,6 +173,10 @@ async def test_second_sync_moves_renames_and_hands_over_exactly(world: World) ->
         ]
         assert all(r.steps[0].tasks[0].assignee == "u020" for r in first)
         session = await world.sessions.start("u020", via=p)
+        now = world.clock.now()
+        await world.workflow.create_delegation(
+            delegator="u020", delegate="u021", starts_at=now, ends_at=now + timedelta(days=7)
+        )
         tokens = ApiTokens(world.db, world.directory, world.clock.now)
         _, secret = await tokens.create(name="u020-phone", scopes=["read", "act"], user="u020")
         world.clock.advance(timedelta(minutes=5))
@@ -216,6 +222,7 @@ async def test_second_sync_moves_renames_and_hands_over_exactly(world: World) ->
     assert sorted(c.request_id for c in cards) == sorted(r.id for r in first)
     assert org.users["u020"].name == "员工020" and not org.users["u020"].active  # history keeps the name
     assert await world.sessions.get(session.id) is None
+    assert await world.workflow.list_delegations(user="u020") == []  # their delegation ended
     with pytest.raises(TokenRefused):
         await tokens.resolve(secret)
 
@@ -309,3 +316,55 @@ async def test_a_bad_overlay_is_refused_and_one_for_a_leaver_is_ignored(world: W
         world.routes(router)
         report = await world.sync.sync(world.platform)
     assert report.overlay_unused == ["nobody"] and len(report.diff.added) == 250
+
+
+async def test_the_nightly_sync_is_a_timer_that_runs_and_schedules_the_next_night(world: World) -> None:
+    scanner = TimerScanner(db=world.db, kinds=world.kinds, now=world.clock.now)
+    await scanner.seed()
+    async with world.db.session() as s:
+        due = (
+            (await s.execute(select(TimerRow.due_at).where(TimerRow.kind == "org_sync")))  # type: ignore[arg-type,call-overload]
+            .scalars()
+            .all()
+        )
+    assert [d.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%m-%d %H:%M") for d in due] == ["11-24 02:30"]
+    world.clock.set(due[0] + timedelta(seconds=1))
+    with respx.mock(assert_all_called=False) as router:
+        world.routes(router)
+        stats = await scanner.scan_once()
+    assert stats.fired_by_kind["org_sync"] == 1
+    assert [(h.trigger, h.status) for h in await world.sync.history()] == [("schedule", "applied")]
+    async with world.db.session() as s:
+        pending = (
+            (
+                await s.execute(
+                    select(TimerRow.due_at).where(TimerRow.kind == "org_sync", TimerRow.status == "pending")
+                )
+            )  # type: ignore[arg-type,call-overload]
+            .scalars()
+            .all()
+        )
+    assert [d.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%m-%d %H:%M") for d in pending] == [
+        "11-25 02:30"
+    ]
+
+
+async def test_without_a_sync_platform_no_nightly_timer_is_registered(
+    db: Database, clock: ManualClock
+) -> None:
+    kinds = TimerKinds()
+    OrgSync(
+        db=db, workflow=None, sources={}, config=SyncConfig(scheduled="wecom"), now=clock.now, kinds=kinds
+    )  # type: ignore[arg-type]
+    assert set(kinds.entries) == {"org_refresh"}
+
+
+def test_the_sync_settings_refuse_an_unknown_platform_and_default_to_off() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"OABOT_ORG_SYNC": "feishu", "OABOT_ORG_SYNC_AT": "25:00"}, dotenv_path=None)
+    assert sorted(caught.value.problems) == [
+        "OABOT_ORG_SYNC='feishu': expected wecom, dingtalk or empty (off)",
+        "OABOT_ORG_SYNC_AT='25:00': expected one time HH:MM such as 02:30 (empty: no nightly sync)",
+    ]
+    settings = load_settings({}, dotenv_path=None)
+    assert (settings.org_sync, settings.org_overlay, settings.org_handover_to) == ("", None, None)

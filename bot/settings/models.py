@@ -244,7 +244,7 @@ class Settings(BaseModel):
         Literal["", "wecom", "dingtalk"],
         parse.one_of("", "wecom", "dingtalk", what="wecom, dingtalk or empty (off)"),
     ] = Field(default="", validation_alias="OABOT_ORG_SYNC")
-    org_sync_at: Annotated[time | None, parse.summary_at] = Field(
+    org_sync_at: Annotated[time | None, parse.sync_at] = Field(
         default=time(2, 30), validation_alias="OABOT_ORG_SYNC_AT"
     )
     org_overlay: Annotated[str | None, parse.org_file] = Field(

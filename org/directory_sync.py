@@ -23,15 +23,15 @@ Pure: no I/O; the caller reads files and calls the platforms.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
-from org.loader import OrgFileError, OrgProblem, parse_org_yaml
+from org.loader import OrgFileError, OrgProblem, check_org_data
 from org.model import Org, User
+from org.yaml_lines import LinedList, LinedMap, Scalar
 
 OVERLAY_USER_KEYS = ("id", "roles", "level", "manager", "title")
 OVERLAY_DEPARTMENT_KEYS = ("id",)
@@ -364,9 +364,42 @@ def validate_document(document: Mapping[str, Any], source: str) -> Org:
     problem, without line numbers: the document was built, not written) otherwise."""
     clean = {k: v for k, v in document.items() if not k.startswith("_") and v is not None}
     try:
-        return parse_org_yaml(json.dumps(clean, ensure_ascii=False, indent=1), source)
+        return check_org_data(_lined(clean, _Lines()), source)
     except OrgFileError as exc:
         raise OrgFileError(source, [OrgProblem(None, p.message) for p in exc.problems]) from None
+
+
+class _Lines:
+    """Made-up line numbers, one per value, for data that was built rather than written."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def next(self) -> int:
+        self.n += 1
+        return self.n
+
+
+_TAGS = {bool: "bool", int: "int", float: "float", str: "str", type(None): "null"}
+
+
+def _lined(value: Any, lines: _Lines) -> Any:
+    """`value` as the org loader reads a file (`org.yaml_lines` with scalars as written), without
+    going through YAML text: a large directory validates in a fraction of the time."""
+    if isinstance(value, Mapping):
+        out = LinedMap(lines.next())
+        for key, item in value.items():
+            out.key_lines[str(key)] = out.value_lines[str(key)] = lines.n
+            out[str(key)] = _lined(item, lines)
+        return out
+    if isinstance(value, list | tuple):
+        items = LinedList(lines.next())
+        for item in value:
+            items.item_lines.append(lines.n + 1)
+            items.append(_lined(item, lines))
+        return items
+    text = "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+    return Scalar(value, text, f"tag:yaml.org,2002:{_TAGS.get(type(value), 'str')}", lines.n)
 
 
 def unused_overlay(document: Mapping[str, Any]) -> list[str]:

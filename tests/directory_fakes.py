@@ -52,10 +52,10 @@ class Company:
     pages_served: int = 0
 
     @classmethod
-    def made_up(cls) -> Company:
+    def made_up(cls, people: int = PEOPLE) -> Company:
         company = cls()
         leaders = {leader: dept for dept, (_, _, leader) in DEPARTMENTS.items()}
-        for i in range(PEOPLE):
+        for i in range(people):
             account = f"u{i:03d}"
             dept = leaders.get(account) or str(i % 5 + 2)
             company.members[account] = Member(

@@ -39,8 +39,11 @@ EXIT_INVALID = 2  # bad settings, an uninitialised database or a bad org file: n
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "org",
-        help="import or show the organisation directory",
-        description="Import the organisation directory from a YAML file, or show what is stored.",
+        help="import, sync or show the organisation directory",
+        description=(
+            "Import the organisation directory from a YAML file or sync it from WeCom or DingTalk, "
+            "or show what is stored and the syncs so far."
+        ),
     )
     actions = parser.add_subparsers(dest="org_action", metavar="ACTION")
     importing = actions.add_parser(

@@ -24,7 +24,7 @@ Pure: no I/O; the caller reads files and calls the platforms.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import yaml
@@ -184,6 +184,9 @@ def directory_document(
     parents = {d.id: d.parent for d in directory.departments}
     users = []
     for m in directory.members:
+        # Departments outside what the app may see are skipped; none left: validation names it.
+        seen = tuple(d for d in m.departments if d in parents)
+        m = replace(m, departments=seen or m.departments)
         manager = _manager(m, overlay.users.get(m.account, {}), members, leaders, parents, active)
         users.append(_user_entry(m, ids, overlay, current, ids.user(manager)))
     document: dict[str, Any] = {

@@ -55,6 +55,16 @@ def test_heads_and_managers_follow_the_department_tree() -> None:
     assert org.manager_of("boss") is None
 
 
+def test_a_department_the_app_cannot_see_is_skipped_and_no_department_at_all_is_refused() -> None:
+    org = org_of(*STAFF, PlatformMember("temp", "临时工", ("99", "2")))
+    assert org.users["temp"].department == "wecom-2"
+    with pytest.raises(OrgFileError) as caught:
+        org_of(*STAFF, PlatformMember("ghost", "外部", ("99",)))
+    assert [p.message for p in caught.value.problems] == [
+        "user ghost: unknown department 'wecom-99'; expected the id of a department in this file"
+    ]
+
+
 def test_the_platforms_own_manager_wins_and_a_disabled_person_leads_nothing() -> None:
     org = org_of(
         PlatformMember("boss", "老板", ("1",)),

@@ -172,80 +172,93 @@ def wecom_routes(router: respx.MockRouter, company: Company) -> None:
     )
 
 
-def dingtalk_routes(router: respx.MockRouter, company: Company) -> None:
-    def token(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, json={"accessToken": "TOKEN", "expireIn": 7200})
+# -- DingTalk's answers (shared by the respx routes and the e2e fake server) ------------------
 
-    def dept_json(dept: str) -> dict[str, Any]:
-        name, parent, _ = company.departments[dept]
-        return {
-            "dept_id": int(dept),
-            "name": name,
-            "parent_id": int(parent) if parent else 0,
-            "dept_manager_userid_list": company.leaders_of(dept),
+
+def _dingtalk_dept(company: Company, dept: str) -> dict[str, Any]:
+    name, parent, _ = company.departments[dept]
+    return {
+        "dept_id": int(dept),
+        "name": name,
+        "parent_id": int(parent) if parent else 0,
+        "dept_manager_userid_list": company.leaders_of(dept),
+    }
+
+
+def dingtalk_department_get(company: Company, body: dict[str, Any]) -> dict[str, Any]:
+    dept = str(body.get("dept_id"))
+    company.calls.append(f"department/get:{dept}")
+    if dept not in company.departments:
+        return {"errcode": 60003, "errmsg": "部门不存在"}
+    return {"errcode": 0, "errmsg": "ok", "result": _dingtalk_dept(company, dept)}
+
+
+def dingtalk_listsub(company: Company, body: dict[str, Any]) -> dict[str, Any]:
+    dept = str(body.get("dept_id"))
+    company.calls.append(f"department/listsub:{dept}")
+    children = [
+        _dingtalk_dept(company, d) for d, (_, parent, _) in company.departments.items() if parent == dept
+    ]
+    return {"errcode": 0, "errmsg": "ok", "result": children}
+
+
+def dingtalk_user_list(company: Company, body: dict[str, Any]) -> dict[str, Any]:
+    dept = str(body.get("dept_id"))
+    cursor = int(body.get("cursor") or 0)
+    company.calls.append(f"user/list:{dept}:{cursor}")
+    if company.page_fails():
+        return {"errcode": company.fail_errcode, "errmsg": "over the limit"}
+    people = sorted(a for a, m in company.members.items() if m.dept == dept)
+    size = min(int(body.get("size") or 100), DINGTALK_PAGE)
+    page = people[cursor : cursor + size]
+    more = cursor + size < len(people)
+    items = [
+        {
+            "userid": a,
+            "name": company.members[a].name,
+            "title": company.members[a].title,
+            "dept_id_list": [int(dept)],
+            "leader": company.departments[dept][2] == a,
+            "active": True,
         }
+        for a in page
+    ]
+    result = {"has_more": more, "next_cursor": cursor + size if more else None, "list": items}
+    return {"errcode": 0, "errmsg": "ok", "result": result}
 
-    def department_get(request: httpx.Request) -> httpx.Response:
-        dept = str(json.loads(request.content)["dept_id"])
-        company.calls.append(f"department/get:{dept}")
-        if dept not in company.departments:
-            return httpx.Response(200, json={"errcode": 60003, "errmsg": "部门不存在"})
-        return _json({"result": dept_json(dept)})
 
-    def listsub(request: httpx.Request) -> httpx.Response:
-        dept = str(json.loads(request.content)["dept_id"])
-        company.calls.append(f"department/listsub:{dept}")
-        children = [dept_json(d) for d, (_, parent, _) in company.departments.items() if parent == dept]
-        return _json({"result": children})
+def dingtalk_user_get(company: Company, body: dict[str, Any]) -> dict[str, Any]:
+    account = str(body.get("userid"))
+    company.calls.append(f"user/get:{account}")
+    m = company.members.get(account)
+    if m is None:
+        return {"errcode": 60121, "errmsg": "找不到该用户"}
+    leads = company.departments[m.dept][2] == m.account
+    result = {
+        "userid": m.account,
+        "name": m.name,
+        "title": m.title,
+        "dept_id_list": [int(m.dept)],
+        "leader_in_dept": [{"dept_id": int(m.dept), "leader": leads}],
+    }
+    return {"errcode": 0, "errmsg": "ok", "result": result}
 
-    def user_list(request: httpx.Request) -> httpx.Response:
-        body = json.loads(request.content)
-        dept = str(body["dept_id"])
-        cursor = int(body.get("cursor") or 0)
-        company.calls.append(f"user/list:{dept}:{cursor}")
-        if company.page_fails():
-            return httpx.Response(200, json={"errcode": company.fail_errcode, "errmsg": "over the limit"})
-        people = sorted(a for a, m in company.members.items() if m.dept == dept)
-        size = min(int(body.get("size") or 100), DINGTALK_PAGE)
-        page = people[cursor : cursor + size]
-        more = cursor + size < len(people)
-        items = [
-            {
-                "userid": a,
-                "name": company.members[a].name,
-                "title": company.members[a].title,
-                "dept_id_list": [int(dept)],
-                "leader": company.departments[dept][2] == a,
-                "active": True,
-            }
-            for a in page
-        ]
-        return _json(
-            {"result": {"has_more": more, "next_cursor": cursor + size if more else None, "list": items}}
+
+DINGTALK_CONTACT_APIS = {
+    "/topapi/v2/department/get": dingtalk_department_get,
+    "/topapi/v2/department/listsub": dingtalk_listsub,
+    "/topapi/v2/user/list": dingtalk_user_list,
+    "/topapi/v2/user/get": dingtalk_user_get,
+}
+
+
+def dingtalk_routes(router: respx.MockRouter, company: Company) -> None:
+    router.post(f"{DINGTALK_API}/v1.0/oauth2/accessToken").mock(
+        return_value=httpx.Response(200, json={"accessToken": "TOKEN", "expireIn": 7200})
+    )
+    for path, answer in DINGTALK_CONTACT_APIS.items():
+        router.post(f"{DINGTALK_OAPI}{path}").mock(
+            side_effect=lambda r, answer=answer: httpx.Response(
+                200, json=answer(company, json.loads(r.content))
+            )
         )
-
-    def user_get(request: httpx.Request) -> httpx.Response:
-        account = str(json.loads(request.content)["userid"])
-        company.calls.append(f"user/get:{account}")
-        m = company.members.get(account)
-        if m is None:
-            return httpx.Response(200, json={"errcode": 60121, "errmsg": "找不到该用户"})
-        return _json(
-            {
-                "result": {
-                    "userid": m.account,
-                    "name": m.name,
-                    "title": m.title,
-                    "dept_id_list": [int(m.dept)],
-                    "leader_in_dept": [
-                        {"dept_id": int(m.dept), "leader": company.departments[m.dept][2] == m.account}
-                    ],
-                }
-            }
-        )
-
-    router.post(f"{DINGTALK_API}/v1.0/oauth2/accessToken").mock(side_effect=token)
-    router.post(f"{DINGTALK_OAPI}/topapi/v2/department/get").mock(side_effect=department_get)
-    router.post(f"{DINGTALK_OAPI}/topapi/v2/department/listsub").mock(side_effect=listsub)
-    router.post(f"{DINGTALK_OAPI}/topapi/v2/user/list").mock(side_effect=user_list)
-    router.post(f"{DINGTALK_OAPI}/topapi/v2/user/get").mock(side_effect=user_get)

@@ -1,11 +1,11 @@
 """Directory sync end to end: the real `oabot serve` process and `oabot org sync` / `oabot org
-history` commands against a fake WeCom (contact APIs on 127.0.0.1) with 250 members in 6
-departments on 3 levels, listed over 3 pages.
+history` commands against a fake WeCom and a fake DingTalk (contact APIs on 127.0.0.1) with 250
+members in 6 departments on 3 levels, listed over several pages.
 
 The office syncs; two expense requests wait on u020; u020 leaves, u010 moves and 平台组 is
 renamed; the dry run says so and writes nothing, the sync applies exactly that and u020's two
-cards reach their manager u001 in WeCom; a `change_contact` event for one person makes the
-server re-read only that person. Runs on SQLite, and on PostgreSQL when configured.
+cards reach their manager u001 in WeCom (DingTalk: interactive cards); a `change_contact`
+(DingTalk: `user_modify_org`) event for one person makes the server re-read only that person. Runs on SQLite, and on PostgreSQL when configured.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import pytest
 from tests.conftest import PG_URL, REDIS_URL, ROOT, create_pg_schema, drop_pg_schema
 from tests.directory_fakes import Company
 from tests.e2e_harness import ServerProcess, base_env, wait_until
+from tests.fake_dingtalk import FakeDingTalk, dingtalk_env, sealed_callback
 from tests.fake_wecom import FakeWeCom, WeComCallbacks
 
 CORP_ID = "ww0e2e0123456789ab"
@@ -196,3 +197,63 @@ async def test_sync_leaver_hand_over_and_contact_event_end_to_end(
     assert company.calls == ["user/get:u042"]  # only that person was read again
     lines = history.splitlines()
     assert len(lines) == 3 and "wecom person applied" in lines[0] and "wecom all applied" in lines[1]
+
+
+@pytest.fixture
+async def dingtalk() -> AsyncIterator[FakeDingTalk]:
+    fake = await FakeDingTalk(directory=Company.made_up()).start()
+    try:
+        yield fake
+    finally:
+        await fake.stop()
+
+
+async def test_dingtalk_sync_hand_over_and_contact_event_end_to_end(
+    env: dict[str, str], dingtalk: FakeDingTalk, tmp_path: Path
+) -> None:
+    company = dingtalk.directory
+    assert company is not None
+    full = base_env(
+        env["OABOT_DATABASE_URL"], **{**env, "OABOT_ORG_SYNC": "dingtalk"}, **dingtalk_env(dingtalk)
+    )
+    async with ServerProcess(full, tmp_path) as server:
+        code, out, err = await oabot(server, "org", "sync", "--from", "dingtalk")
+        assert code == 0, err
+        assert "Synced from dingtalk: 250 people in 6 departments." in out
+        assert sum(1 for c in company.calls if c.startswith("user/list:")) > 12  # 20 a page
+
+        first = [await submit(server, "u030", "差旅"), await submit(server, "u031", "招待")]
+        await wait_until(lambda: len(dingtalk.cards_for("u020")) == 2)
+        del company.members["u020"]
+        code, out, err = await oabot(server, "org", "sync", "--from", "dingtalk")
+        assert code == 0, err
+        assert (
+            "  - u020 员工020: deactivated, sign-in and API tokens end; 2 open tasks moved to 员工001 (u001), 离职交接"
+            in out
+        )
+        await wait_until(lambda: len(dingtalk.cards_for("u001")) == 2)
+        for r in first:
+            kinds = [(e["kind"], e.get("before"), e.get("after")) for e in await trail(server, r["id"])]
+            assert ("handed_over", "u020", "u001") in kinds
+
+        company.calls.clear()
+        company.members["u042"].title = "高级工程师"
+        event = {"EventType": "user_modify_org", "UserId": ["u042"], "CorpId": "dingcorp", "TimeStamp": "1"}
+        cb = sealed_callback(event)
+        async with httpx.AsyncClient(timeout=10) as http:
+            resp = await http.post(
+                f"{server.base_url}/callbacks/dingtalk?{cb.query}",
+                content=cb.body,
+                headers={"Content-Type": "application/json"},
+            )
+        assert resp.status_code == 200
+        await wait_until(lambda: company.calls)
+        for _ in range(20):
+            code, history, _ = await oabot(server, "org", "history")
+            if "event:user_modify_org:u042" in history:
+                break
+            await asyncio.sleep(0.3)
+        else:
+            raise AssertionError(f"the event was not applied; server log:\n{server.logs()[-3000:]}")
+        assert company.calls == ["user/get:u042"]
+        assert "dingtalk person applied" in history.splitlines()[0]

@@ -19,6 +19,7 @@ timer kind, registered only when OABOT_ORG_SYNC names a platform.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -234,7 +235,9 @@ class OrgSync:
             )
             return False
         now = self.now()
-        key = f"org_refresh:{platform}:{scope}:{ident}:{event_key}"[:120]
+        # One timer per delivery of one event: a platform's retry finds it there already.
+        digest = hashlib.sha256(f"{platform}\n{scope}\n{ident}\n{event_key}".encode()).hexdigest()[:48]
+        key = f"org_refresh:{digest}"
         async with self.db.transaction() as s:
             added = await timers.schedule_once(
                 s,

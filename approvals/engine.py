@@ -110,6 +110,7 @@ class Phrase(StrEnum):
     NOTHING_TO_APPROVE = "nothing_to_approve"  # approved at once: every step was skipped
     TO_INITIATOR = "to_initiator"  # where a return went
     TO_STEP = "to_step"  # where a return went (step=)
+    HANDED_OVER = "handed_over"  # 离职交接: a leaver's task moved (leaver=, successor=)
 
 
 # Renders a phrase and its parameters; `notifications.wording.phrase` is the real one.
@@ -1300,7 +1301,7 @@ def apply_delegation(ctx: Context, request: Request, delegation: Delegation) -> 
 HANDED_OVER = "handed_over"  # the trail event of a leaver's task moved on 离职交接
 
 
-def hand_over(ctx: Context, request: Request, leaver: str, successor: str, reason: str) -> Outcome:
+def hand_over(ctx: Context, request: Request, leaver: str, successor: str) -> Outcome:
     """Move the open tasks `leaver` holds in `request` on 离职交接: a task they held for someone
     else goes back to that person while they are active, every other one to `successor`. Each
     move is a `handed_over` event; whoever gets a pending task gets its card. The leaver's own
@@ -1318,7 +1319,8 @@ def hand_over(ctx: Context, request: Request, leaver: str, successor: str, reaso
         t.assignee, t.acting_for = target, None
         t.bump()
         moved = True
-        flow.event(HANDED_OVER, SYSTEM, task=t, before=leaver, after=target, comment=reason, leaver=leaver)
+        comment = flow.say(Phrase.HANDED_OVER, leaver=flow.name(leaver), successor=flow.name(target))
+        flow.event(HANDED_OVER, SYSTEM, task=t, before=leaver, after=target, comment=comment, leaver=leaver)
         if was_pending:
             flow.notice(NoticeKind.TASK_CARD, target, t, version=t.version)
     if moved:

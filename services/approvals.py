@@ -493,9 +493,7 @@ class Workflow:
         return 1
 
     # -- people who leave (离职交接) ---------------------------------------------------------
-    async def hand_over_in(
-        self, session: AsyncSession, *, leaver: str, successor: str, org: Org, reason: str
-    ) -> int:
+    async def hand_over_in(self, session: AsyncSession, *, leaver: str, successor: str, org: Org) -> int:
         """Inside the caller's transaction (a directory sync's), move every open task `leaver`
         holds to `successor` (or back to whom they held it for) through the engine, and end the
         delegations they give or receive. Returns how many tasks moved. A request changed by
@@ -508,9 +506,7 @@ class Workflow:
                 continue
             template = self.template(loaded.request.template_key)
             before = sum(1 for t in loaded.request.tasks if t.is_open and t.assignee == leaver)
-            out = engine.hand_over(
-                self._ctx(template, org, [], now), loaded.request, leaver, successor, reason
-            )
+            out = engine.hand_over(self._ctx(template, org, [], now), loaded.request, leaver, successor)
             if not out.events:
                 continue
             await store.save_request(session, loaded=loaded, events=out.events)

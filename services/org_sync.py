@@ -63,7 +63,6 @@ from storage.org_repo import OrgNotImported, import_org, list_syncs, load_org, r
 
 logger = logging.getLogger(__name__)
 
-HANDOVER_REASON = "离职交接"
 PLATFORMS = ("wecom", "dingtalk")
 
 
@@ -381,7 +380,7 @@ class OrgSync:
             for h in report.handovers:
                 if h.successor is not None and h.tasks:
                     report.moved += await self.workflow.hand_over_in(
-                        s, leaver=h.user, successor=h.successor, org=stored, reason=HANDOVER_REASON
+                        s, leaver=h.user, successor=h.successor, org=stored
                     )
                 elif h.tasks:
                     logger.warning(

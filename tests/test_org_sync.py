@@ -207,7 +207,9 @@ async def test_second_sync_moves_renames_and_hands_over_exactly(world: World) ->
         task = view.steps[0].tasks[0]
         assert task.assignee == "u001" and task.status == "pending"
         moves = [e for e in view.trail or [] if e.kind == "handed_over"]
-        assert [(e.before, e.after, e.comment) for e in moves] == [("u020", "u001", "离职交接")]
+        assert [(e.before, e.after, e.comment) for e in moves] == [
+            ("u020", "u001", "员工020 离职交接，待办转给 员工001")
+        ]
     async with world.db.session() as s:
         cards = (
             (

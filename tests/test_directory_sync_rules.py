@@ -3,11 +3,18 @@ is whose manager, who leads, who counts as gone, what the overlay may say, what 
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
+from approvals import engine
+from approvals.engine import Context, NoticeKind
+from approvals.errors import BadTarget
+from approvals.model import TaskStatus
 from bot.platforms.dingtalk.directory import member_of as dingtalk_member
 from bot.platforms.wecom.directory import department_of as wecom_department
 from bot.platforms.wecom.directory import member_of as wecom_member
+from notifications.wording import phrase
 from org.directory_sync import (
     Overlay,
     PlatformDepartment,
@@ -21,7 +28,8 @@ from org.directory_sync import (
     validate_document,
 )
 from org.loader import OrgFileError
-from tests.helpers import demo_org
+from org.model import Org
+from tests.helpers import T0, TZ, demo_org, step, template, who
 
 DEPTS = (
     PlatformDepartment("1", "总公司", None, ("boss",)),
@@ -150,3 +158,41 @@ def test_a_re_read_person_keeps_their_id_and_roles_and_a_gone_one_is_deactivated
     assert [p.id for p in diff.deactivated] == ["u_chen"] and not diff.changed
     assert successor_for(current, gone, "u_chen", None) == chen.manager
     assert successor_for(current, gone, "u_chen", "u_li") == "u_li"
+
+
+# -- the engine's hand-over 离职交接 ---------------------------------------------------------
+def _with_leaver(org: Org, leaver: str) -> Org:
+    return dataclasses.replace(
+        org, users={**org.users, leaver: dataclasses.replace(org.users[leaver], active=False)}
+    )
+
+
+def test_a_leavers_pending_and_waiting_tasks_move_and_only_the_pending_one_gets_a_card() -> None:
+    org = demo_org()
+    tpl = template(step("review", who("user", "u_sun"), who("user", "u_wang"), mode="sequential"))
+    out = engine.submit(
+        Context(template=tpl, org=org, now=T0, tz=TZ, delegations=[], words=phrase),
+        request_id="r1",
+        initiator="u_wu",
+        form={"reason": "测试"},
+    )
+    req = out.request
+    assert [(t.assignee, t.status) for t in req.tasks] == [
+        ("u_sun", TaskStatus.PENDING),
+        ("u_wang", TaskStatus.QUEUED),
+    ]
+    version = req.version
+    after = _with_leaver(_with_leaver(org, "u_sun"), "u_wang")
+    ctx = Context(template=tpl, org=after, now=T0, tz=TZ, delegations=[], words=phrase)
+    moved = engine.hand_over(ctx, req, "u_sun", "u_li")
+    assert [(t.assignee, t.status) for t in req.tasks][0] == ("u_li", TaskStatus.PENDING)
+    assert [(e.kind, e.before, e.after, e.comment) for e in moved.events] == [
+        ("handed_over", "u_sun", "u_li", "孙丽 离职交接，待办转给 李娜")
+    ]
+    assert [(n.kind, n.recipient) for n in moved.notices] == [(NoticeKind.TASK_CARD, "u_li")]
+    queued = engine.hand_over(ctx, req, "u_wang", "u_li")
+    assert req.tasks[1].assignee == "u_li" and req.tasks[1].status == TaskStatus.QUEUED
+    assert queued.notices == [] and req.version == version + 2
+    assert engine.hand_over(ctx, req, "u_sun", "u_li").events == []  # nothing left to move
+    with pytest.raises(BadTarget):
+        engine.hand_over(ctx, req, "u_li", "u_sun")  # never to someone who left

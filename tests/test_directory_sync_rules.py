@@ -4,13 +4,14 @@ is whose manager, who leads, who counts as gone, what the overlay may say, what 
 from __future__ import annotations
 
 import dataclasses
+from datetime import timedelta
 
 import pytest
 
 from approvals import engine
 from approvals.engine import Context, NoticeKind
 from approvals.errors import BadTarget
-from approvals.model import TaskStatus
+from approvals.model import Delegation, TaskStatus
 from bot.platforms.dingtalk.directory import member_of as dingtalk_member
 from bot.platforms.wecom.directory import department_of as wecom_department
 from bot.platforms.wecom.directory import member_of as wecom_member
@@ -196,3 +197,27 @@ def test_a_leavers_pending_and_waiting_tasks_move_and_only_the_pending_one_gets_
     assert engine.hand_over(ctx, req, "u_sun", "u_li").events == []  # nothing left to move
     with pytest.raises(BadTarget):
         engine.hand_over(ctx, req, "u_li", "u_sun")  # never to someone who left
+
+
+def test_a_delegate_who_leaves_gives_the_task_back_to_whom_they_held_it_for() -> None:
+    org = demo_org()
+    tpl = template(step("review", who("user", "u_sun")))
+    away = Delegation(
+        id="d1",
+        delegator="u_sun",
+        delegate="u_zhao",
+        starts_at=T0 - timedelta(days=1),
+        ends_at=T0 + timedelta(days=1),
+        created_at=T0,
+    )
+    req = engine.submit(
+        Context(template=tpl, org=org, now=T0, tz=TZ, delegations=[away], words=phrase),
+        request_id="r1",
+        initiator="u_wu",
+        form={"reason": "测试"},
+    ).request
+    assert (req.tasks[0].assignee, req.tasks[0].acting_for) == ("u_zhao", "u_sun")
+    ctx = Context(template=tpl, org=_with_leaver(org, "u_zhao"), now=T0, tz=TZ, delegations=[], words=phrase)
+    out = engine.hand_over(ctx, req, "u_zhao", "u_wang")
+    assert (req.tasks[0].assignee, req.tasks[0].acting_for) == ("u_sun", None)
+    assert [(n.kind, n.recipient) for n in out.notices] == [(NoticeKind.TASK_CARD, "u_sun")]

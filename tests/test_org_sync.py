@@ -20,6 +20,9 @@ import respx
 from sqlalchemy import select
 
 from approvals.clock import ManualClock
+from approvals.engine import Action
+from approvals.errors import ApprovalError, UnknownUser
+from approvals.model import ActionKind
 from bot.platforms.dingtalk.client import DingTalkClient
 from bot.platforms.dingtalk.directory import DingTalkDirectory
 from bot.platforms.http_retry import RetryPolicy
@@ -225,6 +228,14 @@ async def test_second_sync_moves_renames_and_hands_over_exactly(world: World) ->
     assert org.users["u020"].name == "员工020" and not org.users["u020"].active  # history keeps the name
     assert await world.sessions.get(session.id) is None
     assert await world.workflow.list_delegations(user="u020") == []  # their delegation ended
+    with pytest.raises(UnknownUser):  # cannot start requests
+        await world.workflow.submit(template_key="t", initiator="u020", form={"reason": "报销"})
+    task = (await world.workflow.get(first[0].id)).steps[0].tasks[0]
+    with pytest.raises(ApprovalError):  # nor act, even on a task they once held
+        await world.workflow.act(
+            request_id=first[0].id,
+            action=Action(kind=ActionKind.APPROVE, actor="u020", task_id=task.id, version=task.version),
+        )
     with pytest.raises(TokenRefused):
         await tokens.resolve(secret)
 

@@ -112,6 +112,7 @@ class Phrase(StrEnum):
     NOTHING_TO_APPROVE = "nothing_to_approve"  # approved at once: every step was skipped
     TO_INITIATOR = "to_initiator"  # where a return went
     TO_STEP = "to_step"  # where a return went (step=)
+    HANDED_OVER = "handed_over"  # 离职交接: a leaver's task moved (leaver=, successor=)
 
 
 # Renders a phrase and its parameters; `notifications.wording.phrase` is the real one.
@@ -1322,6 +1323,37 @@ def apply_delegation(ctx: Context, request: Request, delegation: Delegation) -> 
                 target=delegation.delegate,
             )
             flow.notice(NoticeKind.TASK_CARD, t.assignee, t, version=t.version)
+    if moved:
+        request.version += 1
+        request.updated_at = ctx.now
+    return flow.out
+
+
+HANDED_OVER = "handed_over"  # the trail event of a leaver's task moved on 离职交接
+
+
+def hand_over(ctx: Context, request: Request, leaver: str, successor: str) -> Outcome:
+    """Move the open tasks `leaver` holds in `request` on 离职交接: a task they held for someone
+    else goes back to that person while they are active, every other one to `successor`. Each
+    move is a `handed_over` event; whoever gets a pending task gets its card. The leaver's own
+    requests, and tasks they already decided, are left as they are (history keeps their name).
+    """
+    flow = _Flow(request, ctx, Channel.SYSTEM)
+    moved = False
+    for t in request.tasks:
+        if not t.is_open or t.assignee != leaver:
+            continue
+        target = t.acting_for if t.acting_for and ctx.org.is_active(t.acting_for) else successor
+        if not ctx.org.is_active(target):
+            raise BadTarget("bad_target.inactive", shown={"verb": "hand_over"}, target=target)
+        was_pending = t.status == TaskStatus.PENDING
+        t.assignee, t.acting_for = target, None
+        t.bump()
+        moved = True
+        comment = flow.say(Phrase.HANDED_OVER, leaver=flow.name(leaver), successor=flow.name(target))
+        flow.event(HANDED_OVER, SYSTEM, task=t, before=leaver, after=target, comment=comment, leaver=leaver)
+        if was_pending:
+            flow.notice(NoticeKind.TASK_CARD, target, t, version=t.version)
     if moved:
         request.version += 1
         request.updated_at = ctx.now

@@ -60,6 +60,8 @@ def resolve_approver(
 ) -> list[str]:
     """People for one approver spec, active only, falling back when it finds nobody."""
     people = _RESOLVERS[spec.kind](spec.value, _Context(org, initiator, form, notes))
+    for gone in (p for p in people if org.user(p) is not None and not org.is_active(p)):
+        notes.append(f"{org.display_name(gone)} 已离职，不再作为审批人")
     people = [p for p in people if org.is_active(p)]
     if not people and spec.fallback is not None:
         people = resolve_approver(spec.fallback, org=org, initiator=initiator, form=form, notes=notes)
@@ -97,7 +99,12 @@ def _manager(value: str | int | None, ctx: _Context) -> list[str]:
 
 def _dept_head(value: str | int | None, ctx: _Context) -> list[str]:
     dept = _department_for(str(value or "initiator"), ctx.org, ctx.initiator, ctx.form)
-    return _first(ctx.org.heads_of(dept)) if dept else []
+    if not dept:
+        return []
+    heads = ctx.org.heads_of(dept, active_only=False)
+    # A head who left is named (and skipped with a note by resolve_approver) only when no
+    # other head of the department is active.
+    return _first([h for h in heads if ctx.org.is_active(h)] or heads)
 
 
 def _dept_head_other(value: str | int | None, ctx: _Context) -> list[str]:

@@ -91,3 +91,8 @@ SIGN_IN: web.AppKey[SignIn] = web.AppKey("sign_in")
 if TYPE_CHECKING:
     from services.supervision import Supervision
 SUPERVISION: web.AppKey[Supervision] = web.AppKey("supervision")
+# Directory sync from WeCom / DingTalk (set by bot.wiring when a platform is configured): the
+# nightly sync and the re-reads contact events schedule.
+if TYPE_CHECKING:
+    from services.org_sync import OrgSync
+ORG_SYNC: web.AppKey[OrgSync] = web.AppKey("org_sync")

@@ -29,10 +29,12 @@ from bot.keys import (
     DB,
     DEADLINES,
     DISPATCHER,
+    HTTP,
     INBOX,
     KV,
     LINKS,
     METRICS,
+    ORG_SYNC,
     SCHEDULER,
     SESSIONS,
     SETTINGS,
@@ -42,6 +44,7 @@ from bot.keys import (
     WORKFLOW,
     WORKSPACE_LISTS,
 )
+from bot.org_sync_wiring import build_org_sync
 from bot.platforms.dingtalk import dingtalk_delivery, setup_dingtalk
 from bot.platforms.inbox import Inbox, kv_first_delivery
 from bot.platforms.wecom import setup_wecom, wecom_delivery
@@ -169,6 +172,18 @@ async def workflow_ctx(app: web.Application) -> AsyncIterator[None]:
     app[CHAT] = chat
     app[CONSOLE] = ConsoleService(db, clock.now)
     app[SESSIONS] = Sessions(app[KV], directory, clock.now)
+    if settings.wecom is not None or settings.dingtalk is not None:
+        app[ORG_SYNC] = build_org_sync(
+            settings,
+            db=db,
+            http=app[HTTP],
+            kv=app[KV],
+            workflow=workflow,
+            now=clock.now,
+            sessions=app[SESSIONS],
+            directory=directory,
+            kinds=app[TIMER_KINDS],
+        )
     app[API_TOKENS] = ApiTokens(
         db, directory, clock.now, bootstrap=settings.api_token, admin_roles=settings.admin_roles
     )

@@ -56,6 +56,8 @@ class TimerKind(StrEnum):
     STATS_WEEKLY = "stats_weekly"  # the weekly statistics summary (recurring)
     BACKUP = "backup"  # a scheduled SQLite backup (recurring)
     CALENDAR_REPLAN = "calendar_replan"  # a calendar override changed: re-plan pending due times
+    ORG_SYNC = "org_sync"  # the nightly directory sync from WeCom or DingTalk (recurring)
+    ORG_REFRESH = "org_refresh"  # re-read one person or department after a contact event
 
 
 TASK_KINDS = tuple(k.value for k in (TimerKind.REMIND, TimerKind.DUE, TimerKind.ESCALATE, TimerKind.AUTO))

@@ -25,6 +25,7 @@ _PHRASES = {
     Phrase.NOTHING_TO_APPROVE: "没有需要审批的步骤",
     Phrase.TO_INITIATOR: "发起人",
     Phrase.TO_STEP: "「{step}」",
+    Phrase.HANDED_OVER: "{leaver} 离职交接，待办转给 {successor}",
 }
 
 OPEN_LINK_LABEL = "查看详情"

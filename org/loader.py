@@ -99,6 +99,21 @@ def _read(text: str) -> tuple[Org | None, list[OrgProblem]]:
             OrgProblem(getattr(data, "line", 1), f"the file is {describe(data)}; expected {expected}")
         ]
     problems = [_yaml_problem(data, p) for p in document.problems if _read_here(data, p.path)]
+    org, found = _check(data)
+    return org, problems + found
+
+
+def check_org_data(data: LinedMap, source: str = "<data>") -> Org:
+    """Validate an org-file document already in lined form (built, not read: a directory
+    sync's) by the same rules as a file, or raise OrgFileError naming every problem."""
+    org, problems = _check(data)
+    if org is None or problems:
+        raise OrgFileError(source, sorted(problems, key=lambda p: p.line or 0))
+    return org
+
+
+def _check(data: LinedMap) -> tuple[Org | None, list[OrgProblem]]:
+    problems: list[OrgProblem] = []
     org = None
     try:
         org = OrgFile.model_validate(data).to_org()

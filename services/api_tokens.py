@@ -25,6 +25,7 @@ from enum import StrEnum
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from org.errors import Category, DomainError
@@ -303,3 +304,24 @@ class ApiTokens:
                 missing=f"role {' or '.join(self._admin_roles)}",
                 user=user,
             )
+
+
+async def end_personal_tokens(
+    session: AsyncSession, *, user_ids: Collection[str], now: datetime
+) -> list[str]:
+    """Revoke, inside the caller's transaction, the personal tokens of people who left (a
+    directory sync's); their names. Reactivating a person does not bring them back."""
+    if not user_ids:
+        return []
+    rows = (
+        await session.execute(
+            select(ApiTokenRow)
+            .where(col(ApiTokenRow.user_id).in_(list(user_ids)))
+            .where(col(ApiTokenRow.revoked_at).is_(None))
+        )
+    ).scalars()
+    names = []
+    for row in rows:
+        row.revoked_at = now
+        names.append(row.name)
+    return names

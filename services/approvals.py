@@ -527,6 +527,38 @@ class Workflow:
             await self._record(s, out, template, org, now)
         return 1
 
+    # -- people who leave (离职交接) ---------------------------------------------------------
+    async def hand_over_in(self, session: AsyncSession, *, leaver: str, successor: str, org: Org) -> int:
+        """Inside the caller's transaction (a directory sync's), move every open task `leaver`
+        holds to `successor` (or back to whom they held it for) through the engine, and end the
+        delegations they give or receive. Returns how many tasks moved. A request changed by
+        someone else meanwhile raises `store.ConcurrentUpdate`: the caller retries it all."""
+        now = self.d.now()
+        moved = 0
+        for rid in await store.requests_with_open_tasks_of(session, user=leaver, acting_too=True):
+            loaded = await store.load_request(session, request_id=rid)
+            if loaded is None:
+                continue
+            template = self.template(loaded.request.template_key)
+            before = sum(1 for t in loaded.request.tasks if t.is_open and t.assignee == leaver)
+            out = engine.hand_over(self._ctx(template, org, [], now), loaded.request, leaver, successor)
+            if not out.events:
+                continue
+            await store.save_request(session, loaded=loaded, events=out.events)
+            await self._record(session, out, template, org, now)
+            moved += before
+            logger.info(
+                "tasks handed over", extra={"request_id": rid, "leaver": leaver, "successor": successor}
+            )
+        for d in await store.list_delegations(session, user=leaver, now=now):
+            await store.cancel_delegation(session, delegation_id=d.id, now=now)
+        return moved
+
+    async def open_task_count(self, user: str) -> int:
+        """How many open tasks `user` holds (pending or waiting their turn)."""
+        async with self.d.db.session() as s:
+            return await store.open_task_count(s, user=user)
+
     async def list_delegations(
         self, *, user: str | None = None, include_past: bool = False
     ) -> list[DelegationView]:

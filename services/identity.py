@@ -25,6 +25,7 @@ from storage.kv import KeyValueStore, KVUnavailable
 
 SESSION_TTL = timedelta(hours=12)
 _KEY = "session:"
+_ENDED = "sessions-ended:"  # user id -> when all their sessions were ended
 
 
 def _hash(session_id: str) -> str:
@@ -109,12 +110,32 @@ class Sessions:
         if session.expires_at <= self._now():
             await self.end(session_id)
             return None
+        if await self._ended_since(session):
+            await self.end(session_id)
+            return None
         org: Org = await self._directory.org()
         user = org.user(session.user_id)
         if user is None or not user.active:
             await self.end(session_id)
             return None
         return session, user
+
+    async def end_all_of(self, user_ids: list[str]) -> None:
+        """End every session of these people at once, on every replica (they left): sessions
+        started before now are refused from here on; a later sign-in (after reactivation) works."""
+        stamp = self._now().isoformat()
+        for user_id in user_ids:
+            try:
+                await self._kv.set(_ENDED + user_id, stamp, self._ttl.total_seconds())
+            except KVUnavailable:
+                pass  # the directory check still refuses them once the org snapshot is fresh
+
+    async def _ended_since(self, session: Session) -> bool:
+        try:
+            ended = await self._kv.get(_ENDED + session.user_id)
+        except KVUnavailable:
+            return False
+        return ended is not None and session.created_at <= datetime.fromisoformat(ended)
 
     async def end(self, session_id: str) -> None:
         try:

@@ -454,12 +454,23 @@ async def cancel_delegation(session: AsyncSession, *, delegation_id: str, now: d
     return delegation_from_row(row)
 
 
-async def requests_with_open_tasks_of(session: AsyncSession, *, user: str) -> list[str]:
-    q = (
-        select(col(TaskRow.request_id))
-        .where(col(TaskRow.assignee) == user)
-        .where(col(TaskRow.acting_for).is_(None))
-        .where(col(TaskRow.status).in_([TaskStatus.PENDING.value, TaskStatus.QUEUED.value]))
-        .distinct()
-    )
+async def requests_with_open_tasks_of(
+    session: AsyncSession, *, user: str, acting_too: bool = False
+) -> list[str]:
+    """Requests where `user` holds an open task of their own (`acting_too`: or for someone else)."""
+    q = select(col(TaskRow.request_id)).where(col(TaskRow.assignee) == user)
+    if not acting_too:
+        q = q.where(col(TaskRow.acting_for).is_(None))
+    q = q.where(col(TaskRow.status).in_([TaskStatus.PENDING.value, TaskStatus.QUEUED.value])).distinct()
     return list((await session.execute(q)).scalars().all())
+
+
+async def open_task_count(session: AsyncSession, *, user: str) -> int:
+    """Open tasks (pending or queued) `user` holds, for themself or for someone else."""
+    q = (
+        select(func.count())
+        .select_from(TaskRow)
+        .where(col(TaskRow.assignee) == user)
+        .where(col(TaskRow.status).in_([TaskStatus.PENDING.value, TaskStatus.QUEUED.value]))
+    )
+    return int((await session.execute(q)).scalar_one())

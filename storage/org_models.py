@@ -1,5 +1,5 @@
 """SQLModel tables of the organisation directory: org_meta, departments, org_users,
-user_accounts and sites.
+user_accounts and sites, and org_syncs (the record of directory syncs).
 
 Rows only; `storage.org_repo` turns them into an `org.model.Org` and back. Nothing here is ever
 deleted by an import: people, departments and sites that leave the org file are marked
@@ -11,8 +11,9 @@ keep types explicit (String(n), JSON, UTCDateTime) and defaults client-side.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import JSON, Float, String
+from sqlalchemy import JSON, Column, Float, Integer, String
 from sqlmodel import Field, SQLModel
 
 from org.model import (
@@ -97,3 +98,25 @@ class SiteRow(SQLModel, table=True):
     active: bool = Field(default=True)
     position: int = Field(default=0)
     updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class OrgSyncRow(SQLModel, table=True):
+    """One directory sync from WeCom or DingTalk (`oabot org history`): who or what ran it, when,
+    how it ended, and the difference it made (or would have made, when it was refused)."""
+
+    __tablename__ = "org_syncs"
+
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True))
+    platform: str = Field(sa_column=Column(String(PLATFORM_MAX_LEN), nullable=False))
+    # cli:<os user>, schedule, event:<event name>:<account or department id>
+    trigger: str = Field(sa_column=Column(String(128), nullable=False))
+    scope: str = Field(sa_column=Column(String(16), nullable=False))  # all | person | department
+    status: str = Field(
+        sa_column=Column(String(16), nullable=False)
+    )  # applied | unchanged | refused | failed
+    started_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))
+    finished_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    summary: str = Field(default="", sa_column=Column(String(512), nullable=False))
+    diff: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    problems: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    handed_over: int = Field(default=0, sa_column=Column(Integer, nullable=False))

@@ -23,6 +23,7 @@ from storage.org_models import (
     ORG_META_ID,
     DepartmentRow,
     OrgMetaRow,
+    OrgSyncRow,
     OrgUserRow,
     SiteRow,
     UserAccountRow,
@@ -320,3 +321,19 @@ def _record(changes: Changes, item_id: str, *, was_active: bool, now_active: boo
         changes.deactivated.append(item_id)
     else:
         changes.updated.append(item_id)
+
+
+# -- the record of directory syncs --------------------------------------------------------
+
+
+async def record_sync(session: AsyncSession, row: OrgSyncRow) -> OrgSyncRow:
+    """Add one sync to `org_syncs` (in the caller's transaction); the row with its id."""
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def list_syncs(session: AsyncSession, *, limit: int = 20) -> list[OrgSyncRow]:
+    """The latest syncs, newest first."""
+    q = select(OrgSyncRow).order_by(OrgSyncRow.started_at.desc(), OrgSyncRow.id.desc()).limit(limit)  # type: ignore[union-attr,attr-defined]
+    return list((await session.execute(q)).scalars().all())

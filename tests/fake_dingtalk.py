@@ -13,6 +13,9 @@ answers with a fresh code for `signed_in_staff` (refusing another corpId or clie
 `dd.config` calls in `window.__dd.configs` and answers `dd.device.geolocation.get` with `location`;
 `/get_jsapi_ticket` hands out a fresh ticket per call (`jsapi_tickets`).
 
+Contacts: with `directory` set (a `tests.directory_fakes.Company`), the topapi v2 department
+get/listsub and user list (paged)/get answer from it, for `oabot org sync --from dingtalk`.
+
 The callbacks are built with dingtalk-sdk's `DingTalkCrypto` (an implementation independent of
 oabot's) and with the robot sign computed here from the published formula.
 """
@@ -27,6 +30,7 @@ import itertools
 import json
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 from urllib.parse import urlencode
@@ -34,7 +38,8 @@ from urllib.parse import urlencode
 from aiohttp import web
 from dingtalk.crypto import DingTalkCrypto
 
-from tests.e2e_harness import FakeApi, Recorded
+from tests.directory_fakes import DINGTALK_CONTACT_APIS, Company
+from tests.e2e_harness import FakeApi, Recorded, Responder
 
 APP_KEY = "dingoabotfake"
 APP_SECRET = "fake-app-secret-0123456789"
@@ -85,6 +90,8 @@ class FakeDingTalk:
     location: tuple[float, float, float] | None = None
     jsapi_tickets: list[str] = field(default_factory=list)  # get_jsapi_ticket answers, oldest first
     _auth_codes: dict[str, tuple[str, float]] = field(default_factory=dict)  # code -> (staff, issued)
+    # The contact directory (通讯录) the topapi contact APIs answer from; None: not served.
+    directory: Company | None = None
 
     async def start(self) -> FakeDingTalk:
         self.api.route("POST", TOKEN, self._token)
@@ -95,6 +102,8 @@ class FakeDingTalk:
         self.api.route("POST", GETUSERINFO, self._getuserinfo)
         self.api.route("GET", JSAPI, self._jsapi)
         self.api.route("GET", JSAPI_TICKET, self._jsapi_ticket)
+        for path, answer in DINGTALK_CONTACT_APIS.items():
+            self.api.route("POST", path, self._contacts(answer))
         await self.api.start()
         return self
 
@@ -269,6 +278,16 @@ class FakeDingTalk:
                 "flowControlledStaffIdList": [],
             }
         )
+
+    def _contacts(self, answer: Callable[[Company, dict[str, Any]], dict[str, Any]]) -> Responder:
+        async def respond(request: web.Request, rec: Recorded) -> web.StreamResponse:
+            if self.directory is None:
+                return web.json_response({"errcode": 60011, "errmsg": "fake: no directory"})
+            if rec.query.get("access_token", "") not in self.tokens:
+                return web.json_response({"errcode": 40014, "errmsg": "不合法的access_token"})
+            return web.json_response(answer(self.directory, rec.json()))
+
+        return respond
 
     async def _getuserinfo(self, request: web.Request, rec: Recorded) -> web.StreamResponse:
         if rec.query.get("access_token", "") not in self.tokens:

@@ -16,6 +16,8 @@ exchanges it: once, within `CODE_TTL_S` (`expire_codes()` ages them all), else e
 
 JS-SDK: `/cgi-bin/get_jsapi_ticket` hands out a fresh ticket per call (`jsapi_tickets` lists
 them), so a test can check that the page's wx.config is signed with the one ticket fetched.
+Contacts: with `directory` set (a `tests.directory_fakes.Company`), department/list,
+department/get, user/list_id (paged) and user/get answer from it, for `oabot org sync`.
 """
 
 from __future__ import annotations
@@ -32,6 +34,13 @@ import xmltodict
 from aiohttp import web
 from wechatpy.enterprise.crypto import WeChatCrypto
 
+from tests.directory_fakes import (
+    Company,
+    wecom_department_get,
+    wecom_department_list,
+    wecom_list_id,
+    wecom_user_get,
+)
 from tests.e2e_harness import FakeApi, Recorded
 
 # WeCom's codes the fake uses. Invalid/expired tokens and busy are WeCom's documented codes; the
@@ -62,6 +71,8 @@ class FakeWeCom:
     _seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     signed_in_account: str | None = None  # who the OAuth page says the visitor is
     jsapi_tickets: list[str] = field(default_factory=list)  # get_jsapi_ticket answers, oldest first
+    # The contact directory (通讯录) the contact APIs answer from; None: only user/get's echo.
+    directory: Company | None = None
     _oauth_codes: dict[str, tuple[str | None, float]] = field(
         default_factory=dict
     )  # code -> (account, issued)
@@ -74,6 +85,9 @@ class FakeWeCom:
         self.api.route("GET", "/connect/oauth2/authorize", self._authorize)
         self.api.route("GET", "/cgi-bin/auth/getuserinfo", self._getuserinfo)
         self.api.route("GET", "/cgi-bin/get_jsapi_ticket", self._jsapi_ticket)
+        self.api.route("GET", "/cgi-bin/department/list", self._department_list)
+        self.api.route("GET", "/cgi-bin/department/get", self._department_get)
+        self.api.route("POST", "/cgi-bin/user/list_id", self._user_list_id)
         await self.api.start()
         return self
 
@@ -197,7 +211,27 @@ class FakeWeCom:
         if bad := self._token_error(rec):
             return bad
         userid = rec.query.get("userid", "")
+        if self.directory is not None:
+            return web.json_response(wecom_user_get(self.directory, userid))
         return web.json_response({"errcode": 0, "errmsg": "ok", "userid": userid, "name": userid})
+
+    def _contacts(self, rec: Recorded) -> Company:
+        if self.directory is None:
+            raise web.HTTPNotFound(text="fake wecom: no directory")
+        return self.directory
+
+    async def _department_list(self, request: web.Request, rec: Recorded) -> web.StreamResponse:
+        return self._token_error(rec) or web.json_response(wecom_department_list(self._contacts(rec)))
+
+    async def _department_get(self, request: web.Request, rec: Recorded) -> web.StreamResponse:
+        company = self._contacts(rec)
+        return self._token_error(rec) or web.json_response(
+            wecom_department_get(company, rec.query.get("id", ""))
+        )
+
+    async def _user_list_id(self, request: web.Request, rec: Recorded) -> web.StreamResponse:
+        company = self._contacts(rec)
+        return self._token_error(rec) or web.json_response(wecom_list_id(company, rec.json() or {}))
 
     async def _authorize(self, request: web.Request, rec: Recorded) -> web.StreamResponse:
         q = rec.query
@@ -296,6 +330,14 @@ class WeComCallbacks:
             f"<xml>{self._head(account, 'location')}<Location_X>{lat}</Location_X><Location_Y>{lng}</Location_Y>"
             f"<Scale>15</Scale><Label><![CDATA[{label}]]></Label><MsgId>{msg_id}</MsgId>"
             f"<AgentID>{self.agent_id}</AgentID><AppType><![CDATA[wxwork]]></AppType></xml>"
+        )
+
+    def contact_change_xml(self, change: str, *, user: str = "", party: str = "") -> str:
+        """A 通讯录变更 event (Event=change_contact) as WeCom sends it from the system."""
+        who = f"<UserID><![CDATA[{user}]]></UserID>" if user else f"<Id>{party}</Id>"
+        return (
+            f"<xml>{self._head('sys', 'event')}<Event><![CDATA[change_contact]]></Event>"
+            f"<ChangeType><![CDATA[{change}]]></ChangeType>{who}<Position><![CDATA[随便写的]]></Position></xml>"
         )
 
     def location_event_xml(self, account: str, lat: float, lng: float, precision: float) -> str:

@@ -13,6 +13,7 @@ from typing import TypeVar
 import pytest
 
 from bot.cli import main
+from bot.platforms.http_retry import RetryPolicy
 from org.model import Org
 from storage.db import Database
 from storage.org_repo import OrgNotImported, load_org
@@ -233,3 +234,46 @@ def test_org_without_an_action_prints_usage(database_url: str, capsys: pytest.Ca
     assert (code, out) == (2, "")
     assert err.startswith("usage: oabot org [-h] [--demo] ACTION ...")
     assert "import" in err and "show" in err
+
+
+def test_sync_from_a_platform_that_is_not_configured_says_which_variables_and_writes_nothing(
+    database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(capsys, "org", "sync", "--from", "dingtalk", "--dry-run")
+    assert code == 2 and out == ""
+    assert err == "dingtalk is not configured: set its OABOT_DINGTALK_* variables\n"
+    code, out, _ = run(capsys, "org", "history")
+    assert (code, out) == (0, "No directory sync has run yet.\n")
+
+
+def test_sync_with_a_platform_that_cannot_be_reached_changes_nothing(
+    database_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert main(["org", "import", str(DEMO_ORG)]) == 0
+    capsys.readouterr()
+    for name, value in {
+        "OABOT_WECOM_CORP_ID": "ww1",
+        "OABOT_WECOM_AGENT_ID": "1000002",
+        "OABOT_WECOM_SECRET": "s",
+        "OABOT_WECOM_TOKEN": "t",
+        "OABOT_WECOM_AES_KEY": "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
+        "OABOT_WECOM_API_BASE": "http://127.0.0.1:9",  # nothing listens there
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr("bot.platforms.wecom.directory.SYNC_RETRY", fast_retry())
+    monkeypatch.setattr("bot.org_sync_wiring.WECOM_SYNC_RETRY", fast_retry())
+    code, out, err = run(capsys, "org", "sync", "--from", "wecom")
+    assert code == 1 and out == ""
+    # (stderr may also carry log lines from the retries)
+    assert "\nCannot read the wecom directory: /cgi-bin/gettoken: ConnectError" in "\n" + err
+    assert err.endswith("Nothing was changed; run the sync again later.\n")
+    assert stored_org(database_url).users["u_wu"].active
+    code, out, _ = run(capsys, "org", "history")
+    assert code == 0 and " wecom all failed by cli:" in out
+
+
+def fast_retry() -> RetryPolicy:
+    async def no_wait(_: float) -> None:
+        return None
+
+    return RetryPolicy(attempts=2, base_delay_s=0.0, max_delay_s=0.0, sleep=no_wait)

@@ -1,4 +1,5 @@
-"""`oabot org import FILE` and `oabot org show`: load the organisation directory, and look at it.
+"""`oabot org import FILE` and `oabot org show`: load the organisation directory, and look at it
+(`oabot org sync` and `oabot org history` live in `bot.cli.org_sync`).
 
 The command is an edge: it reads settings and the file, calls `org.loader` to validate and
 `storage.org_repo` to write, and prints what happened. A bad file is reported line by line
@@ -19,6 +20,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.cli import org_sync
 from bot.cli.config import database_ready
 from bot.settings import ConfigError, Settings, load_settings
 from org.loader import OrgFileError, load_org_file
@@ -37,8 +39,11 @@ EXIT_INVALID = 2  # bad settings, an uninitialised database or a bad org file: n
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "org",
-        help="import or show the organisation directory",
-        description="Import the organisation directory from a YAML file, or show what is stored.",
+        help="import, sync or show the organisation directory",
+        description=(
+            "Import the organisation directory from a YAML file or sync it from WeCom or DingTalk, "
+            "or show what is stored and the syncs so far."
+        ),
     )
     actions = parser.add_subparsers(dest="org_action", metavar="ACTION")
     importing = actions.add_parser(
@@ -62,6 +67,7 @@ def register(subparsers: Any) -> None:
     showing.add_argument(
         "--all", action="store_true", help="also list people, departments and sites that are inactive"
     )
+    org_sync.register(actions)
     parser.set_defaults(func=lambda args: _run(args, parser))
 
 
@@ -70,6 +76,10 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return run_import(args.file, dry_run=args.dry_run, demo=args.demo)
     if args.org_action == "show":
         return run_show(include_inactive=args.all, demo=args.demo)
+    if args.org_action == "sync":
+        return org_sync.run_sync(args.platform, dry_run=args.dry_run, overlay=args.overlay, demo=args.demo)
+    if args.org_action == "history":
+        return org_sync.run_history(limit=args.limit, demo=args.demo)
     parser.print_help(sys.stderr)
     return EXIT_INVALID
 

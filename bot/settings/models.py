@@ -284,6 +284,22 @@ class Settings(BaseModel):
     backup_keep: Annotated[int, parse.whole_number(1, 10000, "how many backups to keep")] = Field(
         default=21, validation_alias="OABOT_BACKUP_KEEP"
     )
+    # Directory sync (`oabot org sync`): the platform synced nightly at OABOT_ORG_SYNC_AT and on
+    # contact events (empty: off), the overlay YAML it merges, and who takes leavers' tasks
+    # before their manager.
+    org_sync: Annotated[
+        Literal["", "wecom", "dingtalk"],
+        parse.one_of("", "wecom", "dingtalk", what="wecom, dingtalk or empty (off)"),
+    ] = Field(default="", validation_alias="OABOT_ORG_SYNC")
+    org_sync_at: Annotated[time | None, parse.sync_at] = Field(
+        default=time(2, 30), validation_alias="OABOT_ORG_SYNC_AT"
+    )
+    org_overlay: Annotated[str | None, parse.org_file] = Field(
+        default=None, validation_alias="OABOT_ORG_OVERLAY"
+    )
+    org_handover_to: Annotated[str | None, parse.any_text] = Field(
+        default=None, validation_alias="OABOT_ORG_HANDOVER_TO"
+    )
     checkins: CheckinSettings = CheckinSettings()
     edge: EdgeSettings = EdgeSettings()
     # Deadlines: digest times (local, working days) and how often the timer scan runs.

@@ -151,6 +151,18 @@ def summary_at(text: str) -> time | None:
 
 
 @text_parser
+def sync_at(text: str) -> time | None:
+    """The nightly directory sync's time, or empty for none."""
+    if not text:
+        return None
+    try:
+        (at,) = parse_backup_times(text)
+    except ValueError:
+        raise expected("one time HH:MM such as 02:30 (empty: no nightly sync)") from None
+    return at
+
+
+@text_parser
 def time_zone(text: str) -> str:
     try:
         ZoneInfo(text)

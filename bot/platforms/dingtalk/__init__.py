@@ -19,12 +19,12 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from bot.keys import CLOCK, DB, DINGTALK, HTTP, INBOX, KV, READINESS, SETTINGS
+from bot.keys import CLOCK, DB, DINGTALK, HTTP, INBOX, KV, ORG_SYNC, READINESS, SETTINGS
 from bot.platforms.dingtalk.callbacks import add_routes
 from bot.platforms.dingtalk.client import DingTalkClient
 from bot.platforms.dingtalk.crypto import EventCrypto
 from bot.platforms.dingtalk.delivery import DingTalkDelivery
-from bot.platforms.dingtalk.stream import StreamConnection
+from bot.platforms.dingtalk.stream import ContactChanged, StreamConnection
 from bot.settings import DingTalkSettings
 from notifications.delivery import Delivery
 
@@ -80,12 +80,30 @@ async def check_dingtalk_stream(app: web.Application) -> tuple[str, bool, str]:
     return "dingtalk_stream", ok, detail
 
 
+def _contact_changed(app: web.Application) -> ContactChanged | None:
+    """What a stream contact event does: schedule a re-read (None: directory sync not set up)."""
+    sync = app.get(ORG_SYNC)
+    if sync is None:
+        return None
+
+    async def schedule(scope: str, ident: str, event: str, key: str) -> bool:
+        return await sync.schedule_refresh("dingtalk", scope, ident, event=event, event_key=key)
+
+    return schedule
+
+
 async def dingtalk_ctx(app: web.Application) -> AsyncIterator[None]:
     """Runs after the workflow ctx, so the inbox exists: starts the stream client, stops it first."""
     adapter = _dingtalk(app)
     task: asyncio.Task[None] | None = None
     if adapter.settings.mode == "stream" and app[SETTINGS].run_background:
-        adapter.stream = StreamConnection(adapter.settings, app[HTTP], app[INBOX].accept, now=app[CLOCK].now)
+        adapter.stream = StreamConnection(
+            adapter.settings,
+            app[HTTP],
+            app[INBOX].accept,
+            now=app[CLOCK].now,
+            on_contact=_contact_changed(app),
+        )
         task = asyncio.create_task(adapter.stream.run(), name="dingtalk-stream")
     yield
     if task is not None and adapter.stream is not None:

@@ -1,8 +1,9 @@
 """HTTP-mode DingTalk callbacks: verify, store in the inbox, answer. Nothing else.
 
 - `POST /callbacks/dingtalk` — event subscription (事件订阅). Signature + AES envelope
-  (`crypto.EventCrypto`); answers the encrypted `success` (check_url included). oabot acts on
-  no subscription event yet: they are verified, logged and acknowledged.
+  (`crypto.EventCrypto`); answers the encrypted `success` (check_url included). Contact events
+  (`user_*_org`, `org_dept_*`) schedule a re-read of each person or department they name
+  (`services.org_sync`); the event body itself is never applied. Others are logged and acknowledged.
 - `POST /callbacks/dingtalk/card` — interactive-card callbacks, the URL registered for the
   callbackRouteKey `oabot_card`. Verified exactly like events (same token, aes_key and AppKey,
   same encrypted `success` answer); the decrypted JSON is the card callback data.
@@ -27,7 +28,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.keys import CLOCK, DINGTALK, INBOX, KV, WORKFLOW
+from bot.keys import CLOCK, DINGTALK, INBOX, KV, ORG_SYNC, WORKFLOW
 from bot.platforms.dingtalk import inbound
 from bot.platforms.dingtalk.cards import MalformedCardCallback
 from bot.platforms.dingtalk.crypto import CallbackRejected, EventCrypto, verify_robot_sign
@@ -132,6 +133,12 @@ async def on_event(request: web.Request) -> web.Response:
     except ContentRefused:
         return web.json_response(crypto.success_reply(*_signed_pair(request)).as_json())
     event_type = str(data.get("EventType") or "")
+    rereads = inbound.contact_rereads(data, delivery_id=f"{timestamp}.{nonce}")
+    sync = request.app.get(ORG_SYNC)
+    for scope, ident, event, key in rereads or ():
+        if sync is None:
+            break
+        await sync.schedule_refresh("dingtalk", scope, ident, event=event, event_key=key)
     logger.info("dingtalk event acknowledged", extra={"event_type": event_type})
     return web.json_response(crypto.success_reply(timestamp, nonce).as_json())
 

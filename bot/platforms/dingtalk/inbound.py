@@ -62,3 +62,26 @@ def robot_text(data: Mapping[str, Any], *, at: datetime) -> TextMessage | None:
     return TextMessage(
         sender=Sender(PLATFORM, staff), event_id=_bounded(f"msg:{msg_id}"), text=text.strip(), at=at
     )
+
+
+# -- contact events (通讯录事件) --------------------------------------------------------------
+PERSON_EVENTS = frozenset({"user_add_org", "user_modify_org", "user_leave_org"})
+DEPARTMENT_EVENTS = frozenset({"org_dept_create", "org_dept_modify", "org_dept_remove"})
+
+
+def contact_rereads(data: Mapping[str, Any], *, delivery_id: str) -> list[tuple[str, str, str, str]] | None:
+    """(scope, id, event, key) for each person (`UserId`; `userId` on the stream) or department
+    (`DeptId` / `deptId`) a contact event names, to be re-read from the directory; None when it is not a contact event."""
+    event = str(data.get("EventType") or "")
+    if event in PERSON_EVENTS:
+        scope, ids = "person", data.get("UserId", data.get("userId"))
+    elif event in DEPARTMENT_EVENTS:
+        scope, ids = "department", data.get("DeptId", data.get("deptId"))
+    else:
+        return None
+    if not isinstance(ids, list):
+        ids = [ids] if ids else []
+    found = [str(i) for i in ids if isinstance(i, (str, int)) and str(i)]
+    if scope == "department":
+        found = [i for i in found if i.isdigit()]
+    return [(scope, i, event, _bounded(f"{event}:{i}:{delivery_id}")[:80]) for i in dict.fromkeys(found)]

@@ -1,4 +1,5 @@
-"""Stream mode (no public URL): robot messages and card callbacks over DingTalk's websocket.
+"""Stream mode (no public URL): robot messages, card callbacks and (with directory sync on)
+contact events over DingTalk's websocket.
 
 The official `dingtalk-stream` SDK parses the frames, routes them to our handlers and sends the
 acks. Two things are done our own way, because the SDK's are unfit inside an aiohttp service
@@ -30,7 +31,14 @@ import dingtalk_stream
 import httpx
 import websockets
 import websockets.exceptions
-from dingtalk_stream import AckMessage, CallbackHandler, CallbackMessage, ChatbotMessage
+from dingtalk_stream import (
+    AckMessage,
+    CallbackHandler,
+    CallbackMessage,
+    ChatbotMessage,
+    EventHandler,
+    EventMessage,
+)
 
 from bot import __version__
 from bot.platforms.dingtalk import inbound
@@ -45,6 +53,8 @@ ROBOT_TOPIC = ChatbotMessage.TOPIC  # /v1.0/im/bot/messages/get
 OPEN_PATH = "/v1.0/gateway/connections/open"
 
 Accept = Callable[[Event], Awaitable[bool]]
+# (scope, id, event, delivery key) -> whether a re-read was scheduled (services.org_sync)
+ContactChanged = Callable[[str, str, str, str], Awaitable[bool]]
 
 
 class CardCallbackHandler(CallbackHandler):  # type: ignore[misc]
@@ -116,6 +126,32 @@ class RobotMessageHandler(CallbackHandler):  # type: ignore[misc]
         return AckMessage.STATUS_OK, "OK"
 
 
+class ContactEventHandler(EventHandler):  # type: ignore[misc]
+    """Event subscription frames (事件订阅): a contact event (`user_*_org`, `org_dept_*`)
+    schedules a re-read of each person or department it names; every event is acked."""
+
+    def __init__(self, on_contact: ContactChanged) -> None:
+        super().__init__()
+        self._on_contact = on_contact
+
+    async def process(self, event: EventMessage) -> tuple[int, str]:
+        data = event.data if isinstance(event.data, dict) else {}
+        event_type = str(event.headers.event_type or data.get("EventType") or "")
+        delivery = str(event.headers.event_id or event.headers.message_id or "")
+        rereads = inbound.contact_rereads({**data, "EventType": event_type}, delivery_id=delivery)
+        try:
+            for scope, ident, name, key in rereads or ():
+                await self._on_contact(scope, ident, name, key)
+        except Exception:
+            logger.exception(
+                "could not schedule a directory re-read; asking for redelivery", extra={"event_id": delivery}
+            )
+            return AckMessage.STATUS_SYSTEM_EXCEPTION, "retry"
+        if rereads is None:
+            logger.info("dingtalk stream event acknowledged", extra={"event_type": event_type})
+        return AckMessage.STATUS_OK, "OK"
+
+
 class _QuietPings(logging.Filter):
     """The SDK warns about every `ping` system frame as an unknown topic; pings are normal."""
 
@@ -153,6 +189,7 @@ class StreamConnection:
         *,
         now: Callable[[], datetime],
         max_backoff_s: float = 30.0,
+        on_contact: ContactChanged | None = None,
     ) -> None:
         self._settings = settings
         self._http = http
@@ -168,6 +205,9 @@ class StreamConnection:
         self.robot_handler = RobotMessageHandler(accept, now)
         self.client.register_callback_handler(CARD_TOPIC, self.card_handler)
         self.client.register_callback_handler(ROBOT_TOPIC, self.robot_handler)
+        self.event_handler = ContactEventHandler(on_contact) if on_contact is not None else None
+        if self.event_handler is not None:  # directory sync is on: subscribe to every event
+            self.client.register_all_event_handler(self.event_handler)
         self.state = StreamState()
         self._frames: set[asyncio.Task[None]] = set()
 
@@ -177,7 +217,8 @@ class StreamConnection:
             "clientId": self._settings.app_key,
             "clientSecret": self._settings.app_secret,
             "subscriptions": [
-                {"type": "CALLBACK", "topic": topic} for topic in self.client.callback_handler_map
+                *([{"type": "EVENT", "topic": "*"}] if self.event_handler is not None else []),
+                *({"type": "CALLBACK", "topic": topic} for topic in self.client.callback_handler_map),
             ],
             "ua": f"oabot/{__version__} dingtalk-stream",
             "localIp": "",

@@ -5,6 +5,8 @@ A POST is verified before anything else (size, msg_signature, decryption, receiv
 stored in the durable inbox (which dedupes retries) and answered with 200 and an empty body, which
 WeCom takes as "received, no passive reply". Nothing here calls WeCom or the approval engine:
 WeCom gives a callback 5 seconds, and a slow API or database job must never make it retry.
+A contact change (`change_contact`) only schedules a re-read of that person or department
+(`services.org_sync`), which the timer scan does later.
 Anything that does not check out gets a 4xx JSON error, a log line, and changes nothing.
 
 Freshness: the signed `timestamp` must be within `message_max_age_s` of now (default 5 min)
@@ -24,12 +26,18 @@ import logging
 
 from aiohttp import web
 
-from bot.keys import CLOCK, DB, INBOX
+from bot.keys import CLOCK, DB, INBOX, ORG_SYNC
 from bot.platforms.inbox import printable, unstorable
 from bot.platforms.message_crypto import MessageCryptoError
 from bot.platforms.wecom import card_refs
 from bot.platforms.wecom.crypto import WeComCrypto
-from bot.platforms.wecom.inbound import MalformedMessage, parse_xml, to_inbound
+from bot.platforms.wecom.inbound import (
+    ContactChange,
+    MalformedMessage,
+    contact_changes,
+    parse_xml,
+    to_inbound,
+)
 from bot.web.middleware import error_response
 
 logger = logging.getLogger(__name__)
@@ -80,6 +88,20 @@ def _age_s(timestamp: str, now: float) -> float | None:
     if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 12:
         return None
     return abs(now - int(timestamp))
+async def _contact_changed(request: web.Request, changes: list[ContactChange]) -> web.Response:
+    """A directory change: schedule a re-read of each person or department it names (the
+    event body is never applied as it is); acknowledged at once like every callback."""
+    sync = request.app.get(ORG_SYNC)
+    for change in changes:
+        if sync is None:
+            logger.info(
+                "wecom contact change ignored: directory sync is not set up", extra={"event": change.event}
+            )
+            break
+        await sync.schedule_refresh(
+            "wecom", change.scope, change.ident, event=change.event, event_key=change.key
+        )
+    return web.Response(status=200)
 
 
 class WeComCallbacks:
@@ -158,6 +180,9 @@ class WeComCallbacks:
         if problem is not None:
             return await self._refuse_content(request, fields, "malformed_message", problem, reference)
         try:
+            changes = contact_changes(fields)
+            if changes is not None:
+                return await _contact_changed(request, changes)
             inbound = to_inbound(fields)
         except MalformedMessage as exc:
             return await self._refuse_content(request, fields, "malformed_message", str(exc), reference)

@@ -3,7 +3,7 @@ user/get. Tokens come from the shared `TokenCache` (one fetch per expiry across 
 
 Every answer is JSON with `errcode` (0 = ok), usually with HTTP 200 even for errors. Calls are
 retried (`bot.platforms.http_retry`, up to 4 tries, full-jitter backoff up to 2 s) on network
-errors, HTTP 5xx and 429, `-1` (system busy) and `45009` (rate limit); when WeCom calls the
+errors, HTTP 5xx and 429, `-1` (system busy), `45009` (rate limit) and `45033` (too many at once); when WeCom calls the
 token invalid or expired (40001, 40014, 42001) the token is dropped and the call is made once
 more with a fresh one. Anything else is an
 `WeComApiError` carrying the errcode; deciding what it means for a message is the delivery's job.
@@ -26,7 +26,7 @@ from storage.kv import KeyValueStore
 logger = logging.getLogger(__name__)
 
 TOKEN_ERRCODES = frozenset({40001, 40014, 42001})  # invalid credential, invalid token, token expired
-BUSY_ERRCODES = frozenset({-1, 45009})  # system busy, API frequency limit
+BUSY_ERRCODES = frozenset({-1, 45009, 45033})  # system busy, frequency limit, too many at once
 
 
 class WeComApiError(Exception):

@@ -140,3 +140,39 @@ def to_inbound(fields: dict[str, str]) -> Inbound | None:
             click,
         )
     return None
+
+
+# -- contact changes (通讯录变更, Event=change_contact) -----------------------------------------
+_PERSON_CHANGES = frozenset({"create_user", "update_user", "delete_user"})
+_DEPARTMENT_CHANGES = frozenset({"create_party", "update_party", "delete_party"})
+
+
+@dataclass(frozen=True)
+class ContactChange:
+    """Who or what to re-read from the directory: never what the event says about them."""
+
+    scope: str  # person | department
+    ident: str  # WeCom userid or department id
+    event: str  # the ChangeType, for the log and the sync record
+    key: str  # unique per delivery of this event: a retry repeats it
+
+
+def contact_changes(fields: dict[str, str]) -> list[ContactChange] | None:
+    """The re-reads a `change_contact` event asks for; None when it is not one. An update that
+    renamed a userid re-reads both the old and the new one."""
+    if fields.get("MsgType") != "event" or fields.get("Event") != "change_contact":
+        return None
+    change = fields.get("ChangeType", "")
+    created = fields.get("CreateTime", "")
+    if change in _PERSON_CHANGES:
+        ids = [fields.get("UserID", ""), fields.get("NewUserID", "")]
+        scope = "person"
+    elif change in _DEPARTMENT_CHANGES:
+        ids = [fields.get("Id", "")]
+        scope = "department"
+    else:
+        return []
+    return [
+        ContactChange(scope, ident, change, _digest(change, ident, created))
+        for ident in dict.fromkeys(i for i in ids if i)
+    ]

@@ -44,6 +44,7 @@ TRAIL_KIND_LABEL = {
     "commented": "评论",
     "urged": "催办",
     "delegated": "代理",
+    "handed_over": "离职交接",
     "auto_approved": "自动同意",
     "auto_rejected": "自动驳回",
     "auto_transferred": "自动转交",

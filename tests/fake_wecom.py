@@ -16,6 +16,7 @@ exchanges it: once, within `CODE_TTL_S` (`expire_codes()` ages them all), else e
 
 JS-SDK: `/cgi-bin/get_jsapi_ticket` hands out a fresh ticket per call (`jsapi_tickets` lists
 them), so a test can check that the page's wx.config is signed with the one ticket fetched.
+
 Contacts: with `directory` set (a `tests.directory_fakes.Company`), department/list,
 department/get, user/list_id (paged) and user/get answer from it, for `oabot org sync`.
 """

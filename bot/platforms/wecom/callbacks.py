@@ -88,6 +88,8 @@ def _age_s(timestamp: str, now: float) -> float | None:
     if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 12:
         return None
     return abs(now - int(timestamp))
+
+
 async def _contact_changed(request: web.Request, changes: list[ContactChange]) -> web.Response:
     """A directory change: schedule a re-read of each person or department it names (the
     event body is never applied as it is); acknowledged at once like every callback."""

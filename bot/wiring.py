@@ -52,6 +52,7 @@ from bot.settings import Settings
 from bot.web.api import setup_api
 from bot.web.api_calendar import setup_deadlines
 from bot.web.api_stats import setup_stats
+from bot.web.admin import setup_admin
 from bot.web.console.pages import setup_console
 from bot.web.openapi import setup_openapi
 from bot.web.workspace import setup_workspace
@@ -255,6 +256,7 @@ def setup_workflow(app: web.Application) -> None:
     setup_console(app)
     setup_checkins(app)
     setup_workspace(app)
+    setup_admin(app)
     if settings.wecom is not None:
         setup_wecom(app)
     if settings.dingtalk is not None:

@@ -58,7 +58,9 @@ async def test_a_wecom_contact_change_schedules_one_re_read(
     org_db: Database, aiohttp_client: Any, clock: ManualClock, sync: str
 ) -> None:
     client = await aiohttp_client(create_app(settings_for(org_db, wecom=WECOM, org_sync=sync), clock=clock))
-    cb = WeComCallbacks(WECOM.token, WECOM.aes_key, WECOM.corp_id, WECOM.agent_id)
+    cb = WeComCallbacks(
+        WECOM.token, WECOM.aes_key, WECOM.corp_id, WECOM.agent_id, now=lambda: clock.now().timestamp()
+    )
     changed = cb.contact_change_xml("update_user", user="wuhao")
     for _ in range(3):  # WeCom retries an unanswered callback unchanged
         query, body = cb.seal(changed)

@@ -1,0 +1,23 @@
+"""The office's desk under `/admin/`: desktop-first pages (usable on a tablet) for org admins and
+members of the office role, signed in as themselves.
+
+Every page starts with `await office(request)` (`bot.web.admin.gate`), which sends an anonymous
+visitor to the sign-in page and answers 403 to anyone who is not an org admin. Pages are
+server-rendered (`bot/web/templates/admin/`, extending `admin/base.html`), load nothing from
+outside and call services only. Charts are inline SVG drawn on the server.
+
+Modules add their routes in `setup_admin`: `gate` (the desk's home and the exchange of an admin
+API token for a session).
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from bot.web.admin.gate import setup_gate
+from bot.web.templating import STATIC_DIR
+
+
+def setup_admin(app: web.Application) -> None:
+    app.router.add_static("/admin/static/", STATIC_DIR, append_version=False)
+    setup_gate(app)

@@ -22,8 +22,8 @@ from services.approvals import Workflow, WorkflowDeps, rekey_trails, verify_trai
 from services.directory import Directory
 from services.links import PersonalLinks
 from storage import approval_store as store
-from storage.approval_models import TRAIL_APPEND_ONLY, RequestRow, TrailRow
 from storage import migrate
+from storage.approval_models import TRAIL_APPEND_ONLY, RequestRow, TrailRow
 from storage.db import Database
 from tests.conftest import import_demo_org
 from tests.helpers import T0
@@ -49,7 +49,9 @@ def workflow(db: Database, keys: TrailKeys | None = KEYS) -> Workflow:
             templates=load_templates([]),
             tz=ZoneInfo("Asia/Shanghai"),
             now=lambda: T0,
-            links=PersonalLinks(db, secret="test-link-secret-0123456789", public_url="http://x", now=lambda: T0),
+            links=PersonalLinks(
+                db, secret="test-link-secret-0123456789", public_url="http://x", now=lambda: T0
+            ),
             directory=Directory(db, lambda: T0),
             trail_keys=keys,
             admin_roles=ADMINS,
@@ -123,20 +125,27 @@ async def test_an_untouched_trail_verifies(org_db: Database) -> None:
     assert await verify_trails(org_db, keys=KEYS, request_id=rid) == {}
 
 
-async def test_a_status_changed_from_rejected_to_approved_in_the_database_is_reported(org_db: Database) -> None:
+async def test_a_status_changed_from_rejected_to_approved_in_the_database_is_reported(
+    org_db: Database,
+) -> None:
     rid = await rejected_request(workflow(org_db))
     other = await workflow(org_db).submit(template_key="seal_use", initiator="u_zheng", form=FORM)
 
     async with org_db.transaction() as s:  # the request and task rows are not append-only
         await s.execute(update(RequestRow).where(RequestRow.id == rid).values(status="approved"))  # type: ignore[arg-type]
         await s.execute(
-            text(f"UPDATE approval_tasks SET status = 'approved' WHERE request_id = '{rid}' AND status = 'rejected'")
+            text(
+                f"UPDATE approval_tasks SET status = 'approved' WHERE request_id = '{rid}' AND status = 'rejected'"
+            )
         )
 
     problems = await verify_trails(org_db, keys=KEYS)
     assert set(problems) == {rid}, f"only the edited request ({other.id} is fine)"
     assert "replay: status: the trail says rejected, the table says approved" in problems[rid]
-    assert any("decided: the trail says rejected by u_sun, the table says approved by u_sun" in p for p in problems[rid])
+    assert any(
+        "decided: the trail says rejected by u_sun, the table says approved by u_sun" in p
+        for p in problems[rid]
+    )
 
 
 async def test_a_pending_task_moved_to_someone_else_is_reported(org_db: Database) -> None:
@@ -153,13 +162,17 @@ async def test_a_pending_task_moved_to_someone_else_is_reported(org_db: Database
 
 
 @pytest.mark.parametrize("key", [None, OTHER], ids=["unkeyed", "wrong-key"])
-async def test_a_chain_rewritten_with_recomputed_hashes_is_reported(org_db: Database, key: TrailKey | None) -> None:
+async def test_a_chain_rewritten_with_recomputed_hashes_is_reported(
+    org_db: Database, key: TrailKey | None
+) -> None:
     rid = await rejected_request(workflow(org_db))
 
     await rewrite_chain(org_db, rid, comment="同意", key=key)
 
     async with org_db.session() as s:
-        assert [e.comment for e in await store.load_trail(s, request_id=rid) if e.kind == "rejected"] == ["同意"]
+        assert [e.comment for e in await store.load_trail(s, request_id=rid) if e.kind == "rejected"] == [
+            "同意"
+        ]
     problems = await verify_trails(org_db, keys=KEYS)
     assert list(problems) == [rid]
     lines = problems[rid]
@@ -235,7 +248,9 @@ async def test_the_migration_makes_the_trail_table_append_only(empty_db: Databas
 # -- legacy trails and keys -----------------------------------------------------------------------
 
 
-async def test_a_legacy_trail_is_reported_until_rekey_anchors_it_and_then_stays_sealed(org_db: Database) -> None:
+async def test_a_legacy_trail_is_reported_until_rekey_anchors_it_and_then_stays_sealed(
+    org_db: Database,
+) -> None:
     legacy = workflow(org_db, keys=None)  # as written before the trail key existed
     req = await legacy.submit(template_key="seal_use", initiator="u_wu", form=FORM)
     broken = await rejected_request(legacy)
@@ -291,7 +306,9 @@ async def test_as_admin_by_an_active_org_admin_terminates_and_is_recorded_as_the
     wf = workflow(org_db)
     req = await wf.submit(template_key="seal_use", initiator="u_wu", form=FORM)
 
-    ended = await wf.act(request_id=req.id, action=Action(ActionKind.TERMINATE, actor="u_zhao", is_admin=True))
+    ended = await wf.act(
+        request_id=req.id, action=Action(ActionKind.TERMINATE, actor="u_zhao", is_admin=True)
+    )
 
     assert ended.status == "terminated"
     assert [e.actor for e in (await wf.get(req.id)).trail if e.kind == "request_terminated"] == ["u_zhao"]

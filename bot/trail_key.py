@@ -30,7 +30,16 @@ class TrailKeyProblem(Exception):
 
 def load_trail_keys(settings: Settings) -> TrailKeys:
     """The configured keys, generating the key file when there is neither a key nor a file."""
-    text = settings.trail_key or _read_or_create(Path(settings.trail_key_file))
+    text = settings.trail_key
+    if text is None:
+        path = Path(settings.trail_key_file)
+        if not path.exists() and not settings.is_sqlite:
+            logger.warning(
+                "no trail key yet: generating %s; several replicas must share one key "
+                "(set OABOT_TRAIL_KEY on each, or give them this file)",
+                path,
+            )
+        text = _read_or_create(path)
     return TrailKeys(
         current=TrailKey.of(text.encode("utf-8")),
         old=tuple(TrailKey.of(old.encode("utf-8")) for old in settings.trail_old_keys),

@@ -517,6 +517,9 @@ class Workflow:
         return DelegationView.of(d)
 
 
+VERIFY_BATCH = 200  # requests loaded at once by `verify_trails` (three queries per batch)
+
+
 async def verify_trails(
     db: Database,
     *,
@@ -531,31 +534,29 @@ async def verify_trails(
     problems: dict[str, list[str]] = {}
     async with db.session() as s:
         ids = [request_id] if request_id else await store.all_request_ids(s)
-        for n, rid in enumerate(ids, 1):
-            found = await _trail_problems(s, rid, keys)
+    for start in range(0, len(ids), VERIFY_BATCH):
+        batch = ids[start : start + VERIFY_BATCH]
+        async with db.session() as s:  # a session per batch: loaded rows do not pile up
+            stored = await store.load_trails(s, request_ids=batch)
+        for rid in batch:
+            found = _trail_problems(stored[rid], keys) if rid in stored else ["no such request"]
             if found:
                 problems[rid] = found
-            if progress is not None:
-                progress(n, len(ids))
+        if progress is not None:
+            progress(start + len(batch), len(ids))
     return problems
 
 
-async def _trail_problems(s: AsyncSession, rid: str, keys: TrailKeys | None) -> list[str]:
-    events = await store.load_trail(s, request_id=rid)
-    loaded = await store.load_request(s, request_id=rid)
-    anchor = await store.load_anchor(s, request_id=rid)
-    if loaded is None or anchor is None:
-        return ["no such request"]
+def _trail_problems(stored: store.StoredTrail, keys: TrailKeys | None) -> list[str]:
+    events, anchor = stored.events, stored.anchor
     if keys is None:
-        chain = verify_chain(events)
         last = events[-1] if events else None
-        head_ok = last is not None and (anchor.count, anchor.last_hash) == (last.seq, last.hash)
-        found = [f"#{p.seq}: {p.message}" for p in chain]
-        if not head_ok:
+        found = [f"#{p.seq}: {p.message}" for p in verify_chain(events)]
+        if last is None or (anchor.count, anchor.last_hash) != (last.seq, last.hash):
             found.append("the request's last event does not match its trail (events removed?)")
     else:
         found = [f"#{p.seq}: {p.message}" for p in verify_sealed(events, anchor, keys)]
-    return found + [f"replay: {d}" for d in differences(events, loaded.request)]
+    return found + [f"replay: {d}" for d in differences(events, stored.request)]
 
 
 @dataclass(frozen=True)
@@ -576,12 +577,12 @@ async def rekey_trails(
         ids = await store.all_request_ids(s)
     for n, rid in enumerate(ids, 1):
         async with db.transaction() as s:
-            anchor = await store.load_anchor(s, request_id=rid)
-            if anchor is not None and anchor.mac is None:
-                found = [p for p in await _trail_problems(s, rid, keys) if not p.endswith(LEGACY)]
+            stored = (await store.load_trails(s, request_ids=[rid])).get(rid)
+            if stored is not None and stored.anchor.mac is None:
+                found = [p for p in _trail_problems(stored, keys) if not p.endswith(LEGACY)]
                 if found:
                     done.refused[rid] = found
-                elif await store.anchor_head(s, anchor=anchor, key=keys.current):
+                elif await store.anchor_head(s, anchor=stored.anchor, key=keys.current):
                     done.anchored.append(rid)
         if progress is not None:
             progress(n, len(ids))

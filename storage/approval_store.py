@@ -343,12 +343,34 @@ async def load_trail(session: AsyncSession, *, request_id: str) -> list[TrailEve
     return [trail_from_row(r) for r in rows]
 
 
-async def load_anchor(session: AsyncSession, *, request_id: str) -> Anchor | None:
-    """The request row's chain head as stored, or None when there is no such request."""
-    row = await session.get(RequestRow, request_id)
-    if row is None:
-        return None
-    return Anchor(request_id, row.last_seq, row.last_hash, row.head_key_id, row.head_mac)
+@dataclass
+class StoredTrail:
+    """A request as its rows store it, its chain head's anchor and its trail, for checking."""
+
+    request: Request
+    anchor: Anchor
+    events: list[TrailEvent]
+
+
+async def load_trails(session: AsyncSession, *, request_ids: Sequence[str]) -> dict[str, StoredTrail]:
+    """The stored request, anchor and trail of each of `request_ids` that exists, in three queries."""
+    ids = list(request_ids)
+    rows = (await session.execute(select(RequestRow).where(col(RequestRow.id).in_(ids)))).scalars().all()
+    tasks: dict[str, list[TaskRow]] = {}
+    for t in (await session.execute(select(TaskRow).where(col(TaskRow.request_id).in_(ids)))).scalars():
+        tasks.setdefault(t.request_id, []).append(t)
+    events: dict[str, list[TrailEvent]] = {}
+    trail_q = select(TrailRow).where(col(TrailRow.request_id).in_(ids)).order_by(col(TrailRow.seq))
+    for e in (await session.execute(trail_q)).scalars():
+        events.setdefault(e.request_id, []).append(trail_from_row(e))
+    return {
+        r.id: StoredTrail(
+            request=_request_from_rows(r, tasks.get(r.id, [])),
+            anchor=Anchor(r.id, r.last_seq, r.last_hash, r.head_key_id, r.head_mac),
+            events=events.get(r.id, []),
+        )
+        for r in rows
+    }
 
 
 async def anchor_head(session: AsyncSession, *, anchor: Anchor, key: TrailKey) -> bool:

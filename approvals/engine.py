@@ -70,7 +70,7 @@ from approvals.model import (
 from approvals.routing import PlannedStep, plan_route, resolve_approver
 from approvals.trail import seal
 from approvals.transitions import Move, transition
-from org.model import Org
+from org.model import Org, is_org_admin
 
 SYSTEM = "system"
 URGE_INTERVAL = timedelta(minutes=30)
@@ -158,7 +158,7 @@ class Action:
     position: SignerPosition | None = None
     form: dict[str, Any] | None = None  # resubmit with a corrected form
     channel: Channel = Channel.API
-    is_admin: bool = False  # the edge vouches the actor may administer (terminate any request)
+    is_admin: bool = False  # as the administrator (terminate any request): `act` checks the actor is one
     via: str | None = None  # the edge's name for how the actor came in, e.g. "integration erp"
 
 
@@ -183,6 +183,7 @@ class Context:
     deadline_fn: DeadlineFn | None = None
     words: Words = phrase_code
     working_days: WorkingDays | None = None  # the org's calendar, for `working_days_of` fields
+    admin_roles: Collection[str] = ()  # who may act `as_admin`: `org.model.is_org_admin`
 
 
 def _append_event(
@@ -757,8 +758,16 @@ def preview(
 # -- acting ------------------------------------------------------------------------------
 def act(ctx: Context, request: Request, action: Action) -> Outcome:
     """Apply one action. Raises an ApprovalError (and changes nothing) when it is not allowed."""
-    if not ctx.org.is_active(action.actor) and not action.is_admin:
-        raise UnknownUser(user=action.actor)
+    if action.actor != SYSTEM:
+        if not ctx.org.is_active(action.actor):
+            raise UnknownUser(user=action.actor)
+        if action.is_admin and not is_org_admin(ctx.org.user(action.actor), ctx.admin_roles):
+            raise ActionNotAllowed(
+                "action_not_allowed.not_admin",
+                shown={"role": " / ".join(sorted(ctx.admin_roles)) or "-"},
+                action=action.kind.value,
+                actor=action.actor,
+            )
     _check_comment(action.comment)
     flow = _Flow(request, ctx, action.channel, by=action.actor, via=action.via)
     handler = _HANDLERS[action.kind]

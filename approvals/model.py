@@ -252,6 +252,9 @@ class TrailEvent:
     data: dict[str, Any] = field(default_factory=dict)
     prev_hash: str = ""
     hash: str = ""
+    # The keyed seal (`approvals.trail`), added when the event is stored; None on legacy rows.
+    key_id: str | None = None
+    mac: str | None = None
 
 
 class NoticeKind(StrEnum):

@@ -49,6 +49,7 @@ from bot.platforms.dingtalk import dingtalk_delivery, setup_dingtalk
 from bot.platforms.inbox import Inbox, kv_first_delivery
 from bot.platforms.wecom import setup_wecom, wecom_delivery
 from bot.settings import Settings
+from bot.trail_key import load_trail_keys
 from bot.web.api import setup_api
 from bot.web.api_calendar import setup_deadlines
 from bot.web.api_stats import setup_stats
@@ -114,7 +115,8 @@ async def workflow_ctx(app: web.Application) -> AsyncIterator[None]:
     db = app[DB]
     calendar = OrgCalendar(settings.tz, settings.working_hours)
     await calendar.reload(db, now=clock.now())
-    deadline_hooks = DeadlineHooks(calendar=calendar, tz=settings.tz)
+    trail_keys = load_trail_keys(settings)
+    deadline_hooks = DeadlineHooks(calendar=calendar, tz=settings.tz, trail_key=trail_keys.current)
     directory = Directory(db, clock.now)
     checkins = CheckinService(db, directory.org, checkin_config(settings), clock.now, app[TIMER_KINDS])
     app[CHECKINS] = checkins
@@ -135,6 +137,8 @@ async def workflow_ctx(app: web.Application) -> AsyncIterator[None]:
             delegation_hooks=deadline_hooks.delegation_hooks,
             validators=[checkins.check_submission],
             working_days=make_working_days(calendar),
+            trail_keys=trail_keys,
+            admin_roles=settings.admin_roles,
         )
     )
     app[WORKFLOW] = workflow

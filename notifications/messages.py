@@ -97,6 +97,7 @@ MESSAGES: Mapping[str, str] = {
     "action_not_allowed.withdraw_never": "该模板不允许撤销",
     "action_not_allowed.withdraw_decided": "已有审批人处理，该模板只允许在首次审批前撤销",
     "action_not_allowed.terminate": "只有管理员或当前审批人可以终止申请",
+    "action_not_allowed.not_admin": "只有本单位在职管理员（角色 {role}）可以以管理员身份操作",
     "action_not_allowed.resubmit": "只有被退回的申请可以重新提交",
     "action_not_allowed.system": "系统不能自动执行「{action:action}」",
     "action_not_allowed.manager_may_act": "该模板不允许上级代为处理，请催办或转交",

@@ -34,7 +34,8 @@ from approvals.model import (
     TrailEvent,
     Urgency,
 )
-from approvals.trail import verify_chain
+from approvals.replay import differences
+from approvals.trail import LEGACY, TrailKey, TrailKeys, verify_chain, verify_sealed
 from notifications import wording
 from notifications.compose import compose
 from org.errors import Category
@@ -95,6 +96,9 @@ class WorkflowDeps:
     delegation_hooks: list[DelegationHook] = field(default_factory=list)
     validators: list[SubmitValidator] = field(default_factory=list)
     working_days: WorkingDays | None = None  # the org's calendar, for `working_days_of` fields
+    # Seals the trail (`approvals.trail`); None writes unkeyed legacy rows (some tests).
+    trail_keys: TrailKeys | None = None
+    admin_roles: frozenset[str] = frozenset()  # who may act as_admin (`Settings.admin_roles`)
 
 
 class Workflow:
@@ -103,6 +107,11 @@ class Workflow:
 
     async def org(self, *, fresh: bool = False) -> Org:
         return await self.d.directory.org(fresh=fresh)
+
+    @property
+    def trail_key(self) -> TrailKey | None:
+        """The key every trail write of this service is sealed with."""
+        return self.d.trail_keys.current if self.d.trail_keys else None
 
     def templates(self) -> list[Template]:
         """Every template, by key."""
@@ -124,6 +133,7 @@ class Workflow:
             deadline_fn=self.d.deadline_fn,
             words=wording.phrase,
             working_days=self.d.working_days,
+            admin_roles=self.d.admin_roles,
         )
 
     async def _record(
@@ -228,7 +238,7 @@ class Workflow:
                 )
                 for validate in self.d.validators:
                     await validate(s, out.request, template, org, now)
-                await store.insert_request(s, request=out.request, events=out.events)
+                await store.insert_request(s, request=out.request, events=out.events, key=self.trail_key)
                 await self._record(s, out, template, org, now)
                 view = request_view(out.request, org=org, tz=self.d.tz)
                 if idem:
@@ -308,7 +318,7 @@ class Workflow:
             template = self.template(loaded.request.template_key)
             delegations = await store.active_delegations(s, now=now)
             out = engine.act(self._ctx(template, org, delegations, now), loaded.request, action)
-            await store.save_request(s, loaded=loaded, events=out.events)
+            await store.save_request(s, loaded=loaded, events=out.events, key=self.trail_key)
             await self._record(s, out, template, org, now)
             view = request_view(out.request, org=org, tz=self.d.tz)
             if out.task is not None:
@@ -449,7 +459,7 @@ class Workflow:
         return out
 
     async def verify_trail(self, request_id: str | None = None) -> dict[str, list[str]]:
-        return await verify_trails(self.d.db, request_id=request_id)
+        return await verify_trails(self.d.db, keys=self.d.trail_keys, request_id=request_id)
 
     # -- delegations -------------------------------------------------------------------------
     async def create_delegation(
@@ -523,7 +533,7 @@ class Workflow:
             out = engine.apply_delegation(self._ctx(template, org, [], now), loaded.request, d)
             if not out.events:
                 return 0
-            await store.save_request(s, loaded=loaded, events=out.events)
+            await store.save_request(s, loaded=loaded, events=out.events, key=self.trail_key)
             await self._record(s, out, template, org, now)
         return 1
 
@@ -574,27 +584,76 @@ class Workflow:
         return DelegationView.of(d)
 
 
+VERIFY_BATCH = 200  # requests loaded at once by `verify_trails` (three queries per batch)
+
+
 async def verify_trails(
-    db: Database, *, request_id: str | None = None, progress: Callable[[int, int], None] | None = None
+    db: Database,
+    *,
+    keys: TrailKeys | None,
+    request_id: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, list[str]]:
-    """Every broken hash chain, per request: edited, reordered or removed events."""
+    """Every problem with the stored trails, per request: a broken hash chain or keyed seal
+    (edited, reordered, rewritten or removed events), a chain head that does not match its
+    anchor, and a request or task row that disagrees with its replayed trail (`approvals.replay`).
+    Without `keys` only the unkeyed hash chain and the replay are checked."""
     problems: dict[str, list[str]] = {}
     async with db.session() as s:
         ids = [request_id] if request_id else await store.all_request_ids(s)
-        for n, rid in enumerate(ids, 1):
-            events = await store.load_trail(s, request_id=rid)
-            found = [f"#{p.seq}: {p.message}" for p in verify_chain(events)]
-            loaded = await store.load_request(s, request_id=rid)
-            last = events[-1] if events else None
-            if loaded is None:
-                found.append("no such request")
-            elif last is None or loaded.request.last_seq != last.seq or loaded.request.last_hash != last.hash:
-                found.append("the request's last event does not match its trail (events removed?)")
+    for start in range(0, len(ids), VERIFY_BATCH):
+        batch = ids[start : start + VERIFY_BATCH]
+        async with db.session() as s:  # a session per batch: loaded rows do not pile up
+            stored = await store.load_trails(s, request_ids=batch)
+        for rid in batch:
+            found = _trail_problems(stored[rid], keys) if rid in stored else ["no such request"]
             if found:
                 problems[rid] = found
-            if progress is not None:
-                progress(n, len(ids))
+        if progress is not None:
+            progress(start + len(batch), len(ids))
     return problems
+
+
+def _trail_problems(stored: store.StoredTrail, keys: TrailKeys | None) -> list[str]:
+    events, anchor = stored.events, stored.anchor
+    if keys is None:
+        last = events[-1] if events else None
+        found = [f"#{p.seq}: {p.message}" for p in verify_chain(events)]
+        if last is None or (anchor.count, anchor.last_hash) != (last.seq, last.hash):
+            found.append("the request's last event does not match its trail (events removed?)")
+    else:
+        found = [f"#{p.seq}: {p.message}" for p in verify_sealed(events, anchor, keys)]
+    return found + [f"replay: {d}" for d in differences(events, stored.request)]
+
+
+@dataclass(frozen=True)
+class Rekeyed:
+    anchored: list[str]  # legacy trails now anchored with the current key
+    refused: dict[str, list[str]]  # legacy trails left alone: what is wrong with them
+
+
+async def rekey_trails(
+    db: Database, *, keys: TrailKeys, progress: Callable[[int, int], None] | None = None
+) -> Rekeyed:
+    """Anchor each legacy trail (sealed before the trail key) with the current key, once its
+    hash chain and its replay check out; a broken one is left unanchored and reported. Trail
+    rows are not touched (the table is append-only): the anchored head covers every event,
+    as each hash covers all before it. Already anchored trails are left as they are."""
+    done = Rekeyed(anchored=[], refused={})
+    async with db.session() as s:
+        ids = await store.all_request_ids(s)
+    for n, rid in enumerate(ids, 1):
+        async with db.transaction() as s:
+            stored = (await store.load_trails(s, request_ids=[rid])).get(rid)
+            if stored is not None and stored.anchor.mac is None:
+                found = [p for p in _trail_problems(stored, keys) if not p.endswith(LEGACY)]
+                if found:
+                    done.refused[rid] = found
+                elif await store.anchor_head(s, anchor=stored.anchor, key=keys.current):
+                    done.anchored.append(rid)
+        if progress is not None:
+            progress(n, len(ids))
+    return done
 
 
 # -- views ------------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ from approvals.definitions import Permission, Template
 from approvals.engine import Context, Outcome, SystemNote
 from approvals.errors import ApprovalError
 from approvals.model import ActionKind, Delegation, Request, RequestStatus, TaskStatus, Urgency
+from approvals.trail import TrailKey
 from deadlines import digest, ladder, leave, timers
 from deadlines.ladder import DEFAULT_LADDER, AutoActionKind, LadderConfigError, Message, PlannedRung, RungKind
 from deadlines.org_calendar import OrgCalendar
@@ -75,9 +76,10 @@ class _Busy(Exception):
 class DeadlineHooks:
     """Timers and leave delegations written with every state change. Needs no workflow."""
 
-    def __init__(self, *, calendar: OrgCalendar, tz: ZoneInfo) -> None:
+    def __init__(self, *, calendar: OrgCalendar, tz: ZoneInfo, trail_key: TrailKey | None) -> None:
         self.calendar = calendar
         self.tz = tz
+        self.trail_key = trail_key  # seals the notes it adds to the trail
 
     @property
     def hooks(self) -> list[OutcomeHook]:
@@ -215,7 +217,9 @@ class DeadlineHooks:
         """Add one system note (through the engine) to a request this transaction already saved."""
         before = req.version
         event = engine.system_note(req, now, note, after=after, comment=comment, **data)
-        await store.append_to_saved_request(session, request=req, loaded_version=before, events=[event])
+        await store.append_to_saved_request(
+            session, request=req, loaded_version=before, events=[event], key=self.trail_key
+        )
 
     async def on_delegation(
         self, session: AsyncSession, d: Delegation, now: datetime, *, even_if_started: bool = False
@@ -335,7 +339,7 @@ class DeadlineService:
                     session, timer.id, status=TimerStatus.DONE, error="nobody to tell at this level"
                 )
                 return FireResult.SKIPPED
-            await store.save_request(session, loaded=loaded, events=ping.events)
+            await store.save_request(session, loaded=loaded, events=ping.events, key=self.workflow.trail_key)
             await _enqueue(session, ping.messages, now, self.workflow.d.links)
         logger.info(
             "%s rung fired",
@@ -390,7 +394,7 @@ class DeadlineService:
             await timers.set_status(session, timer.id, status=TimerStatus.FAILED, error=message_for(exc))
             logger.warning("automatic %s refused: %s", action.value, message_for(exc), extra=_ids(timer))
             return FireResult.SKIPPED
-        await store.save_request(session, loaded=loaded, events=out.events)
+        await store.save_request(session, loaded=loaded, events=out.events, key=self.workflow.trail_key)
         await self.workflow.record(session, out, template, org, now)
         logger.info("automatic %s done", action.value, extra=_ids(timer))
         return FireResult.FIRED
@@ -607,7 +611,9 @@ class DeadlineService:
                         slot=slot.isoformat(),
                         tasks=task_ids,
                     )
-                    await store.save_request(session, loaded=loaded, events=[event])
+                    await store.save_request(
+                        session, loaded=loaded, events=[event], key=self.workflow.trail_key
+                    )
                 await _enqueue(session, [message], now, self.workflow.d.links)
                 await store.remember_response(
                     session, key=key, request_id=None, response={"kind": "digest"}, now=now

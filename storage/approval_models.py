@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, Integer, String, Table, Text, UniqueConstraint, event, text
+from sqlalchemy.engine import Connection
 from sqlmodel import Field, SQLModel
 
 from storage.base import UTCDateTime
@@ -32,6 +33,9 @@ class RequestRow(SQLModel, table=True):
     version: int = Field(sa_column=Column(Integer, nullable=False))
     last_seq: int = Field(sa_column=Column(Integer, nullable=False))
     last_hash: str = Field(sa_column=Column(String(64), nullable=False))
+    # The keyed chain head (`approvals.trail.head_mac`) and its key id; None on legacy rows.
+    head_key_id: str | None = Field(default=None, sa_column=Column(String(16), nullable=True))
+    head_mac: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
     channel: str = Field(sa_column=Column(String(16), nullable=False))
     created_at: datetime = _ts(index=True)
     updated_at: datetime | None = _ts(nullable=True)
@@ -63,7 +67,8 @@ class TaskRow(SQLModel, table=True):
 
 
 class TrailRow(SQLModel, table=True):
-    """Append-only: rows are inserted, never updated or deleted."""
+    """Append-only: rows are inserted, never updated or deleted (a trigger refuses both, see
+    `TRAIL_APPEND_ONLY`)."""
 
     __tablename__ = "trail_events"
     __table_args__ = (UniqueConstraint("request_id", "seq", name="uq_trail_request_seq"),)
@@ -84,6 +89,39 @@ class TrailRow(SQLModel, table=True):
     data: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     prev_hash: str = Field(sa_column=Column(String(64), nullable=False))
     hash: str = Field(sa_column=Column(String(64), nullable=False))
+    # The keyed seal (`approvals.trail.event_mac`) and its key id; None on legacy rows.
+    key_id: str | None = Field(default=None, sa_column=Column(String(16), nullable=True))
+    mac: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+
+
+# The trail table refuses UPDATE and DELETE (and TRUNCATE on PostgreSQL) by a trigger, per
+# dialect. The migration `trail_keyed_and_append_only` creates the same triggers; tables made
+# by `create_all` (tests) get them through the `after_create` listener below.
+TRAIL_APPEND_ONLY: dict[str, tuple[str, ...]] = {
+    "sqlite": (
+        "CREATE TRIGGER trail_events_no_update BEFORE UPDATE ON trail_events "
+        "BEGIN SELECT RAISE(ABORT, 'trail_events is append-only: UPDATE refused'); END",
+        "CREATE TRIGGER trail_events_no_delete BEFORE DELETE ON trail_events "
+        "BEGIN SELECT RAISE(ABORT, 'trail_events is append-only: DELETE refused'); END",
+    ),
+    "postgresql": (
+        "CREATE OR REPLACE FUNCTION trail_events_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'trail_events is append-only: % refused', TG_OP "
+        "USING ERRCODE = 'insufficient_privilege'; END $$",
+        "CREATE TRIGGER trail_events_no_change BEFORE UPDATE OR DELETE ON trail_events "
+        "FOR EACH ROW EXECUTE FUNCTION trail_events_append_only()",
+        "CREATE TRIGGER trail_events_no_truncate BEFORE TRUNCATE ON trail_events "
+        "FOR EACH STATEMENT EXECUTE FUNCTION trail_events_append_only()",
+    ),
+}
+
+
+def _append_only(target: Table, connection: Connection, **_: Any) -> None:
+    for statement in TRAIL_APPEND_ONLY.get(connection.dialect.name, ()):
+        connection.execute(text(statement))
+
+
+event.listen(TrailRow.__table__, "after_create", _append_only)  # type: ignore[attr-defined]
 
 
 class OutboxRow(SQLModel, table=True):

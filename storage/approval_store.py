@@ -1,5 +1,9 @@
 """Persistence of approval requests: rows in, core objects out, and back.
 
+Every write that appends trail events seals them with the trail key it is given (each event's
+MAC, and the request row's anchored chain head, `approvals.trail`); `key=None` writes legacy
+unkeyed rows, which `oabot audit verify` reports.
+
 Saving is optimistic: the request row is updated `WHERE version = <the version we loaded>`
 and each changed task `WHERE version = <its loaded version>`, inside the caller's
 transaction. If another writer got there first, `ConcurrentUpdate` is raised and the caller
@@ -31,6 +35,7 @@ from approvals.model import (
     TrailEvent,
     Urgency,
 )
+from approvals.trail import Anchor, TrailKey, event_mac, head_mac
 from storage.approval_models import DelegationRow, IdempotencyRow, RequestRow, TaskRow, TrailRow
 from storage.base import fit_key
 
@@ -165,7 +170,17 @@ def _request_from_rows(row: RequestRow, tasks: Sequence[TaskRow]) -> Request:
     )
 
 
-def _request_values(req: Request) -> dict[str, Any]:
+def _head_values(req: Request, key: TrailKey | None) -> dict[str, Any]:
+    """The request row's chain head, anchored with `key` (not anchored without one)."""
+    return {
+        "last_seq": req.last_seq,
+        "last_hash": req.last_hash,
+        "head_key_id": key.id if key else None,
+        "head_mac": head_mac(key, req.id, req.last_seq, req.last_hash) if key else None,
+    }
+
+
+def _request_values(req: Request, key: TrailKey | None) -> dict[str, Any]:
     return {
         "template_key": req.template_key,
         "template_version": req.template_version,
@@ -176,8 +191,7 @@ def _request_values(req: Request) -> dict[str, Any]:
         "form": req.form,
         "state": _state_of(req),
         "version": req.version,
-        "last_seq": req.last_seq,
-        "last_hash": req.last_hash,
+        **_head_values(req, key),
         "channel": str(req.channel),
         "created_at": req.created_at,
         "updated_at": req.updated_at,
@@ -197,18 +211,22 @@ async def load_request(session: AsyncSession, *, request_id: str) -> Loaded | No
     return Loaded(request=req, version=row.version, task_snapshots={t.id: _task_values(t) for t in req.tasks})
 
 
-async def insert_request(session: AsyncSession, *, request: Request, events: Sequence[TrailEvent]) -> None:
-    session.add(RequestRow(id=request.id, **_request_values(request)))
+async def insert_request(
+    session: AsyncSession, *, request: Request, events: Sequence[TrailEvent], key: TrailKey | None
+) -> None:
+    session.add(RequestRow(id=request.id, **_request_values(request, key)))
     for t in request.tasks:
         session.add(TaskRow(**_task_values(t)))
     await session.flush()
-    await append_events(session, events=events)
+    await append_events(session, events=events, key=key)
 
 
-async def save_request(session: AsyncSession, *, loaded: Loaded, events: Sequence[TrailEvent]) -> None:
+async def save_request(
+    session: AsyncSession, *, loaded: Loaded, events: Sequence[TrailEvent], key: TrailKey | None
+) -> None:
     """Write the changed request, its changed/new tasks and its new events, or raise ConcurrentUpdate."""
     req = loaded.request
-    values = _request_values(req)
+    values = _request_values(req, key)
     result = await session.execute(
         update(RequestRow)
         .where(and_(col(RequestRow.id) == req.id, col(RequestRow.version) == loaded.version))
@@ -232,25 +250,30 @@ async def save_request(session: AsyncSession, *, loaded: Loaded, events: Sequenc
         if res.rowcount != 1:  # type: ignore[attr-defined]
             raise ConcurrentUpdate(req.id)
     await session.flush()
-    await append_events(session, events=events)
+    await append_events(session, events=events, key=key)
 
 
 async def append_to_saved_request(
-    session: AsyncSession, *, request: Request, loaded_version: int, events: Sequence[TrailEvent]
+    session: AsyncSession,
+    *,
+    request: Request,
+    loaded_version: int,
+    events: Sequence[TrailEvent],
+    key: TrailKey | None,
 ) -> None:
     """Append system events to a request this transaction already wrote (only its version and
     chain head change), with the same optimistic check as `save_request`."""
     result = await session.execute(
         update(RequestRow)
         .where(and_(col(RequestRow.id) == request.id, col(RequestRow.version) == loaded_version))
-        .values(version=request.version, last_seq=request.last_seq, last_hash=request.last_hash)
+        .values(version=request.version, **_head_values(request, key))
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         raise ConcurrentUpdate(request.id)
-    await append_events(session, events=events)
+    await append_events(session, events=events, key=key)
 
 
-async def append_events(session: AsyncSession, *, events: Sequence[TrailEvent]) -> None:
+async def append_events(session: AsyncSession, *, events: Sequence[TrailEvent], key: TrailKey | None) -> None:
     for e in events:
         session.add(
             TrailRow(
@@ -269,6 +292,8 @@ async def append_events(session: AsyncSession, *, events: Sequence[TrailEvent]) 
                 data=_jsonable(e.data),
                 prev_hash=e.prev_hash,
                 hash=e.hash,
+                key_id=key.id if key else None,
+                mac=event_mac(key, e) if key else None,
             )
         )
     await session.flush()
@@ -301,6 +326,8 @@ def trail_from_row(r: TrailRow) -> TrailEvent:
         data=dict(r.data),
         prev_hash=r.prev_hash,
         hash=r.hash,
+        key_id=r.key_id,
+        mac=r.mac,
     )
 
 
@@ -315,6 +342,48 @@ async def load_trail(session: AsyncSession, *, request_id: str) -> list[TrailEve
         .all()
     )
     return [trail_from_row(r) for r in rows]
+
+
+@dataclass
+class StoredTrail:
+    """A request as its rows store it, its chain head's anchor and its trail, for checking."""
+
+    request: Request
+    anchor: Anchor
+    events: list[TrailEvent]
+
+
+async def load_trails(session: AsyncSession, *, request_ids: Sequence[str]) -> dict[str, StoredTrail]:
+    """The stored request, anchor and trail of each of `request_ids` that exists, in three queries."""
+    ids = list(request_ids)
+    rows = (await session.execute(select(RequestRow).where(col(RequestRow.id).in_(ids)))).scalars().all()
+    tasks: dict[str, list[TaskRow]] = {}
+    for t in (await session.execute(select(TaskRow).where(col(TaskRow.request_id).in_(ids)))).scalars():
+        tasks.setdefault(t.request_id, []).append(t)
+    events: dict[str, list[TrailEvent]] = {}
+    trail_q = select(TrailRow).where(col(TrailRow.request_id).in_(ids)).order_by(col(TrailRow.seq))
+    for e in (await session.execute(trail_q)).scalars():
+        events.setdefault(e.request_id, []).append(trail_from_row(e))
+    return {
+        r.id: StoredTrail(
+            request=_request_from_rows(r, tasks.get(r.id, [])),
+            anchor=Anchor(r.id, r.last_seq, r.last_hash, r.head_key_id, r.head_mac),
+            events=events.get(r.id, []),
+        )
+        for r in rows
+    }
+
+
+async def anchor_head(session: AsyncSession, *, anchor: Anchor, key: TrailKey) -> bool:
+    """Anchor a legacy (never anchored) chain head with `key`; False if it changed meanwhile."""
+    result = await session.execute(
+        update(RequestRow)
+        .where(col(RequestRow.id) == anchor.request_id)
+        .where(col(RequestRow.last_seq) == anchor.count, col(RequestRow.last_hash) == anchor.last_hash)
+        .where(col(RequestRow.head_mac).is_(None))
+        .values(head_key_id=key.id, head_mac=head_mac(key, anchor.request_id, anchor.count, anchor.last_hash))
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
 async def list_requests(

@@ -24,6 +24,7 @@ PG_URL = os.environ.get("OABOT_TEST_DATABASE_URL") or None
 REDIS_URL = os.environ.get("OABOT_TEST_REDIS_URL") or None
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_ORG = ROOT / "bot" / "data" / "demo_org.yaml"
+TEST_TRAIL_KEY = "test-trail-key-0123456789abcdef0123456789"
 
 
 def _asyncpg_dsn(url: str) -> str:
@@ -136,6 +137,8 @@ def settings_for(database: Database, **overrides: object):  # type: ignore[no-un
         "demo": True,
         # No scheduled backups unless a test asks: a scan past 07:00/12:00/19:00 would write them.
         "backup_times": (),
+        # A fixed trail key, so tests write no key file (./var/trail.key).
+        "trail_key": TEST_TRAIL_KEY,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

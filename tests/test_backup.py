@@ -22,6 +22,8 @@ from sqlalchemy import select
 
 from approvals.template_loader import load_templates
 from bot.cli import main
+from bot.settings import load_settings
+from bot.trail_key import load_trail_keys
 from reports.backup import backups, check_database, service_lock
 from services.approvals import Workflow, WorkflowDeps
 from services.directory import Directory
@@ -88,6 +90,7 @@ def submit(url: str, count: int) -> list[str]:
                         db, secret="test-link-secret-0123456789", public_url="http://x", now=lambda: T0
                     ),
                     directory=Directory(db, lambda: T0),
+                    trail_keys=load_trail_keys(load_settings()),  # the key `oabot audit verify` reads
                 )
             )
             return [

@@ -43,6 +43,7 @@ from approvals.model import (
     TaskStatus,
     TrailEvent,
 )
+from approvals.replay import differences
 from approvals.trail import verify_chain
 from tests.helpers import T0, TZ, demo_org, step, template, who
 
@@ -175,6 +176,7 @@ class Run:
             assert not finals, finals
         assert verify_chain(self.events) == []
         assert (req.last_seq, req.last_hash) == (self.events[-1].seq, self.events[-1].hash)
+        assert differences(self.events, req) == [], "the replayed trail disagrees with the state"
         for t in req.tasks:
             assert t.version >= self.versions.get(t.id, 0), f"task {t.id} version went back"
             self.versions[t.id] = t.version

@@ -81,14 +81,14 @@ async def test_request_tasks_and_trail_survive_save_load_save(db: Database) -> N
     original = copy.deepcopy(req)
 
     async with db.transaction() as s:
-        await store.insert_request(s, request=req, events=events)
+        await store.insert_request(s, request=req, events=events, key=None)
     first, trail = await _load(db, req.id)
     assert first.request == original
     assert trail == events
     assert verify_chain(trail) == []
 
     async with db.transaction() as s:
-        await store.save_request(s, loaded=first, events=[])
+        await store.save_request(s, loaded=first, events=[], key=None)
     second, trail_again = await _load(db, req.id)
     assert second.request == original
     assert second.version == first.version

@@ -249,6 +249,19 @@ class Settings(BaseModel):
     api_token: Annotated[str | None, parse.secret(min_length=16, what="at least 16 characters")] = Field(
         default=None, validation_alias="OABOT_API_TOKEN"
     )
+    # The trail key (approvals.trail): seals every trail event; kept outside the database. Unset:
+    # read from trail_key_file, which is generated (mode 0600) on first use.
+    trail_key: Annotated[
+        str | None,
+        parse.secret(min_length=32, what="at least 32 characters (or unset: OABOT_TRAIL_KEY_FILE is used)"),
+    ] = Field(default=None, validation_alias="OABOT_TRAIL_KEY")
+    trail_key_file: Annotated[str, parse.any_text] = Field(
+        default="./var/trail.key", validation_alias="OABOT_TRAIL_KEY_FILE"
+    )
+    # Retired trail keys, still accepted for what they sealed (after a rotation).
+    trail_old_keys: Annotated[
+        tuple[str, ...], parse.secrets(min_length=32, what="comma-separated keys of at least 32 characters")
+    ] = Field(default=(), validation_alias="OABOT_TRAIL_OLD_KEYS")
     org_file: Annotated[str | None, parse.org_file] = Field(default=None, validation_alias="OABOT_ORG_FILE")
     templates_dir: Annotated[str | None, parse.templates_dir] = Field(
         default=None, validation_alias="OABOT_TEMPLATES_DIR"

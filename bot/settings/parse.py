@@ -345,6 +345,18 @@ def secret(*, min_length: int, what: str) -> BeforeValidator:
     return text_parser(empty_means_default(parse))
 
 
+def secrets(*, min_length: int, what: str) -> BeforeValidator:
+    """Comma-separated secrets, each of at least `min_length` characters (empty: none)."""
+
+    def parse(text: str) -> tuple[str, ...]:
+        found = tuple(part.strip() for part in text.split(",") if part.strip())
+        if any(len(part) < min_length for part in found):
+            raise expected(what, shown="***")
+        return found
+
+    return text_parser(parse)
+
+
 _AES_KEY_RE = re.compile(r"^[A-Za-z0-9]{43}$")
 
 

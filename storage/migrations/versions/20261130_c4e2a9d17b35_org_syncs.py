@@ -4,7 +4,7 @@ The record of directory syncs from WeCom and DingTalk (`oabot org sync`, the nig
 contact events; `oabot org history`): who or what ran each, when, how it ended, the difference.
 
 Revision ID: c4e2a9d17b35
-Revises: 8ad5b7494a6d
+Revises: b7e3c1f0a924
 Create Date: 2026-11-30 11:20:00.000000
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "c4e2a9d17b35"
-down_revision: str | Sequence[str] | None = "8ad5b7494a6d"
+down_revision: str | Sequence[str] | None = "b7e3c1f0a924"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -76,6 +76,7 @@ ROUTES: dict[str, list[tuple[str, str]]] = {
 FINAL_STATUS = {"approve": "approved", "reject": "rejected", "chase": "approved"}
 OFFICIAL = WorkingCalendar(ZoneInfo("UTC"), [(dtime(0), dtime(23, 59))])  # official days off only
 CHASE_KINDS = ("reminded", "supervised", "escalated")  # trail events of the reminder ladder
+CHASE_RUNGS = (("reminded", "remind"), ("reminded", "due"), ("supervised", "due"), ("escalated", "escalate"))
 
 FLOW_TEMPLATE = """\
 key: replica_flow
@@ -337,7 +338,7 @@ class Scenario:
         for step, (account, key) in enumerate(flow.route):
             card_id = await self.card_for(account, request_id)
             if flow.kind == "chase" and step == 0:
-                await self.wait_escalated(card_id.split("_")[1])
+                await self.wait_chased(card_id.split("_")[1])
             await self.tap(account, card_id, key)
         await self.wait_status(request_id, FINAL_STATUS[flow.kind])
 
@@ -351,14 +352,19 @@ class Scenario:
 
         return str(await wait_until(found, timeout=self.config.timeout_s, interval=0.1))
 
-    async def wait_escalated(self, task_id: str) -> None:
-        async def escalated() -> bool:
-            rows = await self.fetch(
-                "SELECT count(*) AS n FROM trail_events WHERE task_id = $1 AND kind = 'escalated'", task_id
-            )
-            return bool(rows[0]["n"])
+    async def wait_chased(self, task_id: str) -> None:
+        """Until every rung of the late task fired: 催办, the due reminder, 督办 and 上报. A rung
+        held by a killed replica fires when its lease runs out, so this may take a minute."""
 
-        await wait_until(escalated, timeout=self.config.timeout_s, interval=0.5)
+        async def chased() -> bool:
+            rows = await self.fetch(
+                "SELECT kind, data FROM trail_events WHERE task_id = $1 AND kind = ANY($2::text[])",
+                task_id,
+                list(CHASE_KINDS),
+            )
+            return {(r["kind"], _rung(r["data"])) for r in rows} >= set(CHASE_RUNGS)
+
+        await wait_until(chased, timeout=self.config.timeout_s, interval=0.5)
 
     async def wait_status(self, request_id: str, status: str) -> None:
         async def settled() -> bool:

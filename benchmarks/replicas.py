@@ -552,6 +552,11 @@ class Scenario:
         self.notes.extend(f"lost: {n} {what}" for what, n in lost.items() if n)
         sent_twice = Counter(json.dumps(b, ensure_ascii=False, sort_keys=True) for b in self.wecom.delivered)
         self.notes.extend(f"sent {n} times: {body[:300]}" for body, n in sent_twice.items() if n > 1)
+        self.notes.extend(
+            f"a card closed by a text instead: {b['text']['content'][:100]}"
+            for b in self.wecom.delivered
+            if b["msgtype"] == "text" and b["text"]["content"].startswith("审批「")
+        )
         return [
             Row(
                 "flows",
@@ -650,7 +655,6 @@ def replica_env(
         # chased step's reminders come after seconds whenever the run happens.
         OABOT_TIMEZONE="UTC",
         OABOT_WORKING_HOURS="00:00-24:00",
-        OABOT_TIMER_SCAN_INTERVAL_S="0.5",
         OABOT_LOG_LEVEL="INFO",
         OABOT_WECOM_CORP_ID=CORP_ID,
         OABOT_WECOM_AGENT_ID=str(AGENT_ID),

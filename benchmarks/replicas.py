@@ -234,6 +234,7 @@ class Front:
         self.http = http
         self.failovers = 0
         self.refused: list[str] = []  # callbacks answered with anything but an empty 200
+        self.server_errors: list[str] = []  # 5xx answers (tried again on the next replica)
 
     async def request(self, first: int, method: str, path: str, **kw: Any) -> httpx.Response:
         n = len(self.replicas)
@@ -250,6 +251,7 @@ class Front:
                 await asyncio.sleep(0.1)
                 continue
             if resp.status_code >= 500:
+                self.server_errors.append(f"{method} {path} -> {resp.status_code} {resp.text[:200]}")
                 self.failovers += 1
                 await asyncio.sleep(0.1)
                 continue
@@ -550,6 +552,7 @@ class Scenario:
             "callbacks not acked": len(self.front.refused),
         }
         self.notes.extend(f"lost: {n} {what}" for what, n in lost.items() if n)
+        self.notes.extend(f"5xx: {e}" for e in self.front.server_errors[:5])
         sent_twice = Counter(json.dumps(b, ensure_ascii=False, sort_keys=True) for b in self.wecom.delivered)
         self.notes.extend(f"sent {n} times: {body[:300]}" for body, n in sent_twice.items() if n > 1)
         self.notes.extend(
@@ -609,6 +612,7 @@ class Scenario:
                 len(self.replicas),
                 sum(1 for c in self.sigterm_exits if c == 0),
             ),
+            Row("errors", "5xx answers", 0, len(self.front.server_errors)),
             Row("lost", "lost anything", 0, sum(lost.values())),
         ]
 

@@ -371,3 +371,27 @@ async def test_a_card_wecom_refuses_on_the_first_attempt_is_a_permanent_failure_
 
     assert not err.value.retryable
     assert await stored_ref(db) is None and api.update.call_count == 0
+
+
+async def test_a_click_that_came_before_the_card_was_recorded_still_closes_it_in_place(
+    db: Database, http: httpx.AsyncClient, api: Api
+) -> None:
+    kv = MemoryStore()
+    dying = WeComDelivery(delivery_for(db, http, kv)._client, _DiesBeforeRecording(db), kv, lambda: NOW)  # type: ignore[arg-type]  # noqa: SLF001
+    with pytest.raises(RuntimeError):
+        await dying.deliver(card_message(), WANG)
+    card_id = card_task_id(TASK, 1, "u_wang")
+    async with db.transaction() as s:  # the tap arrives: no card recorded to keep its code on
+        changed = await card_refs.record_click(
+            s, card_id=card_id, account="wangfang", response_code="rc-click-7", now=NOW
+        )
+    assert changed == 0
+    await card_refs.remember_click(kv, card_id=card_id, account="wangfang", response_code="rc-click-7")
+    await card_refs.remember_click(kv, card_id="oa_other_1_x", account="wangfang", response_code="rc-x")
+
+    api.send.mock(return_value=DUPLICATE)
+    await delivery_for(db, http, kv).deliver(card_message(), WANG)  # handed over after the lease
+    await delivery_for(db, http, kv).deliver(closed_message(), WANG)
+
+    assert [b["response_code"] for b in api.bodies(api.update)] == ["rc-click-7"]
+    assert (await stored_ref(db)).handle_used is True

@@ -124,12 +124,15 @@ class WeComDelivery(Delivery):
                 raise
             # An earlier attempt (a process killed after WeCom took the card, or a timeout after it
             # arrived) sent this very task_id, which WeCom now refuses: the card is there. Keep its
-            # ref without a response code; a click brings one, else the outcome goes as a text.
+            # ref with the code of a click that came meanwhile, if any; else a later click brings
+            # one, or the outcome goes as a text.
             logger.warning(
                 "wecom refused a card an earlier attempt sent; taking it as sent",
                 extra={"outbox_id": message.outbox_id, "card_id": card_id, "errcode": exc.errcode},
             )
-            answer = {}
+            answer = {
+                "response_code": await card_refs.remembered_click(self._kv, card_id=card_id, account=account)
+            }
         except DeliveryError:
             await self._forget(attempt_key, False)
             raise

@@ -69,6 +69,7 @@ class FakeWeCom:
     _failures: dict[str, list[tuple[int, dict[str, Any]]]] = field(default_factory=dict)
     _task_ids: set[str] = field(default_factory=set)
     _codes: dict[str, bool] = field(default_factory=dict)  # response code -> used
+    card_of_code: dict[str, str] = field(default_factory=dict)  # response code -> card task_id
     _seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     signed_in_account: str | None = None  # who the OAuth page says the visitor is
     jsapi_tickets: list[str] = field(default_factory=list)  # get_jsapi_ticket answers, oldest first
@@ -113,10 +114,11 @@ class FakeWeCom:
         """The newest token answers 42001 (expired) from now on."""
         self._expired.add(self.tokens_issued[-1])
 
-    def click_code(self) -> str:
-        """A fresh response code, as WeCom puts in a template_card_event."""
+    def click_code(self, card_id: str = "") -> str:
+        """A fresh response code, as WeCom puts in a template_card_event (on the card `card_id`)."""
         code = f"rc-click-{next(self._seq)}"
         self._codes[code] = False
+        self.card_of_code[code] = card_id
         return code
 
     def sign_in_code(self, account: str | None) -> str:
@@ -191,6 +193,7 @@ class FakeWeCom:
             self._task_ids.add(task_id)
             code = f"rc-send-{next(self._seq)}"
             self._codes[code] = False
+            self.card_of_code[code] = task_id
             answer["response_code"] = code
         self.delivered.append(body)
         return web.json_response(answer)

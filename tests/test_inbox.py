@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import select
 
@@ -52,3 +56,40 @@ async def test_a_worker_whose_lease_was_handed_over_does_not_overwrite_the_resul
     async with db.session() as s:
         row = (await s.execute(select(InboxRow))).scalar_one()
     assert row.status == "done" and row.last_error is None
+
+
+class _FrozenDatabase:
+    """A replica's database as seen by a process that dies inside its write: it never commits."""
+
+    def __init__(self) -> None:
+        self.writing = asyncio.Event()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Any]:
+        self.writing.set()
+        await asyncio.Event().wait()  # killed here: neither commits nor gets to clean up
+        yield None
+
+
+async def test_a_replica_killed_while_storing_an_event_does_not_make_the_retry_a_repeat(
+    db, clock: ManualClock
+) -> None:
+    seen: list[str] = []
+
+    async def process(event: object) -> None:
+        seen.append(event.event_id)  # type: ignore[attr-defined]
+
+    shared = MemoryStore()  # the replicas' one Redis
+    frozen = _FrozenDatabase()
+    dying = Inbox(frozen, shared, process, now=clock.now)  # type: ignore[arg-type]
+    first = asyncio.create_task(dying.accept(_event()))
+    await asyncio.wait_for(frozen.writing.wait(), 5)
+    try:
+        # WeCom got no answer from the dying replica and delivers again, to another one
+        other = Inbox(db, shared, process, now=clock.now)
+        assert await other.accept(_event()) is True
+        assert await other.accept(_event()) is False
+        assert await other.drain() == 1
+    finally:
+        first.cancel()
+    assert seen == ["msg:1"]

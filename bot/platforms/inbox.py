@@ -3,7 +3,8 @@ a worker processes them afterwards, so a slow database or platform API never del
 and a crash never loses a tap.
 
 `accept` is the only thing a callback does after verifying: a fast dedupe in the key-value
-store, then an INSERT whose unique (platform, event_id) stops retries that slip past it.
+store, then an INSERT whose unique (platform, event_id) stops retries that slip past it; the
+dedupe key is written only once the row is stored.
 
 A correctly signed callback can still carry what no database should store (a NUL character, a
 lone surrogate): the platform must get its ack, or it retries forever, but the event must not
@@ -164,7 +165,12 @@ class Inbox:
 
     async def accept(self, event: Event) -> bool:
         """Store a verified event once. False when it is a repeat delivery (already stored) or
-        an event no database can hold (refused and recorded instead: see `refuse`)."""
+        an event no database can hold (refused and recorded instead: see `refuse`).
+
+        The dedupe key is written only after the row is committed: a process killed between the
+        two leaves a stored row (the unique key refuses the retry), never a key without a row
+        (which would take the platform's retry for a repeat and lose the event).
+        """
         problem = unstorable(event)
         if problem is not None:
             await self.refuse(
@@ -178,7 +184,7 @@ class Inbox:
             return False
         key = dedupe_key(event)
         try:
-            if not await self._kv.set_if_absent(key, "1", DEDUPE_TTL_S):
+            if await self._kv.get(key) is not None:
                 return False
         except KVUnavailable:
             logger.warning("dedupe store unavailable; the inbox's unique key still stops repeats")
@@ -199,11 +205,8 @@ class Inbox:
                 )
         except IntegrityError:
             return False
-        except BaseException:
-            # Not stored: free the dedupe key, or the platform's retry would be taken for a repeat.
-            with contextlib.suppress(Exception):
-                await self._kv.delete(key)
-            raise
+        with contextlib.suppress(KVUnavailable):
+            await self._kv.set(key, "1", ttl_s=DEDUPE_TTL_S)
         self.wakeup.set()
         return True
 

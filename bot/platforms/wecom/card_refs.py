@@ -2,7 +2,9 @@
 response code that can update it: the one message/send returned, replaced by the one each click
 brings. A response code works once, so it is marked used after an update.
 
-Queries are keyword-only functions taking the session; the caller owns the transaction.
+Queries are keyword-only functions taking the session; the caller owns the transaction. A click
+on a card that is not recorded yet (its sender died before recording it) leaves its code in the
+key-value store (`remember_click`), where recording the card finds it (`remembered_click`).
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ from datetime import datetime
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.kv import KeyValueStore, KVUnavailable
 from storage.platform_models import CardRefRow
 
 PLATFORM = "wecom"
+CLICK_TTL_S = 72 * 3600  # a response code works for 72 hours
 
 
 async def card_ref(session: AsyncSession, *, task_id: str, user_id: str) -> CardRefRow | None:
@@ -87,3 +91,20 @@ async def mark_handle_used(session: AsyncSession, *, row_id: int, handle: str, n
         .where(CardRefRow.id == row_id, CardRefRow.handle == handle)  # type: ignore[arg-type]
         .values(handle_used=True, updated_at=now)
     )
+
+
+async def remember_click(kv: KeyValueStore, *, card_id: str, account: str, response_code: str) -> None:
+    try:
+        await kv.set(f"wecom:click:{card_id}", f"{account} {response_code}", ttl_s=CLICK_TTL_S)
+    except KVUnavailable:
+        pass
+
+
+async def remembered_click(kv: KeyValueStore, *, card_id: str, account: str) -> str:
+    """The latest click's code on a card not recorded when it came; empty when none."""
+    try:
+        value = await kv.get(f"wecom:click:{card_id}") or ""
+    except KVUnavailable:
+        return ""
+    who, _, code = value.partition(" ")
+    return code if who == account else ""

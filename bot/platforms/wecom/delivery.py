@@ -14,12 +14,15 @@
 
 Idempotent per outbox id: a message handed over again after a crash is not sent twice. A card is
 known sent by its CardRefRow (same WeCom task_id); every other kind by a marker in the
-key-value store, written once the send succeeded. Never holds a database transaction open
-while calling WeCom.
+key-value store, written once the send succeeded. A card WeCom took just before a crash (so
+no CardRefRow) is refused as a repeated task_id when sent again: that refusal, after an earlier
+attempt, counts as sent, and closing that card waits until it is recorded. Never holds a
+database transaction open while calling WeCom.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -120,8 +123,29 @@ class WeComDelivery(Delivery):
             account=account,
             agent_id=self._client.agent_id,
         )
-        answer = await self._client.send_message(body)
-        self._check_recipient(answer, account)
+        attempt_key = f"wecom:card-attempt:{task_id}:{user.id}"
+        earlier_attempt = await self._card_attempted(attempt_key, card_id)
+        try:
+            answer = await self._client.send_message(body)
+            self._check_recipient(answer, account)
+        except WeComApiError as exc:
+            if exc.retryable or not earlier_attempt:
+                await self._forget(attempt_key, exc.retryable)
+                raise
+            # An earlier attempt (a process killed after WeCom took the card, or a timeout after it
+            # arrived) sent this very task_id, which WeCom now refuses: the card is there. Keep its
+            # ref with the code of a click that came meanwhile, if any; else a later click brings
+            # one, or the outcome goes as a text.
+            logger.warning(
+                "wecom refused a card an earlier attempt sent; taking it as sent",
+                extra={"outbox_id": message.outbox_id, "card_id": card_id, "errcode": exc.errcode},
+            )
+            answer = {
+                "response_code": await card_refs.remembered_click(self._kv, card_id=card_id, account=account)
+            }
+        except DeliveryError:
+            await self._forget(attempt_key, False)
+            raise
         try:
             async with self._db.transaction() as s:
                 await card_refs.save_sent_card(
@@ -143,6 +167,10 @@ class WeComDelivery(Delivery):
         outcome = str(p.get("outcome") or "已处理")
         async with self._db.session() as s:
             ref = await card_refs.card_ref(s, task_id=task_id, user_id=user.id)
+        if ref is None and await self._card_on_its_way(task_id, user.id):
+            # Sent by a process that died before recording it: its row is handed over after the
+            # lease, and this close waits for that (a retry), so the card is closed, not left open.
+            raise DeliveryError("the card is still being sent; closing it later", retryable=True)
         if ref is None:
             logger.info(
                 "no wecom card to close",
@@ -269,6 +297,31 @@ class WeComDelivery(Delivery):
     async def _spend(self, row_id: int, handle: str) -> None:
         async with self._db.transaction() as s:
             await card_refs.mark_handle_used(s, row_id=row_id, handle=handle, now=self._now())
+
+    async def _card_attempted(self, key: str, card_id: str) -> bool:
+        """Whether an earlier attempt already tried to send this card; marks this attempt (under
+        the task and person, so a close can tell that a card may still be on its way)."""
+        try:
+            if await self._kv.set_if_absent(key, card_id, SENT_MARKER_TTL_S):
+                return False
+            if await self._kv.get(key) == card_id:
+                return True
+            await self._kv.set(key, card_id, ttl_s=SENT_MARKER_TTL_S)  # an older version's
+        except KVUnavailable:
+            pass
+        return False
+
+    async def _card_on_its_way(self, task_id: str, user_id: str) -> bool:
+        try:
+            return await self._kv.get(f"wecom:card-attempt:{task_id}:{user_id}") is not None
+        except KVUnavailable:
+            return False
+
+    async def _forget(self, key: str, retryable: bool) -> None:
+        """A card that will not be sent (a permanent refusal) is no longer on its way."""
+        if not retryable:
+            with contextlib.suppress(KVUnavailable):
+                await self._kv.delete(key)
 
     async def _already_sent(self, outbox_id: int) -> bool:
         try:

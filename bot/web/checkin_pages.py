@@ -27,7 +27,7 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from bot.keys import CHECKINS, SETTINGS
-from bot.web.api_errors import ValidationFailed
+from bot.web.api_errors import InvalidJson, ValidationFailed
 from bot.web.input_rules import read_json
 from bot.web.middleware import status_for
 from bot.web.routes import in_range
@@ -107,7 +107,10 @@ def _device_time(raw: Any) -> datetime | None:
 
 async def post_checkin(request: web.Request) -> web.StreamResponse:
     service = request.app[CHECKINS]
-    data = await read_json(request)
+    try:
+        data = await read_json(request)
+    except InvalidJson as exc:  # the page shows the message to the person
+        raise InvalidJson(f"请求格式不对：应为 JSON（{exc.message}）", exc.details) from None
     if not isinstance(data, dict):
         raise ValidationFailed("请求格式不对：应为 JSON 对象")
     nonce = data.get("nonce")

@@ -35,7 +35,7 @@ from bot.platforms.dingtalk.jsapi import DingTalkJsApiTickets
 from bot.platforms.wecom.client import WeComApiError, WeComClient
 from bot.platforms.wecom.jsapi import JsApiTickets
 from bot.settings import Settings
-from bot.web.api_errors import ValidationFailed
+from bot.web.api_errors import InvalidJson, ValidationFailed
 from bot.web.identity import current, sign_in_url
 from bot.web.input_rules import read_json
 from bot.web.middleware import status_for
@@ -217,7 +217,10 @@ def _device_time(raw: Any) -> datetime | None:
 
 async def post_checkin(request: web.Request) -> web.StreamResponse:
     service = request.app[CHECKINS]
-    data = await read_json(request)
+    try:
+        data = await read_json(request)
+    except InvalidJson as exc:  # the page shows the message to the person
+        raise InvalidJson(f"请求格式不对：应为 JSON（{exc.message}）", exc.details) from None
     if not isinstance(data, dict):
         raise ValidationFailed("请求格式不对：应为 JSON 对象")
     nonce = data.get("nonce")

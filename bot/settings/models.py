@@ -162,6 +162,11 @@ class WeComSettings(PlatformGroup):
     event_max_age_s: Annotated[
         int, parse.whole_number(30, 24 * 3600, "seconds a WeCom event callback stays acceptable")
     ] = Field(default=900, validation_alias="OABOT_WECOM_EVENT_MAX_AGE_S")
+    # Messages to one person per minute: WeCom delivers at most 30 and drops the rest silently.
+    # Task cards over it are coalesced into one "您有 N 条新待办" message; the rest wait.
+    send_per_minute: Annotated[
+        int, parse.whole_number(1, 30, "messages per minute to one person on WeCom (at most 30)")
+    ] = Field(default=30, validation_alias="OABOT_WECOM_SEND_PER_MINUTE")
 
 
 class DingTalkSettings(PlatformGroup):
@@ -196,6 +201,10 @@ class DingTalkSettings(PlatformGroup):
     jsapi_url: Annotated[str, parse.base_url] = Field(
         default=DINGTALK_JSAPI_URL, validation_alias="OABOT_DINGTALK_JSAPI_URL"
     )
+    # Messages to one person per minute: DingTalk documents 20 a minute for its robots.
+    send_per_minute: Annotated[
+        int, parse.whole_number(1, 600, "messages per minute to one person on DingTalk")
+    ] = Field(default=20, validation_alias="OABOT_DINGTALK_SEND_PER_MINUTE")
 
     @model_validator(mode="after")
     def _http_mode_subscribes_to_events(self) -> Self:

@@ -32,8 +32,9 @@ logger = logging.getLogger(__name__)
 TOKEN_HEADER = "x-acs-dingtalk-access-token"
 # oapi errcodes meaning "this access token is invalid or expired": fetch a new one at once.
 OAPI_TOKEN_ERRCODES = frozenset({40001, 40014, 42001, 33001})
-# oapi errcodes worth retrying: -1 system busy, 90018 rate limited [recalled, not verified].
-OAPI_RETRY_ERRCODES = frozenset({-1, 90018})
+# oapi errcodes worth retrying: -1 system busy, 90018 rate limited [recalled, not verified], 90002
+# all apps together over the API's limit (developer community answer).
+OAPI_RETRY_ERRCODES = frozenset({-1, 90018, 90002})
 # Fragments of new-API error codes that mean "slow down / try again", e.g. Forbidden.AccessDenied.QpsLimitForApi.
 _RETRY_CODE_HINTS = ("qpslimit", "throttl", "busy", "ratelimit", "serviceunavailable", "timeout")
 

@@ -62,6 +62,21 @@ async def save_sent_card(
     )
 
 
+async def record_send_code(session: AsyncSession, *, card_id: str, response_code: str, now: datetime) -> int:
+    """Keep the response code message/send returned on the card's reference, written before the
+    send with no code; a click that arrived meanwhile brought a newer one, which is kept."""
+    result = await session.execute(
+        update(CardRefRow)
+        .where(
+            CardRefRow.platform == PLATFORM,  # type: ignore[arg-type]
+            CardRefRow.card_id == card_id,  # type: ignore[arg-type]
+            or_(CardRefRow.handle.is_(None), CardRefRow.handle == ""),  # type: ignore[union-attr,arg-type]
+        )
+        .values(handle=response_code, handle_used=False, updated_at=now)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
 async def record_click(
     session: AsyncSession, *, card_id: str, account: str, response_code: str, now: datetime
 ) -> int:

@@ -10,10 +10,17 @@
 - everything else (result, cc, approved_notice, urge, text) → a text message; a reply to an
   account outside the directory (payload `account`) at most once per account per 10 minutes.
 
-Idempotent per outbox id: a message handed over again after a crash is not sent twice. A card is
-known sent by its CardRefRow (same WeCom task_id); every other kind by a marker in the
-key-value store, written once the send succeeded. Never holds a database transaction open
-while calling WeCom.
+Idempotent per outbox id: a message handed over again after a crash is not sent twice.
+- A card's CardRefRow is written *before* message/send (its task_id is deterministic), so a
+  dispatcher killed mid-send leaves the reference behind and the card is still closed after the
+  decision; the resend WeCom refuses with 40099 (task_id exists) counts as delivered.
+- Every other kind: a send marker in the database (storage.send_marks), written once the send
+  succeeded, so a restored backup and its markers agree. A crash between the send and the marker
+  would repeat the message; notices ask WeCom's duplicate check (same body within 30 minutes is
+  dropped), chat answers accept that window (at least once).
+- Frequency limits (45009/45011/45033) raise a throttled DeliveryError: the row waits a minute
+  and keeps its attempts.
+Never holds a database transaction open while calling WeCom.
 """
 
 from __future__ import annotations
@@ -34,18 +41,21 @@ from bot.platforms.wecom.cards import (
     task_card,
     text_body,
 )
-from bot.platforms.wecom.client import WeComApiError, WeComClient
+from bot.platforms.wecom.client import FREQUENCY_ERRCODES, WeComApiError, WeComClient
 from notifications.compose import SUPERVISE_KINDS
 from notifications.delivery import Delivery, DeliveryError, OutgoingMessage
 from org.model import User
 from storage.db import Database
 from storage.kv import KeyValueStore, KVUnavailable
+from storage.send_marks import already_sent, mark_sent
 
 logger = logging.getLogger(__name__)
 
 PLATFORM = "wecom"
-SENT_MARKER_TTL_S = 7 * 24 * 3600  # far longer than the dispatcher ever retries a row
 STRANGER_REPLY_EVERY_S = 10 * 60
+TASK_ID_EXISTS = 40099  # message/send: a template card with this task_id was already sent
+THROTTLED_WAIT_S = 60.0  # WeCom's per-minute limits: try again once the minute has passed
+CHAT_ANSWER_KINDS = frozenset({"text"})  # answers to what someone typed: no duplicate check
 
 
 class WeComDelivery(Delivery):
@@ -74,7 +84,7 @@ class WeComDelivery(Delivery):
             "request_id": message.request_id,
             "task_id": message.task_id,
         }
-        if await self._already_sent(message.outbox_id):
+        if await already_sent(self._db, outbox_id=message.outbox_id, channel=PLATFORM):
             logger.info("wecom message already sent; not sending again", extra=ids)
             return
         try:
@@ -85,10 +95,15 @@ class WeComDelivery(Delivery):
             elif message.payload.get("account"):
                 await self._reply_to_stranger(message, account)
             else:
-                await self._send_text(message.text(), account)
+                await self._send_text(
+                    message.text(), account, duplicate_check=message.kind not in CHAT_ANSWER_KINDS
+                )
         except WeComApiError as exc:
-            raise DeliveryError(f"{exc.path}: {exc}", retryable=exc.retryable) from exc
-        await self._mark_sent(message.outbox_id)
+            throttled = THROTTLED_WAIT_S if exc.errcode in FREQUENCY_ERRCODES else None
+            raise DeliveryError(
+                f"{exc.path}: {exc}", retryable=exc.retryable, throttled_for_s=throttled
+            ) from exc
+        await mark_sent(self._db, outbox_id=message.outbox_id, channel=PLATFORM, now=self._now())
         logger.info("wecom message sent", extra=ids)
 
     # -- kinds -------------------------------------------------------------------------------
@@ -101,19 +116,33 @@ class WeComDelivery(Delivery):
             raise DeliveryError(f"task card payload unusable: {exc}", retryable=False) from exc
         async with self._db.session() as s:
             ref = await card_refs.card_ref(s, task_id=task_id, user_id=user.id)
-        if ref is not None and ref.card_id == card_id:
-            logger.info(
-                "wecom card already sent",
-                extra={"outbox_id": message.outbox_id, "card_id": card_id, "task_id": task_id},
-            )
+        log = {"outbox_id": message.outbox_id, "card_id": card_id, "task_id": task_id}
+        if ref is not None and ref.card_id == card_id and ref.handle:
+            logger.info("wecom card already sent", extra=log)
             return
+        if ref is None or ref.card_id != card_id:
+            await self._save_ref(task_id, user, account, card_id, handle="")
         body = send_card_body(
             task_card(dict(p.get("card") or {}), card_id=card_id),
             account=account,
             agent_id=self._client.agent_id,
         )
-        answer = await self._client.send_message(body)
+        try:
+            answer = await self._client.send_message(body)
+        except WeComApiError as exc:
+            if exc.errcode != TASK_ID_EXISTS:
+                raise
+            # Sent before a crash (or by another hand-over): the card is there, its reference kept;
+            # a click brings a fresh response code to update it with, else the outcome goes as text.
+            logger.info("wecom card was already sent (task_id exists)", extra=log)
+            return
         self._check_recipient(answer, account)
+        code = str(answer.get("response_code") or "")
+        if code:
+            async with self._db.transaction() as s:
+                await card_refs.record_send_code(s, card_id=card_id, response_code=code, now=self._now())
+
+    async def _save_ref(self, task_id: str, user: User, account: str, card_id: str, *, handle: str) -> None:
         try:
             async with self._db.transaction() as s:
                 await card_refs.save_sent_card(
@@ -122,11 +151,11 @@ class WeComDelivery(Delivery):
                     user_id=user.id,
                     account=account,
                     card_id=card_id,
-                    handle=str(answer.get("response_code") or ""),
+                    handle=handle,
                     now=self._now(),
                 )
         except IntegrityError:
-            # Another hand-over of the same row recorded it first; WeCom refused its duplicate task_id.
+            # Another hand-over of the same row recorded it first.
             logger.info("wecom card recorded concurrently", extra={"card_id": card_id, "task_id": task_id})
 
     async def _close_card(self, message: OutgoingMessage, user: User, account: str) -> None:
@@ -170,11 +199,11 @@ class WeComDelivery(Delivery):
                 return
         await self._send_text(closed_text(p, outcome), account)
 
-    async def _send_text(self, text: str, account: str) -> None:
+    async def _send_text(self, text: str, account: str, *, duplicate_check: bool = True) -> None:
         if not text:
             return
         answer = await self._client.send_message(
-            text_body(text, account=account, agent_id=self._client.agent_id)
+            text_body(text, account=account, agent_id=self._client.agent_id, duplicate_check=duplicate_check)
         )
         self._check_recipient(answer, account)
 
@@ -192,7 +221,7 @@ class WeComDelivery(Delivery):
                     return
         except KVUnavailable:
             pass
-        await self._send_text(str(message.payload.get("text") or ""), account)
+        await self._send_text(str(message.payload.get("text") or ""), account, duplicate_check=False)
 
     # -- helpers -----------------------------------------------------------------------------
     @staticmethod
@@ -204,18 +233,6 @@ class WeComDelivery(Delivery):
     async def _spend(self, row_id: int, handle: str) -> None:
         async with self._db.transaction() as s:
             await card_refs.mark_handle_used(s, row_id=row_id, handle=handle, now=self._now())
-
-    async def _already_sent(self, outbox_id: int) -> bool:
-        try:
-            return await self._kv.get(f"wecom:sent:{outbox_id}") is not None
-        except KVUnavailable:
-            return False  # cards are still guarded by their CardRefRow
-
-    async def _mark_sent(self, outbox_id: int) -> None:
-        try:
-            await self._kv.set(f"wecom:sent:{outbox_id}", "1", ttl_s=SENT_MARKER_TTL_S)
-        except KVUnavailable:
-            logger.warning("could not record a sent wecom message", extra={"outbox_id": outbox_id})
 
 
 def closed_text(payload: dict[str, Any], outcome: str) -> str:

@@ -296,3 +296,53 @@ async def test_replies_to_an_account_outside_the_directory_are_throttled(
     await delivery.deliver(reply(11), guest)  # a second click a moment later
 
     assert [b["touser"] for b in api.bodies(api.send)] == ["visitor"]
+
+
+async def test_a_card_sent_before_a_crash_counts_as_delivered_and_is_still_closed(
+    db: Database, http: httpx.AsyncClient, api: Api
+) -> None:
+    """kill -9 after WeCom took the card, before anything was recorded: the resend is refused with
+    40099 (task_id exists). That is delivered, not dead, and the reference written before the
+    send lets the decision close the card with the code the click brought."""
+    api.send.mock(side_effect=httpx.ConnectError("killed mid-send"))
+    with pytest.raises(DeliveryError):
+        await delivery_for(db, http).deliver(card_message(), WANG)
+    ref = await stored_ref(db)
+    assert (ref.card_id, ref.handle) == (card_task_id(TASK, 1, "u_wang"), ""), "recorded before sending"
+
+    api.send.mock(
+        side_effect=None,
+        return_value=httpx.Response(200, json={"errcode": 40099, "errmsg": "task_id exists"}),
+    )
+    await delivery_for(db, http).deliver(card_message(), WANG)  # no DeliveryError: delivered
+    async with db.transaction() as s:
+        await card_refs.record_click(
+            s, card_id=ref.card_id, account="wangfang", response_code="rc-click-1", now=NOW
+        )
+    await delivery_for(db, http).deliver(closed_message(), WANG)
+
+    assert [b["response_code"] for b in api.bodies(api.update)] == ["rc-click-1"]
+
+
+async def test_notices_ask_wecom_to_drop_a_duplicate_but_chat_answers_do_not(
+    db: Database, http: httpx.AsyncClient, api: Api
+) -> None:
+    delivery = delivery_for(db, http)
+    await delivery.deliver(text_message(), WANG)
+    await delivery.deliver(replace(text_message(7, "待办：无"), kind="text"), WANG)
+
+    notice, answer = api.bodies(api.send)
+    assert (notice["enable_duplicate_check"], notice["duplicate_check_interval"]) == (1, 1800)
+    assert "enable_duplicate_check" not in answer
+
+
+async def test_a_frequency_limit_answer_is_a_throttled_failure(
+    db: Database, http: httpx.AsyncClient, api: Api
+) -> None:
+    api.send.mock(
+        side_effect=None,
+        return_value=httpx.Response(200, json={"errcode": 45033, "errmsg": "api concurrent out of limit"}),
+    )
+    with pytest.raises(DeliveryError) as raised:
+        await delivery_for(db, http).deliver(text_message(), WANG)
+    assert raised.value.retryable and raised.value.throttled_for_s == 60.0

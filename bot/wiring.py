@@ -195,6 +195,7 @@ async def workflow_ctx(app: web.Application) -> AsyncIterator[None]:
         limits=send_limits(app),
         todo_link=lambda user: links.url(user, TODO_LIST_PATH),
         count=send_limit_counter(app),
+        lease=timedelta(seconds=settings.outbox_lease_s),
     )
     app[DISPATCHER] = dispatcher
     stop = asyncio.Event()

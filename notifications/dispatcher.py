@@ -122,6 +122,7 @@ class OutboxDispatcher:
         limits: SendLimits | None = None,
         todo_link: Callable[[str], Awaitable[str]] | None = None,
         count: Callable[[str, str], None] | None = None,
+        lease: timedelta = LEASE,
     ) -> None:
         """`limits`: per-person send limits (none: no limit); `todo_link(user)`: their own link
         to the task list, for the digest; `count(event, channel)`: metrics for "coalesced",
@@ -135,12 +136,13 @@ class OutboxDispatcher:
         self._base = base_backoff_s
         self._max = max_backoff_s
         self._limits = limits
+        self._lease = lease
         self._todo_link = todo_link
         self._count = count or (lambda event, channel: None)
 
     async def claim(self) -> list[OutboxRow]:
         return await claim_due(
-            self._db, OutboxRow, now=self._now(), batch=self._batch, lease=LEASE, working="sending"
+            self._db, OutboxRow, now=self._now(), batch=self._batch, lease=self._lease, working="sending"
         )
 
     async def run_once(self) -> DispatchStats:

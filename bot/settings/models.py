@@ -299,6 +299,11 @@ class Settings(BaseModel):
     timer_scan_interval_s: Annotated[float, parse.scan_interval] = Field(
         default=1.0, validation_alias="OABOT_TIMER_SCAN_INTERVAL_S"
     )
+    # How long a dispatcher may take over one outbox message before another may hand it over
+    # again (a dispatcher killed mid-send holds its messages this long).
+    outbox_lease_s: Annotated[
+        int, parse.whole_number(5, 3600, "seconds a dispatcher holds an outbox message it is sending")
+    ] = Field(default=60, validation_alias="OABOT_OUTBOX_LEASE_S")
     wecom: WeComSettings | None = None
     dingtalk: DingTalkSettings | None = None
     # Not variables: `oabot serve --demo`, and the background loops (outbox dispatcher, timers)

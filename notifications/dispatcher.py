@@ -46,6 +46,7 @@ logger = logging.getLogger(__name__)
 
 LEASE = timedelta(seconds=60)
 COALESCED_KINDS = frozenset({"task_card"})  # over the send limit these join the person's digest
+UNLIMITED_KINDS = frozenset({"card_closed"})  # an update of a card in place, not a new message
 
 
 @dataclass
@@ -210,7 +211,7 @@ class OutboxDispatcher:
 
     async def _limit_wait(self, targets: list[Delivery], message: OutgoingMessage) -> tuple[float, str]:
         """0 when every limited channel counted this send; else the longest wait and its channel."""
-        if self._limits is None:
+        if self._limits is None or message.kind in UNLIMITED_KINDS:
             return 0.0, ""
         wait, which = 0.0, ""
         for delivery in targets:

@@ -211,3 +211,21 @@ async def test_two_dispatchers_share_one_persons_limit(
         await one.run_once()
         await two.run_once()
     assert len(phone.got) == 5
+
+
+async def test_closing_cards_in_place_is_not_held_by_the_limit(
+    db: Database, kv: KeyValueStore, clock: ManualClock
+) -> None:
+    phone = Phone(clock)
+    d = dispatcher(db, kv, phone, clock, per_minute=2)
+    for i in range(4):
+        row = OutboxRow.due_now(
+            kind="card_closed",
+            recipient="u_sun",
+            payload={"task_id": f"t{i}", "outcome": "已同意"},
+            now=clock.now(),
+        )
+        async with db.transaction() as s:
+            s.add(row)
+    await d.drain()
+    assert len(phone.got) == 4

@@ -13,7 +13,7 @@ lease holds).
 
 Send limits: when a channel's limit for the person is used up, a task card is not sent but
 coalesced (`_coalesce`): the row becomes `coalesced` (its `last_error` names the digest row) and
-is listed on the person's one pending `todo_digest` row ("您有 N 条新待办" with their link to the
+is listed on the person's newest pending `todo_digest` row (a new one when it is full) ("您有 N 条新待办" with their link to the
 task list), due when the limit allows. Anything else waits (`_hold`) until then. A platform's
 own frequency-limit answer (DeliveryError.throttled_for_s) also waits without using an attempt:
 nothing is dropped or killed by a burst. What a message says is `compose`'s business, how much of it a
@@ -310,7 +310,8 @@ class OutboxDispatcher:
         try:
             async with self._db.transaction() as session:
                 digest = await self._pending_digest(session, row.recipient)
-                if digest is None:
+                grown = todo_digest.add(dict(digest.payload), entry) if digest is not None else None
+                if digest is None or grown is None:
                     due = self._now() + timedelta(seconds=wait_s)
                     digest = OutboxRow.due_now(
                         kind=todo_digest.KIND,
@@ -320,7 +321,7 @@ class OutboxDispatcher:
                     )
                     session.add(digest)
                 else:
-                    digest.payload = todo_digest.add(dict(digest.payload), entry)
+                    digest.payload = grown
                 await session.flush()
                 note = f"coalesced into outbox #{digest.id} ({channel} send limit)"
                 result = await session.execute(
@@ -356,7 +357,7 @@ class OutboxDispatcher:
                 col(OutboxRow.recipient) == recipient,
                 col(OutboxRow.status) == "pending",
             )
-            .order_by(col(OutboxRow.id))
+            .order_by(col(OutboxRow.id).desc())
             .limit(1)
             .with_for_update()
         )

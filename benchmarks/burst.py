@@ -143,6 +143,7 @@ async def burst(args: argparse.Namespace) -> None:
     print(f"coalesced (oabot_outbox_send_limited): {coalesced:.0f}")
     print(f"cards + listed:                        {len(cards) + listed} of {args.tasks}")
     print(f"dropped by WeCom over its limit:       {len(wecom.dropped_over_limit)}")
+    print(f"dropped by WeCom as duplicates:        {len(wecom.duplicates_dropped)}")
     if digests:
         print(f"last message {times[-1] - times[0]:.1f} s after the first")
 

@@ -42,6 +42,7 @@ from bot.platforms.wecom.cards import (
     text_body,
 )
 from bot.platforms.wecom.client import FREQUENCY_ERRCODES, WeComApiError, WeComClient
+from notifications import todo_digest
 from notifications.compose import SUPERVISE_KINDS
 from notifications.delivery import Delivery, DeliveryError, OutgoingMessage
 from org.model import User
@@ -55,7 +56,9 @@ PLATFORM = "wecom"
 STRANGER_REPLY_EVERY_S = 10 * 60
 TASK_ID_EXISTS = 40099  # message/send: a template card with this task_id was already sent
 THROTTLED_WAIT_S = 60.0  # WeCom's per-minute limits: try again once the minute has passed
-CHAT_ANSWER_KINDS = frozenset({"text"})  # answers to what someone typed: no duplicate check
+# No duplicate check: answers to what someone typed (asking 待办 twice answers twice), and task
+# digests (two digests of look-alike requests can read the same, and both must arrive).
+CHAT_ANSWER_KINDS = frozenset({"text", todo_digest.KIND})
 
 
 class WeComDelivery(Delivery):

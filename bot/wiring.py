@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -64,6 +64,7 @@ from handlers.chat import ChatService
 from notifications.console import ConsoleDelivery
 from notifications.delivery import Delivery
 from notifications.dispatcher import OutboxDispatcher
+from notifications.send_limits import SendLimits
 from services.api_tokens import ApiTokens
 from services.approvals import Workflow, WorkflowDeps
 from services.chat_todo import ChatTodo
@@ -77,6 +78,7 @@ from services.supervision import Supervision
 from services.workspace_lists import WorkspaceLists
 
 logger = logging.getLogger(__name__)
+TODO_LIST_PATH = "/m/"  # the workspace task list a coalesced-cards digest links to
 
 
 def load_all_templates(settings: Settings) -> dict[str, Template]:
@@ -205,7 +207,16 @@ async def workflow_ctx(app: web.Application) -> AsyncIterator[None]:
         on_refusal=lambda platform, reason: refusals.labels(platform=platform, reason=reason).inc(),
     )
     app[INBOX] = inbox
-    dispatcher = OutboxDispatcher(db, deliveries(app), org=workflow.org, now=clock.now)
+    dispatcher = OutboxDispatcher(
+        db,
+        deliveries(app),
+        org=workflow.org,
+        now=clock.now,
+        limits=send_limits(app),
+        todo_link=lambda user: links.url(user, TODO_LIST_PATH),
+        count=send_limit_counter(app),
+        lease=timedelta(seconds=settings.outbox_lease_s),
+    )
     app[DISPATCHER] = dispatcher
     stop = asyncio.Event()
     tasks: list[asyncio.Task[None]] = []
@@ -234,6 +245,27 @@ async def timers_ctx(app: web.Application) -> AsyncIterator[None]:
     await scanner.start(app[SCHEDULER])
     yield
     await scanner.stop(app[SCHEDULER])
+
+
+def send_limits(app: web.Application) -> SendLimits:
+    """Per-person messages per minute on each platform, counted in the shared key-value store."""
+    settings = app[SETTINGS]
+    per_minute: dict[str, int] = {}
+    if settings.wecom is not None:
+        per_minute["wecom"] = settings.wecom.send_per_minute
+    if settings.dingtalk is not None:
+        per_minute["dingtalk"] = settings.dingtalk.send_per_minute
+    return SendLimits(app[KV], per_minute, app[CLOCK].now)
+
+
+def send_limit_counter(app: web.Application) -> Callable[[str, str], None]:
+    counter = app[METRICS].counter(
+        "outbox_send_limited",
+        "Outbox messages a send limit changed: task cards coalesced into a digest, messages held "
+        "for a person's limit, and platform frequency-limit answers.",
+        ("event", "channel"),
+    )
+    return lambda event, channel: counter.labels(event=event, channel=channel or "none").inc()
 
 
 def deliveries(app: web.Application) -> list[Delivery]:

@@ -35,11 +35,14 @@ class OutgoingMessage:
 
 
 class DeliveryError(Exception):
-    """Sending failed. `retryable` False sends the row straight to `dead`."""
+    """Sending failed. `retryable` False sends the row straight to `dead`. `throttled_for_s`: the
+    platform refused because of its frequency limits; the row waits that long and is tried again
+    without using up one of its attempts (a burst must never kill a message)."""
 
-    def __init__(self, message: str, *, retryable: bool = True) -> None:
+    def __init__(self, message: str, *, retryable: bool = True, throttled_for_s: float | None = None) -> None:
         super().__init__(message)
-        self.retryable = retryable
+        self.retryable = retryable or throttled_for_s is not None
+        self.throttled_for_s = throttled_for_s
 
 
 class Delivery(ABC):

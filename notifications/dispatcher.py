@@ -6,9 +6,17 @@ At-least-once hand-over with idempotent deliveries gives exactly-once messages:
 - a crash mid-send leaves the lease to expire and the row is handed over again;
 - failures back off exponentially; after `max_attempts` the row is `dead` and logged.
 
-One row goes: hand it over (`_hand_over`: recipient, channels, deliveries; the outcome is a
-`Failure` or None), then record it (`_mark_sent`, `_mark_dead` or `_reschedule`, each written
-only while the lease holds). What a message says is `compose`'s business, how much of it a
+One row goes: find who and which channels (`_reach`), check the person's send limits
+(`SendLimits`), hand it over (`_deliver` per channel; the outcome is a `Failure` or None), then
+record it (`_mark_sent`, `_mark_dead`, `_reschedule` or `_hold`, each written only while the
+lease holds).
+
+Send limits: when a channel's limit for the person is used up, a task card is not sent but
+coalesced (`_coalesce`): the row becomes `coalesced` (its `last_error` names the digest row) and
+is listed on the person's newest pending `todo_digest` row (a new one when it is full) ("您有 N 条新待办" with their link to the
+task list), due when the limit allows. Anything else waits (`_hold`) until then. A platform's
+own frequency-limit answer (DeliveryError.throttled_for_s) also waits without using an attempt:
+nothing is dropped or killed by a burst. What a message says is `compose`'s business, how much of it a
 platform takes `fit`'s (applied per delivery here), and how a platform shows it the deliveries';
 no database transaction is held open while a delivery runs.
 """
@@ -22,10 +30,13 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
+from sqlmodel import col
 
+from notifications import todo_digest
 from notifications.delivery import Delivery, DeliveryError, OutgoingMessage
 from notifications.fit import budget_for, fit_payload
+from notifications.send_limits import SendLimits
 from org.model import Org, User
 from storage.approval_models import OutboxRow
 from storage.db import Database
@@ -34,6 +45,8 @@ from storage.leases import claim_due, while_leased
 logger = logging.getLogger(__name__)
 
 LEASE = timedelta(seconds=60)
+COALESCED_KINDS = frozenset({"task_card"})  # over the send limit these join the person's digest
+UNLIMITED_KINDS = frozenset({"card_closed"})  # an update of a card in place, not a new message
 
 
 @dataclass
@@ -41,15 +54,19 @@ class DispatchStats:
     sent: int = 0
     failed: int = 0
     dead: int = 0
+    held: int = 0  # waiting for a send limit or a platform's frequency limit
+    coalesced: int = 0  # task cards folded into a digest
 
     @property
     def handled(self) -> int:
-        return self.sent + self.failed + self.dead
+        return self.sent + self.failed + self.dead + self.held + self.coalesced
 
     def add(self, other: DispatchStats) -> None:
         self.sent += other.sent
         self.failed += other.failed
         self.dead += other.dead
+        self.held += other.held
+        self.coalesced += other.coalesced
 
 
 @dataclass(frozen=True)
@@ -58,6 +75,11 @@ class Failure:
 
     error: str
     retryable: bool = True
+    throttled_for_s: float | None = None  # a frequency limit: wait this long, keep the attempts
+
+
+class _LeaseLost(Exception):
+    pass
 
 
 def _message(row: OutboxRow) -> OutgoingMessage:
@@ -98,7 +120,14 @@ class OutboxDispatcher:
         max_attempts: int = 8,
         base_backoff_s: float = 2.0,
         max_backoff_s: float = 300.0,
+        limits: SendLimits | None = None,
+        todo_link: Callable[[str], Awaitable[str]] | None = None,
+        count: Callable[[str, str], None] | None = None,
+        lease: timedelta = LEASE,
     ) -> None:
+        """`limits`: per-person send limits (none: no limit); `todo_link(user)`: their own link
+        to the task list, for the digest; `count(event, channel)`: metrics for "coalesced",
+        "held" (send limit) and "throttled" (the platform's frequency limit)."""
         self._db = db
         self._deliveries = list(deliveries)
         self._org = org
@@ -107,10 +136,14 @@ class OutboxDispatcher:
         self._max_attempts = max_attempts
         self._base = base_backoff_s
         self._max = max_backoff_s
+        self._limits = limits
+        self._lease = lease
+        self._todo_link = todo_link
+        self._count = count or (lambda event, channel: None)
 
     async def claim(self) -> list[OutboxRow]:
         return await claim_due(
-            self._db, OutboxRow, now=self._now(), batch=self._batch, lease=LEASE, working="sending"
+            self._db, OutboxRow, now=self._now(), batch=self._batch, lease=self._lease, working="sending"
         )
 
     async def run_once(self) -> DispatchStats:
@@ -139,16 +172,33 @@ class OutboxDispatcher:
 
     # -- one row: hand it over, then record what happened ------------------------------------
     async def _send(self, row: OutboxRow, org: Org | None, stats: DispatchStats) -> None:
-        failure = await self._hand_over(_message(row), org)
+        message = _message(row)
+        reach = self._reach(message, org)
+        if isinstance(reach, Failure):
+            await self._record(row, reach, stats)
+            return
+        user, targets = reach
+        wait, channel = await self._limit_wait(targets, message)
+        if wait > 0 and message.kind in COALESCED_KINDS:
+            await self._coalesce(row, message, wait, channel, stats)
+        elif wait > 0:
+            self._count("held", channel)
+            await self._hold(row, wait, f"{channel}: send limit for {message.recipient}", stats)
+        else:
+            await self._record(row, await self._hand_over(message, user, targets), stats)
+
+    async def _record(self, row: OutboxRow, failure: Failure | None, stats: DispatchStats) -> None:
         if failure is None:
             await self._mark_sent(row, stats)
+        elif failure.throttled_for_s is not None:
+            await self._hold(row, failure.throttled_for_s, failure.error, stats)
         elif not failure.retryable or row.attempts + 1 >= self._max_attempts:
             await self._mark_dead(row, failure, stats)
         else:
             await self._reschedule(row, failure, stats)
 
-    async def _hand_over(self, message: OutgoingMessage, org: Org | None) -> Failure | None:
-        """Give the message to every delivery that reaches its recipient; the last failure, if any."""
+    def _reach(self, message: OutgoingMessage, org: Org | None) -> tuple[User, list[Delivery]] | Failure:
+        """The recipient and every delivery that reaches them, or why there is none."""
         if org is None:
             return Failure("the organisation directory could not be loaded")
         user, channel = _recipient(org, message)
@@ -157,9 +207,30 @@ class OutboxDispatcher:
         targets = [d for d in self._deliveries if d.reaches(user) and channel in (None, d.name)]
         if not targets:
             return Failure(f"no channel reaches {message.recipient}", retryable=False)
+        return user, targets
+
+    async def _limit_wait(self, targets: list[Delivery], message: OutgoingMessage) -> tuple[float, str]:
+        """0 when every limited channel counted this send; else the longest wait and its channel."""
+        if self._limits is None or message.kind in UNLIMITED_KINDS:
+            return 0.0, ""
+        wait, which = 0.0, ""
+        for delivery in targets:
+            if self._limits.limited(delivery.name):
+                w = await self._limits.take(delivery.name, message.recipient)
+                if w > wait:
+                    wait, which = w, delivery.name
+        return wait, which
+
+    async def _hand_over(
+        self, message: OutgoingMessage, user: User, targets: list[Delivery]
+    ) -> Failure | None:
+        """Give the message to every delivery that reaches its recipient; the last failure, if any."""
         failure: Failure | None = None
         for delivery in targets:
-            failure = await self._deliver(delivery, message, user) or failure
+            result = await self._deliver(delivery, message, user)
+            if result is not None and result.throttled_for_s is not None:
+                self._count("throttled", delivery.name)
+            failure = result or failure
         return failure
 
     @staticmethod
@@ -168,7 +239,7 @@ class OutboxDispatcher:
         try:
             await delivery.deliver(fitted, user)
         except DeliveryError as exc:
-            return Failure(f"{delivery.name}: {exc}", exc.retryable)
+            return Failure(f"{delivery.name}: {exc}", exc.retryable, exc.throttled_for_s)
         except Exception as exc:  # a bug or an unexpected network error: retry later
             logger.exception(
                 "delivery crashed", extra={"outbox_id": message.outbox_id, "channel": delivery.name}
@@ -212,6 +283,86 @@ class OutboxDispatcher:
             "outbox send failed; will retry",
             extra={"outbox_id": row.id, "error": failure.error, "retry_in_s": delay},
         )
+
+    async def _hold(self, row: OutboxRow, wait_s: float, why: str, stats: DispatchStats) -> None:
+        """Try again after `wait_s` without using up an attempt (a limit, not a failure)."""
+        due = self._now() + timedelta(seconds=wait_s)
+        if not await self._write(row, status="pending", last_error=why, next_attempt_at=due):
+            return
+        stats.held += 1
+        logger.info(
+            "outbox message waits for a send limit",
+            extra={
+                "outbox_id": row.id,
+                "recipient": row.recipient,
+                "why": why,
+                "retry_in_s": round(wait_s, 3),
+            },
+        )
+
+    async def _coalesce(
+        self, row: OutboxRow, message: OutgoingMessage, wait_s: float, channel: str, stats: DispatchStats
+    ) -> None:
+        """Fold a task card over the person's send limit into their pending digest (made, due when
+        the limit allows, if there is none), in one transaction with marking the row `coalesced`."""
+        link = await self._todo_link(row.recipient) if self._todo_link is not None else None
+        entry = todo_digest.item(message)
+        try:
+            async with self._db.transaction() as session:
+                digest = await self._pending_digest(session, row.recipient)
+                grown = todo_digest.add(dict(digest.payload), entry) if digest is not None else None
+                if digest is None or grown is None:
+                    due = self._now() + timedelta(seconds=wait_s)
+                    digest = OutboxRow.due_now(
+                        kind=todo_digest.KIND,
+                        recipient=row.recipient,
+                        payload=todo_digest.payload([entry], link),
+                        now=due,
+                    )
+                    session.add(digest)
+                else:
+                    digest.payload = grown
+                await session.flush()
+                note = f"coalesced into outbox #{digest.id} ({channel} send limit)"
+                result = await session.execute(
+                    update(OutboxRow)
+                    .where(while_leased(OutboxRow, row))
+                    .values(status="coalesced", last_error=note, sent_at=self._now())
+                )
+                if result.rowcount != 1:  # type: ignore[attr-defined]
+                    raise _LeaseLost
+        except _LeaseLost:
+            logger.warning("outbox lease lost before the card was coalesced", extra={"outbox_id": row.id})
+            return
+        stats.coalesced += 1
+        self._count("coalesced", channel)
+        logger.info(
+            "task card coalesced into the person's digest",
+            extra={
+                "outbox_id": row.id,
+                "digest_id": digest.id,
+                "recipient": row.recipient,
+                "request_id": row.request_id,
+                "task_id": row.task_id,
+                "count": digest.payload.get("count"),
+            },
+        )
+
+    @staticmethod
+    async def _pending_digest(session: Any, recipient: str) -> OutboxRow | None:
+        q = (
+            select(OutboxRow)
+            .where(
+                col(OutboxRow.kind) == todo_digest.KIND,
+                col(OutboxRow.recipient) == recipient,
+                col(OutboxRow.status) == "pending",
+            )
+            .order_by(col(OutboxRow.id).desc())
+            .limit(1)
+            .with_for_update()
+        )
+        row: OutboxRow | None = (await session.execute(q)).scalars().first()
+        return row
 
     async def _write(self, row: OutboxRow, **values: Any) -> bool:
         """Record the result, but only while our lease holds: a dispatcher whose lease ran out and

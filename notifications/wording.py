@@ -273,3 +273,8 @@ def replanned_comment(
 def date_label(day: str) -> str:
     """2026-11-24 → 11-24."""
     return day[5:] if len(day) == 10 else day
+
+
+# -- coalesced cards: one message listing the new tasks a person got over the send limit ----------
+TODO_DIGEST_HEAD = "您有 {count} 条新待办"
+TODO_DIGEST_TAIL = "请打开待办列表逐条处理。"

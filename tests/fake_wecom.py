@@ -6,6 +6,12 @@ task_id used twice is refused; a response code works once), records what it deli
 be made slow or failing: `fail_next(...)` queues answers, `send_delay_s` sleeps in message/send,
 `expire_token()` makes the current token answer 42001 once.
 
+Like WeCom it honours `enable_duplicate_check`: a body equal to one delivered within its
+`duplicate_check_interval` (default 1800 s) is answered ok and not delivered again
+(`duplicates_dropped`). And like WeCom it delivers at most `per_minute_limit` (30) messages to
+one member in any 60 s, answering ok for the rest and dropping them silently
+(`dropped_over_limit`); `delivered_at` keeps each delivery's time (time.monotonic()).
+
 It also hands out click response codes (`click_code()`), which is what WeCom puts in a
 template_card_event; the tests then build and encrypt the event with wechatpy.
 
@@ -25,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -65,6 +72,11 @@ class FakeWeCom:
     tokens_issued: list[str] = field(default_factory=list)
     delivered: list[dict[str, Any]] = field(default_factory=list)  # message/send bodies that succeeded
     updates: list[dict[str, Any]] = field(default_factory=list)  # update_template_card bodies that succeeded
+    delivered_at: list[float] = field(default_factory=list)  # monotonic time of each delivered body
+    per_minute_limit: int | None = 30
+    duplicates_dropped: list[dict[str, Any]] = field(default_factory=list)
+    dropped_over_limit: list[dict[str, Any]] = field(default_factory=list)
+    _recent: dict[str, float] = field(default_factory=dict)  # duplicate-checked body -> delivered at
     _expired: set[str] = field(default_factory=set)
     _failures: dict[str, list[tuple[int, dict[str, Any]]]] = field(default_factory=dict)
     _task_ids: set[str] = field(default_factory=set)
@@ -195,8 +207,37 @@ class FakeWeCom:
             self._codes[code] = False
             self.card_of_code[code] = task_id
             answer["response_code"] = code
+        if self._is_duplicate(body):
+            self.duplicates_dropped.append(body)
+            return web.json_response(answer)
+        if self._over_limit(str(body.get("touser", ""))):
+            self.dropped_over_limit.append(body)
+            return web.json_response(answer)
         self.delivered.append(body)
+        self.delivered_at.append(time.monotonic())
         return web.json_response(answer)
+
+    def _is_duplicate(self, body: dict[str, Any]) -> bool:
+        if body.get("enable_duplicate_check") != 1:
+            return False
+        key = json.dumps(body, sort_keys=True, ensure_ascii=False)
+        now = time.monotonic()
+        last = self._recent.get(key)
+        if last is not None and now - last < float(body.get("duplicate_check_interval") or 1800):
+            return True
+        self._recent[key] = now
+        return False
+
+    def _over_limit(self, account: str) -> bool:
+        if self.per_minute_limit is None:
+            return False
+        now = time.monotonic()
+        recent = sum(
+            1
+            for b, at in zip(self.delivered, self.delivered_at, strict=True)
+            if b.get("touser") == account and now - at < 60.0
+        )
+        return recent >= self.per_minute_limit
 
     async def _update(self, request: web.Request, rec: Recorded) -> web.StreamResponse:
         if failed := self._failure(request.path):

@@ -12,15 +12,15 @@ from typing import Any
 import httpx
 import pytest
 import respx
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 
 from approvals.clock import ManualClock
 from bot.app import create_app
-from bot.keys import DISPATCHER, INBOX, KV, METRICS
+from bot.keys import DISPATCHER, INBOX, METRICS
 from bot.platforms.wecom import card_refs
 from bot.settings import WeComSettings
 from storage.db import Database
-from storage.platform_models import CardRefRow, InboxRow
+from storage.platform_models import InboxRow
 from tests.conftest import settings_for
 from tests.fake_wecom import WeComCallbacks
 
@@ -152,26 +152,6 @@ async def test_a_tap_acts_and_the_card_is_updated_with_the_clicks_code(
     assert update["response_code"] == "rc-click-1"
     assert update["template_card"]["sub_title_text"].endswith("处理结果：已同意 · 孙丽 · 11-23 10:00")
     assert [b["touser"] for b in wecom_api.sent() if b["msgtype"] == "template_card"] == ["sunli", "wangfang"]
-
-
-async def test_a_tap_on_a_card_not_recorded_yet_keeps_its_code_for_when_it_is(
-    app_client: Any, org_db: Database, cb: WeComCallbacks, wecom_api: WeComApi
-) -> None:
-    await app_client.post(
-        "/api/v1/requests", json={"template": "seal_use", "initiator": "u_wu", "form": SEAL}, headers=HEADERS
-    )
-    await run_workers(app_client)
-    [card] = [b for b in wecom_api.sent() if b["msgtype"] == "template_card"]
-    card_id = card["template_card"]["task_id"]
-    async with org_db.transaction() as s:  # as if the replica that sent it died before recording it
-        await s.execute(delete(CardRefRow))
-
-    query, body = cb.seal(cb.card_click_xml("sunli", card_id, "approve", "rc-click-5"))
-    assert (await post(app_client, query, body)).status == 200
-
-    kv = app_client.app[KV]
-    assert await card_refs.remembered_click(kv, card_id=card_id, account="sunli") == "rc-click-5"
-    assert await card_refs.remembered_click(kv, card_id=card_id, account="lina") == ""
 
 
 async def test_a_click_claiming_someone_elses_card_leaves_its_code_alone(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -299,99 +298,51 @@ async def test_replies_to_an_account_outside_the_directory_are_throttled(
     assert [b["touser"] for b in api.bodies(api.send)] == ["visitor"]
 
 
-class _DiesBeforeRecording:
-    """The database of a process killed right after WeCom took its card: reads work, the write
-    that would record the card never happens."""
-
-    def __init__(self, db: Database) -> None:
-        self._db = db
-
-    def session(self) -> Any:
-        return self._db.session()
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Any]:
-        raise RuntimeError("killed")
-        yield None  # pragma: no cover
-
-
-DUPLICATE = httpx.Response(200, json={"errcode": 40099, "errmsg": "task_id exists"})
-
-
-async def test_a_card_wecom_took_before_a_crash_counts_as_sent_when_wecom_refuses_it_again(
+async def test_a_card_sent_before_a_crash_counts_as_delivered_and_is_still_closed(
     db: Database, http: httpx.AsyncClient, api: Api
 ) -> None:
-    kv = MemoryStore()  # the replicas' one Redis
-    dying = WeComDelivery(delivery_for(db, http, kv)._client, _DiesBeforeRecording(db), kv, lambda: NOW)  # type: ignore[arg-type]  # noqa: SLF001
-    with pytest.raises(RuntimeError):
-        await dying.deliver(card_message(), WANG)
-    api.send.mock(return_value=DUPLICATE)  # WeCom has that task_id now
-
-    await delivery_for(db, http, kv).deliver(card_message(), WANG)  # the row, handed over
-
+    """kill -9 after WeCom took the card, before anything was recorded: the resend is refused with
+    40099 (task_id exists). That is delivered, not dead, and the reference written before the
+    send lets the decision close the card with the code the click brought."""
+    api.send.mock(side_effect=httpx.ConnectError("killed mid-send"))
+    with pytest.raises(DeliveryError):
+        await delivery_for(db, http).deliver(card_message(), WANG)
     ref = await stored_ref(db)
-    assert (ref.card_id, ref.handle) == (card_task_id(TASK, 1, "u_wang"), "")
-    async with db.transaction() as s:  # the approver taps it: the click's code closes it in place
+    assert (ref.card_id, ref.handle) == (card_task_id(TASK, 1, "u_wang"), ""), "recorded before sending"
+
+    api.send.mock(
+        side_effect=None,
+        return_value=httpx.Response(200, json={"errcode": 40099, "errmsg": "task_id exists"}),
+    )
+    await delivery_for(db, http).deliver(card_message(), WANG)  # no DeliveryError: delivered
+    async with db.transaction() as s:
         await card_refs.record_click(
-            s, card_id=ref.card_id, account="wangfang", response_code="rc-click-3", now=NOW
+            s, card_id=ref.card_id, account="wangfang", response_code="rc-click-1", now=NOW
         )
-    await delivery_for(db, http, kv).deliver(closed_message(), WANG)
-    assert [b["response_code"] for b in api.bodies(api.update)] == ["rc-click-3"]
+    await delivery_for(db, http).deliver(closed_message(), WANG)
+
+    assert [b["response_code"] for b in api.bodies(api.update)] == ["rc-click-1"]
 
 
-async def test_closing_a_card_a_dead_process_sent_waits_until_it_is_recorded(
+async def test_notices_ask_wecom_to_drop_a_duplicate_but_chat_answers_do_not(
     db: Database, http: httpx.AsyncClient, api: Api
 ) -> None:
-    kv = MemoryStore()
-    dying = WeComDelivery(delivery_for(db, http, kv)._client, _DiesBeforeRecording(db), kv, lambda: NOW)  # type: ignore[arg-type]  # noqa: SLF001
-    with pytest.raises(RuntimeError):
-        await dying.deliver(card_message(), WANG)
+    delivery = delivery_for(db, http)
+    await delivery.deliver(text_message(), WANG)
+    await delivery.deliver(replace(text_message(7, "待办：无"), kind="text"), WANG)
 
-    with pytest.raises(DeliveryError) as early:
-        await delivery_for(db, http, kv).deliver(closed_message(), WANG)
-    assert early.value.retryable  # tried again later, not dropped as "no card"
-
-    api.send.mock(return_value=DUPLICATE)
-    await delivery_for(db, http, kv).deliver(card_message(), WANG)
-    api.send.mock(side_effect=api._sent)  # noqa: SLF001
-    await delivery_for(db, http, kv).deliver(closed_message(), WANG)
-    texts = [b["text"]["content"] for b in api.bodies(api.send) if b["msgtype"] == "text"]
-    assert texts == ["审批「浦东项目现场 派车」已同意 · 王芳 · 11-23 10:42"]  # no code to update it with
+    notice, answer = api.bodies(api.send)
+    assert (notice["enable_duplicate_check"], notice["duplicate_check_interval"]) == (1, 1800)
+    assert "enable_duplicate_check" not in answer
 
 
-async def test_a_card_wecom_refuses_on_the_first_attempt_is_a_permanent_failure_and_not_waited_for(
+async def test_a_frequency_limit_answer_is_a_throttled_failure(
     db: Database, http: httpx.AsyncClient, api: Api
 ) -> None:
-    kv = MemoryStore()
-    api.send.mock(return_value=httpx.Response(200, json={"errcode": 40056, "errmsg": "invalid agentid"}))
-
-    with pytest.raises(DeliveryError) as err:
-        await delivery_for(db, http, kv).deliver(card_message(), WANG)
-    await delivery_for(db, http, kv).deliver(closed_message(), WANG)  # nothing to close, nothing to wait for
-
-    assert not err.value.retryable
-    assert await stored_ref(db) is None and api.update.call_count == 0
-
-
-async def test_a_click_that_came_before_the_card_was_recorded_still_closes_it_in_place(
-    db: Database, http: httpx.AsyncClient, api: Api
-) -> None:
-    kv = MemoryStore()
-    dying = WeComDelivery(delivery_for(db, http, kv)._client, _DiesBeforeRecording(db), kv, lambda: NOW)  # type: ignore[arg-type]  # noqa: SLF001
-    with pytest.raises(RuntimeError):
-        await dying.deliver(card_message(), WANG)
-    card_id = card_task_id(TASK, 1, "u_wang")
-    async with db.transaction() as s:  # the tap arrives: no card recorded to keep its code on
-        changed = await card_refs.record_click(
-            s, card_id=card_id, account="wangfang", response_code="rc-click-7", now=NOW
-        )
-    assert changed == 0
-    await card_refs.remember_click(kv, card_id=card_id, account="wangfang", response_code="rc-click-7")
-    await card_refs.remember_click(kv, card_id="oa_other_1_x", account="wangfang", response_code="rc-x")
-
-    api.send.mock(return_value=DUPLICATE)
-    await delivery_for(db, http, kv).deliver(card_message(), WANG)  # handed over after the lease
-    await delivery_for(db, http, kv).deliver(closed_message(), WANG)
-
-    assert [b["response_code"] for b in api.bodies(api.update)] == ["rc-click-7"]
-    assert (await stored_ref(db)).handle_used is True
+    api.send.mock(
+        side_effect=None,
+        return_value=httpx.Response(200, json={"errcode": 45033, "errmsg": "api concurrent out of limit"}),
+    )
+    with pytest.raises(DeliveryError) as raised:
+        await delivery_for(db, http).deliver(text_message(), WANG)
+    assert raised.value.retryable and raised.value.throttled_for_s == 60.0

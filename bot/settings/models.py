@@ -165,6 +165,11 @@ class WeComSettings(PlatformGroup):
     ] = Field(default=900, validation_alias="OABOT_WECOM_EVENT_MAX_AGE_S")
     # The JS-SDK the check-in page loads inside WeCom (wx.getLocation); empty: none (browser only).
     jssdk_url: str = Field(default=WECOM_JSSDK_URL, validation_alias="OABOT_WECOM_JSSDK_URL")
+    # Messages to one person per minute: WeCom delivers at most 30 and drops the rest silently.
+    # Task cards over it are coalesced into one "您有 N 条新待办" message; the rest wait.
+    send_per_minute: Annotated[
+        int, parse.whole_number(1, 30, "messages per minute to one person on WeCom (at most 30)")
+    ] = Field(default=30, validation_alias="OABOT_WECOM_SEND_PER_MINUTE")
 
 
 class DingTalkSettings(PlatformGroup):
@@ -199,6 +204,10 @@ class DingTalkSettings(PlatformGroup):
     jsapi_url: Annotated[str, parse.base_url] = Field(
         default=DINGTALK_JSAPI_URL, validation_alias="OABOT_DINGTALK_JSAPI_URL"
     )
+    # Messages to one person per minute: DingTalk documents 20 a minute for its robots.
+    send_per_minute: Annotated[
+        int, parse.whole_number(1, 600, "messages per minute to one person on DingTalk")
+    ] = Field(default=20, validation_alias="OABOT_DINGTALK_SEND_PER_MINUTE")
 
     @model_validator(mode="after")
     def _http_mode_subscribes_to_events(self) -> Self:
@@ -322,6 +331,11 @@ class Settings(BaseModel):
     timer_scan_interval_s: Annotated[float, parse.scan_interval] = Field(
         default=1.0, validation_alias="OABOT_TIMER_SCAN_INTERVAL_S"
     )
+    # How long a dispatcher may take over one outbox message before another may hand it over
+    # again (a dispatcher killed mid-send holds its messages this long).
+    outbox_lease_s: Annotated[
+        int, parse.whole_number(5, 3600, "seconds a dispatcher holds an outbox message it is sending")
+    ] = Field(default=60, validation_alias="OABOT_OUTBOX_LEASE_S")
     wecom: WeComSettings | None = None
     dingtalk: DingTalkSettings | None = None
     # Not variables: `oabot serve --demo`, and the background loops (outbox dispatcher, timers)

@@ -15,10 +15,16 @@ closed) and robot texts (everything else), idempotent per outbox id.
   check-in page, 到达打卡 and 离开打卡. Robot messages cannot be edited, so a cancelled trip
   (`checkin_card_cancelled`) is said in a text; the card's links then refuse the cancelled trip.
 - anything with a `text`: robot one-to-one message (oToMessages/batchSend, msgKey sampleText).
-  A key-value marker per outbox id stops a second send when the dispatcher hands the same row
-  over again; a crash between the send and the marker can still repeat one text. Replies to
-  accounts outside the directory (payload `account`) go out at most once per account per
-  10 minutes.
+  A send marker per outbox id in the database (storage.send_marks) stops a second send when
+  the dispatcher hands the same row over again, also after a restore. DingTalk has no
+  duplicate check for robot messages, so texts are at least once: a crash after DingTalk
+  accepted the text and before the marker is committed (one HTTP answer plus one small
+  INSERT, milliseconds; `benchmarks/burst.py --crash-window` measures it) sends that text again
+  once the row's 60 s lease has run out. Replies to accounts outside the directory (payload
+  `account`) go out at most once per account per 10 minutes.
+- Frequency limits (HTTP 429, QpsLimit/throttling codes, a person in
+  `flowControlledStaffIdList`) raise a throttled DeliveryError: the row waits and keeps its
+  attempts.
 """
 
 from __future__ import annotations
@@ -49,10 +55,11 @@ from org.model import User
 from storage.db import Database
 from storage.kv import KeyValueStore, KVUnavailable
 from storage.platform_models import CardRefRow
+from storage.send_marks import already_sent, mark_sent
 
 logger = logging.getLogger(__name__)
 
-SENT_MARK_TTL_S = 7 * 24 * 3600  # longer than the outbox ever retries a row
+THROTTLED_WAIT_S = 60.0  # a frequency limit: try again after a minute
 STRANGER_REPLY_EVERY_S = 10 * 60  # at most one "not in the directory" reply per account per 10 min
 SENDING, DELIVERED = "sending", "delivered"
 TRIP_CARD = "checkin_card"  # services.checkins' trip card
@@ -114,7 +121,8 @@ class DingTalkDelivery(Delivery):
                     extra={"outbox_id": message.outbox_id, "kind": message.kind},
                 )
         except DingTalkApiError as exc:
-            raise DeliveryError(str(exc), retryable=exc.retryable) from exc
+            throttled = THROTTLED_WAIT_S if is_frequency_limit(exc) else None
+            raise DeliveryError(str(exc), retryable=exc.retryable, throttled_for_s=throttled) from exc
 
     # -- cards ---------------------------------------------------------------------------------
     async def _card_ref(self, task_id: str, user_id: str) -> CardRefRow | None:
@@ -225,18 +233,11 @@ class DingTalkDelivery(Delivery):
 
     # -- texts ---------------------------------------------------------------------------------
     async def _send_text(self, message: OutgoingMessage, staff: str) -> None:
-        mark = f"dingtalk:sent:{message.outbox_id}"
-        try:
-            if await self._kv.get(mark):
-                logger.info("dingtalk text already sent", extra={"outbox_id": message.outbox_id})
-                return
-        except KVUnavailable:
-            logger.warning("dedupe store unavailable; sending anyway", extra={"outbox_id": message.outbox_id})
+        if await already_sent(self._db, outbox_id=message.outbox_id, channel=PLATFORM):
+            logger.info("dingtalk text already sent", extra={"outbox_id": message.outbox_id})
+            return
         await self.send_text(staff, message.text())
-        try:
-            await self._kv.set(mark, "1", ttl_s=SENT_MARK_TTL_S)
-        except KVUnavailable:
-            pass
+        await mark_sent(self._db, outbox_id=message.outbox_id, channel=PLATFORM, now=self._now())
         logger.info(
             "dingtalk text sent",
             extra={"outbox_id": message.outbox_id, "staff_id": staff, "kind": message.kind},
@@ -245,19 +246,12 @@ class DingTalkDelivery(Delivery):
     async def _send_trip_card(self, message: OutgoingMessage, staff: str) -> None:
         """A trip card as a robot action card with two link buttons (到达打卡 / 离开打卡), once
         per outbox id like a text."""
-        mark = f"dingtalk:sent:{message.outbox_id}"
-        try:
-            if await self._kv.get(mark):
-                logger.info("dingtalk trip card already sent", extra={"outbox_id": message.outbox_id})
-                return
-        except KVUnavailable:
-            pass
+        if await already_sent(self._db, outbox_id=message.outbox_id, channel=PLATFORM):
+            logger.info("dingtalk trip card already sent", extra={"outbox_id": message.outbox_id})
+            return
         msg_key, params = trip_action_card(message.payload)
         await self._batch_send(staff, msg_key, params)
-        try:
-            await self._kv.set(mark, "1", ttl_s=SENT_MARK_TTL_S)
-        except KVUnavailable:
-            pass
+        await mark_sent(self._db, outbox_id=message.outbox_id, channel=PLATFORM, now=self._now())
         logger.info("dingtalk trip card sent", extra={"outbox_id": message.outbox_id, "staff_id": staff})
 
     async def _reply_to_stranger(self, message: OutgoingMessage, staff: str) -> None:
@@ -291,4 +285,18 @@ class DingTalkDelivery(Delivery):
         if staff in (answer.get("invalidStaffIdList") or []):
             raise DingTalkApiError(f"{staff} is not a valid staff id for this robot", retryable=False)
         if staff in (answer.get("flowControlledStaffIdList") or []):
-            raise DingTalkApiError(f"messages to {staff} are flow-controlled", retryable=True)
+            raise DingTalkApiError(
+                f"messages to {staff} are flow-controlled", code=FLOW_CONTROLLED, retryable=True
+            )
+
+
+FLOW_CONTROLLED = "flowControlled"
+_FREQUENCY_HINTS = ("qpslimit", "throttl", "ratelimit", "flowcontrol")
+_FREQUENCY_ERRCODES = frozenset({"90018", "90002"})  # oapi: rate limited (app / all apps on the API)
+
+
+def is_frequency_limit(exc: DingTalkApiError) -> bool:
+    """DingTalk said "too many": HTTP 429, a QpsLimit/throttling code, oapi 90018/90002, or the
+    person in flowControlledStaffIdList."""
+    code = (exc.code or "").lower()
+    return exc.status == 429 or code in _FREQUENCY_ERRCODES or any(hint in code for hint in _FREQUENCY_HINTS)

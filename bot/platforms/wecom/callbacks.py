@@ -26,7 +26,7 @@ import logging
 
 from aiohttp import web
 
-from bot.keys import CLOCK, DB, INBOX, KV, ORG_SYNC
+from bot.keys import CLOCK, DB, INBOX, ORG_SYNC
 from bot.platforms.inbox import printable, unstorable
 from bot.platforms.message_crypto import MessageCryptoError
 from bot.platforms.wecom import card_refs
@@ -211,19 +211,12 @@ class WeComCallbacks:
         if inbound.click is not None:
             # Before the inbox sees the tap, so the card update that follows it uses this fresh code.
             async with request.app[DB].transaction() as s:
-                changed = await card_refs.record_click(
+                await card_refs.record_click(
                     s,
                     card_id=inbound.click.card_id,
                     account=inbound.click.account,
                     response_code=inbound.click.response_code,
                     now=request.app[CLOCK].now(),
-                )
-            if not changed:  # the card may not be recorded yet: keep the code for when it is
-                await card_refs.remember_click(
-                    request.app[KV],
-                    card_id=inbound.click.card_id,
-                    account=inbound.click.account,
-                    response_code=inbound.click.response_code,
                 )
         accepted = await request.app[INBOX].accept(event)
         logger.info(

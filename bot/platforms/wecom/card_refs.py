@@ -2,9 +2,8 @@
 response code that can update it: the one message/send returned, replaced by the one each click
 brings. A response code works once, so it is marked used after an update.
 
-Queries are keyword-only functions taking the session; the caller owns the transaction. A click
-on a card that is not recorded yet (its sender died before recording it) leaves its code in the
-key-value store (`remember_click`), where recording the card finds it (`remembered_click`).
+Queries are keyword-only functions taking the session; the caller owns the transaction. A card's
+row is written before message/send (its task_id is deterministic), so a click always finds it.
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ from datetime import datetime
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.kv import KeyValueStore, KVUnavailable
 from storage.platform_models import CardRefRow
 
 PLATFORM = "wecom"
@@ -66,6 +64,21 @@ async def save_sent_card(
     )
 
 
+async def record_send_code(session: AsyncSession, *, card_id: str, response_code: str, now: datetime) -> int:
+    """Keep the response code message/send returned on the card's reference, written before the
+    send with no code; a click that arrived meanwhile brought a newer one, which is kept."""
+    result = await session.execute(
+        update(CardRefRow)
+        .where(
+            CardRefRow.platform == PLATFORM,  # type: ignore[arg-type]
+            CardRefRow.card_id == card_id,  # type: ignore[arg-type]
+            or_(CardRefRow.handle.is_(None), CardRefRow.handle == ""),  # type: ignore[union-attr,arg-type]
+        )
+        .values(handle=response_code, handle_used=False, updated_at=now)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
 async def record_click(
     session: AsyncSession, *, card_id: str, account: str, response_code: str, now: datetime
 ) -> int:
@@ -91,20 +104,3 @@ async def mark_handle_used(session: AsyncSession, *, row_id: int, handle: str, n
         .where(CardRefRow.id == row_id, CardRefRow.handle == handle)  # type: ignore[arg-type]
         .values(handle_used=True, updated_at=now)
     )
-
-
-async def remember_click(kv: KeyValueStore, *, card_id: str, account: str, response_code: str) -> None:
-    try:
-        await kv.set(f"wecom:click:{card_id}", f"{account} {response_code}", ttl_s=CLICK_TTL_S)
-    except KVUnavailable:
-        pass
-
-
-async def remembered_click(kv: KeyValueStore, *, card_id: str, account: str) -> str:
-    """The latest click's code on a card not recorded when it came; empty when none."""
-    try:
-        value = await kv.get(f"wecom:click:{card_id}") or ""
-    except KVUnavailable:
-        return ""
-    who, _, code = value.partition(" ")
-    return code if who == account else ""

@@ -190,11 +190,21 @@ def close_card_body(
     return body
 
 
-def text_body(text: str, *, account: str, agent_id: int) -> dict[str, Any]:
-    """message/send body for a plain text (results, CCs, urges, chat replies)."""
-    return {
+# WeCom drops a request body equal to one sent within the interval (enable_duplicate_check), so a
+# notice resent after a crash between the send and its marker reaches the person once. Far longer
+# than the outbox lease (60 s) plus the first back-offs; WeCom allows up to 4 hours.
+DUPLICATE_CHECK_S = 1800
+
+
+def text_body(text: str, *, account: str, agent_id: int, duplicate_check: bool = False) -> dict[str, Any]:
+    """message/send body for a plain text (results, CCs, urges, chat replies). Notices ask for the
+    duplicate check; chat answers do not (asking 待办 twice must answer twice)."""
+    body: dict[str, Any] = {
         "touser": account,
         "msgtype": "text",
         "agentid": agent_id,
         "text": {"content": clip_bytes(text, TEXT_MAX_BYTES)},
     }
+    if duplicate_check:
+        body.update(enable_duplicate_check=1, duplicate_check_interval=DUPLICATE_CHECK_S)
+    return body

@@ -26,7 +26,10 @@ from storage.kv import KeyValueStore
 logger = logging.getLogger(__name__)
 
 TOKEN_ERRCODES = frozenset({40001, 40014, 42001})  # invalid credential, invalid token, token expired
-BUSY_ERRCODES = frozenset({-1, 45009, 45033})  # system busy, frequency limit, too many at once
+# Frequency limits (errcode 45009 API calls over the limit, 45011 calls too frequent, 45033 too
+# many concurrent calls): the caller waits and tries again later rather than giving up.
+FREQUENCY_ERRCODES = frozenset({45009, 45011, 45033})
+BUSY_ERRCODES = frozenset({-1}) | FREQUENCY_ERRCODES  # system busy, or a frequency limit
 
 
 class WeComApiError(Exception):

@@ -12,17 +12,21 @@
 - everything else (result, cc, approved_notice, urge, text) → a text message; a reply to an
   account outside the directory (payload `account`) at most once per account per 10 minutes.
 
-Idempotent per outbox id: a message handed over again after a crash is not sent twice. A card is
-known sent by its CardRefRow (same WeCom task_id); every other kind by a marker in the
-key-value store, written once the send succeeded. A card WeCom took just before a crash (so
-no CardRefRow) is refused as a repeated task_id when sent again: that refusal, after an earlier
-attempt, counts as sent, and closing that card waits until it is recorded. Never holds a
-database transaction open while calling WeCom.
+Idempotent per outbox id: a message handed over again after a crash is not sent twice.
+- A card's CardRefRow is written *before* message/send (its task_id is deterministic), so a
+  dispatcher killed mid-send leaves the reference behind and the card is still closed after the
+  decision; the resend WeCom refuses with 40099 (task_id exists) counts as delivered.
+- Every other kind: a send marker in the database (storage.send_marks), written once the send
+  succeeded, so a restored backup and its markers agree. A crash between the send and the marker
+  would repeat the message; notices ask WeCom's duplicate check (same body within 30 minutes is
+  dropped), chat answers accept that window (at least once).
+- Frequency limits (45009/45011/45033) raise a throttled DeliveryError: the row waits a minute
+  and keeps its attempts.
+Never holds a database transaction open while calling WeCom.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -39,20 +43,26 @@ from bot.platforms.wecom.cards import (
     task_card,
     text_body,
 )
-from bot.platforms.wecom.client import WeComApiError, WeComClient
+from bot.platforms.wecom.client import FREQUENCY_ERRCODES, WeComApiError, WeComClient
 from bot.platforms.wecom.trip_cards import cancelled_card_body, trip_card_id, trip_ref, trip_template_card
+from notifications import todo_digest
 from notifications.compose import SUPERVISE_KINDS
 from notifications.delivery import Delivery, DeliveryError, OutgoingMessage
 from org.model import User
 from storage.db import Database
 from storage.kv import KeyValueStore, KVUnavailable
+from storage.send_marks import already_sent, mark_sent
 
 logger = logging.getLogger(__name__)
 
 PLATFORM = "wecom"
-SENT_MARKER_TTL_S = 7 * 24 * 3600  # far longer than the dispatcher ever retries a row
 STRANGER_REPLY_EVERY_S = 10 * 60
 TRIP_CARD, TRIP_CANCELLED = "checkin_card", "checkin_card_cancelled"  # services.checkins' kinds
+TASK_ID_EXISTS = 40099  # message/send: a template card with this task_id was already sent
+THROTTLED_WAIT_S = 60.0  # WeCom's per-minute limits: try again once the minute has passed
+# No duplicate check: answers to what someone typed (asking 待办 twice answers twice), and task
+# digests (two digests of look-alike requests can read the same, and both must arrive).
+CHAT_ANSWER_KINDS = frozenset({"text", todo_digest.KIND})
 
 
 class WeComDelivery(Delivery):
@@ -81,7 +91,7 @@ class WeComDelivery(Delivery):
             "request_id": message.request_id,
             "task_id": message.task_id,
         }
-        if await self._already_sent(message.outbox_id):
+        if await already_sent(self._db, outbox_id=message.outbox_id, channel=PLATFORM):
             logger.info("wecom message already sent; not sending again", extra=ids)
             return
         try:
@@ -96,10 +106,15 @@ class WeComDelivery(Delivery):
             elif message.payload.get("account"):
                 await self._reply_to_stranger(message, account)
             else:
-                await self._send_text(message.text(), account)
+                await self._send_text(
+                    message.text(), account, duplicate_check=message.kind not in CHAT_ANSWER_KINDS
+                )
         except WeComApiError as exc:
-            raise DeliveryError(f"{exc.path}: {exc}", retryable=exc.retryable) from exc
-        await self._mark_sent(message.outbox_id)
+            throttled = THROTTLED_WAIT_S if exc.errcode in FREQUENCY_ERRCODES else None
+            raise DeliveryError(
+                f"{exc.path}: {exc}", retryable=exc.retryable, throttled_for_s=throttled
+            ) from exc
+        await mark_sent(self._db, outbox_id=message.outbox_id, channel=PLATFORM, now=self._now())
         logger.info("wecom message sent", extra=ids)
 
     # -- kinds -------------------------------------------------------------------------------
@@ -112,40 +127,33 @@ class WeComDelivery(Delivery):
             raise DeliveryError(f"task card payload unusable: {exc}", retryable=False) from exc
         async with self._db.session() as s:
             ref = await card_refs.card_ref(s, task_id=task_id, user_id=user.id)
-        if ref is not None and ref.card_id == card_id:
-            logger.info(
-                "wecom card already sent",
-                extra={"outbox_id": message.outbox_id, "card_id": card_id, "task_id": task_id},
-            )
+        log = {"outbox_id": message.outbox_id, "card_id": card_id, "task_id": task_id}
+        if ref is not None and ref.card_id == card_id and ref.handle:
+            logger.info("wecom card already sent", extra=log)
             return
+        if ref is None or ref.card_id != card_id:
+            await self._save_ref(task_id, user, account, card_id, handle="")
         body = send_card_body(
             task_card(dict(p.get("card") or {}), card_id=card_id),
             account=account,
             agent_id=self._client.agent_id,
         )
-        attempt_key = f"wecom:card-attempt:{task_id}:{user.id}"
-        earlier_attempt = await self._card_attempted(attempt_key, card_id)
         try:
             answer = await self._client.send_message(body)
-            self._check_recipient(answer, account)
         except WeComApiError as exc:
-            if exc.retryable or not earlier_attempt:
-                await self._forget(attempt_key, exc.retryable)
+            if exc.errcode != TASK_ID_EXISTS:
                 raise
-            # An earlier attempt (a process killed after WeCom took the card, or a timeout after it
-            # arrived) sent this very task_id, which WeCom now refuses: the card is there. Keep its
-            # ref with the code of a click that came meanwhile, if any; else a later click brings
-            # one, or the outcome goes as a text.
-            logger.warning(
-                "wecom refused a card an earlier attempt sent; taking it as sent",
-                extra={"outbox_id": message.outbox_id, "card_id": card_id, "errcode": exc.errcode},
-            )
-            answer = {
-                "response_code": await card_refs.remembered_click(self._kv, card_id=card_id, account=account)
-            }
-        except DeliveryError:
-            await self._forget(attempt_key, False)
-            raise
+            # Sent before a crash (or by another hand-over): the card is there, its reference kept;
+            # a click brings a fresh response code to update it with, else the outcome goes as text.
+            logger.info("wecom card was already sent (task_id exists)", extra=log)
+            return
+        self._check_recipient(answer, account)
+        code = str(answer.get("response_code") or "")
+        if code:
+            async with self._db.transaction() as s:
+                await card_refs.record_send_code(s, card_id=card_id, response_code=code, now=self._now())
+
+    async def _save_ref(self, task_id: str, user: User, account: str, card_id: str, *, handle: str) -> None:
         try:
             async with self._db.transaction() as s:
                 await card_refs.save_sent_card(
@@ -154,11 +162,11 @@ class WeComDelivery(Delivery):
                     user_id=user.id,
                     account=account,
                     card_id=card_id,
-                    handle=str(answer.get("response_code") or ""),
+                    handle=handle,
                     now=self._now(),
                 )
         except IntegrityError:
-            # Another hand-over of the same row recorded it first; WeCom refused its duplicate task_id.
+            # Another hand-over of the same row recorded it first.
             logger.info("wecom card recorded concurrently", extra={"card_id": card_id, "task_id": task_id})
 
     async def _close_card(self, message: OutgoingMessage, user: User, account: str) -> None:
@@ -167,10 +175,6 @@ class WeComDelivery(Delivery):
         outcome = str(p.get("outcome") or "已处理")
         async with self._db.session() as s:
             ref = await card_refs.card_ref(s, task_id=task_id, user_id=user.id)
-        if ref is None and await self._card_on_its_way(task_id, user.id):
-            # Sent by a process that died before recording it: its row is handed over after the
-            # lease, and this close waits for that (a retry), so the card is closed, not left open.
-            raise DeliveryError("the card is still being sent; closing it later", retryable=True)
         if ref is None:
             logger.info(
                 "no wecom card to close",
@@ -220,7 +224,13 @@ class WeComDelivery(Delivery):
             account=account,
             agent_id=self._client.agent_id,
         )
-        answer = await self._client.send_message(body)
+        try:
+            answer = await self._client.send_message(body)
+        except WeComApiError as exc:
+            if exc.errcode != TASK_ID_EXISTS:
+                raise
+            logger.info("wecom trip card was already sent (task_id exists)", extra={"card_id": card_id})
+            return
         self._check_recipient(answer, account)
         if not trip_id:
             return
@@ -263,11 +273,11 @@ class WeComDelivery(Delivery):
             await self._spend(ref.id, ref.handle)
         await self._send_text(message.text(), account)
 
-    async def _send_text(self, text: str, account: str) -> None:
+    async def _send_text(self, text: str, account: str, *, duplicate_check: bool = True) -> None:
         if not text:
             return
         answer = await self._client.send_message(
-            text_body(text, account=account, agent_id=self._client.agent_id)
+            text_body(text, account=account, agent_id=self._client.agent_id, duplicate_check=duplicate_check)
         )
         self._check_recipient(answer, account)
 
@@ -285,7 +295,7 @@ class WeComDelivery(Delivery):
                     return
         except KVUnavailable:
             pass
-        await self._send_text(str(message.payload.get("text") or ""), account)
+        await self._send_text(str(message.payload.get("text") or ""), account, duplicate_check=False)
 
     # -- helpers -----------------------------------------------------------------------------
     @staticmethod
@@ -297,43 +307,6 @@ class WeComDelivery(Delivery):
     async def _spend(self, row_id: int, handle: str) -> None:
         async with self._db.transaction() as s:
             await card_refs.mark_handle_used(s, row_id=row_id, handle=handle, now=self._now())
-
-    async def _card_attempted(self, key: str, card_id: str) -> bool:
-        """Whether an earlier attempt already tried to send this card; marks this attempt (under
-        the task and person, so a close can tell that a card may still be on its way)."""
-        try:
-            if await self._kv.set_if_absent(key, card_id, SENT_MARKER_TTL_S):
-                return False
-            if await self._kv.get(key) == card_id:
-                return True
-            await self._kv.set(key, card_id, ttl_s=SENT_MARKER_TTL_S)  # an older version's
-        except KVUnavailable:
-            pass
-        return False
-
-    async def _card_on_its_way(self, task_id: str, user_id: str) -> bool:
-        try:
-            return await self._kv.get(f"wecom:card-attempt:{task_id}:{user_id}") is not None
-        except KVUnavailable:
-            return False
-
-    async def _forget(self, key: str, retryable: bool) -> None:
-        """A card that will not be sent (a permanent refusal) is no longer on its way."""
-        if not retryable:
-            with contextlib.suppress(KVUnavailable):
-                await self._kv.delete(key)
-
-    async def _already_sent(self, outbox_id: int) -> bool:
-        try:
-            return await self._kv.get(f"wecom:sent:{outbox_id}") is not None
-        except KVUnavailable:
-            return False  # cards are still guarded by their CardRefRow
-
-    async def _mark_sent(self, outbox_id: int) -> None:
-        try:
-            await self._kv.set(f"wecom:sent:{outbox_id}", "1", ttl_s=SENT_MARKER_TTL_S)
-        except KVUnavailable:
-            logger.warning("could not record a sent wecom message", extra={"outbox_id": outbox_id})
 
 
 def closed_text(payload: dict[str, Any], outcome: str) -> str:

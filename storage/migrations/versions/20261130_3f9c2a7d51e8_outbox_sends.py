@@ -4,7 +4,7 @@ Which outbox message was delivered on which channel, in the database itself (it 
 the key-value store keyed by outbox id alone, which outlived a restore of the database).
 
 Revision ID: 3f9c2a7d51e8
-Revises: 8ad5b7494a6d
+Revises: c4e2a9d17b35
 Create Date: 2026-11-30 11:50:00.000000
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "3f9c2a7d51e8"
-down_revision: str | Sequence[str] | None = "8ad5b7494a6d"
+down_revision: str | Sequence[str] | None = "c4e2a9d17b35"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -15,6 +15,20 @@ FONT = 'font-family="inherit" font-size="12"'
 Number = float | int | None
 
 
+def _text_width(text: str) -> int:
+    """Rough width in px of `text` at 12 px: CJK characters are square, others about half."""
+    return sum(12 if ord(c) > 0x2E80 else 7 for c in text)
+
+
+def _left(labels: Sequence[str]) -> int:
+    """The label column: wide enough for the longest label, within bounds."""
+    return min(300, max(90, 16 + max((_text_width(x) for x in labels), default=0)))
+
+
+def _short(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _fmt(value: float) -> str:
     return f"{value:g}"
 
@@ -34,7 +48,7 @@ def _open(width: int, height: int, title: str) -> list[str]:
 
 def bar_chart(title: str, labels: Sequence[str], values: Sequence[Number], *, unit: str = "") -> str:
     """One horizontal bar per label; an empty value draws no bar and says 无."""
-    row, left, width = 26, 150, 640
+    row, left, width = 26, _left(labels), 640
     height = max(1, len(labels)) * row + 10
     top = _scale_max(values)
     span = width - left - 70
@@ -97,7 +111,7 @@ def line_chart(title: str, x_labels: Sequence[str], series: Sequence[tuple[str, 
 
 def stacked_bar_chart(title: str, labels: Sequence[str], series: Sequence[tuple[str, Sequence[int]]]) -> str:
     """One horizontal bar per label, split into the series' parts (e.g. on time / late)."""
-    row, left, width = 26, 150, 640
+    row, left, width = 26, _left(labels), 640
     height = max(1, len(labels)) * row + 34
     totals = [sum(values[i] for _, values in series) for i in range(len(labels))]
     top = _scale_max(totals)
@@ -135,11 +149,11 @@ def route_diagram(title: str, steps: Sequence[tuple[str, str]]) -> str:
         )
         out.append(
             f'<text x="{x + box_w / 2}" y="{y + 19}" text-anchor="middle" {FONT} font-weight="bold">'
-            f"{escape(name[:9])}</text>"
+            f"{escape(_short(name, 9))}</text>"
         )
         out.append(
             f'<text x="{x + box_w / 2}" y="{y + 36}" text-anchor="middle" {FONT} fill="#555">'
-            f"{escape(who[:10])}</text>"
+            f"{escape(_short(who, 12))}</text>"
         )
         if i + 1 < len(steps) and c + 1 < per_row:
             ax = x + box_w

@@ -46,11 +46,11 @@ async def get(api: Api, path: str, user: str = OFFICE) -> Any:
 
 
 def page_rows(html: str) -> dict[tuple[str, str], list[str]]:
-    """(kind, id) -> the cells after the name (a person's first cell is the department)."""
+    """(kind, id) -> the number cells after the name (and a person's department)."""
     rows = {}
     for kind, row_id, cells in ROW_RE.findall(html):
         found = CELL_RE.findall(cells)
-        rows[(kind, row_id)] = found[1:] if kind == "person" else found
+        rows[(kind, row_id)] = found
     return rows
 
 

@@ -219,7 +219,6 @@ async def calendar_page(request: web.Request) -> web.StreamResponse:
         "overrides": found,
         "kind_words": KIND_WORDS,
         "weekdays": WEEKDAYS,
-        "coverage": service.coverage(),
     }
     return render(request, "admin/calendar.html", context)
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
+
 from approvals.definitions import Template
 from reports.stats import Period, StatsReport, StatsRow, weekly_messages
 from services.stats import SUMMARY_KIND, StatsService
@@ -24,6 +26,7 @@ from storage.approval_models import OutboxRow
 from storage.db import Database
 
 TITLE = "审批统计发布"
+PUBLISH_ATTEMPTS = 3  # a version taken by a concurrent publisher is retried with the next
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,17 @@ class StatsPublications:
         org, numbers = await self.stats.appraisal(self.db, period, now=now, templates=templates)
         report = report_of(numbers, period)
         messages = weekly_messages(report, org, self.office_role, title=TITLE)
+        for attempt in range(PUBLISH_ATTEMPTS):
+            try:
+                return await self._store(period, numbers, messages, by=by, now=now)
+            except IntegrityError:  # another office member published the period at the same time
+                if attempt + 1 == PUBLISH_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _store(
+        self, period: Period, numbers: dict[str, Any], messages: dict[str, str], *, by: str, now: datetime
+    ) -> Publication:
         async with self.db.transaction() as session:
             row = await publication_store.add_publication(
                 session,

@@ -5,6 +5,7 @@ version) and queues the summaries; non-admins get 403 everywhere; bad periods ar
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import re
@@ -15,12 +16,17 @@ from typing import Any
 import openpyxl
 from sqlalchemy import func, select
 
-from bot.keys import SESSIONS
+from bot.keys import SESSIONS, WORKFLOW
+from bot.web.admin.stats_pages import publications
+from bot.web.api_stats import stats_service
+from reports.appraisal import weeks_of
+from reports.charts import bar_chart, line_chart, stacked_bar_chart
+from reports.stats import parse_period
 from storage.approval_models import OutboxRow
 from storage.db import Database
 from storage.publication_models import StatsPublicationRow
 from tests.conftest import Api
-from tests.test_stats import SEAL, act, cli_env, known_day, local, oabot, stats  # noqa: F401
+from tests.test_stats import SEAL, TZ, act, cli_env, known_day, local, oabot, stats  # noqa: F401
 
 OFFICE = "u_zhao"  # the office role in the demo org
 STAFF = "u_chen"
@@ -173,3 +179,38 @@ async def test_bad_periods_are_422_and_the_default_is_last_month(api: Api, clock
     clock.set(local(9, 9).astimezone(UTC))
     html = await (await get(api, "/admin/stats")).text()
     assert "统计期间：2026-10-01 至 2026-10-31" in html
+
+
+async def test_two_publishers_of_one_period_get_versions_1_and_2(api: Api, clock, org_db: Database) -> None:
+    await known_day(api, clock)
+    service = publications(api.app)  # type: ignore[arg-type]
+    period = stats_service(api.app).period("2026-11-01", "2026-11-07")  # type: ignore[arg-type]
+    templates = {t.key: t for t in api.app[WORKFLOW].templates()}  # type: ignore[index]
+    done = await asyncio.gather(
+        service.publish(period, by=OFFICE, templates=templates),
+        service.publish(period, by=OFFICE, templates=templates),
+    )
+    assert sorted(p.version for p in done) == [1, 2]
+    assert done[0].numbers == done[1].numbers
+
+
+# -- the pure parts -------------------------------------------------------------------------------
+def test_charts_escape_labels_and_draw_missing_values_as_none() -> None:
+    svg = bar_chart("<标题>", ["市场部", "a<b"], [2.5, None], unit=" h")
+    assert "&lt;标题&gt;" in svg and "a&lt;b" in svg and "<b" not in svg.replace("<b ", "")
+    assert svg.count("<rect") == 1 and "无" in svg and "2.5 h" in svg
+    line = line_chart("趋势", ["11-02", "11-09", "11-16"], [("处理", [1, None, 3])])
+    assert line.count("<circle") == 2 and "<polyline" in line
+    stacked = stacked_bar_chart("超时", ["甲", "乙"], [("按时", [2, 0]), ("超时", [1, 0])])
+    assert stacked.count('<rect x="') == 2 + 2  # two legend keys, two parts of 甲; 乙 has none
+    assert ">3</text>" in stacked and ">0</text>" in stacked
+
+
+def test_weeks_are_calendar_weeks_clipped_to_the_period() -> None:
+    weeks = weeks_of(parse_period("2026-11-01", "2026-11-18", TZ))
+    assert [(w.first.isoformat(), w.last.isoformat()) for w in weeks] == [
+        ("2026-11-01", "2026-11-01"),
+        ("2026-11-02", "2026-11-08"),
+        ("2026-11-09", "2026-11-15"),
+        ("2026-11-16", "2026-11-18"),
+    ]

@@ -97,6 +97,8 @@ class TaskFact:
     decided_at: datetime | None
     decided_by: str | None
     due_at: datetime | None
+    template_key: str | None = None  # the request's template and the step the task is in,
+    step_index: int | None = None  # for the slowest steps (reports.appraisal)
 
 
 @dataclass(frozen=True)
@@ -427,40 +429,42 @@ def _numbers(row: StatsRow) -> str:
     )
 
 
-def _heading(report: StatsReport, scope: str) -> str:
+def _heading(report: StatsReport, scope: str, title: str = "审批周报") -> str:
     p = report.period
-    return f"【审批周报】{scope} {p.first.isoformat()} 至 {p.last.isoformat()}"
+    return f"【{title}】{scope} {p.first.isoformat()} 至 {p.last.isoformat()}"
 
 
-def department_summary(report: StatsReport, department: str) -> str:
+def department_summary(report: StatsReport, department: str, title: str = "审批周报") -> str:
     """What a department head is sent: the department's numbers, then each member's."""
     dept_row = report.row("department", department)
     if dept_row is None:
         raise UnknownDepartment(department, [r.id for r in report.departments])
     people = [r for r in report.people if r.department == department]
-    lines = [_heading(report, dept_row.name), f"部门合计：{_numbers(dept_row)}"]
+    lines = [_heading(report, dept_row.name, title), f"部门合计：{_numbers(dept_row)}"]
     lines += [f"{r.name}：{_numbers(r)}" for r in people[:SUMMARY_MAX_PEOPLE]]
     if len(people) > SUMMARY_MAX_PEOPLE:
         lines.append(f"……另有 {len(people) - SUMMARY_MAX_PEOPLE} 人，完整名单请导出统计表")
     return "\n".join(lines)
 
 
-def office_summary(report: StatsReport, org_name: str) -> str:
+def office_summary(report: StatsReport, org_name: str, title: str = "审批周报") -> str:
     """What the office is sent: one line per department; per person in the exported table."""
-    lines = [_heading(report, org_name)]
+    lines = [_heading(report, org_name, title)]
     lines += [f"{r.name}：{_numbers(r)}" for r in report.departments]
     lines.append("逐人明细可用 `oabot stats --csv` 导出。")
     return "\n".join(lines)
 
 
-def weekly_messages(report: StatsReport, org: Org, office_role: str) -> dict[str, str]:
+def weekly_messages(
+    report: StatsReport, org: Org, office_role: str, title: str = "审批周报"
+) -> dict[str, str]:
     """Recipient -> text, one message each: holders of `office_role` get the whole organisation's
     summary; each active head (leader or deputy) of a reported department gets that department's.
     Someone who is both gets both in one message, the organisation's first."""
     parts: dict[str, list[str]] = {}
     for person in org.role_holders(office_role):
-        parts.setdefault(person, []).append(office_summary(report, org.name))
+        parts.setdefault(person, []).append(office_summary(report, org.name, title))
     for row in report.departments:
         for head in org.heads_of(row.id):
-            parts.setdefault(head, []).append(department_summary(report, row.id))
+            parts.setdefault(head, []).append(department_summary(report, row.id, title))
     return {person: "\n\n".join(texts) for person, texts in parts.items()}

@@ -42,7 +42,10 @@ async def task_facts(session: AsyncSession, *, start: datetime, end: datetime) -
             col(TaskRow.decided_at),
             col(TaskRow.decided_by),
             col(TaskRow.due_at),
+            col(TaskRow.step_index),
+            col(RequestRow.template_key),
         )
+        .join(RequestRow, col(RequestRow.id) == col(TaskRow.request_id), isouter=True)
         .where(col(TaskRow.activated_at).is_not(None), col(TaskRow.activated_at) < end)
         .where(or_(decided_in_period, open_at_end))
         .order_by(col(TaskRow.id))
@@ -57,6 +60,8 @@ async def task_facts(session: AsyncSession, *, start: datetime, end: datetime) -
             decided_at=row.decided_at,
             decided_by=row.decided_by,
             due_at=row.due_at,
+            template_key=row.template_key,
+            step_index=row.step_index,
         )
         for row in (await session.execute(q)).all()
     ]

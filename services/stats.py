@@ -16,18 +16,21 @@ It decides no statistic and words no summary: those are `reports.stats`'s.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from datetime import datetime, time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from approvals.definitions import Template
 from deadlines import timers
 from deadlines.calendar import PeriodLike, WorkingCalendar
 from deadlines.slots import MONDAY, next_weekly, slot_key
 from deadlines.timer_kinds import FireResult, TimerKinds
 from deadlines.timers import Timer, TimerKind
 from org.model import Org
+from reports.appraisal import Week, appraisal, step_namer, weeks_of
 from reports.stats import (
     Period,
     StatsReport,
@@ -59,6 +62,28 @@ class StatsService:
     def period(self, first: str | None, last: str | None) -> Period:
         """Raises PeriodInvalid."""
         return parse_period(first, last, self.tz)
+
+    def default_period(self, now: datetime) -> Period:
+        """Last calendar month (organisation time): the desk's statistics page by default."""
+        first_of_this = now.astimezone(self.tz).date().replace(day=1)
+        last = first_of_this - timedelta(days=1)
+        return Period(last.replace(day=1), last, self.tz)
+
+    async def appraisal(
+        self, db: Database, period: Period, *, now: datetime, templates: Mapping[str, Template]
+    ) -> tuple[Org, dict[str, Any]]:
+        """The desk's appraisal view (`reports.appraisal`): the same report `load` gives, plus
+        overdue rates, the weekly trend and the slowest steps, as one JSON-ready dict."""
+        async with db.session() as session:
+            org = await load_org(session)
+            facts = await load_facts(session, start=period.start, end=period.end)
+            weeks = [Week(w, await load_facts(session, start=w.start, end=w.end)) for w in weeks_of(period)]
+        working_time = self.calendar.working_time_between
+        report = compute(facts, org, period, now=now, working_time=working_time)
+        numbers = appraisal(
+            report, facts, weeks, now=now, working_time=working_time, step_name=step_namer(templates)
+        )
+        return org, numbers
 
     async def load(
         self, db: Database, period: Period, *, now: datetime, department: str | None = None

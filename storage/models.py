@@ -15,6 +15,7 @@ from storage import (  # noqa: F401  (importing a module registers its tables)
     console_models,
     org_models,
     platform_models,
+    publication_models,
     send_models,
     timer_models,
 )

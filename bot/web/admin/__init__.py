@@ -7,7 +7,8 @@ server-rendered (`bot/web/templates/admin/`, extending `admin/base.html`), load 
 outside and call services only. Charts are inline SVG drawn on the server.
 
 Modules add their routes in `setup_admin`: `gate` (the desk's home and the exchange of an admin
-API token for a session).
+API token for a session), `stats_pages` (statistics, exports, publication),
+`reference_pages` (org chart and its import, templates, calendar).
 """
 
 from __future__ import annotations
@@ -15,9 +16,13 @@ from __future__ import annotations
 from aiohttp import web
 
 from bot.web.admin.gate import setup_gate
+from bot.web.admin.reference_pages import setup_reference_pages
+from bot.web.admin.stats_pages import setup_stats_pages
 from bot.web.templating import STATIC_DIR
 
 
 def setup_admin(app: web.Application) -> None:
     app.router.add_static("/admin/static/", STATIC_DIR, append_version=False)
     setup_gate(app)
+    setup_stats_pages(app)
+    setup_reference_pages(app)

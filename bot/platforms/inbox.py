@@ -3,7 +3,12 @@ a worker processes them afterwards, so a slow database or platform API never del
 and a crash never loses a tap.
 
 `accept` is the only thing a callback does after verifying: a fast dedupe in the key-value
-store, then an INSERT whose unique (platform, event_id) stops retries that slip past it.
+store, then an INSERT whose unique (platform, event_id) stops retries that slip past it. The
+INSERT is a group commit (`storage.inbox_writer`): the rows of every callback that arrived within
+a couple of milliseconds go in one statement and one transaction, and each callback is answered
+once its row is committed. A card click's fresh response code is written in the same transaction
+(`accept(..., also=...)`). Processing the event (a decision, a reply) is the worker's job
+(`run_forever`, in the `worker` or `all` role), never the request's.
 
 A correctly signed callback can still carry what no database should store (a NUL character, a
 lone surrogate): the platform must get its ack, or it retries forever, but the event must not
@@ -20,15 +25,16 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import Executable, update
 from sqlalchemy.exc import IntegrityError
 
 from handlers.events import Event, event_from_dict, event_kind, event_to_dict
 from storage.db import Database
+from storage.inbox_writer import InboxWriter
 from storage.kv import KeyValueStore, KVUnavailable
 from storage.leases import claim_due, while_leased
 from storage.platform_models import InboxRow
@@ -108,8 +114,10 @@ class Inbox:
         now: Callable[[], datetime],
         max_attempts: int = 5,
         on_refusal: RefusalCounter = _ignore_refusal,
+        writer: InboxWriter | None = None,
     ) -> None:
         self._db = db
+        self.writer = writer or InboxWriter(db)
         self._kv = kv
         self._process = process
         self._now = now
@@ -162,9 +170,14 @@ class Inbox:
             return False
         return True
 
-    async def accept(self, event: Event) -> bool:
-        """Store a verified event once. False when it is a repeat delivery (already stored) or
-        an event no database can hold (refused and recorded instead: see `refuse`)."""
+    async def close(self) -> None:
+        """Store the callbacks still queued for the writer, then stop it."""
+        await self.writer.close()
+
+    async def accept(self, event: Event, *, also: Sequence[Executable] = ()) -> bool:
+        """Store a verified event once, with the statements in `also` in the same transaction.
+        False when it is a repeat delivery (already stored) or an event no database can hold
+        (refused and recorded instead: see `refuse`)."""
         problem = unstorable(event)
         if problem is not None:
             await self.refuse(
@@ -183,22 +196,19 @@ class Inbox:
         except KVUnavailable:
             logger.warning("dedupe store unavailable; the inbox's unique key still stops repeats")
         now = self._now()
+        row = {
+            "platform": event.sender.platform,
+            "event_id": event.event_id[:200],
+            "kind": event_kind(event),
+            "payload": event_to_dict(event),
+            "status": "pending",
+            "attempts": 0,
+            "received_at": now,
+            "next_attempt_at": now,
+        }
         try:
-            async with self._db.transaction() as s:
-                s.add(
-                    InboxRow(
-                        platform=event.sender.platform,
-                        event_id=event.event_id[:200],
-                        kind=event_kind(event),
-                        payload=event_to_dict(event),
-                        status="pending",
-                        attempts=0,
-                        received_at=now,
-                        next_attempt_at=now,
-                    )
-                )
-        except IntegrityError:
-            return False
+            if not await self.writer.insert(row, also):
+                return False
         except BaseException:
             # Not stored: free the dedupe key, or the platform's retry would be taken for a repeat.
             with contextlib.suppress(Exception):

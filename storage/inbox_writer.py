@@ -70,6 +70,8 @@ class InboxWriter:
         self._task: asyncio.Task[None] | None = None
         self._conn: AsyncConnection | None = None
         self._closing = False
+        self._quiet = asyncio.Event()  # nothing queued or being stored
+        self._quiet.set()
         self.batches = 0  # how many commits (for tests and benchmarks)
         self.retries = 0  # how many batches were retried on a fresh connection
 
@@ -80,6 +82,7 @@ class InboxWriter:
             raise RuntimeError("the inbox writer is closed")
         pending = _Pending(row, also)
         self._queue.append(pending)
+        self._quiet.clear()
         self._arrived.set()
         if len(self._queue) >= self._max_rows:
             self._full.set()
@@ -113,6 +116,15 @@ class InboxWriter:
                 self._arrived.clear()
             if batch:
                 await self._store(batch)
+            if not self._queue:
+                self._quiet.set()
+
+    async def wait_quiet(self, timeout_s: float) -> None:
+        """Wait (at most `timeout_s`) until no callback is waiting to be stored: background work
+        in the same process lets intake go first, without being starved by it."""
+        if not self._quiet.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._quiet.wait(), timeout_s)
 
     async def _store(self, batch: list[_Pending]) -> None:
         first: dict[tuple[str, str], _Pending] = {}
@@ -149,7 +161,7 @@ class InboxWriter:
         if self._conn is None or self._conn.closed:
             self._conn = await self._db.engine.connect()
         conn = self._conn
-        async with conn.begin():
+        async with self._db.write_turn(urgent=True), conn.begin():
             for p in batch:
                 for statement in p.also:
                     await conn.execute(statement)

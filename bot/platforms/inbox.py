@@ -45,6 +45,7 @@ DEDUPE_TTL_S = 15 * 60
 LEASE = timedelta(seconds=60)
 REFUSED = "refused"  # an inbox status the worker never claims
 _SUMMARY_CHARS = 200
+INTAKE_FIRST_S = 0.05  # how long the worker lets queued callbacks be stored before each event
 
 # Told about every refused callback: (platform, reason). The app counts them in a metric.
 RefusalCounter = Callable[[str, str], None]
@@ -226,6 +227,8 @@ class Inbox:
         rows = await self.claim()
         for row in rows:
             error: str | None = None
+            # In the `all` role intake shares this event loop: callbacks being stored go first.
+            await self.writer.wait_quiet(INTAKE_FIRST_S)
             try:
                 await self._process(event_from_dict(dict(row.payload)))
             except Exception as exc:

@@ -191,3 +191,31 @@ async def test_count_of_rows_is_what_was_acknowledged_under_a_small_batch_limit(
         assert writer.batches == 20  # one row per transaction, as configured
     finally:
         await inbox.close()
+
+
+async def test_sqlite_writers_take_turns_in_arrival_order_with_the_inbox_writer_first() -> None:
+    from storage.db import WriteTurns
+
+    turns = WriteTurns()
+    order: list[str] = []
+    release = asyncio.Event()
+
+    async def write(name: str, *, urgent: bool = False, hold: bool = False) -> None:
+        async with turns.turn(urgent=urgent):
+            order.append(name)
+            if hold:
+                await release.wait()
+
+    holder = asyncio.create_task(write("worker 1", hold=True))
+    await asyncio.sleep(0)
+    queued = [asyncio.create_task(write("worker 2")), asyncio.create_task(write("worker 3"))]
+    await asyncio.sleep(0)
+    cancelled = asyncio.create_task(write("gone"))
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    intake = asyncio.create_task(write("inbox", urgent=True))
+    await asyncio.sleep(0)
+    release.set()
+    await asyncio.gather(holder, *queued, intake)
+
+    assert order == ["worker 1", "inbox", "worker 2", "worker 3"]

@@ -74,7 +74,10 @@ class FakeApi:
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
         if request.method == "POST" and request.path.endswith("/message/send"):
-            body = await request.json()
+            try:
+                body = await request.json()
+            except ConnectionResetError:  # oabot stopped while waiting for the slow answer
+                return web.Response(status=499)
             if "template_card" in body:
                 self.cards.append(body)
         return web.json_response({"errcode": 0, "errmsg": "ok", "access_token": "t", "expires_in": 7200})

@@ -220,7 +220,7 @@ async def timers_ctx(app: web.Application) -> AsyncIterator[None]:
         scan_interval_s=app[SETTINGS].timer_scan_interval_s,
     )
     app[TIMERS] = scanner
-    if not app[SETTINGS].runs_worker:  # the web role leaves timers to the workers
+    if app[SETTINGS].role == "web":  # the web role leaves timers to the workers
         yield
         return
     await scanner.start(app[SCHEDULER])

@@ -3,7 +3,11 @@ service, deliveries and the outbox dispatcher loop, and the timer scan.
 
 The timer kind registry is made at build time; the services register their kinds on it while
 `workflow_ctx` (and the stats and check-in wiring) build them, and `timers_ctx`, the last
-cleanup_ctx, then seeds the recurring timers and starts the one scan (and stops it first)."""
+cleanup_ctx, then seeds the recurring timers and starts the one scan (and stops it first).
+
+The settings' role says which loops run: the inbox worker, the outbox dispatcher and the timer
+scan run in the `worker` and `all` roles; `web` only stores and acknowledges callbacks (through
+the inbox's group-commit writer) and serves pages and the API."""
 
 from __future__ import annotations
 
@@ -76,6 +80,7 @@ from services.identity import Sessions
 from services.links import PersonalLinks
 from services.supervision import Supervision
 from services.workspace_lists import WorkspaceLists
+from storage.inbox_writer import InboxWriter
 
 logger = logging.getLogger(__name__)
 TODO_LIST_PATH = "/m/"  # the workspace task list a coalesced-cards digest links to
@@ -205,6 +210,9 @@ async def workflow_ctx(app: web.Application) -> AsyncIterator[None]:
         chat.process,
         now=clock.now,
         on_refusal=lambda platform, reason: refusals.labels(platform=platform, reason=reason).inc(),
+        writer=InboxWriter(
+            db, max_rows=settings.inbox_batch_rows, max_wait_s=settings.inbox_batch_wait_ms / 1000
+        ),
     )
     app[INBOX] = inbox
     dispatcher = OutboxDispatcher(
@@ -220,12 +228,13 @@ async def workflow_ctx(app: web.Application) -> AsyncIterator[None]:
     app[DISPATCHER] = dispatcher
     stop = asyncio.Event()
     tasks: list[asyncio.Task[None]] = []
-    if settings.run_background:
+    if settings.runs_worker:
         tasks.append(asyncio.create_task(dispatcher.run_forever(stop, settings.dispatch_interval_s)))
         tasks.append(asyncio.create_task(inbox.run_forever(stop, settings.dispatch_interval_s)))
     await deadlines.start()
     yield
     stop.set()
+    await inbox.close()
     for task in tasks:
         try:
             await asyncio.wait_for(task, timeout=5)
@@ -242,6 +251,9 @@ async def timers_ctx(app: web.Application) -> AsyncIterator[None]:
         scan_interval_s=app[SETTINGS].timer_scan_interval_s,
     )
     app[TIMERS] = scanner
+    if app[SETTINGS].role == "web":  # the web role leaves timers to the workers
+        yield
+        return
     await scanner.start(app[SCHEDULER])
     yield
     await scanner.stop(app[SCHEDULER])

@@ -6,9 +6,11 @@ tenants) live side by side in one database: every connection gets that `search_p
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import socket
 import sqlite3
+from collections import deque
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -42,6 +44,7 @@ class Database:
         if self.is_sqlite:
             _install_sqlite_pragmas(self.engine)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._turns = WriteTurns()
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -51,11 +54,59 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A session inside one transaction: committed on success, rolled back on error."""
-        async with self.sessionmaker() as session, session.begin():
+        async with self.write_turn(), self.sessionmaker() as session, session.begin():
             yield session
+
+    @asynccontextmanager
+    async def write_turn(self, *, urgent: bool = False) -> AsyncIterator[None]:
+        """On SQLite, this process's turn to write (one writer at a time, first come first
+        served, `urgent` ones first: the inbox writer, which platforms wait on). Waiting here
+        instead of in SQLite's busy handler, which polls with growing sleeps and can starve a
+        writer behind a busy one for seconds. Nothing to wait for on PostgreSQL."""
+        if not self.is_sqlite:
+            yield
+            return
+        async with self._turns.turn(urgent=urgent):
+            yield
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+class WriteTurns:
+    """A lock handed on in order of arrival, urgent waiters before the others."""
+
+    def __init__(self) -> None:
+        self._held = False
+        self._urgent: deque[asyncio.Future[None]] = deque()
+        self._normal: deque[asyncio.Future[None]] = deque()
+
+    @asynccontextmanager
+    async def turn(self, *, urgent: bool = False) -> AsyncIterator[None]:
+        if self._held or self._urgent or (self._normal and not urgent):
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            (self._urgent if urgent else self._normal).append(waiter)
+            try:
+                await waiter
+            except BaseException:
+                if waiter.done() and not waiter.cancelled():
+                    self._hand_on()  # handed the turn as we were cancelled: pass it along
+                raise
+        self._held = True
+        try:
+            yield
+        finally:
+            self._hand_on()
+
+    def _hand_on(self) -> None:
+        self._held = False
+        for queue in (self._urgent, self._normal):
+            while queue:
+                waiter = queue.popleft()
+                if not waiter.done():
+                    self._held = True
+                    waiter.set_result(None)
+                    return
 
 
 def _ensure_sqlite_dir(url: str) -> None:

@@ -1,4 +1,5 @@
-"""`oabot serve [--demo] [--host H] [--port P]`: prepare the database, then run the HTTP service.
+"""`oabot serve [--demo] [--host H] [--port P] [--role web|worker|all]`: prepare the database, then
+run the HTTP service (roles web and all) and the background work (roles worker and all).
 
 Before listening: SQLite databases are migrated automatically; a PostgreSQL database with an
 outdated schema stops the start (exit 2) unless OABOT_AUTO_MIGRATE=1, because several replicas
@@ -29,6 +30,7 @@ from bot.checkin_wiring import ready_demo_trip
 from bot.cli.config import EXIT_CONFIG, cannot_connect, error_reason, load_or_report
 from bot.logs import configure_logging
 from bot.settings import DEMO_DATABASE_URL, Settings
+from bot.settings.models import ROLES
 from org.errors import DomainError
 from org.loader import OrgFileError, load_org_file
 from reports.backup import service_lock, sqlite_file
@@ -66,6 +68,12 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--host", help="address to listen on (default OABOT_HOST, 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port to listen on (default OABOT_PORT, 8080)")
+    parser.add_argument(
+        "--role",
+        choices=ROLES,
+        help="web: serve pages, the API and callbacks (verify, store, acknowledge); worker: act on "
+        "stored callbacks, send, fire timers (listens on no port); all: both (default OABOT_ROLE, all)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -77,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"--port={args.port}: expected a port number between 1 and 65535", file=sys.stderr)
         return EXIT_CONFIG
     settings = with_cli_overrides(settings, host=args.host, port=args.port)
+    if args.role is not None:
+        settings = settings.with_overrides(role=args.role)
     configure_logging(settings.log_level, settings.log_format)
     try:
         # Held (shared) while serving a SQLite file, so `oabot restore` refuses to replace it.
@@ -192,6 +202,8 @@ async def _run_http(settings: Settings, stop: asyncio.Event) -> int:
     await runner.setup()
     if settings.demo:
         await _ready_demo(app)
+    if not settings.runs_web:
+        return await _run_worker(runner, stop)
     try:
         site = web.TCPSite(runner, settings.host, settings.port)
         try:
@@ -221,6 +233,17 @@ async def _ready_demo(app: web.Application) -> None:
         return
     if request_id:
         logger.info("the demo's field worker has today's trip: request %s", request_id)
+
+
+async def _run_worker(runner: web.AppRunner, stop: asyncio.Event) -> int:
+    """The worker role: the app's resources and background loops run, no port is opened."""
+    try:
+        print("oabot worker is running: inbox worker, outbox dispatcher and timers", flush=True)
+        await stop.wait()
+        logger.info("stopping")
+    finally:
+        await runner.cleanup()
+    return 0
 
 
 def console_warning(settings: Settings) -> str | None:

@@ -3,8 +3,12 @@ a worker processes them afterwards, so a slow database or platform API never del
 and a crash never loses a tap.
 
 `accept` is the only thing a callback does after verifying: a fast dedupe in the key-value
-store, then an INSERT whose unique (platform, event_id) stops retries that slip past it; the
-dedupe key is written only once the row is stored.
+store, then an INSERT whose unique (platform, event_id) stops retries that slip past it. The
+INSERT is a group commit (`storage.inbox_writer`): the rows of every callback that arrived within
+a couple of milliseconds go in one statement and one transaction, and each callback is answered
+once its row is committed. A card click's fresh response code is written in the same transaction
+(`accept(..., also=...)`). The dedupe key is written only once the row is stored. Processing the event (a decision, a reply) is the worker's job
+(`run_forever`, in the `worker` or `all` role), never the request's.
 
 A correctly signed callback can still carry what no database should store (a NUL character, a
 lone surrogate): the platform must get its ack, or it retries forever, but the event must not
@@ -21,15 +25,16 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import Executable, update
 from sqlalchemy.exc import IntegrityError
 
 from handlers.events import Event, event_from_dict, event_kind, event_to_dict
 from storage.db import Database
+from storage.inbox_writer import InboxWriter
 from storage.kv import KeyValueStore, KVUnavailable
 from storage.leases import claim_due, while_leased
 from storage.platform_models import InboxRow
@@ -40,6 +45,7 @@ DEDUPE_TTL_S = 15 * 60
 LEASE = timedelta(seconds=60)
 REFUSED = "refused"  # an inbox status the worker never claims
 _SUMMARY_CHARS = 200
+INTAKE_FIRST_S = 0.05  # how long the worker lets queued callbacks be stored before each event
 
 # Told about every refused callback: (platform, reason). The app counts them in a metric.
 RefusalCounter = Callable[[str, str], None]
@@ -109,8 +115,10 @@ class Inbox:
         now: Callable[[], datetime],
         max_attempts: int = 5,
         on_refusal: RefusalCounter = _ignore_refusal,
+        writer: InboxWriter | None = None,
     ) -> None:
         self._db = db
+        self.writer = writer or InboxWriter(db)
         self._kv = kv
         self._process = process
         self._now = now
@@ -163,9 +171,14 @@ class Inbox:
             return False
         return True
 
-    async def accept(self, event: Event) -> bool:
-        """Store a verified event once. False when it is a repeat delivery (already stored) or
-        an event no database can hold (refused and recorded instead: see `refuse`).
+    async def close(self) -> None:
+        """Store the callbacks still queued for the writer, then stop it."""
+        await self.writer.close()
+
+    async def accept(self, event: Event, *, also: Sequence[Executable] = ()) -> bool:
+        """Store a verified event once, with the statements in `also` in the same transaction.
+        False when it is a repeat delivery (already stored) or an event no database can hold
+        (refused and recorded instead: see `refuse`).
 
         The dedupe key is written only after the row is committed: a process killed between the
         two leaves a stored row (the unique key refuses the retry), never a key without a row
@@ -189,20 +202,19 @@ class Inbox:
         except KVUnavailable:
             logger.warning("dedupe store unavailable; the inbox's unique key still stops repeats")
         now = self._now()
+        row = {
+            "platform": event.sender.platform,
+            "event_id": event.event_id[:200],
+            "kind": event_kind(event),
+            "payload": event_to_dict(event),
+            "status": "pending",
+            "attempts": 0,
+            "received_at": now,
+            "next_attempt_at": now,
+        }
         try:
-            async with self._db.transaction() as s:
-                s.add(
-                    InboxRow(
-                        platform=event.sender.platform,
-                        event_id=event.event_id[:200],
-                        kind=event_kind(event),
-                        payload=event_to_dict(event),
-                        status="pending",
-                        attempts=0,
-                        received_at=now,
-                        next_attempt_at=now,
-                    )
-                )
+            if not await self.writer.insert(row, also):
+                return False
         except IntegrityError:
             return False
         with contextlib.suppress(KVUnavailable):
@@ -219,6 +231,8 @@ class Inbox:
         rows = await self.claim()
         for row in rows:
             error: str | None = None
+            # In the `all` role intake shares this event loop: callbacks being stored go first.
+            await self.writer.wait_quiet(INTAKE_FIRST_S)
             try:
                 await self._process(event_from_dict(dict(row.payload)))
             except Exception as exc:

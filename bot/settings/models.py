@@ -26,6 +26,7 @@ DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/oabot.db"
 
 PROBLEM = "config_problem"
 WECOM_JSSDK_URL = "https://res.wx.qq.com/open/js/jweixin-1.2.0.js"
+ROLES = ("web", "worker", "all")
 DINGTALK_JSAPI_URL = "https://g.alicdn.com/dingding/dingtalk-jsapi/3.0.25/dingtalk.open.js"
 
 _CONFIG = ConfigDict(frozen=True, validate_by_name=True, validate_by_alias=True, extra="forbid")
@@ -336,6 +337,19 @@ class Settings(BaseModel):
     outbox_lease_s: Annotated[
         int, parse.whole_number(5, 3600, "seconds a dispatcher holds an outbox message it is sending")
     ] = Field(default=60, validation_alias="OABOT_OUTBOX_LEASE_S")
+    # Process role (`oabot serve --role`): web (verify, store, acknowledge callbacks; pages, API),
+    # worker (inbox worker, outbox dispatcher, timers) or all (both in one process).
+    role: Annotated[str, parse.one_of(*ROLES, what="web, worker or all")] = Field(
+        default="all", validation_alias="OABOT_ROLE"
+    )
+    # Group commit of incoming callbacks: at most this many rows per INSERT, and how long the
+    # writer waits after the first callback for others to join it (0: only what is queued).
+    inbox_batch_rows: Annotated[int, parse.whole_number(1, 1000, "callbacks per inbox commit")] = Field(
+        default=200, validation_alias="OABOT_INBOX_BATCH_ROWS"
+    )
+    inbox_batch_wait_ms: Annotated[int, parse.whole_number(0, 1000, "milliseconds an inbox commit waits")] = (
+        Field(default=2, validation_alias="OABOT_INBOX_BATCH_WAIT_MS")
+    )
     wecom: WeComSettings | None = None
     dingtalk: DingTalkSettings | None = None
     # Not variables: `oabot serve --demo`, and the background loops (outbox dispatcher, timers)
@@ -365,6 +379,16 @@ class Settings(BaseModel):
     def admin_roles(self) -> frozenset[str]:
         """The one rule for org admins: an active person holding any of these roles."""
         return frozenset({self.admin_role, self.office_role})
+
+    @property
+    def runs_web(self) -> bool:
+        """Whether this process takes platform callbacks (roles web and all)."""
+        return self.role in ("web", "all")
+
+    @property
+    def runs_worker(self) -> bool:
+        """Whether this process runs the inbox worker, outbox dispatcher and timers."""
+        return self.run_background and self.role in ("worker", "all")
 
     @property
     def is_sqlite(self) -> bool:

@@ -96,7 +96,7 @@ async def dingtalk_ctx(app: web.Application) -> AsyncIterator[None]:
     """Runs after the workflow ctx, so the inbox exists: starts the stream client, stops it first."""
     adapter = _dingtalk(app)
     task: asyncio.Task[None] | None = None
-    if adapter.settings.mode == "stream" and app[SETTINGS].run_background:
+    if adapter.settings.mode == "stream" and app[SETTINGS].run_background and app[SETTINGS].runs_web:
         adapter.stream = StreamConnection(
             adapter.settings,
             app[HTTP],

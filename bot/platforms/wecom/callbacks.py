@@ -26,7 +26,7 @@ import logging
 
 from aiohttp import web
 
-from bot.keys import CLOCK, DB, INBOX, ORG_SYNC
+from bot.keys import CLOCK, INBOX, ORG_SYNC
 from bot.platforms.inbox import printable, unstorable
 from bot.platforms.message_crypto import MessageCryptoError
 from bot.platforms.wecom import card_refs
@@ -208,17 +208,19 @@ class WeComCallbacks:
             "account": event.sender.account,
             "event": type(event).__name__,
         }
+        also = []
         if inbound.click is not None:
-            # Before the inbox sees the tap, so the card update that follows it uses this fresh code.
-            async with request.app[DB].transaction() as s:
-                await card_refs.record_click(
-                    s,
+            # In the transaction that stores the tap, so the card update that follows it uses
+            # this fresh code. The decision itself is the inbox worker's, after the ack.
+            also.append(
+                card_refs.click_update(
                     card_id=inbound.click.card_id,
                     account=inbound.click.account,
                     response_code=inbound.click.response_code,
                     now=request.app[CLOCK].now(),
                 )
-        accepted = await request.app[INBOX].accept(event)
+            )
+        accepted = await request.app[INBOX].accept(event, also=also)
         logger.info(
             "wecom callback accepted" if accepted else "wecom callback not stored (a repeat)", extra=ids
         )

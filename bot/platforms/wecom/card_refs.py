@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Update, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.platform_models import CardRefRow
@@ -79,12 +79,11 @@ async def record_send_code(session: AsyncSession, *, card_id: str, response_code
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-async def record_click(
-    session: AsyncSession, *, card_id: str, account: str, response_code: str, now: datetime
-) -> int:
-    """Keep a click's fresh response code on the card it came from (only the card's own
-    recipient: a click claiming someone else's card changes nothing). Returns rows changed."""
-    result = await session.execute(
+def click_update(*, card_id: str, account: str, response_code: str, now: datetime) -> Update:
+    """The UPDATE that keeps a click's fresh response code on the card it came from (only the
+    card's own recipient: a click claiming someone else's card changes nothing). The callback
+    runs it in the inbox's transaction that stores the click."""
+    return (
         update(CardRefRow)
         .where(
             CardRefRow.platform == PLATFORM,  # type: ignore[arg-type]
@@ -93,6 +92,15 @@ async def record_click(
             or_(CardRefRow.handle.is_(None), CardRefRow.handle != response_code),  # type: ignore[union-attr,arg-type]
         )
         .values(handle=response_code, handle_used=False, updated_at=now)
+    )
+
+
+async def record_click(
+    session: AsyncSession, *, card_id: str, account: str, response_code: str, now: datetime
+) -> int:
+    """`click_update` in `session`. Returns rows changed."""
+    result = await session.execute(
+        click_update(card_id=card_id, account=account, response_code=response_code, now=now)
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 

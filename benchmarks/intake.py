@@ -1,0 +1,379 @@
+"""Benchmark: WeCom callback intake, oabot against a naive reference server, side by side.
+
+    python benchmarks/intake.py                         # PG+Redis and SQLite, 3 interleaved rounds
+    python benchmarks/intake.py --requests 1000 --rounds 1 --skip-sqlite   # a quick look
+
+The naive server (this file with --naive) is aiohttp + oabot's own WeCom crypto + Redis SET NX +
+one asyncpg INSERT per callback, nothing else: no logging, no refusal bookkeeping. oabot runs
+as `python -m bot serve` (role all, so its worker runs in the same process) on PostgreSQL +
+Redis, then on SQLite + the in-process store. A fake WeCom API answers the worker's calls.
+
+Every round drives each server with the same number of distinct, freshly signed text callbacks
+from people of the demo org (each one a dedupe miss) through a Python load generator (a
+separate process, 32 concurrent keep-alive connections; wrk is not installed on this box) and
+prints req/s, p50/p99/max of the acks and the ratio to the naive server's same-round numbers.
+Afterwards it checks that every acknowledged callback has exactly one inbox row, that every row
+was processed (status done, never retried) and how long the backlog took to drain after the
+last ack. Prints `uptime` before and after: the machine is shared.
+"""
+
+# The benchmark runs servers and load as subprocesses; its own loop blocking on them is harmless.
+# ruff: noqa: ASYNC110, ASYNC220, ASYNC221, ASYNC240
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import asyncpg  # noqa: E402
+from aiohttp import ClientSession, ClientTimeout, TCPConnector, web  # noqa: E402
+
+from bot.platforms.wecom.crypto import WeComCrypto  # noqa: E402
+
+CORP_ID = "wwbench0001"
+TOKEN = "bench-token"
+AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+AGENT_ID = 1000002
+ACCOUNTS = ("zhangwei", "lina", "wangfang")
+NAIVE_TABLE = (
+    "CREATE TABLE IF NOT EXISTS naive_inbox (id bigserial primary key, event_id text unique, payload text)"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def callbacks(n: int, tag: str) -> list[tuple[str, str]]:
+    """(query string, body) of `n` distinct signed text callbacks."""
+    crypto = WeComCrypto(TOKEN, AES_KEY, CORP_ID)
+    ts = str(int(time.time()))
+    out = []
+    for i in range(n):
+        account = ACCOUNTS[i % len(ACCOUNTS)]
+        msg_id = int(tag, 16) % 10**9 * 10**6 + i
+        inner = (
+            f"<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName><FromUserName><![CDATA[{account}]]></FromUserName>"
+            f"<CreateTime>{ts}</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[你好]]></Content>"
+            f"<MsgId>{msg_id}</MsgId><AgentID>{AGENT_ID}</AgentID></xml>"
+        )
+        nonce = f"{tag}{i}"
+        sealed = crypto.seal(inner, ts, nonce)
+        body = (
+            f"<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName><AgentID><![CDATA[{AGENT_ID}]]></AgentID>"
+            f"<Encrypt><![CDATA[{sealed.encrypted}]]></Encrypt></xml>"
+        )
+        out.append((f"msg_signature={sealed.signature}&timestamp={ts}&nonce={nonce}", body))
+    return out
+
+
+# -- the naive reference server ---------------------------------------------------------------
+
+
+async def naive_server(port: int, dsn: str, redis_url: str, schema: str) -> None:
+    from redis.asyncio import Redis
+
+    crypto = WeComCrypto(TOKEN, AES_KEY, CORP_ID)
+    pool = await asyncpg.create_pool(dsn, min_size=10, max_size=10, server_settings={"search_path": schema})
+    async with pool.acquire() as conn:
+        await conn.execute(NAIVE_TABLE)
+    redis = Redis.from_url(redis_url)
+
+    async def receive(request: web.Request) -> web.Response:
+        q = request.query
+        encrypted = ET.fromstring(await request.read()).findtext("Encrypt") or ""
+        try:
+            plain = crypto.open(q["msg_signature"], q["timestamp"], q["nonce"], encrypted)
+        except Exception:
+            return web.Response(status=403)
+        msg_id = ET.fromstring(plain).findtext("MsgId") or q["nonce"]
+        if await redis.set(f"naive:{msg_id}", "1", nx=True, ex=900):
+            await pool.execute(
+                "INSERT INTO naive_inbox (event_id, payload) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                msg_id,
+                plain,
+            )
+        return web.Response(status=200)
+
+    app = web.Application()
+    app.router.add_post("/callbacks/wecom", receive)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    print("naive ready", flush=True)
+    await asyncio.Event().wait()
+
+
+# -- the load generator -------------------------------------------------------------------------
+
+
+async def load(url: str, path: str, concurrency: int) -> None:
+    items = [tuple(x) for x in json.loads(Path(path).read_text())]
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    todo = iter(items)
+
+    async def worker(session: ClientSession) -> None:
+        for query, body in todo:
+            started = time.perf_counter()
+            async with session.post(f"{url}?{query}", data=body.encode()) as resp:
+                await resp.read()
+                statuses[resp.status] = statuses.get(resp.status, 0) + 1
+            latencies.append(time.perf_counter() - started)
+
+    connector = TCPConnector(limit=concurrency)
+    async with ClientSession(connector=connector, timeout=ClientTimeout(total=30)) as session:
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+        took = time.perf_counter() - started
+    print(json.dumps({"took": took, "latencies": latencies, "statuses": statuses}), flush=True)
+
+
+def drive(url: str, items: list[tuple[str, str]], concurrency: int) -> dict[str, Any]:
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(items, f)
+    try:
+        out = subprocess.run(
+            [sys.executable, __file__, "--load", url, f.name, str(concurrency)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    finally:
+        os.unlink(f.name)
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    lat = sorted(result["latencies"])
+    result["rps"] = len(lat) / result["took"]
+    result["p50"] = lat[len(lat) // 2] * 1000
+    result["p99"] = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000
+    result["max"] = lat[-1] * 1000
+    result["ok"] = result["statuses"].get("200", 0)
+    return result
+
+
+# -- servers --------------------------------------------------------------------------------------
+
+
+def wait_ready(proc: subprocess.Popen[str], needle: str, timeout: float = 120) -> None:
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if needle in line:
+            return
+        if not line and proc.poll() is not None:
+            break
+    raise RuntimeError(f"server did not start ({needle!r})")
+
+
+async def fake_wecom(port: int) -> web.AppRunner:
+    async def answer(request: web.Request) -> web.Response:
+        return web.json_response({"errcode": 0, "errmsg": "ok", "access_token": "t", "expires_in": 7200})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", answer)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner
+
+
+def start_oabot(
+    db_url: str, redis_url: str, api_port: int, tmp: Path, api_token: str = ""
+) -> tuple[subprocess.Popen[str], int]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OABOT_")}
+    env.update(
+        PYTHONPATH=str(ROOT),
+        OABOT_DATABASE_URL=db_url,
+        OABOT_REDIS_URL=redis_url,
+        OABOT_REDIS_PREFIX=f"bench{uuid.uuid4().hex[:6]}:",
+        OABOT_AUTO_MIGRATE="1",
+        OABOT_ORG_FILE=str(ROOT / "bot" / "data" / "demo_org.yaml"),
+        OABOT_LOG_LEVEL="WARNING",
+        OABOT_WECOM_CORP_ID=CORP_ID,
+        OABOT_WECOM_AGENT_ID=str(AGENT_ID),
+        OABOT_WECOM_SECRET="bench-secret",
+        OABOT_WECOM_TOKEN=TOKEN,
+        OABOT_WECOM_AES_KEY=AES_KEY,
+        OABOT_WECOM_API_BASE=f"http://127.0.0.1:{api_port}",
+        OABOT_CONSOLE="0",
+        OABOT_BACKUP_TIMES="",
+    )
+    if not redis_url:
+        del env["OABOT_REDIS_URL"]
+    if api_token:
+        env["OABOT_API_TOKEN"] = api_token
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot", "serve", "--port", str(port)],
+        cwd=tmp,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=open(tmp / f"oabot-{port}.log", "w"),  # noqa: SIM115
+        text=True,
+    )
+    wait_ready(proc, "oabot is ready")
+    return proc, port
+
+
+async def inbox_state(count) -> tuple[int, int, int]:  # type: ignore[no-untyped-def]
+    """(rows, rows done, rows ever retried)."""
+    return await count()
+
+
+def pg_counter(dsn: str, schema: str):  # type: ignore[no-untyped-def]
+    async def count() -> tuple[int, int, int]:
+        conn = await asyncpg.connect(dsn, server_settings={"search_path": schema})
+        try:
+            row = await conn.fetchrow(
+                "SELECT count(*), count(*) FILTER (WHERE status = 'done'), count(*) FILTER (WHERE attempts > 0) FROM inbox"
+            )
+            return int(row[0]), int(row[1]), int(row[2])
+        finally:
+            await conn.close()
+
+    return count
+
+
+def sqlite_counter(path: Path):  # type: ignore[no-untyped-def]
+    async def count() -> tuple[int, int, int]:
+        with sqlite3.connect(path, timeout=30) as conn:
+            row = conn.execute(
+                "SELECT count(*), sum(status = 'done'), sum(attempts > 0) FROM inbox"
+            ).fetchone()
+        return int(row[0]), int(row[1] or 0), int(row[2] or 0)
+
+    return count
+
+
+async def backlog(count, acked: int, before: int) -> tuple[str, float]:  # type: ignore[no-untyped-def]
+    started = time.perf_counter()
+    rows, done, retried = await count()
+    while done < rows and time.perf_counter() - started < 300:
+        await asyncio.sleep(0.2)
+        rows, done, retried = await count()
+    took = time.perf_counter() - started
+    new = rows - before
+    verdict = "exactly once" if new >= acked and done == rows and retried == 0 else "PROBLEM"
+    return f"{verdict}: {acked} acked, {new} new rows, {done}/{rows} done, {retried} retried", took
+
+
+def line(name: str, r: dict[str, Any], base: dict[str, Any] | None) -> str:
+    ratio = f"  {r['rps'] / base['rps']:.2f}x naive" if base else ""
+    return (
+        f"  {name:<22} {r['rps']:7.0f} req/s  p50 {r['p50']:6.1f} ms  p99 {r['p99']:6.1f} ms  "
+        f"max {r['max']:6.0f} ms  ok {r['ok']}{ratio}"
+    )
+
+
+async def main(args: argparse.Namespace) -> None:
+    print("load:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
+    tmp = Path(tempfile.mkdtemp(prefix="oabot-intake-"))
+    api_port = free_port()
+    api = await fake_wecom(api_port)
+    dsn = args.pg.replace("postgresql+asyncpg://", "postgresql://")
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(dsn)
+    await admin.execute(f'CREATE SCHEMA "{schema}"')
+    naive_port = free_port()
+    naive = subprocess.Popen(
+        [sys.executable, __file__, "--naive", str(naive_port), dsn, args.redis, schema],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    pg_proc, pg_port = start_oabot(f"{args.pg}?options=-csearch_path%3D{schema}", args.redis, api_port, tmp)
+    servers = {"oabot PG+Redis": (pg_port, pg_counter(dsn, schema))}
+    procs = [naive, pg_proc]
+    if not args.skip_sqlite:
+        sq_proc, sq_port = start_oabot(f"sqlite+aiosqlite:///{tmp}/oabot.db", "", api_port, tmp)
+        servers["oabot SQLite"] = (sq_port, sqlite_counter(tmp / "oabot.db"))
+        procs.append(sq_proc)
+    wait_ready(naive, "naive ready")
+    results: dict[str, list[dict[str, Any]]] = {"naive": [], **{k: [] for k in servers}}
+    try:
+        for rnd in range(args.rounds):
+            print(f"round {rnd + 1}/{args.rounds}")
+            base = drive(
+                f"http://127.0.0.1:{naive_port}/callbacks/wecom",
+                callbacks(args.requests, uuid.uuid4().hex[:6]),
+                32,
+            )
+            results["naive"].append(base)
+            print(line("naive", base, None))
+            for name, (port, count) in servers.items():
+                before = (await count())[0]
+                r = drive(
+                    f"http://127.0.0.1:{port}/callbacks/wecom",
+                    callbacks(args.requests, uuid.uuid4().hex[:6]),
+                    32,
+                )
+                verdict, took = await backlog(count, r["ok"], before)
+                r["verdict"], r["backlog"] = verdict, took
+                results[name].append(r)
+                print(line(name, r, base))
+                print(f"      {verdict}; backlog drained {took:.1f} s after the last ack")
+        print(
+            f"\nmedians of {args.rounds} interleaved rounds ({args.requests} callbacks each, 32 connections):"
+        )
+        med = {
+            k: {m: statistics.median(x[m] for x in v) for m in ("rps", "p50", "p99", "max")}
+            for k, v in results.items()
+        }
+        for k, v in med.items():
+            v["ok"] = sum(x["ok"] for x in results[k])
+            print(line(k, v, None if k == "naive" else med["naive"]))
+        print("load:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        await api.cleanup()
+        await admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await admin.close()
+
+
+def cli() -> None:
+    if sys.argv[1:2] == ["--naive"]:
+        asyncio.run(naive_server(int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]))
+        return
+    if sys.argv[1:2] == ["--load"]:
+        asyncio.run(load(sys.argv[2], sys.argv[3], int(sys.argv[4])))
+        return
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--pg", default="postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/14")
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--skip-sqlite", action="store_true")
+    args = parser.parse_args()
+    if not (1 <= args.requests <= 100_000 and 1 <= args.rounds <= 20):
+        parser.error("--requests from 1 to 100000, --rounds from 1 to 20")
+    asyncio.run(main(args))
+
+
+if __name__ == "__main__":
+    cli()

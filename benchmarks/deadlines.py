@@ -14,7 +14,10 @@ way, interleaved (the side that goes first alternates):
 - oabot's claim (`deadlines.timers.claim_due`: SQLAlchemy Core, FOR UPDATE SKIP LOCKED on
   PostgreSQL, lease, claim token, the rows as `Timer`s earliest first, data left undecoded);
 - a bare SQL claim on the same table with the driver itself (asyncpg / aiosqlite):
-  `UPDATE ... WHERE id IN (SELECT ... [FOR UPDATE SKIP LOCKED] LIMIT n) RETURNING id`.
+  `UPDATE ... WHERE id IN (SELECT ... [FOR UPDATE SKIP LOCKED] LIMIT n) RETURNING id`, the
+  baseline of the ratio;
+- the same bare SQL returning the columns oabot's claim returns (a reference: how much of the
+  gap is the columns, how much the Python around them).
 
 Every claim must get exactly `--claim` distinct timers. Between runs the claimed timers go back
 to pending (and PostgreSQL vacuums), so each run starts from the same table. It prints each run's
@@ -67,13 +70,15 @@ UPDATE timers SET status = 'firing', claim_token = $3, claimed_until = $1::times
 WHERE id IN (
     SELECT id FROM timers WHERE status = 'pending' AND due_at <= $1 ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED
 )
-RETURNING id
+RETURNING {columns}
 """
 SQLITE_BARE = """
 UPDATE timers SET status = 'firing', claim_token = ?, claimed_until = ?, attempts = attempts + 1
 WHERE id IN (SELECT id FROM timers WHERE status = 'pending' AND due_at <= ? ORDER BY due_at LIMIT ?)
-RETURNING id
+RETURNING {columns}
 """
+# What oabot's claim returns (the columns firing needs), for the "same columns" reference.
+WIDE = "id, kind, due_at, attempts, request_id, task_id, ref, CAST(data AS TEXT)"
 RESET = "UPDATE timers SET status = 'pending', claim_token = NULL, claimed_until = NULL, attempts = 0 WHERE status = 'firing'"
 
 
@@ -117,14 +122,15 @@ class Bare:
             await self.lite.execute(sql, args)
             await self.lite.commit()
 
-    async def claim(self, now: datetime, limit: int) -> list[int]:
+    async def claim(self, now: datetime, limit: int, columns: str = "id") -> list[int]:
         token = uuid.uuid4().hex
         if self.pg is not None:
-            return [r[0] for r in await self.pg.fetch(PG_BARE, now, limit, token)]
+            return [r[0] for r in await self.pg.fetch(PG_BARE.format(columns=columns), now, limit, token)]
         assert self.lite is not None
         await self.lite.execute("BEGIN IMMEDIATE")
         cur = await self.lite.execute(
-            SQLITE_BARE, (token, sqlite_time(now + timers.LEASE), sqlite_time(now), limit)
+            SQLITE_BARE.format(columns=columns),
+            (token, sqlite_time(now + timers.LEASE), sqlite_time(now), limit),
         )
         ids = [int(r[0]) for r in await cur.fetchall()]
         await self.lite.execute("COMMIT")
@@ -169,12 +175,13 @@ async def timed(work: Callable[[], Awaitable[list[int]]], limit: int, seen: set[
     return took
 
 
+WAYS = ("oabot claim_due", "bare SQL, ids", "bare SQL, same columns")
+
+
 async def one_run(
     db: Database, bare: Bare, now: datetime, claim: int, rounds: int, profile: cProfile.Profile | None
-) -> tuple[float, float]:
-    ours: list[float] = []
-    theirs: list[float] = []
-    seen: set[int] = set()
+) -> list[float]:
+    """The median time of each way (in `WAYS` order) over `rounds` claims each, interleaved."""
 
     async def oabot() -> list[int]:
         if profile is not None:
@@ -185,17 +192,20 @@ async def one_run(
             if profile is not None:
                 profile.disable()
 
-    async def sql() -> list[int]:
+    async def ids() -> list[int]:
         return await bare.claim(now, claim)
 
+    async def wide() -> list[int]:
+        return await bare.claim(now, claim, WIDE)
+
+    ways = (oabot, ids, wide)
+    took: list[list[float]] = [[] for _ in ways]
+    seen: set[int] = set()
     for n in range(rounds):
-        if n % 2 == 0:
-            ours.append(await timed(oabot, claim, seen))
-            theirs.append(await timed(sql, claim, seen))
-        else:
-            theirs.append(await timed(sql, claim, seen))
-            ours.append(await timed(oabot, claim, seen))
-    return statistics.median(ours), statistics.median(theirs)
+        for k in range(len(ways)):  # who goes first rotates
+            w = (n + k) % len(ways)
+            took[w].append(await timed(ways[w], claim, seen))
+    return [statistics.median(t) for t in took]
 
 
 async def run(url: str, rows: int, claim: int, rounds: int, runs: int, profile_to: str | None) -> None:
@@ -217,32 +227,34 @@ async def run(url: str, rows: int, claim: int, rounds: int, runs: int, profile_t
         say(f"seeding {rows:,} pending timers ...")
         due = await seed(bare, rows, now)
         say(f"seeded in {time.perf_counter() - started:.1f} s; {due:,} of them are due")
-        need = 2 * claim * rounds + 2
+        need = len(WAYS) * (claim * rounds + 1)
         if due < need:
             raise SystemExit(f"only {due:,} due timers; a run needs {need:,}")
         profile = cProfile.Profile() if profile_to else None
-        results: list[tuple[float, float]] = []
+        results: list[list[float]] = []
         for r in range(runs):
             await bare.execute(RESET)
             if is_pg:
                 await bare.execute("VACUUM timers")
-            # Warm both paths (pool, statement caches) before measuring.
+            # Warm every path (pool, statement caches) before measuring.
             await timers.claim_due(db, now=now, limit=1)
             await bare.claim(now, 1)
-            ours, theirs = await one_run(db, bare, now, claim, rounds, profile)
-            results.append((ours, theirs))
+            await bare.claim(now, 1, WIDE)
+            medians = await one_run(db, bare, now, claim, rounds, profile)
+            results.append(medians)
+            ours, theirs, wide = medians
             say(
-                f"  run {r + 1}/{runs}: claim_due median {ours * 1000:.1f} ms, bare SQL median "
-                f"{theirs * 1000:.1f} ms, ratio {ours / theirs:.2f}x ({rounds} claims each, interleaved)"
+                f"  run {r + 1}/{runs}: claim_due {ours * 1000:.1f} ms, bare SQL {theirs * 1000:.1f} ms "
+                f"(same columns {wide * 1000:.1f} ms), ratio {ours / theirs:.2f}x "
+                f"(medians of {rounds} claims each, interleaved)"
             )
-        ours_m = statistics.median(o for o, _ in results)
-        theirs_m = statistics.median(t for _, t in results)
+        overall = [statistics.median(m[w] for m in results) for w in range(len(WAYS))]
         say("")
         say(f"{'PostgreSQL' if is_pg else 'SQLite'}: claims of {claim:,} due timers among {rows:,} pending")
-        say(f"  oabot claim_due:  {ours_m * 1000:7.1f} ms (median of {runs} run medians)")
-        say(f"  bare SQL claim:   {theirs_m * 1000:7.1f} ms (same runs)")
-        say(f"  ratio:            {ours_m / theirs_m:7.2f}x")
-        say(f"  load average:     {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        for name, value in zip(WAYS, overall, strict=True):
+            say(f"  {name + ':':25s} {value * 1000:7.1f} ms (median of {runs} run medians)")
+        say(f"  ratio to bare SQL, ids:   {overall[0] / overall[1]:7.2f}x")
+        say(f"  load average:             {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         if profile is not None and profile_to:
             profile.dump_stats(profile_to)
             say(f"  cProfile of oabot's claims written to {profile_to}")
@@ -275,7 +287,7 @@ def main() -> int:
     if min(args.rows, args.claim, args.rounds, args.runs) < 1:
         parser.error("--rows, --claim, --rounds and --runs must be at least 1")
     # Half the rows are due; a run claims `claim` timers `rounds` times each way, plus one each to warm up.
-    need = 2 * args.claim * args.rounds + 2
+    need = len(WAYS) * (args.claim * args.rounds + 1)
     if args.rows // 2 < need:
         parser.error(f"--rows must be at least {2 * need:,}: half of them are due and a run claims {need:,}")
     if args.url.startswith("sqlite") and Path(make_url(args.url).database or "").exists():

@@ -21,11 +21,11 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Table, Text, and_, cast, insert, select, update
+from sqlalchemy import String, Table, Text, and_, cast, insert, select, type_coerce, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -36,12 +36,13 @@ from storage.timer_models import TimerRow
 
 LEASE = timedelta(seconds=60)
 _TABLE: Table = TimerRow.__table__  # type: ignore[attr-defined]
-# Only what firing needs, in the order `Timer` takes it. `data` comes back as its JSON text (the
-# driver's decoder is bypassed) and is decoded when a handler first reads it.
+# Only what firing needs, in the order `Timer` takes it, with no per-row processing: `data` comes
+# back as its JSON text (the driver's decoder is bypassed) and `due_at` as the driver gives it (an
+# aware datetime from asyncpg, the stored text from SQLite); `Timer` decodes each on first use.
 _CLAIMED_COLUMNS = (
     _TABLE.c.id,
     _TABLE.c.kind,
-    _TABLE.c.due_at,
+    type_coerce(_TABLE.c.due_at, String),
     _TABLE.c.attempts,
     _TABLE.c.request_id,
     _TABLE.c.task_id,
@@ -89,7 +90,7 @@ class Timer:
     __slots__ = (
         "id",
         "kind",
-        "due_at",
+        "_due",
         "attempts",
         "request_id",
         "task_id",
@@ -103,7 +104,7 @@ class Timer:
         self,
         id: int,
         kind: str,
-        due_at: datetime,
+        due_at: datetime | str,
         attempts: int,
         request_id: str | None,
         task_id: str | None,
@@ -113,7 +114,7 @@ class Timer:
     ) -> None:
         self.id = id
         self.kind = kind
-        self.due_at = due_at
+        self._due = due_at  # SQLite's text sorts in time order, as datetimes do
         self.attempts = attempts
         self.request_id = request_id
         self.task_id = task_id
@@ -121,6 +122,15 @@ class Timer:
         self.claim_token = claim_token
         self._raw = raw_data
         self._data: dict[str, Any] | None = None
+
+    @property
+    def due_at(self) -> datetime:
+        due = self._due
+        if isinstance(due, str):  # SQLite: UTC, stored without its zone
+            due = self._due = datetime.fromisoformat(due).replace(tzinfo=UTC)
+        elif due.tzinfo is not UTC:
+            due = self._due = due.astimezone(UTC)
+        return due
 
     @property
     def data(self) -> dict[str, Any]:
@@ -133,8 +143,8 @@ class Timer:
         return f"Timer(id={self.id}, kind={self.kind!r}, due_at={self.due_at.isoformat()}, attempts={self.attempts})"
 
 
-def _due_order(timer: Timer) -> tuple[datetime, int]:
-    return timer.due_at, timer.id
+def _due_order(timer: Timer) -> tuple[datetime | str, int]:
+    return timer._due, timer.id
 
 
 # -- writing ----------------------------------------------------------------------------------

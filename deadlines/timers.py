@@ -18,14 +18,14 @@ timer is listed in `TimerKind`; what firing one does is registered per kind in
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Table, and_, insert, select, update
+from sqlalchemy import String, Table, Text, and_, cast, insert, select, type_coerce, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -36,10 +36,19 @@ from storage.timer_models import TimerRow
 
 LEASE = timedelta(seconds=60)
 _TABLE: Table = TimerRow.__table__  # type: ignore[attr-defined]
-_CLAIMED_COLUMNS = [
-    _TABLE.c[name]
-    for name in ("id", "kind", "due_at", "request_id", "task_id", "ref", "key", "data", "attempts")
-]
+# Only what firing needs, in the order `Timer` takes it, with no per-row processing: `data` comes
+# back as its JSON text (the driver's decoder is bypassed) and `due_at` as the driver gives it (an
+# aware datetime from asyncpg, the stored text from SQLite); `Timer` decodes each on first use.
+_CLAIMED_COLUMNS = (
+    _TABLE.c.id,
+    _TABLE.c.kind,
+    type_coerce(_TABLE.c.due_at, String),
+    _TABLE.c.attempts,
+    _TABLE.c.request_id,
+    _TABLE.c.task_id,
+    _TABLE.c.ref,
+    cast(_TABLE.c.data, Text),
+)
 
 
 class TimerKind(StrEnum):
@@ -71,20 +80,71 @@ class TimerStatus(StrEnum):
     FAILED = "failed"
 
 
-@dataclass(frozen=True)
 class Timer:
-    """A claimed timer: what to do, and the token that proves the claim."""
+    """A claimed timer: what to do, and the token that proves the claim.
 
-    id: int
-    kind: str
-    due_at: datetime
-    request_id: str | None
-    task_id: str | None
-    ref: str | None
-    key: str | None
-    data: dict[str, Any]
-    attempts: int
-    claim_token: str
+    Built straight from the claim's row; `data` is decoded on first use, so a claim of a thousand
+    timers does no JSON work until each one is fired.
+    """
+
+    __slots__ = (
+        "id",
+        "kind",
+        "_due",
+        "attempts",
+        "request_id",
+        "task_id",
+        "ref",
+        "claim_token",
+        "_raw",
+        "_data",
+    )
+
+    def __init__(
+        self,
+        id: int,
+        kind: str,
+        due_at: datetime | str,
+        attempts: int,
+        request_id: str | None,
+        task_id: str | None,
+        ref: str | None,
+        raw_data: str | None,
+        claim_token: str,
+    ) -> None:
+        self.id = id
+        self.kind = kind
+        self._due = due_at  # SQLite's text sorts in time order, as datetimes do
+        self.attempts = attempts
+        self.request_id = request_id
+        self.task_id = task_id
+        self.ref = ref
+        self.claim_token = claim_token
+        self._raw = raw_data
+        self._data: dict[str, Any] | None = None
+
+    @property
+    def due_at(self) -> datetime:
+        due = self._due
+        if isinstance(due, str):  # SQLite: UTC, stored without its zone
+            due = self._due = datetime.fromisoformat(due).replace(tzinfo=UTC)
+        elif due.tzinfo is not UTC:
+            due = self._due = due.astimezone(UTC)
+        return due
+
+    @property
+    def data(self) -> dict[str, Any]:
+        if self._data is None:
+            decoded = json.loads(self._raw) if self._raw else None
+            self._data = dict(decoded) if isinstance(decoded, dict) else {}
+        return self._data
+
+    def __repr__(self) -> str:
+        return f"Timer(id={self.id}, kind={self.kind!r}, due_at={self.due_at.isoformat()}, attempts={self.attempts})"
+
+
+def _due_order(timer: Timer) -> tuple[datetime | str, int]:
+    return timer._due, timer.id
 
 
 # -- writing ----------------------------------------------------------------------------------
@@ -203,46 +263,46 @@ async def reclaim_expired(session: AsyncSession, *, now: datetime) -> int:
 async def claim_due(
     db: Database, *, now: datetime, limit: int = 100, lease: timedelta = LEASE
 ) -> list[Timer]:
-    """Claim up to `limit` due timers, earliest first, in one statement. Never the same row twice."""
+    """Claim up to `limit` due timers, earliest first, in one statement. Never the same row twice.
+
+    A Core statement on a bare connection (no ORM session, no identity map; on PostgreSQL the one
+    statement commits by itself): the rows come back as tuples of the columns firing needs and
+    become `Timer`s as they are, data still undecoded.
+    """
     token = uuid.uuid4().hex
     due = (
         select(_TABLE.c.id)
-        .where(TimerRow.status == TimerStatus.PENDING.value)  # type: ignore[arg-type]
-        .where(TimerRow.due_at <= now)  # type: ignore[arg-type]
-        .order_by(TimerRow.due_at)  # type: ignore[arg-type]
+        .where(_TABLE.c.status == TimerStatus.PENDING.value)
+        .where(_TABLE.c.due_at <= now)
+        .order_by(_TABLE.c.due_at)
         .limit(limit)
     )
     if not db.is_sqlite:
         due = due.with_for_update(skip_locked=True)
     stmt = (
-        update(TimerRow)
-        .where(TimerRow.id.in_(due.scalar_subquery()))  # type: ignore[union-attr]
+        update(_TABLE)
+        .where(_TABLE.c.id.in_(due.scalar_subquery()))
         .values(
             status=TimerStatus.FIRING.value,
             claim_token=token,
             claimed_until=now + lease,
-            attempts=TimerRow.attempts + 1,
+            attempts=_TABLE.c.attempts + 1,
         )
         .returning(*_CLAIMED_COLUMNS)
     )
-    async with db.transaction() as session:
-        rows = (await session.execute(stmt)).all()
+    if db.is_sqlite:  # BEGIN IMMEDIATE: the single writer
+        async with db.engine.begin() as conn:
+            rows = (await conn.execute(stmt)).all()
+    else:  # one statement is its own transaction: no BEGIN and COMMIT round trips around it
+        async with db.engine.connect() as conn:
+            autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            rows = (await autocommit.execute(stmt)).all()
     timers = [
-        Timer(
-            id=r.id,
-            kind=r.kind,
-            due_at=r.due_at,
-            request_id=r.request_id,
-            task_id=r.task_id,
-            ref=r.ref,
-            key=r.key,
-            data=dict(r.data or {}),
-            attempts=r.attempts,
-            claim_token=token,
-        )
-        for r in rows
+        Timer(i, kind, due_at, tries, rid, tid, ref, raw, token)
+        for i, kind, due_at, tries, rid, tid, ref, raw in rows
     ]
-    return sorted(timers, key=lambda t: (t.due_at, t.id))
+    timers.sort(key=_due_order)
+    return timers
 
 
 async def finish(

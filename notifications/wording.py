@@ -15,7 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from approvals.engine import CardOutcome, Phrase
-from approvals.model import RequestStatus, Urgency
+from approvals.model import RequestStatus, TaskStatus, Urgency
 from org.model import Org
 
 # -- phrases the engine stores in the trail -------------------------------------------------------
@@ -273,3 +273,14 @@ def replanned_comment(
 def date_label(day: str) -> str:
     """2026-11-24 → 11-24."""
     return day[5:] if len(day) == 10 else day
+
+
+# The printable approval sheet 审批单: what each person decided, in the words printed on paper.
+SHEET_DECISION_LABEL = {
+    TaskStatus.APPROVED: "同意",
+    TaskStatus.REJECTED: "驳回",
+    TaskStatus.RETURNED: "退回",
+    TaskStatus.TRANSFERRED: "转交",
+    TaskStatus.ACKNOWLEDGED: "已知悉",
+}
+SHEET_SKIPPED_STEP = "已跳过"

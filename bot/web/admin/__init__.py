@@ -7,7 +7,7 @@ server-rendered (`bot/web/templates/admin/`, extending `admin/base.html`), load 
 outside and call services only. Charts are inline SVG drawn on the server.
 
 Modules add their routes in `setup_admin`: `gate` (the desk's home and the exchange of an admin
-API token for a session).
+API token for a session), `sheets` (the printable approval sheet).
 """
 
 from __future__ import annotations
@@ -15,9 +15,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from bot.web.admin.gate import setup_gate
+from bot.web.admin.sheets import setup_sheets
 from bot.web.templating import STATIC_DIR
 
 
 def setup_admin(app: web.Application) -> None:
     app.router.add_static("/admin/static/", STATIC_DIR, append_version=False)
     setup_gate(app)
+    setup_sheets(app)

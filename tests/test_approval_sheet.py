@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import pdfplumber
 import pypdfium2 as pdfium
 import pytest
-from aiohttp import web
+from aiohttp import ClientSession, web
 
 from approvals.engine import Action
 from approvals.model import ActionKind, RequestStatus, TaskStatus
@@ -36,6 +37,7 @@ from reports.sheet import (
     verify_url,
 )
 from services.approval_views import RequestView
+from tests.browser import CHROMIUM, Browser
 from tests.conftest import settings_for
 from tests.test_workspace_request import SEAL
 
@@ -276,3 +278,37 @@ async def test_the_cli_writes_the_same_sheet(
 async def _in_thread(fn: Any, *args: Any) -> Any:
     # the CLI runs its own event loop (asyncio.run), which cannot nest in the test's
     return await asyncio.to_thread(fn, *args)
+
+
+# -- on a phone -------------------------------------------------------------------------------
+@pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="chromium is not installed")
+async def test_the_verification_page_on_a_phone(
+    org_db: Any, aiohttp_server: Any, clock: Any, tmp_path: Path
+) -> None:
+    app = create_app(settings_for(org_db, public_url=PUBLIC), clock=clock)
+    server = await aiohttp_server(app)
+    base = str(server.make_url("")).rstrip("/")
+    view = await _approved_seal(app)
+    async with ClientSession() as http:
+        async with http.get(f"{base}/m/r/{view.id}/sheet.pdf", headers=await _cookie(app, "u_wu")) as resp:
+            digest = _digest_in(_text(await resp.read()))
+    wu = await app[SESSIONS].start("u_wu", via="test")
+    async with Browser() as browser:
+        await browser.emulate_phone(390, 844)
+        await browser.navigate(f"{base}/verify/{view.id}/{digest}")
+        text = await browser.evaluate("document.body.innerText")
+        assert "与当前记录一致" in text and "框架合同.pdf" not in text
+        assert await browser.evaluate("document.documentElement.scrollWidth") <= 390
+        await browser.screenshot(str(tmp_path / "verify-anonymous.png"))
+        await browser.send("Network.setCookie", name="oabot_session", value=wu.id, url=base)
+        await browser.navigate(f"{base}/verify/{view.id}/{digest}")
+        text = await browser.evaluate("document.body.innerText")
+        assert "与当前记录一致" in text and "框架合同.pdf" in text and OPINION in text
+        assert await browser.evaluate("document.documentElement.scrollWidth") <= 390
+        await browser.screenshot(str(tmp_path / "verify-initiator.png"))
+        await app[WORKFLOW].act(
+            request_id=view.id, action=Action(ActionKind.COMMENT, actor="u_wu", comment="印章已归还")
+        )
+        await browser.navigate(f"{base}/verify/{view.id}/{digest}")
+        assert "与当前记录不一致" in await browser.evaluate("document.body.innerText")
+        await browser.screenshot(str(tmp_path / "verify-changed.png"))

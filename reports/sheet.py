@@ -74,6 +74,15 @@ class SheetStep:
 
 
 @dataclass(frozen=True)
+class SheetNote:
+    """A comment 评论 on the request (not a decision): who, when, what."""
+
+    who: str
+    at: str
+    text: str
+
+
+@dataclass(frozen=True)
 class Sheet:
     """Everything an approval sheet prints, already in words (local times, names, labels).
 
@@ -92,6 +101,7 @@ class Sheet:
     fields: tuple[SheetRow, ...]
     steps: tuple[SheetStep, ...]
     trail_head: str
+    notes: tuple[SheetNote, ...] = ()
 
 
 def sheet_digest(sheet: Sheet) -> str:
@@ -262,5 +272,8 @@ def render_sheet(sheet: Sheet, *, font: Path, verify: str, printed_at: str) -> b
     _rows(pdf, sheet.fields)
     _heading(pdf, "审批记录")
     _steps(pdf, sheet.steps)
+    if sheet.notes:
+        _heading(pdf, "评论")
+        _rows(pdf, [SheetRow(f"{n.who}\n{n.at}", n.text) for n in sheet.notes])
     _qr(pdf, verify, digest)
     return bytes(pdf.output())

@@ -6,7 +6,8 @@ values as the request page shows them, each decided task with its approver, deci
 and time) for someone the workspace's rule lets open the request (`Workspace.page`, so the
 office and admins too). `Sheets.verify` recomputes the sheet's digest from the current request
 and compares it with the one in a QR code; anyone may ask, but only people who may open the
-request get more than its title and finish date. Drawing the PDF is `reports.sheet`'s; the
+request get more than its title and finish date, and a stranger gets those only for a digest that
+matches (request ids are short: a wrong digest tells a stranger nothing). Drawing the PDF is `reports.sheet`'s; the
 pages and the command line are in `bot`. Nothing here writes.
 """
 
@@ -24,7 +25,16 @@ from approvals.model import FINAL_STATUSES, StepStatus, TaskStatus
 from notifications.wording import REQUEST_STATUS_LABEL, SHEET_DECISION_LABEL, SHEET_SKIPPED_STEP
 from org.errors import Category
 from org.model import Org, User
-from reports.sheet import Sheet, SheetRow, SheetStep, find_cjk_font, render_sheet, sheet_digest, verify_url
+from reports.sheet import (
+    Sheet,
+    SheetNote,
+    SheetRow,
+    SheetStep,
+    find_cjk_font,
+    render_sheet,
+    sheet_digest,
+    verify_url,
+)
 from services.approval_views import RequestView, StepView, TaskView
 from services.workspace import RequestHidden, RequestPage, Workspace, shown_fields
 
@@ -46,7 +56,10 @@ class SheetNotReady(ApprovalError):
 
 @dataclass(frozen=True)
 class Verification:
-    """The answer of `/verify/<request>/<digest>`: whether it matches, and what may be shown."""
+    """The answer of `/verify/<request>/<digest>`: whether it matches, and what may be shown.
+
+    `title` and `finished_at` are empty for an anonymous visitor whose digest does not match:
+    request ids are short, so a wrong digest must not tell strangers what a request is about."""
 
     matches: bool
     title: str
@@ -113,6 +126,11 @@ def build_sheet(page: RequestPage, tz: ZoneInfo) -> Sheet:
         fields=tuple(SheetRow(f.label, "、".join(f.items) if f.items else f.text) for f in fields),
         steps=sheet_steps(view, page.org, tz),
         trail_head=f"{len(trail)}:{trail[-1].hash if trail else ''}",
+        notes=tuple(
+            SheetNote(e.actor_name or "", _local(e.at, tz), e.comment or "")
+            for e in trail
+            if e.kind == "commented" and e.comment
+        ),
     )
 
 
@@ -169,4 +187,6 @@ class Sheets:
                 shown = current
             except RequestHidden:
                 shown = None
+        if not matches and shown is None:
+            return Verification(False, "", "", None)
         return Verification(matches, view.title, current.finished_at, shown)

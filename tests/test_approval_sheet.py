@@ -212,8 +212,12 @@ async def test_verification_says_matches_until_the_trail_grows(
         request_id=view.id, action=Action(ActionKind.COMMENT, actor="u_wu", comment="印章已归还")
     )
     page = await (await client.get(path)).text()
-    assert "与当前记录不一致" in page
-    fresh = _digest_in(_text(await _sheet(client, app, view.id, "u_wu")))
+    assert "与当前记录不一致" in page and "公章 用章" not in page  # strangers learn nothing more
+    page = await (await client.get(path, headers=await _cookie(app, "u_wu"))).text()
+    assert "与当前记录不一致" in page and "公章 用章" in page and "印章已归还" in page
+    reprinted = _text(await _sheet(client, app, view.id, "u_wu"))
+    assert "评论" in reprinted and "印章已归还" in reprinted
+    fresh = _digest_in(reprinted)
     assert fresh != digest
     assert "与当前记录一致" in await (await client.get(f"/verify/{view.id}/{fresh}")).text()
     assert "与当前记录不一致" in await (await client.get(f"/verify/{view.id}/{'0' * 32}")).text()

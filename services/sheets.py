@@ -14,6 +14,7 @@ pages and the command line are in `bot`. Nothing here writes.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -167,7 +168,7 @@ class Sheets:
         found: Path = await asyncio.to_thread(find_cjk_font, font)
         url = verify_url(public_url, sheet.request_id, sheet_digest(sheet))
         printed_at = _local(self.ws.wf.d.now(), self.tz)
-        # drawing and font subsetting take a fraction of a second of CPU: keep the loop free
+        # parsing and subsetting the font take about a second of CPU (benchmarks/sheet.py): off the loop
         return await asyncio.to_thread(render_sheet, sheet, font=found, verify=url, printed_at=printed_at)
 
     async def verify(self, request_id: str, digest: str, user: User | None) -> Verification:
@@ -178,7 +179,8 @@ class Sheets:
         if view.status not in FINAL_STATUSES:
             raise RequestNotFound(request_id=request_id)
         current = build_sheet(page, self.tz)
-        matches = sheet_digest(current) == digest
+        # compare_digest refuses non-ASCII text: a hash typed or mangled by hand is just wrong
+        matches = digest.isascii() and hmac.compare_digest(sheet_digest(current), digest.lower())
         logger.info("sheet verified", extra={"request_id": request_id, "matches": matches})
         shown: Sheet | None = None
         if user is not None:

@@ -220,7 +220,9 @@ async def test_verification_says_matches_until_the_trail_grows(
     fresh = _digest_in(reprinted)
     assert fresh != digest
     assert "与当前记录一致" in await (await client.get(f"/verify/{view.id}/{fresh}")).text()
-    assert "与当前记录不一致" in await (await client.get(f"/verify/{view.id}/{'0' * 32}")).text()
+    for wrong in ("0" * 32, "核验码", "%00", "x" * 2000):  # wrong, mangled or absurd: 不一致, never 500
+        resp = await client.get(f"/verify/{view.id}/{wrong}")
+        assert resp.status == 200 and "与当前记录不一致" in await resp.text(), wrong
     resp = await client.get(f"/verify/r_nope/{fresh}")
     assert resp.status == 404 and "没有找到" in await resp.text()
 

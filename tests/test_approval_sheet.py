@@ -312,6 +312,9 @@ async def test_the_verification_page_on_a_phone(
         assert "与当前记录一致" in text and "框架合同.pdf" in text and OPINION in text
         assert await browser.evaluate("document.documentElement.scrollWidth") <= 390
         await browser.screenshot(str(tmp_path / "verify-initiator.png"))
+        await browser.navigate(f"{base}/m/r/{view.id}")
+        assert "打印审批单" in await browser.evaluate("document.body.innerText")
+        await browser.screenshot(str(tmp_path / "request-finished.png"))
         await app[WORKFLOW].act(
             request_id=view.id, action=Action(ActionKind.COMMENT, actor="u_wu", comment="印章已归还")
         )

@@ -12,7 +12,9 @@ gives another digest and the verification page says the sheet no longer matches.
 
 Chinese needs an embedded CJK font: `find_cjk_font` looks for Noto Sans CJK (Debian/Ubuntu
 package fonts-noto-cjk) and a few other common places, and raises `CjkFontMissing`, which says
-what to install, when there is none.
+what to install, when there is none. Its text can be selected and copied in Chrome's viewer and
+extracted with PDFium (pypdfium2); pdfminer (pdfplumber) does not read the encoding CMap that fpdf2
+writes for a CID-keyed CFF font such as Noto Sans CJK, and finds no text.
 """
 
 from __future__ import annotations

@@ -109,6 +109,7 @@ MESSAGES: Mapping[str, str] = {
     "request_finished.withdraw": "申请已结束，不能撤销",
     "request_finished.terminate": "申请已结束，不能终止",
     "request_finished.urge": "申请不在审批中，无需催办",
+    "sheet_not_ready": "申请尚未结束（{status:request_status}），结束后才能打印审批单",
     "bad_target.return_target": "退回目标应为 initiator 或之前某一步的序号",
     "bad_target.return_step": "只能退回到本轮中已经完成的之前步骤",
     "bad_target.missing": "{verb:action}需要指定人员",

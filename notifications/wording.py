@@ -15,7 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from approvals.engine import CardOutcome, Phrase
-from approvals.model import RequestStatus, Urgency
+from approvals.model import RequestStatus, TaskStatus, Urgency
 from org.model import Org
 
 # -- phrases the engine stores in the trail -------------------------------------------------------
@@ -278,3 +278,12 @@ def date_label(day: str) -> str:
 # -- coalesced cards: one message listing the new tasks a person got over the send limit ----------
 TODO_DIGEST_HEAD = "您有 {count} 条新待办"
 TODO_DIGEST_TAIL = "请打开待办列表逐条处理。"
+# The printable approval sheet 审批单: what each person decided, in the words printed on paper.
+SHEET_DECISION_LABEL = {
+    TaskStatus.APPROVED: "同意",
+    TaskStatus.REJECTED: "驳回",
+    TaskStatus.RETURNED: "退回",
+    TaskStatus.TRANSFERRED: "转交",
+    TaskStatus.ACKNOWLEDGED: "已知悉",
+}
+SHEET_SKIPPED_STEP = "已跳过"

@@ -8,7 +8,8 @@ outside and call services only. Charts are inline SVG drawn on the server.
 
 Modules add their routes in `setup_admin`: `gate` (the desk's home and the exchange of an admin
 API token for a session), `stats_pages` (statistics, exports, publication),
-`reference_pages` (org chart and its import, templates, calendar).
+`reference_pages` (org chart and its import, templates, calendar), `sheets` (the printable
+approval sheet).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from aiohttp import web
 
 from bot.web.admin.gate import setup_gate
 from bot.web.admin.reference_pages import setup_reference_pages
+from bot.web.admin.sheets import setup_sheets
 from bot.web.admin.stats_pages import setup_stats_pages
 from bot.web.templating import STATIC_DIR
 
@@ -26,3 +28,4 @@ def setup_admin(app: web.Application) -> None:
     setup_gate(app)
     setup_stats_pages(app)
     setup_reference_pages(app)
+    setup_sheets(app)

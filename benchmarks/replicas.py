@@ -527,7 +527,7 @@ class Scenario:
         cards = Counter(
             str(b["template_card"]["task_id"])
             for b in self.wecom.delivered
-            if b["msgtype"] == "template_card"
+            if b["msgtype"] == "template_card" and not _is_supervise_card(b["template_card"])
         )
         cards_per_task = Counter(card_id.split("_")[1] for card_id in cards.elements())
         closes = Counter(self.wecom.card_of_code.get(u["response_code"], "?") for u in self.wecom.updates)
@@ -758,3 +758,10 @@ def main() -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _is_supervise_card(card: dict[str, Any]) -> bool:
+    """A manager's 督办 / 上报 card (its buttons are 催办, 转交, 代为处理, 查看), not a task card:
+    the chases are counted from the trail, the task cards here."""
+    keys = {b.get("key") for b in card.get("button_list") or []}
+    return bool(keys & {"supervise_urge", "take_over"})

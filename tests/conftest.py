@@ -119,6 +119,14 @@ def clock() -> ManualClock:
     return ManualClock(datetime(2026, 11, 23, 2, 0, tzinfo=UTC))
 
 
+@pytest.fixture(autouse=True)
+def _trail_key_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI and the e2e processes read settings from the environment: give them the fixed
+    trail key too, so no test writes ./var/trail.key into the checkout (tests of the key file
+    remove it again)."""
+    monkeypatch.setenv("OABOT_TRAIL_KEY", TEST_TRAIL_KEY)
+
+
 def settings_for(database: Database, **overrides: object):  # type: ignore[no-untyped-def]
     """Settings that point a whole app at the test database (PostgreSQL schema included)."""
     from bot.settings import Settings

@@ -4,7 +4,8 @@ and run on our pages, and that nobody may frame them.
 - Every response: `X-Content-Type-Options: nosniff`, `Referrer-Policy: no-referrer` (addresses
   carry link tokens), and `X-Frame-Options: DENY` unless OABOT_FRAME_ANCESTORS allows some sites.
 - HTML pages: a Content-Security-Policy allowing scripts from this site only, plus the check-in
-  page's inline script by its hash and DingTalk's JSAPI origin when DingTalk is connected; styles
+  page's inline script by its hash and the JS-SDK origins of the connected platforms (DingTalk's
+  JSAPI, WeCom's JS-SDK); styles
   from this site and inline (the pages' style attributes); no plugins, no <base>, forms post
   here only, framing only by OABOT_FRAME_ANCESTORS. Images, XHR and frames are left open: the
   in-app browsers of WeCom and DingTalk talk to their hosts through them.
@@ -60,10 +61,20 @@ def other_policy(frame_ancestors: tuple[str, ...]) -> str:
 
 
 def _script_origins(settings: Settings) -> tuple[str, ...]:
-    if settings.dingtalk is None:
-        return ()
-    parts = urlsplit(settings.dingtalk.jsapi_url)
-    return (f"{parts.scheme}://{parts.netloc}",)
+    """Where the platforms' JS-SDKs come from: DingTalk's JSAPI (sign-in, location) and WeCom's
+    JS-SDK (the check-in page's wx.getLocation), when that platform is connected."""
+    urls = []
+    if settings.dingtalk is not None:
+        urls.append(settings.dingtalk.jsapi_url)
+    if settings.wecom is not None and settings.wecom.jssdk_url:
+        urls.append(settings.wecom.jssdk_url)
+    origins = []
+    for url in urls:
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        if parts.netloc and origin not in origins:
+            origins.append(origin)
+    return tuple(origins)
 
 
 async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:

@@ -184,8 +184,12 @@ async def test_trip_card_opens_the_page_wx_location_checks_in_and_revoking_cance
             assert await browser.evaluate("__wx.located") == ["wgs84"]
             assert "已记录到达打卡" in message and "在范围内" in message
             await browser.screenshot(str(tmp_path / "checkin_done_in_wecom.png"))
-            # opened again: the cached ticket signs it, WeCom is not asked again
+            # the used arrival link says so instead of offering the button again
             await browser.navigate(arrival)
+            await browser.wait_for("document.body && document.body.textContent.indexOf('没有再记录') >= 0")
+            assert await browser.evaluate("document.getElementById('go')") is None
+            # the departure page: the cached ticket signs it, WeCom is not asked again
+            await browser.navigate(buttons["离开打卡"]["url"])
             await browser.wait_for("__wx.configs.length > 0")
             assert len(wecom.jsapi_tickets) == 1
 

@@ -70,7 +70,7 @@ class TrailLine:
 # Events whose line names the person they went to (转交：王芳, 督办：李娜).
 _NAMES_WHO = (
     "task_assigned", "transferred", "auto_transferred", "urged", "delegated", "taken_over", "supervised",
-    "escalated", "handed_over",
+    "escalated", "handed_over", "delegation_created", "delegation_cancelled",
 )  # fmt: skip
 
 

@@ -59,7 +59,7 @@ def engine_trail_kinds() -> set[str]:
         elif isinstance(arg, ast.JoinedStr) and ast.unparse(arg) == "f'request_{status.value}'":
             kinds |= {f"request_{s.value}" for s in RequestStatus}
         elif ast.unparse(arg) not in ("kind", "note.value"):  # the helpers' own parameters
-            unknown.append(f"line {node.lineno}: {ast.unparse(arg)}")
+            unknown.append(ast.unparse(arg))
     assert not unknown, f"trail kinds this test cannot read: {unknown}"
     return kinds
 

@@ -114,6 +114,17 @@ async def test_check_in_page_with_a_fixed_geolocation(tmp_path: Path) -> None:
                 "state": "有不在范围内的打卡",
             }
 
+            # the manager's 外勤提醒 carries a long link: it wraps inside the bubble, no sideways scrolling
+            await wait_until(lambda: _console_texts(api, "u_sun", "不在目的地范围内"))
+            await browser.navigate(f"{server.base_url}/console/u/u_sun")
+            await browser.wait_for("document.body.innerText.indexOf('不在目的地范围内') >= 0")
+            await browser.screenshot(str(tmp_path / "manager_told.png"))
+            widths = await browser.evaluate(
+                "[document.documentElement.scrollWidth].concat(Array.from("
+                "document.querySelectorAll('.bubble')).map(function(b){return b.scrollWidth - b.clientWidth}))"
+            )
+            assert widths[0] == 390 and max(widths[1:]) <= 0, widths
+
             # 团队签到 only for people who manage someone
             for uid, shown in (("u_sun", True), ("u_wu", False)):
                 await browser.navigate(f"{server.base_url}/console/u/{uid}")

@@ -184,11 +184,13 @@ async def test_trip_card_opens_the_page_wx_location_checks_in_and_revoking_cance
             assert await browser.evaluate("__wx.located") == ["wgs84"]
             assert "已记录到达打卡" in message and "在范围内" in message
             await browser.screenshot(str(tmp_path / "checkin_done_in_wecom.png"))
-            # opened again: a link checks in once, so the page says when the arrival was recorded
-            # (and WeCom was asked for one ticket only)
+            # the used arrival link says so instead of offering the button again
             await browser.navigate(arrival)
-            await browser.wait_for("document.body && document.body.innerText.indexOf('到达打卡已于') >= 0")
-            assert await browser.evaluate("document.getElementById('go') === null")
+            await browser.wait_for("document.body && document.body.textContent.indexOf('没有再记录') >= 0")
+            assert await browser.evaluate("document.getElementById('go')") is None
+            # the departure page: the cached ticket signs it, WeCom is not asked again
+            await browser.navigate(buttons["离开打卡"]["url"])
+            await browser.wait_for("__wx.configs.length > 0")
             assert len(wecom.jsapi_tickets) == 1
 
         # someone else signed in to WeCom cannot use 吴昊's link; nobody signed in cannot post to it

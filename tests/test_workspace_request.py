@@ -389,3 +389,11 @@ async def test_the_trail_says_when_an_action_came_through_an_api_token(org_db, a
     page = (await (await _phone(app, client, "u_wu")).get(f"/m/r/{req.id}"))[1]
 
     assert "吴昊（经集成 erp）" in page and "integration" not in page
+
+
+async def test_an_unknown_template_link_is_a_chinese_page_with_a_way_back(org_db, aiohttp_client, clock):
+    app, client = await _app(org_db, aiohttp_client, clock)
+    wu = await _phone(app, client, "u_wu")
+    for status, page in (await wu.get("/m/new/no_such"), await wu.post("/m/new/no_such/preview", {})):
+        assert status == 404 and "没有这个申请模板" in page and 'class=back href="/m/new"' in page
+        assert "not_found" not in page and "<!doctype html>" in page

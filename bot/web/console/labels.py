@@ -54,6 +54,7 @@ TRAIL_KIND_LABEL = {
     "taken_over": "代为处理",
     "deadline_replanned": "期限重算",
     "digest_sent": "汇总提醒",
+    "delegation_created": "设置代理",
     "delegation_cancelled": "取消代理",
     "delegation_not_created": "未能设置代理",
     **{f"request_{status.value}": label for status, label in REQUEST_STATUS_LABEL.items()},

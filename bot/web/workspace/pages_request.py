@@ -70,7 +70,7 @@ class TrailLine:
 # Events whose line names the person they went to (转交：王芳, 督办：李娜).
 _NAMES_WHO = (
     "task_assigned", "transferred", "auto_transferred", "urged", "delegated", "taken_over", "supervised",
-    "escalated", "handed_over",
+    "escalated", "handed_over", "delegation_created", "delegation_cancelled",
 )  # fmt: skip
 
 
@@ -165,8 +165,10 @@ async def request_page(request: web.Request) -> web.StreamResponse:
     return resp
 
 
-def _refused(request: web.Request, message: str, *, status: int = 403) -> web.StreamResponse:
-    context = {"title": "无法查看", "back": "/m/", "message": message}
+def _refused(
+    request: web.Request, message: str, *, status: int = 403, back: str = "/m/"
+) -> web.StreamResponse:
+    context = {"title": "无法查看", "back": back, "message": message}
     return aiohttp_jinja2.render_template("m/request_refused.html", request, context, status=status)
 
 
@@ -249,11 +251,14 @@ async def _preview(request: web.Request, template: Template, user: User, form: d
     return Preview(steps, "")
 
 
-def _template(request: web.Request) -> Template:
+def _template(request: web.Request) -> Template | None:
     try:
         return request.app[WORKFLOW].template(request.match_info["key"])
     except ApprovalError:
-        raise web.HTTPNotFound(text="没有这个模板") from None
+        return None
+
+
+NO_TEMPLATE = "没有这个申请模板（可能已停用或链接有误），请在「发起申请」中重新选择。"
 
 
 def _urgency(raw: str) -> Urgency:
@@ -263,6 +268,8 @@ def _urgency(raw: str) -> Urgency:
 async def new_form(request: web.Request) -> web.StreamResponse:
     user = await viewer(request)
     template = _template(request)
+    if template is None:
+        return _refused(request, NO_TEMPLATE, status=404, back="/m/new")
     wf = request.app[WORKFLOW]
     values: dict[str, Any] = {}
     errors: dict[str, str] = {}
@@ -319,6 +326,8 @@ async def new_preview(request: web.Request) -> web.StreamResponse:
     """The route preview fragment the form's script asks for as the person types."""
     user = await viewer(request)
     template = _template(request)
+    if template is None:
+        return _refused(request, NO_TEMPLATE, status=404, back="/m/new")
     data = await request.post()
     await check_csrf(request, str(data.get("csrf") or ""))
     preview = await _preview(request, template, user, form_from_post(template, data))

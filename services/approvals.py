@@ -359,7 +359,7 @@ class Workflow:
             template = self.template(loaded.request.template_key)
             delegations = await store.active_delegations(s, now=now)
             out = engine.supervise(self._ctx(template, org, delegations, now), loaded.request, action)
-            await store.save_request(s, loaded=loaded, events=out.events)
+            await store.save_request(s, loaded=loaded, events=out.events, key=self.trail_key)
             await self._record(s, out, template, org, now)
             view = request_view(out.request, org=org, tz=self.d.tz)
             view.info = out.info
@@ -554,7 +554,7 @@ class Workflow:
             out = engine.hand_over(self._ctx(template, org, [], now), loaded.request, leaver, successor)
             if not out.events:
                 continue
-            await store.save_request(session, loaded=loaded, events=out.events)
+            await store.save_request(session, loaded=loaded, events=out.events, key=self.trail_key)
             await self._record(session, out, template, org, now)
             moved += before
             logger.info(

@@ -270,7 +270,7 @@ class DeadlineService:
             kinds.register(kind, self._fire_task_rung)
         kinds.register(TimerKind.DELEGATION_START, self._fire_delegation)
         kinds.register(TimerKind.CALENDAR_REPLAN, self._fire_replan)
-        self._planner = DeadlineHooks(calendar=calendar, tz=tz)
+        self._planner = DeadlineHooks(calendar=calendar, tz=tz, trail_key=workflow.trail_key)
         kinds.register(TimerKind.DIGEST, self._fire_digest, next_slot=self.schedule_next_digest)
         kinds.before_scan(self._refresh_calendar)
 
@@ -484,7 +484,7 @@ class DeadlineService:
                 moved.append(task.id)
             if not events:
                 return 0
-            await store.save_request(session, loaded=loaded, events=events)
+            await store.save_request(session, loaded=loaded, events=events, key=self.workflow.trail_key)
             for task_id in moved:
                 await self._replan_rungs(session, req, task_id, template, now)
         logger.info("due times moved by a calendar change", extra={"request_id": request_id, "tasks": moved})

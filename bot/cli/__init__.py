@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "bot.cli.calendar",
     "bot.cli.tokens",
     "bot.cli.link",
+    "bot.cli.export",
 )
 
 

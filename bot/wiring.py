@@ -50,10 +50,10 @@ from bot.platforms.inbox import Inbox, kv_first_delivery
 from bot.platforms.wecom import setup_wecom, wecom_delivery
 from bot.settings import Settings
 from bot.trail_key import load_trail_keys
+from bot.web.admin import setup_admin
 from bot.web.api import setup_api
 from bot.web.api_calendar import setup_deadlines
 from bot.web.api_stats import setup_stats
-from bot.web.admin import setup_admin
 from bot.web.console.pages import setup_console
 from bot.web.openapi import setup_openapi
 from bot.web.workspace import setup_workspace

@@ -429,7 +429,7 @@ def replace_holders(item: DeskItem, names: list[str]) -> DeskItem:
 
 
 def _hours(delta: timedelta) -> str:
-    return format_duration(delta) if delta > timedelta(0) else "0"
+    return format_duration(max(delta, timedelta(0)))
 
 
 def _grouped(tasks: list[HeldTask], key: Callable[[HeldTask], str]) -> list[HeldGroup]:

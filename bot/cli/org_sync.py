@@ -23,6 +23,7 @@ from bot.app import open_database, open_kv
 from bot.cli.config import database_ready
 from bot.org_sync_wiring import build_org_sync
 from bot.settings import ConfigError, Settings, load_settings
+from bot.trail_key import load_trail_keys
 from bot.wiring import load_all_templates, make_deadline_fn, make_working_days
 from deadlines.org_calendar import OrgCalendar
 from org.loader import OrgFileError
@@ -129,7 +130,8 @@ async def _sync(settings: Settings, platform: str, *, dry_run: bool, overlay: st
         async with httpx.AsyncClient(timeout=TIMEOUT) as http:
             calendar = OrgCalendar(settings.tz, settings.working_hours)
             await calendar.reload(db, now=clock.now())
-            hooks = DeadlineHooks(calendar=calendar, tz=settings.tz)
+            trail_keys = load_trail_keys(settings)
+            hooks = DeadlineHooks(calendar=calendar, tz=settings.tz, trail_key=trail_keys.current)
             directory = Directory(db, clock.now)
             workflow = Workflow(
                 WorkflowDeps(
@@ -147,6 +149,7 @@ async def _sync(settings: Settings, platform: str, *, dry_run: bool, overlay: st
                     deadline_fn=make_deadline_fn(calendar),
                     hooks=hooks.hooks,
                     working_days=make_working_days(calendar),
+                    trail_keys=trail_keys,
                 )
             )
             service = build_org_sync(

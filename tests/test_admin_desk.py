@@ -209,3 +209,81 @@ def test_cli_export_writes_the_period_with_a_progress_line(
     assert len(rows) == 3 and "公章" in "".join(str(c) for c in rows[1] + rows[2])
     assert main(["export", "requests", "--from", "2030-01-01", "--to", "2020-01-01", "--out", str(out)]) == 2
     assert main(["export", "requests", "--out", str(tmp_path / "x.pdf")]) == 2
+
+
+async def test_terminate_and_urge_need_words_and_land_in_the_trail(api: Api) -> None:
+    rid = (await _three(api))["trip"]
+    client: Any = api.client
+    office, csrf = await _session(api, OFFICE)
+    _, body = await api.call("GET", f"/requests/{rid}", expect=200)
+    [task] = [t for s in body["steps"] for t in s["tasks"] if t["status"] == "pending"]  # type: ignore[index]
+    urge = {"csrf": csrf, "do": "urge", "task_id": task["id"], "version": str(task["version"])}
+    page = await (await client.post(f"/admin/requests/{rid}/act", data=urge, headers=office)).text()
+    assert "已催办：" in page
+    page = await (await client.post(f"/admin/requests/{rid}/act", data=urge, headers=office)).text()
+    assert "已催办：" not in page  # once per half hour: refused in words
+    page = await (
+        await client.post(
+            f"/admin/requests/{rid}/act", data={"csrf": csrf, "do": "terminate"}, headers=office
+        )
+    ).text()
+    assert "请填写终止理由" in page
+    bad = await client.post(
+        f"/admin/requests/{rid}/act", data={"do": "terminate", "reason": "x"}, headers=office
+    )
+    assert bad.status == 403  # no CSRF token
+    page = await (
+        await client.post(
+            f"/admin/requests/{rid}/act",
+            data={"csrf": csrf, "do": "terminate", "reason": "重复提交"},
+            headers=office,
+        )
+    ).text()
+    assert "已终止这条申请" in page
+    _, body = await api.call("GET", f"/requests/{rid}", expect=200)
+    assert body["status"] == "terminated"  # type: ignore[index]
+    kinds = [(e["kind"], e["actor"]) for e in body["trail"]]  # type: ignore[index]
+    assert ("urged", OFFICE) in kinds and ("request_terminated", OFFICE) in kinds
+
+
+async def test_overdue_board_delegations_ended_early_and_a_dead_message_retried(api: Api) -> None:
+    await _three(api)
+    app: Any = api.app
+    client: Any = api.client
+    office, csrf = await _session(api, OFFICE)
+    page = await (await client.get("/admin/overdue", headers=office)).text()
+    assert "目前没有超期未办的事项" in page
+    app[CLOCK].advance(timedelta(days=3))
+    office, csrf = await _session(api, OFFICE)  # a fresh session: the first one aged out
+    page = await (await client.get("/admin/overdue", headers=office)).text()
+    assert "共 3 项超期未办" in page and "按部门" in page and "督办" in page
+
+    now = app[CLOCK].now()
+    d = await app[WORKFLOW].create_delegation(
+        delegator="u_sun",
+        delegate="u_zhou",
+        starts_at=now - timedelta(hours=1),
+        ends_at=now + timedelta(days=5),
+    )
+    page = await (await client.get("/admin/delegations", headers=office)).text()
+    assert "生效中" in page and "周杰" in page
+    resp = await client.post(f"/admin/delegations/{d.id}/end", data={"csrf": csrf}, headers=office)
+    assert "已提前结束" in await resp.text()
+    assert await app[WORKFLOW].list_delegations() == []
+
+    await api.drain()  # the console delivers; make one message dead by hand
+    from sqlalchemy import text
+
+    async with app[DB].transaction() as s:
+        await s.execute(
+            text(
+                "UPDATE outbox SET status='dead', attempts=5, last_error='errcode 60020 ip not allowed' WHERE id=1"
+            )
+        )
+    page = await (await client.get("/admin/outbox", headers=office)).text()
+    assert "发送失败 1" in page and "errcode 60020" in page and "重新发送" in page
+    resp = await client.post("/admin/outbox/1/retry", data={"csrf": csrf}, headers=office)
+    assert "已重新排队发送" in await resp.text()
+    resp = await client.post("/admin/outbox/1/retry", data={"csrf": csrf}, headers=office)
+    assert "未做改动" in await resp.text()  # already pending again
+    assert (await client.post("/admin/outbox/x/retry", data={"csrf": csrf}, headers=office)).status == 404

@@ -1536,6 +1536,11 @@ def supervise(ctx: Context, request: Request, action: SupervisorAction) -> Outco
     return flow.out
 
 
+def _admin_mark(action: SupervisorAction) -> dict[str, Any]:
+    """An org admin's 督办 is recorded as an admin action (`as_admin`) as well."""
+    return {"as_admin": True} if action.is_admin else {}
+
+
 def _supervisor_urge(flow: _Flow, task: Task, action: SupervisorAction) -> None:
     now = flow.ctx.now
     last = flow.req.urged_at.get(task.id)
@@ -1546,7 +1551,10 @@ def _supervisor_urge(flow: _Flow, task: Task, action: SupervisorAction) -> None:
     flow.notice(
         NoticeKind.URGE, task.assignee, task, by=action.actor, comment=action.comment, version=task.version
     )
-    flow.event("urged", action.actor, task=task, after=task.assignee, comment=action.comment, as_manager=True)
+    flow.event(
+        "urged", action.actor, task=task, after=task.assignee, comment=action.comment, as_manager=True,
+        **_admin_mark(action),
+    )  # fmt: skip
     flow.out.info["urged"] = [task.assignee]
 
 
@@ -1563,7 +1571,7 @@ def _supervisor_transfer(flow: _Flow, task: Task, action: SupervisorAction) -> N
         target=target,
         channel=action.channel,
     )
-    _move_to(flow, task, target, as_action, None, as_manager=True)
+    _move_to(flow, task, target, as_action, None, as_manager=True, **_admin_mark(action))
 
 
 def _take_over(flow: _Flow, task: Task, action: SupervisorAction) -> None:

@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "bot.cli.tokens",
     "bot.cli.link",
     "bot.cli.sheet",
+    "bot.cli.export",
 )
 
 

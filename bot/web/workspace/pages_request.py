@@ -75,7 +75,8 @@ _NAMES_WHO = (
 
 
 def _what(e: TrailEventView, view: RequestView, org: Org) -> str:
-    label = ("督办" if e.data.get("as_manager") else "") + Labels.trail_kind(e.kind)
+    mark = "管理员" if e.data.get("as_admin") else "督办" if e.data.get("as_manager") else ""
+    label = mark + Labels.trail_kind(e.kind)
     step = (
         view.steps[e.step_index].name if e.step_index is not None and e.step_index < len(view.steps) else ""
     )

@@ -147,14 +147,14 @@ async def test_a_tap_that_could_not_be_stored_is_taken_when_dingtalk_redelivers_
     stream: StreamConnection, inbox: Inbox, db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     raw = frame(CARD_TOPIC, card_tap("oabot_r-1_v1", "010008", "approve"), "m-retry")
-    real_transaction = db.transaction
+    real_insert = inbox.writer.insert
 
-    def failing_transaction() -> Any:
+    async def failing_insert(*args: Any, **kwargs: Any) -> bool:
         raise OSError("database connection lost")
 
-    monkeypatch.setattr(db, "transaction", failing_transaction)
+    monkeypatch.setattr(inbox.writer, "insert", failing_insert)  # the group commit's one writer
     first = await stream.card_handler.raw_process(CallbackMessage.from_dict(raw))
-    monkeypatch.setattr(db, "transaction", real_transaction)
+    monkeypatch.setattr(inbox.writer, "insert", real_insert)
     again = await stream.card_handler.raw_process(CallbackMessage.from_dict(raw))
 
     assert (first.code, again.code) == (AckMessage.STATUS_SYSTEM_EXCEPTION, AckMessage.STATUS_OK)

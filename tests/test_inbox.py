@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -58,17 +56,19 @@ async def test_a_worker_whose_lease_was_handed_over_does_not_overwrite_the_resul
     assert row.status == "done" and row.last_error is None
 
 
-class _FrozenDatabase:
-    """A replica's database as seen by a process that dies inside its write: it never commits."""
+class _FrozenWriter:
+    """The inbox writer of a process that dies inside its commit: it never stores the row."""
 
     def __init__(self) -> None:
         self.writing = asyncio.Event()
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Any]:
+    async def insert(self, row: Any, also: Any = ()) -> bool:
         self.writing.set()
         await asyncio.Event().wait()  # killed here: neither commits nor gets to clean up
-        yield None
+        return False
+
+    async def close(self) -> None:
+        return None
 
 
 async def test_a_replica_killed_while_storing_an_event_does_not_make_the_retry_a_repeat(
@@ -80,8 +80,8 @@ async def test_a_replica_killed_while_storing_an_event_does_not_make_the_retry_a
         seen.append(event.event_id)  # type: ignore[attr-defined]
 
     shared = MemoryStore()  # the replicas' one Redis
-    frozen = _FrozenDatabase()
-    dying = Inbox(frozen, shared, process, now=clock.now)  # type: ignore[arg-type]
+    frozen = _FrozenWriter()
+    dying = Inbox(db, shared, process, now=clock.now, writer=frozen)  # type: ignore[arg-type]
     first = asyncio.create_task(dying.accept(_event()))
     await asyncio.wait_for(frozen.writing.wait(), 5)
     try:

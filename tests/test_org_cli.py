@@ -17,7 +17,7 @@ from bot.platforms.http_retry import RetryPolicy
 from org.model import Org
 from storage.db import Database
 from storage.org_repo import OrgNotImported, load_org
-from tests.conftest import DEMO_ORG, create_tables
+from tests.conftest import DEMO_ORG, TEST_TRAIL_KEY, create_tables
 
 DATA = Path(__file__).parent / "data" / "org"
 T = TypeVar("T")
@@ -56,6 +56,7 @@ def database_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[st
     monkeypatch.chdir(tmp_path)  # no stray .env is read
     url = f"sqlite+aiosqlite:///{tmp_path}/oabot.db"
     monkeypatch.setenv("OABOT_DATABASE_URL", url)
+    monkeypatch.setenv("OABOT_TRAIL_KEY", TEST_TRAIL_KEY)  # commands that write the trail need it
     asyncio.run(_with_database(url, create_tables))
     yield url
 

@@ -32,7 +32,7 @@ browser:
 
 # The shape is kept by these: style, types (strict, every package), the layer contracts in
 # pyproject.toml, and no function with cyclomatic complexity above 20.
-PACKAGES := approvals bot checkins deadlines handlers notifications org reports services storage
+PACKAGES := approvals bot checkins deadlines handlers notices notifications org reports services storage
 
 lint: $(INSTALLED_DEV)
 	$(BIN)/ruff check .

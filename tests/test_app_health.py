@@ -454,3 +454,24 @@ async def test_resources_open_with_the_app_and_close_with_it(
 
     assert not scheduler.running
     assert http.is_closed
+
+
+async def test_a_mistyped_page_address_is_a_chinese_page_with_a_way_back(
+    client: TestClient[Any, Any],
+) -> None:
+    for path in ("/m/no-such-page", "/console/nope", "/admin/nope", "/checkin/"):
+        resp = await client.get(path, headers={"Accept": "text/html,application/xhtml+xml"})
+        page = await resp.text()
+        assert resp.status == 404, path
+        assert resp.content_type == "text/html", path
+        assert "这个页面不存在" in page and 'href="/m/"' in page, path
+        assert "not_found" not in page and "There is nothing" not in page, path
+
+
+async def test_a_program_asking_for_json_under_a_page_prefix_still_gets_json(
+    client: TestClient[Any, Any],
+) -> None:
+    resp = await client.get("/m/no-such-page", headers={"Accept": "application/json"})
+
+    assert resp.status == 404
+    assert (await resp.json())["error"] == "not_found"

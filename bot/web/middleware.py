@@ -21,6 +21,7 @@ from datetime import date, datetime
 from http import HTTPStatus
 from typing import Any
 
+import aiohttp_jinja2
 from aiohttp import web
 
 from bot.keys import API_TOKENS, METRICS, PRINCIPAL, REQUEST_ID
@@ -193,8 +194,32 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         )
 
 
+# Pages people open in a browser or a platform's web view; a mistyped address there gets a page
+# in Chinese (with a way back), not the API's JSON.
+_PAGE_PREFIXES = ("/m/", "/console", "/admin", "/checkin", "/verify/")
+_PAGE_MISSES = {
+    404: "这个页面不存在：地址可能输错了，或链接已失效。请从消息卡片或工作台重新打开。",
+    405: "这个页面不能这样打开，请从工作台重新进入。",
+}
+
+
+def _wants_page(request: web.Request) -> bool:
+    if not request.path.startswith(_PAGE_PREFIXES) or aiohttp_jinja2.APP_KEY not in request.config_dict:
+        return False
+    accept = request.headers.get("Accept", "")
+    return "text/html" in accept or request.method == "GET" and not accept
+
+
+def _page_miss(request: web.Request, status: int) -> web.Response:
+    title = "页面不存在" if status == 404 else "无法打开"
+    context = {"title": title, "back": "/m/", "message": _PAGE_MISSES[status]}
+    return aiohttp_jinja2.render_template("m/request_refused.html", request, context, status=status)
+
+
 def _http_exception_response(request: web.Request, exc: web.HTTPException) -> web.Response:
     status = exc.status
+    if status in _PAGE_MISSES and _wants_page(request):
+        return _page_miss(request, status)
     try:
         phrase = HTTPStatus(status).phrase
     except ValueError:

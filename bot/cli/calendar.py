@@ -18,8 +18,8 @@ from typing import Any, TextIO
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.app import open_database  # honours a PostgreSQL schema in the URL
-from bot.cli.config import database_ready
-from bot.settings import ConfigError, Settings, load_settings
+from bot.cli.config import database_ready, load_or_report
+from bot.settings import Settings
 from deadlines import timers
 from deadlines.calendar import WorkingCalendar
 from storage import calendar_store
@@ -92,7 +92,7 @@ def run_add(
     err: TextIO | None = None,
 ) -> int:
     out, err = out or sys.stdout, err or sys.stderr
-    settings = _settings(err, demo=demo)
+    settings = load_or_report(demo=demo, err=err)
     if settings is None or not database_ready(settings, err):
         return EXIT_INVALID
 
@@ -116,7 +116,7 @@ def run_add(
 
 def run_remove(day: date, *, demo: bool = False, out: TextIO | None = None, err: TextIO | None = None) -> int:
     out, err = out or sys.stdout, err or sys.stderr
-    settings = _settings(err, demo=demo)
+    settings = load_or_report(demo=demo, err=err)
     if settings is None or not database_ready(settings, err):
         return EXIT_INVALID
 
@@ -143,7 +143,7 @@ def run_list(
     *, year: int | None = None, demo: bool = False, out: TextIO | None = None, err: TextIO | None = None
 ) -> int:
     out, err = out or sys.stdout, err or sys.stderr
-    settings = _settings(err, demo=demo)
+    settings = load_or_report(demo=demo, err=err)
     if settings is None or not database_ready(settings, err):
         return EXIT_INVALID
     start = date(year, 1, 1) if year else None
@@ -182,15 +182,6 @@ async def _in_transaction(settings: Settings, work: Any) -> Any:
             return await work(session)
     finally:
         await database.dispose()
-
-
-def _settings(err: TextIO, *, demo: bool) -> Settings | None:
-    try:
-        return load_settings(demo=demo)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem, file=err)
-        return None
 
 
 def _database_problem(exc: Exception, err: TextIO) -> int:

@@ -60,13 +60,13 @@ def run(args: argparse.Namespace) -> int:
 # -- shared by the commands ---------------------------------------------------------------------
 
 
-def load_or_report(*, demo: bool = False) -> Settings | None:
-    """Settings from the environment, or None after printing every problem on stderr."""
+def load_or_report(*, demo: bool = False, err: TextIO | None = None) -> Settings | None:
+    """Settings from the environment, or None after printing every problem on `err` (stderr)."""
     try:
         return load_settings(demo=demo)
     except ConfigError as exc:
         for line in exc.problems:
-            print(line, file=sys.stderr)
+            print(line, file=err or sys.stderr)
         return None
 
 

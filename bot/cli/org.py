@@ -21,8 +21,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.cli import org_sync
-from bot.cli.config import database_ready
-from bot.settings import ConfigError, Settings, load_settings
+from bot.cli.config import database_ready, load_or_report
+from bot.settings import Settings
 from org.loader import OrgFileError, load_org_file
 from org.model import Org
 from storage.base import utcnow
@@ -94,7 +94,7 @@ def run_import(
 ) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
-    settings = _settings(err, demo=demo)
+    settings = load_or_report(demo=demo, err=err)
     if settings is None or not database_ready(settings, err):
         return EXIT_INVALID
     try:
@@ -124,7 +124,7 @@ def run_show(
 ) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
-    settings = _settings(err, demo=demo)
+    settings = load_or_report(demo=demo, err=err)
     if settings is None or not database_ready(settings, err):
         return EXIT_INVALID
     try:
@@ -138,15 +138,6 @@ def run_show(
     for line in format_org(org, imported_at=imported_at, include_inactive=include_inactive):
         print(line, file=out)
     return EXIT_OK
-
-
-def _settings(err: TextIO, *, demo: bool) -> Settings | None:
-    try:
-        return load_settings(demo=demo)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem, file=err)
-        return None
 
 
 def _database_problem(settings: Settings, exc: Exception, err: TextIO) -> None:

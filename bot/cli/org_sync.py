@@ -20,9 +20,9 @@ import httpx
 
 from approvals.clock import SystemClock
 from bot.app import open_database, open_kv
-from bot.cli.config import database_ready
+from bot.cli.config import database_ready, load_or_report
 from bot.org_sync_wiring import build_org_sync
-from bot.settings import ConfigError, Settings, load_settings
+from bot.settings import Settings
 from bot.trail_key import load_trail_keys
 from bot.wiring import load_all_templates, make_deadline_fn, make_working_days
 from deadlines.org_calendar import OrgCalendar
@@ -76,7 +76,7 @@ def run_sync(
 ) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
-    settings = _settings(err, demo=demo)
+    settings = load_or_report(demo=demo, err=err)
     if settings is None or not database_ready(settings, err):
         return EXIT_INVALID
     try:
@@ -104,22 +104,13 @@ def run_history(
 ) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
-    settings = _settings(err, demo=demo)
+    settings = load_or_report(demo=demo, err=err)
     if settings is None or not database_ready(settings, err):
         return EXIT_INVALID
     records = asyncio.run(_history(settings, limit))
     for line in format_history(records, tz=settings.tz):
         print(line, file=out)
     return EXIT_OK
-
-
-def _settings(err: TextIO, *, demo: bool) -> Settings | None:
-    try:
-        return load_settings(demo=demo)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem, file=err)
-        return None
 
 
 async def _sync(settings: Settings, platform: str, *, dry_run: bool, overlay: str | None) -> SyncReport:

@@ -27,6 +27,8 @@ from services.approvals import Workflow, WorkflowDeps
 from services.directory import Directory
 from services.documents import Documents
 from services.links import PersonalLinks
+from services.sheets import Sheets
+from services.workspace import Workspace
 from storage.approval_models import OutboxRow
 from storage.db import Database
 from storage.document_models import DocNumberCounterRow, DocNumberRow
@@ -112,6 +114,8 @@ async def test_registration_numbers_the_document_and_every_view_shows_it(api: Ap
     done = await walk(api, rid, "u_zhao")
     assert done["status"] == "approved" and done["doc_number"]["status"] == "issued"
     assert await verified(api, rid)
+    sheet = await Sheets(Workspace(api.app[WORKFLOW])).for_office(rid)  # type: ignore[index]
+    assert sheet.doc_number == f"办发〔{YEAR}〕1号"
 
 
 async def verified(api: Api, rid: str) -> bool:
@@ -243,18 +247,20 @@ async def test_confidential_documents_are_refused_and_secret_ones_go_through(api
         assert f"本件为{level}" in body["message"]  # type: ignore[index]
     secret = await api.submit("doc_issue", "u_wu", {**doc_issue("下行"), "secrecy": "秘密"})
     assert secret["status"] == "running"
-    received = await api.submit(
-        "doc_receive",
-        "u_zhao",
-        {
-            "title": "关于安全检查的通知",
-            "source_org": "区应急管理局",
-            "received_at": "2026-11-20",
-            "handling_department": "admin_service",
-            "files": ["通知.pdf"],
-            "secrecy": "秘密",
-        },
+    incoming = {
+        "title": "关于安全检查的通知",
+        "source_org": "区应急管理局",
+        "received_at": "2026-11-20",
+        "handling_department": "admin_service",
+        "files": ["通知.pdf"],
+    }
+    status, body = await api.call(
+        "POST",
+        "/requests",
+        {"template": "doc_receive", "initiator": "u_zhao", "form": {**incoming, "secrecy": "机密"}},
     )
+    assert status == 422 and "不通过本系统流转" in body["message"]  # type: ignore[index]
+    received = await api.submit("doc_receive", "u_zhao", {**incoming, "secrecy": "秘密"})
     assert received["status"] == "running"
     _, listed = await api.call("GET", "/requests?template=doc_issue", expect=200)
     assert len(listed["items"]) == 1  # type: ignore[index]

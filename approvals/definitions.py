@@ -180,6 +180,8 @@ class WithdrawPolicy(StrEnum):
     BEFORE_FIRST_DECISION = "before_first_decision"
     AFTER_APPROVAL = "after_approval"  # also revoke an approved request (e.g. 销假: cancel an approved leave)
     NEVER = "never"
+    # 收回 (documents): at any step while running, as long as nobody it went to has opened it
+    UNTIL_OPENED = "until_opened"
 
 
 @dataclass(frozen=True)
@@ -221,6 +223,16 @@ class StepSpec:
 
 
 @dataclass(frozen=True)
+class Numbering:
+    """How a template's documents get their number 文号 (`numbering:`; `approvals.doc_numbers`)."""
+
+    step: str  # the step whose approval assigns the number (登记编号)
+    prefix: str = ""  # used when `prefix_field` is absent or left empty
+    prefix_field: str | None = None  # a form field holding the prefix (e.g. a select of 办发/人发)
+    pattern: str | None = None  # None: the organisation's (OABOT_DOC_NUMBER_PATTERN)
+
+
+@dataclass(frozen=True)
 class Template:
     key: str
     name: str
@@ -236,6 +248,8 @@ class Template:
     title: str | None = None  # e.g. "{seal} 用章 · {reason}"; default the template name
     deadlines: dict[str, Any] = field(default_factory=dict)  # ladder overrides (deadlines issue)
     progress: Progress = Progress.EACH_STEP  # messages to the initiator as steps complete
+    numbering: Numbering | None = None  # documents 发文: their number 文号, given at a step
+    confidentiality_field: str | None = None  # the 密级 field (`approvals.confidentiality`)
     source: str | None = None  # file it came from
 
     def step(self, key: str) -> StepSpec | None:

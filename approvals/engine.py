@@ -184,6 +184,8 @@ class Context:
     words: Words = phrase_code
     working_days: WorkingDays | None = None  # the org's calendar, for `working_days_of` fields
     admin_roles: Collection[str] = ()  # who may act `as_admin`: `org.model.is_org_admin`
+    # Who first opened the request, when (`withdraw: until_opened`, recall 收回 of documents).
+    opened: Mapping[str, datetime] = field(default_factory=dict)
 
 
 def _append_event(
@@ -1094,11 +1096,11 @@ def _check_new_person(flow: _Flow, task: Task, target: str | None, verb: ActionK
     return target
 
 
-def _withdraw_refusal(req: Request, template: Template, actor: str) -> ApprovalError | None:
+def _withdraw_refusal(ctx: Context, req: Request, actor: str) -> ApprovalError | None:
     """Why `actor` may not withdraw `req` now, or None when they may."""
     if actor != req.initiator:
         return NotAssignee("not_assignee.withdraw", actor=actor)
-    policy = template.policies.withdraw
+    policy = ctx.template.policies.withdraw
     revoking = req.status == RequestStatus.APPROVED and policy == WithdrawPolicy.AFTER_APPROVAL
     if not transitions.accepts(req.status, ActionKind.WITHDRAW) or (req.is_final and not revoking):
         return RequestFinished("request_finished.withdraw", request_id=req.id, status=req.status.value)
@@ -1108,11 +1110,30 @@ def _withdraw_refusal(req: Request, template: Template, actor: str) -> ApprovalE
         return ActionNotAllowed("action_not_allowed.withdraw_never", action="withdraw")
     if policy == WithdrawPolicy.BEFORE_FIRST_DECISION and _someone_decided(req):
         return ActionNotAllowed("action_not_allowed.withdraw_decided", action="withdraw")
+    if policy == WithdrawPolicy.UNTIL_OPENED:
+        return _opened_refusal(ctx, req)
     return None
 
 
+def _opened_refusal(ctx: Context, req: Request) -> ApprovalError | None:
+    """A recall 收回 is refused once anyone the request went to (a task holder, now or before,
+    or the person a task was held for) has opened it: naming who and when, first opener first."""
+    recipients = ({t.assignee for t in req.tasks} | {t.acting_for for t in req.tasks if t.acting_for}) - {
+        req.initiator
+    }
+    openers = sorted((at, p) for p, at in ctx.opened.items() if p in recipients)
+    if not openers:
+        return None
+    return ActionNotAllowed(
+        "action_not_allowed.recall_opened",
+        action="withdraw",
+        opened_by=[p for _, p in openers],
+        shown={"openers": [(ctx.org.display_name(p), at.astimezone(ctx.tz)) for at, p in openers]},
+    )
+
+
 def _withdraw(flow: _Flow, action: Action) -> None:
-    refusal = _withdraw_refusal(flow.req, flow.ctx.template, action.actor)
+    refusal = _withdraw_refusal(flow.ctx, flow.req, action.actor)
     if refusal is not None:
         raise refusal
     flow.finish(Move.WITHDRAW, action.actor, comment=action.comment)
@@ -1294,7 +1315,7 @@ def allowed_actions(ctx: Context, req: Request, actor: str, *, is_admin: bool = 
         if actor in (t.assignee, t.acting_for) or _delegate_of(ctx, req, t, actor)
     }
     kinds: set[ActionKind] = set()
-    if _withdraw_refusal(req, ctx.template, actor) is None:
+    if _withdraw_refusal(ctx, req, actor) is None:
         kinds.add(ActionKind.WITHDRAW)
     if _terminate_refusal(req, actor, is_admin=is_admin) is None:
         kinds.add(ActionKind.TERMINATE)
@@ -1418,6 +1439,8 @@ class SystemNote(StrEnum):
     DELEGATION_CREATED = "delegation_created"  # by an approved leave request
     DELEGATION_NOT_CREATED = "delegation_not_created"
     DELEGATION_CANCELLED = "delegation_cancelled"
+    DOC_NUMBER_ASSIGNED = "doc_number_assigned"  # 发文: the registrar's step gave the number (after=)
+    DOC_NUMBER_VOIDED = "doc_number_voided"  # the document ended without going out: number void
 
 
 # Notes about chasing a task: only while the task is pending on a running request.

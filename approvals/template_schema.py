@@ -43,6 +43,7 @@ from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
 from pydantic_core.core_schema import ErrorType
 
 from approvals.conditions import INITIATOR_ATTRIBUTES
+from approvals.confidentiality import level_of
 from approvals.definitions import (
     AllOf,
     AnyOf,
@@ -57,6 +58,7 @@ from approvals.definitions import (
     InitiatorPolicy,
     NoApproverPolicy,
     Not,
+    Numbering,
     Permission,
     Policies,
     Progress,
@@ -66,6 +68,7 @@ from approvals.definitions import (
     Template,
     WithdrawPolicy,
 )
+from approvals.doc_numbers import PatternInvalid, check_prefix, parse_pattern
 from approvals.forms import (
     DEFAULT_PLACEHOLDERS,
     MAX_LENGTH_LIMIT,
@@ -1094,6 +1097,49 @@ class PoliciesModel(Section):
         )
 
 
+def _pattern(value: Any) -> str:
+    text = _text(value)
+    try:
+        parse_pattern(text)
+    except PatternInvalid as exc:
+        raise _error(str(exc)) from None
+    return text
+
+
+def _prefix(value: Any) -> str:
+    text = _any_text(value)
+    if text and check_prefix(text) is not None:
+        raise _error("a prefix is at most 20 characters, without braces or line breaks")
+    return text
+
+
+class NumberingModel(Section):
+    """`numbering:` the document number 文号 a step gives (see approvals.doc_numbers)."""
+
+    step: Key
+    prefix: Annotated[str, BeforeValidator(_prefix)] = ""
+    prefix_field: Key | None = None
+    pattern: Annotated[str | None, BeforeValidator(_pattern)] = None
+
+    @field_validator("prefix_field")
+    @classmethod
+    def _declared(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and value not in _vocabulary(info).declared:
+            raise _error(f"field '{value}' does not exist")
+        return value
+
+    @model_validator(mode="after")
+    def _some_prefix(self) -> Self:
+        if not self.prefix and self.prefix_field is None:
+            _raise("numbering", [_entry("step", "numbering needs a prefix or a prefix_field")])
+        return self
+
+    def to_numbering(self) -> Numbering:
+        return Numbering(
+            step=self.step, prefix=self.prefix, prefix_field=self.prefix_field, pattern=self.pattern
+        )
+
+
 def _progress(value: Any) -> Progress:
     # YAML reads a bare `off` as false: take it as the word the author wrote.
     return _choice(Progress, "progress setting")("off" if value is False else value)
@@ -1116,6 +1162,29 @@ class TemplateModel(Section):
     on_approved: Approvers = ()
     deadlines: FreeMapping = Field(default_factory=dict)
     progress: Annotated[Progress, BeforeValidator(_progress)] = Progress.EACH_STEP
+    numbering: NumberingModel | None = None
+    confidentiality_field: Key | None = None
+
+    @field_validator("numbering")
+    @classmethod
+    def _numbering_step(cls, value: NumberingModel | None, info: ValidationInfo) -> NumberingModel | None:
+        steps = info.data.get("steps")
+        if value is not None and steps is not None and value.step not in {s.key for s in steps}:
+            raise _error(f"numbering step '{value.step}' is not a step of this template")
+        return value
+
+    @field_validator("confidentiality_field")
+    @classmethod
+    def _levels(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        spec = _vocabulary(info).fields.get(value)
+        if spec is None:
+            raise _error(f"field '{value}' does not exist")
+        unknown = [o for o in spec.options if level_of(o) is None]
+        if spec.type != FieldType.SELECT or unknown:
+            raise _error("the confidentiality field must be a select of 公开, 内部, 秘密, 机密, 绝密")
+        return value
 
     @field_validator("title")
     @classmethod
@@ -1183,5 +1252,7 @@ class TemplateModel(Section):
             title=self.title,
             deadlines=self.deadlines,
             progress=self.progress,
+            numbering=self.numbering.to_numbering() if self.numbering is not None else None,
+            confidentiality_field=self.confidentiality_field,
             source=source,
         )

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from approvals.confidentiality import level_of
 from approvals.definitions import Template
 from approvals.forms import WorkingDays
 from approvals.model import Request, Step, Task
@@ -76,6 +77,7 @@ from services.checkins import CheckinService
 from services.console import ConsoleService
 from services.deadlines import DeadlineHooks, DeadlineService
 from services.directory import Directory
+from services.documents import Documents
 from services.identity import Sessions
 from services.links import PersonalLinks
 from services.supervision import Supervision
@@ -131,6 +133,11 @@ async def workflow_ctx(app: web.Application) -> AsyncIterator[None]:
         db, secret=settings.checkins.link_secret, public_url=settings.public_url, now=clock.now
     )
     app[LINKS] = links
+    documents = Documents(
+        tz=settings.tz,
+        pattern=settings.doc_number_pattern,
+        refused_from=level_of(settings.confidentiality_refused_from),
+    )
     workflow = Workflow(
         WorkflowDeps(
             db=db,
@@ -142,10 +149,11 @@ async def workflow_ctx(app: web.Application) -> AsyncIterator[None]:
             deadline_fn=make_deadline_fn(calendar),
             hooks=[*deadline_hooks.hooks, checkins.on_outcome],
             delegation_hooks=deadline_hooks.delegation_hooks,
-            validators=[checkins.check_submission],
+            validators=[checkins.check_submission, documents.check_submission],
             working_days=make_working_days(calendar),
             trail_keys=trail_keys,
             admin_roles=settings.admin_roles,
+            documents=documents,
         )
     )
     app[WORKFLOW] = workflow

@@ -8,11 +8,12 @@ It decides nothing about approvals.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from approvals.definitions import Permission, StepKind, Template
+from approvals.definitions import Permission, StepKind, Template, WithdrawPolicy
 from approvals.model import (
     Notice,
     NoticeKind,
@@ -23,7 +24,6 @@ from approvals.model import (
 from notifications.wording import (
     MORE_ACTIONS_LABEL,
     REASSIGN_LABEL,
-    REQUEST_STATUS_LABEL,
     SUPERVISE_URGE_LABEL,
     TAKE_OVER_LABEL,
     URGENCY_LABEL,
@@ -31,6 +31,7 @@ from notifications.wording import (
     card_outcome,
     decided_waiting,
     progress_text,
+    status_label,
 )
 from org.model import Org
 
@@ -88,9 +89,16 @@ def _fmt_value(value: Any, *, org: Org, field_type: str | None) -> str:
     return _BY_FIELD_TYPE.get(field_type or "", _plain)(value, org)
 
 
-def summary_fields(request: Request, template: Template, org: Org) -> list[dict[str, str]]:
+DOC_NUMBER_LABEL = "文号"
+
+
+def summary_fields(
+    request: Request, template: Template, org: Org, *, doc_number: str | None = None
+) -> list[dict[str, str]]:
+    """The card's lines: the document's number 文号 first when it has one, then the template's
+    summary fields."""
     keys = list(template.summary_fields) or [f.key for f in template.fields]
-    out: list[dict[str, str]] = []
+    out: list[dict[str, str]] = [{"label": DOC_NUMBER_LABEL, "value": doc_number}] if doc_number else []
     for key in keys:
         spec = template.field(key)
         if spec is None or key not in request.form:
@@ -121,7 +129,14 @@ def _local(dt: datetime | None, tz: ZoneInfo) -> str | None:
 
 
 def task_card(
-    request: Request, task: Task, *, template: Template, org: Org, tz: ZoneInfo, link: str
+    request: Request,
+    task: Task,
+    *,
+    template: Template,
+    org: Org,
+    tz: ZoneInfo,
+    link: str,
+    doc_number: str | None = None,
 ) -> dict[str, Any]:
     """A card waiting for the recipient; `link` is their own link to the request page."""
     step = request.steps[task.step_index]
@@ -134,7 +149,7 @@ def task_card(
         "step": step.name,
         "acting_for": org.display_name(task.acting_for) if task.acting_for else None,
         "acting_for_label": f"代{org.display_name(task.acting_for)}审批" if task.acting_for else None,
-        "fields": summary_fields(request, template, org),
+        "fields": summary_fields(request, template, org, doc_number=doc_number),
         "deadline": _local(task.due_at, tz),
         "waiting": f"{org.display_name(request.initiator)} 于 {waiting_since} 提交，等待您处理"
         if waiting_since
@@ -194,6 +209,16 @@ def _progress(notice: Notice, request: Request, *, template: Template, org: Org)
     )
 
 
+def recalled(notice: Notice, template: Template) -> Notice:
+    """A card closed because a document was withdrawn under `until_opened` says 已收回."""
+    if (
+        template.policies.withdraw == WithdrawPolicy.UNTIL_OPENED
+        and notice.data.get("status") == RequestStatus.WITHDRAWN.value
+    ):
+        return replace(notice, data={**notice.data, "recalled": True})
+    return notice
+
+
 def compose(
     notice: Notice,
     request: Request,
@@ -202,8 +227,10 @@ def compose(
     org: Org,
     tz: ZoneInfo,
     link: str,
+    doc_number: str | None = None,
 ) -> dict[str, Any]:
-    """The outbox payload for one notice; `link` is the recipient's own link to the request page."""
+    """The outbox payload for one notice; `link` is the recipient's own link to the request page;
+    `doc_number` the document's number 文号, shown on its cards once it has one."""
     base: dict[str, Any] = {
         "request_id": request.id,
         "template": template.key,
@@ -212,7 +239,8 @@ def compose(
     }
     task = request.task(notice.task_id) if notice.task_id else None
     if notice.kind in (NoticeKind.TASK_CARD, NoticeKind.CARD_CLOSED) and task is not None:
-        card = task_card(request, task, template=template, org=org, tz=tz, link=link)
+        card = task_card(request, task, template=template, org=org, tz=tz, link=link, doc_number=doc_number)
+        notice = recalled(notice, template)
         return {**base, **_card_fields(notice, task, card, org=org, tz=tz)}
     if notice.kind == NoticeKind.PROGRESS:
         return {**base, "text": _progress(notice, request, template=template, org=org)}
@@ -220,7 +248,7 @@ def compose(
         status = RequestStatus(notice.data["status"])
         by = notice.data.get("by")
         who = "" if by in (None, "system") else f"（{org.display_name(by)}）"
-        text = f"您的「{template.name}」{request.title and '：' + request.title}{REQUEST_STATUS_LABEL[status]}{who}"
+        text = f"您的「{template.name}」{request.title and '：' + request.title}{status_label(status, template)}{who}"
         if notice.data.get("comment"):
             text += f"，意见：{notice.data['comment']}"
         if status == RequestStatus.RETURNED:
@@ -230,8 +258,8 @@ def compose(
     if notice.kind in (NoticeKind.CC, NoticeKind.APPROVED_NOTICE):
         status = RequestStatus(notice.data["status"])
         prefix = "抄送" if notice.kind == NoticeKind.CC else "请安排"
-        text = f"【{prefix}】{org.display_name(request.initiator)} 的「{template.name}」{REQUEST_STATUS_LABEL[status]}：{request.title}"
-        fields = summary_fields(request, template, org)
+        text = f"【{prefix}】{org.display_name(request.initiator)} 的「{template.name}」{status_label(status, template)}：{request.title}"
+        fields = summary_fields(request, template, org, doc_number=doc_number)
         if fields:
             text += "\n" + "\n".join(f"{f['label']}：{f['value']}" for f in fields)
         base.update(text=text, status=status.value)

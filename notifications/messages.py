@@ -96,6 +96,11 @@ MESSAGES: Mapping[str, str] = {
     "action_not_allowed.handling_step": "「{step}」是办理步骤，不能驳回",
     "action_not_allowed.withdraw_never": "该模板不允许撤销",
     "action_not_allowed.withdraw_decided": "已有审批人处理，该模板只允许在首次审批前撤销",
+    "action_not_allowed.recall_opened": "文件已被打开，不能收回：{openers:openers}",
+    # approvals.doc_numbers
+    "doc_prefix_invalid.empty": "文号前缀为空，无法编号，请先填写文号前缀",
+    "doc_prefix_invalid.too_long": "文号前缀「{prefix}」超过 {most} 个字，无法编号",
+    "doc_prefix_invalid.bad_character": "文号前缀「{prefix}」含有不能用于文号的字符（括号或换行）",
     "action_not_allowed.terminate": "只有管理员或当前审批人可以终止申请",
     "action_not_allowed.not_admin": "只有本单位在职管理员（角色 {role}）可以以管理员身份操作",
     "action_not_allowed.resubmit": "只有被退回的申请可以重新提交",
@@ -182,6 +187,7 @@ _TABLES: Mapping[str, Callable[[Any], str]] = {
     "fields": _fields,
     "fix_problems": _fix_problems,
     "checkin_kind": lambda v: KIND_LABEL[CheckinKind(v)],
+    "openers": lambda v: "、".join(f"{name}（{at:%m-%d %H:%M} 已打开）" for name, at in v),
 }
 
 

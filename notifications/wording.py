@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from approvals.definitions import Template, WithdrawPolicy
 from approvals.engine import CardOutcome, Phrase
 from approvals.model import RequestStatus, TaskStatus, Urgency
 from org.model import Org
@@ -52,6 +53,21 @@ REQUEST_STATUS_LABEL = {
     RequestStatus.TERMINATED: "已终止",
     RequestStatus.RETURNED: "已退回",
 }
+
+
+RECALLED_LABEL = "已收回"
+
+
+def status_label(status: RequestStatus, template: Template | None = None) -> str:
+    """A request's status in words; a document recalled 收回 (withdrawn under `until_opened`)
+    reads 已收回."""
+    if (
+        status == RequestStatus.WITHDRAWN
+        and template is not None
+        and template.policies.withdraw == WithdrawPolicy.UNTIL_OPENED
+    ):
+        return RECALLED_LABEL
+    return REQUEST_STATUS_LABEL[status]
 
 
 # -- why a task card was closed ---------------------------------------------------------------
@@ -106,6 +122,8 @@ def card_outcome(data: Mapping[str, Any], *, org: Org, tz: ZoneInfo) -> str:
     code = data.get("outcome")
     if code is None:
         return "已处理"
+    if data.get("recalled"):
+        return RECALLED_LABEL
     text = _what(CardOutcome(code), data, org)
     at = data.get("at")
     if not isinstance(at, datetime):

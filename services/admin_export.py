@@ -26,10 +26,13 @@ from deadlines.org_calendar import OrgCalendar
 from notifications.wording import REQUEST_STATUS_LABEL, URGENCY_LABEL
 from org.model import Org
 from services.admin_desk import department_name
+from services.documents import shown_number
 from services.workspace import show_field
 from storage import admin_queries as q
+from storage import document_store
 from storage.admin_queries import DeskFilter, DeskRow
 from storage.db import Database
+from storage.document_store import IssuedNumber
 from storage.org_repo import OrgNotImported as OrgNotImported  # raised by export_requests
 from storage.org_repo import load_org
 
@@ -60,6 +63,7 @@ FIXED = [
     "用时（工作小时）",
     "流程",
 ]
+DOC_NUMBER_COLUMN = "文号"  # after 流程, when a template in the list numbers its documents
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,7 @@ class DeskExport:
             keys = await q.template_keys(s, where=where)
             _, total = await q.requests(s, where=where, sort=sort, descending=descending, limit=1, offset=0)
         labels: list[str] = []
+        numbered = any((t := self.templates.get(k)) is not None and t.numbering is not None for k in keys)
         for key in keys:
             template = self.templates.get(key)
             for f in template.fields if template else ():
@@ -105,9 +110,17 @@ class DeskExport:
                     by: dict[str, list[q.TaskLine]] = {}
                     for t in tasks:
                         by.setdefault(t.request_id, []).append(t)
-                    yield [self._row(r, by.get(r.request_id, []), labels) for r in batch]
+                    numbers = (
+                        await document_store.numbers_of(s, request_ids=[r.request_id for r in batch])
+                        if numbered
+                        else {}
+                    )
+                    yield [
+                        self._row(r, by.get(r.request_id, []), labels, numbers if numbered else None)
+                        for r in batch
+                    ]
 
-        return Sheet(FIXED + labels, total, rows)
+        return Sheet(FIXED + ([DOC_NUMBER_COLUMN] if numbered else []) + labels, total, rows)
 
     def _when(self, at: datetime | None) -> str:
         return at.astimezone(self.tz).strftime("%Y-%m-%d %H:%M") if at else ""
@@ -124,7 +137,14 @@ class DeskExport:
             )
         return "；".join(parts)
 
-    def _row(self, row: DeskRow, tasks: list[q.TaskLine], labels: list[str]) -> list[str]:
+    def _row(
+        self,
+        row: DeskRow,
+        tasks: list[q.TaskLine],
+        labels: list[str],
+        numbers: dict[str, IssuedNumber] | None = None,
+    ) -> list[str]:
+        """One request's line; `numbers` (documents' 文号, by request) adds the 文号 column."""
         template = self.templates.get(row.template_key)
         end = row.finished_at or self.now()
         hours = self.working_time(row.created_at, end).total_seconds() / 3600
@@ -147,6 +167,7 @@ class DeskExport:
             self._when(row.finished_at),
             f"{hours:.1f}",
             self._route(row, tasks),
+            *([shown_number(numbers.get(row.request_id)) or ""] if numbers is not None else []),
         ] + [values.get(label, "") for label in labels]
 
 

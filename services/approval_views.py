@@ -67,8 +67,21 @@ class TrailEventView(BaseModel):
     hash: str
 
 
+class DocNumberView(BaseModel):
+    """A document's number 文号: `issued`, or `void` once the document was withdrawn or ended."""
+
+    number: str
+    status: str
+    issued_at: IsoTime
+    voided_at: IsoTime | None = None
+
+    @classmethod
+    def of(cls, n: Any) -> DocNumberView:
+        return cls(number=n.number, status=n.status, issued_at=n.issued_at, voided_at=n.voided_at)
+
+
 # Keys a request view carries only when they apply (absent, not null, otherwise).
-_OPTIONAL_PARTS = ("trail", "acted_task", "info")
+_OPTIONAL_PARTS = ("trail", "acted_task", "info", "doc_number")
 
 
 class RequestView(BaseModel):
@@ -91,6 +104,7 @@ class RequestView(BaseModel):
     trail: list[TrailEventView] | None = None
     acted_task: TaskView | None = None
     info: dict[str, Any] | None = None
+    doc_number: DocNumberView | None = None  # documents 发文, once registered
 
     @model_serializer(mode="wrap")
     def _omit_absent_parts(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,12 +20,13 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from approvals import engine
-from approvals.definitions import Permission, Template
+from approvals.definitions import Permission, Template, WithdrawPolicy
 from approvals.engine import Action, Context, DeadlineFn, Outcome
 from approvals.errors import ApprovalError, DelegationNotFound, RequestNotFound, TemplateNotFound
 from approvals.forms import WorkingDays
 from approvals.model import (
     URGENCY_HOURS,
+    ActionKind,
     Channel,
     Delegation,
     Request,
@@ -42,6 +43,7 @@ from org.errors import Category
 from org.model import Org
 from services.approval_views import (
     DelegationView,
+    DocNumberView,
     PendingTaskView,
     RequestSummary,
     RequestView,
@@ -50,9 +52,11 @@ from services.approval_views import (
     TrailEventView,
 )
 from services.directory import Directory
+from services.documents import Documents, shown_number
 from services.links import PersonalLinks
 from services.optimistic import retry_on_conflict
 from storage import approval_store as store
+from storage import document_store
 from storage.approval_models import OutboxRow
 from storage.db import Database
 
@@ -99,6 +103,8 @@ class WorkflowDeps:
     # Seals the trail (`approvals.trail`); None writes unkeyed legacy rows (some tests).
     trail_keys: TrailKeys | None = None
     admin_roles: frozenset[str] = frozenset()  # who may act as_admin (`Settings.admin_roles`)
+    # Documents 公文: numbers 文号, opens for recall 收回 (`services.documents`); None: no numbers.
+    documents: Documents | None = None
 
 
 class Workflow:
@@ -123,8 +129,16 @@ class Workflow:
             raise TemplateNotFound(template=key, known=sorted(self.d.templates))
         return t
 
-    def _ctx(self, template: Template, org: Org, delegations: list[Delegation], now: datetime) -> Context:
+    def _ctx(
+        self,
+        template: Template,
+        org: Org,
+        delegations: list[Delegation],
+        now: datetime,
+        opened: Mapping[str, datetime] | None = None,
+    ) -> Context:
         return Context(
+            opened=opened or {},
             template=template,
             org=org,
             now=now,
@@ -138,11 +152,16 @@ class Workflow:
 
     async def _record(
         self, session: AsyncSession, out: Outcome, template: Template, org: Org, now: datetime
-    ) -> None:
-        """Everything a state change writes besides the state: outbox rows, then the hooks."""
-        await self._enqueue(session, out, template, org, now)
+    ) -> DocNumberView | None:
+        """Everything a state change writes besides the state: the document's number (so its
+        cards show it), outbox rows, then the hooks. Returns the document's number, if any."""
+        number = None
+        if self.d.documents is not None:
+            number = await self.d.documents.on_outcome(session, out, template, now, key=self.trail_key)
+        await self._enqueue(session, out, template, org, now, doc_number=shown_number(number))
         for hook in self.d.hooks:
             await hook(session, out, template, org, now)
+        return DocNumberView.of(number) if number is not None else None
 
     async def record(
         self, session: AsyncSession, out: Outcome, template: Template, org: Org, now: datetime
@@ -152,13 +171,22 @@ class Workflow:
 
     # -- outbox ------------------------------------------------------------------------------
     async def _enqueue(
-        self, session: AsyncSession, out: Outcome, template: Template, org: Org, now: datetime
+        self,
+        session: AsyncSession,
+        out: Outcome,
+        template: Template,
+        org: Org,
+        now: datetime,
+        *,
+        doc_number: str | None = None,
     ) -> None:
         """One outbox row per notice, each linking to the request page through its recipient's
         own personal link (made here, so that every recipient signs in as themselves)."""
         for n in out.notices:
             link = await self.d.links.url(n.recipient, request_page(n.request_id), session=session)
-            payload = compose(n, out.request, template=template, org=org, tz=self.d.tz, link=link)
+            payload = compose(
+                n, out.request, template=template, org=org, tz=self.d.tz, link=link, doc_number=doc_number
+            )
             session.add(
                 OutboxRow.due_now(
                     kind=n.kind.value,
@@ -317,10 +345,14 @@ class Workflow:
                 raise RequestNotFound(request_id=request_id)
             template = self.template(loaded.request.template_key)
             delegations = await store.active_delegations(s, now=now)
-            out = engine.act(self._ctx(template, org, delegations, now), loaded.request, action)
+            opened = (
+                await self._opened(s, template, request_id) if action.kind == ActionKind.WITHDRAW else None
+            )
+            out = engine.act(self._ctx(template, org, delegations, now, opened), loaded.request, action)
             await store.save_request(s, loaded=loaded, events=out.events, key=self.trail_key)
-            await self._record(s, out, template, org, now)
+            number = await self._record(s, out, template, org, now)
             view = request_view(out.request, org=org, tz=self.d.tz)
+            view.doc_number = number
             if out.task is not None:
                 view.acted_task = task_view(out.task, org)
             if out.info:
@@ -388,6 +420,10 @@ class Workflow:
             if loaded is None:
                 raise RequestNotFound(request_id=request_id)
             view = request_view(loaded.request, org=org, tz=self.d.tz)
+            template = self.d.templates.get(loaded.request.template_key)
+            if template is not None and template.numbering is not None:
+                found = await document_store.number_of(s, request_id=request_id)
+                view.doc_number = DocNumberView.of(found) if found is not None else None
             if with_trail:
                 view.trail = [trail_view(e, org) for e in await store.load_trail(s, request_id=request_id)]
         return view
@@ -408,11 +444,32 @@ class Workflow:
         async with self.d.db.session() as s:
             loaded = await store.load_request(s, request_id=request_id)
             delegations = await store.active_delegations(s, now=now)
-        if loaded is None:
-            raise RequestNotFound(f"申请 {request_id} 不存在", request_id=request_id)
+            if loaded is None:
+                raise RequestNotFound(f"申请 {request_id} 不存在", request_id=request_id)
+            template = self.template(loaded.request.template_key)
+            opened = await self._opened(s, template, request_id)
         req = loaded.request
-        ctx = self._ctx(self.template(req.template_key), await self.org(), delegations, now)
+        ctx = self._ctx(template, await self.org(), delegations, now, opened)
         return req, delegations, engine.allowed_actions(ctx, req, actor, is_admin=is_admin)
+
+    async def _opened(
+        self, session: AsyncSession, template: Template, request_id: str
+    ) -> dict[str, datetime]:
+        """Who first opened the request, when: only a recall 收回 asks (`withdraw: until_opened`)."""
+        if template.policies.withdraw != WithdrawPolicy.UNTIL_OPENED:
+            return {}
+        found = await document_store.first_opens(session, request_id=request_id)
+        return {p: o.at for p, o in found.items()}
+
+    async def record_open(self, request_id: str, person: str, *, channel: str) -> None:
+        """`person` opened the request (its page): remembered the first time only."""
+        async with self.d.db.session() as s:
+            if await document_store.has_opened(s, request_id=request_id, person=person):
+                return
+        async with self.d.db.transaction() as s:
+            await document_store.record_open(
+                s, request_id=request_id, person=person, at=self.d.now(), channel=channel
+            )
 
     async def list_requests(self, **filters: Any) -> list[RequestSummary]:
         async with self.d.db.session() as s:

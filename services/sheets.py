@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 
 from approvals.errors import ApprovalError, RequestNotFound
 from approvals.model import FINAL_STATUSES, StepStatus, TaskStatus
-from notifications.wording import REQUEST_STATUS_LABEL, SHEET_DECISION_LABEL, SHEET_SKIPPED_STEP
+from notifications.wording import SHEET_DECISION_LABEL, SHEET_SKIPPED_STEP, status_label
 from org.errors import Category
 from org.model import Org, User
 from reports.sheet import (
@@ -114,12 +114,15 @@ def build_sheet(page: RequestPage, tz: ZoneInfo) -> Sheet:
         raise SheetNotReady(request_id=view.id, status=view.status.value)
     trail = view.trail or []
     doc_number = next((str(view.form[k]) for k in DOC_NUMBER_FIELDS if view.form.get(k)), None)
+    if view.doc_number is not None:  # the number this system gave the document (发文)
+        issued = view.doc_number
+        doc_number = issued.number + ("（已作废）" if issued.status == "void" else "")
     fields = shown_fields(page.template, view.form, page.org, tz)
     return Sheet(
         request_id=view.id,
         title=view.title,
         template_name=page.template.name,
-        status=REQUEST_STATUS_LABEL.get(view.status, ""),
+        status=status_label(view.status, page.template),
         initiator=view.initiator_name,
         created_at=_local(view.created_at, tz),
         finished_at=_local(view.finished_at, tz),

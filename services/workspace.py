@@ -33,7 +33,7 @@ from approvals.form_errors import FormInvalid
 from approvals.model import ActionKind, Delegation, Request, Step, Task
 from approvals.routing import resolve_approver
 from notifications.messages import message_for
-from notifications.wording import format_duration
+from notifications.wording import format_duration, status_label
 from org.errors import Category, DomainError
 from org.model import Org, User, is_org_admin
 from services.approval_views import RequestView
@@ -293,7 +293,7 @@ DONE_TEXT = {
     ActionKind.RETURN: "已退回",
     ActionKind.TRANSFER: "已转交",
     ActionKind.ADD_SIGNER: "已加签",
-    ActionKind.WITHDRAW: "已撤销",
+    ActionKind.WITHDRAW: "{withdrawn}",
     ActionKind.TERMINATE: "已终止",
     ActionKind.URGE: "已催办",
     ActionKind.COMMENT: "已发表评论",
@@ -354,6 +354,12 @@ class Workspace:
             viewer_is_admin=admin,
         )
 
+    async def record_open(self, page: RequestPage, user: User, channel: str) -> None:
+        """`user` opened the request's page: the first open of anyone but its initiator is kept
+        (a recall 收回 of a document is refused once someone it went to has opened it)."""
+        if user.id != page.view.initiator:
+            await self.wf.record_open(page.view.id, user.id, channel=channel)
+
     async def act(self, request_id: str, user: User, action: Action) -> str:
         """Apply `action` for `user` (after the page's own checks) and say how it went."""
         page = await self.page(request_id, user)
@@ -378,7 +384,7 @@ class Workspace:
             names = "、".join(page.org.display_name(u) for u in done.info.get("urged", []))
             return f"已催办：{names}"
         label = choice.action_label if choice else "同意"
-        return DONE_TEXT[action.kind].format(label=label)
+        return DONE_TEXT[action.kind].format(label=label, withdrawn=status_label(done.status, page.template))
 
     async def people(self, exclude: str) -> list[User]:
         """Active staff for a person picker, by name."""

@@ -388,7 +388,9 @@ def test_expense_amount_is_money_above_zero(builtins: dict[str, Template]) -> No
     ]
 
 
-def test_doc_issue_refuses_documents_above_secret(builtins: dict[str, Template]) -> None:
+def test_doc_issue_offers_every_confidentiality_level(builtins: dict[str, Template]) -> None:
+    """The form takes any 密级; which are refused is the organisation's setting, checked at
+    submission (tests/test_documents.py)."""
     form = {
         "title": "关于年终考核的通知",
         "direction": "下行",
@@ -396,8 +398,8 @@ def test_doc_issue_refuses_documents_above_secret(builtins: dict[str, Template])
         "main_recipients": "各部门",
         "files": ["通知.docx"],
     }
-    assert refusals(builtins["doc_issue"], form) == [
-        FieldProblem("secrecy", "密级", "不在可选项中: 机密 (可选: 公开、内部、秘密)")
+    assert refusals(builtins["doc_issue"], {**form, "secrecy": "特级"}) == [
+        FieldProblem("secrecy", "密级", "不在可选项中: 特级 (可选: 公开、内部、秘密、机密、绝密)")
     ]
     clean = submit(builtins["doc_issue"], {**form, "secrecy": "秘密"})
     assert (clean["doc_urgency"], clean["secrecy"]) == ("一般", "秘密")

@@ -196,7 +196,10 @@ def test_doc_issue_follows_the_outgoing_document_rules(builtins: dict[str, Templ
         "secretary",
         "doc_registrar",
     )
-    assert t.field("secrecy").options == ("公开", "内部", "秘密")  # type: ignore[union-attr]
+    # every level is a choice; those at or above the threshold are refused at submission
+    assert t.field("secrecy").options == ("公开", "内部", "秘密", "机密", "绝密")  # type: ignore[union-attr]
+    assert t.confidentiality_field == "secrecy"
+    assert t.numbering is not None and (t.numbering.step, t.numbering.prefix) == ("register", "办发")
     assert t.field("direction").options == ("上行", "下行", "平行")  # type: ignore[union-attr]
 
 
@@ -313,7 +316,8 @@ def with_when(when: str) -> str:
             "key: trip\nname: 出差\ntitel: x\nsteps: [{key: a, name: A, approvers: [{manager: 1}]}]\n",
             [
                 "t.yaml:3: template: unknown key 'titel' (did you mean 'title'? allowed: key, name, description, "
-                "category, version, title, summary_fields, policies, fields, steps, cc, on_approved, deadlines, progress)"
+                "category, version, title, summary_fields, policies, fields, steps, cc, on_approved, deadlines, progress, "
+                "numbering, confidentiality_field)"
             ],
             id="unknown top-level key",
         ),
@@ -574,7 +578,7 @@ def with_when(when: str) -> str:
             "steps: [{key: a, name: A, approvers: [{manager: 1}]}]\n",
             [
                 "t.yaml:3: policies.withdraw: unknown withdraw policy 'sometimes' (allowed: any_time, "
-                "before_first_decision, after_approval, never)",
+                "before_first_decision, after_approval, never, until_opened)",
                 "t.yaml:3: policies.no_approver: 'admin' needs policies.admin_role",
             ],
             id="policies",

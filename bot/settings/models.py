@@ -323,6 +323,14 @@ class Settings(BaseModel):
     org_handover_to: Annotated[str | None, parse.any_text] = Field(
         default=None, validation_alias="OABOT_ORG_HANDOVER_TO"
     )
+    # Documents 公文 (docs/templates.md): the organisation's number pattern 文号 (a template's
+    # `numbering.pattern` overrides it), and the lowest 密级 refused at submission ("" = none).
+    doc_number_pattern: Annotated[str, parse.doc_number_pattern] = Field(
+        default="{prefix}〔{year}〕{seq}号", validation_alias="OABOT_DOC_NUMBER_PATTERN"
+    )
+    confidentiality_refused_from: Annotated[str, parse.confidentiality_level] = Field(
+        default="confidential", validation_alias="OABOT_CONFIDENTIALITY_REFUSED_FROM"
+    )
     checkins: CheckinSettings = CheckinSettings()
     edge: EdgeSettings = EdgeSettings()
     # Deadlines: digest times (local, working days) and how often the timer scan runs.

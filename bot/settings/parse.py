@@ -23,6 +23,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BeforeValidator
 from pydantic_core import PydanticCustomError, PydanticUseDefault
 
+from approvals.confidentiality import level_of
+from approvals.doc_numbers import PatternInvalid, parse_pattern
 from org.model import ROLE_MAX_LEN
 
 T = TypeVar("T")
@@ -433,3 +435,27 @@ def origins(text: str) -> tuple[str, ...]:
         if not _ORIGIN_RE.match(part):
             raise expected(f"origins such as https://oa.example.com ('{part}' is not one)")
     return tuple(found)
+
+
+# -- documents 公文 -------------------------------------------------------------------------------------
+@text_parser
+def doc_number_pattern(text: str) -> str:
+    """A document number pattern (`approvals.doc_numbers`); empty: the default."""
+    if not text:
+        raise PydanticUseDefault()
+    try:
+        parse_pattern(text)
+    except PatternInvalid as exc:
+        raise expected(f"a pattern with {{prefix}}, {{year}} and {{seq}} once each ({exc})") from None
+    return text
+
+
+@text_parser
+def confidentiality_level(text: str) -> str:
+    """The lowest confidentiality level refused at submission, by code or name; `off`: none."""
+    if text.lower() in ("off", "none"):
+        return ""
+    level = level_of(text)
+    if level is None:
+        raise expected("public, internal, secret, confidential, top_secret (or 公开 … 绝密), or off")
+    return level.value

@@ -57,6 +57,8 @@ TRAIL_KIND_LABEL = {
     "delegation_created": "设置代理",
     "delegation_cancelled": "取消代理",
     "delegation_not_created": "未能设置代理",
+    "doc_number_assigned": "登记文号",
+    "doc_number_voided": "文号作废",
     **{f"request_{status.value}": label for status, label in REQUEST_STATUS_LABEL.items()},
 }
 OTHER = "其他"  # a code this page does not know yet: still no raw code on screen

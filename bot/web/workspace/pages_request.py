@@ -19,7 +19,7 @@ from urllib.parse import quote, unquote
 import aiohttp_jinja2
 from aiohttp import web
 
-from approvals.definitions import Template
+from approvals.definitions import Template, WithdrawPolicy
 from approvals.engine import Action
 from approvals.errors import ApprovalError, RequestNotFound
 from approvals.form_errors import FormInvalid
@@ -29,7 +29,7 @@ from bot.web.console.labels import SYSTEM_ACTOR, Labels
 from bot.web.forms import FieldView, form_from_post, whole_number
 from bot.web.identity import check_csrf, csrf_token, current, viewer
 from notifications.messages import message_for
-from notifications.wording import REQUEST_STATUS_LABEL, URGENCY_LABEL, via_label
+from notifications.wording import URGENCY_LABEL, status_label, via_label
 from org.model import Org, User
 from services.approval_views import RequestView, TrailEventView
 from services.workspace import RequestHidden, Workspace
@@ -72,6 +72,8 @@ _NAMES_WHO = (
     "task_assigned", "transferred", "auto_transferred", "urged", "delegated", "taken_over", "supervised",
     "escalated", "handed_over", "delegation_created", "delegation_cancelled",
 )  # fmt: skip
+# Events whose line shows the document number they gave or voided (登记文号：办发〔2026〕3号).
+_SHOWS_NUMBER = ("doc_number_assigned", "doc_number_voided")
 
 
 def _what(e: TrailEventView, view: RequestView, org: Org) -> str:
@@ -85,6 +87,8 @@ def _what(e: TrailEventView, view: RequestView, org: Org) -> str:
         return f"{label}：{step}"
     if e.kind in _NAMES_WHO and after:
         return f"{label}：{after}"
+    if e.kind in _SHOWS_NUMBER and e.after:
+        return f"{label}：{e.after}"
     if e.kind == "signer_added":
         return f"{POSITION_SHORT.get(str(e.data.get('position')), label)}：{after}"
     if e.kind == "returned" and e.data.get("target"):
@@ -140,16 +144,21 @@ async def request_page(request: web.Request) -> web.StreamResponse:
         )
     except RequestNotFound:
         return _refused(request, "这条申请不存在。", status=404)
+    via = (await _channel(request)).value
+    await ws.record_open(page, user, via if via != Channel.API else "page")
     tz = request.app[SETTINGS].tz
     view = page.view
+    recall = page.template.policies.withdraw == WithdrawPolicy.UNTIL_OPENED
     context = {
         "title": page.template.name,  # the header stays one line; the page shows the full title
         "back": "/m/",
         "page": page,
         "view": view,
         "labels": Labels,
-        "status": REQUEST_STATUS_LABEL.get(view.status, "其他"),
+        "status": status_label(view.status, page.template),
         "urgency": URGENCY_LABEL[view.urgency],
+        "doc_number": view.doc_number,
+        "withdraw_label": "收回" if recall else "撤销",
         "trail": trail_lines(view, page.org, tz),
         "tz": tz,
         "csrf": await csrf_token(request),

@@ -14,6 +14,7 @@ from storage import (  # noqa: F401  (importing a module registers its tables)
     checkin_models,
     console_models,
     document_models,
+    notice_models,
     org_models,
     platform_models,
     publication_models,

@@ -16,23 +16,16 @@ Pure: no I/O, no clock; `now` and the calendar come in. Refusals are `RsvpRefuse
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from enum import StrEnum
 from typing import Protocol
 
+from notices.model import OffsetUnit, RemindOffset, RsvpAnswer
 from org.errors import Category, DomainError
 
 REASON_MAX = 200
 SEARCH_DAYS = 3 * 366  # how far back a working-time search goes before giving up
-
-
-class RsvpAnswer(StrEnum):
-    ATTEND = "attend"  # 参加
-    DECLINE = "decline"  # 不参加 (reason required)
-    LEAVE = "leave"  # 请假
-    DELEGATE = "delegate"  # 委派他人参加
 
 
 class RsvpRefused(DomainError):
@@ -40,25 +33,9 @@ class RsvpRefused(DomainError):
     category = Category.INVALID
 
 
-class RemindUnit(StrEnum):
-    WORKING_HOURS = "working_hours"  # on the working calendar
-    MINUTES = "minutes"  # plain elapsed minutes
-
-
-@dataclass(frozen=True)
-class RemindBefore:
-    """One reminder: `amount` working hours or minutes before the meeting starts."""
-
-    amount: int
-    unit: RemindUnit
-
-    @property
-    def code(self) -> str:
-        """A short stable name for the timer key: `1wh`, `15m`."""
-        return f"{self.amount}{'wh' if self.unit == RemindUnit.WORKING_HOURS else 'm'}"
-
-
-DEFAULT_REMINDERS = (RemindBefore(1, RemindUnit.WORKING_HOURS), RemindBefore(15, RemindUnit.MINUTES))
+def offset_code(r: RemindOffset) -> str:
+    """A short stable name of a reminder for its timer key: `1wh`, `15m`."""
+    return f"{r.amount}{'wh' if r.unit == OffsetUnit.WORKING_HOURS else 'm'}"
 
 
 @dataclass(frozen=True)
@@ -106,46 +83,23 @@ def working_time_before(calendar: WorkingDays, at: datetime, duration: timedelta
 
 def reminder_times(
     starts_at: datetime,
-    reminders: Sequence[RemindBefore],
+    reminders: Sequence[RemindOffset],
     calendar: WorkingDays,
     *,
     now: datetime,
-) -> list[tuple[RemindBefore, datetime]]:
+) -> list[tuple[RemindOffset, datetime]]:
     """When each reminder goes out, in time order; none in the past, none twice at one instant."""
-    planned: dict[datetime, RemindBefore] = {}
+    planned: dict[datetime, RemindOffset] = {}
     for r in reminders:
         if r.amount <= 0:
             continue
-        if r.unit == RemindUnit.WORKING_HOURS:
+        if r.unit == OffsetUnit.WORKING_HOURS:
             at = working_time_before(calendar, starts_at, timedelta(hours=r.amount))
         else:
             at = starts_at - timedelta(minutes=r.amount)
         if now < at < starts_at:
             planned.setdefault(at.astimezone(UTC), r)
     return sorted(((r, at) for at, r in planned.items()), key=lambda p: p[1])
-
-
-def parse_reminders(raw: Iterable[object]) -> tuple[RemindBefore, ...]:
-    """Reminders as stored (`{"amount": 1, "unit": "working_hours"}` or `("minutes", 15)`);
-    unknown entries are skipped."""
-    out: list[RemindBefore] = []
-    for item in raw:
-        if isinstance(item, RemindBefore):
-            out.append(item)
-            continue
-        amount: object
-        unit: object
-        if isinstance(item, Mapping):
-            amount, unit = item.get("amount"), item.get("unit")
-        elif isinstance(item, Sequence) and not isinstance(item, str) and len(item) == 2:
-            unit, amount = item[0], item[1]
-            if isinstance(unit, int) and isinstance(amount, str):
-                unit, amount = amount, unit
-        else:
-            continue
-        if isinstance(amount, int) and str(unit) in {u.value for u in RemindUnit}:
-            out.append(RemindBefore(amount, RemindUnit(str(unit))))
-    return tuple(out)
 
 
 # -- RSVP -----------------------------------------------------------------------------------------

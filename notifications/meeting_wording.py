@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, tzinfo
 
-from notices.meetings import RemindBefore, RemindUnit, RsvpAnswer
+from notices.model import OffsetUnit, RemindOffset, RsvpAnswer
 
 RSVP_LABEL = {
     RsvpAnswer.ATTEND: "参加",
@@ -27,9 +27,9 @@ def when(moment: datetime, tz: tzinfo) -> str:
     return f"{local:%m-%d}（周{WEEKDAYS[local.weekday()]}）{local:%H:%M}"
 
 
-def lead_time(r: RemindBefore) -> str:
+def lead_time(r: RemindOffset) -> str:
     """`1 个工作小时`, `15 分钟`."""
-    return f"{r.amount} 个工作小时" if r.unit == RemindUnit.WORKING_HOURS else f"{r.amount} 分钟"
+    return f"{r.amount} 个工作小时" if r.unit == OffsetUnit.WORKING_HOURS else f"{r.amount} 分钟"
 
 
 def rsvp_recorded(answer: RsvpAnswer, *, delegate_name: str | None = None) -> str:

@@ -10,19 +10,17 @@ import pytest
 
 from deadlines.calendar import WorkingCalendar
 from notices.meetings import (
-    DEFAULT_REMINDERS,
-    RemindBefore,
-    RemindUnit,
     Rsvp,
-    RsvpAnswer,
     RsvpRefused,
     attendance,
     check_rsvp,
-    parse_reminders,
+    offset_code,
     reminder_times,
     to_remind,
     working_time_before,
 )
+from notices.model import DEFAULT_MEETING_REMINDERS as DEFAULT_REMINDERS
+from notices.model import OffsetUnit, RemindOffset, RsvpAnswer
 from notifications.messages import message_for
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -138,6 +136,7 @@ def test_a_monday_morning_meeting_is_reminded_on_friday_afternoon() -> None:
 
 def test_reminders_in_the_past_are_dropped_and_configurable() -> None:
     soon = NOW + timedelta(minutes=20)
-    assert [r.code for r, _ in reminder_times(soon, DEFAULT_REMINDERS, CAL, now=NOW)] == ["15m"]
-    custom = parse_reminders([{"amount": 2, "unit": "working_hours"}, ("minutes", 30), {"amount": "x"}])
-    assert custom == (RemindBefore(2, RemindUnit.WORKING_HOURS), RemindBefore(30, RemindUnit.MINUTES))
+    assert [offset_code(r) for r, _ in reminder_times(soon, DEFAULT_REMINDERS, CAL, now=NOW)] == ["15m"]
+    custom = (RemindOffset(2, OffsetUnit.WORKING_HOURS), RemindOffset(30, OffsetUnit.MINUTES))
+    times = reminder_times(STARTS.replace(hour=16), custom, CAL, now=NOW)
+    assert [at.astimezone(SH).strftime("%H:%M") for _, at in times] == ["14:00", "15:30"]

@@ -3,11 +3,11 @@ counts once, anonymous polls never say who chose what, and the chart escapes wha
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from notices.model import Poll, Question
 from notices.polls import (
     TEXT_MAX,
     Answer,
@@ -25,20 +25,8 @@ from reports.poll_chart import ChartBar, poll_bar_chart, wrap
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 
 
-@dataclass(frozen=True)
-class Q:
-    id: str
-    text: str
-    multiple: bool
-    options: tuple[str, ...]
-    free_text: bool = False
-
-
-@dataclass(frozen=True)
-class P:
-    questions: tuple[Q, ...]
-    anonymous: bool = False
-    closes_at: datetime | None = None
+Q = Question
+P = Poll
 
 
 LUNCH = Q("q1", "午餐地点", False, ("食堂", "外卖", "自带"))

@@ -22,7 +22,8 @@ from multidict import MultiDictProxy
 from bot.keys import NOTICE_RESPONSES
 from bot.web.identity import check_csrf, csrf_token, current, viewer
 from bot.web.workspace.pages_request import FLASH
-from notices.meetings import RsvpAnswer, RsvpRefused
+from notices.meetings import RsvpRefused
+from notices.model import RsvpAnswer
 from notices.polls import Answer
 from notifications.meeting_wording import RSVP_LABEL
 from notifications.messages import message_for

@@ -53,8 +53,10 @@ from notices.model import (
     card_task_id,
 )
 from notices.polls import Answer, OptionCount, PollRefused
-from notices.rules import move_from
+from notices.rules import DEFAULT_RULES, NoticeRules, is_restricted, move_from
 from notifications import meeting_wording as words
+from notifications.compose import closed_card
+from notifications.notice_wording import STATUS_LABEL, notice_card
 from org.errors import Category
 from org.model import Org
 from reports.poll_chart import ChartBar, poll_bar_chart
@@ -68,6 +70,7 @@ from storage.db import Database
 logger = logging.getLogger(__name__)
 
 CARD_CLOSED = "card_closed"  # the recipient's notice card, updated in place
+CARD_VERSION = 1  # as `services.notices` sends notice cards
 CSV_HEADERS = ("姓名", "部门", "回执", "原因", "委派给", "受谁委派", "回执时间")
 
 
@@ -207,8 +210,10 @@ class NoticeResponses:
         tz: ZoneInfo,
         now: Callable[[], datetime],
         kinds: TimerKinds | None = None,
+        rules: NoticeRules = DEFAULT_RULES,
     ) -> None:
         self.db = db
+        self.rules = rules
         self.directory = directory
         self.links = links
         self.calendar = calendar
@@ -230,7 +235,11 @@ class NoticeResponses:
     @staticmethod
     def _published(notice: Notice) -> None:
         if notice.status != NoticeStatus.PUBLISHED:
-            raise NoticeNotPublished(notice_id=notice.id, status=notice.status.value)
+            raise NoticeNotPublished(
+                notice_id=notice.id,
+                status=notice.status.value,
+                shown={"status_label": STATUS_LABEL[notice.status]},
+            )
 
     @staticmethod
     def _meeting(notice: Notice) -> Meeting:
@@ -297,15 +306,37 @@ class NoticeResponses:
                 notice.id, now, NoticeEventKind.ACKNOWLEDGED, receipt.person, channel, {"by": outcome}
             ),
         )
-        task_id = card_task_id(notice.id, receipt.card_no)
-        self._queue(
-            session,
-            kind=CARD_CLOSED,
-            person=receipt.person,
-            payload={"task_id": task_id, "notice_id": notice.id, "outcome": outcome, "text": notice.title},
-            now=now,
-            task_id=task_id,
-        )
+        await self._card(session, notice, receipt.person, receipt.card_no, now, outcome=outcome)
+
+    async def _card(
+        self,
+        session: AsyncSession,
+        notice: Notice,
+        person: str,
+        card_no: int,
+        now: datetime,
+        *,
+        outcome: str | None = None,
+    ) -> None:
+        """The person's notice card (as `services.notices` sends it), or its update in place to
+        `outcome` (the card then keeps only its link button)."""
+        org = await self.org()
+        link = await self._link(session, person, f"/m/n/{notice.id}")
+        restricted = is_restricted(notice.confidentiality, named_only=notice.named_only, rules=self.rules)
+        card = notice_card(notice, org=org, tz=self.tz, link=link, restricted=restricted)
+        task_id = card_task_id(notice.id, card_no)
+        payload: dict[str, Any] = {
+            "notice_id": notice.id,
+            "task_id": task_id,
+            "version": CARD_VERSION,
+            "title": notice.title,
+            "link": link,
+            "card": card,
+        }
+        if outcome is not None:
+            payload.update(outcome=outcome, card=closed_card(card, outcome))
+        kind = CARD_CLOSED if outcome is not None else "task_card"
+        self._queue(session, kind=kind, person=person, payload=payload, now=now, task_id=task_id)
 
     # -- meetings: RSVP -------------------------------------------------------------------------
     async def rsvp_page(self, viewer: str, notice_id: str) -> RsvpPage:
@@ -420,9 +451,11 @@ class NoticeResponses:
         unless they are on it already) and is told, with a link to answer."""
         assert given.delegate is not None and notice.meeting is not None
         if given.delegate not in notice.recipients:
-            await store.insert_receipts(
+            added = await store.insert_receipts(
                 session, notice_id=notice.id, people=[given.delegate], now=now, added_by=given.person
             )
+            for r in added:  # the meeting's card, as every attendee got it
+                await self._card(session, notice, r.person, r.card_no, now)
         await store.add_event(
             session,
             event=NoticeEvent(

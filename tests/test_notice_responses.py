@@ -172,8 +172,12 @@ async def test_delegating_adds_the_delegate_tells_them_and_acknowledges(
     assert state["u_zhao"] == (ReceiptState.SENT, "u_li")  # on the list, added by 李娜
     assert state["u_li"][0] == ReceiptState.ACKNOWLEDGED  # the RSVP counts as 已收到
     sent = await outbox(org_db, notice.id)
-    told = [r for r in sent if r.recipient == "u_zhao"]
+    told = [r for r in sent if r.recipient == "u_zhao" and r.kind == "text"]
     assert len(told) == 1 and "李娜 委派您参加会议「周例会」" in told[0].payload["text"]
+    assert [r.kind for r in sent if r.recipient == "u_zhao"] == [
+        "task_card",
+        "text",
+    ]  # the meeting's card too
     closed = [r for r in sent if r.kind == "card_closed"]
     assert [(r.recipient, r.payload["outcome"]) for r in closed] == [("u_li", "已回执 · 委派他人参加")]
     att = await svc.attendance("u_sun", notice.id)

@@ -256,6 +256,11 @@ class NoticeResponses:
     def _local(self, at: datetime | None, empty: str = "") -> str:
         return words.when(at, self.tz) if at else empty
 
+    def _until(self, starts: datetime, ends: datetime) -> str:
+        """The end of a meeting: its time alone on the day it starts."""
+        same_day = starts.astimezone(self.tz).date() == ends.astimezone(self.tz).date()
+        return ends.astimezone(self.tz).strftime("%H:%M") if same_day else self._local(ends)
+
     async def _link(self, session: AsyncSession, person: str, path: str) -> str:
         return await self.links.url(person, path, session=session)
 
@@ -354,7 +359,7 @@ class NoticeResponses:
             notice_id=notice.id,
             title=notice.title,
             starts=self._local(meeting.starts_at),
-            ends=self._local(meeting.ends_at),
+            ends=self._until(meeting.starts_at, meeting.ends_at),
             place=meeting.place,
             agenda=meeting.agenda,
             organiser=org.display_name(meeting.organiser or notice.author),

@@ -183,6 +183,7 @@ MESSAGES: Mapping[str, str] = {
     "rsvp_refused.delegate_not_staff": "委派的人必须是本单位在职人员",
     "rsvp_refused.delegate_loop": "对方已（直接或经他人）把这个会议委派给您，不能再委派回去",
     "rsvp_refused.unknown_answer": "请选择参加、不参加、请假或委派他人参加",
+    "password_required.answer": "这项内容设有访问密码，请输入密码后查看和作答",
     "attendance_hidden": "只有会议组织人和通知发布人可以查看参会名单",
     # notices.rules, services.notices
     "notice_not_found": "通知 {notice_id} 不存在",

@@ -35,7 +35,7 @@ from deadlines.calendar import WorkingCalendar
 from deadlines.timer_kinds import FireResult, TimerKinds
 from deadlines.timers import Timer, TimerKind, TimerStatus
 from notices import meetings, polls
-from notices.errors import NotAuthor, NoticeNotFound, NoticeNotPublished, NotRecipient
+from notices.errors import NotAuthor, NoticeNotFound, NoticeNotPublished, NotRecipient, PasswordRequired
 from notices.meetings import Rsvp, RsvpRefused
 from notices.model import (
     DEFAULT_MEETING_REMINDERS,
@@ -79,6 +79,12 @@ class ResultsHidden(PollRefused):
 
     code = "poll_results_hidden"
     category = Category.FORBIDDEN
+
+
+class Unlock(Protocol):
+    async def __call__(
+        self, *, viewer: str, notice_id: str, password: str, channel: str = "web"
+    ) -> object: ...
 
 
 class CalendarSource(Protocol):
@@ -214,6 +220,9 @@ class NoticeResponses:
     ) -> None:
         self.db = db
         self.rules = rules
+        # `Notices.unlock`: checks an access password (wrong tries counted, lock-out, trail);
+        # set by the wiring once the notice service is built.
+        self.unlock: Unlock | None = None
         self.directory = directory
         self.links = links
         self.calendar = calendar
@@ -231,6 +240,17 @@ class NoticeResponses:
         if stored is None:
             raise NoticeNotFound(notice_id=notice_id)
         return stored.notice
+
+    async def _gate(self, viewer: str, notice_id: str, password: str | None, channel: str) -> None:
+        """A notice with an access password shows its meeting or poll to its author, and to others
+        only with the password (checked, counted and recorded by the notice service)."""
+        async with self.db.session() as s:
+            notice = await self._notice(s, notice_id)
+        if not notice.has_password or viewer == notice.author:
+            return
+        if not password or self.unlock is None:
+            raise PasswordRequired("password_required.answer", notice_id=notice_id)
+        await self.unlock(viewer=viewer, notice_id=notice_id, password=password, channel=channel)
 
     @staticmethod
     def _published(notice: Notice) -> None:
@@ -344,7 +364,10 @@ class NoticeResponses:
         self._queue(session, kind=kind, person=person, payload=payload, now=now, task_id=task_id)
 
     # -- meetings: RSVP -------------------------------------------------------------------------
-    async def rsvp_page(self, viewer: str, notice_id: str) -> RsvpPage:
+    async def rsvp_page(
+        self, viewer: str, notice_id: str, *, password: str | None = None, channel: str = "web"
+    ) -> RsvpPage:
+        await self._gate(viewer, notice_id, password, channel)
         org = await self.org()
         now = self.now()
         async with self.db.session() as s:
@@ -398,9 +421,11 @@ class NoticeResponses:
         reason: str | None = None,
         delegate: str | None = None,
         channel: str = "web",
+        password: str | None = None,
     ) -> str:
         """Record a 回执; the confirmation to show. A refusal (`RsvpRefused`, `NotRecipient`...)
         changes nothing; the same answer again changes nothing either."""
+        await self._gate(person, notice_id, password, channel)
         org = await self.org()
         now = self.now()
         async with self.db.transaction() as s:
@@ -612,7 +637,10 @@ class NoticeResponses:
         return FireResult.FIRED if people else FireResult.SKIPPED
 
     # -- polls ----------------------------------------------------------------------------------
-    async def poll_page(self, viewer: str, notice_id: str) -> PollPage:
+    async def poll_page(
+        self, viewer: str, notice_id: str, *, password: str | None = None, channel: str = "web"
+    ) -> PollPage:
+        await self._gate(viewer, notice_id, password, channel)
         org = await self.org()
         now = self.now()
         async with self.db.session() as s:
@@ -643,9 +671,16 @@ class NoticeResponses:
         )
 
     async def vote(
-        self, person: str, notice_id: str, ballot: Mapping[str, Answer], *, channel: str = "web"
+        self,
+        person: str,
+        notice_id: str,
+        ballot: Mapping[str, Answer],
+        *,
+        channel: str = "web",
+        password: str | None = None,
     ) -> ResultsView:
         """Cast or change a ballot (before the poll closes); the results at once."""
+        await self._gate(person, notice_id, password, channel)
         org = await self.org()
         now = self.now()
         async with self.db.transaction() as s:
@@ -681,9 +716,12 @@ class NoticeResponses:
         )
         return self._results(notice, poll, votes, org, person, now)
 
-    async def results(self, viewer: str, notice_id: str) -> ResultsView:
+    async def results(
+        self, viewer: str, notice_id: str, *, password: str | None = None, channel: str = "web"
+    ) -> ResultsView:
         """Those who voted and the author see the results; the author of a named poll also sees
         who chose what."""
+        await self._gate(viewer, notice_id, password, channel)
         org = await self.org()
         async with self.db.session() as s:
             notice = await self._notice(s, notice_id)

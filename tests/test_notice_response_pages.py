@@ -104,3 +104,35 @@ async def test_the_attendance_csv_downloads_for_excel(org_db: Any, aiohttp_clien
     text = body.decode("utf-8-sig")
     assert text.splitlines()[0] == "姓名,部门,回执,原因,委派给,受谁委派,回执时间"
     assert "李娜,总经理办公室,请假,年假" in text
+
+
+async def test_a_poll_with_an_access_password_asks_for_it(
+    org_db: Any, aiohttp_client: Any, clock: Any
+) -> None:
+    app = create_app(settings_for(org_db), clock=clock)
+    client = await aiohttp_client(app)
+    notice = await app[NOTICES].create(
+        author="u_sun",
+        draft=NoticeDraft(
+            kind=NoticeKind.POLL,
+            title="薪酬意见调查",
+            audience=Audience(people=PEOPLE),
+            poll=Poll(questions=(Question("q1", "是否满意", False, ("满意", "不满意")),)),
+            password="pw-2026-safe",
+        ),
+    )
+    path = f"/m/n/{notice.id}/poll"
+    csrf = await _sign_in(app, client, "u_li")
+    resp = await client.get(path)
+    body = await resp.text()
+    assert resp.status == 200 and "请输入密码" in body and "是否满意" not in body
+    resp = await client.post(path, data={"csrf": csrf, "q-q1": "0"})  # a ballot without it
+    assert "是否满意" not in await resp.text()
+    resp = await client.post(path, data={"csrf": csrf, "do": "unlock", "password": "wrong"})
+    assert "访问密码不正确" in await resp.text()
+    resp = await client.post(path, data={"csrf": csrf, "do": "unlock", "password": "pw-2026-safe"})
+    assert "是否满意" in await resp.text()
+    resp = await client.post(path, data={"csrf": csrf, "password": "pw-2026-safe", "q-q1": "1"})
+    body = await resp.text()
+    assert "已提交，结果如下" in body and "1 票 100%" in body
+    assert (await app[NOTICE_RESPONSES].results("u_sun", notice.id)).voters == 1

@@ -382,7 +382,7 @@ class Notices:
                 "recipients": len(recipients),
             },
         )
-        return await self.get(viewer=author, notice_id=notice.id, channel=channel)
+        return await self._read(org, author, notice.id, channel, unlocked=False, record=False)
 
     async def _submit(
         self, notice: Notice, password_hash: str | None, channel: str, org: Org, count: int
@@ -651,19 +651,21 @@ class Notices:
                 raise NotRecipient(notice_id=notice_id)
             restricted = self._restricted(notice)
             locked_until = (
-                row.locked_until if row is not None and row.locked_until and row.locked_until > now else None
+                row.locked_until
+                if row is not None and notices_rules.is_locked(row.locked_until, now)
+                else None
             )
             needs_password = notice.has_password and not is_author and not unlocked
-            may_read = (
-                is_author
-                or (row is not None and not needs_password)
-                or (admin and not restricted and not notice.has_password)
+            may_read = _may_read(
+                notice,
+                is_author=is_author,
+                recipient=row is not None,
+                admin=admin,
+                unlocked=unlocked,
+                restricted=restricted,
             )
-            if record and notice.status == NoticeStatus.PUBLISHED and row is not None and may_read:
-                await self._record_open(s, notice, row, channel, now, restricted)
-            elif record and restricted and may_read and notice.status == NoticeStatus.PUBLISHED:
-                await store.add_view(s, notice_id=notice_id, person=viewer, at=now, channel=channel)
-                await self._event(s, notice_id, NoticeEventKind.VIEWED, viewer, channel, now)
+            if record and may_read and notice.status == NoticeStatus.PUBLISHED:
+                await self._record_view(s, notice, row, viewer, channel, now, restricted)
             row = await store.receipt_row(s, notice_id=notice_id, person=viewer)
             progress = (await store.progress_of(s, notice_ids=[notice_id])).get(notice_id, {})
         return self._view(
@@ -677,6 +679,23 @@ class Notices:
             locked_until=locked_until,
             restricted=restricted,
         )
+
+    async def _record_view(
+        self,
+        s: AsyncSession,
+        notice: Notice,
+        row: NoticeReceiptRow | None,
+        viewer: str,
+        channel: str,
+        now: datetime,
+        restricted: bool,
+    ) -> None:
+        """A recipient's view (`_record_open`), or anyone else's view of a restricted item."""
+        if row is not None:
+            await self._record_open(s, notice, row, channel, now, restricted)
+        elif restricted:
+            await store.add_view(s, notice_id=notice.id, person=viewer, at=now, channel=channel)
+            await self._event(s, notice.id, NoticeEventKind.VIEWED, viewer, channel, now)
 
     async def _record_open(
         self,
@@ -813,7 +832,7 @@ class Notices:
         if withdraw is not None and self.d.workflow is not None:
             await self._withdraw_request(withdraw, notice.author)
         logger.info("notice recalled", extra={"notice_id": notice_id, "user": author})
-        return await self.get(viewer=author, notice_id=notice_id)
+        return await self._read(org, author, notice_id, "web", unlocked=False, record=False)
 
     async def _withdraw_request(self, request_id: str, initiator: str) -> None:
         """A notice recalled while the office had it: its request is withdrawn too."""
@@ -1183,6 +1202,18 @@ def _password_matches(password: str, stored: str) -> bool:
     except (ValueError, UnicodeError):
         return False
     return scheme == "scrypt" and hmac.compare_digest(found.hex(), digest)
+
+
+def _may_read(
+    notice: Notice, *, is_author: bool, recipient: bool, admin: bool, unlocked: bool, restricted: bool
+) -> bool:
+    """Who reads the body: the author; a recipient (past the access password, if any); an org
+    admin, for anything but a restricted or password-protected item."""
+    if is_author:
+        return True
+    if recipient:
+        return unlocked or not notice.has_password
+    return admin and not restricted and not notice.has_password
 
 
 def _last_decision(req: Request) -> tuple[str, str | None] | None:

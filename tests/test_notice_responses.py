@@ -360,3 +360,18 @@ async def test_anonymous_polls_name_nobody_not_even_to_the_author(
         from notices.polls import choices_by_person
 
         choices_by_person(anonymous, [])
+
+
+async def test_two_people_delegating_to_each_other_at_once_do_not_both_succeed(
+    org_db: Database, clock: ManualClock
+) -> None:
+    svc = service(org_db, clock)
+    notice = await publish(org_db, svc, clock.now(), meeting=weekly(clock.now() + timedelta(days=2)))
+    results = await asyncio.gather(
+        svc.rsvp("u_li", notice.id, RsvpAnswer.DELEGATE, delegate="u_wang"),
+        svc.rsvp("u_wang", notice.id, RsvpAnswer.DELEGATE, delegate="u_li"),
+        return_exceptions=True,
+    )
+    refused = [r for r in results if isinstance(r, RsvpRefused)]
+    assert len(refused) == 1 and refused[0].reason == "rsvp_refused.delegate_loop"
+    assert len((await svc.attendance("u_sun", notice.id)).delegated) == 1

@@ -51,6 +51,7 @@ from notices.model import (
     ReceiptState,
     RsvpAnswer,
     card_task_id,
+    parse_card_task_id,
 )
 from notices.polls import Answer, OptionCount, PollRefused
 from notices.rules import DEFAULT_RULES, NoticeRules, is_restricted, move_from
@@ -71,6 +72,8 @@ logger = logging.getLogger(__name__)
 
 CARD_CLOSED = "card_closed"  # the recipient's notice card, updated in place
 CARD_VERSION = 1  # as `services.notices` sends notice cards
+TAP_ANSWERS = {"rsvp_attend": RsvpAnswer.ATTEND, "rsvp_leave": RsvpAnswer.LEAVE}  # rsvp_decline: the page
+RSVP_TAP_ACTIONS = frozenset({"rsvp_attend", "rsvp_leave", "rsvp_decline"})
 CSV_HEADERS = ("姓名", "部门", "回执", "原因", "委派给", "受谁委派", "回执时间")
 
 
@@ -473,6 +476,21 @@ class NoticeResponses:
             },
         )
         return done
+
+    async def tap(self, *, person: str, task_id: str, action: str, channel: str) -> str:
+        """A meeting card's RSVP button (`rsvp_attend`, `rsvp_leave`, `rsvp_decline`): 参加 and
+        请假 are recorded at once; 不参加 needs a reason, so it answers with the link to the 回执
+        page. What to say in chat; a refusal is said in words and changes nothing."""
+        parsed = parse_card_task_id(task_id)
+        if parsed is None:
+            raise NoticeNotFound("notice_not_found.card", task_id=task_id)
+        notice_id = parsed[0]
+        answer = TAP_ANSWERS.get(action)
+        if answer is None:
+            async with self.db.session() as s:
+                link = await self._link(s, person, f"/m/n/{notice_id}/rsvp")
+            return words.rsvp_page_needed(link)
+        return await self.rsvp(person, notice_id, answer, channel=channel)
 
     async def _add_delegate(
         self, session: AsyncSession, notice: Notice, given: Rsvp, org: Org, channel: str, now: datetime

@@ -375,3 +375,22 @@ async def test_two_people_delegating_to_each_other_at_once_do_not_both_succeed(
     refused = [r for r in results if isinstance(r, RsvpRefused)]
     assert len(refused) == 1 and refused[0].reason == "rsvp_refused.delegate_loop"
     assert len((await svc.attendance("u_sun", notice.id)).delegated) == 1
+
+
+async def test_card_taps_attend_at_once_and_decline_through_the_page(
+    org_db: Database, clock: ManualClock
+) -> None:
+    svc = service(org_db, clock)
+    notice = await publish(org_db, svc, clock.now(), meeting=weekly(clock.now() + timedelta(days=2)))
+    async with org_db.session() as s:
+        cards = {r.person: r.card_no for r in await store.receipts_of(s, notice_id=notice.id)}
+    said = await svc.tap(
+        person="u_li", task_id=f"nt{notice.id}-{cards['u_li']}", action="rsvp_attend", channel="wecom"
+    )
+    assert said == "已回执：参加"
+    said = await svc.tap(
+        person="u_wang", task_id=f"nt{notice.id}-{cards['u_wang']}", action="rsvp_decline", channel="wecom"
+    )
+    assert said.startswith("不参加需要填写原因") and "/m/l/" in said
+    att = await svc.attendance("u_sun", notice.id)
+    assert [r.name for r in att.attending] == ["李娜"] and att.declined == []

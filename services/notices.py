@@ -10,7 +10,7 @@ channel) -> ReceiptView`, `tap(person, task_id, channel) -> str` (a card's 已�
 `list_authored(author) -> list[NoticeSummary]`, `unanswered_for(person) -> list[NoticeSummary]`
 (the digests); `on_approval_outcome` is the `OutcomeHook` that publishes or refuses a notice
 when its `notice_publish` request ends. n2's `services.notice_responses` uses `storage.notice_store`
-and `Notices.load(...)`, `Notices.add_recipient(...)` (a 委派 delegate).
+and `Notices.load(...)`, `Notices.add_recipient_in(session, ...)` (a 委派 delegate).
 
 One transaction per change: the rows, the notice trail (`notice_events`), the outbox cards and
 the `notice_default` timer are written together. Receipt moves are conditional updates guarded
@@ -45,6 +45,7 @@ from deadlines.timer_kinds import FireResult, TimerKinds
 from deadlines.timers import Timer, TimerKind, TimerStatus
 from notices import rules as notices_rules
 from notices.errors import (
+    AudienceInvalid,
     IllegalReceiptMove,
     LockedOut,
     NotAuthor,
@@ -507,27 +508,8 @@ class Notices:
             raise ConcurrentUpdate(notice.id)
         notice = replace(notice, status=NoticeStatus.PUBLISHED, published_at=now, ack_deadline=deadline)
         receipts = await store.insert_receipts(session, notice_id=notice.id, people=people, now=now)
-        restricted = self._restricted(notice)
         for r in receipts:
-            link = await self.d.links.url(r.person, notice_page(notice.id), session=session)
-            card = notice_card(notice, org=org, tz=self.d.tz, link=link, restricted=restricted)
-            task_id = card_task_id(notice.id, r.card_no)
-            session.add(
-                OutboxRow.due_now(
-                    kind="task_card",
-                    recipient=r.person,
-                    task_id=task_id,
-                    payload={
-                        "notice_id": notice.id,
-                        "task_id": task_id,
-                        "version": CARD_VERSION,
-                        "title": notice.title,
-                        "link": link,
-                        "card": card,
-                    },
-                    now=now,
-                )
-            )
+            await self._send_card(session, notice, org, r, now)
         await self._event(
             session,
             notice.id,
@@ -722,6 +704,41 @@ class Notices:
             await store.add_view(s, notice_id=notice.id, person=row.person, at=now, channel=channel)
             if not first:
                 await self._event(s, notice.id, NoticeEventKind.VIEWED, row.person, channel, now)
+
+    # -- recipients added later (a meeting's 委派 delegate) ------------------------------------
+    async def add_recipient_in(
+        self,
+        session: AsyncSession,
+        *,
+        notice_id: str,
+        person: str,
+        added_by: str,
+        now: datetime,
+        channel: str = "web",
+        org: Org | None = None,
+    ) -> Receipt | None:
+        """Inside the caller's transaction (`services.notice_responses`' 委派): address `person`
+        too, with a receipt recording who added them, their own card, and the trail. None when
+        they were addressed already (nothing written)."""
+        org = org or await self.org()
+        if not org.is_active(person):
+            raise AudienceInvalid("audience_invalid.person", person=person)
+        if await store.receipt_row(session, notice_id=notice_id, person=person) is not None:
+            return None
+        stored = await store.load_notice(session, notice_id=notice_id)
+        if stored is None:
+            raise NoticeNotFound(notice_id=notice_id)
+        notice = stored.notice
+        if notice.status != NoticeStatus.PUBLISHED:
+            raise _not_published(notice)
+        (receipt,) = await store.insert_receipts(
+            session, notice_id=notice_id, people=[person], now=now, added_by=added_by
+        )
+        await self._send_card(session, notice, org, receipt, now)
+        await self._event(
+            session, notice_id, NoticeEventKind.DELEGATED, added_by, channel, now, person=person
+        )
+        return receipt
 
     # -- answering ----------------------------------------------------------------------------
     async def acknowledge(self, *, person: str, notice_id: str, channel: str = "web") -> ReceiptView:
@@ -1033,6 +1050,30 @@ class Notices:
             event=NoticeEvent(
                 notice_id=notice_id, at=now, kind=kind, actor=actor, channel=channel, data=data
             ),
+        )
+
+    async def _send_card(
+        self, session: AsyncSession, notice: Notice, org: Org, r: Receipt, now: datetime
+    ) -> None:
+        """A recipient's card (`task_card` shape), linking through their own signed link."""
+        link = await self.d.links.url(r.person, notice_page(notice.id), session=session)
+        card = notice_card(notice, org=org, tz=self.d.tz, link=link, restricted=self._restricted(notice))
+        task_id = card_task_id(notice.id, r.card_no)
+        session.add(
+            OutboxRow.due_now(
+                kind="task_card",
+                recipient=r.person,
+                task_id=task_id,
+                payload={
+                    "notice_id": notice.id,
+                    "task_id": task_id,
+                    "version": CARD_VERSION,
+                    "title": notice.title,
+                    "link": link,
+                    "card": card,
+                },
+                now=now,
+            )
         )
 
     async def _close_card(

@@ -480,3 +480,55 @@ async def test_the_digest_lists_each_persons_unanswered_notices(world: World) ->
     assert await world.notices.unanswered_for("u_chen") == []
     mine: list[NoticeView] = [await world.notices.get(viewer="u_zhou", notice_id=view.id)]
     assert (mine[0].total, mine[0].acknowledged) == (2, 1)
+
+
+async def test_a_delegate_added_later_gets_a_card_and_a_receipt_of_their_own(world: World) -> None:
+    view = await world.notices.create(author="u_zhou", draft=draft(Audience(people=("u_wu",))))
+    async with world.db.transaction() as s:
+        added = await world.notices.add_recipient_in(
+            s, notice_id=view.id, person="u_chen", added_by="u_wu", now=world.clock.now()
+        )
+        again = await world.notices.add_recipient_in(
+            s, notice_id=view.id, person="u_wu", added_by="u_wu", now=world.clock.now()
+        )
+    assert added is not None and added.card_no == 2 and again is None
+    (card,) = await outbox(world.db, "task_card", "u_chen")
+    assert card.task_id == f"nt{view.id}-2"
+    stored = await receipts(world.db, view.id)
+    assert stored["u_chen"].added_by == "u_wu"
+    progress = await world.notices.receipts(viewer="u_zhou", notice_id=view.id)
+    assert progress.total == 2 and {p.added_by_name for p in progress.receipts} == {None, "吴昊"}
+
+
+async def test_the_digest_slot_sends_a_notice_only_digest_through_the_deadline_service(world: World) -> None:
+    from services.deadlines import DeadlineService
+
+    DeadlineService(
+        db=world.db,
+        workflow=world.workflow,
+        kinds=world.kinds,
+        calendar=world.calendar,
+        tz=TZ,
+        now=world.clock.now,
+        public_url="http://oabot.test",
+        notice_items=world.notices.digest_items,
+    )
+    view = await world.notices.create(author="u_zhou", draft=draft(Audience(people=("u_wu", "u_chen"))))
+    await world.notices.acknowledge(person="u_chen", notice_id=view.id)
+    from deadlines import timers as timer_rows
+
+    async with world.db.transaction() as s:
+        await timer_rows.schedule_once(
+            s,
+            kind=TimerKind.DIGEST,
+            key="digest:test",
+            due_at=datetime(2026, 11, 30, 10, 0, tzinfo=TZ),
+            now=world.clock.now(),
+        )
+    world.at(datetime(2026, 11, 30, 10, 0, tzinfo=TZ))
+    stats = await TimerScanner(db=world.db, kinds=world.kinds, now=world.clock.now).scan_once()
+    assert stats.fired_by_kind["digest"] == 1
+    digests = await outbox(world.db, "digest")
+    assert [d.recipient for d in digests] == ["u_wu"]
+    assert "「关于年底安全检查的通知」" in digests[0].payload["text"]
+    assert digests[0].payload["link"].startswith("http://oabot.test/")

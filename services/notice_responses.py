@@ -90,6 +90,20 @@ class Unlock(Protocol):
     ) -> object: ...
 
 
+class AddRecipient(Protocol):
+    async def __call__(
+        self,
+        session: AsyncSession,
+        *,
+        notice_id: str,
+        person: str,
+        added_by: str,
+        now: datetime,
+        channel: str = "web",
+        org: Org | None = None,
+    ) -> Receipt | None: ...
+
+
 class CalendarSource(Protocol):
     """The organisation's working calendar, current overrides included (`OrgCalendar`)."""
 
@@ -226,6 +240,9 @@ class NoticeResponses:
         # `Notices.unlock`: checks an access password (wrong tries counted, lock-out, trail);
         # set by the wiring once the notice service is built.
         self.unlock: Unlock | None = None
+        # `Notices.add_recipient_in`: a 委派 delegate's receipt, card and trail line, in our
+        # transaction; set by the wiring (without it, the same is written here).
+        self.add_recipient: AddRecipient | None = None
         self.directory = directory
         self.links = links
         self.calendar = calendar
@@ -498,18 +515,29 @@ class NoticeResponses:
         """The delegate joins the meeting's list (a receipt added by the person who delegated,
         unless they are on it already) and is told, with a link to answer."""
         assert given.delegate is not None and notice.meeting is not None
-        if given.delegate not in notice.recipients:
-            added = await store.insert_receipts(
+        in_trail = False  # the notice service writes the trail line with the receipt
+        if given.delegate not in notice.recipients and self.add_recipient is not None:
+            await self.add_recipient(
+                session,
+                notice_id=notice.id,
+                person=given.delegate,
+                added_by=given.person,
+                now=now,
+                channel=channel,
+                org=org,
+            )
+            in_trail = True
+        elif given.delegate not in notice.recipients:
+            (added,) = await store.insert_receipts(
                 session, notice_id=notice.id, people=[given.delegate], now=now, added_by=given.person
             )
-            for r in added:  # the meeting's card, as every attendee got it
-                await self._card(session, notice, r.person, r.card_no, now)
-        await store.add_event(
-            session,
-            event=NoticeEvent(
-                notice.id, now, NoticeEventKind.DELEGATED, given.person, channel, {"delegate": given.delegate}
-            ),
-        )
+            await self._card(session, notice, added.person, added.card_no, now)  # as every attendee's
+        if not in_trail:
+            data = {"person": given.delegate}
+            await store.add_event(
+                session,
+                event=NoticeEvent(notice.id, now, NoticeEventKind.DELEGATED, given.person, channel, data),
+            )
         link = await self._link(session, given.delegate, f"/m/n/{notice.id}/rsvp")
         text = words.delegate_told(
             by_name=org.display_name(given.person),

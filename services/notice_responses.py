@@ -427,7 +427,7 @@ class NoticeResponses:
     @staticmethod
     def _people(org: Org, *, exclude: str) -> list[PersonPick]:
         return [
-            PersonPick(u.id, u.name, u.title, (org.department(u.department) or _NoDept).name)
+            PersonPick(u.id, u.name, u.title, _department_name(org, u.id))
             for u in sorted(org.users.values(), key=lambda u: u.id)
             if u.active and u.id != exclude
         ]
@@ -569,12 +569,10 @@ class NoticeResponses:
         att = meetings.attendance(notice.recipients, rsvps)
 
         def row(line: meetings.AttendanceLine) -> AttendanceRow:
-            user = org.user(line.person)
-            dept = org.department(user.department) if user else None
             return AttendanceRow(
                 person=line.person,
                 name=org.display_name(line.person),
-                department=dept.name if dept else "",
+                department=_department_name(org, line.person),
                 answer=words.RSVP_LABEL[line.answer] if line.answer else words.UNANSWERED,
                 reason=line.reason or "",
                 delegate=org.display_name(line.delegate) if line.delegate else "",
@@ -801,12 +799,10 @@ class NoticeResponses:
             texts = {q.id: q.text for q in poll.questions}
             who = []
             for c in polls.choices_by_person(poll, votes):
-                user = org.user(c.person)
-                dept = org.department(user.department) if user else None
                 who.append(
                     ChoiceLine(
                         name=org.display_name(c.person),
-                        department=dept.name if dept else "",
+                        department=_department_name(org, c.person),
                         question=texts.get(c.question_id, ""),
                         choices="、".join(c.labels),
                         text=c.text or "",
@@ -826,8 +822,10 @@ class NoticeResponses:
         )
 
 
-class _NoDept:
-    name = ""
+def _department_name(org: Org, person: str) -> str:
+    user = org.user(person)
+    dept = org.department(user.department) if user else None
+    return dept.name if dept else ""
 
 
 def _cell(value: str) -> str:

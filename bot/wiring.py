@@ -39,6 +39,7 @@ from bot.keys import (
     KV,
     LINKS,
     METRICS,
+    NOTICE_RESPONSES,
     NOTICES,
     ORG_SYNC,
     SCHEDULER,
@@ -83,6 +84,7 @@ from services.directory import Directory
 from services.documents import Documents
 from services.identity import Sessions
 from services.links import PersonalLinks
+from services.notice_responses import NoticeResponses
 from services.notices import Notices, NoticesDeps
 from services.supervision import Supervision
 from services.workspace_lists import WorkspaceLists
@@ -153,6 +155,16 @@ async def workflow_ctx(app: web.Application) -> AsyncIterator[None]:
         pattern=settings.doc_number_pattern,
         refused_from=level_of(settings.confidentiality_refused_from),
     )
+    app[NOTICE_RESPONSES] = NoticeResponses(
+        db=db,
+        directory=directory,
+        links=links,
+        calendar=calendar,
+        tz=settings.tz,
+        now=clock.now,
+        kinds=app[TIMER_KINDS],
+        rules=notice_rules(settings),
+    )
     workflow = Workflow(
         WorkflowDeps(
             db=db,
@@ -188,6 +200,9 @@ async def workflow_ctx(app: web.Application) -> AsyncIterator[None]:
         )
     )
     workflow.d.hooks.append(notices.on_approval_outcome)  # publishes a notice the office approved
+    notices.publish_hooks.append(app[NOTICE_RESPONSES].schedule_meeting_reminders)
+    app[NOTICE_RESPONSES].unlock = notices.unlock  # the access password of a meeting or poll
+    app[NOTICE_RESPONSES].add_recipient = notices.add_recipient_in  # a 委派 delegate joins the list
     app[NOTICES] = notices
     deadlines = DeadlineService(
         db=db,

@@ -127,7 +127,11 @@ def make_working_days(calendar: OrgCalendar) -> WorkingDays:
 def notice_rules(settings: Settings) -> NoticeRules:
     """The notice rules as the organisation configured them (OABOT_NOTICE_*)."""
     return NoticeRules(
-        refuse_from=Confidentiality(settings.notice_refuse_from),
+        refuse_from=(
+            Confidentiality(settings.confidentiality_refused_from)
+            if settings.confidentiality_refused_from
+            else None
+        ),
         direct_own_department=settings.notice_direct_own_department,
         direct_named_people=settings.notice_direct_named,
         approval_always=settings.notice_approval_always,

@@ -41,7 +41,7 @@ class NoticeRules:
     """What the organisation configured (`Settings.notices`).
 
     - `refuse_from`: levels at or above it do not go through the system (default 机密; set it to
-      `secret` to refuse 秘密 as well).
+      `secret` to refuse 秘密 as well; None refuses none). OABOT_CONFIDENTIALITY_REFUSED_FROM, shared with documents.
     - `restricted_from`: levels at or above it (and items flagged named-only) go to named people
       only and their cards show the title only (秘密 and above).
     - publishing needs the office's approval for everyone, more than one department, and any
@@ -55,7 +55,7 @@ class NoticeRules:
     - `urge_interval`: 催办 at most once per notice in this time (30 minutes, as for approvals).
     """
 
-    refuse_from: Confidentiality = Confidentiality.CONFIDENTIAL
+    refuse_from: Confidentiality | None = Confidentiality.CONFIDENTIAL  # None: refuse no level
     restricted_from: Confidentiality = Confidentiality.SECRET
     direct_own_department: bool = True
     direct_named_people: bool = True
@@ -159,7 +159,7 @@ def check_confidentiality(
 ) -> None:
     """Refuse a level at or above the threshold (it does not go through the system), and a
     restricted item addressed to anything but named people."""
-    if level.at_least(rules.refuse_from):
+    if rules.refuse_from is not None and level.at_least(rules.refuse_from):
         raise ConfidentialityRefused(level=level.value, threshold=rules.refuse_from.value)
     if is_restricted(level, named_only=named_only, rules=rules) and not audience.people_only:
         if level.at_least(rules.restricted_from):

@@ -298,15 +298,11 @@ class Settings(BaseModel):
     admin_role: Annotated[str, parse.office_role] = Field(
         default="admin", validation_alias="OABOT_ADMIN_ROLE"
     )
-    # Notices 通知 (services.notices): levels at or above OABOT_NOTICE_REFUSE_FROM do not go through
-    # the system (secret 秘密 | confidential 机密 | top_secret 绝密); an unanswered notice counts as
+    # Notices 通知 (services.notices): levels at or above OABOT_CONFIDENTIALITY_REFUSED_FROM (shared
+    # with documents, below) do not go through the system; an unanswered notice counts as
     # received at the end of the Nth working day after it went out; a notice to one's own
     # department or to named people goes out without the office's approval unless switched off;
     # OABOT_NOTICE_APPROVAL_ALWAYS sends every notice to the office first.
-    notice_refuse_from: Annotated[
-        str,
-        parse.one_of("secret", "confidential", "top_secret", what="secret, confidential or top_secret"),
-    ] = Field(default="confidential", validation_alias="OABOT_NOTICE_REFUSE_FROM")
     notice_ack_working_days: Annotated[
         int,
         parse.whole_number(

@@ -5,7 +5,7 @@ poll votes, the record of views of restricted items, and the append-only notice 
 refuse UPDATE and DELETE of its rows, as on `trail_events`).
 
 Revision ID: e6a1c2d3f4b5
-Revises: d5f1a3b8c270
+Revises: e4b7c2d9a613
 Create Date: 2026-11-30 14:30:00.000000
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "e6a1c2d3f4b5"
-down_revision: str | Sequence[str] | None = "d5f1a3b8c270"
+down_revision: str | Sequence[str] | None = "e4b7c2d9a613"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -67,6 +67,7 @@ class TimerKind(StrEnum):
     CALENDAR_REPLAN = "calendar_replan"  # a calendar override changed: re-plan pending due times
     ORG_SYNC = "org_sync"  # the nightly directory sync from WeCom or DingTalk (recurring)
     ORG_REFRESH = "org_refresh"  # re-read one person or department after a contact event
+    NOTIFY_DEFAULT = "notify_default"  # a 知会 task unanswered at its deadline counts as read
 
 
 TASK_KINDS = tuple(k.value for k in (TimerKind.REMIND, TimerKind.DUE, TimerKind.ESCALATE, TimerKind.AUTO))
@@ -180,6 +181,8 @@ async def schedule_once(
     now: datetime,
     ref: str | None = None,
     data: dict[str, Any] | None = None,
+    request_id: str | None = None,
+    task_id: str | None = None,
 ) -> bool:
     """Insert a keyed timer unless one with that key exists (any status). True if inserted.
 
@@ -191,6 +194,8 @@ async def schedule_once(
         "due_at": due_at,
         "key": key,
         "ref": ref,
+        "request_id": request_id,
+        "task_id": task_id,
         "data": data or {},
         "attempts": 0,
         "created_at": now,

@@ -151,7 +151,9 @@ def _reader_from_row(r: ReaderRow) -> Reader:
 
 
 def _reader_row(request_id: str, r: Reader) -> ReaderRow:
-    return ReaderRow(request_id=request_id, user_id=r.user, reason=r.reason.value, added_at=r.at, added_by=r.by)
+    return ReaderRow(
+        request_id=request_id, user_id=r.user, reason=r.reason.value, added_at=r.at, added_by=r.by
+    )
 
 
 def _add_new_readers(session: AsyncSession, req: Request, known: Sequence[str] = ()) -> None:

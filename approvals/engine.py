@@ -1207,7 +1207,9 @@ def _archive_refusal(req: Request, actor: str, *, is_admin: bool) -> ApprovalErr
     if not is_admin and not _participated_with(req, actor, ActionKind.ARCHIVE):
         return ActionNotAllowed("action_not_allowed.archive", action=ActionKind.ARCHIVE.value)
     if not req.is_final:
-        return RequestFinished("request_finished.archive", request_id=req.id, status=req.status.value)
+        return ActionNotAllowed(
+            "action_not_allowed.archive_running", action=ActionKind.ARCHIVE.value, status=req.status.value
+        )
     return None
 
 

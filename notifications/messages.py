@@ -112,7 +112,7 @@ MESSAGES: Mapping[str, str] = {
     "request_finished.withdraw": "申请已结束，不能撤销",
     "request_finished.terminate": "申请已结束，不能终止",
     "request_finished.urge": "申请不在审批中，无需催办",
-    "request_finished.archive": "申请尚未结束（{status:request_status}），结束后才能归档",
+    "action_not_allowed.archive_running": "申请尚未结束（{status:request_status}），结束后才能归档",
     "request_archived": "申请已归档，只能查看，不能再操作",
     "action_not_allowed.archive": "只有参与审批的人或管理员可以归档",
     "action_not_allowed.notify_others": "只有参与审批的人或管理员可以知会他人",

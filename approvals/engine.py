@@ -1455,11 +1455,19 @@ def allowed_actions(ctx: Context, req: Request, actor: str, *, is_admin: bool = 
         for t in req.pending_tasks()
         if actor in (t.assignee, t.acting_for) or _delegate_of(ctx, req, t, actor)
     }
-    kinds: set[ActionKind] = set()
-    if _withdraw_refusal(req, ctx.template, actor) is None:
-        kinds.add(ActionKind.WITHDRAW)
-    if _terminate_refusal(req, actor, is_admin=is_admin) is None:
-        kinds.add(ActionKind.TERMINATE)
+    kinds = _request_kinds(ctx, req, actor, is_admin=is_admin)
+    return Allowed(tasks={k: v for k, v in tasks.items() if v}, request=frozenset(kinds))
+
+
+def _request_kinds(ctx: Context, req: Request, actor: str, *, is_admin: bool) -> set[ActionKind]:
+    """The actions on the request as a whole `actor` may take now (see `allowed_actions`)."""
+    refusals = {
+        ActionKind.WITHDRAW: _withdraw_refusal(req, ctx.template, actor),
+        ActionKind.TERMINATE: _terminate_refusal(req, actor, is_admin=is_admin),
+        ActionKind.ARCHIVE: _archive_refusal(req, actor, is_admin=is_admin),
+        ActionKind.NOTIFY_OTHERS: _notify_refusal(req, actor, is_admin=is_admin),
+    }
+    kinds = {k for k, refusal in refusals.items() if refusal is None and transitions.accepts(req.status, k)}
     waiting = any(t.gates_step for t in req.pending_tasks())
     if actor == req.initiator and transitions.accepts(req.status, ActionKind.URGE) and waiting:
         kinds.add(ActionKind.URGE)
@@ -1467,13 +1475,7 @@ def allowed_actions(ctx: Context, req: Request, actor: str, *, is_admin: bool = 
         kinds.add(ActionKind.COMMENT)
     if actor == req.initiator and transitions.accepts(req.status, ActionKind.RESUBMIT):
         kinds.add(ActionKind.RESUBMIT)
-    if _archive_refusal(req, actor, is_admin=is_admin) is None:
-        kinds.add(ActionKind.ARCHIVE)
-    if _notify_refusal(req, actor, is_admin=is_admin) is None and transitions.accepts(
-        req.status, ActionKind.NOTIFY_OTHERS
-    ):
-        kinds.add(ActionKind.NOTIFY_OTHERS)
-    return Allowed(tasks={k: v for k, v in tasks.items() if v}, request=frozenset(kinds))
+    return kinds
 
 
 def apply_delegation(ctx: Context, request: Request, delegation: Delegation) -> Outcome:

@@ -161,7 +161,9 @@ async def test_cc_sees_the_request_in_cc_list_and_its_page_but_cannot_act(memo: 
 
 
 # -- 协同 withdraws ------------------------------------------------------------------------------
-async def test_a_collaborate_participant_withdraws_and_others_are_refused(memo: Api, org_db: Database) -> None:
+async def test_a_collaborate_participant_withdraws_and_others_are_refused(
+    memo: Api, org_db: Database
+) -> None:
     rid = await _submit(memo)
     body = await _act(memo, rid, "u_li", "withdraw", 403)  # a stranger
     assert body["message"] == "只有发起人或当前协同、审批人可以撤销申请"
@@ -215,7 +217,9 @@ async def test_an_approve_participant_archives_a_finished_request_out_of_the_act
 
 
 # -- 审批 notifies others -----------------------------------------------------------------------
-async def test_an_approve_participant_notifies_others_who_then_may_read_it(memo: Api, org_db: Database) -> None:
+async def test_an_approve_participant_notifies_others_who_then_may_read_it(
+    memo: Api, org_db: Database
+) -> None:
     rid = await _submit(memo)
     wang = await _page(memo, "u_wang")
     assert (await wang.get(f"/m/r/{rid}"))[0] == 403
@@ -235,7 +239,11 @@ async def test_an_approve_participant_notifies_others_who_then_may_read_it(memo:
     assert status == 200 and "您是本申请的抄送人（或被知会人）" in page
     assert f"/m/r/{rid}" in (await wang.get("/m/cc"))[1]
     [row] = [e for e in await _trail(memo, rid) if e["kind"] == "others_notified"]
-    assert (row["actor"], row["data"]["recipients"], row["comment"]) == ("u_sun", ["u_wang", "u_liu"], "请关注进度")
+    assert (row["actor"], row["data"]["recipients"], row["comment"]) == (
+        "u_sun",
+        ["u_wang", "u_liu"],
+        "请关注进度",
+    )
     await _act(memo, rid, "u_wang", "comment", 403, comment="好")  # read access only
     await _agrees(memo, rid)
 
@@ -344,7 +352,9 @@ def test_the_engine_defaults_only_a_pending_notify_task_and_changes_nothing_othe
     with pytest.raises(ActionNotAllowed):
         engine.default_acknowledge(ctx, req, review.id)  # an approval task is never defaulted
     assert req == before
-    engine.act(ctx, req, Action(kind=ActionKind.APPROVE, actor="u_sun", task_id=review.id, version=review.version))
+    engine.act(
+        ctx, req, Action(kind=ActionKind.APPROVE, actor="u_sun", task_id=review.id, version=review.version)
+    )
     [fyi] = [t for t in req.pending_tasks() if t.assignee == "u_zhao"]
     out = engine.default_acknowledge(ctx, req, fyi.id)
     assert fyi.status == TaskStatus.ACKNOWLEDGED and fyi.decided_by == "system"

@@ -1260,7 +1260,11 @@ def _notify_others(flow: _Flow, action: Action) -> None:
     refusal = _notify_refusal(flow.req, action.actor, is_admin=action.is_admin)
     if refusal is not None:
         raise refusal
-    people = _notify_targets(flow, action)
+    picked = _notify_targets(flow, action)
+    # Someone already copied or notified is not told again: a double tap changes nothing.
+    people = [p for p in picked if p not in flow.req.reader_ids()]
+    if not people:
+        raise BadTarget("bad_target.already_told", target=",".join(picked))
     for person in people:
         flow.notice(NoticeKind.FYI, person, by=action.actor, comment=action.comment)
     flow.add_readers(people, ReaderReason.NOTIFIED, by=action.actor)

@@ -116,6 +116,7 @@ MESSAGES: Mapping[str, str] = {
     "request_archived": "申请已归档，只能查看，不能再操作",
     "action_not_allowed.archive": "只有参与审批的人或管理员可以归档",
     "action_not_allowed.notify_others": "只有参与审批的人或管理员可以知会他人",
+    "bad_target.already_told": "所选的人都已收到过抄送或知会，无需重复知会",
     "bad_target.too_many": "一次最多知会 {most} 人，现在选了 {count} 人",
     "sheet_not_ready": "申请尚未结束（{status:request_status}），结束后才能打印审批单",
     "bad_target.return_target": "退回目标应为 initiator 或之前某一步的序号",

@@ -245,6 +245,9 @@ async def test_an_approve_participant_notifies_others_who_then_may_read_it(
         "请关注进度",
     )
     await _act(memo, rid, "u_wang", "comment", 403, comment="好")  # read access only
+    again = _flash(await sun.act(rid, "notify_others", targets=["u_wang", "u_liu"]))  # a double tap
+    assert again == "所选的人都已收到过抄送或知会，无需重复知会"
+    assert len(await _outbox(org_db, "fyi")) == 2
     await _agrees(memo, rid)
 
 

@@ -61,7 +61,9 @@ async def test_cc_page_notify_others_and_archived_page_on_a_phone(
         await browser.send("Network.setCookie", name="oabot_session", value=zheng.id, url=base)
         await browser.navigate(f"{base}/m/r/{req.id}")
         text = await browser.evaluate("document.body.innerText")
-        assert "您是本申请的抄送人" in text and "抄送通知人" in text and "同意" not in text.split("审批流程")[0]
+        assert (
+            "您是本申请的抄送人" in text and "抄送通知人" in text and "同意" not in text.split("审批流程")[0]
+        )
         await _shot(browser, tmp_path / "cc-request.png")
         await browser.navigate(f"{base}/m/cc")
         assert "签署框架合同" in await browser.evaluate("document.body.innerText")

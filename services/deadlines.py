@@ -279,7 +279,7 @@ class DeadlineService:
         for kind in (TimerKind.REMIND, TimerKind.DUE, TimerKind.ESCALATE, TimerKind.AUTO):
             kinds.register(kind, self._fire_task_rung)
         kinds.register(TimerKind.DELEGATION_START, self._fire_delegation)
-        kinds.register(TimerKind.NOTIFY_DEFAULT, self._fire_notify_default)
+        kinds.register(TimerKind.NOTIFY_DEFAULT, self._fire_notify_default, seed=seed_notify_defaults)
         kinds.register(TimerKind.CALENDAR_REPLAN, self._fire_replan)
         self._planner = DeadlineHooks(calendar=calendar, tz=tz, trail_key=workflow.trail_key)
         kinds.register(TimerKind.DIGEST, self._fire_digest, next_slot=self.schedule_next_digest)
@@ -675,6 +675,31 @@ class DeadlineService:
 
 
 # -- helpers ------------------------------------------------------------------------------------
+async def seed_notify_defaults(session: AsyncSession, now: datetime) -> None:
+    """The 默认已读 timer of every pending 知会 task that has a due time but predates these timers
+    (the key makes it a no-op for those that have one)."""
+    q = (
+        select(col(TaskRow.id), col(TaskRow.request_id), col(TaskRow.due_at))
+        .join(RequestRow, col(RequestRow.id) == col(TaskRow.request_id))
+        .where(col(TaskRow.status) == TaskStatus.PENDING.value)
+        .where(col(TaskRow.permission) == Permission.NOTIFY.value)
+        .where(col(TaskRow.due_at).is_not(None))
+        .where(col(RequestRow.archived_at).is_(None))
+    )
+    for task_id, request_id, due_at in (await session.execute(q)).all():
+        if due_at is None:
+            continue
+        await timers.schedule_once(
+            session,
+            kind=TimerKind.NOTIFY_DEFAULT,
+            key=notify_default_key(task_id),
+            due_at=due_at,
+            now=now,
+            request_id=request_id,
+            task_id=task_id,
+        )
+
+
 def notify_default_key(task_id: str) -> str:
     """The one 默认已读 timer of a 知会 task, whatever the number of replicas."""
     return f"notify_default:{task_id}"

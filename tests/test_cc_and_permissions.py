@@ -293,6 +293,20 @@ async def test_a_notify_task_defaults_to_read_at_its_deadline_once_with_two_repl
     await _agrees(memo, rid)
 
 
+async def test_a_notify_task_from_before_the_timers_gets_one_at_start(memo: Api, org_db: Database) -> None:
+    await _submit(memo)
+    await memo.decide("u_sun")
+    async with org_db.transaction() as s:
+        await s.execute(text("DELETE FROM timers WHERE kind = 'notify_default'"))
+    await _scan(memo).seed()
+    await _scan(memo).seed()
+    async with org_db.session() as s:
+        q = select(TimerRow).where(TimerRow.kind == "notify_default")  # type: ignore[arg-type]
+        rows = list((await s.execute(q)).scalars().all())
+    [task] = await memo.pending("u_zhao")
+    assert [(r.task_id, r.status) for r in rows] == [(task["task_id"], "pending")]
+
+
 def task_due(task: dict[str, Any]) -> datetime:
     return datetime.fromisoformat(task["due_at"])
 

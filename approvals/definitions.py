@@ -184,6 +184,13 @@ class WithdrawPolicy(StrEnum):
     UNTIL_OPENED = "until_opened"
 
 
+class CcMoment(StrEnum):
+    """When the template's CC 抄送 people are told (template `cc_on`)."""
+
+    SUBMIT = "submit"  # when the request is submitted
+    FINISH = "finish"  # when it ends (approved, rejected, withdrawn, terminated)
+
+
 @dataclass(frozen=True)
 class Policies:
     no_approver: NoApproverPolicy = NoApproverPolicy.SKIP
@@ -242,7 +249,10 @@ class Template:
     category: str = ""
     version: int = 1
     policies: Policies = field(default_factory=Policies)
-    cc: tuple[ApproverSpec, ...] = ()  # told the result on completion, whatever it is
+    # CC 抄送: people, roles and/or a form field of people; told at the moments of `cc_on`, may
+    # read the request (抄送我的) and never act on it
+    cc: tuple[ApproverSpec, ...] = ()
+    cc_on: tuple[CcMoment, ...] = (CcMoment.SUBMIT, CcMoment.FINISH)
     on_approved: tuple[ApproverSpec, ...] = ()  # told only when approved (e.g. fleet dispatcher)
     summary_fields: tuple[str, ...] = ()  # shown on cards, in order
     title: str | None = None  # e.g. "{seal} 用章 · {reason}"; default the template name

@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 from approvals import transitions
 from approvals.definitions import (
+    CcMoment,
     ConsecutivePolicy,
     InitiatorPolicy,
     Permission,
@@ -43,6 +44,7 @@ from approvals.errors import (
     NotSupervisor,
     OpinionRequired,
     RateLimited,
+    RequestArchived,
     RequestFinished,
     StaleTask,
     TaskAlreadyDecided,
@@ -57,6 +59,8 @@ from approvals.model import (
     Delegation,
     Notice,
     NoticeKind,
+    Reader,
+    ReaderReason,
     Request,
     RequestStatus,
     SignerPosition,
@@ -86,6 +90,7 @@ PERMISSION_ACTIONS: dict[Permission, frozenset[ActionKind]] = {
             ActionKind.ADD_SIGNER,
             ActionKind.COMMENT,
             ActionKind.TERMINATE,
+            ActionKind.WITHDRAW,
         }
     ),
     Permission.APPROVE: frozenset(
@@ -97,9 +102,13 @@ PERMISSION_ACTIONS: dict[Permission, frozenset[ActionKind]] = {
             ActionKind.TRANSFER,
             ActionKind.COMMENT,
             ActionKind.TERMINATE,
+            ActionKind.WITHDRAW,
+            ActionKind.ARCHIVE,
+            ActionKind.NOTIFY_OTHERS,
         }
     ),
 }
+NOTIFY_OTHERS_MAX = 50  # people one 知会他人 may pick
 
 DeadlineFn = Callable[[Request, Step, Task, datetime], datetime | None]
 
@@ -141,6 +150,8 @@ class CardOutcome(StrEnum):
     SENT_BACK = "sent_back"  # to_step=: the request returned past this task
     REQUEST_ENDED = "request_ended"  # status=
     TAKEN_OVER = "taken_over"  # by=: the assignee's manager took the task over 代为处理
+    DEFAULTED = "defaulted"  # a 知会 task left unanswered past its deadline counts as read 默认已读
+    ARCHIVED = "archived"  # by=: the request was archived 归档 with this 知会 task still open
 
 
 # The longest opinion (comment) an action may carry, on every channel (API, pages, chat cards).
@@ -155,6 +166,7 @@ class Action:
     version: int | None = None
     comment: str | None = None
     target: str | None = None  # user id (transfer, add_signer) or "initiator"/step index (return)
+    targets: tuple[str, ...] = ()  # user ids (知会他人 notify_others)
     position: SignerPosition | None = None
     form: dict[str, Any] | None = None  # resubmit with a corrected form
     channel: Channel = Channel.API
@@ -560,20 +572,43 @@ class _Flow:
 
     def tell_watchers(self, status: RequestStatus) -> None:
         req, ctx = self.req, self.ctx
-        told = {req.initiator}
-        for spec in ctx.template.cc:
-            for person in resolve_approver(
-                spec, org=ctx.org, initiator=req.initiator, form=req.form, notes=[]
-            ):
-                if person not in told:
-                    told.add(person)
-                    self.notice(NoticeKind.CC, person, status=status.value)
+        if CcMoment.FINISH in ctx.template.cc_on:
+            self.tell_cc(CcMoment.FINISH)
         if status == RequestStatus.APPROVED:
             for spec in ctx.template.on_approved:
                 for person in resolve_approver(
                     spec, org=ctx.org, initiator=req.initiator, form=req.form, notes=[]
                 ):
                     self.notice(NoticeKind.APPROVED_NOTICE, person, status=status.value)
+
+    def tell_cc(self, moment: CcMoment) -> None:
+        """Tell the template's CC 抄送 people (not the initiator, who hears anyway) and let them
+        read the request from now on; the trail names who was told, and when."""
+        people = cc_people(self.ctx, self.req)
+        if not people:
+            return
+        for person in people:
+            self.notice(NoticeKind.CC, person, status=self.req.status.value, moment=moment.value)
+        self.add_readers(people, ReaderReason.CC, by=None)
+        self.event("cc_sent", SYSTEM, recipients=people, moment=moment.value)
+
+    def add_readers(self, people: Sequence[str], reason: ReaderReason, *, by: str | None) -> None:
+        known = self.req.reader_ids()
+        for person in people:
+            if person not in known:
+                known.add(person)
+                self.req.readers.append(Reader(user=person, reason=reason, at=self.ctx.now, by=by))
+
+
+def cc_people(ctx: Context, req: Request) -> list[str]:
+    """The active people the template copies on `req` (people, roles, a form field of people),
+    in the template's order, without the initiator."""
+    found: list[str] = []
+    for spec in ctx.template.cc:
+        for person in resolve_approver(spec, org=ctx.org, initiator=req.initiator, form=req.form, notes=[]):
+            if person != req.initiator and person not in found and ctx.org.is_active(person):
+                found.append(person)
+    return found
 
 
 # -- delegation --------------------------------------------------------------------------
@@ -666,9 +701,18 @@ def submit(
     )
     req.steps = build_steps(planned, start_index=0, round_no=1)
     flow = _Flow(req, ctx, channel, by=initiator, via=via)
+    _submitted(flow, template, urgency, clean)
+    if CcMoment.SUBMIT in template.cc_on:
+        flow.tell_cc(CcMoment.SUBMIT)
+    _start_round(flow)
+    return flow.out
+
+
+def _submitted(flow: _Flow, template: Template, urgency: Urgency, clean: dict[str, Any]) -> None:
+    req = flow.req
     flow.event(
         "submitted",
-        initiator,
+        req.initiator,
         after=RequestStatus.RUNNING.value,
         template=template.key,
         template_version=template.version,
@@ -679,8 +723,6 @@ def submit(
             for s in req.steps
         ],
     )
-    _start_round(flow)
-    return flow.out
 
 
 def _start_round(flow: _Flow) -> None:
@@ -771,12 +813,25 @@ def act(ctx: Context, request: Request, action: Action) -> Outcome:
                 actor=action.actor,
             )
     _check_comment(action.comment)
+    if request.is_archived:
+        raise RequestArchived(request_id=request.id, action=action.kind.value)
+    if _only_reads(ctx, request, action):
+        raise NotAssignee("not_assignee.reader", request_id=request.id, actor=action.actor)
     flow = _Flow(request, ctx, action.channel, by=action.actor, via=action.via)
     handler = _HANDLERS[action.kind]
     handler(flow, action)
     request.version += 1
     request.updated_at = ctx.now
     return flow.out
+
+
+def _only_reads(ctx: Context, req: Request, action: Action) -> bool:
+    """Whether the actor may only read `req`: CC'd 抄送 or notified 知会他人, and nothing more
+    (no task held or held for them, not its initiator, no delegation, not as an admin)."""
+    actor = action.actor
+    if actor == SYSTEM or action.is_admin or actor not in req.reader_ids() or actor in _involved(req):
+        return False
+    return not any(_delegate_of(ctx, req, t, actor) for t in req.tasks if t.is_open)
 
 
 def _check_comment(comment: str | None) -> None:
@@ -1096,10 +1151,36 @@ def _check_new_person(flow: _Flow, task: Task, target: str | None, verb: ActionK
     return target
 
 
+def _holds_pending_with(req: Request, actor: str, kind: ActionKind) -> bool:
+    """Whether `actor` holds (or has held for them) a pending task whose permission allows `kind`."""
+    return any(
+        actor in (t.assignee, t.acting_for) and kind in PERMISSION_ACTIONS[t.permission]
+        for t in req.pending_tasks()
+    )
+
+
+def _participated_with(req: Request, actor: str, kind: ActionKind) -> bool:
+    """Whether `actor` holds or held (or had held for them) a task that reached them, whose
+    permission allows `kind`: the 审批 participants of a request, running or finished."""
+    return any(
+        actor in (t.assignee, t.acting_for)
+        and t.activated_at is not None
+        and kind in PERMISSION_ACTIONS[t.permission]
+        for t in req.tasks
+    )
+
+
 def _withdraw_refusal(ctx: Context, req: Request, actor: str) -> ApprovalError | None:
-    """Why `actor` may not withdraw `req` now, or None when they may."""
+    """Why `actor` may not withdraw `req` now, or None when they may: the initiator by the
+    template's policy, a 协同 / 审批 participant (who holds a pending task) while it runs."""
     if actor != req.initiator:
-        return NotAssignee("not_assignee.withdraw", actor=actor)
+        if not _holds_pending_with(req, actor, ActionKind.WITHDRAW):
+            return NotAssignee("not_assignee.withdraw", actor=actor)
+        if req.status != RequestStatus.RUNNING:
+            return RequestFinished("request_finished.withdraw", request_id=req.id, status=req.status.value)
+        if ctx.template.policies.withdraw == WithdrawPolicy.NEVER:
+            return ActionNotAllowed("action_not_allowed.withdraw_never", action="withdraw")
+        return None
     policy = ctx.template.policies.withdraw
     revoking = req.status == RequestStatus.APPROVED and policy == WithdrawPolicy.AFTER_APPROVAL
     if not transitions.accepts(req.status, ActionKind.WITHDRAW) or (req.is_final and not revoking):
@@ -1137,6 +1218,86 @@ def _withdraw(flow: _Flow, action: Action) -> None:
     if refusal is not None:
         raise refusal
     flow.finish(Move.WITHDRAW, action.actor, comment=action.comment)
+
+
+def _archive_refusal(req: Request, actor: str, *, is_admin: bool) -> ApprovalError | None:
+    """Why `actor` may not archive 归档 `req` now, or None: only a finished request (as DingTalk
+    and WeCom archive finished approvals), by one of its 审批 participants or an admin."""
+    if req.is_archived:
+        return RequestArchived(request_id=req.id, action=ActionKind.ARCHIVE.value)
+    if not is_admin and not _participated_with(req, actor, ActionKind.ARCHIVE):
+        return ActionNotAllowed("action_not_allowed.archive", action=ActionKind.ARCHIVE.value)
+    if not req.is_final:
+        return ActionNotAllowed(
+            "action_not_allowed.archive_running", action=ActionKind.ARCHIVE.value, status=req.status.value
+        )
+    return None
+
+
+def _archive(flow: _Flow, action: Action) -> None:
+    req = flow.req
+    refusal = _archive_refusal(req, action.actor, is_admin=action.is_admin)
+    if refusal is not None:
+        raise refusal
+    for t in req.tasks:
+        if t.is_open:  # a 知会 task still unread after approval: nothing is left to read it for
+            flow.close_task(t, "archived", CardOutcome.ARCHIVED, by=action.actor)
+    req.archived_at, req.archived_by = flow.ctx.now, action.actor
+    flow.event(
+        "archived",
+        action.actor,
+        after=req.status.value,
+        comment=action.comment,
+        as_admin=True if action.is_admin else None,
+    )
+
+
+def _notify_refusal(req: Request, actor: str, *, is_admin: bool) -> ApprovalError | None:
+    """Why `actor` may not notify others 知会他人 on `req`, or None: its 审批 participants and admins."""
+    if req.is_archived:
+        return RequestArchived(request_id=req.id, action=ActionKind.NOTIFY_OTHERS.value)
+    if not is_admin and not _participated_with(req, actor, ActionKind.NOTIFY_OTHERS):
+        return ActionNotAllowed("action_not_allowed.notify_others", action=ActionKind.NOTIFY_OTHERS.value)
+    return None
+
+
+def _notify_targets(flow: _Flow, action: Action) -> list[str]:
+    picked = list(dict.fromkeys(t.strip() for t in (*action.targets, action.target or "") if t.strip()))
+    if not picked:
+        raise BadTarget("bad_target.missing", shown={"verb": ActionKind.NOTIFY_OTHERS.value}, target=None)
+    if len(picked) > NOTIFY_OTHERS_MAX:
+        raise BadTarget("bad_target.too_many", most=NOTIFY_OTHERS_MAX, count=len(picked))
+    for person in picked:
+        if not flow.ctx.org.is_active(person):
+            raise BadTarget(
+                "bad_target.inactive", shown={"verb": ActionKind.NOTIFY_OTHERS.value}, target=person
+            )
+        if person == action.actor:
+            raise BadTarget("bad_target.self", shown={"verb": ActionKind.NOTIFY_OTHERS.value}, target=person)
+    return picked
+
+
+def _notify_others(flow: _Flow, action: Action) -> None:
+    refusal = _notify_refusal(flow.req, action.actor, is_admin=action.is_admin)
+    if refusal is not None:
+        raise refusal
+    picked = _notify_targets(flow, action)
+    # Someone already copied or notified is not told again: a double tap changes nothing.
+    people = [p for p in picked if p not in flow.req.reader_ids()]
+    if not people:
+        raise BadTarget("bad_target.already_told", target=",".join(picked))
+    for person in people:
+        flow.notice(NoticeKind.FYI, person, by=action.actor, comment=action.comment)
+    flow.add_readers(people, ReaderReason.NOTIFIED, by=action.actor)
+    flow.event(
+        "others_notified",
+        action.actor,
+        after="、".join(people)[:120],
+        comment=action.comment,
+        recipients=people,
+        as_admin=True if action.is_admin else None,
+    )
+    flow.out.info["notified"] = people
 
 
 def _someone_decided(req: Request) -> bool:
@@ -1275,6 +1436,8 @@ _HANDLERS: dict[ActionKind, Callable[[_Flow, Action], None]] = {
     ActionKind.COMMENT: _comment,
     ActionKind.ACKNOWLEDGE: _acknowledge,
     ActionKind.RESUBMIT: _resubmit,
+    ActionKind.ARCHIVE: _archive,
+    ActionKind.NOTIFY_OTHERS: _notify_others,
 }
 assert set(_HANDLERS) == set(ActionKind)
 assert TASK_ACTIONS <= set(_HANDLERS)
@@ -1309,16 +1472,27 @@ def task_actions(req: Request, task: Task) -> frozenset[ActionKind]:
 
 def allowed_actions(ctx: Context, req: Request, actor: str, *, is_admin: bool = False) -> Allowed:
     """Every action `act` would take from `actor` on `req` now (pure: nothing changes)."""
+    probe = Action(kind=ActionKind.COMMENT, actor=actor, is_admin=is_admin)
+    if req.is_archived or _only_reads(ctx, req, probe):
+        return Allowed(tasks={}, request=frozenset())
     tasks = {
         t.id: task_actions(req, t)
         for t in req.pending_tasks()
         if actor in (t.assignee, t.acting_for) or _delegate_of(ctx, req, t, actor)
     }
-    kinds: set[ActionKind] = set()
-    if _withdraw_refusal(ctx, req, actor) is None:
-        kinds.add(ActionKind.WITHDRAW)
-    if _terminate_refusal(req, actor, is_admin=is_admin) is None:
-        kinds.add(ActionKind.TERMINATE)
+    kinds = _request_kinds(ctx, req, actor, is_admin=is_admin)
+    return Allowed(tasks={k: v for k, v in tasks.items() if v}, request=frozenset(kinds))
+
+
+def _request_kinds(ctx: Context, req: Request, actor: str, *, is_admin: bool) -> set[ActionKind]:
+    """The actions on the request as a whole `actor` may take now (see `allowed_actions`)."""
+    refusals = {
+        ActionKind.WITHDRAW: _withdraw_refusal(ctx, req, actor),
+        ActionKind.TERMINATE: _terminate_refusal(req, actor, is_admin=is_admin),
+        ActionKind.ARCHIVE: _archive_refusal(req, actor, is_admin=is_admin),
+        ActionKind.NOTIFY_OTHERS: _notify_refusal(req, actor, is_admin=is_admin),
+    }
+    kinds = {k for k, refusal in refusals.items() if refusal is None and transitions.accepts(req.status, k)}
     waiting = any(t.gates_step for t in req.pending_tasks())
     if actor == req.initiator and transitions.accepts(req.status, ActionKind.URGE) and waiting:
         kinds.add(ActionKind.URGE)
@@ -1326,7 +1500,7 @@ def allowed_actions(ctx: Context, req: Request, actor: str, *, is_admin: bool = 
         kinds.add(ActionKind.COMMENT)
     if actor == req.initiator and transitions.accepts(req.status, ActionKind.RESUBMIT):
         kinds.add(ActionKind.RESUBMIT)
-    return Allowed(tasks={k: v for k, v in tasks.items() if v}, request=frozenset(kinds))
+    return kinds
 
 
 def apply_delegation(ctx: Context, request: Request, delegation: Delegation) -> Outcome:
@@ -1657,3 +1831,47 @@ def replan_due(
     request.version += 1
     request.updated_at = now
     return e
+
+
+ACKNOWLEDGED_BY_DEFAULT = "acknowledged_by_default"  # the trail event of a 知会 task 默认已读
+
+
+def default_acknowledge(ctx: Context, request: Request, task_id: str) -> Outcome:
+    """A 知会 task nobody acknowledged by its deadline counts as read (the seed rule: no reply
+    counts as received, and the record says it was defaulted). The task becomes acknowledged by
+    "system", the trail says so (`acknowledged_by_default`, distinct from a person's 已收到) and
+    its card closes as 默认已读. Refuses, changing nothing, when the task is not a pending 知会
+    task any more (acknowledged meanwhile, closed with its request) or the request is archived."""
+    task = request.task(task_id)
+    if task is None:
+        raise TaskNotFound(request_id=request.id, task_id=task_id)
+    if request.is_archived:
+        raise RequestArchived(request_id=request.id, action=ActionKind.ACKNOWLEDGE.value)
+    if task.permission != Permission.NOTIFY:
+        raise ActionNotAllowed(
+            "action_not_allowed.permission",
+            task_id=task.id,
+            permission=task.permission.value,
+            action=ActionKind.ACKNOWLEDGE.value,
+        )
+    if task.status != TaskStatus.PENDING:
+        raise TaskAlreadyDecided(task_id=task.id, status=task.status.value, version=task.version)
+    flow = _Flow(request, ctx, Channel.SYSTEM)
+    transition(task, Move.ACKNOWLEDGE)
+    task.decided_at = ctx.now
+    task.decided_by = SYSTEM
+    task.bump()
+    flow.out.task = task
+    flow.event(
+        ACKNOWLEDGED_BY_DEFAULT,
+        SYSTEM,
+        task=task,
+        before="pending",
+        after="acknowledged",
+        rule="deadline",
+        due_at=task.due_at.isoformat() if task.due_at else None,
+    )
+    flow.card_closed(task, CardOutcome.DEFAULTED, "defaulted")
+    request.version += 1
+    request.updated_at = ctx.now
+    return flow.out

@@ -66,6 +66,13 @@ class TaskAlreadyDecided(ApprovalError):
     category = Category.CONFLICT
 
 
+class RequestArchived(ApprovalError):
+    """The request was archived 归档: it is read-only."""
+
+    code = "request_archived"
+    category = Category.CONFLICT
+
+
 class StaleTask(ApprovalError):
     """The caller saw an older version of the task than the current one."""
 

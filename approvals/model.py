@@ -76,6 +76,8 @@ class ActionKind(StrEnum):
     COMMENT = "comment"
     ACKNOWLEDGE = "acknowledge"
     RESUBMIT = "resubmit"
+    ARCHIVE = "archive"  # 归档: a finished request becomes read-only and leaves the active lists
+    NOTIFY_OTHERS = "notify_others"  # 知会他人: picked people get an FYI card and may read it
 
 
 # Actions that name a task (and its version); the others act on the request as a whole.
@@ -159,6 +161,23 @@ class Step:
     finished_at: datetime | None = None
 
 
+class ReaderReason(StrEnum):
+    """Why someone who holds no task may read a request."""
+
+    CC = "cc"  # the template's CC 抄送
+    NOTIFIED = "notified"  # 知会他人: a participant picked them
+
+
+@dataclass(frozen=True)
+class Reader:
+    """Someone who may read a request and never act on it (抄送 / 知会他人), from when, by whom."""
+
+    user: str
+    reason: ReaderReason
+    at: datetime
+    by: str | None = None  # who picked them (知会他人); None for the template's CC
+
+
 @dataclass
 class Request:
     id: str
@@ -180,10 +199,20 @@ class Request:
     last_hash: str = ""
     urged_at: dict[str, datetime] = field(default_factory=dict)  # task id -> last urge
     channel: str = Channel.API
+    archived_at: datetime | None = None  # 归档: read-only from then on, out of the active lists
+    archived_by: str | None = None
+    readers: list[Reader] = field(default_factory=list)
 
     @property
     def is_final(self) -> bool:
         return self.status in FINAL_STATUSES
+
+    @property
+    def is_archived(self) -> bool:
+        return self.archived_at is not None
+
+    def reader_ids(self) -> set[str]:
+        return {r.user for r in self.readers}
 
     def task(self, task_id: str) -> Task | None:
         for t in self.tasks:
@@ -261,7 +290,8 @@ class NoticeKind(StrEnum):
     TASK_CARD = "task_card"  # a new actionable card for the assignee
     CARD_CLOSED = "card_closed"  # the assignee's card no longer offers buttons
     RESULT = "result"  # the request finished (or was returned): tell the initiator
-    CC = "cc"  # told of the result on completion
+    CC = "cc"  # the template's CC 抄送: told at submission and/or completion (data `moment`)
+    FYI = "fyi"  # 知会他人: a participant asked that this person be told (data `by`, `comment`)
     APPROVED_NOTICE = "approved_notice"  # e.g. the fleet dispatcher, after approval
     URGE = "urge"  # 催办 from the initiator
     PROGRESS = "progress"  # a step completed: tell the initiator (template `progress`)

@@ -9,7 +9,8 @@ approved, or a pending task moved to someone else shows up by request and by fie
 
 What the trail does not record, the fold takes from the request's own route: a step's mode
 (any-sign 或签 closes the siblings of the approved task without an event) and permission (知会
-tasks stay open after approval). Pure: no I/O.
+tasks stay open after approval). Beyond the tasks it checks the request's archive mark 归档 and
+who may read it (CC 抄送 and 知会他人 people, from `cc_sent` / `others_notified`). Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ _DECIDING = frozenset(
         "auto_approved",
         "auto_rejected",
         "auto_transferred",
+        "acknowledged_by_default",
     }
 )
 _STATUS_OF = {"transferred": TaskStatus.TRANSFERRED.value, "auto_transferred": TaskStatus.TRANSFERRED.value}
@@ -60,6 +62,8 @@ class Replayed:
     pending: dict[str, str] = field(default_factory=dict)  # task id -> who holds it
     pending_step: dict[str, int] = field(default_factory=dict)  # task id -> its step
     decided: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # -> (status, by)
+    archived: bool = False  # 归档
+    readers: set[str] = field(default_factory=set)  # CC 抄送 and 知会他人 people
 
 
 def _notify(steps: Mapping[int, StepShape], step: int | None) -> bool:
@@ -130,6 +134,11 @@ def replay(events: Iterable[TrailEvent], steps: Mapping[int, StepShape]) -> Repl
             _drop(r, e.task_id)  # it waits for the new signer, then is assigned again
         elif e.kind in _DECIDING:
             _decide(r, e, steps)
+        elif e.kind in ("cc_sent", "others_notified"):
+            r.readers.update(str(p) for p in e.data.get("recipients", []))
+        elif e.kind == "archived":
+            r.archived = True
+            _close_pending(r)  # archiving closes the 知会 tasks still open
     return r
 
 
@@ -161,6 +170,11 @@ def differences(events: Iterable[TrailEvent], req: Request) -> list[str]:
             found.append(
                 f"task {tid} decided: the trail says {_decision(said_d)}, the table says {_decision(stored_d)}"
             )
+    if r.archived != req.is_archived:
+        found.append(f"archived: the trail says {r.archived}, the table says {req.is_archived}")
+    stored_readers = req.reader_ids()
+    if r.readers != stored_readers:
+        found.append(f"readers: the trail says {sorted(r.readers)}, the table says {sorted(stored_readers)}")
     return found
 
 

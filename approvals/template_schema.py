@@ -49,6 +49,7 @@ from approvals.definitions import (
     AnyOf,
     ApproverKind,
     ApproverSpec,
+    CcMoment,
     Compare,
     CompareOp,
     Condition,
@@ -1145,6 +1146,12 @@ def _progress(value: Any) -> Progress:
     return _choice(Progress, "progress setting")("off" if value is False else value)
 
 
+def _cc_on(value: Any) -> tuple[CcMoment, ...]:
+    """`cc_on: [submit, finish]` (either, both, or an empty list: never told, still readers)."""
+    moment = _choice(CcMoment, "cc_on moment")
+    return tuple(dict.fromkeys(moment(v) for v in _list(value)))
+
+
 class TemplateModel(Section):
     """A whole template file. The order of the keys is the order they are checked in."""
 
@@ -1159,6 +1166,7 @@ class TemplateModel(Section):
     fields: tuple[AnyField, ...] = ()
     steps: Annotated[tuple[StepModel, ...], _nonempty("a template needs at least one step")]
     cc: Approvers = ()
+    cc_on: Annotated[tuple[CcMoment, ...], BeforeValidator(_cc_on)] = (CcMoment.SUBMIT, CcMoment.FINISH)
     on_approved: Approvers = ()
     deadlines: FreeMapping = Field(default_factory=dict)
     progress: Annotated[Progress, BeforeValidator(_progress)] = Progress.EACH_STEP
@@ -1247,6 +1255,7 @@ class TemplateModel(Section):
             version=self.version,
             policies=self.policies.to_policies() if self.policies is not None else Policies(),
             cc=approver_specs(self.cc),
+            cc_on=self.cc_on,
             on_approved=approver_specs(self.on_approved),
             summary_fields=self.summary_fields,
             title=self.title,

@@ -96,17 +96,25 @@ TASK_MOVES: Mapping[TaskStatus, Mapping[Move, TaskStatus]] = {
 }
 
 _ALL_ACTIONS = frozenset(ActionKind)
-# Which actions a request takes in each status; finished requests take comments, an approved
-# one also the acknowledgement of its 知会 tasks and, where the template allows, a withdrawal.
+# Which actions a request takes in each status; finished requests take comments, 归档 and
+# 知会他人, an approved one also the acknowledgement of its 知会 tasks and, where the template
+# allows, a withdrawal. (An archived request takes nothing: the engine refuses that first.)
+_ENDED = frozenset({ActionKind.COMMENT, ActionKind.ARCHIVE, ActionKind.NOTIFY_OTHERS})
 REQUEST_ACCEPTS: Mapping[RequestStatus, frozenset[ActionKind]] = {
-    R.RUNNING: _ALL_ACTIONS - {ActionKind.RESUBMIT},
+    R.RUNNING: _ALL_ACTIONS - {ActionKind.RESUBMIT, ActionKind.ARCHIVE},
     R.RETURNED: frozenset(
-        {ActionKind.RESUBMIT, ActionKind.WITHDRAW, ActionKind.TERMINATE, ActionKind.COMMENT}
+        {
+            ActionKind.RESUBMIT,
+            ActionKind.WITHDRAW,
+            ActionKind.TERMINATE,
+            ActionKind.COMMENT,
+            ActionKind.NOTIFY_OTHERS,
+        }
     ),
-    R.APPROVED: frozenset({ActionKind.COMMENT, ActionKind.ACKNOWLEDGE, ActionKind.WITHDRAW}),
-    R.REJECTED: frozenset({ActionKind.COMMENT}),
-    R.WITHDRAWN: frozenset({ActionKind.COMMENT}),
-    R.TERMINATED: frozenset({ActionKind.COMMENT}),
+    R.APPROVED: _ENDED | {ActionKind.ACKNOWLEDGE, ActionKind.WITHDRAW},
+    R.REJECTED: _ENDED,
+    R.WITHDRAWN: _ENDED,
+    R.TERMINATED: _ENDED,
 }
 
 _Status = TypeVar("_Status", RequestStatus, StepStatus, TaskStatus)

@@ -94,7 +94,8 @@ def _line(n: int, item: PendingItem, *, org: Org, tz: ZoneInfo, now: datetime) -
         due = f"，已超时 {format_duration(now - item.due_at)}"
     else:
         due = f"，{_local(item.due_at, tz)} 到期"
-    return f"{n}. [{URGENCY_LABEL[item.urgency]}]「{item.template_name}」{item.title}（{org.display_name(item.initiator)}{due}）"
+    fyi = "" if item.gates else "[知会，请确认已收到]"
+    return f"{n}. [{URGENCY_LABEL[item.urgency]}]{fyi}「{item.template_name}」{item.title}（{org.display_name(item.initiator)}{due}）"
 
 
 def _brief(item: PendingItem) -> dict[str, Any]:

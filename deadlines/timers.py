@@ -69,6 +69,7 @@ class TimerKind(StrEnum):
     ORG_REFRESH = "org_refresh"  # re-read one person or department after a contact event
     MEETING_REMIND = "meeting_remind"  # a reminder to a meeting's attendees before it starts
     NOTICE_DEFAULT = "notice_default"  # a notice's 已收到 deadline: unanswered receipts default
+    NOTIFY_DEFAULT = "notify_default"  # a 知会 task unanswered at its deadline counts as read
 
 
 TASK_KINDS = tuple(k.value for k in (TimerKind.REMIND, TimerKind.DUE, TimerKind.ESCALATE, TimerKind.AUTO))
@@ -182,6 +183,8 @@ async def schedule_once(
     now: datetime,
     ref: str | None = None,
     data: dict[str, Any] | None = None,
+    request_id: str | None = None,
+    task_id: str | None = None,
 ) -> bool:
     """Insert a keyed timer unless one with that key exists (any status). True if inserted.
 
@@ -193,6 +196,8 @@ async def schedule_once(
         "due_at": due_at,
         "key": key,
         "ref": ref,
+        "request_id": request_id,
+        "task_id": task_id,
         "data": data or {},
         "attempts": 0,
         "created_at": now,

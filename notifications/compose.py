@@ -219,6 +219,22 @@ def recalled(notice: Notice, template: Template) -> Notice:
     return notice
 
 
+def _watcher_head(
+    notice: Notice, request: Request, status: RequestStatus, *, template: Template, org: Org
+) -> str:
+    """The first line of a CC 抄送, 知会他人 or on-approval message: who, what, and where it is."""
+    who = org.display_name(request.initiator)
+    if notice.kind == NoticeKind.FYI:
+        by = org.display_name(notice.data.get("by"))
+        head = f"【知会】{by} 请您知悉 {who} 的「{template.name}」（{status_label(status, template)}）：{request.title}"
+        comment = notice.data.get("comment")
+        return head + (f"\n附言：{comment}" if comment else "")
+    if notice.kind == NoticeKind.CC and notice.data.get("moment") == "submit":
+        return f"【抄送】{who} 提交了「{template.name}」：{request.title}（您只需知悉，无需处理）"
+    prefix = "抄送" if notice.kind == NoticeKind.CC else "请安排"
+    return f"【{prefix}】{who} 的「{template.name}」{status_label(status, template)}：{request.title}"
+
+
 def compose(
     notice: Notice,
     request: Request,
@@ -255,10 +271,9 @@ def compose(
             text += "。请修改后重新提交或撤销。"
         base.update(text=text, status=status.value)
         return base
-    if notice.kind in (NoticeKind.CC, NoticeKind.APPROVED_NOTICE):
-        status = RequestStatus(notice.data["status"])
-        prefix = "抄送" if notice.kind == NoticeKind.CC else "请安排"
-        text = f"【{prefix}】{org.display_name(request.initiator)} 的「{template.name}」{status_label(status, template)}：{request.title}"
+    if notice.kind in (NoticeKind.CC, NoticeKind.APPROVED_NOTICE, NoticeKind.FYI):
+        status = RequestStatus(notice.data["status"]) if "status" in notice.data else request.status
+        text = _watcher_head(notice, request, status, template=template, org=org)
         fields = summary_fields(request, template, org, doc_number=doc_number)
         if fields:
             text += "\n" + "\n".join(f"{f['label']}：{f['value']}" for f in fields)

@@ -37,6 +37,8 @@ ACTION_LABEL = {
     ActionKind.COMMENT: "评论",
     ActionKind.ACKNOWLEDGE: "确认收到",
     ActionKind.RESUBMIT: "重新提交",
+    ActionKind.ARCHIVE: "归档",
+    ActionKind.NOTIFY_OTHERS: "知会他人",
 }
 PERMISSION_LABEL = {Permission.APPROVE: "审批", Permission.COLLABORATE: "协同", Permission.NOTIFY: "知会"}
 FIX_PROBLEM_TEXT = {
@@ -89,7 +91,8 @@ MESSAGES: Mapping[str, str] = {
     "unknown_user": "{user} 不是本单位在职人员",
     "unknown_user.initiator": "发起人 {user} 不是本单位在职人员",
     "not_assignee": "这条待办属于{assignee_name}，您不能处理",
-    "not_assignee.withdraw": "只有发起人可以撤销申请",
+    "not_assignee.withdraw": "只有发起人或当前协同、审批人可以撤销申请",
+    "not_assignee.reader": "您是这条申请的抄送人（或被知会人），只能查看，不能办理",
     "not_assignee.urge": "只有发起人可以催办",
     "not_supervisor": "只有{assignee_name}的上级领导或管理员可以督办这条待办，您的操作没有产生任何变更",
     "not_assignee.comment": "只有发起人和审批参与人可以评论",
@@ -116,6 +119,12 @@ MESSAGES: Mapping[str, str] = {
     "request_finished.withdraw": "申请已结束，不能撤销",
     "request_finished.terminate": "申请已结束，不能终止",
     "request_finished.urge": "申请不在审批中，无需催办",
+    "action_not_allowed.archive_running": "申请尚未结束（{status:request_status}），结束后才能归档",
+    "request_archived": "申请已归档，只能查看，不能再操作",
+    "action_not_allowed.archive": "只有参与审批的人或管理员可以归档",
+    "action_not_allowed.notify_others": "只有参与审批的人或管理员可以知会他人",
+    "bad_target.already_told": "所选的人都已收到过抄送或知会，无需重复知会",
+    "bad_target.too_many": "一次最多知会 {most} 人，现在选了 {count} 人",
     "sheet_not_ready": "申请尚未结束（{status:request_status}），结束后才能打印审批单",
     "bad_target.return_target": "退回目标应为 initiator 或之前某一步的序号",
     "bad_target.return_step": "只能退回到本轮中已经完成的之前步骤",

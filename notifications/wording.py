@@ -95,6 +95,8 @@ _OUTCOMES = {
     CardOutcome.HANDLED_BY: "已由{by}处理",
     CardOutcome.REQUEST_ENDED: "申请{ended}",
     CardOutcome.TAKEN_OVER: "已由{by}代为处理",
+    CardOutcome.DEFAULTED: "默认已读（逾期未确认）",
+    CardOutcome.ARCHIVED: "申请已由{by}归档",
 }
 
 

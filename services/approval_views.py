@@ -101,6 +101,9 @@ class RequestView(BaseModel):
     finished_at: IsoTime | None
     deadline: IsoTime
     steps: list[StepView]
+    archived_at: IsoTime | None = None  # 归档: read-only from then on
+    archived_by: str | None = None
+    readers: list[str] = []  # may read it and never act: CC 抄送 and 知会他人 people
     trail: list[TrailEventView] | None = None
     acted_task: TaskView | None = None
     info: dict[str, Any] | None = None

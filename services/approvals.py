@@ -767,6 +767,9 @@ def request_view(req: Request, *, org: Org, tz: ZoneInfo) -> RequestView:
         created_at=req.created_at,
         finished_at=req.finished_at,
         deadline=req.deadline(),
+        archived_at=req.archived_at,
+        archived_by=req.archived_by,
+        readers=[r.user for r in req.readers],
         steps=[
             StepView(
                 index=s.index,

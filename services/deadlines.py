@@ -28,7 +28,7 @@ from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -102,6 +102,16 @@ class DeadlineHooks:
         keep = [t.id for t in pending if t.id not in activated]
         await timers.cancel_task_timers(session, request_id=req.id, keep_task_ids=keep, now=now)
         for task in pending:
+            if task.id in activated and task.permission == Permission.NOTIFY and task.due_at is not None:
+                await timers.schedule_once(
+                    session,
+                    kind=TimerKind.NOTIFY_DEFAULT,
+                    key=notify_default_key(task.id),
+                    due_at=task.due_at,
+                    now=now,
+                    request_id=req.id,
+                    task_id=task.id,
+                )
             if task.id not in activated or task.permission == Permission.NOTIFY:
                 continue
             rungs = self.rungs_for(req, task.id, template)
@@ -272,6 +282,7 @@ class DeadlineService:
         for kind in (TimerKind.REMIND, TimerKind.DUE, TimerKind.ESCALATE, TimerKind.AUTO):
             kinds.register(kind, self._fire_task_rung)
         kinds.register(TimerKind.DELEGATION_START, self._fire_delegation)
+        kinds.register(TimerKind.NOTIFY_DEFAULT, self._fire_notify_default, seed=seed_notify_defaults)
         kinds.register(TimerKind.CALENDAR_REPLAN, self._fire_replan)
         self._planner = DeadlineHooks(calendar=calendar, tz=tz, trail_key=workflow.trail_key)
         kinds.register(TimerKind.DIGEST, self._fire_digest, next_slot=self.schedule_next_digest)
@@ -349,6 +360,38 @@ class DeadlineService:
             rung.kind.value,
             extra={**_ids(timer), "recipients": [m.recipient for m in ping.messages]},
         )
+        return FireResult.FIRED
+
+    async def _fire_notify_default(self, timer: Timer) -> FireResult:
+        """A 知会 task still unanswered at its deadline counts as read 默认已读 (once, whichever
+        replica claimed the timer: the effects commit with the claim)."""
+        org = await self.workflow.org()
+        return await retry_on_conflict(
+            functools.partial(self._notify_default_once, timer, org),
+            busy=_Busy(f"timer {timer.id}: the request kept changing"),
+        )
+
+    async def _notify_default_once(self, timer: Timer, org: Org) -> FireResult:
+        now = self.now()
+        async with self.db.transaction() as session:
+            if not await timers.finish(session, timer, now=now):
+                return FireResult.LOST
+            loaded = await store.load_request(session, request_id=timer.request_id or "")
+            if loaded is None:
+                await timers.set_status(
+                    session, timer.id, status=TimerStatus.CANCELLED, error="no such request"
+                )
+                return FireResult.CANCELLED
+            template = self.workflow.template(loaded.request.template_key)
+            ctx = Context(template=template, org=org, now=now, tz=self.tz, words=wording.phrase)
+            try:
+                out = engine.default_acknowledge(ctx, loaded.request, timer.task_id or "")
+            except ApprovalError as exc:  # acknowledged meanwhile, closed with its request, archived
+                await timers.set_status(session, timer.id, status=TimerStatus.CANCELLED, error=exc.reason)
+                return FireResult.CANCELLED
+            await store.save_request(session, loaded=loaded, events=out.events, key=self.workflow.trail_key)
+            await self.workflow.record(session, out, template, org, now)
+        logger.info("知会 task defaulted to read", extra=_ids(timer))
         return FireResult.FIRED
 
     def office(self, org: Org) -> list[str]:
@@ -534,7 +577,16 @@ class DeadlineService:
             select(TaskRow, RequestRow)
             .join(RequestRow, RequestRow.id == TaskRow.request_id)  # type: ignore[arg-type]
             .where(TaskRow.status == TaskStatus.PENDING.value)  # type: ignore[arg-type]
-            .where(RequestRow.status == RequestStatus.RUNNING.value)  # type: ignore[arg-type]
+            .where(
+                or_(
+                    col(RequestRow.status) == RequestStatus.RUNNING.value,
+                    # a 知会 task may still be acknowledged after approval: it stays in the digest
+                    and_(
+                        col(RequestRow.status) == RequestStatus.APPROVED.value,
+                        col(TaskRow.permission) == Permission.NOTIFY.value,
+                    ),
+                )
+            )
         )
         async with self.db.session() as session:
             rows = (await session.execute(q)).all()
@@ -629,6 +681,36 @@ class DeadlineService:
 
 
 # -- helpers ------------------------------------------------------------------------------------
+async def seed_notify_defaults(session: AsyncSession, now: datetime) -> None:
+    """The 默认已读 timer of every pending 知会 task that has a due time but predates these timers
+    (the key makes it a no-op for those that have one)."""
+    q = (
+        select(col(TaskRow.id), col(TaskRow.request_id), col(TaskRow.due_at))
+        .join(RequestRow, col(RequestRow.id) == col(TaskRow.request_id))
+        .where(col(TaskRow.status) == TaskStatus.PENDING.value)
+        .where(col(TaskRow.permission) == Permission.NOTIFY.value)
+        .where(col(TaskRow.due_at).is_not(None))
+        .where(col(RequestRow.archived_at).is_(None))
+    )
+    for task_id, request_id, due_at in (await session.execute(q)).all():
+        if due_at is None:
+            continue
+        await timers.schedule_once(
+            session,
+            kind=TimerKind.NOTIFY_DEFAULT,
+            key=notify_default_key(task_id),
+            due_at=due_at,
+            now=now,
+            request_id=request_id,
+            task_id=task_id,
+        )
+
+
+def notify_default_key(task_id: str) -> str:
+    """The one 默认已读 timer of a 知会 task, whatever the number of replicas."""
+    return f"notify_default:{task_id}"
+
+
 def _delegation_key(delegation_id: str) -> str:
     return f"delegation:{delegation_id}"
 

@@ -137,6 +137,8 @@ class RequestPage:
     tasks: list[TaskChoice]
     request_actions: frozenset[ActionKind]
     viewer_is_admin: bool
+    # the viewer may read it only: CC'd 抄送 or notified 知会他人, holding nothing in it
+    viewer_reads_only: bool = False
 
 
 def _money(value: Any) -> str:
@@ -283,7 +285,7 @@ def refusal_text(exc: DomainError) -> str:
     if isinstance(exc, TaskAlreadyDecided | StaleTask | RequestFinished):
         return f"已处理：{message_for(exc)}"
     if isinstance(exc, NotAssignee):
-        return NOT_YOURS
+        return message_for(exc) if exc.reason == "not_assignee.reader" else NOT_YOURS
     return message_for(exc)
 
 
@@ -299,6 +301,8 @@ DONE_TEXT = {
     ActionKind.COMMENT: "已发表评论",
     ActionKind.ACKNOWLEDGE: "已知悉",
     ActionKind.RESUBMIT: "已重新提交",
+    ActionKind.ARCHIVE: "已归档",
+    ActionKind.NOTIFY_OTHERS: "已知会：{names}",
 }
 
 
@@ -328,7 +332,7 @@ class Workspace:
         org = await self.wf.org()
         template = self.wf.template(req.template_key)
         now = self.wf.d.now()
-        cc = watchers(template, req, org)
+        cc = watchers(template, req, org) | req.reader_ids()
         bosses = {m for t in req.pending_tasks() for m in supervisors_of(org, t)}
         if self.escalate_to and req.pending_tasks():
             bosses.add(self.escalate_to)
@@ -352,6 +356,7 @@ class Workspace:
             tasks=_task_choices(req, template, org, allowed, user.id),
             request_actions=allowed.request,
             viewer_is_admin=admin,
+            viewer_reads_only=user.id in cc and not allowed.tasks and not allowed.request,
         )
 
     async def record_open(self, page: RequestPage, user: User, channel: str) -> None:
@@ -384,7 +389,10 @@ class Workspace:
             names = "、".join(page.org.display_name(u) for u in done.info.get("urged", []))
             return f"已催办：{names}"
         label = choice.action_label if choice else "同意"
-        return DONE_TEXT[action.kind].format(label=label, withdrawn=status_label(done.status, page.template))
+        names = "、".join(page.org.display_name(u) for u in (done.info or {}).get("notified", []))
+        return DONE_TEXT[action.kind].format(
+            label=label, withdrawn=status_label(done.status, page.template), names=names
+        )
 
     async def people(self, exclude: str) -> list[User]:
         """Active staff for a person picker, by name."""

@@ -69,6 +69,7 @@ class ListQuery:
     date_from: date | None = None
     date_to: date | None = None
     page: int = 1
+    archived: bool = False  # 已归档: only archived requests (the lists leave them out otherwise)
 
 
 @dataclass(frozen=True)
@@ -210,6 +211,7 @@ class WorkspaceLists:
             status=query.status,
             created_from=self._day_start(query.date_from),
             created_before=self._day_start(query.date_to + timedelta(days=1) if query.date_to else None),
+            archived=query.archived,
         )
 
     def _day_start(self, day: date | None) -> datetime | None:

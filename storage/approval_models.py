@@ -40,6 +40,23 @@ class RequestRow(SQLModel, table=True):
     created_at: datetime = _ts(index=True)
     updated_at: datetime | None = _ts(nullable=True)
     finished_at: datetime | None = _ts(nullable=True)
+    # 归档: set once by an archive action; the active lists leave archived requests out
+    archived_at: datetime | None = _ts(nullable=True, index=True)
+    archived_by: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+
+
+class ReaderRow(SQLModel, table=True):
+    """Someone who may read a request without acting on it: the template's CC 抄送, or a person
+    picked by 知会他人. Rows are only ever added (one per person and request)."""
+
+    __tablename__ = "approval_readers"
+    __table_args__ = (Index("ix_approval_readers_user_at", "user_id", "added_at"),)
+
+    request_id: str = Field(sa_column=Column(String(40), primary_key=True))
+    user_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    reason: str = Field(sa_column=Column(String(16), nullable=False))  # cc | notified
+    added_at: datetime = _ts()
+    added_by: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
 
 
 class TaskRow(SQLModel, table=True):

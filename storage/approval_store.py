@@ -26,6 +26,8 @@ from approvals.definitions import Permission, StepKind, StepMode
 from approvals.model import (
     STATE_SCHEMA_VERSION,
     Delegation,
+    Reader,
+    ReaderReason,
     Request,
     RequestStatus,
     Step,
@@ -36,7 +38,7 @@ from approvals.model import (
     Urgency,
 )
 from approvals.trail import Anchor, TrailKey, event_mac, head_mac
-from storage.approval_models import DelegationRow, IdempotencyRow, RequestRow, TaskRow, TrailRow
+from storage.approval_models import DelegationRow, IdempotencyRow, ReaderRow, RequestRow, TaskRow, TrailRow
 from storage.base import fit_key
 
 
@@ -55,6 +57,7 @@ class Loaded:
     request: Request
     version: int
     task_snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)
+    readers: tuple[str, ...] = ()  # who could read it (CC / 知会他人) when it was loaded
 
 
 # -- conversions ----------------------------------------------------------------------------
@@ -143,7 +146,25 @@ def _task_from_row(r: TaskRow) -> Task:
     )
 
 
-def _request_from_rows(row: RequestRow, tasks: Sequence[TaskRow]) -> Request:
+def _reader_from_row(r: ReaderRow) -> Reader:
+    return Reader(user=r.user_id, reason=ReaderReason(r.reason), at=r.added_at, by=r.added_by)
+
+
+def _reader_row(request_id: str, r: Reader) -> ReaderRow:
+    return ReaderRow(
+        request_id=request_id, user_id=r.user, reason=r.reason.value, added_at=r.at, added_by=r.by
+    )
+
+
+def _add_new_readers(session: AsyncSession, req: Request, known: Sequence[str] = ()) -> None:
+    for r in req.readers:
+        if r.user not in known:
+            session.add(_reader_row(req.id, r))
+
+
+def _request_from_rows(
+    row: RequestRow, tasks: Sequence[TaskRow], readers: Sequence[ReaderRow] = ()
+) -> Request:
     state = row.state
     if state.get("schema_version") != STATE_SCHEMA_VERSION:
         raise ValueError(f"request {row.id}: unknown state schema {state.get('schema_version')}")
@@ -167,6 +188,9 @@ def _request_from_rows(row: RequestRow, tasks: Sequence[TaskRow]) -> Request:
         last_hash=row.last_hash,
         urged_at={k: datetime.fromisoformat(v) for k, v in state.get("urged_at", {}).items()},
         channel=row.channel,
+        archived_at=row.archived_at,
+        archived_by=row.archived_by,
+        readers=sorted((_reader_from_row(r) for r in readers), key=lambda r: (r.at, r.user)),
     )
 
 
@@ -196,6 +220,8 @@ def _request_values(req: Request, key: TrailKey | None) -> dict[str, Any]:
         "created_at": req.created_at,
         "updated_at": req.updated_at,
         "finished_at": req.finished_at,
+        "archived_at": req.archived_at,
+        "archived_by": req.archived_by,
     }
 
 
@@ -207,8 +233,18 @@ async def load_request(session: AsyncSession, *, request_id: str) -> Loaded | No
     tasks = (
         (await session.execute(select(TaskRow).where(col(TaskRow.request_id) == request_id))).scalars().all()
     )
-    req = _request_from_rows(row, tasks)
-    return Loaded(request=req, version=row.version, task_snapshots={t.id: _task_values(t) for t in req.tasks})
+    readers = (
+        (await session.execute(select(ReaderRow).where(col(ReaderRow.request_id) == request_id)))
+        .scalars()
+        .all()
+    )
+    req = _request_from_rows(row, tasks, readers)
+    return Loaded(
+        request=req,
+        version=row.version,
+        task_snapshots={t.id: _task_values(t) for t in req.tasks},
+        readers=tuple(r.user for r in req.readers),
+    )
 
 
 async def insert_request(
@@ -217,6 +253,7 @@ async def insert_request(
     session.add(RequestRow(id=request.id, **_request_values(request, key)))
     for t in request.tasks:
         session.add(TaskRow(**_task_values(t)))
+    _add_new_readers(session, request)
     await session.flush()
     await append_events(session, events=events, key=key)
 
@@ -249,6 +286,7 @@ async def save_request(
         )
         if res.rowcount != 1:  # type: ignore[attr-defined]
             raise ConcurrentUpdate(req.id)
+    _add_new_readers(session, req, loaded.readers)
     await session.flush()
     await append_events(session, events=events, key=key)
 
@@ -354,7 +392,7 @@ class StoredTrail:
 
 
 async def load_trails(session: AsyncSession, *, request_ids: Sequence[str]) -> dict[str, StoredTrail]:
-    """The stored request, anchor and trail of each of `request_ids` that exists, in three queries."""
+    """The stored request, anchor and trail of each of `request_ids` that exists, in four queries."""
     ids = list(request_ids)
     rows = (await session.execute(select(RequestRow).where(col(RequestRow.id).in_(ids)))).scalars().all()
     tasks: dict[str, list[TaskRow]] = {}
@@ -364,9 +402,12 @@ async def load_trails(session: AsyncSession, *, request_ids: Sequence[str]) -> d
     trail_q = select(TrailRow).where(col(TrailRow.request_id).in_(ids)).order_by(col(TrailRow.seq))
     for e in (await session.execute(trail_q)).scalars():
         events.setdefault(e.request_id, []).append(trail_from_row(e))
+    readers: dict[str, list[ReaderRow]] = {}
+    for rd in (await session.execute(select(ReaderRow).where(col(ReaderRow.request_id).in_(ids)))).scalars():
+        readers.setdefault(rd.request_id, []).append(rd)
     return {
         r.id: StoredTrail(
-            request=_request_from_rows(r, tasks.get(r.id, [])),
+            request=_request_from_rows(r, tasks.get(r.id, []), readers.get(r.id, [])),
             anchor=Anchor(r.id, r.last_seq, r.last_hash, r.head_key_id, r.head_mac),
             events=events.get(r.id, []),
         )

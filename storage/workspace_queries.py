@@ -6,8 +6,10 @@ PostgreSQL; never one query per row. Rows come back as `ListRow`s carrying only 
 shows. What the filters mean (whose lists, which delegations count) is decided by the caller
 (`services.workspace_lists`); this module only turns them into SQL and decides nothing.
 
-A person's CC 抄送 is read from the outbox: the engine writes one `cc` notice per recipient when a
-request ends, and outbox rows are never deleted.
+A person's 抄送我的 is read from `approval_readers` (the template's CC 抄送 and the people picked
+by 知会他人, added when they were told), together with the outbox's `cc` notices of requests
+that ended before readers were stored. Archived 归档 requests leave every list unless the
+filter asks for them alone.
 """
 
 from __future__ import annotations
@@ -18,13 +20,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Text, and_, cast, func, or_, select
+from sqlalchemy import Text, and_, cast, func, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement, Select
 from sqlmodel import col
 
 from approvals.model import TaskStatus
-from storage.approval_models import OutboxRow, RequestRow, TaskRow
+from storage.approval_models import OutboxRow, ReaderRow, RequestRow, TaskRow
 
 # Any SELECT, whatever its columns (SQLAlchemy types them as a variadic tuple).
 Query = Select[*tuple[Any, ...]]
@@ -43,6 +45,7 @@ class RequestFilter:
     status: str = ""
     created_from: datetime | None = None
     created_before: datetime | None = None
+    archived: bool = False  # False: leave archived requests out; True: only archived ones
 
 
 @dataclass(frozen=True)
@@ -153,6 +156,9 @@ def _text_matches(text: str, initiators: tuple[str, ...]) -> ColumnElement[bool]
 
 
 def _filtered(q: Query, f: RequestFilter) -> Query:
+    q = q.where(
+        col(RequestRow.archived_at).is_not(None) if f.archived else col(RequestRow.archived_at).is_(None)
+    )
     if f.text:
         q = q.where(_text_matches(f.text, f.initiators_named))
     if f.template:
@@ -260,12 +266,19 @@ def _decided_by(user: str) -> Any:
 
 
 def _cc_to(user: str) -> Any:
-    return (
-        select(col(OutboxRow.request_id).label("request_id"), func.max(OutboxRow.created_at).label("at"))
+    """Requests `user` may read as CC 抄送 / 知会他人, with when they were first told."""
+    told = union_all(
+        select(col(ReaderRow.request_id).label("request_id"), col(ReaderRow.added_at).label("at")).where(
+            col(ReaderRow.user_id) == user
+        ),
+        select(col(OutboxRow.request_id).label("request_id"), col(OutboxRow.created_at).label("at"))
         .where(col(OutboxRow.recipient) == user)
         .where(col(OutboxRow.kind) == CC_NOTICE_KIND)
-        .where(col(OutboxRow.request_id).is_not(None))
-        .group_by(col(OutboxRow.request_id))
+        .where(col(OutboxRow.request_id).is_not(None)),
+    ).subquery()
+    return (
+        select(told.c.request_id.label("request_id"), func.max(told.c.at).label("at"))
+        .group_by(told.c.request_id)
         .subquery()
     )
 
@@ -314,18 +327,27 @@ class ListCounts:
 
 
 async def counts(session: AsyncSession, *, user: str, delegated: Sequence[DelegatedTo] = ()) -> ListCounts:
-    """The four unfiltered counts, in one statement."""
+    """The four unfiltered counts (archived requests left out), in one statement."""
     todo_q = _todo_query(user, delegated).order_by(None).subquery()
-    done_q = _decided_by(user)
-    cc_q = _cc_to(user)
+    active = col(RequestRow.archived_at).is_(None)
+
+    def active_via(sub: Any) -> Any:
+        return (
+            select(func.count())
+            .select_from(sub)
+            .join(RequestRow, col(RequestRow.id) == sub.c.request_id)
+            .where(active)
+            .scalar_subquery()
+        )
+
     q = select(
         select(func.count()).select_from(todo_q).scalar_subquery(),
-        select(func.count()).select_from(done_q).scalar_subquery(),
+        active_via(_decided_by(user)),
         select(func.count())
         .select_from(RequestRow)
-        .where(col(RequestRow.initiator) == user)
+        .where(col(RequestRow.initiator) == user, active)
         .scalar_subquery(),
-        select(func.count()).select_from(cc_q).scalar_subquery(),
+        active_via(_cc_to(user)),
     )
     row = (await session.execute(q)).one()
     return ListCounts(todo=int(row[0]), done=int(row[1]), mine=int(row[2]), cc=int(row[3]))

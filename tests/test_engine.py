@@ -272,7 +272,7 @@ def test_return_to_an_earlier_step_reopens_it():
 def test_withdraw_policies():
     r = Runner(chain3())
     with pytest.raises(NotAssignee):
-        r.do("withdraw", "u_sun")
+        r.do("withdraw", "u_zheng")  # holds no pending task (a later step's approver, or nobody)
     r.do("withdraw", "u_wu")
     assert r.req.status == RequestStatus.WITHDRAWN
     assert next(t for t in r.req.tasks if t.assignee == "u_sun").status == TaskStatus.CLOSED
@@ -448,7 +448,9 @@ def test_allowed_actions_follow_the_engines_own_checks():
     first = req.pending_tasks()[0]
     mine = allowed_actions(ctx, req, first.assignee)
     assert set(mine.tasks) == {first.id} and K.APPROVE in mine.tasks[first.id]
-    assert K.TERMINATE in mine.request and K.COMMENT in mine.request and K.WITHDRAW not in mine.request
+    # a 审批 participant may also withdraw and notify others 知会他人; archive waits for the end
+    assert {K.TERMINATE, K.COMMENT, K.WITHDRAW, K.NOTIFY_OTHERS} <= mine.request
+    assert K.ARCHIVE not in mine.request
     initiator = allowed_actions(ctx, req, req.initiator)
     assert initiator.tasks == {} and {K.WITHDRAW, K.URGE, K.COMMENT} <= initiator.request
     stranger = allowed_actions(ctx, req, "u_zhou")

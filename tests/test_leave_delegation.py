@@ -151,7 +151,7 @@ async def test_withdrawing_the_approved_leave_ends_its_delegation(
     assert [t.status for t in await delegation_timers(org_db)] == ["cancelled"]
     _, full = await api.call("GET", f"/requests/{view['id']}", expect=200)
     kinds = [e["kind"] for e in full["trail"]]  # type: ignore[index]
-    assert kinds[-2:] == ["request_withdrawn", "delegation_cancelled"]
+    assert kinds[-3:] == ["request_withdrawn", "cc_sent", "delegation_cancelled"]  # HR is told (抄送)
     assert await api.app[WORKFLOW].verify_trail(view["id"]) == {}  # type: ignore[index]
 
 

@@ -96,7 +96,8 @@ def test_seal_use_goes_up_the_chain_then_the_keeper_hands_over(builtins: dict[st
     keeper = t.steps[-1]
     assert keeper.kind == StepKind.HANDLE and keeper.positive_label == "已交付" and not keeper.rejectable
     assert all(s.rejectable for s in t.steps[:-1])
-    assert [a.kind for a in t.cc] == [ApproverKind.INITIATOR]
+    assert [a.kind for a in t.cc] == [ApproverKind.INITIATOR, ApproverKind.FORM_USER]
+    assert t.cc[1].value == "cc_people" and t.field("cc_people") is not None
     assert t.field("seal") is not None and t.field("seal").type == FieldType.SELECT  # type: ignore[union-attr]
     assert t.field("companions").type == FieldType.USERS  # type: ignore[union-attr]
     assert t.field("copies").integer and t.field("copies").min == 1  # type: ignore[union-attr]
@@ -317,7 +318,7 @@ def with_when(when: str) -> str:
             "key: trip\nname: 出差\ntitel: x\nsteps: [{key: a, name: A, approvers: [{manager: 1}]}]\n",
             [
                 "t.yaml:3: template: unknown key 'titel' (did you mean 'title'? allowed: key, name, description, "
-                "category, version, title, summary_fields, policies, fields, steps, cc, on_approved, deadlines, progress, "
+                "category, version, title, summary_fields, policies, fields, steps, cc, cc_on, on_approved, deadlines, progress, "
                 "numbering, confidentiality_field)"
             ],
             id="unknown top-level key",

@@ -115,10 +115,12 @@ def test_each_step_and_task_status_and_move_is_one_status_or_refused(move: Move)
 def test_finished_things_do_not_move_again() -> None:
     for status in FINAL_STATUSES - {RequestStatus.APPROVED}:
         assert REQUEST_MOVES[status] == {}
-        assert REQUEST_ACCEPTS[status] == {ActionKind.COMMENT}
+        assert REQUEST_ACCEPTS[status] == {ActionKind.COMMENT, ActionKind.ARCHIVE, ActionKind.NOTIFY_OTHERS}
     assert REQUEST_MOVES[RequestStatus.APPROVED] == {Move.WITHDRAW: RequestStatus.WITHDRAWN}
     assert REQUEST_ACCEPTS[RequestStatus.APPROVED] == {
         ActionKind.COMMENT,
+        ActionKind.ARCHIVE,
+        ActionKind.NOTIFY_OTHERS,
         ActionKind.ACKNOWLEDGE,
         ActionKind.WITHDRAW,
     }

@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field, StrictBool
 
 from approvals import engine
 from approvals.definitions import Template
+from approvals.engine import NOTIFY_OTHERS_MAX
 from approvals.forms import max_length
 from approvals.model import ActionKind, Channel, RequestStatus, SignerPosition, Urgency
 from bot.keys import API_TOKENS, CLOCK, SETTINGS, WORKFLOW
@@ -93,13 +94,19 @@ class Action(Body):
     target: Id | Whole | None = Field(
         None, description="user (transfer, add_signer) or 'initiator'/step index (return)"
     )
+    targets: list[Id] = Field(
+        default_factory=list,
+        description="users to notify (notify_others 知会他人): each gets an FYI message and may read the request",
+        max_length=NOTIFY_OTHERS_MAX,
+    )
     position: SignerPosition | None = None
     form: dict[str, Any] | None = Field(
         None, description="corrected form (resubmit)", max_length=FORM_KEYS_MAX
     )
     idempotency_key: IdempotencyKey | None = None
     as_admin: StrictBool = Field(
-        False, description="terminate as the administrator (the actor must hold the admin role)"
+        False,
+        description="terminate, archive or notify_others as the administrator (the actor must hold the admin role)",
     )
 
     def problems(self) -> dict[str, str]:
@@ -112,6 +119,8 @@ class Action(Body):
                 problems["version"] = "required for this action (the task version you were shown)"
         if self.action in {ActionKind.TRANSFER, ActionKind.ADD_SIGNER} and self.target is None:
             problems["target"] = "required for this action (a user id)"
+        if self.action == ActionKind.NOTIFY_OTHERS and not self.targets:
+            problems["targets"] = "required for this action (user ids)"
         return problems
 
 
@@ -352,6 +361,7 @@ async def act_on_request(request: web.Request) -> web.StreamResponse:
         version=body.version,
         comment=body.comment,
         target=str(body.target) if body.target is not None else None,
+        targets=tuple(body.targets),
         position=body.position,
         form=body.form,
         channel=Channel.API,

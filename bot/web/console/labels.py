@@ -59,6 +59,10 @@ TRAIL_KIND_LABEL = {
     "delegation_not_created": "未能设置代理",
     "doc_number_assigned": "登记文号",
     "doc_number_voided": "文号作废",
+    "cc_sent": "抄送",
+    "others_notified": "知会他人",
+    "archived": "归档",
+    "acknowledged_by_default": "默认已读（逾期未确认）",
     **{f"request_{status.value}": label for status, label in REQUEST_STATUS_LABEL.items()},
 }
 OTHER = "其他"  # a code this page does not know yet: still no raw code on screen

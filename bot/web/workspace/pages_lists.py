@@ -62,6 +62,7 @@ def list_query(params: Mapping[str, str]) -> ListQuery:
         date_from=_date(params.get("from")),
         date_to=_date(params.get("to")),
         page=_page_number(params.get("page")),
+        archived=params.get("archived") == "1",
     )
 
 
@@ -73,6 +74,7 @@ def _filter_params(query: ListQuery) -> dict[str, str]:
         "status": query.status,
         "from": query.date_from.isoformat() if query.date_from else "",
         "to": query.date_to.isoformat() if query.date_to else "",
+        "archived": "1" if query.archived else "",
     }
     return {k: v for k, v in values.items() if v}
 

@@ -217,6 +217,7 @@ async def act(request: web.Request) -> web.StreamResponse:
         version=_int(data.get("version")),
         comment=str(data.get("comment") or "").strip() or None,
         target=str(data.get("target") or "") or None,
+        targets=tuple(str(v) for v in data.getall("targets", []) if str(v).strip()),
         position=SignerPosition(position) if position in POSITION_SHORT else None,
         form=form,
         channel=await _channel(request),

@@ -241,6 +241,7 @@ async def workflow_ctx(app: web.Application) -> AsyncIterator[None]:
         checkins=checkins,
         supervision=supervision,
         notices=notices,
+        notice_responses=app[NOTICE_RESPONSES],
     )
     app[CHAT] = chat
     app[CONSOLE] = ConsoleService(db, clock.now)

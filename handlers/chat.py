@@ -20,6 +20,7 @@ from handlers.router import Router
 from services.approvals import Workflow
 from services.chat_todo import ChatTodo
 from services.checkins import CheckinService
+from services.notice_responses import NoticeResponses
 from services.notices import Notices
 from services.supervision import Supervision
 
@@ -49,6 +50,7 @@ class ChatService:
         checkins: CheckinService | None = None,
         supervision: Supervision | None = None,
         notices: Notices | None = None,
+        notice_responses: NoticeResponses | None = None,
     ) -> None:
         self.workflow = workflow
         self.first_delivery = first_delivery
@@ -58,6 +60,7 @@ class ChatService:
         self.checkins = checkins
         self.supervision = supervision
         self.notices = notices
+        self.notice_responses = notice_responses
         self.router = root_router()
 
     async def handle(self, event: Event) -> str | None:
@@ -100,6 +103,7 @@ class ChatService:
             checkins=self.checkins,
             supervision=self.supervision,
             notices=self.notices,
+            notice_responses=self.notice_responses,
         )
         reply = await handler(event, deps)
         if reply:

@@ -12,6 +12,7 @@ from org.model import User
 from services.approvals import Workflow
 from services.chat_todo import ChatTodo
 from services.checkins import CheckinService
+from services.notice_responses import NoticeResponses
 from services.notices import Notices
 from services.supervision import Supervision
 
@@ -26,3 +27,4 @@ class ChatDeps:
     checkins: CheckinService | None = None  # field check-ins (locations, 打卡); None when off
     supervision: Supervision | None = None  # a manager's 督办 card taps (催办, 代为处理)
     notices: Notices | None = None  # notice card taps (已收到)
+    notice_responses: NoticeResponses | None = None  # meeting card taps (参加, 请假, 不参加)

@@ -1,15 +1,20 @@
-"""Notice card taps 已收到: one tap is one `Notices.tap` on the card the person was sent.
+"""Notice card taps: 已收到 is one `Notices.tap`, a meeting card's 参加 / 请假 / 不参加 one
+`NoticeResponses.tap`, on the card the person was sent.
 
 The card's task id names the notice and the person's card (`nt<notice id>-<n>`). A tap that
-went through closes the card in place (nothing to say); a repeated or stale tap (already
-acknowledged, defaulted at the deadline, recalled), or a tap on someone else's card, is answered
-in words and changes nothing."""
+went through closes the card in place (nothing to say, or the 回执 recorded); a repeated or stale
+tap (already acknowledged, defaulted at the deadline, recalled), or a tap on someone else's card,
+is answered in words and changes nothing. 不参加 needs a reason: it is answered with the link to
+the 回执 page."""
 
 from __future__ import annotations
 
 from handlers.deps import ChatDeps
 from handlers.events import CardAction
 from handlers.router import Router
+from notifications.messages import message_for
+from org.errors import DomainError
+from services.notice_responses import RSVP_TAP_ACTIONS
 
 router = Router("notice_cards")
 
@@ -22,3 +27,15 @@ async def on_notice_tap(event: CardAction, deps: ChatDeps) -> str | None:
     if deps.notices is None:
         return UNAVAILABLE
     return await deps.notices.tap(person=deps.user.id, task_id=event.task_id, channel=event.sender.platform)
+
+
+@router.card_action(actions=RSVP_TAP_ACTIONS)
+async def on_rsvp_tap(event: CardAction, deps: ChatDeps) -> str | None:
+    if deps.notice_responses is None:
+        return UNAVAILABLE
+    try:
+        return await deps.notice_responses.tap(
+            person=deps.user.id, task_id=event.task_id, action=event.action, channel=event.sender.platform
+        )
+    except DomainError as exc:
+        return message_for(exc)

@@ -83,12 +83,28 @@ def audience_text(org: Org, audience: Audience) -> str:
     return "、".join(parts) or "—"
 
 
-def notice_buttons(*, link: str) -> list[dict[str, str]]:
-    """已收到 calls back (`notice_ack`); 查看 opens the notice page at the recipient's own `link`."""
-    return [
-        {"action": "notice_ack", "label": ACK_LABEL, "style": "primary"},
-        {"action": "open", "label": OPEN_LABEL, "style": "default", "url": link},
-    ]
+def notice_buttons(*, link: str, kind: NoticeKind = NoticeKind.NOTICE) -> list[dict[str, str]]:
+    """已收到 calls back (`notice_ack`); 查看 opens the notice page at the recipient's own `link`.
+    A meeting's card answers the 回执 instead: 参加 and 请假 call back and are recorded at once,
+    不参加 calls back and is answered with the 回执 page (a reason is needed there). A poll's card
+    opens the notice page, where the ballot is (voting counts as 已收到)."""
+    view = {"action": "open", "label": OPEN_LABEL, "style": "default", "url": link}
+    if kind == NoticeKind.MEETING:
+        return [
+            {"action": "rsvp_attend", "label": "参加", "style": "primary"},
+            {"action": "rsvp_leave", "label": "请假", "style": "default"},
+            {"action": "rsvp_decline", "label": "不参加", "style": "default"},
+            view,
+        ]
+    if kind == NoticeKind.POLL:
+        return [{**view, "label": "去投票", "style": "primary"}]
+    return [{"action": "notice_ack", "label": ACK_LABEL, "style": "primary"}, view]
+
+
+_ASKS = {
+    NoticeKind.MEETING: ("请回执", "请点「参加」「请假」或「不参加」回执"),
+    NoticeKind.POLL: ("请投票", "请打开后投票"),
+}
 
 
 def notice_card(notice: Notice, *, org: Org, tz: ZoneInfo, link: str, restricted: bool) -> dict[str, Any]:
@@ -108,13 +124,14 @@ def notice_card(notice: Notice, *, org: Org, tz: ZoneInfo, link: str, restricted
         "urgency": "",  # notices have no urgency; the key keeps the task card shape
         "subtitle": notice.title,
         "initiator": org.display_name(notice.author),
-        "step": "请确认收到",
+        "step": _ASKS.get(notice.kind, ("请确认收到", ""))[0],
         "acting_for": None,
         "acting_for_label": None,
         "fields": fields,
         "deadline": local(notice.ack_deadline, tz) if notice.ack_deadline else None,
-        "waiting": f"{org.display_name(notice.author)} 于 {local(notice.published_at, tz)} 发布，请阅读后点「已收到」",
-        "buttons": notice_buttons(link=link),
+        "waiting": f"{org.display_name(notice.author)} 于 {local(notice.published_at, tz)} 发布，"
+        + _ASKS.get(notice.kind, ("", "请阅读后点「已收到」"))[1],
+        "buttons": notice_buttons(link=link, kind=notice.kind),
         "link": link,
         "notice": True,
     }

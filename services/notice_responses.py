@@ -501,7 +501,11 @@ class NoticeResponses:
         parsed = parse_card_task_id(task_id)
         if parsed is None:
             raise NoticeNotFound("notice_not_found.card", task_id=task_id)
-        notice_id = parsed[0]
+        notice_id, card_no = parsed
+        async with self.db.session() as s:
+            mine = {r.person: r.card_no for r in await store.receipts_of(s, notice_id=notice_id)}
+        if mine.get(person) != card_no:  # someone else's card: nothing is recorded for either
+            raise NotRecipient("not_recipient.card", notice_id=notice_id)
         answer = TAP_ANSWERS.get(action)
         if answer is None:
             async with self.db.session() as s:

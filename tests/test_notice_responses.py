@@ -394,3 +394,67 @@ async def test_card_taps_attend_at_once_and_decline_through_the_page(
     assert said.startswith("不参加需要填写原因") and "/m/l/" in said
     att = await svc.attendance("u_sun", notice.id)
     assert [r.name for r in att.attending] == ["李娜"] and att.declined == []
+
+
+def test_a_meeting_card_offers_the_rsvp_buttons_and_a_poll_card_opens_the_ballot() -> None:
+    from notices.model import NoticeKind
+    from notifications.notice_wording import notice_buttons
+
+    meeting = notice_buttons(link="https://x/m/l/t", kind=NoticeKind.MEETING)
+    assert [(b["action"], b["label"]) for b in meeting] == [
+        ("rsvp_attend", "参加"),
+        ("rsvp_leave", "请假"),
+        ("rsvp_decline", "不参加"),
+        ("open", "查看"),
+    ]
+    poll = notice_buttons(link="https://x/m/l/t", kind=NoticeKind.POLL)
+    assert [(b["action"], b["label"], b.get("url")) for b in poll] == [("open", "去投票", "https://x/m/l/t")]
+    notice = notice_buttons(link="https://x/m/l/t")
+    assert [b["action"] for b in notice] == ["notice_ack", "open"]
+
+
+async def test_a_meeting_card_tap_in_chat_records_the_rsvp_once(org_db: Database, clock: ManualClock) -> None:
+    from typing import Any, cast
+
+    from handlers.deps import ChatDeps
+    from handlers.events import CardAction, Sender
+    from handlers.notice_cards import on_rsvp_tap
+    from handlers.router import Router
+    from handlers.chat import root_router
+
+    svc = service(org_db, clock)
+    notice = await publish(org_db, svc, clock.now(), meeting=weekly(clock.now() + timedelta(days=2)))
+    async with org_db.session() as s:
+        cards = {r.person: r.card_no for r in await store.receipts_of(s, notice_id=notice.id)}
+    org = await Directory(org_db, clock.now).org()
+    deps = ChatDeps(
+        workflow=cast(Any, None),
+        tz=SH,
+        now=clock.now,
+        user=org.users["u_li"],
+        todo=cast(Any, None),
+        notice_responses=svc,
+    )
+    tap = CardAction(
+        sender=Sender("wecom", "li"),
+        event_id="e1",
+        task_id=f"nt{notice.id}-{cards['u_li']}",
+        version=1,
+        action="rsvp_attend",
+    )
+    router: Router = root_router()
+    assert router.resolve(tap) is on_rsvp_tap
+    assert await on_rsvp_tap(tap, deps) == "已回执：参加"
+    att = await svc.attendance("u_sun", notice.id)
+    assert [r.name for r in att.attending] == ["李娜"]
+    stranger = ChatDeps(
+        workflow=cast(Any, None),
+        tz=SH,
+        now=clock.now,
+        user=org.users["u_wang"],
+        todo=cast(Any, None),
+        notice_responses=svc,
+    )
+    # someone else's card: said in words, nothing recorded for either of them
+    assert await on_rsvp_tap(tap, stranger) == "这张卡片不是发给您的，您的点击没有产生任何变更"
+    assert [r.name for r in (await svc.attendance("u_sun", notice.id)).attending] == ["李娜"]

@@ -27,7 +27,17 @@ OUT_TRACK_PREFIX = "oabot_"
 LINK_ACTIONS = ("reassign",)  # link buttons besides 更多操作/查看 (more_*): the 督办 card's 转交
 SUPERVISE_MARK = "_m"  # a 督办 card's outTrackId: oabot_<task>_m<recipient hash>_v<version>
 CALLBACK_ROUTE_KEY = "oabot_card"  # the HTTP-mode callbackRouteKey registered for /callbacks/dingtalk/card
-ACTIONS = ("approve", "reject", "acknowledge", "supervise_urge", "take_over", "notice_ack")
+ACTIONS = (
+    "approve",
+    "reject",
+    "acknowledge",
+    "supervise_urge",
+    "take_over",
+    "notice_ack",
+    "rsvp_attend",
+    "rsvp_leave",
+    "rsvp_decline",
+)
 
 # Every variable the card template may use, with what it holds (documented for admins).
 TEMPLATE_VARIABLES: dict[str, str] = {
@@ -65,6 +75,12 @@ TEMPLATE_VARIABLES: dict[str, str] = {
     "show_reassign": "true / false",
     "notice_ack_label": "notice card: label of the 已收到 button (回传请求, action notice_ack)",
     "show_notice_ack": "true / false",
+    "rsvp_attend_label": "meeting card: label of the 参加 button (回传请求, action rsvp_attend)",
+    "show_rsvp_attend": "true / false",
+    "rsvp_leave_label": "meeting card: label of the 请假 button (回传请求, action rsvp_leave)",
+    "show_rsvp_leave": "true / false",
+    "rsvp_decline_label": "meeting card: label of the 不参加 button (回传请求, action rsvp_decline; answered with the 回执 page link)",
+    "show_rsvp_decline": "true / false",
 }
 
 

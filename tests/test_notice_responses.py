@@ -416,11 +416,11 @@ def test_a_meeting_card_offers_the_rsvp_buttons_and_a_poll_card_opens_the_ballot
 async def test_a_meeting_card_tap_in_chat_records_the_rsvp_once(org_db: Database, clock: ManualClock) -> None:
     from typing import Any, cast
 
+    from handlers.chat import root_router
     from handlers.deps import ChatDeps
     from handlers.events import CardAction, Sender
     from handlers.notice_cards import on_rsvp_tap
     from handlers.router import Router
-    from handlers.chat import root_router
 
     svc = service(org_db, clock)
     notice = await publish(org_db, svc, clock.now(), meeting=weekly(clock.now() + timedelta(days=2)))

@@ -85,7 +85,7 @@ from services.documents import Documents
 from services.identity import Sessions
 from services.links import PersonalLinks
 from services.notice_responses import NoticeResponses
-from services.notices import Notices, NoticesDeps
+from services.notices import PUBLISH_TEMPLATE, Notices, NoticesDeps
 from services.supervision import Supervision
 from services.workspace_lists import WorkspaceLists
 from storage.inbox_writer import InboxWriter
@@ -204,6 +204,8 @@ async def workflow_ctx(app: web.Application) -> AsyncIterator[None]:
         )
     )
     workflow.d.hooks.append(notices.on_approval_outcome)  # publishes a notice the office approved
+    workflow.d.validators.append(notices.check_submission)  # notice_publish is the service's alone
+    workflow.d.system_templates = frozenset({PUBLISH_TEMPLATE})
     notices.publish_hooks.append(app[NOTICE_RESPONSES].schedule_meeting_reminders)
     app[NOTICE_RESPONSES].unlock = notices.unlock  # the access password of a meeting or poll
     app[NOTICE_RESPONSES].add_recipient = notices.add_recipient_in  # a 委派 delegate joins the list

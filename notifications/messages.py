@@ -107,6 +107,7 @@ MESSAGES: Mapping[str, str] = {
     "doc_prefix_invalid.too_long": "文号前缀「{prefix}」超过 {most} 个字，无法编号",
     "doc_prefix_invalid.bad_character": "文号前缀「{prefix}」含有不能用于文号的字符（括号或换行）",
     "action_not_allowed.terminate": "只有管理员或当前审批人可以终止申请",
+    "action_not_allowed.system_template": "「{template}」由系统在发布通知时提交，不能手工发起；请在「通知」中发布通知",
     "action_not_allowed.not_admin": "只有本单位在职管理员（角色 {role}）可以以管理员身份操作",
     "action_not_allowed.resubmit": "只有被退回的申请可以重新提交",
     "action_not_allowed.system": "系统不能自动执行「{action:action}」",

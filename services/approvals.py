@@ -103,6 +103,8 @@ class WorkflowDeps:
     # Seals the trail (`approvals.trail`); None writes unkeyed legacy rows (some tests).
     trail_keys: TrailKeys | None = None
     admin_roles: frozenset[str] = frozenset()  # who may act as_admin (`Settings.admin_roles`)
+    # Templates only a service submits (`notice_publish`): not offered to people to start.
+    system_templates: frozenset[str] = frozenset()
     # Documents 公文: numbers 文号, opens for recall 收回 (`services.documents`); None: no numbers.
     documents: Documents | None = None
 
@@ -122,6 +124,10 @@ class Workflow:
     def templates(self) -> list[Template]:
         """Every template, by key."""
         return sorted(self.d.templates.values(), key=lambda t: t.key)
+
+    def startable_templates(self) -> list[Template]:
+        """The templates a person may start (every one but those only a service submits)."""
+        return [t for t in self.templates() if t.key not in self.d.system_templates]
 
     def template(self, key: str) -> Template:
         t = self.d.templates.get(key)

@@ -40,7 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from approvals.definitions import Template
 from approvals.engine import Action, Outcome
-from approvals.errors import ApprovalError
+from approvals.errors import ActionNotAllowed, ApprovalError
 from approvals.model import ActionKind, Channel, Request, RequestStatus
 from deadlines import timers
 from deadlines.digest import NoticeItem
@@ -416,6 +416,14 @@ class Notices:
             )
         finally:
             self._staged.pop(notice.id, None)
+
+    async def check_submission(
+        self, session: AsyncSession, req: Request, template: Template, org: Org, now: datetime
+    ) -> None:
+        """`Workflow` validator: only this service submits `notice_publish` (while publishing a
+        notice); a person filing it by hand is refused: notices are published in 通知."""
+        if template.key == PUBLISH_TEMPLATE and str(req.form.get("notice_id")) not in self._staged:
+            raise ActionNotAllowed("action_not_allowed.system_template", template=template.name)
 
     async def on_approval_outcome(
         self, session: AsyncSession, out: Outcome, template: Template, org: Org, now: datetime

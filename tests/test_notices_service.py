@@ -16,6 +16,7 @@ from sqlmodel import col
 
 from approvals.clock import ManualClock
 from approvals.engine import Action
+from approvals.errors import ActionNotAllowed
 from approvals.model import ActionKind, RequestStatus
 from approvals.template_loader import load_templates
 from deadlines import digest
@@ -99,6 +100,8 @@ def build(db: Database, clock: ManualClock, calendar: OrgCalendar, kinds: TimerK
         )
     )
     workflow.d.hooks.append(notices.on_approval_outcome)
+    workflow.d.validators.append(notices.check_submission)  # as bot.wiring does
+    workflow.d.system_templates = frozenset({"notice_publish"})
     return World(db, clock, notices, workflow, kinds, calendar)
 
 
@@ -192,6 +195,24 @@ async def test_department_with_sub_departments_waits_for_the_office_then_goes_ou
     assert any("已通过审核并发布，共 2 人" in t for t in told)
     kinds = [e.kind for e in await events(world.db, view.id)]
     assert kinds[:4] == ["created", "submitted", "approved", "published"]
+
+
+async def test_nobody_files_the_publishing_approval_by_hand(world: World) -> None:
+    assert "notice_publish" not in [t.key for t in world.workflow.startable_templates()]
+    assert "leave" in [t.key for t in world.workflow.startable_templates()]
+    form = {
+        "notice_id": "n20261127-00000000",
+        "kind": "通知",
+        "subject": "手工提交",
+        "audience": "全体",
+        "confidentiality": "公开",
+        "recipients": 3,
+        "office": ["u_zhao"],
+    }
+    with pytest.raises(ActionNotAllowed) as refused:
+        await world.workflow.submit(template_key="notice_publish", initiator="u_sun", form=form)
+    assert message_for(refused.value).startswith("「通知发布审批」由系统在发布通知时提交，不能手工发起")
+    assert await world.workflow.pending_tasks("u_zhao") == []
 
 
 async def test_rejected_by_the_office_the_author_is_told_why_and_nothing_goes_out(world: World) -> None:

@@ -413,7 +413,7 @@ async def preview_route(request: web.Request) -> web.StreamResponse:
 async def list_templates(request: web.Request) -> web.StreamResponse:
     items = [
         TemplateSummary(key=t.key, name=t.name, category=t.category, description=t.description)
-        for t in request.app[WORKFLOW].templates()
+        for t in request.app[WORKFLOW].startable_templates()
     ]
     return reply(TemplateList(items=items))
 

@@ -193,7 +193,7 @@ async def location(request: web.Request) -> web.StreamResponse:
 # -- starting a request ----------------------------------------------------------------------
 async def templates(request: web.Request) -> web.StreamResponse:
     _, user = await _user(request)
-    listed = sorted(request.app[WORKFLOW].d.templates.values(), key=lambda t: (t.category, t.key))
+    listed = sorted(request.app[WORKFLOW].startable_templates(), key=lambda t: (t.category, t.key))
     context = {"title": "发起申请", "back": _home(user), "uid": user.id, "templates": listed}
     return _render("console/templates.html", request, context)
 

@@ -234,7 +234,7 @@ async def act(request: web.Request) -> web.StreamResponse:
 # -- /m/new -------------------------------------------------------------------------------------
 async def template_list(request: web.Request) -> web.StreamResponse:
     await viewer(request)
-    listed = sorted(request.app[WORKFLOW].templates(), key=lambda t: (t.category or "其他", t.name))
+    listed = sorted(request.app[WORKFLOW].startable_templates(), key=lambda t: (t.category or "其他", t.name))
     groups = [(cat, list(ts)) for cat, ts in groupby(listed, key=lambda t: t.category or "其他")]
     context = {"title": "发起申请", "back": "/m/", "groups": groups}
     return aiohttp_jinja2.render_template("m/new.html", request, context)

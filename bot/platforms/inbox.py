@@ -116,6 +116,7 @@ class Inbox:
         max_attempts: int = 5,
         on_refusal: RefusalCounter = _ignore_refusal,
         writer: InboxWriter | None = None,
+        lease: timedelta = LEASE,
     ) -> None:
         self._db = db
         self.writer = writer or InboxWriter(db)
@@ -124,6 +125,7 @@ class Inbox:
         self._now = now
         self._max_attempts = max_attempts
         self._on_refusal = on_refusal
+        self._lease = lease
         self.wakeup = asyncio.Event()
 
     def count_refusal(self, platform: str, reason: str) -> None:
@@ -224,7 +226,7 @@ class Inbox:
 
     async def claim(self, batch: int = 20) -> list[InboxRow]:
         return await claim_due(
-            self._db, InboxRow, now=self._now(), batch=batch, lease=LEASE, working="working"
+            self._db, InboxRow, now=self._now(), batch=batch, lease=self._lease, working="working"
         )
 
     async def run_once(self) -> int:

@@ -36,7 +36,7 @@ from handlers.events import Event, event_from_dict, event_kind, event_to_dict
 from storage.db import Database
 from storage.inbox_writer import InboxWriter
 from storage.kv import KeyValueStore, KVUnavailable
-from storage.leases import claim_due, while_leased
+from storage.leases import claim_due, keep_lease, while_leased
 from storage.platform_models import InboxRow
 
 logger = logging.getLogger(__name__)
@@ -235,6 +235,11 @@ class Inbox:
             error: str | None = None
             # In the `all` role intake shares this event loop: callbacks being stored go first.
             await self.writer.wait_quiet(INTAKE_FIRST_S)
+            if not await keep_lease(self._db, InboxRow, row, now=self._now(), lease=self._lease):
+                logger.warning(
+                    "inbox lease handed over before processing; skipped", extra={"inbox_id": row.id}
+                )
+                continue
             try:
                 await self._process(event_from_dict(dict(row.payload)))
             except Exception as exc:

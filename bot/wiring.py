@@ -274,6 +274,7 @@ async def workflow_ctx(app: web.Application) -> AsyncIterator[None]:
         chat.process,
         now=clock.now,
         on_refusal=lambda platform, reason: refusals.labels(platform=platform, reason=reason).inc(),
+        lease=timedelta(seconds=settings.inbox_lease_s),
         writer=InboxWriter(
             db, max_rows=settings.inbox_batch_rows, max_wait_s=settings.inbox_batch_wait_ms / 1000
         ),
@@ -313,6 +314,7 @@ async def timers_ctx(app: web.Application) -> AsyncIterator[None]:
         kinds=app[TIMER_KINDS],
         now=app[CLOCK].now,
         scan_interval_s=app[SETTINGS].timer_scan_interval_s,
+        lease=timedelta(seconds=app[SETTINGS].timer_lease_s),
     )
     app[TIMERS] = scanner
     if app[SETTINGS].role == "web":  # the web role leaves timers to the workers

@@ -3,7 +3,9 @@
 At-least-once hand-over with idempotent deliveries gives exactly-once messages:
 - rows are claimed in a short transaction (PostgreSQL `FOR UPDATE SKIP LOCKED`, SQLite's
   single writer), marked `sending` with a lease, so replicas never work on the same row;
-- a crash mid-send leaves the lease to expire and the row is handed over again;
+- a crash mid-send leaves the lease to expire and the row is handed over again; a batch sent
+  one row at a time renews each row's lease before its send (`keep_lease`), so a row another
+  dispatcher took over meanwhile is skipped rather than sent twice;
 - failures back off exponentially; after `max_attempts` the row is `dead` and logged.
 
 One row goes: find who and which channels (`_reach`), check the person's send limits
@@ -40,7 +42,7 @@ from notifications.send_limits import SendLimits
 from org.model import Org, User
 from storage.approval_models import OutboxRow
 from storage.db import Database
-from storage.leases import claim_due, while_leased
+from storage.leases import claim_due, keep_lease, while_leased
 
 logger = logging.getLogger(__name__)
 
@@ -172,6 +174,9 @@ class OutboxDispatcher:
 
     # -- one row: hand it over, then record what happened ------------------------------------
     async def _send(self, row: OutboxRow, org: Org | None, stats: DispatchStats) -> None:
+        if not await keep_lease(self._db, OutboxRow, row, now=self._now(), lease=self._lease):
+            logger.warning("outbox lease handed over before the send; skipped", extra={"outbox_id": row.id})
+            return
         message = _message(row)
         reach = self._reach(message, org)
         if isinstance(reach, Failure):

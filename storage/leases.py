@@ -6,6 +6,11 @@ returns them, all in one short transaction: `FOR UPDATE SKIP LOCKED` on PostgreS
 never take the same row, SQLite's single writer otherwise. `while_leased` is the WHERE clause
 a worker must write its result under, so a worker whose lease was handed over cannot overwrite
 the result of the one that took it.
+
+A batch is worked through one row at a time, so its last rows can wait longer than the lease
+(a slow platform API, a loaded machine): `keep_lease` is called before each row, and renews the
+claim when less than half of it is left. A row whose lease ran out and was taken over by another
+worker meanwhile is skipped, not worked on twice.
 """
 
 from __future__ import annotations
@@ -57,3 +62,20 @@ def while_leased(model: type[Row], row: Row) -> ColumnElement[bool]:
         col(model.status) == row.status,
         col(model.claimed_until) == row.claimed_until,
     )
+
+
+async def keep_lease(db: Database, model: type[Row], row: Row, *, now: datetime, lease: timedelta) -> bool:
+    """Before working on a claimed `row`: True while this worker still holds it with at least half
+    a `lease` left (renewed to `now + lease` when less was left); False when the lease was handed
+    over to another worker, which then works on the row instead."""
+    if row.claimed_until is not None and row.claimed_until - now >= lease / 2:
+        return True
+    until = now + lease
+    async with db.transaction() as session:
+        result = await session.execute(
+            update(model).where(while_leased(model, row)).values(claimed_until=until)
+        )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    row.claimed_until = until
+    return True

@@ -4,7 +4,8 @@ It answers gettoken, message/send, message/update_template_card and user/get the
 (errcode 0 with HTTP 200; 40014 for an unknown token, 42001 for an expired one; a template card
 task_id used twice is refused; a response code works once), records what it delivered, and can
 be made slow or failing: `fail_next(...)` queues answers, `send_delay_s` sleeps in message/send,
-`expire_token()` makes the current token answer 42001 once.
+`expire_token()` makes the current token answer 42001 once; `sending` counts the message/send
+calls in progress.
 
 Like WeCom it honours `enable_duplicate_check`: a body equal to one delivered within its
 `duplicate_check_interval` (default 1800 s) is answered ok and not delivered again
@@ -74,6 +75,7 @@ class FakeWeCom:
     updates: list[dict[str, Any]] = field(default_factory=list)  # update_template_card bodies that succeeded
     delivered_at: list[float] = field(default_factory=list)  # monotonic time of each delivered body
     per_minute_limit: int | None = 30
+    sending: int = 0  # message/send calls in progress (a test can kill oabot in the middle of one)
     duplicates_dropped: list[dict[str, Any]] = field(default_factory=list)
     dropped_over_limit: list[dict[str, Any]] = field(default_factory=list)
     _recent: dict[str, float] = field(default_factory=dict)  # duplicate-checked body -> delivered at
@@ -183,6 +185,13 @@ class FakeWeCom:
         return web.json_response({"errcode": 0, "errmsg": "ok", "access_token": token, "expires_in": 7200})
 
     async def _send(self, request: web.Request, rec: Recorded) -> web.StreamResponse:
+        self.sending += 1
+        try:
+            return await self._send_now(request, rec)
+        finally:
+            self.sending -= 1
+
+    async def _send_now(self, request: web.Request, rec: Recorded) -> web.StreamResponse:
         if self.send_delay_s:
             await asyncio.sleep(self.send_delay_s)
         if failed := self._failure(request.path):

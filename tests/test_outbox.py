@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -293,6 +293,42 @@ async def test_late_result_from_an_expired_lease_does_not_undo_a_sent_row(
 
     assert fast.delivered + slow.delivered == Counter({oid: 1})
     assert (await row(db, oid)).status == "sent"
+
+
+class SlowBatch(Recording):
+    """Each send takes half a lease of the clock's time; during the second, the rest of the batch's
+    lease runs out and `meanwhile` (another dispatcher's round) runs."""
+
+    def __init__(self, clock: ManualClock, meanwhile: Callable[[], Awaitable[object]]) -> None:
+        super().__init__()
+        self.clock = clock
+        self.meanwhile = meanwhile
+
+    async def deliver(self, message: OutgoingMessage, user: User) -> None:
+        await super().deliver(message, user)
+        self.clock.advance(LEASE / 2 + timedelta(seconds=1))
+        if sum(self.delivered.values()) == 2:
+            await self.meanwhile()
+
+
+async def test_a_batch_that_outlasts_its_lease_leaves_rows_taken_over_meanwhile_to_the_other_dispatcher(
+    db: Database, second_db: Database, clock: ManualClock
+) -> None:
+    ids = await enqueue(db, clock, 4)
+    other = Recording()
+    taking_over = dispatcher(second_db, other, clock)
+    slow = SlowBatch(clock, taking_over.drain)
+    stalled = dispatcher(db, slow, clock, batch_size=4)
+
+    await stalled.run_once()
+    clock.advance(LONG_ENOUGH)
+    await taking_over.drain()
+
+    # Each row's lease was renewed before its send: what the other dispatcher took over (the rows
+    # the slow one had not reached) was sent by it alone.
+    assert slow.delivered + other.delivered == Counter(dict.fromkeys(ids, 1))
+    assert other.delivered, "the other dispatcher took rows over"
+    assert await statuses(db) == Counter({"sent": 4})
 
 
 # -- recipients and the directory ------------------------------------------------------------------

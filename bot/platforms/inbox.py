@@ -36,7 +36,7 @@ from handlers.events import Event, event_from_dict, event_kind, event_to_dict
 from storage.db import Database
 from storage.inbox_writer import InboxWriter
 from storage.kv import KeyValueStore, KVUnavailable
-from storage.leases import claim_due, while_leased
+from storage.leases import claim_due, keep_lease, while_leased
 from storage.platform_models import InboxRow
 
 logger = logging.getLogger(__name__)
@@ -116,6 +116,7 @@ class Inbox:
         max_attempts: int = 5,
         on_refusal: RefusalCounter = _ignore_refusal,
         writer: InboxWriter | None = None,
+        lease: timedelta = LEASE,
     ) -> None:
         self._db = db
         self.writer = writer or InboxWriter(db)
@@ -124,6 +125,7 @@ class Inbox:
         self._now = now
         self._max_attempts = max_attempts
         self._on_refusal = on_refusal
+        self._lease = lease
         self.wakeup = asyncio.Event()
 
     def count_refusal(self, platform: str, reason: str) -> None:
@@ -224,7 +226,7 @@ class Inbox:
 
     async def claim(self, batch: int = 20) -> list[InboxRow]:
         return await claim_due(
-            self._db, InboxRow, now=self._now(), batch=batch, lease=LEASE, working="working"
+            self._db, InboxRow, now=self._now(), batch=batch, lease=self._lease, working="working"
         )
 
     async def run_once(self) -> int:
@@ -233,6 +235,11 @@ class Inbox:
             error: str | None = None
             # In the `all` role intake shares this event loop: callbacks being stored go first.
             await self.writer.wait_quiet(INTAKE_FIRST_S)
+            if not await keep_lease(self._db, InboxRow, row, now=self._now(), lease=self._lease):
+                logger.warning(
+                    "inbox lease handed over before processing; skipped", extra={"inbox_id": row.id}
+                )
+                continue
             try:
                 await self._process(event_from_dict(dict(row.payload)))
             except Exception as exc:

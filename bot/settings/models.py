@@ -365,6 +365,14 @@ class Settings(BaseModel):
     outbox_lease_s: Annotated[
         int, parse.whole_number(5, 3600, "seconds a dispatcher holds an outbox message it is sending")
     ] = Field(default=60, validation_alias="OABOT_OUTBOX_LEASE_S")
+    # The same for a stored callback being processed (a worker killed mid-event holds it this
+    # long) and for a due timer being fired (a scanner killed mid-fire holds it this long).
+    inbox_lease_s: Annotated[
+        int, parse.whole_number(5, 3600, "seconds a worker holds a stored callback it is processing")
+    ] = Field(default=60, validation_alias="OABOT_INBOX_LEASE_S")
+    timer_lease_s: Annotated[
+        int, parse.whole_number(5, 3600, "seconds a scanner holds a due timer it is firing")
+    ] = Field(default=60, validation_alias="OABOT_TIMER_LEASE_S")
     # Process role (`oabot serve --role`): web (verify, store, acknowledge callbacks; pages, API),
     # worker (inbox worker, outbox dispatcher, timers) or all (both in one process).
     role: Annotated[str, parse.one_of(*ROLES, what="web, worker or all")] = Field(

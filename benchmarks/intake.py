@@ -26,6 +26,8 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
+import signal
 import socket
 import sqlite3
 import statistics
@@ -122,6 +124,20 @@ async def naive_server(port: int, dsn: str, redis_url: str, schema: str) -> None
     await asyncio.Event().wait()
 
 
+async def bare_server(port: int) -> None:
+    async def receive(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(status=200)
+
+    app = web.Application()
+    app.router.add_post("/callbacks/wecom", receive)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    print("bare ready", flush=True)
+    await asyncio.Event().wait()
+
+
 # -- the load generator -------------------------------------------------------------------------
 
 
@@ -197,8 +213,9 @@ async def fake_wecom(port: int) -> web.AppRunner:
 
 
 def start_oabot(
-    db_url: str, redis_url: str, api_port: int, tmp: Path, api_token: str = ""
+    db_url: str, redis_url: str, api_port: int, tmp: Path, api_token: str = "", role: str = "all"
 ) -> tuple[subprocess.Popen[str], int]:
+    """`python -m bot serve` in `role` (all, web or worker; a worker opens no port)."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("OABOT_")}
     env.update(
@@ -223,15 +240,49 @@ def start_oabot(
     if api_token:
         env["OABOT_API_TOKEN"] = api_token
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bot", "serve", "--port", str(port)],
+        [sys.executable, "-m", "bot", "serve", "--port", str(port), "--role", role],
         cwd=tmp,
         env=env,
         stdout=subprocess.PIPE,
-        stderr=open(tmp / f"oabot-{port}.log", "w"),  # noqa: SIM115
+        stderr=open(tmp / f"oabot-{role}-{port}.log", "w"),  # noqa: SIM115
         text=True,
     )
-    wait_ready(proc, "oabot is ready")
+    wait_ready(proc, "oabot worker is running" if role == "worker" else "oabot is ready")
     return proc, port
+
+
+class Spy:
+    """py-spy sampling one process while it is driven (`--profile DIR`); raw collapsed stacks
+    go to DIR/<name>.txt, summarised with benchmarks/pyspy_top.py."""
+
+    def __init__(self, out_dir: Path | None) -> None:
+        self.out_dir = out_dir
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, name: str, pid: int) -> None:
+        if self.out_dir is None:
+            return
+        exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        out = self.out_dir / f"{name.replace(' ', '_').replace('+', '_')}.txt"
+        self.procs.append(
+            subprocess.Popen(
+                [exe, "record", "--pid", str(pid), "-r", "250", "-f", "raw", "-o", str(out), "--nonblocking"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+        time.sleep(0.5)  # attached before the load starts
+
+    def stop(self) -> None:
+        for p in self.procs:
+            p.send_signal(signal.SIGINT)
+        for p in self.procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        self.procs.clear()
 
 
 async def inbox_state(count) -> tuple[int, int, int]:  # type: ignore[no-untyped-def]
@@ -299,18 +350,47 @@ async def main(args: argparse.Namespace) -> None:
         stdout=subprocess.PIPE,
         text=True,
     )
-    pg_proc, pg_port = start_oabot(f"{args.pg}?options=-csearch_path%3D{schema}", args.redis, api_port, tmp)
+    pg_url = f"{args.pg}?options=-csearch_path%3D{schema}"
+    spy = Spy(Path(args.profile) if args.profile else None)
+    procs = [naive]
+    if args.role == "split":  # one web process answers, one worker process works the backlog
+        pg_proc, pg_port = start_oabot(pg_url, args.redis, api_port, tmp, role="web")
+        pg_worker, _ = start_oabot(pg_url, args.redis, api_port, tmp, role="worker")
+        procs += [pg_proc, pg_worker]
+        spy.start("pg_worker", pg_worker.pid)
+    else:
+        pg_proc, pg_port = start_oabot(pg_url, args.redis, api_port, tmp)
+        procs.append(pg_proc)
+    spy.start(f"pg_{args.role}", pg_proc.pid)
     servers = {"oabot PG+Redis": (pg_port, pg_counter(dsn, schema))}
-    procs = [naive, pg_proc]
     if not args.skip_sqlite:
         sq_proc, sq_port = start_oabot(f"sqlite+aiosqlite:///{tmp}/oabot.db", "", api_port, tmp)
         servers["oabot SQLite"] = (sq_port, sqlite_counter(tmp / "oabot.db"))
         procs.append(sq_proc)
+        spy.start("sqlite_all", sq_proc.pid)
+    if args.ceiling:  # what the load generator itself can drive: a server that only says 200
+        bare_port = free_port()
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, __file__, "--bare", str(bare_port)], stdout=subprocess.PIPE, text=True
+            )
+        )
+        wait_ready(procs[-1], "bare ready")
     wait_ready(naive, "naive ready")
     results: dict[str, list[dict[str, Any]]] = {"naive": [], **{k: [] for k in servers}}
+    if args.ceiling:
+        results["bare aiohttp (ceiling)"] = []
     try:
         for rnd in range(args.rounds):
             print(f"round {rnd + 1}/{args.rounds}")
+            if args.ceiling:
+                bare = drive(
+                    f"http://127.0.0.1:{bare_port}/callbacks/wecom",
+                    callbacks(args.requests, uuid.uuid4().hex[:6]),
+                    32,
+                )
+                results["bare aiohttp (ceiling)"].append(bare)
+                print(line("bare aiohttp (ceiling)", bare, None))
             base = drive(
                 f"http://127.0.0.1:{naive_port}/callbacks/wecom",
                 callbacks(args.requests, uuid.uuid4().hex[:6]),
@@ -339,9 +419,10 @@ async def main(args: argparse.Namespace) -> None:
         }
         for k, v in med.items():
             v["ok"] = sum(x["ok"] for x in results[k])
-            print(line(k, v, None if k == "naive" else med["naive"]))
+            print(line(k, v, None if k in ("naive", "bare aiohttp (ceiling)") else med["naive"]))
         print("load:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
     finally:
+        spy.stop()
         for p in procs:
             p.terminate()
         for p in procs:
@@ -358,6 +439,9 @@ def cli() -> None:
     if sys.argv[1:2] == ["--naive"]:
         asyncio.run(naive_server(int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]))
         return
+    if sys.argv[1:2] == ["--bare"]:
+        asyncio.run(bare_server(int(sys.argv[2])))
+        return
     if sys.argv[1:2] == ["--load"]:
         asyncio.run(load(sys.argv[2], sys.argv[3], int(sys.argv[4])))
         return
@@ -369,6 +453,16 @@ def cli() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--skip-sqlite", action="store_true")
+    parser.add_argument(
+        "--role",
+        choices=("all", "split"),
+        default="all",
+        help="PG+Redis oabot as one `--role all` process, or a `--role web` plus a `--role worker` process",
+    )
+    parser.add_argument("--profile", metavar="DIR", help="py-spy each oabot process into DIR (raw stacks)")
+    parser.add_argument(
+        "--ceiling", action="store_true", help="also drive a bare aiohttp server that only answers 200"
+    )
     args = parser.parse_args()
     if not (1 <= args.requests <= 100_000 and 1 <= args.rounds <= 20):
         parser.error("--requests from 1 to 100000, --rounds from 1 to 20")

@@ -2,12 +2,14 @@
 a worker processes them afterwards, so a slow database or platform API never delays an ack
 and a crash never loses a tap.
 
-`accept` is the only thing a callback does after verifying: a fast dedupe in the key-value
-store, then an INSERT whose unique (platform, event_id) stops retries that slip past it. The
+`accept` is the only thing a callback does after verifying: an INSERT whose unique
+(platform, event_id) is the dedupe (inbox rows are kept, so it remembers every event ever stored,
+across replicas, restarts and restores; no key-value round trip is needed on the hot path). The
 INSERT is a group commit (`storage.inbox_writer`): the rows of every callback that arrived within
-a couple of milliseconds go in one statement and one transaction, and each callback is answered
+a couple of milliseconds go in one statement and one transaction (`ON CONFLICT DO NOTHING
+RETURNING` says which are new, repeats within a batch included), and each callback is answered
 once its row is committed. A card click's fresh response code is written in the same transaction
-(`accept(..., also=...)`). The dedupe key is written only once the row is stored. Processing the event (a decision, a reply) is the worker's job
+(`accept(..., also=...)`). Processing the event (a decision, a reply) is the worker's job
 (`run_forever`, in the `worker` or `all` role), never the request's.
 
 A correctly signed callback can still carry what no database should store (a NUL character, a
@@ -22,7 +24,6 @@ Refusals of callbacks that are not signed (or stale, or replayed) are only logge
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -180,9 +181,10 @@ class Inbox:
         False when it is a repeat delivery (already stored) or an event no database can hold
         (refused and recorded instead: see `refuse`).
 
-        The dedupe key is written only after the row is committed: a process killed between the
-        two leaves a stored row (the unique key refuses the retry), never a key without a row
-        (which would take the platform's retry for a repeat and lose the event).
+        The database's unique key alone decides what is a repeat, in the same commit that stores
+        the row: a process killed before the commit leaves nothing (the platform's retry is
+        stored), after it a row (the retry is refused as a repeat); nothing is remembered
+        anywhere else that could disagree with the database.
         """
         problem = unstorable(event)
         if problem is not None:
@@ -195,12 +197,6 @@ class Inbox:
                 | {"account": event.sender.account},
             )
             return False
-        key = dedupe_key(event)
-        try:
-            if await self._kv.get(key) is not None:
-                return False
-        except KVUnavailable:
-            logger.warning("dedupe store unavailable; the inbox's unique key still stops repeats")
         now = self._now()
         row = {
             "platform": event.sender.platform,
@@ -217,8 +213,6 @@ class Inbox:
                 return False
         except IntegrityError:
             return False
-        with contextlib.suppress(KVUnavailable):
-            await self._kv.set(key, "1", ttl_s=DEDUPE_TTL_S)
         self.wakeup.set()
         return True
 

@@ -17,10 +17,7 @@ import hashlib
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from xml.etree.ElementTree import ParseError
-
-from defusedxml import DefusedXmlException
-from defusedxml.ElementTree import fromstring
+from xml.parsers import expat
 
 from bot.platforms.wecom.cards import parse_card_task_id
 from handlers.events import CardAction, EnterChat, Event, LocationShared, Sender, TextMessage
@@ -47,15 +44,61 @@ class Inbound:
     click: CardClick | None = None
 
 
+class _Refused(Exception):
+    """A DTD or entity declaration: WeCom never sends one, so it is refused, never expanded."""
+
+
+def _refuse_declaration(*_args: object) -> None:
+    raise _Refused("DTDs and entity declarations are not accepted")
+
+
 def parse_xml(data: bytes | str) -> dict[str, str]:
-    """The `<xml>` root's direct children as {tag: text}; DTDs and entities are refused."""
+    """The `<xml>` root's direct children as {tag: text}; DTDs and entities are refused.
+
+    Read with expat's handlers straight into the dict (no element tree, no parser subclass to
+    set up: this runs twice per callback on the intake path). Each child's text is what comes
+    before its first sub-element, stripped, as ElementTree's `.text`; a repeated tag keeps its
+    last value. A DOCTYPE, an entity declaration or an external reference stops the parse, so
+    nothing is ever expanded or fetched; an undeclared entity is expat's own error."""
+    fields: dict[str, str] = {}
+    state = {"depth": 0, "root": "", "tag": "", "open": False}
+    texts: list[str] = []
+
+    def start(tag: str, _attrs: object) -> None:
+        depth = state["depth"] = int(state["depth"]) + 1
+        if depth == 1:
+            state["root"] = tag
+        elif depth == 2:
+            state["tag"], state["open"] = tag, True
+            texts.clear()
+        else:
+            state["open"] = False  # text after a sub-element is not the child's text
+
+    def text(chunk: str) -> None:
+        if state["open"]:
+            texts.append(chunk)
+
+    def end(_tag: str) -> None:
+        if state["depth"] == 2:
+            fields[str(state["tag"])] = "".join(texts).strip()
+            state["open"] = False
+        state["depth"] = int(state["depth"]) - 1
+
+    parser = expat.ParserCreate()
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    parser.CharacterDataHandler = text
+    parser.StartDoctypeDeclHandler = _refuse_declaration
+    parser.EntityDeclHandler = _refuse_declaration
+    parser.UnparsedEntityDeclHandler = _refuse_declaration
+    parser.ExternalEntityRefHandler = _refuse_declaration
     try:
-        root = fromstring(data, forbid_dtd=True)  # WeCom never sends a DTD
-    except (ParseError, DefusedXmlException, ValueError) as exc:
+        parser.Parse(data, True)
+    except (expat.ExpatError, _Refused, ValueError) as exc:
         raise MalformedMessage(f"not well-formed XML: {exc}") from exc
-    if root.tag != "xml":
-        raise MalformedMessage(f"root element is <{root.tag}>, expected <xml>")
-    return {child.tag: (child.text or "").strip() for child in root}
+    if state["root"] != "xml":
+        raise MalformedMessage(f"root element is <{state['root']}>, expected <xml>")
+    return fields
 
 
 def _required(fields: dict[str, str], name: str) -> str:

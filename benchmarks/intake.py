@@ -213,7 +213,13 @@ async def fake_wecom(port: int) -> web.AppRunner:
 
 
 def start_oabot(
-    db_url: str, redis_url: str, api_port: int, tmp: Path, api_token: str = "", role: str = "all"
+    db_url: str,
+    redis_url: str,
+    api_port: int,
+    tmp: Path,
+    api_token: str = "",
+    role: str = "all",
+    org_file: Path | None = None,
 ) -> tuple[subprocess.Popen[str], int]:
     """`python -m bot serve` in `role` (all, web or worker; a worker opens no port)."""
     port = free_port()
@@ -224,7 +230,7 @@ def start_oabot(
         OABOT_REDIS_URL=redis_url,
         OABOT_REDIS_PREFIX=f"bench{uuid.uuid4().hex[:6]}:",
         OABOT_AUTO_MIGRATE="1",
-        OABOT_ORG_FILE=str(ROOT / "bot" / "data" / "demo_org.yaml"),
+        OABOT_ORG_FILE=str(org_file or ROOT / "bot" / "data" / "demo_org.yaml"),
         OABOT_LOG_LEVEL="WARNING",
         OABOT_WECOM_CORP_ID=CORP_ID,
         OABOT_WECOM_AGENT_ID=str(AGENT_ID),

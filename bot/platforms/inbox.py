@@ -47,6 +47,12 @@ LEASE = timedelta(seconds=60)
 REFUSED = "refused"  # an inbox status the worker never claims
 _SUMMARY_CHARS = 200
 INTAKE_FIRST_S = 0.05  # how long the worker lets queued callbacks be stored before each event
+# While callbacks keep arriving (one within INTAKE_BUSY_S), the worker pauses after each event
+# INTAKE_SHARE times as long as the event took (at most INTAKE_PAUSE_MAX_S): in the `all` role it
+# then takes at most 1/(1+INTAKE_SHARE) of the event loop from intake, and never stops.
+INTAKE_BUSY_S = 0.05
+INTAKE_SHARE = 3.0
+INTAKE_PAUSE_MAX_S = 0.5
 
 # Told about every refused callback: (platform, reason). The app counts them in a metric.
 RefusalCounter = Callable[[str, str], None]
@@ -126,6 +132,7 @@ class Inbox:
         self._max_attempts = max_attempts
         self._on_refusal = on_refusal
         self.wakeup = asyncio.Event()
+        self.paused_s = 0.0  # how long the worker gave way to arriving callbacks (tests, benchmarks)
 
     def count_refusal(self, platform: str, reason: str) -> None:
         """Count a refused callback that is not worth a row (unsigned, stale, replayed)."""
@@ -227,13 +234,23 @@ class Inbox:
             error: str | None = None
             # In the `all` role intake shares this event loop: callbacks being stored go first.
             await self.writer.wait_quiet(INTAKE_FIRST_S)
+            started = asyncio.get_running_loop().time()
             try:
                 await self._process(event_from_dict(dict(row.payload)))
             except Exception as exc:
                 logger.exception("inbox event failed", extra={"inbox_id": row.id, "event_id": row.event_id})
                 error = f"{type(exc).__name__}: {exc}"
             await self._finish(row, error)
+            await self._let_intake_in(started)
         return len(rows)
+
+    async def _let_intake_in(self, started: float) -> None:
+        """While callbacks are arriving, pause in proportion to the event just done (see
+        INTAKE_SHARE): acks stay quick in the `all` role, and the backlog still moves."""
+        if self.writer.busy(INTAKE_BUSY_S):
+            pause = min((asyncio.get_running_loop().time() - started) * INTAKE_SHARE, INTAKE_PAUSE_MAX_S)
+            self.paused_s += pause
+            await asyncio.sleep(pause)
 
     async def _finish(self, row: InboxRow, error: str | None) -> None:
         """Record the outcome, only while this worker still holds the row's lease."""

@@ -52,6 +52,42 @@ def _refuse_declaration(*_args: object) -> None:
     raise _Refused("DTDs and entity declarations are not accepted")
 
 
+def _refuse_external(*_args: object) -> int:
+    raise _Refused("external entities are not accepted")
+
+
+class _Fields:
+    """expat handlers collecting the root's direct children as {tag: text before any sub-element}."""
+
+    def __init__(self) -> None:
+        self.fields: dict[str, str] = {}
+        self.root = ""
+        self._depth = 0
+        self._tag = ""
+        self._open = False
+        self._texts: list[str] = []
+
+    def start(self, tag: str, _attrs: object) -> None:
+        self._depth += 1
+        if self._depth == 1:
+            self.root = tag
+        elif self._depth == 2:
+            self._tag, self._open = tag, True
+            self._texts.clear()
+        else:
+            self._open = False  # text after a sub-element is not the child's text
+
+    def text(self, chunk: str) -> None:
+        if self._open:
+            self._texts.append(chunk)
+
+    def end(self, _tag: str) -> None:
+        if self._depth == 2:
+            self.fields[self._tag] = "".join(self._texts).strip()
+            self._open = False
+        self._depth -= 1
+
+
 def parse_xml(data: bytes | str) -> dict[str, str]:
     """The `<xml>` root's direct children as {tag: text}; DTDs and entities are refused.
 
@@ -60,45 +96,22 @@ def parse_xml(data: bytes | str) -> dict[str, str]:
     before its first sub-element, stripped, as ElementTree's `.text`; a repeated tag keeps its
     last value. A DOCTYPE, an entity declaration or an external reference stops the parse, so
     nothing is ever expanded or fetched; an undeclared entity is expat's own error."""
-    fields: dict[str, str] = {}
-    state = {"depth": 0, "root": "", "tag": "", "open": False}
-    texts: list[str] = []
-
-    def start(tag: str, _attrs: object) -> None:
-        depth = state["depth"] = int(state["depth"]) + 1
-        if depth == 1:
-            state["root"] = tag
-        elif depth == 2:
-            state["tag"], state["open"] = tag, True
-            texts.clear()
-        else:
-            state["open"] = False  # text after a sub-element is not the child's text
-
-    def text(chunk: str) -> None:
-        if state["open"]:
-            texts.append(chunk)
-
-    def end(_tag: str) -> None:
-        if state["depth"] == 2:
-            fields[str(state["tag"])] = "".join(texts).strip()
-            state["open"] = False
-        state["depth"] = int(state["depth"]) - 1
-
+    found = _Fields()
     parser = expat.ParserCreate()
-    parser.StartElementHandler = start
-    parser.EndElementHandler = end
-    parser.CharacterDataHandler = text
+    parser.StartElementHandler = found.start
+    parser.EndElementHandler = found.end
+    parser.CharacterDataHandler = found.text
     parser.StartDoctypeDeclHandler = _refuse_declaration
     parser.EntityDeclHandler = _refuse_declaration
     parser.UnparsedEntityDeclHandler = _refuse_declaration
-    parser.ExternalEntityRefHandler = _refuse_declaration
+    parser.ExternalEntityRefHandler = _refuse_external
     try:
         parser.Parse(data, True)
     except (expat.ExpatError, _Refused, ValueError) as exc:
         raise MalformedMessage(f"not well-formed XML: {exc}") from exc
-    if state["root"] != "xml":
-        raise MalformedMessage(f"root element is <{state['root']}>, expected <xml>")
-    return fields
+    if found.root != "xml":
+        raise MalformedMessage(f"root element is <{found.root}>, expected <xml>")
+    return found.fields
 
 
 def _required(fields: dict[str, str], name: str) -> str:

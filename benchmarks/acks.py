@@ -47,6 +47,7 @@ from intake import (  # noqa: E402
     CORP_ID,
     ROOT,
     TOKEN,
+    Spy,
     callbacks,
     drive,
     free_port,
@@ -153,6 +154,8 @@ async def part1(args: argparse.Namespace, api: FakeApi, api_port: int, tmp: Path
     )
     base = f"http://127.0.0.1:{port}"
     rows: dict[str, list[dict[str, Any]]] = {"naive": [], "oabot": []}
+    spy = Spy(Path(args.profile) if args.profile else None)
+    spy.start("acks_pg", proc.pid)
     try:
         api.delay_s = 3.0
         for rnd in range(args.rounds):
@@ -181,6 +184,7 @@ async def part1(args: argparse.Namespace, api: FakeApi, api_port: int, tmp: Path
             }
             print(show(f"{name} ({args.callbacks} callbacks x20)", med))
     finally:
+        spy.stop()
         api.delay_s = 0.0
         proc.terminate()
         proc.wait(timeout=15)
@@ -236,6 +240,8 @@ async def part2(args: argparse.Namespace, api: FakeApi, api_port: int, tmp: Path
     base = f"http://127.0.0.1:{port}"
     per = max(1, args.clicks // MANAGERS)
     rows: dict[str, list[dict[str, Any]]] = {"naive": [], "oabot": []}
+    spy = Spy(Path(args.profile) if args.profile else None)
+    spy.start("clicks_sqlite", proc.pid)
     try:
         for rnd in range(args.rounds):
             api.cards.clear()
@@ -272,6 +278,7 @@ async def part2(args: argparse.Namespace, api: FakeApi, api_port: int, tmp: Path
             }
             print(show(f"{name} (same bodies)" if name == "naive" else name, med))
     finally:
+        spy.stop()
         proc.terminate()
         proc.wait(timeout=15)
 
@@ -325,6 +332,7 @@ def cli() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--skip-pg", action="store_true", help="only part 2 (card clicks on SQLite)")
     parser.add_argument("--skip-sqlite", action="store_true", help="only part 1 (acks under flows, PG)")
+    parser.add_argument("--profile", metavar="DIR", help="py-spy the oabot processes into DIR (raw stacks)")
     parser.add_argument("--clicks", type=int, default=200, help="card clicks per round in part 2")
     args = parser.parse_args()
     if not (

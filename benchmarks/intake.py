@@ -8,6 +8,9 @@ one asyncpg INSERT per callback, nothing else: no logging, no refusal bookkeepin
 as `python -m bot serve` (role all, so its worker runs in the same process) on PostgreSQL +
 Redis, then on SQLite + the in-process store. A fake WeCom API answers the worker's calls.
 
+oabot runs on uvloop when it is installed (`OABOT_EVENT_LOOP=auto`); `BENCH_EVENT_LOOP=asyncio`
+in this benchmark's environment runs it on the standard loop instead (also for benchmarks/acks.py).
+
 Every round drives each server with the same number of distinct, freshly signed text callbacks
 from people of the demo org (each one a dedupe miss) through a Python load generator (a
 separate process, 32 concurrent keep-alive connections; wrk is not installed on this box) and
@@ -245,6 +248,7 @@ def start_oabot(
         del env["OABOT_REDIS_URL"]
     if api_token:
         env["OABOT_API_TOKEN"] = api_token
+    env["OABOT_EVENT_LOOP"] = os.environ.get("BENCH_EVENT_LOOP", "auto")
     proc = subprocess.Popen(
         [sys.executable, "-m", "bot", "serve", "--port", str(port), "--role", role],
         cwd=tmp,

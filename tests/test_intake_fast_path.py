@@ -293,3 +293,25 @@ def test_wecom_xml_reads_direct_children_like_an_element_tree() -> None:
 def test_wecom_xml_with_declarations_or_broken_structure_is_refused(data: bytes) -> None:
     with pytest.raises(MalformedMessage):
         parse_xml(data)
+
+
+# -- the event loop --------------------------------------------------------------------------------
+
+
+def test_serve_runs_on_uvloop_when_installed_and_on_asyncio_when_asked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+
+    from bot.cli.serve import StartupError, loop_factory
+    from bot.settings import Settings
+
+    assert Settings().event_loop == "auto"
+    assert loop_factory("asyncio") is None
+    uvloop = pytest.importorskip("uvloop")
+    assert loop_factory("auto") is uvloop.new_event_loop
+    assert loop_factory("uvloop") is uvloop.new_event_loop
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # not installed
+    assert loop_factory("auto") is None
+    with pytest.raises(StartupError, match="uvloop is not installed"):
+        loop_factory("uvloop")

@@ -166,7 +166,16 @@ async def load(url: str, path: str, concurrency: int) -> None:
     print(json.dumps({"took": took, "latencies": latencies, "statuses": statuses}), flush=True)
 
 
-def drive(url: str, items: list[tuple[str, str]], concurrency: int) -> dict[str, Any]:
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def drive(url: str, items: list[tuple[str, str]], concurrency: int, pid: int | None = None) -> dict[str, Any]:
+    """Send `items`; with `pid`, also the server's CPU per request while it was driven (much
+    less sensitive to a busy machine than req/s: time spent waiting for a core is not counted)."""
+    before = cpu_s(pid) if pid else 0.0
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(items, f)
     try:
@@ -185,6 +194,7 @@ def drive(url: str, items: list[tuple[str, str]], concurrency: int) -> dict[str,
     result["p99"] = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000
     result["max"] = lat[-1] * 1000
     result["ok"] = result["statuses"].get("200", 0)
+    result["cpu_us"] = (cpu_s(pid) - before) / len(lat) * 1e6 if pid else float("nan")
     return result
 
 
@@ -223,12 +233,13 @@ def start_oabot(
     api_token: str = "",
     role: str = "all",
     org_file: Path | None = None,
+    root: Path = ROOT,
 ) -> tuple[subprocess.Popen[str], int]:
     """`python -m bot serve` in `role` (all, web or worker; a worker opens no port)."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("OABOT_")}
     env.update(
-        PYTHONPATH=str(ROOT),
+        PYTHONPATH=str(root),
         OABOT_DATABASE_URL=db_url,
         OABOT_REDIS_URL=redis_url,
         OABOT_REDIS_PREFIX=f"bench{uuid.uuid4().hex[:6]}:",
@@ -248,10 +259,11 @@ def start_oabot(
         del env["OABOT_REDIS_URL"]
     if api_token:
         env["OABOT_API_TOKEN"] = api_token
-    env["OABOT_EVENT_LOOP"] = os.environ.get("BENCH_EVENT_LOOP", "auto")
+    if os.environ.get("BENCH_EVENT_LOOP") and root == ROOT:
+        env["OABOT_EVENT_LOOP"] = os.environ["BENCH_EVENT_LOOP"]
     proc = subprocess.Popen(
         [sys.executable, "-m", "bot", "serve", "--port", str(port), "--role", role],
-        cwd=tmp,
+        cwd=root if root != ROOT else tmp,
         env=env,
         stdout=subprocess.PIPE,
         stderr=open(tmp / f"oabot-{role}-{port}.log", "w"),  # noqa: SIM115
@@ -339,9 +351,10 @@ async def backlog(count, acked: int, before: int) -> tuple[str, float]:  # type:
 
 def line(name: str, r: dict[str, Any], base: dict[str, Any] | None) -> str:
     ratio = f"  {r['rps'] / base['rps']:.2f}x naive" if base else ""
+    cpu = "" if r.get("cpu_us", float("nan")) != r.get("cpu_us") else f"  cpu {r['cpu_us']:4.0f} us/req"
     return (
         f"  {name:<22} {r['rps']:7.0f} req/s  p50 {r['p50']:6.1f} ms  p99 {r['p99']:6.1f} ms  "
-        f"max {r['max']:6.0f} ms  ok {r['ok']}{ratio}"
+        f"max {r['max']:6.0f} ms  ok {r['ok']}{ratio}{cpu}"
     )
 
 
@@ -354,6 +367,7 @@ async def main(args: argparse.Namespace) -> None:
     schema = f"bench_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(dsn)
     await admin.execute(f'CREATE SCHEMA "{schema}"')
+    schemas = [schema]
     naive_port = free_port()
     naive = subprocess.Popen(
         [sys.executable, __file__, "--naive", str(naive_port), dsn, args.redis, schema],
@@ -372,10 +386,20 @@ async def main(args: argparse.Namespace) -> None:
         pg_proc, pg_port = start_oabot(pg_url, args.redis, api_port, tmp)
         procs.append(pg_proc)
     spy.start(f"pg_{args.role}", pg_proc.pid)
-    servers = {"oabot PG+Redis": (pg_port, pg_counter(dsn, schema))}
+    servers = {"oabot PG+Redis": (pg_port, pg_counter(dsn, schema), pg_proc.pid)}
+    if args.compare:  # another checkout's oabot (e.g. main) on its own schema, same rounds
+        other = Path(args.compare).resolve()
+        cmp_schema = f"bench_{uuid.uuid4().hex[:8]}"
+        await admin.execute(f'CREATE SCHEMA "{cmp_schema}"')
+        schemas.append(cmp_schema)
+        cmp_proc, cmp_port = start_oabot(
+            f"{args.pg}?options=-csearch_path%3D{cmp_schema}", args.redis, api_port, tmp, root=other
+        )
+        procs.append(cmp_proc)
+        servers[f"{other.name} PG+Redis"] = (cmp_port, pg_counter(dsn, cmp_schema), cmp_proc.pid)
     if not args.skip_sqlite:
         sq_proc, sq_port = start_oabot(f"sqlite+aiosqlite:///{tmp}/oabot.db", "", api_port, tmp)
-        servers["oabot SQLite"] = (sq_port, sqlite_counter(tmp / "oabot.db"))
+        servers["oabot SQLite"] = (sq_port, sqlite_counter(tmp / "oabot.db"), sq_proc.pid)
         procs.append(sq_proc)
         spy.start("sqlite_all", sq_proc.pid)
     if args.ceiling:  # what the load generator itself can drive: a server that only says 200
@@ -405,15 +429,17 @@ async def main(args: argparse.Namespace) -> None:
                 f"http://127.0.0.1:{naive_port}/callbacks/wecom",
                 callbacks(args.requests, uuid.uuid4().hex[:6]),
                 32,
+                naive.pid,
             )
             results["naive"].append(base)
             print(line("naive", base, None))
-            for name, (port, count) in servers.items():
+            for name, (port, count, pid) in servers.items():
                 before = (await count())[0]
                 r = drive(
                     f"http://127.0.0.1:{port}/callbacks/wecom",
                     callbacks(args.requests, uuid.uuid4().hex[:6]),
                     32,
+                    pid,
                 )
                 verdict, took = await backlog(count, r["ok"], before)
                 r["verdict"], r["backlog"] = verdict, took
@@ -424,7 +450,7 @@ async def main(args: argparse.Namespace) -> None:
             f"\nmedians of {args.rounds} interleaved rounds ({args.requests} callbacks each, 32 connections):"
         )
         med = {
-            k: {m: statistics.median(x[m] for x in v) for m in ("rps", "p50", "p99", "max")}
+            k: {m: statistics.median(x[m] for x in v) for m in ("rps", "p50", "p99", "max", "cpu_us")}
             for k, v in results.items()
         }
         for k, v in med.items():
@@ -441,7 +467,8 @@ async def main(args: argparse.Namespace) -> None:
             except subprocess.TimeoutExpired:
                 p.kill()
         await api.cleanup()
-        await admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        for name in schemas:
+            await admin.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
         await admin.close()
 
 
@@ -470,6 +497,11 @@ def cli() -> None:
         help="PG+Redis oabot as one `--role all` process, or a `--role web` plus a `--role worker` process",
     )
     parser.add_argument("--profile", metavar="DIR", help="py-spy each oabot process into DIR (raw stacks)")
+    parser.add_argument(
+        "--compare",
+        metavar="DIR",
+        help="also run another checkout's oabot (e.g. `git archive main`) on PG+Redis in the same rounds",
+    )
     parser.add_argument(
         "--ceiling", action="store_true", help="also drive a bare aiohttp server that only answers 200"
     )

@@ -70,7 +70,11 @@ def _unstorable_text(value: str) -> str | None:
 
 def unstorable(event: Event) -> str | None:
     """Why a verified event cannot be stored and processed (a field and its problem), or None."""
-    for name, value in event_to_dict(event).items():
+    return _unstorable_payload(event_to_dict(event))
+
+
+def _unstorable_payload(payload: Mapping[str, object]) -> str | None:
+    for name, value in payload.items():
         values = value.values() if isinstance(value, Mapping) else (value,)
         for v in values:
             problem = _unstorable_text(v) if isinstance(v, str) else None
@@ -193,14 +197,15 @@ class Inbox:
         stored), after it a row (the retry is refused as a repeat); nothing is remembered
         anywhere else that could disagree with the database.
         """
-        problem = unstorable(event)
+        payload = event_to_dict(event)  # built once: checked, then stored
+        problem = _unstorable_payload(payload)
         if problem is not None:
             await self.refuse(
                 event.sender.platform,
                 "unstorable",
                 reference=event.event_id,
                 detail=f"{type(event).__name__}: {problem}",
-                summary={k: v for k, v in event_to_dict(event).items() if k != "sender"}
+                summary={k: v for k, v in payload.items() if k != "sender"}
                 | {"account": event.sender.account},
             )
             return False
@@ -209,7 +214,7 @@ class Inbox:
             "platform": event.sender.platform,
             "event_id": event.event_id[:200],
             "kind": event_kind(event),
-            "payload": event_to_dict(event),
+            "payload": payload,
             "status": "pending",
             "attempts": 0,
             "received_at": now,

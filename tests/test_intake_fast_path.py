@@ -315,3 +315,31 @@ def test_serve_runs_on_uvloop_when_installed_and_on_asyncio_when_asked(
     assert loop_factory("auto") is None
     with pytest.raises(StartupError, match="uvloop is not installed"):
         loop_factory("uvloop")
+
+
+async def test_signed_dingtalk_card_taps_are_never_limited_but_forged_ones_are(
+    org_db: Database, aiohttp_client: Any, clock: ManualClock
+) -> None:
+    from tests.fake_dingtalk import card_tap, sealed_callback
+    from tests.test_dingtalk_callbacks import dingtalk_settings
+
+    settings = settings_for(org_db, edge=_limits(2), dingtalk=dingtalk_settings())
+    client = await aiohttp_client(create_app(settings, clock=clock))
+    now_ms = int(clock.now().timestamp() * 1000)
+    for n in range(6):  # three times the limit, each one correctly signed
+        cb = sealed_callback(
+            card_tap(f"oabot_20261123-fast{n:04d}-1_v1", "010008", "approve"), timestamp_ms=now_ms
+        )
+        resp = await client.post(
+            f"/callbacks/dingtalk/card?{cb.query}", data=cb.body, headers={"Content-Type": "application/json"}
+        )
+        assert resp.status == 200, await resp.text()
+    statuses = [
+        (
+            await client.post(
+                "/callbacks/dingtalk/card?signature=x&timestamp=1&nonce=n", json={"encrypt": "x"}
+            )
+        ).status
+        for _ in range(3)
+    ]
+    assert all(s in (400, 403) for s in statuses[:2]) and statuses[2] == 429

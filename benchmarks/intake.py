@@ -8,6 +8,9 @@ one asyncpg INSERT per callback, nothing else: no logging, no refusal bookkeepin
 as `python -m bot serve` (role all, so its worker runs in the same process) on PostgreSQL +
 Redis, then on SQLite + the in-process store. A fake WeCom API answers the worker's calls.
 
+oabot runs on uvloop when it is installed (`OABOT_EVENT_LOOP=auto`); `BENCH_EVENT_LOOP=asyncio`
+in this benchmark's environment runs it on the standard loop instead (also for benchmarks/acks.py).
+
 Every round drives each server with the same number of distinct, freshly signed text callbacks
 from people of the demo org (each one a dedupe miss) through a Python load generator (a
 separate process, 32 concurrent keep-alive connections; wrk is not installed on this box) and
@@ -26,6 +29,8 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
+import signal
 import socket
 import sqlite3
 import statistics
@@ -122,6 +127,20 @@ async def naive_server(port: int, dsn: str, redis_url: str, schema: str) -> None
     await asyncio.Event().wait()
 
 
+async def bare_server(port: int) -> None:
+    async def receive(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(status=200)
+
+    app = web.Application()
+    app.router.add_post("/callbacks/wecom", receive)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    print("bare ready", flush=True)
+    await asyncio.Event().wait()
+
+
 # -- the load generator -------------------------------------------------------------------------
 
 
@@ -147,7 +166,16 @@ async def load(url: str, path: str, concurrency: int) -> None:
     print(json.dumps({"took": took, "latencies": latencies, "statuses": statuses}), flush=True)
 
 
-def drive(url: str, items: list[tuple[str, str]], concurrency: int) -> dict[str, Any]:
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def drive(url: str, items: list[tuple[str, str]], concurrency: int, pid: int | None = None) -> dict[str, Any]:
+    """Send `items`; with `pid`, also the server's CPU per request while it was driven (much
+    less sensitive to a busy machine than req/s: time spent waiting for a core is not counted)."""
+    before = cpu_s(pid) if pid else 0.0
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(items, f)
     try:
@@ -166,6 +194,7 @@ def drive(url: str, items: list[tuple[str, str]], concurrency: int) -> dict[str,
     result["p99"] = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000
     result["max"] = lat[-1] * 1000
     result["ok"] = result["statuses"].get("200", 0)
+    result["cpu_us"] = (cpu_s(pid) - before) / len(lat) * 1e6 if pid else float("nan")
     return result
 
 
@@ -197,17 +226,25 @@ async def fake_wecom(port: int) -> web.AppRunner:
 
 
 def start_oabot(
-    db_url: str, redis_url: str, api_port: int, tmp: Path, api_token: str = ""
+    db_url: str,
+    redis_url: str,
+    api_port: int,
+    tmp: Path,
+    api_token: str = "",
+    role: str = "all",
+    org_file: Path | None = None,
+    root: Path = ROOT,
 ) -> tuple[subprocess.Popen[str], int]:
+    """`python -m bot serve` in `role` (all, web or worker; a worker opens no port)."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("OABOT_")}
     env.update(
-        PYTHONPATH=str(ROOT),
+        PYTHONPATH=str(root),
         OABOT_DATABASE_URL=db_url,
         OABOT_REDIS_URL=redis_url,
         OABOT_REDIS_PREFIX=f"bench{uuid.uuid4().hex[:6]}:",
         OABOT_AUTO_MIGRATE="1",
-        OABOT_ORG_FILE=str(ROOT / "bot" / "data" / "demo_org.yaml"),
+        OABOT_ORG_FILE=str(org_file or ROOT / "bot" / "data" / "demo_org.yaml"),
         OABOT_LOG_LEVEL="WARNING",
         OABOT_WECOM_CORP_ID=CORP_ID,
         OABOT_WECOM_AGENT_ID=str(AGENT_ID),
@@ -222,16 +259,52 @@ def start_oabot(
         del env["OABOT_REDIS_URL"]
     if api_token:
         env["OABOT_API_TOKEN"] = api_token
+    if os.environ.get("BENCH_EVENT_LOOP") and root == ROOT:
+        env["OABOT_EVENT_LOOP"] = os.environ["BENCH_EVENT_LOOP"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bot", "serve", "--port", str(port)],
-        cwd=tmp,
+        [sys.executable, "-m", "bot", "serve", "--port", str(port), "--role", role],
+        cwd=root if root != ROOT else tmp,
         env=env,
         stdout=subprocess.PIPE,
-        stderr=open(tmp / f"oabot-{port}.log", "w"),  # noqa: SIM115
+        stderr=open(tmp / f"oabot-{role}-{port}.log", "w"),  # noqa: SIM115
         text=True,
     )
-    wait_ready(proc, "oabot is ready")
+    wait_ready(proc, "oabot worker is running" if role == "worker" else "oabot is ready")
     return proc, port
+
+
+class Spy:
+    """py-spy sampling one process while it is driven (`--profile DIR`); raw collapsed stacks
+    go to DIR/<name>.txt, summarised with benchmarks/pyspy_top.py."""
+
+    def __init__(self, out_dir: Path | None) -> None:
+        self.out_dir = out_dir
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, name: str, pid: int) -> None:
+        if self.out_dir is None:
+            return
+        exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        out = self.out_dir / f"{name.replace(' ', '_').replace('+', '_')}.txt"
+        self.procs.append(
+            subprocess.Popen(
+                [exe, "record", "--pid", str(pid), "-r", "250", "-f", "raw", "-o", str(out), "--nonblocking"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+        time.sleep(0.5)  # attached before the load starts
+
+    def stop(self) -> None:
+        for p in self.procs:
+            p.send_signal(signal.SIGINT)
+        for p in self.procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        self.procs.clear()
 
 
 async def inbox_state(count) -> tuple[int, int, int]:  # type: ignore[no-untyped-def]
@@ -278,9 +351,10 @@ async def backlog(count, acked: int, before: int) -> tuple[str, float]:  # type:
 
 def line(name: str, r: dict[str, Any], base: dict[str, Any] | None) -> str:
     ratio = f"  {r['rps'] / base['rps']:.2f}x naive" if base else ""
+    cpu = "" if r.get("cpu_us", float("nan")) != r.get("cpu_us") else f"  cpu {r['cpu_us']:4.0f} us/req"
     return (
         f"  {name:<22} {r['rps']:7.0f} req/s  p50 {r['p50']:6.1f} ms  p99 {r['p99']:6.1f} ms  "
-        f"max {r['max']:6.0f} ms  ok {r['ok']}{ratio}"
+        f"max {r['max']:6.0f} ms  ok {r['ok']}{ratio}{cpu}"
     )
 
 
@@ -293,37 +367,79 @@ async def main(args: argparse.Namespace) -> None:
     schema = f"bench_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(dsn)
     await admin.execute(f'CREATE SCHEMA "{schema}"')
+    schemas = [schema]
     naive_port = free_port()
     naive = subprocess.Popen(
         [sys.executable, __file__, "--naive", str(naive_port), dsn, args.redis, schema],
         stdout=subprocess.PIPE,
         text=True,
     )
-    pg_proc, pg_port = start_oabot(f"{args.pg}?options=-csearch_path%3D{schema}", args.redis, api_port, tmp)
-    servers = {"oabot PG+Redis": (pg_port, pg_counter(dsn, schema))}
-    procs = [naive, pg_proc]
+    pg_url = f"{args.pg}?options=-csearch_path%3D{schema}"
+    spy = Spy(Path(args.profile) if args.profile else None)
+    procs = [naive]
+    if args.role == "split":  # one web process answers, one worker process works the backlog
+        pg_proc, pg_port = start_oabot(pg_url, args.redis, api_port, tmp, role="web")
+        pg_worker, _ = start_oabot(pg_url, args.redis, api_port, tmp, role="worker")
+        procs += [pg_proc, pg_worker]
+        spy.start("pg_worker", pg_worker.pid)
+    else:
+        pg_proc, pg_port = start_oabot(pg_url, args.redis, api_port, tmp)
+        procs.append(pg_proc)
+    spy.start(f"pg_{args.role}", pg_proc.pid)
+    servers = {"oabot PG+Redis": (pg_port, pg_counter(dsn, schema), pg_proc.pid)}
+    if args.compare:  # another checkout's oabot (e.g. main) on its own schema, same rounds
+        other = Path(args.compare).resolve()
+        cmp_schema = f"bench_{uuid.uuid4().hex[:8]}"
+        await admin.execute(f'CREATE SCHEMA "{cmp_schema}"')
+        schemas.append(cmp_schema)
+        cmp_proc, cmp_port = start_oabot(
+            f"{args.pg}?options=-csearch_path%3D{cmp_schema}", args.redis, api_port, tmp, root=other
+        )
+        procs.append(cmp_proc)
+        servers[f"{other.name} PG+Redis"] = (cmp_port, pg_counter(dsn, cmp_schema), cmp_proc.pid)
     if not args.skip_sqlite:
         sq_proc, sq_port = start_oabot(f"sqlite+aiosqlite:///{tmp}/oabot.db", "", api_port, tmp)
-        servers["oabot SQLite"] = (sq_port, sqlite_counter(tmp / "oabot.db"))
+        servers["oabot SQLite"] = (sq_port, sqlite_counter(tmp / "oabot.db"), sq_proc.pid)
         procs.append(sq_proc)
+        spy.start("sqlite_all", sq_proc.pid)
+    if args.ceiling:  # what the load generator itself can drive: a server that only says 200
+        bare_port = free_port()
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, __file__, "--bare", str(bare_port)], stdout=subprocess.PIPE, text=True
+            )
+        )
+        wait_ready(procs[-1], "bare ready")
     wait_ready(naive, "naive ready")
     results: dict[str, list[dict[str, Any]]] = {"naive": [], **{k: [] for k in servers}}
+    if args.ceiling:
+        results["bare aiohttp (ceiling)"] = []
     try:
         for rnd in range(args.rounds):
             print(f"round {rnd + 1}/{args.rounds}")
+            if args.ceiling:
+                bare = drive(
+                    f"http://127.0.0.1:{bare_port}/callbacks/wecom",
+                    callbacks(args.requests, uuid.uuid4().hex[:6]),
+                    32,
+                )
+                results["bare aiohttp (ceiling)"].append(bare)
+                print(line("bare aiohttp (ceiling)", bare, None))
             base = drive(
                 f"http://127.0.0.1:{naive_port}/callbacks/wecom",
                 callbacks(args.requests, uuid.uuid4().hex[:6]),
                 32,
+                naive.pid,
             )
             results["naive"].append(base)
             print(line("naive", base, None))
-            for name, (port, count) in servers.items():
+            for name, (port, count, pid) in servers.items():
                 before = (await count())[0]
                 r = drive(
                     f"http://127.0.0.1:{port}/callbacks/wecom",
                     callbacks(args.requests, uuid.uuid4().hex[:6]),
                     32,
+                    pid,
                 )
                 verdict, took = await backlog(count, r["ok"], before)
                 r["verdict"], r["backlog"] = verdict, took
@@ -334,14 +450,15 @@ async def main(args: argparse.Namespace) -> None:
             f"\nmedians of {args.rounds} interleaved rounds ({args.requests} callbacks each, 32 connections):"
         )
         med = {
-            k: {m: statistics.median(x[m] for x in v) for m in ("rps", "p50", "p99", "max")}
+            k: {m: statistics.median(x[m] for x in v) for m in ("rps", "p50", "p99", "max", "cpu_us")}
             for k, v in results.items()
         }
         for k, v in med.items():
             v["ok"] = sum(x["ok"] for x in results[k])
-            print(line(k, v, None if k == "naive" else med["naive"]))
+            print(line(k, v, None if k in ("naive", "bare aiohttp (ceiling)") else med["naive"]))
         print("load:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
     finally:
+        spy.stop()
         for p in procs:
             p.terminate()
         for p in procs:
@@ -350,13 +467,17 @@ async def main(args: argparse.Namespace) -> None:
             except subprocess.TimeoutExpired:
                 p.kill()
         await api.cleanup()
-        await admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        for name in schemas:
+            await admin.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
         await admin.close()
 
 
 def cli() -> None:
     if sys.argv[1:2] == ["--naive"]:
         asyncio.run(naive_server(int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]))
+        return
+    if sys.argv[1:2] == ["--bare"]:
+        asyncio.run(bare_server(int(sys.argv[2])))
         return
     if sys.argv[1:2] == ["--load"]:
         asyncio.run(load(sys.argv[2], sys.argv[3], int(sys.argv[4])))
@@ -369,6 +490,21 @@ def cli() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--skip-sqlite", action="store_true")
+    parser.add_argument(
+        "--role",
+        choices=("all", "split"),
+        default="all",
+        help="PG+Redis oabot as one `--role all` process, or a `--role web` plus a `--role worker` process",
+    )
+    parser.add_argument("--profile", metavar="DIR", help="py-spy each oabot process into DIR (raw stacks)")
+    parser.add_argument(
+        "--compare",
+        metavar="DIR",
+        help="also run another checkout's oabot (e.g. `git archive main`) on PG+Redis in the same rounds",
+    )
+    parser.add_argument(
+        "--ceiling", action="store_true", help="also drive a bare aiohttp server that only answers 200"
+    )
     args = parser.parse_args()
     if not (1 <= args.requests <= 100_000 and 1 <= args.rounds <= 20):
         parser.error("--requests from 1 to 100000, --rounds from 1 to 20")

@@ -34,6 +34,7 @@ from bot.metrics import Metrics
 from bot.settings import Settings
 from bot.web.health import setup_health
 from bot.web.middleware import MIDDLEWARES, echo_request_id
+from bot.web.rate_limits import setup_rate_limits
 from bot.web.security_headers import add_security_headers
 from bot.wiring import setup_workflow
 from storage.db import Database
@@ -55,6 +56,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app[METRICS] = Metrics()
     app[SERVICES] = {}
     setup_health(app)
+    setup_rate_limits(app)
     app.on_response_prepare.extend([echo_request_id, add_security_headers])
     app.cleanup_ctx.extend([database_ctx, kv_ctx, http_client_ctx, scheduler_ctx])
     setup_workflow(app)

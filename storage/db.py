@@ -2,6 +2,15 @@
 
 `Database` owns one engine. A PostgreSQL `schema` may be given so that tests (or several
 tenants) live side by side in one database: every connection gets that `search_path`.
+
+No ping on every checkout (SQLAlchemy's `pool_pre_ping` costs a round trip each time, a tenth of a
+busy process's time): a pooled PostgreSQL connection is pinged only when it has sat unused for
+`IDLE_PING_S` (the usual way connections die: a restart, a failover or an idle timeout while
+nothing ran), and a failed ping makes the pool throw it away and connect afresh. A connection that
+dies while in use fails the one statement it was running; SQLAlchemy then invalidates it and every
+connection pooled before it, so the next checkout connects afresh. Callers that must not lose that
+one operation retry it (the inbox writer retries its batch once, the workers their rows, a
+platform its callback after the 503).
 """
 
 from __future__ import annotations
@@ -10,6 +19,7 @@ import asyncio
 import errno
 import socket
 import sqlite3
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -35,7 +45,6 @@ class Database:
             _ensure_sqlite_dir(url)
             kwargs["connect_args"] = {"timeout": 30}
         else:
-            kwargs["pool_pre_ping"] = True
             kwargs["pool_size"] = 10
             kwargs["max_overflow"] = 10
             if schema:
@@ -43,6 +52,8 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
             _install_sqlite_pragmas(self.engine)
+        else:
+            _install_idle_ping(self.engine)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         self._turns = WriteTurns()
 
@@ -113,6 +124,29 @@ def _ensure_sqlite_dir(url: str) -> None:
     database = make_url(url).database
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
+
+
+IDLE_PING_S = 10.0  # a pooled connection unused for this long is pinged before it is handed out
+_IDLE_SINCE = "oabot_idle_since"
+
+
+def _install_idle_ping(engine: AsyncEngine) -> None:
+    """Ping a pooled connection at checkout only when it has been idle a while (module docstring)."""
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _on_checkin(_dbapi_conn: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _on_checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.pop(_IDLE_SINCE, None)
+        if since is None or time.monotonic() - since < IDLE_PING_S:
+            return
+        try:
+            dbapi_conn.ping()
+        except Exception as exc:
+            # The pool invalidates this connection and checks out (or opens) another.
+            raise sa_exc.DisconnectionError("pooled connection did not answer its ping") from exc
 
 
 def _install_sqlite_pragmas(engine: AsyncEngine) -> None:

@@ -72,6 +72,7 @@ class InboxWriter:
         self._closing = False
         self._quiet = asyncio.Event()  # nothing queued or being stored
         self._quiet.set()
+        self.last_arrival = -1e9  # loop time of the last insert asked for (intake is busy while recent)
         self.batches = 0  # how many commits (for tests and benchmarks)
         self.retries = 0  # how many batches were retried on a fresh connection
 
@@ -81,6 +82,7 @@ class InboxWriter:
         if self._closing:
             raise RuntimeError("the inbox writer is closed")
         pending = _Pending(row, also)
+        self.last_arrival = asyncio.get_running_loop().time()
         self._queue.append(pending)
         self._quiet.clear()
         self._arrived.set()
@@ -118,6 +120,10 @@ class InboxWriter:
                 await self._store(batch)
             if not self._queue:
                 self._quiet.set()
+
+    def busy(self, within_s: float) -> bool:
+        """Whether a callback arrived in the last `within_s` seconds (intake is under way)."""
+        return asyncio.get_running_loop().time() - self.last_arrival < within_s
 
     async def wait_quiet(self, timeout_s: float) -> None:
         """Wait (at most `timeout_s`) until no callback is waiting to be stored: background work

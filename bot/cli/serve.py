@@ -17,6 +17,7 @@ import logging
 import secrets
 import signal
 import sys
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -90,12 +91,32 @@ def run(args: argparse.Namespace) -> int:
     configure_logging(settings.log_level, settings.log_format)
     try:
         # Held (shared) while serving a SQLite file, so `oabot restore` refuses to replace it.
-        with service_lock(sqlite_file(settings.database_url)):
-            return asyncio.run(serve(settings))
+        with (
+            service_lock(sqlite_file(settings.database_url)),
+            asyncio.Runner(loop_factory=loop_factory(settings.event_loop)) as runner,
+        ):
+            return runner.run(serve(settings))
     except StartupError as exc:
         for line in exc.lines:
             print(line, file=sys.stderr)
         return EXIT_CONFIG
+
+
+def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The event loop to serve on (OABOT_EVENT_LOOP): uvloop's when it is installed and wanted,
+    None (asyncio's own) otherwise; StartupError when uvloop is asked for and missing."""
+    if choice == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError as exc:
+        if choice == "uvloop":
+            raise StartupError(
+                ["OABOT_EVENT_LOOP=uvloop: uvloop is not installed (pip install 'oabot[fast]')"]
+            ) from exc
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
 
 
 def with_cli_overrides(settings: Settings, *, host: str | None, port: int | None) -> Settings:

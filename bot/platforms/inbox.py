@@ -2,12 +2,14 @@
 a worker processes them afterwards, so a slow database or platform API never delays an ack
 and a crash never loses a tap.
 
-`accept` is the only thing a callback does after verifying: a fast dedupe in the key-value
-store, then an INSERT whose unique (platform, event_id) stops retries that slip past it. The
+`accept` is the only thing a callback does after verifying: an INSERT whose unique
+(platform, event_id) is the dedupe (inbox rows are kept, so it remembers every event ever stored,
+across replicas, restarts and restores; no key-value round trip is needed on the hot path). The
 INSERT is a group commit (`storage.inbox_writer`): the rows of every callback that arrived within
-a couple of milliseconds go in one statement and one transaction, and each callback is answered
+a couple of milliseconds go in one statement and one transaction (`ON CONFLICT DO NOTHING
+RETURNING` says which are new, repeats within a batch included), and each callback is answered
 once its row is committed. A card click's fresh response code is written in the same transaction
-(`accept(..., also=...)`). The dedupe key is written only once the row is stored. Processing the event (a decision, a reply) is the worker's job
+(`accept(..., also=...)`). Processing the event (a decision, a reply) is the worker's job
 (`run_forever`, in the `worker` or `all` role), never the request's.
 
 A correctly signed callback can still carry what no database should store (a NUL character, a
@@ -22,7 +24,6 @@ Refusals of callbacks that are not signed (or stale, or replayed) are only logge
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -46,6 +47,12 @@ LEASE = timedelta(seconds=60)
 REFUSED = "refused"  # an inbox status the worker never claims
 _SUMMARY_CHARS = 200
 INTAKE_FIRST_S = 0.05  # how long the worker lets queued callbacks be stored before each event
+# While callbacks keep arriving (one within INTAKE_BUSY_S), the worker pauses after each event
+# INTAKE_SHARE times as long as the event took (at most INTAKE_PAUSE_MAX_S): in the `all` role it
+# then takes at most 1/(1+INTAKE_SHARE) of the event loop from intake, and never stops.
+INTAKE_BUSY_S = 0.05
+INTAKE_SHARE = 3.0
+INTAKE_PAUSE_MAX_S = 0.5
 
 # Told about every refused callback: (platform, reason). The app counts them in a metric.
 RefusalCounter = Callable[[str, str], None]
@@ -63,7 +70,11 @@ def _unstorable_text(value: str) -> str | None:
 
 def unstorable(event: Event) -> str | None:
     """Why a verified event cannot be stored and processed (a field and its problem), or None."""
-    for name, value in event_to_dict(event).items():
+    return _unstorable_payload(event_to_dict(event))
+
+
+def _unstorable_payload(payload: Mapping[str, object]) -> str | None:
+    for name, value in payload.items():
         values = value.values() if isinstance(value, Mapping) else (value,)
         for v in values:
             problem = _unstorable_text(v) if isinstance(v, str) else None
@@ -127,6 +138,7 @@ class Inbox:
         self._on_refusal = on_refusal
         self._lease = lease
         self.wakeup = asyncio.Event()
+        self.paused_s = 0.0  # how long the worker gave way to arriving callbacks (tests, benchmarks)
 
     def count_refusal(self, platform: str, reason: str) -> None:
         """Count a refused callback that is not worth a row (unsigned, stale, replayed)."""
@@ -182,33 +194,29 @@ class Inbox:
         False when it is a repeat delivery (already stored) or an event no database can hold
         (refused and recorded instead: see `refuse`).
 
-        The dedupe key is written only after the row is committed: a process killed between the
-        two leaves a stored row (the unique key refuses the retry), never a key without a row
-        (which would take the platform's retry for a repeat and lose the event).
+        The database's unique key alone decides what is a repeat, in the same commit that stores
+        the row: a process killed before the commit leaves nothing (the platform's retry is
+        stored), after it a row (the retry is refused as a repeat); nothing is remembered
+        anywhere else that could disagree with the database.
         """
-        problem = unstorable(event)
+        payload = event_to_dict(event)  # built once: checked, then stored
+        problem = _unstorable_payload(payload)
         if problem is not None:
             await self.refuse(
                 event.sender.platform,
                 "unstorable",
                 reference=event.event_id,
                 detail=f"{type(event).__name__}: {problem}",
-                summary={k: v for k, v in event_to_dict(event).items() if k != "sender"}
+                summary={k: v for k, v in payload.items() if k != "sender"}
                 | {"account": event.sender.account},
             )
             return False
-        key = dedupe_key(event)
-        try:
-            if await self._kv.get(key) is not None:
-                return False
-        except KVUnavailable:
-            logger.warning("dedupe store unavailable; the inbox's unique key still stops repeats")
         now = self._now()
         row = {
             "platform": event.sender.platform,
             "event_id": event.event_id[:200],
             "kind": event_kind(event),
-            "payload": event_to_dict(event),
+            "payload": payload,
             "status": "pending",
             "attempts": 0,
             "received_at": now,
@@ -219,8 +227,6 @@ class Inbox:
                 return False
         except IntegrityError:
             return False
-        with contextlib.suppress(KVUnavailable):
-            await self._kv.set(key, "1", ttl_s=DEDUPE_TTL_S)
         self.wakeup.set()
         return True
 
@@ -240,13 +246,23 @@ class Inbox:
                     "inbox lease handed over before processing; skipped", extra={"inbox_id": row.id}
                 )
                 continue
+            started = asyncio.get_running_loop().time()
             try:
                 await self._process(event_from_dict(dict(row.payload)))
             except Exception as exc:
                 logger.exception("inbox event failed", extra={"inbox_id": row.id, "event_id": row.event_id})
                 error = f"{type(exc).__name__}: {exc}"
             await self._finish(row, error)
+            await self._let_intake_in(started)
         return len(rows)
+
+    async def _let_intake_in(self, started: float) -> None:
+        """While callbacks are arriving, pause in proportion to the event just done (see
+        INTAKE_SHARE): acks stay quick in the `all` role, and the backlog still moves."""
+        if self.writer.busy(INTAKE_BUSY_S):
+            pause = min((asyncio.get_running_loop().time() - started) * INTAKE_SHARE, INTAKE_PAUSE_MAX_S)
+            self.paused_s += pause
+            await asyncio.sleep(pause)
 
     async def _finish(self, row: InboxRow, error: str | None) -> None:
         """Record the outcome, only while this worker still holds the row's lease."""

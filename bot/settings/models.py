@@ -27,6 +27,7 @@ DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/oabot.db"
 PROBLEM = "config_problem"
 WECOM_JSSDK_URL = "https://res.wx.qq.com/open/js/jweixin-1.2.0.js"
 ROLES = ("web", "worker", "all")
+EVENT_LOOPS = ("auto", "asyncio", "uvloop")
 DINGTALK_JSAPI_URL = "https://g.alicdn.com/dingding/dingtalk-jsapi/3.0.25/dingtalk.open.js"
 
 _CONFIG = ConfigDict(frozen=True, validate_by_name=True, validate_by_alias=True, extra="forbid")
@@ -377,6 +378,11 @@ class Settings(BaseModel):
     # worker (inbox worker, outbox dispatcher, timers) or all (both in one process).
     role: Annotated[str, parse.one_of(*ROLES, what="web, worker or all")] = Field(
         default="all", validation_alias="OABOT_ROLE"
+    )
+    # The event loop `oabot serve` runs on: uvloop when it is installed (`pip install 'oabot[fast]'`)
+    # and this is auto, the standard asyncio loop when asked for or when uvloop is missing.
+    event_loop: Annotated[str, parse.one_of(*EVENT_LOOPS, what="auto, asyncio or uvloop")] = Field(
+        default="auto", validation_alias="OABOT_EVENT_LOOP"
     )
     # Group commit of incoming callbacks: at most this many rows per INSERT, and how long the
     # writer waits after the first callback for others to join it (0: only what is queued).

@@ -136,21 +136,21 @@ async def request_context_middleware(request: web.Request, handler: Handler) -> 
         elapsed = time.perf_counter() - started
         route = route_of(request)
         request.config_dict[METRICS].observe_request(request.method, route, status, elapsed)
-        # Link tokens in the path never reach a log, matched route or not (404, 405, 500).
-        path = redact_secrets(request.path)
-        access_logger.info(
-            "%s %s -> %s in %.1f ms",
-            request.method,
-            path,
-            status,
-            elapsed * 1000,
-            extra={
-                "method": request.method,
-                "route": route,
-                "status": status,
-                "duration_ms": round(elapsed * 1000, 1),
-            },
-        )
+        if access_logger.isEnabledFor(logging.INFO):  # nothing is built for a line nobody keeps
+            # Link tokens in the path never reach a log, matched route or not (404, 405, 500).
+            access_logger.info(
+                "%s %s -> %s in %.1f ms",
+                request.method,
+                redact_secrets(request.path),
+                status,
+                elapsed * 1000,
+                extra={
+                    "method": request.method,
+                    "route": route,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 1),
+                },
+            )
         request_id_var.reset(token)
 
 

@@ -34,6 +34,7 @@ from bot.platforms.dingtalk.cards import MalformedCardCallback
 from bot.platforms.dingtalk.crypto import CallbackRejected, EventCrypto, verify_robot_sign
 from bot.platforms.dingtalk.robot_guard import RobotGuard
 from bot.platforms.inbox import unstorable
+from bot.web.rate_limits import mark_signed
 from org.model import Org
 
 logger = logging.getLogger(__name__)
@@ -95,6 +96,7 @@ async def _open_envelope(request: web.Request, crypto: EventCrypto) -> tuple[dic
     if not isinstance(encrypt, str):
         raise CallbackRejected("malformed", "body has no encrypt field")
     plain = crypto.open(signature, timestamp, nonce, encrypt, now_ms=_now_ms(request))
+    mark_signed(request)
     try:
         data = json.loads(plain)
     except (ValueError, RecursionError):
@@ -189,6 +191,7 @@ async def on_robot(request: web.Request) -> web.Response:
             raise CallbackRejected("replayed", "this timestamp and sign were already used")
     except CallbackRejected as exc:
         return _rejected(request, exc)
+    mark_signed(request)
     try:
         return await _robot_message(request, guard)
     except BaseException:

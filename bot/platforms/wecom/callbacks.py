@@ -39,6 +39,7 @@ from bot.platforms.wecom.inbound import (
     to_inbound,
 )
 from bot.web.middleware import error_response
+from bot.web.rate_limits import mark_signed
 
 logger = logging.getLogger(__name__)
 
@@ -137,6 +138,7 @@ class WeComCallbacks:
             plain = self._crypto.open(q["msg_signature"], q["timestamp"], q["nonce"], q["echostr"])
         except MessageCryptoError as exc:
             return _refuse(request, _CRYPTO_STATUS.get(exc.code, 400), exc.code, str(exc))
+        mark_signed(request)
         logger.info("wecom callback URL verified")
         return web.Response(text=plain, content_type="text/plain")
 
@@ -179,6 +181,7 @@ class WeComCallbacks:
                 "stale",
                 f"timestamp {printable(q['timestamp'], 20)} is more than {self._max_age_s[kind]} s from now",
             )
+        mark_signed(request)
         if problem is not None:
             return await self._refuse_content(request, fields, "malformed_message", problem, reference)
         try:

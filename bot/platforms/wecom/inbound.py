@@ -17,10 +17,7 @@ import hashlib
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from xml.etree.ElementTree import ParseError
-
-from defusedxml import DefusedXmlException
-from defusedxml.ElementTree import fromstring
+from xml.parsers import expat
 
 from bot.platforms.wecom.cards import parse_card_task_id
 from handlers.events import CardAction, EnterChat, Event, LocationShared, Sender, TextMessage
@@ -47,15 +44,74 @@ class Inbound:
     click: CardClick | None = None
 
 
+class _Refused(Exception):
+    """A DTD or entity declaration: WeCom never sends one, so it is refused, never expanded."""
+
+
+def _refuse_declaration(*_args: object) -> None:
+    raise _Refused("DTDs and entity declarations are not accepted")
+
+
+def _refuse_external(*_args: object) -> int:
+    raise _Refused("external entities are not accepted")
+
+
+class _Fields:
+    """expat handlers collecting the root's direct children as {tag: text before any sub-element}."""
+
+    def __init__(self) -> None:
+        self.fields: dict[str, str] = {}
+        self.root = ""
+        self._depth = 0
+        self._tag = ""
+        self._open = False
+        self._texts: list[str] = []
+
+    def start(self, tag: str, _attrs: object) -> None:
+        self._depth += 1
+        if self._depth == 1:
+            self.root = tag
+        elif self._depth == 2:
+            self._tag, self._open = tag, True
+            self._texts.clear()
+        else:
+            self._open = False  # text after a sub-element is not the child's text
+
+    def text(self, chunk: str) -> None:
+        if self._open:
+            self._texts.append(chunk)
+
+    def end(self, _tag: str) -> None:
+        if self._depth == 2:
+            self.fields[self._tag] = "".join(self._texts).strip()
+            self._open = False
+        self._depth -= 1
+
+
 def parse_xml(data: bytes | str) -> dict[str, str]:
-    """The `<xml>` root's direct children as {tag: text}; DTDs and entities are refused."""
+    """The `<xml>` root's direct children as {tag: text}; DTDs and entities are refused.
+
+    Read with expat's handlers straight into the dict (no element tree, no parser subclass to
+    set up: this runs twice per callback on the intake path). Each child's text is what comes
+    before its first sub-element, stripped, as ElementTree's `.text`; a repeated tag keeps its
+    last value. A DOCTYPE, an entity declaration or an external reference stops the parse, so
+    nothing is ever expanded or fetched; an undeclared entity is expat's own error."""
+    found = _Fields()
+    parser = expat.ParserCreate()
+    parser.StartElementHandler = found.start
+    parser.EndElementHandler = found.end
+    parser.CharacterDataHandler = found.text
+    parser.StartDoctypeDeclHandler = _refuse_declaration
+    parser.EntityDeclHandler = _refuse_declaration
+    parser.UnparsedEntityDeclHandler = _refuse_declaration
+    parser.ExternalEntityRefHandler = _refuse_external
     try:
-        root = fromstring(data, forbid_dtd=True)  # WeCom never sends a DTD
-    except (ParseError, DefusedXmlException, ValueError) as exc:
+        parser.Parse(data, True)
+    except (expat.ExpatError, _Refused, ValueError) as exc:
         raise MalformedMessage(f"not well-formed XML: {exc}") from exc
-    if root.tag != "xml":
-        raise MalformedMessage(f"root element is <{root.tag}>, expected <xml>")
-    return {child.tag: (child.text or "").strip() for child in root}
+    if found.root != "xml":
+        raise MalformedMessage(f"root element is <{found.root}>, expected <xml>")
+    return found.fields
 
 
 def _required(fields: dict[str, str], name: str) -> str:

@@ -38,11 +38,12 @@ from sqlmodel import col
 from notifications import todo_digest
 from notifications.delivery import Delivery, DeliveryError, OutgoingMessage
 from notifications.fit import budget_for, fit_payload
-from notifications.send_limits import SendLimits
+from notifications.send_limits import WINDOW_S, SendLimits
 from org.model import Org, User
 from storage.approval_models import OutboxRow
 from storage.db import Database
 from storage.leases import claim_due, keep_lease, while_leased
+from storage.send_marks import recent_sends
 
 logger = logging.getLogger(__name__)
 
@@ -382,7 +383,22 @@ class OutboxDispatcher:
             return False
         return True
 
+    async def seed_limits(self) -> None:
+        """Before the first round: the sends of the last minute (from the database's send markers)
+        count against the per-person limits, so a restart does not let a burst through."""
+        if self._limits is None:
+            return
+        since = self._now() - timedelta(seconds=WINDOW_S)
+        try:
+            seeded = await self._limits.seed(await recent_sends(self._db, since=since))
+        except Exception:
+            logger.exception("send limits not seeded from the send markers")
+            return
+        if seeded:
+            logger.info("send limits seeded from the last minute's sends", extra={"people": seeded})
+
     async def run_forever(self, stop: asyncio.Event, interval_s: float = 1.0) -> None:
+        await self.seed_limits()
         while not stop.is_set():
             try:
                 busy = (await self.run_once()).handled > 0

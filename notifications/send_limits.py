@@ -15,7 +15,7 @@ or lost is worse than one over the limit, which the platform's own answer then t
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 
 from storage.kv import KeyValueStore, KVUnavailable, LockNotAcquired
@@ -52,6 +52,27 @@ class SendLimits:
                 extra={"channel": channel, "recipient": recipient, "error": type(exc).__name__},
             )
             return 0.0
+
+    async def seed(self, sends: Iterable[tuple[str, str, datetime]]) -> int:
+        """Count deliveries made before this process started (channel, recipient, when), so a
+        restart that lost an in-process store does not open a fresh minute for everyone. A person
+        the store still counts (a shared Redis kept across the restart) is left as it is, so no
+        send is counted twice. How many people had sends to count."""
+        by_key: dict[str, list[float]] = {}
+        for channel, recipient, at in sends:
+            if channel in self._per_minute:
+                by_key.setdefault(f"sendlimit:{channel}:{recipient}", []).append(at.timestamp())
+        now = self._now().timestamp()
+        for key, stamps in by_key.items():
+            try:
+                async with self._kv.lock(f"{key}:lock", ttl_s=5.0, wait_s=5.0):
+                    if _stamps(await self._kv.get(key)):
+                        continue  # the store kept this person's count across the restart
+                    kept = sorted(t for t in stamps if now - WINDOW_S < t <= now + WINDOW_S)
+                    await self._kv.set(key, ",".join(f"{t:.3f}" for t in kept), ttl_s=WINDOW_S * 2)
+            except (KVUnavailable, LockNotAcquired) as exc:
+                logger.warning("send limit not seeded", extra={"key": key, "error": type(exc).__name__})
+        return len(by_key)
 
     async def _take_locked(self, key: str, most: int) -> float:
         now = self._now().timestamp()

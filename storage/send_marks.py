@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
+from storage.approval_models import OutboxRow
 from storage.db import Database
 from storage.send_models import OutboxSendRow
 
@@ -31,3 +32,16 @@ async def mark_sent(db: Database, *, outbox_id: int, channel: str, now: datetime
             s.add(OutboxSendRow(outbox_id=outbox_id, channel=channel[:16], sent_at=now))
     except IntegrityError:
         pass
+
+
+async def recent_sends(db: Database, *, since: datetime) -> list[tuple[str, str, datetime]]:
+    """(channel, recipient, sent at) of every delivery marked since `since`, oldest first: what
+    the per-person send limits counted before a restart that lost an in-process store."""
+    async with db.session() as s:
+        q = (
+            select(col(OutboxSendRow.channel), col(OutboxRow.recipient), col(OutboxSendRow.sent_at))
+            .join(OutboxRow, col(OutboxRow.id) == col(OutboxSendRow.outbox_id))
+            .where(col(OutboxSendRow.sent_at) >= since)
+            .order_by(col(OutboxSendRow.sent_at))
+        )
+        return [(str(c), str(r), at) for c, r, at in (await s.execute(q)).all()]

@@ -234,3 +234,30 @@ async def test_closing_cards_in_place_is_not_held_by_the_limit(
             s.add(row)
     await d.drain()
     assert len(phone.got) == 4
+
+
+async def test_a_restart_that_lost_the_in_process_store_still_counts_the_last_minutes_sends(
+    db: Database, clock: ManualClock
+) -> None:
+    from storage.kv_memory import MemoryStore
+    from storage.send_marks import mark_sent
+
+    phone = Phone(clock)
+    before = dispatcher(db, MemoryStore(), phone, clock, per_minute=5)
+    for i in range(5):
+        await add_text(db, clock, f"重启前第{i}条", kind="text")
+    await before.run_once()
+    assert len(phone.got) == 5
+    for row in await rows(db):  # what the platform deliveries write once a send succeeded
+        assert row.id is not None
+        await mark_sent(db, outbox_id=row.id, channel="wecom", now=clock.now())
+    clock.advance(timedelta(seconds=10))
+    after = dispatcher(db, MemoryStore(), phone, clock, per_minute=5)  # kill -9: the store is gone
+    await after.seed_limits()
+    print("KV", await after._limits._kv.get("sendlimit:wecom:u_sun"), clock.now().timestamp())  # type: ignore
+    for i in range(3):
+        await add_text(db, clock, f"重启后第{i}条", kind="text")
+    await run_for(after, clock, 45)
+    assert len(phone.got) == 5  # still inside the minute of the first five
+    await run_for(after, clock, 30)
+    assert len(phone.got) == 8 and phone.most_in_a_minute() <= 5

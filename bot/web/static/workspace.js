@@ -57,3 +57,20 @@
     });
   }
 })();
+
+/* == 通知 compose (/m/n/new): show the meeting / poll / announcement parts for the chosen kind == */
+(function(){
+  var form=document.getElementById('nt-new');
+  if(!form){return}
+  var parts=form.querySelectorAll('[data-kind-only]');
+  function show(){
+    var picked=form.querySelector('input[name=kind]:checked');
+    var kind=picked?picked.value:'';
+    for(var i=0;i<parts.length;i++){
+      parts[i].style.display=parts[i].getAttribute('data-kind-only')===kind?'':'none';
+    }
+  }
+  var radios=form.querySelectorAll('input[name=kind]');
+  for(var j=0;j<radios.length;j++){radios[j].addEventListener('change',show)}
+  show();
+})();

@@ -13,6 +13,7 @@ from storage import (  # noqa: F401  (importing a module registers its tables)
     calendar_models,
     checkin_models,
     console_models,
+    notice_models,
     org_models,
     platform_models,
     publication_models,

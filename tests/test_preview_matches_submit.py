@@ -43,6 +43,17 @@ FORMS: dict[str, list[dict[str, Any]]] = {
     "expense": [expense(800), expense(8000), expense(80000)],
     "contract": [contract(50000), contract(500000)],
     "doc_issue": [doc_issue("上行"), doc_issue("下行"), doc_issue("平行")],
+    "notice_publish": [
+        {
+            "notice_id": "n20261123-0a1b2c3d",
+            "kind": "公告",
+            "subject": "元旦放假安排",
+            "audience": "全体人员",
+            "confidentiality": "内部",
+            "recipients": 11,
+            "office": ["u_zhao"],
+        }
+    ],
 }
 INITIATORS = ("u_wu", "u_sun", "u_li", "u_zhang", "u_chen", "u_wang", "u_zheng")
 CASES = [(key, n, who) for key in sorted(TEMPLATES) for n in range(len(FORMS[key])) for who in INITIATORS]

@@ -50,6 +50,7 @@ STABLE_FIELDS = {
     "doc_receive": {"title", "source_org", "received_at", "doc_number", "handling_department", "files"},
     "report_signoff": {"title", "summary", "files", "forward_department"},
     "checkin_fix": {"reason", "missed_at", "location", "kind"},
+    "notice_publish": {"notice_id", "kind", "subject", "audience", "confidentiality", "office"},
 }  # fmt: skip
 
 

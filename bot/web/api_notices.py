@@ -233,7 +233,9 @@ class Unlock(Body):
 
 class NoticeQuery(Query):
     person: QueryId | None = Field(None, description="whose notices; default: a personal token's person")
-    box: str = Field("inbox", pattern="^(inbox|sent)$", description="inbox: addressed to them; sent: authored")
+    box: str = Field(
+        "inbox", pattern="^(inbox|sent)$", description="inbox: addressed to them; sent: authored"
+    )
     unanswered: str = Field("false", pattern="^(true|false)$", description="inbox: only those not answered")
     limit: int = Field(50, ge=1, le=LIST_LIMIT)
 
@@ -308,7 +310,9 @@ class PollOut(BaseModel):
     def of(cls, p: Poll) -> PollOut:
         return cls(
             questions=[
-                QuestionOut(id=q.id, text=q.text, multiple=q.multiple, options=list(q.options), free_text=q.free_text)
+                QuestionOut(
+                    id=q.id, text=q.text, multiple=q.multiple, options=list(q.options), free_text=q.free_text
+                )
                 for q in p.questions
             ],
             anonymous=p.anonymous,
@@ -688,4 +692,3 @@ async def urge_notice(request: web.Request) -> web.StreamResponse:
 
 def setup_notices_api(app: web.Application) -> None:
     ROUTES.add_to(app.router)
-

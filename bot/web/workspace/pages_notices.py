@@ -208,7 +208,9 @@ async def notice_list(request: web.Request) -> web.StreamResponse:
     inbox = await service.list_for(person=user.id)
     sent = await service.list_authored(author=user.id)
     now = request.app[CLOCK].now()
-    items = inbox_order([_inbox_item(s, now) for s in inbox]) if box == "inbox" else [_sent_item(s) for s in sent]
+    items = (
+        inbox_order([_inbox_item(s, now) for s in inbox]) if box == "inbox" else [_sent_item(s) for s in sent]
+    )
     unanswered = sum(1 for s in inbox if not (s.my_state and s.my_state.answered))
     context = {
         "title": "通知",
@@ -328,7 +330,9 @@ async def unlock(request: web.Request) -> web.StreamResponse:
     channel = await _channel(request)
     password = str(data.get("password") or "")[:128]
     try:
-        view = await service.unlock(viewer=user.id, notice_id=_id(request), password=password, channel=channel)
+        view = await service.unlock(
+            viewer=user.id, notice_id=_id(request), password=password, channel=channel
+        )
     except LockedOut as exc:
         view = await service.get(viewer=user.id, notice_id=_id(request), channel=channel)
         return await _show(request, view, problem=message_for(exc))
@@ -393,7 +397,11 @@ def _via(via: str | None) -> str:
 
 def _waiting(r: ReceiptView, tz: tzinfo) -> Person:
     if r.state == ReceiptState.OPENED:
-        note = f"{_when(r.opened_at, tz)} 已读（{_via(r.opened_via)}），未确认" if r.opened_via else "已读，未确认"
+        note = (
+            f"{_when(r.opened_at, tz)} 已读（{_via(r.opened_via)}），未确认"
+            if r.opened_via
+            else "已读，未确认"
+        )
     else:
         note = "未读"
     if r.added_by_name:
@@ -666,7 +674,9 @@ class Compose:
             {},
         )
 
-    def _meeting(self, author: str, times: dict[str, datetime | None]) -> tuple[Meeting | None, dict[str, str]]:
+    def _meeting(
+        self, author: str, times: dict[str, datetime | None]
+    ) -> tuple[Meeting | None, dict[str, str]]:
         errors: dict[str, str] = {}
         starts, ends = times["starts_at"], times["ends_at"]
         if starts is None:
@@ -679,7 +689,9 @@ class Compose:
             errors["place"] = "请填写会议地点。"
         if errors or starts is None or ends is None:
             return None, errors
-        return Meeting(starts_at=starts, ends_at=ends, place=self.place, agenda=self.agenda, organiser=author), {}
+        return Meeting(
+            starts_at=starts, ends_at=ends, place=self.place, agenda=self.agenda, organiser=author
+        ), {}
 
     def _poll(self, times: dict[str, datetime | None]) -> tuple[Poll | None, dict[str, str]]:
         errors: dict[str, str] = {}
@@ -691,7 +703,11 @@ class Compose:
         if errors:
             return None, errors
         question = Question(
-            id="q1", text=self.question, multiple=self.multiple, options=tuple(options[:50]), free_text=self.free_text
+            id="q1",
+            text=self.question,
+            multiple=self.multiple,
+            options=tuple(options[:50]),
+            free_text=self.free_text,
         )
         return Poll(questions=(question,), anonymous=self.anonymous, closes_at=times["closes_at"]), {}
 

@@ -37,7 +37,9 @@ SEAL_FORM = {
     "copies": 2,
     "take_out": False,
 }
-ROUTES = [r for t in (api, api_calendar, api_checkins, api_stats, api_notices, openapi) for r in t.ROUTES.routes]
+ROUTES = [
+    r for t in (api, api_calendar, api_checkins, api_stats, api_notices, openapi) for r in t.ROUTES.routes
+]
 
 
 async def token(api: Api, name: str, scopes: str, user: str | None = None) -> dict[str, str]:

@@ -61,6 +61,10 @@ TIMERS: web.AppKey[TimerScanner] = web.AppKey("timers")
 if TYPE_CHECKING:
     from services.checkins import CheckinService
 CHECKINS: web.AppKey[CheckinService] = web.AppKey("checkins")
+# Meeting RSVPs, poll votes and meeting reminders (set by bot.wiring).
+if TYPE_CHECKING:
+    from services.notice_responses import NoticeResponses
+NOTICE_RESPONSES: web.AppKey[NoticeResponses] = web.AppKey("notice_responses")
 # The console's chat history, read and written by the console pages (set by bot.wiring).
 if TYPE_CHECKING:
     from services.console import ConsoleService

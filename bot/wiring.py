@@ -38,6 +38,7 @@ from bot.keys import (
     KV,
     LINKS,
     METRICS,
+    NOTICE_RESPONSES,
     ORG_SYNC,
     SCHEDULER,
     SESSIONS,
@@ -78,6 +79,7 @@ from services.deadlines import DeadlineHooks, DeadlineService
 from services.directory import Directory
 from services.identity import Sessions
 from services.links import PersonalLinks
+from services.notice_responses import NoticeResponses
 from services.supervision import Supervision
 from services.workspace_lists import WorkspaceLists
 from storage.inbox_writer import InboxWriter
@@ -131,6 +133,15 @@ async def workflow_ctx(app: web.Application) -> AsyncIterator[None]:
         db, secret=settings.checkins.link_secret, public_url=settings.public_url, now=clock.now
     )
     app[LINKS] = links
+    app[NOTICE_RESPONSES] = NoticeResponses(
+        db=db,
+        directory=directory,
+        links=links,
+        calendar=calendar,
+        tz=settings.tz,
+        now=clock.now,
+        kinds=app[TIMER_KINDS],
+    )
     workflow = Workflow(
         WorkflowDeps(
             db=db,

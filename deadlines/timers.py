@@ -67,6 +67,7 @@ class TimerKind(StrEnum):
     CALENDAR_REPLAN = "calendar_replan"  # a calendar override changed: re-plan pending due times
     ORG_SYNC = "org_sync"  # the nightly directory sync from WeCom or DingTalk (recurring)
     ORG_REFRESH = "org_refresh"  # re-read one person or department after a contact event
+    MEETING_REMIND = "meeting_remind"  # a reminder to a meeting's attendees before it starts
 
 
 TASK_KINDS = tuple(k.value for k in (TimerKind.REMIND, TimerKind.DUE, TimerKind.ESCALATE, TimerKind.AUTO))

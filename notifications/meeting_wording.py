@@ -1,0 +1,54 @@
+"""What meeting RSVPs 回执, meeting reminders and poll results say, in Chinese, and the labels of
+their codes (`attend`, `working_hours` are never shown).
+
+`notices.meetings` and `notices.polls` decide and return codes; this module alone says them in
+words. Pure: no I/O; times are shown in the time zone passed in. It decides nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, tzinfo
+
+from notices.model import OffsetUnit, RemindOffset, RsvpAnswer
+
+RSVP_LABEL = {
+    RsvpAnswer.ATTEND: "参加",
+    RsvpAnswer.DECLINE: "不参加",
+    RsvpAnswer.LEAVE: "请假",
+    RsvpAnswer.DELEGATE: "委派他人参加",
+}
+UNANSWERED = "未回执"
+WEEKDAYS = "一二三四五六日"
+
+
+def when(moment: datetime, tz: tzinfo) -> str:
+    """`11-25（周三）14:00`."""
+    local = moment.astimezone(tz)
+    return f"{local:%m-%d}（周{WEEKDAYS[local.weekday()]}）{local:%H:%M}"
+
+
+def lead_time(r: RemindOffset) -> str:
+    """`1 个工作小时`, `15 分钟`."""
+    return f"{r.amount} 个工作小时" if r.unit == OffsetUnit.WORKING_HOURS else f"{r.amount} 分钟"
+
+
+def rsvp_recorded(answer: RsvpAnswer, *, delegate_name: str | None = None) -> str:
+    """The one-line confirmation after an RSVP."""
+    if answer == RsvpAnswer.DELEGATE and delegate_name:
+        return f"已回执：委派 {delegate_name} 参加，已通知对方"
+    return f"已回执：{RSVP_LABEL[answer]}"
+
+
+def delegate_told(*, by_name: str, title: str, starts_at: datetime, place: str, tz: tzinfo, link: str) -> str:
+    """What a delegate is told when someone hands a meeting to them."""
+    return (
+        f"{by_name} 委派您参加会议「{title}」\n时间：{when(starts_at, tz)}\n地点：{place or '（未填写）'}\n"
+        f"请回执：{link}"
+    )
+
+
+def reminder(*, title: str, starts_at: datetime, place: str, tz: tzinfo, link: str) -> str:
+    """A reminder before the meeting."""
+    return (
+        f"会议提醒：「{title}」将于 {when(starts_at, tz)} 开始\n地点：{place or '（未填写）'}\n详情：{link}"
+    )

@@ -18,9 +18,10 @@ from typing import Annotated, Any
 from aiohttp import web
 from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr, StringConstraints
 
-from bot.keys import NOTICES, SETTINGS
+from bot.keys import NOTICE_RESPONSES, NOTICES, SETTINGS
 from bot.web.routes import (
     LIST_MAX,
+    REASON_MAX,
     AwareTime,
     Body,
     Id,
@@ -51,9 +52,12 @@ from notices.model import (
     Question,
     ReceiptState,
     RemindOffset,
+    RsvpAnswer,
 )
+from notices.polls import Answer
 from services.api_tokens import Acting
 from services.approval_views import IsoTime
+from services.notice_responses import ResultsView
 from services.notices import NoticeDraft, NoticeSummary, NoticeView, ReceiptsView, ReceiptView
 
 ROUTES = RouteTable()
@@ -229,6 +233,43 @@ class Unlock(Body):
     password: Password
     person: Id | None = Field(None, description=PERSON)
     on_behalf_of: Id | None = Field(None, description=ON_BEHALF_OF)
+
+
+class RsvpIn(Body):
+    """A meeting 回执: attend 参加, decline 不参加 (reason required), leave 请假, delegate 委派他人参加."""
+
+    answer: RsvpAnswer
+    reason: Annotated[StrictStr, StringConstraints(strip_whitespace=True, max_length=REASON_MAX)] | None = (
+        None
+    )
+    delegate: Id | None = Field(None, description="answer delegate: who attends instead (user id)")
+    person: Id | None = Field(None, description=PERSON)
+    on_behalf_of: Id | None = Field(None, description=ON_BEHALF_OF)
+
+
+class BallotAnswer(Body):
+    question: Id = Field(description="the question id")
+    choices: list[Annotated[StrictInt, Field(ge=0, le=OPTIONS_MAX)]] = Field(
+        default_factory=list, max_length=OPTIONS_MAX, description="0-based option indexes"
+    )
+    text: Annotated[StrictStr, StringConstraints(max_length=AGENDA_MAX)] | None = Field(
+        None, description="the free-text answer, where the question allows one"
+    )
+
+
+class BallotIn(Body):
+    """A poll ballot: one answer per question; voting again before the poll closes replaces it."""
+
+    answers: list[BallotAnswer] = Field(min_length=1, max_length=QUESTIONS_MAX)
+    person: Id | None = Field(None, description=PERSON)
+    on_behalf_of: Id | None = Field(None, description=ON_BEHALF_OF)
+
+    def problems(self) -> dict[str, str]:
+        ids = [a.question for a in self.answers]
+        return {"answers": "one answer per question"} if len(ids) != len(set(ids)) else {}
+
+    def ballot(self) -> dict[str, Answer]:
+        return {a.question: Answer(tuple(a.choices), a.text) for a in self.answers}
 
 
 class NoticeQuery(Query):
@@ -526,6 +567,88 @@ class Receipts(BaseModel):
         )
 
 
+class RsvpResult(BaseModel):
+    notice_id: str
+    person: str
+    answer: RsvpAnswer
+    message: str = Field(description="the confirmation the person would read")
+
+
+class OptionResult(BaseModel):
+    index: int
+    label: str
+    count: int
+    percent: float = Field(description="of those who answered the question, 0-100")
+
+
+class QuestionResult(BaseModel):
+    text: str
+    multiple: bool
+    voters: int
+    options: list[OptionResult]
+    texts: list[str] = Field(description="the free-text answers")
+    svg: str = Field(description="the bar chart, an SVG document (no script)")
+
+
+class ChoiceOut(BaseModel):
+    name: str
+    department: str
+    question: str
+    choices: str
+    text: str
+
+
+class PollResults(BaseModel):
+    """A poll's results: counts and percentages per option, as a chart too; for a named poll its
+    author also sees who chose what (`who`)."""
+
+    notice_id: str
+    title: str
+    anonymous: bool
+    closed: bool
+    closes: str = Field(description="when it closes, in the organisation's time, or 不限")
+    voters: int
+    invited: int
+    questions: list[QuestionResult]
+    who: list[ChoiceOut] | None
+    is_author: bool
+
+    @classmethod
+    def of(cls, r: ResultsView) -> PollResults:
+        return cls(
+            notice_id=r.notice_id,
+            title=r.title,
+            anonymous=r.anonymous,
+            closed=r.closed,
+            closes=r.closes,
+            voters=r.voters,
+            invited=r.invited,
+            questions=[
+                QuestionResult(
+                    text=q.text,
+                    multiple=q.multiple,
+                    voters=q.voters,
+                    options=[
+                        OptionResult(index=o.index, label=o.label, count=o.count, percent=o.percent)
+                        for o in q.options
+                    ],
+                    texts=list(q.texts),
+                    svg=q.svg,
+                )
+                for q in r.questions
+            ],
+            who=[
+                ChoiceOut(
+                    name=c.name, department=c.department, question=c.question, choices=c.choices, text=c.text
+                )
+                for c in r.who
+            ]
+            if r.who is not None
+            else None,
+            is_author=r.is_author,
+        )
+
+
 class UrgeResult(BaseModel):
     reminded: list[str] = Field(description="user ids reminded (only those who had not answered)")
     names: list[str]
@@ -688,6 +811,64 @@ async def urge_notice(request: web.Request) -> web.StreamResponse:
     who = _as(request, body.author, body.on_behalf_of, "author")
     urged = await request.app[NOTICES].urge(author=who.user, notice_id=request.match_info["id"])
     return reply(UrgeResult(reminded=list(urged.reminded), names=list(urged.names)))
+
+
+@ROUTES.route(
+    "POST",
+    "/api/v1/notices/{id}/rsvp",
+    summary="Answer a meeting notice 回执: attend, decline (with a reason), leave, or delegate",
+    body=RsvpIn,
+    ok=RsvpResult,
+    errors=(403, 404, (409, "not published, or the meeting has started")),
+)
+async def rsvp_notice(request: web.Request) -> web.StreamResponse:
+    body = await read_body(request, RsvpIn)
+    who = _as(request, body.person, body.on_behalf_of, "person")
+    message = await request.app[NOTICE_RESPONSES].rsvp(
+        who.user,
+        request.match_info["id"],
+        body.answer,
+        reason=body.reason or None,
+        delegate=body.delegate,
+        channel=CHANNEL,
+    )
+    return reply(
+        RsvpResult(notice_id=request.match_info["id"], person=who.user, answer=body.answer, message=message)
+    )
+
+
+@ROUTES.route(
+    "POST",
+    "/api/v1/notices/{id}/vote",
+    summary="Vote in a poll 调查 (again before it closes: the new ballot replaces the old); the results",
+    body=BallotIn,
+    ok=PollResults,
+    errors=(403, 404, (409, "not published")),
+)
+async def vote_notice(request: web.Request) -> web.StreamResponse:
+    body = await read_body(request, BallotIn)
+    if problems := body.problems():
+        raise refuse("请求参数有误", problems)
+    who = _as(request, body.person, body.on_behalf_of, "person")
+    results = await request.app[NOTICE_RESPONSES].vote(
+        who.user, request.match_info["id"], body.ballot(), channel=CHANNEL
+    )
+    return reply(PollResults.of(results))
+
+
+@ROUTES.route(
+    "GET",
+    "/api/v1/notices/{id}/results",
+    summary="A poll's results (those who voted and its author), with the chart as SVG",
+    query=PersonQuery,
+    ok=PollResults,
+    errors=(403, 404),
+)
+async def poll_results(request: web.Request) -> web.StreamResponse:
+    q = read_query(request, PersonQuery)
+    viewer = _reader(request, q.person)
+    found = await request.app[NOTICE_RESPONSES].results(viewer, request.match_info["id"])
+    return reply(PollResults.of(found))
 
 
 def setup_notices_api(app: web.Application) -> None:

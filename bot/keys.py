@@ -100,7 +100,7 @@ SUPERVISION: web.AppKey[Supervision] = web.AppKey("supervision")
 if TYPE_CHECKING:
     from services.org_sync import OrgSync
 ORG_SYNC: web.AppKey[OrgSync] = web.AppKey("org_sync")
-# Notices 通知 / 公告 / 会议通知 / 调查 (set by the wiring).
+# Notices 通知/公告/会议通知/调查: publish, receipts, recall, 催办 (set by bot.wiring; REST, pages, CLI).
 if TYPE_CHECKING:
     from services.notices import Notices
 NOTICES: web.AppKey[Notices] = web.AppKey("notices")

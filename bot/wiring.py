@@ -39,6 +39,7 @@ from bot.keys import (
     LINKS,
     METRICS,
     NOTICE_RESPONSES,
+    NOTICES,
     ORG_SYNC,
     SCHEDULER,
     SESSIONS,
@@ -66,6 +67,8 @@ from deadlines.calendar import WorkingCalendar
 from deadlines.org_calendar import OrgCalendar
 from deadlines.timer_kinds import TimerKinds, TimerScanner
 from handlers.chat import ChatService
+from notices.model import Confidentiality
+from notices.rules import NoticeRules
 from notifications.console import ConsoleDelivery
 from notifications.delivery import Delivery
 from notifications.dispatcher import OutboxDispatcher
@@ -80,6 +83,7 @@ from services.directory import Directory
 from services.identity import Sessions
 from services.links import PersonalLinks
 from services.notice_responses import NoticeResponses
+from services.notices import Notices, NoticesDeps
 from services.supervision import Supervision
 from services.workspace_lists import WorkspaceLists
 from storage.inbox_writer import InboxWriter
@@ -116,6 +120,17 @@ def make_working_days(calendar: OrgCalendar) -> WorkingDays:
         return sum(calendar.current.is_working_day(d) for d in days)
 
     return count
+
+
+def notice_rules(settings: Settings) -> NoticeRules:
+    """The notice rules as the organisation configured them (OABOT_NOTICE_*)."""
+    return NoticeRules(
+        refuse_from=Confidentiality(settings.notice_refuse_from),
+        direct_own_department=settings.notice_direct_own_department,
+        direct_named_people=settings.notice_direct_named,
+        approval_always=settings.notice_approval_always,
+        ack_working_days=settings.notice_ack_working_days,
+    )
 
 
 async def workflow_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -160,6 +175,23 @@ async def workflow_ctx(app: web.Application) -> AsyncIterator[None]:
         )
     )
     app[WORKFLOW] = workflow
+    notices = Notices(
+        NoticesDeps(
+            db=db,
+            directory=directory,
+            links=links,
+            tz=settings.tz,
+            now=clock.now,
+            calendar=calendar,
+            rules=notice_rules(settings),
+            admin_roles=settings.admin_roles,
+            office_role=settings.office_role,
+            kinds=app[TIMER_KINDS],
+            workflow=workflow,
+        )
+    )
+    workflow.d.hooks.append(notices.on_approval_outcome)  # publishes a notice the office approved
+    app[NOTICES] = notices
     deadlines = DeadlineService(
         db=db,
         workflow=workflow,
@@ -171,6 +203,7 @@ async def workflow_ctx(app: web.Application) -> AsyncIterator[None]:
         digest_times=settings.digest_times,
         office_role=settings.office_role,
         escalate_to=settings.escalate_to,
+        notice_items=notices.digest_items,
     )
     app[DEADLINES] = deadlines
     lists = WorkspaceLists(workflow, db, settings.tz, clock.now)
@@ -191,6 +224,7 @@ async def workflow_ctx(app: web.Application) -> AsyncIterator[None]:
         todo=ChatTodo(lists, app[KV]),
         checkins=checkins,
         supervision=supervision,
+        notices=notices,
     )
     app[CHAT] = chat
     app[CONSOLE] = ConsoleService(db, clock.now)

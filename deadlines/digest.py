@@ -1,7 +1,8 @@
 """Digests: one message per person listing what waits for them, never one message per item.
 
 At each digest time (default 10:00 and 15:30) on working days, every person holding pending
-tasks gets one message: how many, the oldest, the most urgent, and a short list. Once a day (at
+tasks gets one message: how many, the oldest, the most urgent, and a short list; it also lists
+the notices they have not acknowledged (someone with only notices gets one too). Once a day (at
 the first digest time) every manager whose direct reports hold overdue tasks gets one message
 about them, grouped by person: each item carries the 督办 card's actions (催办, 转交, 代为处理 when
 the template allows it, 查看), and the message links to the 督办 page that lists them.
@@ -56,6 +57,19 @@ class PendingItem:
         return self.due_at is not None and self.due_at <= now
 
 
+@dataclass(frozen=True)
+class NoticeItem:
+    """One unanswered notice (通知/公告/会议通知/调查) of a recipient, as a digest lists it."""
+
+    notice_id: str
+    recipient: str
+    kind_label: str
+    title: str
+    author_name: str
+    published_at: datetime | None
+    ack_deadline: datetime | None
+
+
 def _urgency_key(item: PendingItem) -> tuple[int, float, str]:
     """Most urgent first: by urgency, then the earliest due time (none due: last)."""
     return (
@@ -102,42 +116,87 @@ def _supervised(item: PendingItem) -> dict[str, Any]:
     return {**_brief(item), "actions": [{**b, "path": page} if b["action"] == "open" else b for b in buttons]}
 
 
+def _task_lines(mine: list[PendingItem], *, org: Org, tz: ZoneInfo, now: datetime) -> list[str]:
+    oldest = min(mine, key=_age_key)
+    most_urgent = mine[0]
+    overdue = [i for i in mine if i.overdue(now)]
+    lines = [
+        f"【待办汇总】您有 {len(mine)} 条待处理" + (f"，其中 {len(overdue)} 条已超时" if overdue else "")
+    ]
+    if oldest.activated_at is not None:
+        lines.append(
+            f"最久：「{oldest.template_name}」{oldest.title}，已等待 {format_duration(now - oldest.activated_at)}"
+        )
+    lines.append(
+        f"最紧急：「{most_urgent.template_name}」{most_urgent.title}（{URGENCY_LABEL[most_urgent.urgency]}）"
+    )
+    lines += [_line(n, item, org=org, tz=tz, now=now) for n, item in enumerate(mine[:MAX_LINES], 1)]
+    if len(mine) > MAX_LINES:
+        lines.append(f"……另有 {len(mine) - MAX_LINES} 条")
+    return lines
+
+
+def _notice_lines(notes: list[NoticeItem], *, tz: ZoneInfo, alone: bool) -> list[str]:
+    """The unanswered notices: a heading of their own, or a section after the tasks."""
+    head = (
+        f"【通知汇总】您有 {len(notes)} 条通知未确认收到" if alone else f"未确认收到的通知 {len(notes)} 条："
+    )
+    lines = [head]
+    for n, note in enumerate(notes[:MAX_LINES], 1):
+        due = f"，{_local(note.ack_deadline, tz)} 起视为已收到" if note.ack_deadline else ""
+        lines.append(f"{n}. [{note.kind_label}]「{note.title}」（{note.author_name} 发布{due}）")
+    if len(notes) > MAX_LINES:
+        lines.append(f"……另有 {len(notes) - MAX_LINES} 条")
+    return lines
+
+
+def _notice_brief(note: NoticeItem) -> dict[str, Any]:
+    return {
+        "notice_id": note.notice_id,
+        "title": note.title,
+        "kind": note.kind_label,
+        "ack_deadline": note.ack_deadline.isoformat() if note.ack_deadline else None,
+        "path": f"/m/n/{note.notice_id}",
+    }
+
+
 def person_digests(
-    items: Iterable[PendingItem], *, org: Org, tz: ZoneInfo, now: datetime, public_url: str
+    items: Iterable[PendingItem],
+    *,
+    org: Org,
+    tz: ZoneInfo,
+    now: datetime,
+    public_url: str,
+    notices: Iterable[NoticeItem] = (),
 ) -> list[Message]:
-    """One message per person holding pending tasks, people in id order."""
+    """One message per person holding pending tasks or unanswered notices, people in id order."""
     by_person: dict[str, list[PendingItem]] = {}
     for item in items:
         by_person.setdefault(item.assignee, []).append(item)
+    unread: dict[str, list[NoticeItem]] = {}
+    for note in notices:
+        unread.setdefault(note.recipient, []).append(note)
     out: list[Message] = []
-    for person in sorted(by_person):
-        mine = sorted(by_person[person], key=_urgency_key)
-        oldest = min(mine, key=_age_key)
-        most_urgent = mine[0]
-        overdue = [i for i in mine if i.overdue(now)]
-        lines = [
-            f"【待办汇总】您有 {len(mine)} 条待处理" + (f"，其中 {len(overdue)} 条已超时" if overdue else "")
-        ]
-        if oldest.activated_at is not None:
-            lines.append(
-                f"最久：「{oldest.template_name}」{oldest.title}，已等待 {format_duration(now - oldest.activated_at)}"
-            )
-        lines.append(
-            f"最紧急：「{most_urgent.template_name}」{most_urgent.title}（{URGENCY_LABEL[most_urgent.urgency]}）"
-        )
-        lines += [_line(n, item, org=org, tz=tz, now=now) for n, item in enumerate(mine[:MAX_LINES], 1)]
-        if len(mine) > MAX_LINES:
-            lines.append(f"……另有 {len(mine) - MAX_LINES} 条")
-        payload = {
+    for person in sorted(set(by_person) | set(unread)):
+        mine = sorted(by_person.get(person, []), key=_urgency_key)
+        notes = sorted(unread.get(person, []), key=lambda n: (n.ack_deadline or now, n.notice_id))
+        lines = _task_lines(mine, org=org, tz=tz, now=now) if mine else []
+        if notes:
+            lines += _notice_lines(notes, tz=tz, alone=not mine)
+        payload: dict[str, Any] = {
             "text": "\n".join(lines),
             "role": "assignee",
             "count": len(mine),
-            "overdue": len(overdue),
-            "oldest": _brief(oldest),
-            "most_urgent": _brief(most_urgent),
+            "overdue": sum(1 for i in mine if i.overdue(now)),
+            "oldest": _brief(min(mine, key=_age_key)) if mine else None,
+            "most_urgent": _brief(mine[0]) if mine else None,
             "items": [_brief(i) for i in mine],
-            "link": f"{public_url}/m/",
+            "link": f"{public_url}/m/" if mine else f"{public_url}/m/n/",
         }
+        if notes:
+            payload["notices"] = [_notice_brief(n) for n in notes]
+            if not mine:
+                payload["path"] = "/m/n/"
         out.append(Message("digest", person, None, None, payload))
     return out
 

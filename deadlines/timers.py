@@ -68,6 +68,7 @@ class TimerKind(StrEnum):
     ORG_SYNC = "org_sync"  # the nightly directory sync from WeCom or DingTalk (recurring)
     ORG_REFRESH = "org_refresh"  # re-read one person or department after a contact event
     MEETING_REMIND = "meeting_remind"  # a reminder to a meeting's attendees before it starts
+    NOTICE_DEFAULT = "notice_default"  # a notice's 已收到 deadline: unanswered receipts default
 
 
 TASK_KINDS = tuple(k.value for k in (TimerKind.REMIND, TimerKind.DUE, TimerKind.ESCALATE, TimerKind.AUTO))

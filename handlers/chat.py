@@ -13,13 +13,14 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from handlers import cards, checkins, commands, supervise_cards
+from handlers import cards, checkins, commands, notice_cards, supervise_cards
 from handlers.deps import ChatDeps
 from handlers.events import Event
 from handlers.router import Router
 from services.approvals import Workflow
 from services.chat_todo import ChatTodo
 from services.checkins import CheckinService
+from services.notices import Notices
 from services.supervision import Supervision
 
 logger = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ FirstDelivery = Callable[[Event], Awaitable[bool]]
 
 def root_router() -> Router:
     root = Router("root")
-    root.include(cards.router, commands.router, checkins.router, supervise_cards.router)
+    root.include(cards.router, commands.router, checkins.router, supervise_cards.router, notice_cards.router)
     return root
 
 
@@ -47,6 +48,7 @@ class ChatService:
         todo: ChatTodo,
         checkins: CheckinService | None = None,
         supervision: Supervision | None = None,
+        notices: Notices | None = None,
     ) -> None:
         self.workflow = workflow
         self.first_delivery = first_delivery
@@ -55,6 +57,7 @@ class ChatService:
         self.todo = todo
         self.checkins = checkins
         self.supervision = supervision
+        self.notices = notices
         self.router = root_router()
 
     async def handle(self, event: Event) -> str | None:
@@ -96,6 +99,7 @@ class ChatService:
             todo=self.todo,
             checkins=self.checkins,
             supervision=self.supervision,
+            notices=self.notices,
         )
         reply = await handler(event, deps)
         if reply:

@@ -12,6 +12,7 @@ from org.model import User
 from services.approvals import Workflow
 from services.chat_todo import ChatTodo
 from services.checkins import CheckinService
+from services.notices import Notices
 from services.supervision import Supervision
 
 
@@ -24,3 +25,4 @@ class ChatDeps:
     todo: ChatTodo  # numbered 待办 and approving by number (同意 1 3 5, 全部同意)
     checkins: CheckinService | None = None  # field check-ins (locations, 打卡); None when off
     supervision: Supervision | None = None  # a manager's 督办 card taps (催办, 代为处理)
+    notices: Notices | None = None  # notice card taps (已收到)

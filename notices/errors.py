@@ -131,6 +131,13 @@ class UrgeTooSoon(NoticeError):
         self.retry_at = retry_at
 
 
+class NothingToUrge(NoticeError):
+    """Everyone answered already: nobody to remind."""
+
+    code = "notice_urge_nobody"
+    category = Category.CONFLICT
+
+
 class NoticeBusy(NoticeError):
     code = "busy"
     category = Category.UNAVAILABLE

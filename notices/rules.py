@@ -17,7 +17,6 @@ from notices.errors import (
     AudienceInvalid,
     ConfidentialityRefused,
     IllegalReceiptMove,
-    LockedOut,
     NoticeInvalid,
     RecallRefused,
     RestrictedAudience,
@@ -163,12 +162,9 @@ def check_confidentiality(
     if level.at_least(rules.refuse_from):
         raise ConfidentialityRefused(level=level.value, threshold=rules.refuse_from.value)
     if is_restricted(level, named_only=named_only, rules=rules) and not audience.people_only:
-        raise RestrictedAudience(
-            "restricted_audience.named_only"
-            if named_only and not level.at_least(rules.restricted_from)
-            else None,
-            level=level.value,
-        )
+        if level.at_least(rules.restricted_from):
+            raise RestrictedAudience(level=level.value)
+        raise RestrictedAudience("restricted_audience.named_only", level=level.value)
 
 
 def check_draft(
@@ -223,9 +219,15 @@ def move_from(target: ReceiptState) -> frozenset[ReceiptState]:
 def move_receipt(receipt: Receipt, target: ReceiptState, *, now: datetime, channel: str) -> Receipt:
     """The receipt after the move, or IllegalReceiptMove (a second 已收到, a late default)."""
     if not may_move(receipt.state, target):
-        raise IllegalReceiptMove(
-            f"receipt_move.{target.value}", current=receipt.state.value, target=target.value
-        )
+        if receipt.state == ReceiptState.ACKNOWLEDGED:
+            raise IllegalReceiptMove(
+                "receipt_move.acknowledged", current=receipt.state.value, target=target.value
+            )
+        if receipt.state == ReceiptState.DEFAULTED:
+            raise IllegalReceiptMove(
+                "receipt_move.defaulted", current=receipt.state.value, target=target.value
+            )
+        raise IllegalReceiptMove(current=receipt.state.value, target=target.value)
     if target == ReceiptState.OPENED:
         return replace(receipt, state=target, opened_at=now, opened_via=channel, version=receipt.version + 1)
     if target == ReceiptState.ACKNOWLEDGED:
@@ -255,9 +257,9 @@ def check_recall(notice: Notice, receipts: Iterable[Receipt]) -> None:
 # -- the access password --------------------------------------------------------------------------
 
 
-def check_not_locked(locked_until: datetime | None, now: datetime) -> None:
-    if locked_until is not None and locked_until > now:
-        raise LockedOut(until=locked_until)
+def is_locked(locked_until: datetime | None, now: datetime) -> bool:
+    """Whether a person is still locked out of an item (too many wrong passwords)."""
+    return locked_until is not None and locked_until > now
 
 
 def after_wrong_password(failures: int, now: datetime, rules: NoticeRules) -> tuple[int, datetime | None]:

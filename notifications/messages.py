@@ -18,7 +18,9 @@ from approvals.definitions import Permission
 from approvals.model import ActionKind, RequestStatus
 from checkins.core import CheckinKind
 from checkins.errors import FixProblem
+from notices.model import Confidentiality
 from notifications.checkin_wording import KIND_LABEL
+from notifications.notice_wording import CONFIDENTIALITY_LABEL
 from notifications.wording import REQUEST_STATUS_LABEL
 from org.errors import DomainError
 from org.model import COORD_SYSTEMS
@@ -185,6 +187,42 @@ MESSAGES: Mapping[str, str] = {
     "rsvp_refused.delegate_loop": "对方已（直接或经他人）把这个会议委派给您，不能再委派回去",
     "rsvp_refused.unknown_answer": "请选择参加、不参加、请假或委派他人参加",
     "attendance_hidden": "只有会议组织人和通知发布人可以查看参会名单",
+    # notices.rules, services.notices
+    "notice_not_found": "通知 {notice_id} 不存在",
+    "notice_not_found.card": "这个按钮已失效，请在通知列表中重新打开",
+    "notice_invalid.author": "发布人 {user} 不是本单位在职人员",
+    "notice_invalid.title": "请填写标题",
+    "notice_invalid.title_long": "标题最多 {most} 个字，现在有 {length} 个字，请删减后再提交",
+    "notice_invalid.body_long": "正文最多 {most} 个字，现在有 {length} 个字，请删减后再提交",
+    "notice_invalid.unstorable": "标题或正文中含有无法保存的字符，请删除后再提交",
+    "notice_invalid.deadline_past": "确认截止时间须晚于现在",
+    "notice_invalid.pinned_past": "公告置顶截止时间须晚于现在",
+    "notice_invalid.meeting_missing": "会议通知须填写会议时间和地点",
+    "notice_invalid.poll_missing": "调查须至少有一个问题",
+    "notice_invalid.password": "访问密码须为 {least} 到 {most} 个字符",
+    "audience_invalid.empty": "请选择发送范围：全体人员、部门、职级、角色或指定人员",
+    "audience_invalid.department": "没有部门 {department}",
+    "audience_invalid.person": "{person} 不是本单位人员",
+    "audience_invalid.nobody": "所选范围内没有在职人员，没有发送",
+    "confidentiality_refused": (
+        "密级为「{level:confidentiality}」的内容不通过本系统发送（{threshold:confidentiality}及以上须按保密规定线下传递）"
+    ),
+    "restricted_audience": "密级为「{level:confidentiality}」的内容只能发给指定人员，不能发给全体人员、部门、职级或角色",
+    "restricted_audience.named_only": "标为「仅限指定人员」的内容只能发给指定人员，不能发给全体人员、部门、职级或角色",
+    "not_recipient": "您不在这条通知的发送范围内，无权查看",
+    "not_recipient.card": "这张卡片不是发给您的，您的点击没有产生任何变更",
+    "not_author.recall": "只有发布人或管理员可以收回通知",
+    "not_author.receipts": "只有发布人或管理员可以查看确认情况",
+    "not_author.urge": "只有发布人或管理员可以催办",
+    "notice_not_published": "这条通知{status_label}，不能进行此操作",
+    "receipt_move": "这条通知的确认状态已变化，您的操作没有产生任何变更",
+    "receipt_move.acknowledged": "您已确认收到，无需重复操作",
+    "receipt_move.defaulted": "已过确认期限，系统已记为默认收到，无需再操作",
+    "recall_refused": "已有 {count} 人打开过这条通知，不能收回：{openers_text}",
+    "wrong_password": "访问密码不正确，还可以再试 {tries_left} 次",
+    "notice_locked": "访问密码连续输错次数过多，已暂时锁定，请于 {until_local:%H:%M} 后再试",
+    "notice_urge_too_soon": "每条通知 30 分钟内只能催办一次，{retry_local:%H:%M} 后可再次催办",
+    "notice_urge_nobody": "所有人都已确认收到，无需催办",
     # services
     "busy": "系统繁忙，请稍后重试",
     "override_not_found": "{date} 没有日历调整",
@@ -208,6 +246,7 @@ _TABLES: Mapping[str, Callable[[Any], str]] = {
     "fields": _fields,
     "fix_problems": _fix_problems,
     "checkin_kind": lambda v: KIND_LABEL[CheckinKind(v)],
+    "confidentiality": lambda v: CONFIDENTIALITY_LABEL[Confidentiality(v)],
 }
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -256,8 +256,11 @@ class DeadlineService:
         digest_times: Sequence[time] = DEFAULT_DIGEST_TIMES,
         office_role: str = "hr_manager",
         escalate_to: str = "",
+        notice_items: Callable[[], Awaitable[list[digest.NoticeItem]]] | None = None,
     ) -> None:
         self.db = db
+        # the unanswered notices the digests also list (`services.notices.Notices.digest_items`)
+        self.notice_items = notice_items
         self.office_role = office_role
         self.escalate_to = escalate_to
         self.workflow = workflow
@@ -565,7 +568,10 @@ class DeadlineService:
         if self.calendar.is_working_day(slot.astimezone(self.tz).date()):
             org = await self.workflow.org()
             items = await self.pending_items()
-            messages = digest.person_digests(items, org=org, tz=self.tz, now=now, public_url=self.public_url)
+            notes = await self.notice_items() if self.notice_items is not None else []
+            messages = digest.person_digests(
+                items, org=org, tz=self.tz, now=now, public_url=self.public_url, notices=notes
+            )
             if digest.is_first_slot_of_day(slot, self.digest_times, self.tz):
                 messages += digest.manager_digests(
                     items, org=org, tz=self.tz, now=now, public_url=self.public_url

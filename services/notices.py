@@ -20,34 +20,87 @@ scanners racing change a receipt once.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
+import secrets
+import uuid
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from approvals.definitions import Template
-from approvals.engine import Outcome
+from approvals.engine import Action, Outcome
+from approvals.errors import ApprovalError
+from approvals.model import ActionKind, Channel, Request, RequestStatus
+from deadlines import timers
+from deadlines.digest import NoticeItem
 from deadlines.org_calendar import OrgCalendar
 from deadlines.timer_kinds import FireResult, TimerKinds
-from deadlines.timers import Timer
+from deadlines.timers import Timer, TimerKind, TimerStatus
+from notices import rules as notices_rules
+from notices.errors import (
+    IllegalReceiptMove,
+    LockedOut,
+    NotAuthor,
+    NothingToUrge,
+    NoticeBusy,
+    NoticeError,
+    NoticeInvalid,
+    NoticeNotFound,
+    NoticeNotPublished,
+    NotRecipient,
+    RecallRefused,
+    UrgeTooSoon,
+    WrongPassword,
+)
 from notices.model import (
     Audience,
     Confidentiality,
     Meeting,
+    Notice,
+    NoticeEvent,
+    NoticeEventKind,
     NoticeKind,
     NoticeStatus,
     Poll,
+    Receipt,
     ReceiptState,
+    card_task_id,
+    parse_card_task_id,
 )
 from notices.rules import DEFAULT_RULES, NoticeRules
-from org.model import Org
+from notifications.compose import closed_card
+from notifications.messages import message_for
+from notifications.notice_wording import (
+    CONFIDENTIALITY_LABEL,
+    KIND_LABEL,
+    OUTCOME_ACKNOWLEDGED,
+    OUTCOME_DEFAULTED,
+    OUTCOME_RECALLED,
+    RECEIPT_LABEL,
+    STATUS_LABEL,
+    audience_text,
+    notice_card,
+    openers_text,
+    published_text,
+    rejected_text,
+    urge_text,
+)
+from org.model import Org, is_org_admin
+from services.approvals import Workflow
 from services.directory import Directory
 from services.links import PersonalLinks
+from storage import notice_store as store
+from storage.approval_models import OutboxRow
+from storage.approval_store import ConcurrentUpdate
 from storage.db import Database
+from storage.notice_models import NoticeReceiptRow
 
 logger = logging.getLogger(__name__)
 
@@ -227,81 +280,925 @@ class NoticesDeps:
     calendar: OrgCalendar
     rules: NoticeRules = DEFAULT_RULES
     admin_roles: frozenset[str] = frozenset()
-    office_role: str = "office"
+    office_role: str = "hr_manager"  # who approves `notice_publish` (OABOT_OFFICE_ROLE)
     kinds: TimerKinds | None = None  # registers `notice_default`
-    # submits `notice_publish` requests; set by the wiring after the workflow is built
-    submit_for_approval: Callable[..., Any] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    workflow: Workflow | None = None  # submits `notice_publish`; None: everything goes out directly
+
+
+@dataclass(frozen=True)
+class _Staged:
+    """A notice waiting for its `notice_publish` submission's transaction to write it."""
+
+    notice: Notice
+    password_hash: str | None
+    channel: str
+
+
+class _StatusChanged(Exception):
+    """The notice was recalled while a receipt was being opened: roll the open back."""
+
+
+def new_notice_id(now: datetime) -> str:
+    """`n<yyyymmdd>-<8 hex>`, like request ids."""
+    return f"n{now:%Y%m%d}-{uuid.uuid4().hex[:8]}"
 
 
 class Notices:
     def __init__(self, deps: NoticesDeps) -> None:
         self.d = deps
+        self._staged: dict[str, _Staged] = {}
+        if deps.kinds is not None:
+            deps.kinds.register(TimerKind.NOTICE_DEFAULT, self.fire_default)
 
     async def org(self) -> Org:
         return await self.d.directory.org()
+
+    def _is_admin(self, org: Org, person: str) -> bool:
+        return is_org_admin(org.user(person), self.d.admin_roles)
 
     # -- publishing ---------------------------------------------------------------------------
     async def create(self, *, author: str, draft: NoticeDraft, channel: str = "web") -> NoticeView:
         """Check the draft (audience, confidentiality, parts) and publish it at once, or submit
         it to the office (`notice_publish`) when the rules say so."""
-        raise NotImplementedError
+        org = await self.org()
+        now = self.d.now()
+        rules = self.d.rules
+        if not org.is_active(author):
+            raise NoticeInvalid("notice_invalid.author", user=author)
+        notices_rules.check_draft(
+            title=draft.title,
+            body=draft.body,
+            kind=draft.kind,
+            now=now,
+            ack_deadline=draft.ack_deadline,
+            pinned_until=draft.pinned_until,
+            has_meeting=draft.meeting is not None,
+            has_poll=draft.poll is not None,
+        )
+        notices_rules.check_confidentiality(
+            draft.confidentiality, named_only=draft.named_only, audience=draft.audience, rules=rules
+        )
+        recipients = notices_rules.resolve_audience(org, draft.audience, exclude=(author,))
+        password_hash = _password_hash(draft.password) if draft.password else None
+        notice = Notice(
+            id=new_notice_id(now),
+            kind=draft.kind,
+            title=draft.title.strip(),
+            body=draft.body,
+            author=author,
+            audience=draft.audience,
+            recipients=(),
+            confidentiality=draft.confidentiality,
+            named_only=draft.named_only,
+            has_password=password_hash is not None,
+            status=NoticeStatus.PENDING_APPROVAL,
+            created_at=now,
+            ack_deadline=draft.ack_deadline,
+            pinned_until=draft.pinned_until,
+            meeting=draft.meeting,
+            poll=draft.poll,
+        )
+        approval = self.d.workflow is not None and notices_rules.needs_approval(
+            org, author=author, kind=draft.kind, audience=draft.audience, rules=rules
+        )
+        if approval:
+            await self._submit(notice, password_hash, channel, org, len(recipients))
+        else:
+            async with self.d.db.transaction() as s:
+                await store.insert_notice(
+                    s, notice=notice, password_hash=password_hash, channel=channel, now=now
+                )
+                await self._event(s, notice.id, NoticeEventKind.CREATED, author, channel, now)
+                await self._publish_in(s, notice.id, org, now, actor=author, channel=channel)
+        logger.info(
+            "notice created",
+            extra={
+                "notice_id": notice.id,
+                "author": author,
+                "approval": approval,
+                "recipients": len(recipients),
+            },
+        )
+        return await self.get(viewer=author, notice_id=notice.id, channel=channel)
+
+    async def _submit(
+        self, notice: Notice, password_hash: str | None, channel: str, org: Org, count: int
+    ) -> None:
+        """Submit the `notice_publish` request; its transaction writes the notice (the hook)."""
+        workflow = self.d.workflow
+        assert workflow is not None
+        office = org.role_holders(self.d.office_role) or org.role_holders("hr_manager")
+        form = {
+            "notice_id": notice.id,
+            "kind": KIND_LABEL[notice.kind],
+            "subject": notice.title,
+            "audience": audience_text(org, notice.audience)[:2000],
+            "confidentiality": CONFIDENTIALITY_LABEL[notice.confidentiality],
+            "recipients": count,
+            "summary": " ".join(notice.body.split())[:500],
+            "office": office,
+        }
+        self._staged[notice.id] = _Staged(notice, password_hash, channel)
+        try:
+            await workflow.submit(
+                template_key=PUBLISH_TEMPLATE,
+                initiator=notice.author,
+                form=form,
+                channel=channel if channel in _CHANNELS else Channel.API.value,
+            )
+        finally:
+            self._staged.pop(notice.id, None)
 
     async def on_approval_outcome(
         self, session: AsyncSession, out: Outcome, template: Template, org: Org, now: datetime
     ) -> None:
         """`Workflow` hook: a `notice_publish` request approved publishes its notice, rejected
-        (or withdrawn) tells the author why; in the request's own transaction."""
-        raise NotImplementedError
+        (or withdrawn, terminated) tells the author why; in the request's own transaction."""
+        if template.key != PUBLISH_TEMPLATE:
+            return
+        req = out.request
+        staged = self._staged.pop(str(req.form.get("notice_id")), None)
+        if staged is not None:
+            notice = replace(staged.notice, approval_request=req.id)
+            await store.insert_notice(
+                session, notice=notice, password_hash=staged.password_hash, channel=staged.channel, now=now
+            )
+            await self._event(session, notice.id, NoticeEventKind.CREATED, notice.author, staged.channel, now)
+            await self._event(
+                session,
+                notice.id,
+                NoticeEventKind.SUBMITTED,
+                notice.author,
+                staged.channel,
+                now,
+                request_id=req.id,
+            )
+        row = await store.notice_by_request(session, request_id=req.id)
+        if row is None or row.status != NoticeStatus.PENDING_APPROVAL.value:
+            return  # not a notice's request (made by hand), or decided already
+        if req.status == RequestStatus.APPROVED:
+            decided = _last_decision(req)
+            await self._event(
+                session,
+                row.id,
+                NoticeEventKind.APPROVED,
+                decided[0] if decided else "system",
+                "system",
+                now,
+                request_id=req.id,
+            )
+            count = await self._publish_in(session, row.id, org, now, actor="system", channel="system")
+            if staged is None:  # approved later by the office: tell the author it went out
+                notice = store.notice_of(row)
+                await self._tell(session, row.author, published_text(notice, recipients=count), row.id, now)
+        elif req.status in (RequestStatus.REJECTED, RequestStatus.WITHDRAWN, RequestStatus.TERMINATED):
+            decided = _last_decision(req)
+            reason = decided[1] if decided else None
+            if not await store.update_notice(
+                session,
+                notice_id=row.id,
+                version=row.version,
+                now=now,
+                status=NoticeStatus.REJECTED.value,
+                reject_reason=reason,
+            ):
+                raise ConcurrentUpdate(row.id)
+            await self._event(
+                session,
+                row.id,
+                NoticeEventKind.REJECTED,
+                decided[0] if decided else "system",
+                "system",
+                now,
+                request_id=req.id,
+                status=req.status.value,
+                reason=reason,
+            )
+            if req.status != RequestStatus.WITHDRAWN:
+                notice = store.notice_of(row)
+                await self._tell(session, row.author, rejected_text(notice, reason=reason), row.id, now)
+
+    async def _publish_in(
+        self, session: AsyncSession, notice_id: str, org: Org, now: datetime, *, actor: str, channel: str
+    ) -> int:
+        """Resolve the audience now (and store it), write a receipt and a card per recipient,
+        the trail and the default timer. The number of recipients."""
+        stored = await store.load_notice(session, notice_id=notice_id)
+        assert stored is not None
+        notice = stored.notice
+        people = notices_rules.resolve_audience(org, notice.audience, exclude=(notice.author,))
+        deadline = (
+            notice.ack_deadline
+            if notice.ack_deadline and notice.ack_deadline > now
+            else self.ack_deadline(now)
+        )
+        if not await store.update_notice(
+            session,
+            notice_id=notice.id,
+            version=notice.version,
+            now=now,
+            status=NoticeStatus.PUBLISHED.value,
+            published_at=now,
+            ack_deadline=deadline,
+        ):
+            raise ConcurrentUpdate(notice.id)
+        notice = replace(notice, status=NoticeStatus.PUBLISHED, published_at=now, ack_deadline=deadline)
+        receipts = await store.insert_receipts(session, notice_id=notice.id, people=people, now=now)
+        restricted = self._restricted(notice)
+        for r in receipts:
+            link = await self.d.links.url(r.person, notice_page(notice.id), session=session)
+            card = notice_card(notice, org=org, tz=self.d.tz, link=link, restricted=restricted)
+            task_id = card_task_id(notice.id, r.card_no)
+            session.add(
+                OutboxRow.due_now(
+                    kind="task_card",
+                    recipient=r.person,
+                    task_id=task_id,
+                    payload={
+                        "notice_id": notice.id,
+                        "task_id": task_id,
+                        "version": CARD_VERSION,
+                        "title": notice.title,
+                        "link": link,
+                        "card": card,
+                    },
+                    now=now,
+                )
+            )
+        await self._event(
+            session,
+            notice.id,
+            NoticeEventKind.PUBLISHED,
+            actor,
+            channel,
+            now,
+            recipients=len(people),
+            ack_deadline=deadline.isoformat(),
+        )
+        await timers.schedule_once(
+            session,
+            kind=TimerKind.NOTICE_DEFAULT,
+            key=_default_key(notice.id),
+            due_at=deadline,
+            now=now,
+            ref=notice.id,
+        )
+        return len(people)
+
+    def ack_deadline(self, published_at: datetime) -> datetime:
+        """When an unanswered receipt defaults to received: the end of the working day
+        `NoticeRules.ack_working_days` working days after publishing (the org's calendar)."""
+        calendar = self.d.calendar.current
+        return notices_rules.ack_deadline(
+            published_at,
+            tz=self.d.tz,
+            is_working_day=calendar.is_working_day,
+            day_end=calendar.periods[-1][1],
+            working_days=self.d.rules.ack_working_days,
+        ).astimezone(UTC)
+
+    def _restricted(self, notice: Notice) -> bool:
+        return notices_rules.is_restricted(
+            notice.confidentiality, named_only=notice.named_only, rules=self.d.rules
+        )
 
     # -- reading ------------------------------------------------------------------------------
+    async def load(self, notice_id: str) -> Notice:
+        """The stored notice (with its recipients); NoticeNotFound."""
+        async with self.d.db.session() as s:
+            stored = await store.load_notice(s, notice_id=notice_id)
+        if stored is None:
+            raise NoticeNotFound(notice_id=notice_id)
+        return stored.notice
+
     async def get(self, *, viewer: str, notice_id: str, channel: str = "web") -> NoticeView:
         """The notice as `viewer` may see it; a recipient's first view records opened (with the
-        channel); every view of a restricted item is recorded. Recipients, the author and (for
-        anything but a restricted item's content) org admins only."""
-        raise NotImplementedError
+        channel); every view of a restricted item is recorded. Recipients, the author and org
+        admins only (a restricted item's content: recipients and the author only)."""
+        org = await self.org()
+        try:
+            return await self._read(org, viewer, notice_id, channel, unlocked=False)
+        except _StatusChanged:
+            return await self._read(org, viewer, notice_id, channel, unlocked=False, record=False)
 
     async def unlock(self, *, viewer: str, notice_id: str, password: str, channel: str = "web") -> NoticeView:
-        """Give the access password: the notice with its body, or WrongPassword / LockedOut."""
-        raise NotImplementedError
+        """Give the access password: the notice with its body (the open recorded), or
+        WrongPassword (tries left) / LockedOut (until when); every try is in the trail."""
+        org = await self.org()
+        now = self.d.now()
+        refusal: NoticeError | None = None
+        async with self.d.db.transaction() as s:
+            stored = await store.load_notice(s, notice_id=notice_id)
+            if stored is None:
+                raise NoticeNotFound(notice_id=notice_id)
+            row = await store.receipt_row(s, notice_id=notice_id, person=viewer)
+            if stored.notice.author == viewer or stored.password_hash is None:
+                pass  # nothing to unlock
+            elif row is None:
+                raise NotRecipient(notice_id=notice_id)
+            else:
+                if notices_rules.is_locked(row.locked_until, now):
+                    assert row.locked_until is not None
+                    raise LockedOut(
+                        until=row.locked_until, shown={"until_local": row.locked_until.astimezone(self.d.tz)}
+                    )
+                if _password_matches(password, stored.password_hash):
+                    await store.set_password_state(
+                        s, notice_id=notice_id, person=viewer, failures=0, locked_until=None
+                    )
+                    await self._event(s, notice_id, NoticeEventKind.UNLOCKED, viewer, channel, now)
+                else:
+                    failures, locked = notices_rules.after_wrong_password(
+                        row.password_failures, now, self.d.rules
+                    )
+                    await store.set_password_state(
+                        s, notice_id=notice_id, person=viewer, failures=failures, locked_until=locked
+                    )
+                    await self._event(s, notice_id, NoticeEventKind.UNLOCK_FAILED, viewer, channel, now)
+                    if locked is not None:
+                        await self._event(
+                            s, notice_id, NoticeEventKind.LOCKED, viewer, channel, now, until=locked
+                        )
+                        refusal = LockedOut(until=locked, shown={"until_local": locked.astimezone(self.d.tz)})
+                    else:
+                        left = self.d.rules.password_tries - failures
+                        refusal = WrongPassword(notice_id=notice_id, tries_left=left)
+        if refusal is not None:
+            raise refusal
+        try:
+            return await self._read(org, viewer, notice_id, channel, unlocked=True)
+        except _StatusChanged:
+            return await self._read(org, viewer, notice_id, channel, unlocked=True, record=False)
 
-    async def load(self, notice_id: str) -> Any:
-        """The stored notice (`notices.model.Notice`) with its receipts; NoticeNotFound."""
-        raise NotImplementedError
+    async def _read(
+        self, org: Org, viewer: str, notice_id: str, channel: str, *, unlocked: bool, record: bool = True
+    ) -> NoticeView:
+        now = self.d.now()
+        async with self.d.db.transaction() as s:
+            stored = await store.load_notice(s, notice_id=notice_id)
+            if stored is None:
+                raise NoticeNotFound(notice_id=notice_id)
+            notice = stored.notice
+            row = await store.receipt_row(s, notice_id=notice_id, person=viewer)
+            is_author = viewer == notice.author
+            admin = self._is_admin(org, viewer)
+            if row is None and not is_author and not admin:
+                raise NotRecipient(notice_id=notice_id)
+            restricted = self._restricted(notice)
+            locked_until = (
+                row.locked_until if row is not None and row.locked_until and row.locked_until > now else None
+            )
+            needs_password = notice.has_password and not is_author and not unlocked
+            may_read = (
+                is_author
+                or (row is not None and not needs_password)
+                or (admin and not restricted and not notice.has_password)
+            )
+            if record and notice.status == NoticeStatus.PUBLISHED and row is not None and may_read:
+                await self._record_open(s, notice, row, channel, now, restricted)
+            elif record and restricted and may_read and notice.status == NoticeStatus.PUBLISHED:
+                await store.add_view(s, notice_id=notice_id, person=viewer, at=now, channel=channel)
+                await self._event(s, notice_id, NoticeEventKind.VIEWED, viewer, channel, now)
+            row = await store.receipt_row(s, notice_id=notice_id, person=viewer)
+            progress = (await store.progress_of(s, notice_ids=[notice_id])).get(notice_id, {})
+        return self._view(
+            org,
+            notice,
+            viewer=viewer,
+            row=row,
+            progress=progress,
+            body=notice.body if may_read else None,
+            needs_password=needs_password and row is not None,
+            locked_until=locked_until,
+            restricted=restricted,
+        )
+
+    async def _record_open(
+        self,
+        s: AsyncSession,
+        notice: Notice,
+        row: NoticeReceiptRow,
+        channel: str,
+        now: datetime,
+        restricted: bool,
+    ) -> None:
+        """A recipient's view: opened the first time, and every view of a restricted item."""
+        first = await store.move_receipt(
+            s,
+            notice_id=notice.id,
+            person=row.person,
+            from_states=notices_rules.move_from(ReceiptState.OPENED),
+            values={"state": ReceiptState.OPENED.value, "opened_at": now, "opened_via": channel[:16]},
+        )
+        if first:
+            if await store.notice_status(s, notice_id=notice.id) != NoticeStatus.PUBLISHED.value:
+                raise _StatusChanged(notice.id)  # recalled meanwhile: nothing is recorded
+            await self._event(s, notice.id, NoticeEventKind.OPENED, row.person, channel, now)
+        if restricted:
+            await store.add_view(s, notice_id=notice.id, person=row.person, at=now, channel=channel)
+            if not first:
+                await self._event(s, notice.id, NoticeEventKind.VIEWED, row.person, channel, now)
 
     # -- answering ----------------------------------------------------------------------------
     async def acknowledge(self, *, person: str, notice_id: str, channel: str = "web") -> ReceiptView:
-        """已收到: records acknowledged (and opened, if it was not) and closes the person's card."""
-        raise NotImplementedError
+        """已收到: records acknowledged (and opened, if it was not) and closes the person's card
+        in place; a second 已收到, or one after the default, is refused and changes nothing."""
+        org = await self.org()
+        now = self.d.now()
+        async with self.d.db.transaction() as s:
+            stored = await store.load_notice(s, notice_id=notice_id)
+            if stored is None:
+                raise NoticeNotFound(notice_id=notice_id)
+            notice = stored.notice
+            row = await store.receipt_row(s, notice_id=notice_id, person=person)
+            if row is None:
+                raise NotRecipient(notice_id=notice_id)
+            if notice.status != NoticeStatus.PUBLISHED:
+                raise _not_published(notice)
+            current = store.receipt_of(row)
+            moved = notices_rules.move_receipt(
+                current, ReceiptState.ACKNOWLEDGED, now=now, channel=channel[:16]
+            )
+            ok = await store.move_receipt(
+                s,
+                notice_id=notice_id,
+                person=person,
+                from_states=notices_rules.move_from(ReceiptState.ACKNOWLEDGED),
+                values={
+                    "state": moved.state.value,
+                    "acknowledged_at": moved.acknowledged_at,
+                    "acknowledged_via": moved.acknowledged_via,
+                    "opened_at": moved.opened_at,
+                    "opened_via": moved.opened_via,
+                },
+            )
+            if not ok:  # answered meanwhile (another tap, the default timer)
+                await s.refresh(row)
+                raise _already(store.receipt_of(row))
+            if current.opened_at is None:
+                if await store.notice_status(s, notice_id=notice_id) != NoticeStatus.PUBLISHED.value:
+                    raise _not_published(replace(notice, status=NoticeStatus.RECALLED))
+                await self._event(s, notice_id, NoticeEventKind.OPENED, person, channel, now)
+            await self._event(s, notice_id, NoticeEventKind.ACKNOWLEDGED, person, channel, now)
+            await self._close_card(s, notice, org, current, OUTCOME_ACKNOWLEDGED, now)
+        logger.info("notice acknowledged", extra={"notice_id": notice_id, "user": person, "channel": channel})
+        return self._receipt_view(org, moved)
 
-    async def tap(self, *, person: str, task_id: str, channel: str) -> str:
-        """A card's 已收到 tap; the answer to say in chat (a repeated or stale tap changes nothing)."""
-        raise NotImplementedError
+    async def tap(self, *, person: str, task_id: str, channel: str) -> str | None:
+        """A card's 已收到 tap: None when it was recorded (the card closes in place), else the
+        words to answer in chat (a repeated or stale tap changes nothing)."""
+        parsed = parse_card_task_id(task_id)
+        if parsed is None:
+            return message_for(NoticeNotFound("notice_not_found.card"))
+        notice_id, card_no = parsed
+        async with self.d.db.session() as s:
+            row = await store.receipt_row(s, notice_id=notice_id, person=person)
+        if row is None or row.card_no != card_no:
+            return message_for(NotRecipient("not_recipient.card", notice_id=notice_id))
+        try:
+            await self.acknowledge(person=person, notice_id=notice_id, channel=channel)
+        except NoticeError as exc:
+            return message_for(exc)
+        return None
 
     # -- the author's side --------------------------------------------------------------------
     async def recall(self, *, author: str, notice_id: str) -> NoticeView:
-        """收回 while nobody opened it; cards updated in place to 已收回."""
-        raise NotImplementedError
+        """收回 while nobody opened it; cards updated in place to 已收回. Refused, naming who
+        opened it and when, once anyone did."""
+        org = await self.org()
+        now = self.d.now()
+        withdraw: str | None = None
+        async with self.d.db.transaction() as s:
+            stored = await store.load_notice(s, notice_id=notice_id, for_update=True)
+            if stored is None:
+                raise NoticeNotFound(notice_id=notice_id)
+            notice = stored.notice
+            if author != notice.author and not self._is_admin(org, author):
+                raise NotAuthor("not_author.recall", notice_id=notice_id)
+            if notice.status in (NoticeStatus.RECALLED, NoticeStatus.REJECTED):
+                raise _not_published(notice)
+            # Lock every receipt first: an open racing this recall either ends before (and is
+            # seen below) or finds the notice recalled and rolls back.
+            await store.touch_receipts(s, notice_id=notice_id, states=tuple(ReceiptState))
+            receipts = await store.receipts_of(s, notice_id=notice_id)
+            try:
+                notices_rules.check_recall(notice, receipts)
+            except RecallRefused as exc:
+                openers = exc.context["openers"]
+                raise RecallRefused(
+                    notice_id=notice_id,
+                    openers=[(p, at.isoformat()) for p, at in openers],
+                    shown={"openers_text": openers_text(org, openers, self.d.tz), "count": len(openers)},
+                ) from None
+            if not await store.update_notice(
+                s,
+                notice_id=notice_id,
+                version=notice.version,
+                now=now,
+                status=NoticeStatus.RECALLED.value,
+                recalled_at=now,
+            ):
+                raise NoticeBusy(notice_id=notice_id)
+            await self._event(s, notice_id, NoticeEventKind.RECALLED, author, "web", now)
+            await timers.cancel_by_key(s, key=_default_key(notice_id), now=now)
+            for r in receipts:
+                await self._close_card(s, notice, org, r, OUTCOME_RECALLED, now)
+            if notice.status == NoticeStatus.PENDING_APPROVAL:
+                withdraw = notice.approval_request
+        if withdraw is not None and self.d.workflow is not None:
+            await self._withdraw_request(withdraw, notice.author)
+        logger.info("notice recalled", extra={"notice_id": notice_id, "user": author})
+        return await self.get(viewer=author, notice_id=notice_id)
+
+    async def _withdraw_request(self, request_id: str, initiator: str) -> None:
+        """A notice recalled while the office had it: its request is withdrawn too."""
+        assert self.d.workflow is not None
+        try:
+            await self.d.workflow.act(
+                request_id=request_id,
+                action=Action(kind=ActionKind.WITHDRAW, actor=initiator, channel=Channel.SYSTEM),
+            )
+        except ApprovalError:
+            logger.warning("notice_publish request not withdrawn", extra={"request_id": request_id})
 
     async def receipts(self, *, viewer: str, notice_id: str) -> ReceiptsView:
-        raise NotImplementedError
+        """The author's (or an org admin's) progress: x of y acknowledged, who has not, who
+        defaulted, the views of a restricted item, and the trail."""
+        org = await self.org()
+        now = self.d.now()
+        async with self.d.db.session() as s:
+            stored = await store.load_notice(s, notice_id=notice_id)
+            if stored is None:
+                raise NoticeNotFound(notice_id=notice_id)
+            notice = stored.notice
+            if viewer != notice.author and not self._is_admin(org, viewer):
+                raise NotAuthor("not_author.receipts", notice_id=notice_id)
+            receipts = await store.receipts_of(s, notice_id=notice_id)
+            views = await store.views_of(s, notice_id=notice_id)
+            events = await store.events_of(s, notice_id=notice_id)
+        shown = [self._receipt_view(org, r) for r in receipts]
+        order = {
+            ReceiptState.SENT: 0,
+            ReceiptState.OPENED: 1,
+            ReceiptState.DEFAULTED: 2,
+            ReceiptState.ACKNOWLEDGED: 3,
+        }
+        shown.sort(key=lambda v: (order[v.state], v.name, v.person))
+        count = Counter(r.state for r in receipts)
+        retry = notices_rules.urge_retry_at(notice.urged_at, now, self.d.rules)
+        unanswered = count[ReceiptState.SENT] + count[ReceiptState.OPENED]
+        return ReceiptsView(
+            notice_id=notice.id,
+            title=notice.title,
+            status=notice.status,
+            total=len(receipts),
+            acknowledged=count[ReceiptState.ACKNOWLEDGED],
+            defaulted=count[ReceiptState.DEFAULTED],
+            opened=count[ReceiptState.OPENED],
+            unanswered=unanswered,
+            receipts=shown,
+            pending=[v for v in shown if not v.state.answered],
+            defaulted_people=[v for v in shown if v.state == ReceiptState.DEFAULTED],
+            views=[ViewRecord(v.person, org.display_name(v.person), v.at, v.channel) for v in views],
+            trail=[
+                NoticeEventView(
+                    at=e.at,
+                    kind=e.kind.value,
+                    actor=e.actor,
+                    actor_name=org.display_name(e.actor) if e.actor and e.actor != "system" else "系统",
+                    channel=e.channel,
+                    data=e.data,
+                )
+                for e in events
+            ],
+            can_urge=notice.status == NoticeStatus.PUBLISHED and unanswered > 0 and retry is None,
+            urge_retry_at=retry,
+            can_recall=notice.status in (NoticeStatus.PUBLISHED, NoticeStatus.PENDING_APPROVAL)
+            and all(r.opened_at is None for r in receipts),
+        )
 
     async def urge(self, *, author: str, notice_id: str) -> Urged:
-        """催办: remind only those who have not answered, at most once per 30 minutes."""
-        raise NotImplementedError
+        """催办: remind only those who have not answered, at most once per 30 minutes per notice."""
+        org = await self.org()
+        now = self.d.now()
+        async with self.d.db.transaction() as s:
+            stored = await store.load_notice(s, notice_id=notice_id, for_update=True)
+            if stored is None:
+                raise NoticeNotFound(notice_id=notice_id)
+            notice = stored.notice
+            if author != notice.author and not self._is_admin(org, author):
+                raise NotAuthor("not_author.urge", notice_id=notice_id)
+            if notice.status != NoticeStatus.PUBLISHED:
+                raise _not_published(notice)
+            retry = notices_rules.urge_retry_at(notice.urged_at, now, self.d.rules)
+            if retry is not None:
+                raise UrgeTooSoon(
+                    retry_at=retry, notice_id=notice_id, shown={"retry_local": retry.astimezone(self.d.tz)}
+                )
+            people = [
+                r.person for r in await store.receipts_of(s, notice_id=notice_id) if not r.state.answered
+            ]
+            if not people:
+                raise NothingToUrge(notice_id=notice_id)
+            if not await store.update_notice(
+                s, notice_id=notice_id, version=notice.version, now=now, urged_at=now
+            ):
+                raise UrgeTooSoon(
+                    retry_at=now + self.d.rules.urge_interval,
+                    notice_id=notice_id,
+                    shown={"retry_local": (now + self.d.rules.urge_interval).astimezone(self.d.tz)},
+                )
+            text = urge_text(notice, author_name=org.display_name(author))
+            for person in people:
+                await self._tell(s, person, text, notice_id, now)
+            await self._event(s, notice_id, NoticeEventKind.URGED, author, "web", now, people=people)
+        logger.info("notice urged", extra={"notice_id": notice_id, "user": author, "reminded": len(people)})
+        return Urged(reminded=people, names=[org.display_name(p) for p in people])
 
     # -- lists --------------------------------------------------------------------------------
     async def list_for(
         self, *, person: str, unanswered_only: bool = False, limit: int = 50
     ) -> list[NoticeSummary]:
-        raise NotImplementedError
+        """The notices addressed to `person`, newest first (recalled ones too, marked so)."""
+        org = await self.org()
+        now = self.d.now()
+        states = (ReceiptState.SENT, ReceiptState.OPENED) if unanswered_only else None
+        statuses = (
+            (NoticeStatus.PUBLISHED,) if unanswered_only else (NoticeStatus.PUBLISHED, NoticeStatus.RECALLED)
+        )
+        async with self.d.db.session() as s:
+            rows = await store.notices_for(s, person=person, states=states, statuses=statuses, limit=limit)
+            progress = await store.progress_of(s, notice_ids=[n.id for n, _ in rows])
+        return [
+            self._summary(org, store.notice_of(n), progress.get(n.id, {}), now, ReceiptState(r.state))
+            for n, r in rows
+        ]
 
     async def list_authored(self, *, author: str, limit: int = 50) -> list[NoticeSummary]:
-        raise NotImplementedError
+        org = await self.org()
+        now = self.d.now()
+        async with self.d.db.session() as s:
+            rows = await store.notices_by(s, author=author, limit=limit)
+            progress = await store.progress_of(s, notice_ids=[n.id for n in rows])
+        return [self._summary(org, store.notice_of(n), progress.get(n.id, {}), now, None) for n in rows]
 
     async def unanswered_for(self, person: str) -> list[NoticeSummary]:
-        raise NotImplementedError
+        return await self.list_for(person=person, unanswered_only=True, limit=200)
+
+    async def digest_items(self) -> list[NoticeItem]:
+        """Every unanswered receipt of a published notice, for the 10:00 / 15:30 digests."""
+        org = await self.org()
+        async with self.d.db.session() as s:
+            rows = await store.unanswered(s)
+        return [
+            NoticeItem(
+                notice_id=n.id,
+                recipient=r.person,
+                kind_label=KIND_LABEL[NoticeKind(n.kind)],
+                title=n.title,
+                author_name=org.display_name(n.author),
+                published_at=n.published_at,
+                ack_deadline=n.ack_deadline,
+            )
+            for n, r in rows
+        ]
 
     # -- the default 已收到 timer ---------------------------------------------------------------
     async def fire_default(self, timer: Timer) -> FireResult:
-        raise NotImplementedError
+        """The deadline passed: every unanswered receipt becomes defaulted (once, whatever the
+        replicas: the claim and the conditional update), recorded, and its card closed."""
+        org = await self.org()
+        now = self.d.now()
+        notice_id = timer.ref or ""
+        async with self.d.db.transaction() as s:
+            if not await timers.finish(s, timer, now=now):
+                return FireResult.LOST
+            stored = await store.load_notice(s, notice_id=notice_id)
+            if stored is None or stored.notice.status != NoticeStatus.PUBLISHED:
+                await timers.set_status(s, timer.id, status=TimerStatus.CANCELLED)
+                return FireResult.CANCELLED
+            notice = stored.notice
+            before = {r.person: r for r in await store.receipts_of(s, notice_id=notice_id)}
+            people = await store.move_all(
+                s,
+                notice_id=notice_id,
+                from_states=notices_rules.move_from(ReceiptState.DEFAULTED),
+                values={"state": ReceiptState.DEFAULTED.value, "defaulted_at": now},
+            )
+            for person in people:
+                await self._event(
+                    s, notice_id, NoticeEventKind.DEFAULTED, "system", "system", now, person=person
+                )
+                await self._close_card(s, notice, org, before[person], OUTCOME_DEFAULTED, now)
+        logger.info("notice receipts defaulted", extra={"notice_id": notice_id, "defaulted": len(people)})
+        return FireResult.FIRED
+
+    # -- helpers ------------------------------------------------------------------------------
+    async def _event(
+        self,
+        session: AsyncSession,
+        notice_id: str,
+        kind: NoticeEventKind,
+        actor: str | None,
+        channel: str,
+        now: datetime,
+        **data: Any,
+    ) -> None:
+        await store.add_event(
+            session,
+            event=NoticeEvent(
+                notice_id=notice_id, at=now, kind=kind, actor=actor, channel=channel, data=data
+            ),
+        )
+
+    async def _close_card(
+        self, session: AsyncSession, notice: Notice, org: Org, receipt: Receipt, outcome: str, now: datetime
+    ) -> None:
+        """The person's card, closed in place with `outcome` (已收到 / 默认已收到 / 已收回)."""
+        link = await self.d.links.url(receipt.person, notice_page(notice.id), session=session)
+        card = notice_card(notice, org=org, tz=self.d.tz, link=link, restricted=self._restricted(notice))
+        task_id = card_task_id(notice.id, receipt.card_no)
+        session.add(
+            OutboxRow.due_now(
+                kind="card_closed",
+                recipient=receipt.person,
+                task_id=task_id,
+                payload={
+                    "notice_id": notice.id,
+                    "task_id": task_id,
+                    "version": CARD_VERSION,
+                    "title": notice.title,
+                    "link": link,
+                    "outcome": outcome,
+                    "card": closed_card(card, outcome),
+                },
+                now=now,
+            )
+        )
+
+    async def _tell(
+        self, session: AsyncSession, person: str, text: str, notice_id: str, now: datetime
+    ) -> None:
+        link = await self.d.links.url(person, notice_page(notice_id), session=session)
+        session.add(
+            OutboxRow.due_now(
+                kind="text",
+                recipient=person,
+                payload={"text": text, "notice_id": notice_id, "link": link},
+                now=now,
+            )
+        )
+
+    def _receipt_view(self, org: Org, r: Receipt) -> ReceiptView:
+        user = org.user(r.person)
+        dept = org.department(user.department) if user else None
+        return ReceiptView(
+            person=r.person,
+            name=org.display_name(r.person),
+            department=dept.name if dept else "",
+            state=r.state,
+            state_label=RECEIPT_LABEL[r.state],
+            opened_at=r.opened_at,
+            opened_via=r.opened_via,
+            acknowledged_at=r.acknowledged_at,
+            acknowledged_via=r.acknowledged_via,
+            defaulted_at=r.defaulted_at,
+            added_by=r.added_by,
+            added_by_name=org.display_name(r.added_by) if r.added_by else None,
+        )
+
+    def _view(
+        self,
+        org: Org,
+        notice: Notice,
+        *,
+        viewer: str,
+        row: NoticeReceiptRow | None,
+        progress: dict[str, int],
+        body: str | None,
+        needs_password: bool,
+        locked_until: datetime | None,
+        restricted: bool,
+    ) -> NoticeView:
+        mine = store.receipt_of(row) if row is not None else None
+        total = sum(progress.values())
+        opened_any = progress.get(ReceiptState.SENT.value, 0) < total
+        return NoticeView(
+            id=notice.id,
+            kind=notice.kind,
+            kind_label=KIND_LABEL[notice.kind],
+            title=notice.title,
+            body=body,
+            author=notice.author,
+            author_name=org.display_name(notice.author),
+            status=notice.status,
+            status_label=STATUS_LABEL[notice.status],
+            confidentiality=notice.confidentiality,
+            confidentiality_label=CONFIDENTIALITY_LABEL[notice.confidentiality],
+            restricted=restricted,
+            named_only=notice.named_only,
+            has_password=notice.has_password,
+            needs_password=needs_password,
+            locked_until=locked_until,
+            audience=notice.audience,
+            audience_text=audience_text(org, notice.audience),
+            created_at=notice.created_at,
+            published_at=notice.published_at,
+            ack_deadline=notice.ack_deadline,
+            pinned_until=notice.pinned_until,
+            recalled_at=notice.recalled_at,
+            meeting=notice.meeting,
+            poll=notice.poll,
+            is_author=viewer == notice.author,
+            my_receipt=self._receipt_view(org, mine) if mine is not None else None,
+            can_acknowledge=mine is not None
+            and notice.status == NoticeStatus.PUBLISHED
+            and not mine.state.answered,
+            can_recall=viewer == notice.author
+            and notice.status in (NoticeStatus.PUBLISHED, NoticeStatus.PENDING_APPROVAL)
+            and not opened_any,
+            total=total,
+            acknowledged=progress.get(ReceiptState.ACKNOWLEDGED.value, 0)
+            + progress.get(ReceiptState.DEFAULTED.value, 0),
+            approval_request=notice.approval_request,
+            reject_reason=notice.reject_reason,
+        )
+
+    def _summary(
+        self, org: Org, notice: Notice, progress: dict[str, int], now: datetime, mine: ReceiptState | None
+    ) -> NoticeSummary:
+        return NoticeSummary(
+            id=notice.id,
+            kind=notice.kind,
+            kind_label=KIND_LABEL[notice.kind],
+            title=notice.title,
+            author=notice.author,
+            author_name=org.display_name(notice.author),
+            status=notice.status,
+            status_label=STATUS_LABEL[notice.status],
+            restricted=self._restricted(notice),
+            published_at=notice.published_at,
+            created_at=notice.created_at,
+            ack_deadline=notice.ack_deadline,
+            pinned=notice.kind == NoticeKind.ANNOUNCEMENT
+            and notice.status == NoticeStatus.PUBLISHED
+            and (notice.pinned_until is None or notice.pinned_until > now),
+            my_state=mine,
+            my_state_label=RECEIPT_LABEL[mine] if mine is not None else None,
+            total=sum(progress.values()),
+            acknowledged=progress.get(ReceiptState.ACKNOWLEDGED.value, 0)
+            + progress.get(ReceiptState.DEFAULTED.value, 0),
+        )
+
+
+CARD_VERSION = 1  # a notice card is sent once per person and never re-versioned
+_CHANNELS = frozenset(c.value for c in Channel)
+_SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+
+
+def _default_key(notice_id: str) -> str:
+    return f"notice_default:{notice_id}"
+
+
+def _password_hash(password: str) -> str:
+    """A slow salted hash of an access password: `scrypt$n$r$p$salt$hash`."""
+    if not 4 <= len(password) <= 64:
+        raise NoticeInvalid("notice_invalid.password", least=4, most=64)
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode("utf-8"), salt=salt, dklen=32, **_SCRYPT)
+    return f"scrypt${_SCRYPT['n']}${_SCRYPT['r']}${_SCRYPT['p']}${salt.hex()}${digest.hex()}"
+
+
+def _password_matches(password: str, stored: str) -> bool:
+    try:
+        scheme, n, r, p, salt, digest = stored.split("$")
+        found = hashlib.scrypt(
+            password.encode("utf-8"), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p), dklen=32
+        )
+    except (ValueError, UnicodeError):
+        return False
+    return scheme == "scrypt" and hmac.compare_digest(found.hex(), digest)
+
+
+def _last_decision(req: Request) -> tuple[str, str | None] | None:
+    """(who, their comment) of the request's latest decision."""
+    decided = [t for t in req.tasks if t.decided_at is not None]
+    if not decided:
+        return None
+    last = max(decided, key=lambda t: t.decided_at or req.created_at)
+    return (last.decided_by or last.assignee, last.comment)
+
+
+def _already(receipt: Receipt) -> IllegalReceiptMove:
+    """The refusal of a 已收到 that lost the race to another answer."""
+    if receipt.state == ReceiptState.DEFAULTED:
+        return IllegalReceiptMove("receipt_move.defaulted", current=receipt.state.value)
+    if receipt.state == ReceiptState.ACKNOWLEDGED:
+        return IllegalReceiptMove("receipt_move.acknowledged", current=receipt.state.value)
+    return IllegalReceiptMove(current=receipt.state.value)
+
+
+def _not_published(notice: Notice) -> NoticeNotPublished:
+    return NoticeNotPublished(
+        notice_id=notice.id, status=notice.status.value, shown={"status_label": STATUS_LABEL[notice.status]}
+    )

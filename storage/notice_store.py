@@ -165,6 +165,14 @@ async def load_notice(
     )
 
 
+async def notice_status(session: AsyncSession, *, notice_id: str) -> str | None:
+    """The notice's status as committed now (a fresh statement: PostgreSQL's read committed
+    sees a recall that committed while this transaction waited)."""
+    return (
+        await session.execute(select(col(NoticeRow.status)).where(col(NoticeRow.id) == notice_id))
+    ).scalar_one_or_none()
+
+
 async def notice_by_request(session: AsyncSession, *, request_id: str) -> NoticeRow | None:
     """The notice a `notice_publish` approval request is about."""
     return (

@@ -21,7 +21,17 @@ from notifications.messages import MESSAGES, message_for
 from org.errors import DomainError
 
 ROOT = Path(__file__).resolve().parent.parent
-RAISING = ["approvals", "checkins", "notices", "org", "services", "notifications", "deadlines", "reports", "storage"]
+RAISING = [
+    "approvals",
+    "checkins",
+    "notices",
+    "org",
+    "services",
+    "notifications",
+    "deadlines",
+    "reports",
+    "storage",
+]
 RAISING += ["handlers", "bot"]
 
 

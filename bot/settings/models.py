@@ -298,6 +298,30 @@ class Settings(BaseModel):
     admin_role: Annotated[str, parse.office_role] = Field(
         default="admin", validation_alias="OABOT_ADMIN_ROLE"
     )
+    # Notices 通知 (services.notices): levels at or above OABOT_NOTICE_REFUSE_FROM do not go through
+    # the system (secret 秘密 | confidential 机密 | top_secret 绝密); an unanswered notice counts as
+    # received at the end of the Nth working day after it went out; a notice to one's own
+    # department or to named people goes out without the office's approval unless switched off;
+    # OABOT_NOTICE_APPROVAL_ALWAYS sends every notice to the office first.
+    notice_refuse_from: Annotated[
+        str,
+        parse.one_of("secret", "confidential", "top_secret", what="secret, confidential or top_secret"),
+    ] = Field(default="confidential", validation_alias="OABOT_NOTICE_REFUSE_FROM")
+    notice_ack_working_days: Annotated[
+        int,
+        parse.whole_number(
+            0, 10, "working days after publishing until an unanswered notice counts as received"
+        ),
+    ] = Field(default=1, validation_alias="OABOT_NOTICE_ACK_WORKING_DAYS")
+    notice_direct_own_department: Annotated[bool, parse.switch] = Field(
+        default=True, validation_alias="OABOT_NOTICE_DIRECT_OWN_DEPARTMENT"
+    )
+    notice_direct_named: Annotated[bool, parse.switch] = Field(
+        default=True, validation_alias="OABOT_NOTICE_DIRECT_NAMED"
+    )
+    notice_approval_always: Annotated[bool, parse.switch] = Field(
+        default=False, validation_alias="OABOT_NOTICE_APPROVAL_ALWAYS"
+    )
     backup_times: Annotated[tuple[time, ...], parse.backup_times] = Field(
         default=(time(7, 0), time(12, 0), time(19, 0)), validation_alias="OABOT_BACKUP_TIMES"
     )

@@ -27,7 +27,7 @@ OUT_TRACK_PREFIX = "oabot_"
 LINK_ACTIONS = ("reassign",)  # link buttons besides 更多操作/查看 (more_*): the 督办 card's 转交
 SUPERVISE_MARK = "_m"  # a 督办 card's outTrackId: oabot_<task>_m<recipient hash>_v<version>
 CALLBACK_ROUTE_KEY = "oabot_card"  # the HTTP-mode callbackRouteKey registered for /callbacks/dingtalk/card
-ACTIONS = ("approve", "reject", "acknowledge", "supervise_urge", "take_over")
+ACTIONS = ("approve", "reject", "acknowledge", "supervise_urge", "take_over", "notice_ack")
 
 # Every variable the card template may use, with what it holds (documented for admins).
 TEMPLATE_VARIABLES: dict[str, str] = {
@@ -63,6 +63,8 @@ TEMPLATE_VARIABLES: dict[str, str] = {
     "reassign_label": "督办 card: label of the 转交 link button",
     "reassign_url": "督办 card: the person picker page, through the manager's own link",
     "show_reassign": "true / false",
+    "notice_ack_label": "notice card: label of the 已收到 button (回传请求, action notice_ack)",
+    "show_notice_ack": "true / false",
 }
 
 

@@ -1,0 +1,137 @@
+"""What notices say: labels of their codes, the audience in words, and the notice card.
+
+A notice card has the task card's shape (`notifications.compose.task_card`), so the WeCom,
+DingTalk and console deliveries send it and later close it in place (`card_closed`) unchanged.
+A restricted item's card shows its title only. Pure: no I/O; it decides nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from notices.model import (
+    Audience,
+    Confidentiality,
+    Notice,
+    NoticeKind,
+    NoticeStatus,
+    ReceiptState,
+)
+from org.model import Org
+
+KIND_LABEL = {
+    NoticeKind.NOTICE: "通知",
+    NoticeKind.ANNOUNCEMENT: "公告",
+    NoticeKind.MEETING: "会议通知",
+    NoticeKind.POLL: "调查",
+}
+CONFIDENTIALITY_LABEL = {
+    Confidentiality.PUBLIC: "公开",
+    Confidentiality.INTERNAL: "内部",
+    Confidentiality.SECRET: "秘密",
+    Confidentiality.CONFIDENTIAL: "机密",
+    Confidentiality.TOP_SECRET: "绝密",
+}
+STATUS_LABEL = {
+    NoticeStatus.PENDING_APPROVAL: "待办公室审核",
+    NoticeStatus.PUBLISHED: "已发布",
+    NoticeStatus.REJECTED: "未通过审核",
+    NoticeStatus.RECALLED: "已收回",
+}
+RECEIPT_LABEL = {
+    ReceiptState.SENT: "未读",
+    ReceiptState.OPENED: "已读未确认",
+    ReceiptState.ACKNOWLEDGED: "已收到",
+    ReceiptState.DEFAULTED: "默认已收到",
+}
+CHANNEL_LABEL = {
+    "web": "网页",
+    "api": "接口",
+    "console": "控制台",
+    "wecom": "企业微信",
+    "dingtalk": "钉钉",
+    "system": "系统",
+}
+
+ACK_LABEL = "已收到"
+OPEN_LABEL = "查看"
+# What a closed notice card says instead of its buttons.
+OUTCOME_ACKNOWLEDGED = "已收到"
+OUTCOME_DEFAULTED = "默认已收到"
+OUTCOME_RECALLED = "已收回"
+
+
+def local(at: datetime | None, tz: ZoneInfo) -> str:
+    return at.astimezone(tz).strftime("%m-%d %H:%M") if at else "—"
+
+
+def audience_text(org: Org, audience: Audience) -> str:
+    """An audience in words: 全体人员、办公室（含下级部门）、职级 3、角色 hr_manager、张三."""
+    parts: list[str] = []
+    if audience.everyone:
+        parts.append("全体人员")
+    for pick in audience.departments:
+        dept = org.department(pick.id)
+        name = dept.name if dept else pick.id
+        parts.append(f"{name}（含下级部门）" if pick.with_sub and org.sub_departments(pick.id) else name)
+    if audience.levels:
+        parts.append("职级 " + "、".join(str(v) for v in sorted(audience.levels)))
+    parts += [f"角色 {r}" for r in audience.roles]
+    parts += [org.display_name(p) for p in audience.people]
+    return "、".join(parts) or "—"
+
+
+def notice_buttons(*, link: str) -> list[dict[str, str]]:
+    """已收到 calls back (`notice_ack`); 查看 opens the notice page at the recipient's own `link`."""
+    return [
+        {"action": "notice_ack", "label": ACK_LABEL, "style": "primary"},
+        {"action": "open", "label": OPEN_LABEL, "style": "default", "url": link},
+    ]
+
+
+def notice_card(notice: Notice, *, org: Org, tz: ZoneInfo, link: str, restricted: bool) -> dict[str, Any]:
+    """A recipient's card, shaped like a task card; a restricted item shows its title only."""
+    fields: list[dict[str, str]] = []
+    if not restricted:
+        if notice.meeting is not None:
+            fields.append({"label": "时间", "value": local(notice.meeting.starts_at, tz)})
+            fields.append({"label": "地点", "value": notice.meeting.place or "—"})
+        summary = " ".join(notice.body.split())
+        if summary:
+            fields.append({"label": "内容", "value": summary[:60] + ("…" if len(summary) > 60 else "")})
+    else:
+        fields.append({"label": "密级", "value": CONFIDENTIALITY_LABEL[notice.confidentiality]})
+    return {
+        "title": KIND_LABEL[notice.kind],
+        "urgency": None,
+        "subtitle": notice.title,
+        "initiator": org.display_name(notice.author),
+        "step": "请确认收到",
+        "acting_for": None,
+        "acting_for_label": None,
+        "fields": fields,
+        "deadline": local(notice.ack_deadline, tz) if notice.ack_deadline else None,
+        "waiting": f"{org.display_name(notice.author)} 于 {local(notice.published_at, tz)} 发布，请阅读后点「已收到」",
+        "buttons": notice_buttons(link=link),
+        "link": link,
+        "notice": True,
+    }
+
+
+def urge_text(notice: Notice, *, author_name: str) -> str:
+    return f"【催办】{author_name} 提醒您确认收到{KIND_LABEL[notice.kind]}「{notice.title}」，请打开查看后点「已收到」"
+
+
+def rejected_text(notice: Notice, *, reason: str | None) -> str:
+    text = f"您的{KIND_LABEL[notice.kind]}「{notice.title}」未通过办公室审核，没有发出"
+    return text + (f"。原因：{reason}" if reason else "。")
+
+
+def published_text(notice: Notice, *, recipients: int) -> str:
+    return f"您的{KIND_LABEL[notice.kind]}「{notice.title}」已通过审核并发布，共 {recipients} 人"
+
+
+def openers_text(org: Org, openers: list[tuple[str, datetime]], tz: ZoneInfo) -> str:
+    return "、".join(f"{org.display_name(p)}（{local(at, tz)}）" for p, at in openers)

@@ -13,8 +13,10 @@ from typing import Any
 from aiohttp import web
 
 from approvals.clock import ManualClock
+from approvals.engine import Action
+from approvals.model import ActionKind, TaskStatus
 from bot.app import create_app
-from bot.keys import NOTICES, SESSIONS
+from bot.keys import NOTICES, SESSIONS, WORKFLOW
 from notices.model import Audience, Confidentiality, NoticeKind, ReceiptState
 from services.notices import NoticeDraft, NoticeView
 from storage.db import Database
@@ -121,6 +123,41 @@ async def test_my_notices_list_pinned_announcements_first_then_unread(
     sun = await _phone(app, client, "u_sun")
     status, page = await sun.get("/m/n/?box=sent")
     assert status == 200 and "0/2 人已确认" in page and f"/m/n/{unread.id}/receipts" in page
+
+
+async def test_a_pinned_announcement_stays_on_top_until_it_expires(
+    org_db: Database, aiohttp_client: Any, clock: ManualClock
+) -> None:
+    app, client = await _app(org_db, aiohttp_client, clock)
+    pending = await _publish(
+        app,
+        author="u_zhang",
+        kind=NoticeKind.ANNOUNCEMENT,
+        title="年终安全生产公告",
+        audience=Audience(everyone=True),
+        pinned_until=clock.now() + timedelta(days=2),
+    )
+    assert pending.approval_request  # an announcement goes to the office first
+    req = await app[WORKFLOW].get(pending.approval_request)
+    task = next(t for st in req.steps for t in st.tasks if t.status == TaskStatus.PENDING)
+    await app[WORKFLOW].act(
+        request_id=req.id,
+        action=Action(kind=ActionKind.APPROVE, actor=task.assignee, task_id=task.id, version=task.version),
+    )
+    await app[NOTICES].get(viewer="u_wu", notice_id=pending.id, channel="web")  # read already
+    clock.advance(timedelta(minutes=5))
+    newer = await _publish(app, title="新的部门通知")
+    wu = await _phone(app, client, "u_wu")
+
+    _, page = await wu.get("/m/n/")
+    order = re.findall(r'data-notice="([^"]+)"', page)
+    assert order[:2] == [pending.id, newer.id], order
+    assert "置顶" in page
+
+    clock.advance(timedelta(days=3))
+    _, page = await (await _phone(app, client, "u_wu")).get("/m/n/")
+    order = re.findall(r'data-notice="([^"]+)"', page)
+    assert order.index(newer.id) < order.index(pending.id)  # expired: back among the rest
 
 
 async def test_the_workspace_lists_lead_to_my_notices_with_what_waits(

@@ -49,7 +49,7 @@ async def test_notice_pages_on_a_phone(org_db: Any, aiohttp_server: Any, clock: 
         draft=NoticeDraft(
             kind=NoticeKind.NOTICE,
             title=long_title,
-            audience=Audience(departments=(DeptPick("marketing", True),)),
+            audience=Audience(departments=(DeptPick("marketing", True),), people=("u_chen", "u_liu")),
             body="各位同事：\n请于本周五下班前完成本部门办公区域的消防安全自查，"
             "并将自查表交至行政服务部。\n谢谢配合。",
         ),
@@ -128,11 +128,15 @@ async def test_notice_pages_on_a_phone(org_db: Any, aiohttp_server: Any, clock: 
         )
         await _fits_and_reads(browser)
         assert await browser.evaluate("document.querySelector('[data-kind-only=meeting]').style.display===''")
-        await browser.screenshot(str(tmp_path / "compose-open.png"))
+        assert await browser.evaluate("document.querySelector('[data-kind-only=poll]').style.display==='none'")
+        await browser.evaluate("document.querySelector('#nt-new fieldset').scrollIntoView()")
+        await browser.screenshot(str(tmp_path / "compose-audience.png"))
+        await browser.evaluate("document.querySelector('[data-kind-only=meeting]').scrollIntoView()")
+        await browser.screenshot(str(tmp_path / "compose-meeting.png"))
 
         await browser.navigate(f"{base}/m/n/{notice.id}/receipts")
         text = await _fits_and_reads(browser)
-        assert "1 / 2" in text and "吴昊" in text
+        assert "1 / 3" in text and "吴昊" in text and "陈静" in text
         await browser.screenshot(str(tmp_path / "receipts.png"))
         await browser.evaluate("document.querySelector('button[data-do=urge]').click()")
         await browser.wait_for("document.body.innerText.indexOf('已催办')>=0")

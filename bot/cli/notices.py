@@ -25,6 +25,7 @@ from approvals.clock import SystemClock
 from bot.app import open_database
 from bot.cli.config import database_ready, load_or_report
 from bot.settings import Settings
+from bot.wiring import notice_rules
 from deadlines.org_calendar import OrgCalendar
 from notices.model import ReceiptState
 from notifications.messages import message_for
@@ -76,6 +77,7 @@ def service_for(settings: Settings, db: Any) -> Notices:
             calendar=OrgCalendar(settings.tz, settings.working_hours),
             admin_roles=settings.admin_roles,
             office_role=settings.office_role,
+            rules=notice_rules(settings),
         )
     )
 

@@ -245,6 +245,7 @@ class Page:
     title: str
     body: str | None
     restricted: bool
+    has_password: bool
     author_name: str
     published_at: datetime | None
     ack_deadline: datetime | None
@@ -270,6 +271,7 @@ def _page(v: NoticeView, org: Org) -> Page:
         title=v.title,
         body=v.body,
         restricted=v.restricted,
+        has_password=v.has_password,
         author_name=v.author_name,
         published_at=v.published_at,
         ack_deadline=v.ack_deadline,
@@ -349,7 +351,8 @@ async def acknowledge(request: web.Request) -> web.StreamResponse:
     user = await viewer(request)
     data = await request.post()
     await check_csrf(request, str(data.get("csrf") or ""))
-    here = f"/m/n/{_id(request)}"
+    # a password-protected item would ask for its password again: go back to the list instead
+    here = HOME if data.get("after") == "list" else f"/m/n/{_id(request)}"
     try:
         await request.app[NOTICES].acknowledge(
             person=user.id, notice_id=_id(request), channel=await _channel(request)
@@ -382,6 +385,7 @@ class Progress:
     ack_deadline: datetime | None
     live: bool
     can_recall: bool
+    openers: str  # who opened it (and when): why 收回 is no longer possible
     waiting: list[Person] = field(default_factory=list)
     acknowledged: list[Person] = field(default_factory=list)
     defaulted_people: list[Person] = field(default_factory=list)
@@ -409,6 +413,12 @@ def _waiting(r: ReceiptView, tz: tzinfo) -> Person:
     return Person(r.name, r.department, note)
 
 
+def _openers(receipts: list[ReceiptView], tz: tzinfo) -> str:
+    """Who opened it and when, first opener first: 吴昊（11-23 10:03）、陈静（…）."""
+    opened = sorted((r.opened_at, r.name) for r in receipts if r.opened_at is not None)
+    return "、".join(f"{name}（{_when(at, tz)}）" for at, name in opened)
+
+
 def _progress(v: NoticeView, r: ReceiptsView, tz: tzinfo) -> Progress:
     answered = r.acknowledged + r.defaulted
     return Progress(
@@ -425,6 +435,7 @@ def _progress(v: NoticeView, r: ReceiptsView, tz: tzinfo) -> Progress:
         ack_deadline=v.ack_deadline,
         live=r.status == NoticeStatus.PUBLISHED,
         can_recall=r.can_recall,
+        openers=_openers(r.receipts, tz),
         waiting=[_waiting(x, tz) for x in r.pending],
         acknowledged=[
             Person(x.name, x.department, f"{_when(x.acknowledged_at, tz)} {_via(x.acknowledged_via)}".strip())
@@ -486,6 +497,7 @@ class DeptChoice:
     id: str
     name: str
     has_sub: bool
+    depth: int
 
 
 @dataclass(frozen=True)
@@ -497,7 +509,7 @@ class PersonChoice:
 
 
 def _departments(org: Org) -> list[DeptChoice]:
-    """Every active department, each under its parent (names indented by depth)."""
+    """Every active department, each under its parent (`depth` levels down)."""
     children: dict[str | None, list[str]] = {}
     for d in org.departments.values():
         if d.active:
@@ -507,8 +519,7 @@ def _departments(org: Org) -> list[DeptChoice]:
 
     def walk(parent: str | None, depth: int) -> None:
         for dept_id in sorted(children.get(parent, []), key=lambda i: org.departments[i].name):
-            name = ("　" * depth) + org.departments[dept_id].name
-            out.append(DeptChoice(dept_id, name, bool(children.get(dept_id))))
+            out.append(DeptChoice(dept_id, org.departments[dept_id].name, bool(children.get(dept_id)), depth))
             walk(dept_id, depth + 1)
 
     walk(None, 0)

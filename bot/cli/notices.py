@@ -29,6 +29,7 @@ from bot.wiring import notice_rules
 from deadlines.org_calendar import OrgCalendar
 from notices.model import ReceiptState
 from notifications.messages import message_for
+from notifications.notice_wording import CHANNEL_LABEL, CONFIDENTIALITY_LABEL, KIND_LABEL, STATUS_LABEL
 from org.errors import DomainError
 from services.directory import Directory
 from services.links import PersonalLinks
@@ -210,7 +211,8 @@ def run_show(args: argparse.Namespace) -> int:
         tz = settings.tz
         lines = [
             f"{notice.id}  {notice.title}",
-            f"kind: {notice.kind.value}   status: {notice.status.value}   confidentiality: {notice.confidentiality.value}",
+            f"kind: {KIND_LABEL[notice.kind]}   status: {STATUS_LABEL[notice.status]}   "
+            f"confidentiality: {CONFIDENTIALITY_LABEL[notice.confidentiality]}",
             f"author: {org.display_name(notice.author)} ({notice.author})",
             f"created: {_when(notice.created_at, tz)}   published: {_when(notice.published_at, tz)}",
             f"acknowledge by: {_when(notice.ack_deadline, tz)}",
@@ -241,7 +243,14 @@ def _receipt_row(r: ReceiptView, tz: tzinfo) -> list[str]:
         ReceiptState.OPENED: r.opened_at,
     }.get(r.state)
     via = r.acknowledged_via if r.state == ReceiptState.ACKNOWLEDGED else r.opened_via
-    return [r.person, r.name, r.department, r.state.value, _when(at, tz), via or "-"]
+    return [
+        r.person,
+        r.name,
+        r.department,
+        r.state_label,
+        _when(at, tz),
+        CHANNEL_LABEL.get(via or "", via or "-"),
+    ]
 
 
 def run_receipts(args: argparse.Namespace) -> int:

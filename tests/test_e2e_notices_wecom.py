@@ -106,7 +106,10 @@ async def test_a_department_notice_one_card_each_taps_update_progress_and_the_di
         card = cards[0]
         assert TITLE in str(card)
         assert any(b.get("key") == "notice_ack" and b.get("text") == "已收到" for b in card["button_list"])
-        assert f"/m/n/{nid}" in str(card)
+        link = card["card_action"]["url"]
+        async with httpx.AsyncClient(timeout=10) as http:
+            opened = await http.get(link, follow_redirects=False)
+        assert opened.status_code in (302, 303) and opened.headers["Location"].endswith(f"/m/n/{nid}"), link
     assert wecom.cards_to("zhangwei") == [] or not notice_cards(wecom, "zhangwei", nid)
 
     # 陈静 taps 已收到; WeCom retries the event; her card updates once and the author sees it

@@ -10,7 +10,7 @@ the notice. SQLite, and PostgreSQL (+ Redis when configured) when OABOT_TEST_DAT
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -18,6 +18,7 @@ import httpx
 from sqlalchemy import update
 
 from bot.app import open_database
+from deadlines.calendar import WorkingCalendar
 from storage.timer_models import TimerRow
 from tests.e2e_harness import ServerProcess, wait_until
 from tests.fake_wecom import FakeWeCom
@@ -32,6 +33,7 @@ from tests.test_e2e_wecom import (  # noqa: F401 - pytest fixtures
 )
 
 SH = ZoneInfo("Asia/Shanghai")
+CALENDAR = WorkingCalendar(SH, ((time(9), time(12)), (time(13, 30), time(18))))
 ACCOUNT = {"u_wang": "wangfang", "u_chen": "chenjing", "u_liu": "liuqiang"}
 TITLE = "关于开展年终消防安全检查的通知"
 
@@ -51,10 +53,10 @@ def notice_cards(fake: FakeWeCom, account: str, notice_id: str) -> list[dict[str
 
 
 def last_working_slot(now: datetime) -> datetime:
-    """15:30 of today (or of the last weekday) in Shanghai, no later than now: a digest slot that
-    is due at once, on a working day."""
+    """15:30 of today (or of the last working day, 调休 and holidays counted) in Shanghai, no later
+    than now: a digest slot that is due at once, on a working day."""
     day = now.astimezone(SH).date()
-    while day.weekday() >= 5:
+    while not CALENDAR.is_working_day(day):
         day -= timedelta(days=1)
     slot = datetime(day.year, day.month, day.day, 15, 30, tzinfo=SH)
     return min(slot, now) if slot.date() == now.astimezone(SH).date() else slot

@@ -128,7 +128,9 @@ async def test_notice_pages_on_a_phone(org_db: Any, aiohttp_server: Any, clock: 
         )
         await _fits_and_reads(browser)
         assert await browser.evaluate("document.querySelector('[data-kind-only=meeting]').style.display===''")
-        assert await browser.evaluate("document.querySelector('[data-kind-only=poll]').style.display==='none'")
+        assert await browser.evaluate(
+            "document.querySelector('[data-kind-only=poll]').style.display==='none'"
+        )
         await browser.evaluate("document.querySelector('#nt-new fieldset').scrollIntoView()")
         await browser.screenshot(str(tmp_path / "compose-audience.png"))
         await browser.evaluate("document.querySelector('[data-kind-only=meeting]').scrollIntoView()")

@@ -38,7 +38,14 @@ class _ComponentNames(GenerateJsonSchema):
 
 
 def _tables() -> list[RouteTable]:
-    return [api.ROUTES, api_calendar.ROUTES, api_checkins.ROUTES, api_stats.ROUTES, api_notices.ROUTES, ROUTES]
+    return [
+        api.ROUTES,
+        api_calendar.ROUTES,
+        api_checkins.ROUTES,
+        api_stats.ROUTES,
+        api_notices.ROUTES,
+        ROUTES,
+    ]
 
 
 def _json(model: type[BaseModel] | None, refs: dict[Any, JsonSchemaValue]) -> dict[str, Any]:

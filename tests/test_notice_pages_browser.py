@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from bot.app import create_app
-from bot.keys import NOTICES, SESSIONS
+from bot.keys import DISPATCHER, NOTICES, SESSIONS
 from notices.model import Audience, Confidentiality, DeptPick, NoticeKind
 from services.notices import NoticeDraft
 from tests.browser import CHROMIUM, Browser
@@ -148,3 +148,38 @@ async def test_notice_pages_on_a_phone(org_db: Any, aiohttp_server: Any, clock: 
         await browser.navigate(f"{base}/m/n/?box=sent")
         await _fits_and_reads(browser)
         await browser.screenshot(str(tmp_path / "sent.png"))
+
+
+async def test_a_notice_card_in_the_console_on_a_phone(
+    org_db: Any, aiohttp_server: Any, clock: Any, tmp_path: Path
+) -> None:
+    app = create_app(settings_for(org_db, console=True), clock=clock)
+    server = await aiohttp_server(app)
+    base = str(server.make_url("")).rstrip("/")
+    await app[NOTICES].create(
+        author="u_sun",
+        draft=NoticeDraft(
+            kind=NoticeKind.NOTICE,
+            title="关于年底安全检查的通知",
+            audience=Audience(people=("u_wu",)),
+            body="请各位于本周五前完成办公区域的安全自查，并将自查表交至行政服务部。",
+        ),
+        channel="web",
+    )
+    await app[DISPATCHER].drain()
+    async with Browser() as browser:
+        await browser.emulate_phone(WIDTH, 844)
+        await browser.navigate(f"{base}/console/u/u_wu")
+        await browser.wait_for("!!document.querySelector('[data-kind=notice_card]')")
+        text = await browser.evaluate("document.querySelector('[data-kind=notice_card]').innerText")
+        assert "关于年底安全检查的通知" in text and "已收到" in text and not CODES.search(text)
+        await browser.screenshot(str(tmp_path / "console-card.png"))
+        await browser.evaluate("document.querySelector('button[data-action=notice_ack]').click()")
+        await browser.wait_for("location.pathname === '/console/u/u_wu' && document.readyState === 'complete'")
+        await app[DISPATCHER].drain()
+        await browser.navigate(f"{base}/console/u/u_wu")
+        await browser.wait_for("!!document.querySelector('[data-kind=notice_card] .outcome')")
+        assert "已收到" in await browser.evaluate(
+            "document.querySelector('[data-kind=notice_card] .outcome').innerText"
+        )
+        await browser.screenshot(str(tmp_path / "console-card-acknowledged.png"))

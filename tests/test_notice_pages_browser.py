@@ -174,8 +174,13 @@ async def test_a_notice_card_in_the_console_on_a_phone(
         text = await browser.evaluate("document.querySelector('[data-kind=notice_card]').innerText")
         assert "关于年底安全检查的通知" in text and "已收到" in text and not CODES.search(text)
         await browser.screenshot(str(tmp_path / "console-card.png"))
-        await browser.evaluate("document.querySelector('button[data-action=notice_ack]').click()")
-        await browser.wait_for("location.pathname === '/console/u/u_wu' && document.readyState === 'complete'")
+        await browser.evaluate(
+            "(function(){window.beforeTap=1;document.querySelector('button[data-action=notice_ack]').click();"
+            "return true})()"
+        )
+        await browser.wait_for(
+            "!window.beforeTap && document.readyState === 'complete'"
+        )  # the page after the tap
         await app[DISPATCHER].drain()
         await browser.navigate(f"{base}/console/u/u_wu")
         await browser.wait_for("!!document.querySelector('[data-kind=notice_card] .outcome')")

@@ -10,7 +10,7 @@ channel) -> ReceiptView`, `tap(person, task_id, channel) -> str` (a card's 已�
 `list_authored(author) -> list[NoticeSummary]`, `unanswered_for(person) -> list[NoticeSummary]`
 (the digests); `on_approval_outcome` is the `OutcomeHook` that publishes or refuses a notice
 when its `notice_publish` request ends. n2's `services.notice_responses` uses `storage.notice_store`
-and `Notices.load(...)`, `Notices.add_recipient(...)` (a 委派 delegate).
+and `Notices.load(...)`, `Notices.add_recipient_in(session, ...)` (a 委派 delegate).
 
 One transaction per change: the rows, the notice trail (`notice_events`), the outbox cards and
 the `notice_default` timer are written together. Receipt moves are conditional updates guarded
@@ -45,6 +45,7 @@ from deadlines.timer_kinds import FireResult, TimerKinds
 from deadlines.timers import Timer, TimerKind, TimerStatus
 from notices import rules as notices_rules
 from notices.errors import (
+    AudienceInvalid,
     IllegalReceiptMove,
     LockedOut,
     NotAuthor,
@@ -379,7 +380,7 @@ class Notices:
                 "recipients": len(recipients),
             },
         )
-        return await self.get(viewer=author, notice_id=notice.id, channel=channel)
+        return await self._read(org, author, notice.id, channel, unlocked=False, record=False)
 
     async def _submit(
         self, notice: Notice, password_hash: str | None, channel: str, org: Org, count: int
@@ -504,27 +505,8 @@ class Notices:
             raise ConcurrentUpdate(notice.id)
         notice = replace(notice, status=NoticeStatus.PUBLISHED, published_at=now, ack_deadline=deadline)
         receipts = await store.insert_receipts(session, notice_id=notice.id, people=people, now=now)
-        restricted = self._restricted(notice)
         for r in receipts:
-            link = await self.d.links.url(r.person, notice_page(notice.id), session=session)
-            card = notice_card(notice, org=org, tz=self.d.tz, link=link, restricted=restricted)
-            task_id = card_task_id(notice.id, r.card_no)
-            session.add(
-                OutboxRow.due_now(
-                    kind="task_card",
-                    recipient=r.person,
-                    task_id=task_id,
-                    payload={
-                        "notice_id": notice.id,
-                        "task_id": task_id,
-                        "version": CARD_VERSION,
-                        "title": notice.title,
-                        "link": link,
-                        "card": card,
-                    },
-                    now=now,
-                )
-            )
+            await self._send_card(session, notice, org, r, now)
         await self._event(
             session,
             notice.id,
@@ -646,19 +628,21 @@ class Notices:
                 raise NotRecipient(notice_id=notice_id)
             restricted = self._restricted(notice)
             locked_until = (
-                row.locked_until if row is not None and row.locked_until and row.locked_until > now else None
+                row.locked_until
+                if row is not None and notices_rules.is_locked(row.locked_until, now)
+                else None
             )
             needs_password = notice.has_password and not is_author and not unlocked
-            may_read = (
-                is_author
-                or (row is not None and not needs_password)
-                or (admin and not restricted and not notice.has_password)
+            may_read = _may_read(
+                notice,
+                is_author=is_author,
+                recipient=row is not None,
+                admin=admin,
+                unlocked=unlocked,
+                restricted=restricted,
             )
-            if record and notice.status == NoticeStatus.PUBLISHED and row is not None and may_read:
-                await self._record_open(s, notice, row, channel, now, restricted)
-            elif record and restricted and may_read and notice.status == NoticeStatus.PUBLISHED:
-                await store.add_view(s, notice_id=notice_id, person=viewer, at=now, channel=channel)
-                await self._event(s, notice_id, NoticeEventKind.VIEWED, viewer, channel, now)
+            if record and may_read and notice.status == NoticeStatus.PUBLISHED:
+                await self._record_view(s, notice, row, viewer, channel, now, restricted)
             row = await store.receipt_row(s, notice_id=notice_id, person=viewer)
             progress = (await store.progress_of(s, notice_ids=[notice_id])).get(notice_id, {})
         return self._view(
@@ -672,6 +656,23 @@ class Notices:
             locked_until=locked_until,
             restricted=restricted,
         )
+
+    async def _record_view(
+        self,
+        s: AsyncSession,
+        notice: Notice,
+        row: NoticeReceiptRow | None,
+        viewer: str,
+        channel: str,
+        now: datetime,
+        restricted: bool,
+    ) -> None:
+        """A recipient's view (`_record_open`), or anyone else's view of a restricted item."""
+        if row is not None:
+            await self._record_open(s, notice, row, channel, now, restricted)
+        elif restricted:
+            await store.add_view(s, notice_id=notice.id, person=viewer, at=now, channel=channel)
+            await self._event(s, notice.id, NoticeEventKind.VIEWED, viewer, channel, now)
 
     async def _record_open(
         self,
@@ -698,6 +699,41 @@ class Notices:
             await store.add_view(s, notice_id=notice.id, person=row.person, at=now, channel=channel)
             if not first:
                 await self._event(s, notice.id, NoticeEventKind.VIEWED, row.person, channel, now)
+
+    # -- recipients added later (a meeting's 委派 delegate) ------------------------------------
+    async def add_recipient_in(
+        self,
+        session: AsyncSession,
+        *,
+        notice_id: str,
+        person: str,
+        added_by: str,
+        now: datetime,
+        channel: str = "web",
+        org: Org | None = None,
+    ) -> Receipt | None:
+        """Inside the caller's transaction (`services.notice_responses`' 委派): address `person`
+        too, with a receipt recording who added them, their own card, and the trail. None when
+        they were addressed already (nothing written)."""
+        org = org or await self.org()
+        if not org.is_active(person):
+            raise AudienceInvalid("audience_invalid.person", person=person)
+        if await store.receipt_row(session, notice_id=notice_id, person=person) is not None:
+            return None
+        stored = await store.load_notice(session, notice_id=notice_id)
+        if stored is None:
+            raise NoticeNotFound(notice_id=notice_id)
+        notice = stored.notice
+        if notice.status != NoticeStatus.PUBLISHED:
+            raise _not_published(notice)
+        (receipt,) = await store.insert_receipts(
+            session, notice_id=notice_id, people=[person], now=now, added_by=added_by
+        )
+        await self._send_card(session, notice, org, receipt, now)
+        await self._event(
+            session, notice_id, NoticeEventKind.DELEGATED, added_by, channel, now, person=person
+        )
+        return receipt
 
     # -- answering ----------------------------------------------------------------------------
     async def acknowledge(self, *, person: str, notice_id: str, channel: str = "web") -> ReceiptView:
@@ -808,7 +844,7 @@ class Notices:
         if withdraw is not None and self.d.workflow is not None:
             await self._withdraw_request(withdraw, notice.author)
         logger.info("notice recalled", extra={"notice_id": notice_id, "user": author})
-        return await self.get(viewer=author, notice_id=notice_id)
+        return await self._read(org, author, notice_id, "web", unlocked=False, record=False)
 
     async def _withdraw_request(self, request_id: str, initiator: str) -> None:
         """A notice recalled while the office had it: its request is withdrawn too."""
@@ -1011,6 +1047,30 @@ class Notices:
             ),
         )
 
+    async def _send_card(
+        self, session: AsyncSession, notice: Notice, org: Org, r: Receipt, now: datetime
+    ) -> None:
+        """A recipient's card (`task_card` shape), linking through their own signed link."""
+        link = await self.d.links.url(r.person, notice_page(notice.id), session=session)
+        card = notice_card(notice, org=org, tz=self.d.tz, link=link, restricted=self._restricted(notice))
+        task_id = card_task_id(notice.id, r.card_no)
+        session.add(
+            OutboxRow.due_now(
+                kind="task_card",
+                recipient=r.person,
+                task_id=task_id,
+                payload={
+                    "notice_id": notice.id,
+                    "task_id": task_id,
+                    "version": CARD_VERSION,
+                    "title": notice.title,
+                    "link": link,
+                    "card": card,
+                },
+                now=now,
+            )
+        )
+
     async def _close_card(
         self, session: AsyncSession, notice: Notice, org: Org, receipt: Receipt, outcome: str, now: datetime
     ) -> None:
@@ -1178,6 +1238,18 @@ def _password_matches(password: str, stored: str) -> bool:
     except (ValueError, UnicodeError):
         return False
     return scheme == "scrypt" and hmac.compare_digest(found.hex(), digest)
+
+
+def _may_read(
+    notice: Notice, *, is_author: bool, recipient: bool, admin: bool, unlocked: bool, restricted: bool
+) -> bool:
+    """Who reads the body: the author; a recipient (past the access password, if any); an org
+    admin, for anything but a restricted or password-protected item."""
+    if is_author:
+        return True
+    if recipient:
+        return unlocked or not notice.has_password
+    return admin and not restricted and not notice.has_password
 
 
 def _last_decision(req: Request) -> tuple[str, str | None] | None:

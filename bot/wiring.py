@@ -156,6 +156,7 @@ async def workflow_ctx(app: web.Application) -> AsyncIterator[None]:
         tz=settings.tz,
         now=clock.now,
         kinds=app[TIMER_KINDS],
+        rules=notice_rules(settings),
     )
     workflow = Workflow(
         WorkflowDeps(
@@ -191,6 +192,8 @@ async def workflow_ctx(app: web.Application) -> AsyncIterator[None]:
         )
     )
     workflow.d.hooks.append(notices.on_approval_outcome)  # publishes a notice the office approved
+    notices.publish_hooks.append(app[NOTICE_RESPONSES].schedule_meeting_reminders)
+    app[NOTICE_RESPONSES].unlock = notices.unlock  # the access password of a meeting or poll
     app[NOTICES] = notices
     deadlines = DeadlineService(
         db=db,

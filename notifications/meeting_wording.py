@@ -52,3 +52,8 @@ def reminder(*, title: str, starts_at: datetime, place: str, tz: tzinfo, link: s
     return (
         f"会议提醒：「{title}」将于 {when(starts_at, tz)} 开始\n地点：{place or '（未填写）'}\n详情：{link}"
     )
+
+
+def rsvp_page_needed(link: str) -> str:
+    """A card's 不参加 tap: a reason is needed, given on the 回执 page."""
+    return f"不参加需要填写原因，请在回执页面填写：{link}"

@@ -162,7 +162,6 @@ MESSAGES: Mapping[str, str] = {
         "如确有需要，请联系您的直属领导或办公室。"
     ),
     # notices.polls, notices.meetings, services.notice_responses
-    "poll_refused": "这份答卷无法提交",
     "poll_refused.unknown_question": "这份调查没有这道题，请刷新后重新作答",
     "poll_refused.unknown_option": "「{question}」没有这个选项，请刷新后重新选择",
     "poll_refused.repeated_option": "「{question}」的同一选项只能选一次",
@@ -171,11 +170,9 @@ MESSAGES: Mapping[str, str] = {
     "poll_refused.text_too_long": "「{question}」的文字意见最多 {limit} 个字",
     "poll_refused.unanswered": "请回答「{question}」",
     "poll_refused.not_poll": "这条通知不是调查，不能投票",
-    "poll_refused.not_recipient": "这份调查没有发给您，不能作答",
     "poll_closed": "这份调查已截止，不能再作答或修改",
     "poll_anonymous": "这是匿名调查，不显示谁选了什么",
     "poll_results_hidden": "投票后即可查看结果",
-    "rsvp_refused": "回执无法提交",
     "rsvp_refused.not_meeting": "这条通知不是会议通知，不需要回执",
     "rsvp_refused.not_invited": "这个会议没有通知您，不能回执",
     "rsvp_refused.started": "会议已经开始，不能再回执",
@@ -186,6 +183,7 @@ MESSAGES: Mapping[str, str] = {
     "rsvp_refused.delegate_not_staff": "委派的人必须是本单位在职人员",
     "rsvp_refused.delegate_loop": "对方已（直接或经他人）把这个会议委派给您，不能再委派回去",
     "rsvp_refused.unknown_answer": "请选择参加、不参加、请假或委派他人参加",
+    "password_required.answer": "这项内容设有访问密码，请输入密码后查看和作答",
     "attendance_hidden": "只有会议组织人和通知发布人可以查看参会名单",
     # notices.rules, services.notices
     "notice_not_found": "通知 {notice_id} 不存在",

@@ -35,7 +35,7 @@ from deadlines.calendar import WorkingCalendar
 from deadlines.timer_kinds import FireResult, TimerKinds
 from deadlines.timers import Timer, TimerKind, TimerStatus
 from notices import meetings, polls
-from notices.errors import NotAuthor, NoticeNotFound, NoticeNotPublished, NotRecipient
+from notices.errors import NotAuthor, NoticeNotFound, NoticeNotPublished, NotRecipient, PasswordRequired
 from notices.meetings import Rsvp, RsvpRefused
 from notices.model import (
     DEFAULT_MEETING_REMINDERS,
@@ -51,10 +51,13 @@ from notices.model import (
     ReceiptState,
     RsvpAnswer,
     card_task_id,
+    parse_card_task_id,
 )
 from notices.polls import Answer, OptionCount, PollRefused
-from notices.rules import move_from
+from notices.rules import DEFAULT_RULES, NoticeRules, is_restricted, move_from
 from notifications import meeting_wording as words
+from notifications.compose import closed_card
+from notifications.notice_wording import STATUS_LABEL, notice_card
 from org.errors import Category
 from org.model import Org
 from reports.poll_chart import ChartBar, poll_bar_chart
@@ -68,6 +71,9 @@ from storage.db import Database
 logger = logging.getLogger(__name__)
 
 CARD_CLOSED = "card_closed"  # the recipient's notice card, updated in place
+CARD_VERSION = 1  # as `services.notices` sends notice cards
+TAP_ANSWERS = {"rsvp_attend": RsvpAnswer.ATTEND, "rsvp_leave": RsvpAnswer.LEAVE}  # rsvp_decline: the page
+RSVP_TAP_ACTIONS = frozenset({"rsvp_attend", "rsvp_leave", "rsvp_decline"})
 CSV_HEADERS = ("姓名", "部门", "回执", "原因", "委派给", "受谁委派", "回执时间")
 
 
@@ -76,6 +82,12 @@ class ResultsHidden(PollRefused):
 
     code = "poll_results_hidden"
     category = Category.FORBIDDEN
+
+
+class Unlock(Protocol):
+    async def __call__(
+        self, *, viewer: str, notice_id: str, password: str, channel: str = "web"
+    ) -> object: ...
 
 
 class CalendarSource(Protocol):
@@ -207,8 +219,13 @@ class NoticeResponses:
         tz: ZoneInfo,
         now: Callable[[], datetime],
         kinds: TimerKinds | None = None,
+        rules: NoticeRules = DEFAULT_RULES,
     ) -> None:
         self.db = db
+        self.rules = rules
+        # `Notices.unlock`: checks an access password (wrong tries counted, lock-out, trail);
+        # set by the wiring once the notice service is built.
+        self.unlock: Unlock | None = None
         self.directory = directory
         self.links = links
         self.calendar = calendar
@@ -227,10 +244,25 @@ class NoticeResponses:
             raise NoticeNotFound(notice_id=notice_id)
         return stored.notice
 
+    async def _gate(self, viewer: str, notice_id: str, password: str | None, channel: str) -> None:
+        """A notice with an access password shows its meeting or poll to its author, and to others
+        only with the password (checked, counted and recorded by the notice service)."""
+        async with self.db.session() as s:
+            notice = await self._notice(s, notice_id)
+        if not notice.has_password or viewer == notice.author:
+            return
+        if not password or self.unlock is None:
+            raise PasswordRequired("password_required.answer", notice_id=notice_id)
+        await self.unlock(viewer=viewer, notice_id=notice_id, password=password, channel=channel)
+
     @staticmethod
     def _published(notice: Notice) -> None:
         if notice.status != NoticeStatus.PUBLISHED:
-            raise NoticeNotPublished(notice_id=notice.id, status=notice.status.value)
+            raise NoticeNotPublished(
+                notice_id=notice.id,
+                status=notice.status.value,
+                shown={"status_label": STATUS_LABEL[notice.status]},
+            )
 
     @staticmethod
     def _meeting(notice: Notice) -> Meeting:
@@ -246,6 +278,11 @@ class NoticeResponses:
 
     def _local(self, at: datetime | None, empty: str = "") -> str:
         return words.when(at, self.tz) if at else empty
+
+    def _until(self, starts: datetime, ends: datetime) -> str:
+        """The end of a meeting: its time alone on the day it starts."""
+        same_day = starts.astimezone(self.tz).date() == ends.astimezone(self.tz).date()
+        return ends.astimezone(self.tz).strftime("%H:%M") if same_day else self._local(ends)
 
     async def _link(self, session: AsyncSession, person: str, path: str) -> str:
         return await self.links.url(person, path, session=session)
@@ -297,18 +334,43 @@ class NoticeResponses:
                 notice.id, now, NoticeEventKind.ACKNOWLEDGED, receipt.person, channel, {"by": outcome}
             ),
         )
-        task_id = card_task_id(notice.id, receipt.card_no)
-        self._queue(
-            session,
-            kind=CARD_CLOSED,
-            person=receipt.person,
-            payload={"task_id": task_id, "notice_id": notice.id, "outcome": outcome, "text": notice.title},
-            now=now,
-            task_id=task_id,
-        )
+        await self._card(session, notice, receipt.person, receipt.card_no, now, outcome=outcome)
+
+    async def _card(
+        self,
+        session: AsyncSession,
+        notice: Notice,
+        person: str,
+        card_no: int,
+        now: datetime,
+        *,
+        outcome: str | None = None,
+    ) -> None:
+        """The person's notice card (as `services.notices` sends it), or its update in place to
+        `outcome` (the card then keeps only its link button)."""
+        org = await self.org()
+        link = await self._link(session, person, f"/m/n/{notice.id}")
+        restricted = is_restricted(notice.confidentiality, named_only=notice.named_only, rules=self.rules)
+        card = notice_card(notice, org=org, tz=self.tz, link=link, restricted=restricted)
+        task_id = card_task_id(notice.id, card_no)
+        payload: dict[str, Any] = {
+            "notice_id": notice.id,
+            "task_id": task_id,
+            "version": CARD_VERSION,
+            "title": notice.title,
+            "link": link,
+            "card": card,
+        }
+        if outcome is not None:
+            payload.update(outcome=outcome, card=closed_card(card, outcome))
+        kind = CARD_CLOSED if outcome is not None else "task_card"
+        self._queue(session, kind=kind, person=person, payload=payload, now=now, task_id=task_id)
 
     # -- meetings: RSVP -------------------------------------------------------------------------
-    async def rsvp_page(self, viewer: str, notice_id: str) -> RsvpPage:
+    async def rsvp_page(
+        self, viewer: str, notice_id: str, *, password: str | None = None, channel: str = "web"
+    ) -> RsvpPage:
+        await self._gate(viewer, notice_id, password, channel)
         org = await self.org()
         now = self.now()
         async with self.db.session() as s:
@@ -323,7 +385,7 @@ class NoticeResponses:
             notice_id=notice.id,
             title=notice.title,
             starts=self._local(meeting.starts_at),
-            ends=self._local(meeting.ends_at),
+            ends=self._until(meeting.starts_at, meeting.ends_at),
             place=meeting.place,
             agenda=meeting.agenda,
             organiser=org.display_name(meeting.organiser or notice.author),
@@ -362,9 +424,11 @@ class NoticeResponses:
         reason: str | None = None,
         delegate: str | None = None,
         channel: str = "web",
+        password: str | None = None,
     ) -> str:
         """Record a 回执; the confirmation to show. A refusal (`RsvpRefused`, `NotRecipient`...)
         changes nothing; the same answer again changes nothing either."""
+        await self._gate(person, notice_id, password, channel)
         org = await self.org()
         now = self.now()
         async with self.db.transaction() as s:
@@ -413,6 +477,21 @@ class NoticeResponses:
         )
         return done
 
+    async def tap(self, *, person: str, task_id: str, action: str, channel: str) -> str:
+        """A meeting card's RSVP button (`rsvp_attend`, `rsvp_leave`, `rsvp_decline`): 参加 and
+        请假 are recorded at once; 不参加 needs a reason, so it answers with the link to the 回执
+        page. What to say in chat; a refusal is said in words and changes nothing."""
+        parsed = parse_card_task_id(task_id)
+        if parsed is None:
+            raise NoticeNotFound("notice_not_found.card", task_id=task_id)
+        notice_id = parsed[0]
+        answer = TAP_ANSWERS.get(action)
+        if answer is None:
+            async with self.db.session() as s:
+                link = await self._link(s, person, f"/m/n/{notice_id}/rsvp")
+            return words.rsvp_page_needed(link)
+        return await self.rsvp(person, notice_id, answer, channel=channel)
+
     async def _add_delegate(
         self, session: AsyncSession, notice: Notice, given: Rsvp, org: Org, channel: str, now: datetime
     ) -> None:
@@ -420,9 +499,11 @@ class NoticeResponses:
         unless they are on it already) and is told, with a link to answer."""
         assert given.delegate is not None and notice.meeting is not None
         if given.delegate not in notice.recipients:
-            await store.insert_receipts(
+            added = await store.insert_receipts(
                 session, notice_id=notice.id, people=[given.delegate], now=now, added_by=given.person
             )
+            for r in added:  # the meeting's card, as every attendee got it
+                await self._card(session, notice, r.person, r.card_no, now)
         await store.add_event(
             session,
             event=NoticeEvent(
@@ -574,7 +655,10 @@ class NoticeResponses:
         return FireResult.FIRED if people else FireResult.SKIPPED
 
     # -- polls ----------------------------------------------------------------------------------
-    async def poll_page(self, viewer: str, notice_id: str) -> PollPage:
+    async def poll_page(
+        self, viewer: str, notice_id: str, *, password: str | None = None, channel: str = "web"
+    ) -> PollPage:
+        await self._gate(viewer, notice_id, password, channel)
         org = await self.org()
         now = self.now()
         async with self.db.session() as s:
@@ -605,9 +689,16 @@ class NoticeResponses:
         )
 
     async def vote(
-        self, person: str, notice_id: str, ballot: Mapping[str, Answer], *, channel: str = "web"
+        self,
+        person: str,
+        notice_id: str,
+        ballot: Mapping[str, Answer],
+        *,
+        channel: str = "web",
+        password: str | None = None,
     ) -> ResultsView:
         """Cast or change a ballot (before the poll closes); the results at once."""
+        await self._gate(person, notice_id, password, channel)
         org = await self.org()
         now = self.now()
         async with self.db.transaction() as s:
@@ -643,9 +734,12 @@ class NoticeResponses:
         )
         return self._results(notice, poll, votes, org, person, now)
 
-    async def results(self, viewer: str, notice_id: str) -> ResultsView:
+    async def results(
+        self, viewer: str, notice_id: str, *, password: str | None = None, channel: str = "web"
+    ) -> ResultsView:
         """Those who voted and the author see the results; the author of a named poll also sees
         who chose what."""
+        await self._gate(viewer, notice_id, password, channel)
         org = await self.org()
         async with self.db.session() as s:
             notice = await self._notice(s, notice_id)

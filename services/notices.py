@@ -26,7 +26,7 @@ import logging
 import secrets
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -308,6 +308,9 @@ class Notices:
     def __init__(self, deps: NoticesDeps) -> None:
         self.d = deps
         self._staged: dict[str, _Staged] = {}
+        # Run in the publish transaction after the receipts and cards are written, e.g.
+        # `NoticeResponses.schedule_meeting_reminders(session, notice, now)` (added by the wiring).
+        self.publish_hooks: list[Callable[[AsyncSession, Notice, datetime], Awaitable[object]]] = []
         if deps.kinds is not None:
             deps.kinds.register(TimerKind.NOTICE_DEFAULT, self.fire_default)
 
@@ -525,6 +528,8 @@ class Notices:
             now=now,
             ref=notice.id,
         )
+        for hook in self.publish_hooks:
+            await hook(session, notice, now)
         return len(people)
 
     def ack_deadline(self, published_at: datetime) -> datetime:

@@ -12,6 +12,7 @@ nothing).
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -22,6 +23,7 @@ from multidict import MultiDictProxy
 from bot.keys import NOTICE_RESPONSES
 from bot.web.identity import check_csrf, csrf_token, current, viewer
 from bot.web.workspace.pages_request import FLASH
+from notices.errors import LockedOut, PasswordRequired, WrongPassword
 from notices.meetings import RsvpRefused
 from notices.model import RsvpAnswer
 from notices.polls import Answer
@@ -65,37 +67,92 @@ def _flash(request: web.Request, resp: web.StreamResponse, context: dict[str, An
     return resp
 
 
+PASSWORD_ERRORS = (PasswordRequired, WrongPassword, LockedOut)
+
+
+def _password_form(request: web.Request, exc: DomainError, csrf: str) -> web.StreamResponse:
+    """The access password prompt of a protected meeting or poll (asked again with each answer)."""
+    context = {
+        "title": "请输入访问密码",
+        "back": f"/m/n/{_id(request)}",
+        "action": request.path,
+        "message": message_for(exc),
+        "asked": not isinstance(exc, PasswordRequired),
+        "csrf": csrf,
+    }
+    return aiohttp_jinja2.render_template("m/notice_answer_password.html", request, context)
+
+
+async def _posted(request: web.Request) -> MultiDictProxy[Any] | None:
+    """The post (its CSRF token checked), or None for a GET."""
+    if request.method != "POST":
+        return None
+    data = await request.post()
+    await check_csrf(request, str(data.get("csrf") or ""))
+    return data
+
+
+def _done(request: web.Request, password: str | None, flash: str) -> web.StreamResponse | None:
+    """After an answer: back to the page (a redirect, so a reload does not post again), except
+    on a protected item, whose page needs the password again and is shown at once."""
+    return None if password else _redirect(request.path, flash)
+
+
 # -- /m/n/{id}/rsvp -------------------------------------------------------------------------------
+@dataclass
+class Answered:
+    """What answering did: the confirmation, or the refusal in words with what was typed."""
+
+    flash: str = ""
+    error: str = ""
+    typed: dict[str, str] = field(default_factory=dict)
+    moved: web.StreamResponse | None = None
+
+
+async def _answer_rsvp(
+    request: web.Request, user_id: str, data: MultiDictProxy[Any], password: str | None, channel: str
+) -> Answered:
+    """Record the posted 回执. A refusal about the answer itself comes back as words (the form is
+    shown again); one about the notice or the password is raised."""
+    typed = {k: str(data.get(k) or "") for k in ("answer", "reason", "delegate")}
+    answer = ANSWERS.get(typed["answer"])
+    try:
+        if answer is None:
+            raise RsvpRefused("rsvp_refused.unknown_answer")
+        flash = await _service(request).rsvp(
+            user_id,
+            _id(request),
+            answer,
+            reason=typed["reason"] or None,
+            delegate=typed["delegate"] or None,
+            channel=channel,
+            password=password,
+        )
+    except DomainError as exc:
+        if exc.category in STATUS or isinstance(exc, PASSWORD_ERRORS):
+            raise
+        return Answered(error=message_for(exc), typed=typed)
+    return Answered(flash=flash, moved=_done(request, password, flash))
+
+
 async def rsvp_page(request: web.Request) -> web.StreamResponse:
     user = await viewer(request)
-    svc = _service(request)
-    error = ""
-    typed: dict[str, str] = {}
-    if request.method == "POST":
-        data = await request.post()
-        await check_csrf(request, str(data.get("csrf") or ""))
-        typed = {k: str(data.get(k) or "") for k in ("answer", "reason", "delegate")}
-        answer = ANSWERS.get(typed["answer"])
-        try:
-            if answer is None:
-                raise RsvpRefused("rsvp_refused.unknown_answer")
-            done = await svc.rsvp(
-                user.id,
-                _id(request),
-                answer,
-                reason=typed["reason"] or None,
-                delegate=typed["delegate"] or None,
-                channel=await _channel(request),
-            )
-            return _redirect(request.path, done)
-        except DomainError as exc:
-            if exc.category in STATUS:
-                return _refused(request, exc)
-            error = message_for(exc)
+    csrf = await csrf_token(request)
+    channel = await _channel(request)
+    data = await _posted(request)
+    password = (str(data.get("password") or "") or None) if data is not None else None
+    answered = Answered(flash=unquote(request.cookies.get(FLASH) or ""))
     try:
-        page = await svc.rsvp_page(user.id, _id(request))
+        if data is not None and data.get("do") != "unlock":
+            answered = await _answer_rsvp(request, user.id, data, password, channel)
+            if answered.moved is not None:
+                return answered.moved
+        page = await _service(request).rsvp_page(user.id, _id(request), password=password, channel=channel)
+    except PASSWORD_ERRORS as exc:
+        return _password_form(request, exc, csrf)
     except DomainError as exc:
         return _refused(request, exc)
+    typed = answered.typed
     context = {
         "title": "会议回执",
         "back": f"/m/n/{page.notice_id}",
@@ -104,9 +161,10 @@ async def rsvp_page(request: web.Request) -> web.StreamResponse:
         "chosen": typed.get("answer") or (page.answer.value if page.answer else ""),
         "reason": typed.get("reason", page.reason or ""),
         "delegate": typed.get("delegate", page.delegate or ""),
-        "error": error,
-        "csrf": await csrf_token(request),
-        "flash": unquote(request.cookies.get(FLASH) or ""),
+        "error": answered.error,
+        "csrf": csrf,
+        "password": password or "",
+        "flash": answered.flash,
     }
     resp = aiohttp_jinja2.render_template("m/notice_rsvp.html", request, context)
     return _flash(request, resp, context)
@@ -131,33 +189,42 @@ def ballot_from_post(page: PollPage, data: MultiDictProxy[Any]) -> dict[str, Ans
 async def poll_page(request: web.Request) -> web.StreamResponse:
     user = await viewer(request)
     svc = _service(request)
-    error = ""
+    csrf = await csrf_token(request)
+    channel = await _channel(request)
+    error, flash = "", unquote(request.cookies.get(FLASH) or "")
     posted: dict[str, Answer] | None = None
+    data = await _posted(request)
+    password = (str(data.get("password") or "") or None) if data is not None else None
     try:
-        page = await svc.poll_page(user.id, _id(request))
+        page = await svc.poll_page(user.id, _id(request), password=password, channel=channel)
+        if data is not None and data.get("do") != "unlock":
+            posted = ballot_from_post(page, data)
+            try:
+                await svc.vote(user.id, page.notice_id, posted, channel=channel, password=password)
+                flash, posted = "已提交，结果如下", None
+                if (moved := _done(request, password, flash)) is not None:
+                    return moved
+                page = await svc.poll_page(user.id, _id(request), password=password, channel=channel)
+            except DomainError as exc:
+                if exc.category in (Category.NOT_FOUND, Category.FORBIDDEN) or isinstance(
+                    exc, PASSWORD_ERRORS
+                ):
+                    raise
+                error = message_for(exc)
+    except PASSWORD_ERRORS as exc:
+        return _password_form(request, exc, csrf)
     except DomainError as exc:
         return _refused(request, exc)
-    if request.method == "POST":
-        data = await request.post()
-        await check_csrf(request, str(data.get("csrf") or ""))
-        posted = ballot_from_post(page, data)
-        try:
-            await svc.vote(user.id, page.notice_id, posted, channel=await _channel(request))
-            return _redirect(request.path, "已提交，结果如下")
-        except DomainError as exc:
-            if exc.category in (Category.NOT_FOUND, Category.FORBIDDEN):
-                return _refused(request, exc)
-            error = message_for(exc)
-    mine = posted if posted is not None else page.mine
     context = {
         "title": "调查",
         "back": f"/m/n/{page.notice_id}",
         "page": page,
-        "mine": mine,
+        "mine": posted if posted is not None else page.mine,
         "editing": bool(error) or request.query.get("change") == "1" or page.results is None,
         "error": error,
-        "csrf": await csrf_token(request),
-        "flash": unquote(request.cookies.get(FLASH) or ""),
+        "csrf": csrf,
+        "password": password or "",
+        "flash": flash,
     }
     resp = aiohttp_jinja2.render_template("m/notice_poll.html", request, context)
     return _flash(request, resp, context)

@@ -273,3 +273,97 @@ async def test_unknown_notices_and_bad_queries_are_4xx(api: Api) -> None:
     assert status == 422 and "colour" in answer["details"]
     status, answer = await call(api, "POST", "/notices/x/ack", body={"person": "u_wu", "extra": 1})
     assert status == 422 and "extra" in answer["details"]
+
+
+# -- meetings and polls ----------------------------------------------------------------------------
+MEETING = {
+    "starts_at": "2026-11-25T14:00:00+08:00",
+    "ends_at": "2026-11-25T15:30:00+08:00",
+    "place": "三楼会议室",
+    "agenda": "年终总结",
+}
+POLL = {
+    "questions": [{"text": "年会安排在哪天？", "options": ["周五", "周六", "下周一"]}],
+    "anonymous": False,
+}
+
+
+async def test_a_meeting_notice_takes_rsvps_and_a_delegate_joins_the_list(api: Api) -> None:
+    created = await publish(api, kind="meeting", title="年终总结会", meeting=MEETING)
+    assert created["meeting"]["place"] == "三楼会议室" and created["meeting"]["organiser"] == "u_sun"
+    nid = created["id"]
+
+    status, answer = await call(
+        api, "POST", f"/notices/{nid}/rsvp", body={"person": "u_wu", "answer": "decline"}
+    )
+    assert status == 422 and not answer["message"].isascii(), answer  # a reason is required
+    status, answer = await call(
+        api, "POST", f"/notices/{nid}/rsvp", body={"person": "u_wu", "answer": "attend"}
+    )
+    assert status == 200, answer
+    fits("RsvpResult", answer)
+    assert answer["answer"] == "attend" and answer["message"]
+
+    status, answer = await call(
+        api,
+        "POST",
+        f"/notices/{nid}/rsvp",
+        body={"person": "u_chen", "answer": "delegate", "delegate": "u_liu"},
+    )
+    assert status == 200, answer
+    _, progress = await call(api, "GET", f"/notices/{nid}/receipts?person=u_sun")
+    assert "u_liu" in [r["person"] for r in progress["receipts"]]
+    status, answer = await call(
+        api, "POST", f"/notices/{nid}/rsvp", body={"person": "u_wu", "answer": "maybe"}
+    )
+    assert status == 422 and "answer" in answer["details"]
+
+
+async def test_a_poll_is_voted_and_its_results_counted_once_per_person(api: Api) -> None:
+    created = await publish(api, kind="poll", title="年会时间调查", poll=POLL)
+    nid = created["id"]
+    question = created["poll"]["questions"][0]["id"]
+
+    status, hidden = await call(api, "GET", f"/notices/{nid}/results?person=u_wu")
+    assert status == 403, hidden  # vote first
+    for person, choice in (("u_wu", 0), ("u_chen", 1), ("u_wu", 1)):  # 吴昊 changes his vote
+        status, results = await call(
+            api,
+            "POST",
+            f"/notices/{nid}/vote",
+            body={"person": person, "answers": [{"question": question, "choices": [choice]}]},
+        )
+        assert status == 200, results
+    fits("PollResults", results)
+    counts = [o["count"] for o in results["questions"][0]["options"]]
+    assert results["voters"] == 2 and counts == [0, 2, 0]
+    assert results["questions"][0]["svg"].startswith("<svg")
+
+    status, mine = await call(api, "GET", f"/notices/{nid}/results?person=u_sun")
+    assert status == 200 and mine["is_author"] and mine["who"] is not None
+
+    status, answer = await call(
+        api,
+        "POST",
+        f"/notices/{nid}/vote",
+        body={"person": "u_wu", "answers": [{"question": question, "choices": [7]}]},
+    )
+    assert status == 422 and not answer["message"].isascii(), answer
+    status, answer = await call(
+        api,
+        "POST",
+        f"/notices/{nid}/vote",
+        body={"person": "u_wu", "answers": [{"question": question}, {"question": question}]},
+    )
+    assert status == 422 and "answers" in answer["details"]
+    wu = await token(api, "wu-phone", "read,act", user="u_wu")
+    status, answer = await call(
+        api,
+        "POST",
+        f"/notices/{nid}/vote",
+        wu,
+        {"person": "u_chen", "answers": [{"question": question, "choices": [0]}]},
+    )
+    assert status == 403 and "只能以 u_wu 的身份操作" in answer["message"]
+    status, answer = await call(api, "GET", f"/notices/{nid}/results?person=u_chen", wu)
+    assert status == 403

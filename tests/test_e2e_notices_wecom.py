@@ -106,7 +106,7 @@ async def test_a_department_notice_one_card_each_taps_update_progress_and_the_di
         cards = await wait_until(lambda p=person: notice_cards(wecom, ACCOUNT[p], nid))
         assert len(cards) == 1, (person, cards)
         card = cards[0]
-        assert TITLE in str(card)
+        assert TITLE in str(card) and card["main_title"]["desc"].startswith("王芳 发布")
         assert any(b.get("key") == "notice_ack" and b.get("text") == "已收到" for b in card["button_list"])
         link = card["card_action"]["url"]
         async with httpx.AsyncClient(timeout=10) as http:

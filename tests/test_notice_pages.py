@@ -294,3 +294,34 @@ async def test_compose_publishes_to_named_people_and_shows_refusals_next_to_the_
     status, page = await sun.post("/m/n/new", [("kind", "meeting"), ("title", "例会"), ("person", "u_wu")])
     assert status == 422 and "请填写会议地点" in page and "请选择会议开始时间" in page
     assert len(await app[NOTICES].list_for(person="u_wu")) == 1  # nothing else went out
+
+
+async def test_the_author_sees_a_notice_waiting_for_the_office_and_its_refusal(
+    org_db: Database, aiohttp_client: Any, clock: ManualClock
+) -> None:
+    app, client = await _app(org_db, aiohttp_client, clock)
+    sun = await _phone(app, client, "u_sun")
+    status, page = await sun.post(
+        "/m/n/new",
+        [("kind", "notice"), ("title", "全员年终大扫除"), ("everyone", "1"), ("confidentiality", "internal")],
+    )
+    assert status == 200 and "已提交办公室审核" in _flash(page), page
+    assert "正在等待办公室审核" in page and "查看审核进度" in page and "/receipts" not in page
+    assert not CODES.search(page), CODES.search(page)
+    (mine,) = await app[NOTICES].list_authored(author="u_sun")
+    seen = await app[NOTICES].get(viewer="u_sun", notice_id=mine.id)
+    assert seen.approval_request and f'href="/m/r/{seen.approval_request}"' in page
+    req = await app[WORKFLOW].get(seen.approval_request)
+    task = next(t for st in req.steps for t in st.tasks if t.status == TaskStatus.PENDING)
+    await app[WORKFLOW].act(
+        request_id=req.id,
+        action=Action(
+            kind=ActionKind.REJECT,
+            actor=task.assignee,
+            task_id=task.id,
+            version=task.version,
+            comment="范围太大",
+        ),
+    )
+    status, page = await sun.get(f"/m/n/{mine.id}")
+    assert status == 200 and "办公室未通过审核" in page and "范围太大" in page

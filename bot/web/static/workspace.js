@@ -70,6 +70,11 @@
       parts[i].style.display=parts[i].getAttribute('data-kind-only')===kind?'':'none';
     }
   }
+  // one tap sends once: the button stays pressed until the next page
+  form.addEventListener('submit',function(){
+    var buttons=form.querySelectorAll('button[type=submit]');
+    for(var b=0;b<buttons.length;b++){buttons[b].disabled=true}
+  });
   var radios=form.querySelectorAll('input[name=kind]');
   for(var j=0;j<radios.length;j++){radios[j].addEventListener('change',show)}
   show();

@@ -253,6 +253,8 @@ class Page:
     meeting: MeetingFacts | None
     is_author: bool
     is_recipient: bool
+    approval_request: str  # the office's notice_publish request, shown to the author
+    reject_reason: str
     my_state: str
     acknowledged_at: datetime | None
     can_ack: bool
@@ -281,6 +283,8 @@ def _page(v: NoticeView, org: Org) -> Page:
         else None,
         is_author=v.is_author,
         is_recipient=mine is not None,
+        approval_request=(v.approval_request or "") if v.is_author else "",
+        reject_reason=(v.reject_reason or "") if v.is_author else "",
         my_state=mine.state.value if mine else "",
         acknowledged_at=mine.acknowledged_at if mine else None,
         can_ack=v.can_acknowledge,
@@ -779,7 +783,7 @@ async def compose(request: web.Request) -> web.StreamResponse:
 
 def _sent_words(view: NoticeView) -> str:
     if view.status == NoticeStatus.PENDING_APPROVAL:
-        return f"「{view.title}」已提交办公室审批，审批通过后发出。"
+        return f"「{view.title}」已提交办公室审核，审核通过后发出。"
     return f"「{view.title}」已发出，共 {view.total} 人。"
 
 

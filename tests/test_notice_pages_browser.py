@@ -15,7 +15,7 @@ import pytest
 
 from bot.app import create_app
 from bot.keys import DISPATCHER, NOTICES, SESSIONS
-from notices.model import Audience, Confidentiality, DeptPick, NoticeKind
+from notices.model import Audience, Confidentiality, DeptPick, Meeting, NoticeKind, Poll, Question
 from services.notices import NoticeDraft
 from tests.browser import CHROMIUM, Browser
 from tests.conftest import settings_for
@@ -188,3 +188,62 @@ async def test_a_notice_card_in_the_console_on_a_phone(
             "document.querySelector('[data-kind=notice_card] .outcome').innerText"
         )
         await browser.screenshot(str(tmp_path / "console-card-acknowledged.png"))
+
+
+async def test_a_meeting_and_a_poll_lead_to_their_rsvp_and_poll_pages(
+    org_db: Any, aiohttp_server: Any, clock: Any, tmp_path: Path
+) -> None:
+    app = create_app(settings_for(org_db), clock=clock)
+    server = await aiohttp_server(app)
+    base = str(server.make_url("")).rstrip("/")
+    starts = clock.now() + timedelta(days=2)
+    meeting = await app[NOTICES].create(
+        author="u_sun",
+        draft=NoticeDraft(
+            kind=NoticeKind.MEETING,
+            title="年终工作总结会",
+            audience=Audience(people=("u_wu", "u_chen")),
+            body="请各部门准备年度工作汇报。",
+            meeting=Meeting(
+                starts_at=starts,
+                ends_at=starts + timedelta(hours=2),
+                place="三楼第一会议室",
+                agenda="一、年度工作回顾\n二、明年计划",
+                organiser="u_sun",
+            ),
+        ),
+        channel="web",
+    )
+    poll = await app[NOTICES].create(
+        author="u_sun",
+        draft=NoticeDraft(
+            kind=NoticeKind.POLL,
+            title="年会时间调查",
+            audience=Audience(people=("u_wu", "u_chen")),
+            poll=Poll(questions=(Question(id="q1", text="年会安排在哪天？", options=("周五", "周六")),)),
+        ),
+        channel="web",
+    )
+    wu = await app[SESSIONS].start("u_wu", via="test")
+    async with Browser() as browser:
+        await browser.emulate_phone(WIDTH, 844)
+        await browser.send("Network.setCookie", name="oabot_session", value=wu.id, url=base)
+        await browser.navigate(f"{base}/m/n/{meeting.id}")
+        text = await _fits_and_reads(browser)
+        assert "三楼第一会议室" in text and "会议回执" in text
+        await browser.screenshot(str(tmp_path / "meeting.png"))
+        await browser.evaluate(f"document.querySelector('a[href=\"/m/n/{meeting.id}/rsvp\"]').click()")
+        await browser.wait_for(
+            f"location.pathname === '/m/n/{meeting.id}/rsvp' && document.readyState === 'complete'"
+        )
+        assert "参加" in await browser.evaluate("document.body.innerText")
+
+        await browser.navigate(f"{base}/m/n/{poll.id}")
+        text = await _fits_and_reads(browser)
+        assert "参与调查" in text
+        await browser.screenshot(str(tmp_path / "poll.png"))
+        await browser.evaluate(f"document.querySelector('a[href=\"/m/n/{poll.id}/poll\"]').click()")
+        await browser.wait_for(
+            f"location.pathname === '/m/n/{poll.id}/poll' && document.readyState === 'complete'"
+        )
+        assert "年会安排在哪天" in await browser.evaluate("document.body.innerText")

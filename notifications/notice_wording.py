@@ -105,7 +105,7 @@ def notice_card(notice: Notice, *, org: Org, tz: ZoneInfo, link: str, restricted
         fields.append({"label": "密级", "value": CONFIDENTIALITY_LABEL[notice.confidentiality]})
     return {
         "title": KIND_LABEL[notice.kind],
-        "urgency": None,
+        "urgency": "",  # notices have no urgency; the key keeps the task card shape
         "subtitle": notice.title,
         "initiator": org.display_name(notice.author),
         "step": "请确认收到",

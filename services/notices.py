@@ -4,13 +4,17 @@ passwords and the record of views. Every entry point (REST, pages, card taps, CL
 Final names (issue 12, NOTICES.md): `Notices(deps: NoticesDeps)` with keyword-only methods
 `create(author, draft, channel) -> NoticeView`, `get(viewer, notice_id, channel) -> NoticeView`,
 `unlock(viewer, notice_id, password, channel) -> NoticeView`, `acknowledge(person, notice_id,
-channel) -> ReceiptView`, `tap(person, task_id, channel) -> str` (a card's 已收到),
+channel) -> ReceiptView`, `tap(person, task_id, channel) -> str | None` (a card's 已收到:
+None when recorded, else the words to answer),
 `recall(author, notice_id) -> NoticeView`, `receipts(viewer, notice_id) -> ReceiptsView`,
 `urge(author, notice_id) -> Urged`, `list_for(person, ...) -> list[NoticeSummary]`,
-`list_authored(author) -> list[NoticeSummary]`, `unanswered_for(person) -> list[NoticeSummary]`
-(the digests); `on_approval_outcome` is the `OutcomeHook` that publishes or refuses a notice
+`list_authored(author) -> list[NoticeSummary]`, `unanswered_for(person) -> list[NoticeSummary]`,
+`digest_items() -> list[deadlines.digest.NoticeItem]` (the digests), `ack_deadline(published_at)`;
+`on_approval_outcome` is the `OutcomeHook` that publishes or refuses a notice
 when its `notice_publish` request ends. n2's `services.notice_responses` uses `storage.notice_store`
-and `Notices.load(...)`, `Notices.add_recipient_in(session, ...)` (a 委派 delegate).
+and `Notices.load(notice_id)`, `Notices.add_recipient_in(session, notice_id=, person=, added_by=,
+now=)` (a 委派 delegate: receipt, card, trail). Page paths: `notice_page(id)` `/m/n/<id>`,
+`receipts_page(id)`. Refusals: `notices.errors` (words: `notifications.messages.message_for`).
 
 One transaction per change: the rows, the notice trail (`notice_events`), the outbox cards and
 the `notice_default` timer are written together. Receipt moves are conditional updates guarded

@@ -532,3 +532,17 @@ async def test_the_digest_slot_sends_a_notice_only_digest_through_the_deadline_s
     assert [d.recipient for d in digests] == ["u_wu"]
     assert "「关于年底安全检查的通知」" in digests[0].payload["text"]
     assert digests[0].payload["link"].startswith("http://oabot.test/")
+
+
+async def test_the_notice_trail_is_append_only(world: World) -> None:
+    from sqlalchemy import delete, update
+
+    view = await world.notices.create(author="u_zhou", draft=draft(Audience(people=("u_wu",))))
+    for statement in (
+        update(NoticeEventRow).where(col(NoticeEventRow.notice_id) == view.id).values(actor="u_x"),
+        delete(NoticeEventRow).where(col(NoticeEventRow.notice_id) == view.id),
+    ):
+        with pytest.raises(Exception, match="append-only"):
+            async with world.db.transaction() as s:
+                await s.execute(statement)
+    assert [e.kind for e in await events(world.db, view.id)] == ["created", "published"]

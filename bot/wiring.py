@@ -194,6 +194,7 @@ async def workflow_ctx(app: web.Application) -> AsyncIterator[None]:
     workflow.d.hooks.append(notices.on_approval_outcome)  # publishes a notice the office approved
     notices.publish_hooks.append(app[NOTICE_RESPONSES].schedule_meeting_reminders)
     app[NOTICE_RESPONSES].unlock = notices.unlock  # the access password of a meeting or poll
+    app[NOTICE_RESPONSES].add_recipient = notices.add_recipient_in  # a 委派 delegate joins the list
     app[NOTICES] = notices
     deadlines = DeadlineService(
         db=db,

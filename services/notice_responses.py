@@ -90,6 +90,20 @@ class Unlock(Protocol):
     ) -> object: ...
 
 
+class AddRecipient(Protocol):
+    async def __call__(
+        self,
+        session: AsyncSession,
+        *,
+        notice_id: str,
+        person: str,
+        added_by: str,
+        now: datetime,
+        channel: str = "web",
+        org: Org | None = None,
+    ) -> Receipt | None: ...
+
+
 class CalendarSource(Protocol):
     """The organisation's working calendar, current overrides included (`OrgCalendar`)."""
 
@@ -226,6 +240,9 @@ class NoticeResponses:
         # `Notices.unlock`: checks an access password (wrong tries counted, lock-out, trail);
         # set by the wiring once the notice service is built.
         self.unlock: Unlock | None = None
+        # `Notices.add_recipient_in`: a 委派 delegate's receipt, card and trail line, in our
+        # transaction; set by the wiring (without it, the same is written here).
+        self.add_recipient: AddRecipient | None = None
         self.directory = directory
         self.links = links
         self.calendar = calendar
@@ -410,7 +427,7 @@ class NoticeResponses:
     @staticmethod
     def _people(org: Org, *, exclude: str) -> list[PersonPick]:
         return [
-            PersonPick(u.id, u.name, u.title, (org.department(u.department) or _NoDept).name)
+            PersonPick(u.id, u.name, u.title, _department_name(org, u.id))
             for u in sorted(org.users.values(), key=lambda u: u.id)
             if u.active and u.id != exclude
         ]
@@ -498,18 +515,29 @@ class NoticeResponses:
         """The delegate joins the meeting's list (a receipt added by the person who delegated,
         unless they are on it already) and is told, with a link to answer."""
         assert given.delegate is not None and notice.meeting is not None
-        if given.delegate not in notice.recipients:
-            added = await store.insert_receipts(
+        in_trail = False  # the notice service writes the trail line with the receipt
+        if given.delegate not in notice.recipients and self.add_recipient is not None:
+            await self.add_recipient(
+                session,
+                notice_id=notice.id,
+                person=given.delegate,
+                added_by=given.person,
+                now=now,
+                channel=channel,
+                org=org,
+            )
+            in_trail = True
+        elif given.delegate not in notice.recipients:
+            (added,) = await store.insert_receipts(
                 session, notice_id=notice.id, people=[given.delegate], now=now, added_by=given.person
             )
-            for r in added:  # the meeting's card, as every attendee got it
-                await self._card(session, notice, r.person, r.card_no, now)
-        await store.add_event(
-            session,
-            event=NoticeEvent(
-                notice.id, now, NoticeEventKind.DELEGATED, given.person, channel, {"delegate": given.delegate}
-            ),
-        )
+            await self._card(session, notice, added.person, added.card_no, now)  # as every attendee's
+        if not in_trail:
+            data = {"person": given.delegate}
+            await store.add_event(
+                session,
+                event=NoticeEvent(notice.id, now, NoticeEventKind.DELEGATED, given.person, channel, data),
+            )
         link = await self._link(session, given.delegate, f"/m/n/{notice.id}/rsvp")
         text = words.delegate_told(
             by_name=org.display_name(given.person),
@@ -541,12 +569,10 @@ class NoticeResponses:
         att = meetings.attendance(notice.recipients, rsvps)
 
         def row(line: meetings.AttendanceLine) -> AttendanceRow:
-            user = org.user(line.person)
-            dept = org.department(user.department) if user else None
             return AttendanceRow(
                 person=line.person,
                 name=org.display_name(line.person),
-                department=dept.name if dept else "",
+                department=_department_name(org, line.person),
                 answer=words.RSVP_LABEL[line.answer] if line.answer else words.UNANSWERED,
                 reason=line.reason or "",
                 delegate=org.display_name(line.delegate) if line.delegate else "",
@@ -773,12 +799,10 @@ class NoticeResponses:
             texts = {q.id: q.text for q in poll.questions}
             who = []
             for c in polls.choices_by_person(poll, votes):
-                user = org.user(c.person)
-                dept = org.department(user.department) if user else None
                 who.append(
                     ChoiceLine(
                         name=org.display_name(c.person),
-                        department=dept.name if dept else "",
+                        department=_department_name(org, c.person),
                         question=texts.get(c.question_id, ""),
                         choices="、".join(c.labels),
                         text=c.text or "",
@@ -798,8 +822,10 @@ class NoticeResponses:
         )
 
 
-class _NoDept:
-    name = ""
+def _department_name(org: Org, person: str) -> str:
+    user = org.user(person)
+    dept = org.department(user.department) if user else None
+    return dept.name if dept else ""
 
 
 def _cell(value: str) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from bot.app import create_app
-from bot.keys import NOTICE_RESPONSES, NOTICES, SESSIONS
+from bot.keys import DB, NOTICE_RESPONSES, NOTICES, SESSIONS
 from notices.model import Audience, Meeting, NoticeKind, Poll, Question, RsvpAnswer
 from services.notices import NoticeDraft
 from tests.conftest import settings_for
@@ -136,3 +136,22 @@ async def test_a_poll_with_an_access_password_asks_for_it(
     body = await resp.text()
     assert "已提交，结果如下" in body and "1 票 100%" in body
     assert (await app[NOTICE_RESPONSES].results("u_sun", notice.id)).voters == 1
+
+
+async def test_a_delegate_joins_through_the_notice_service(
+    org_db: Any, aiohttp_client: Any, clock: Any
+) -> None:
+    from storage import notice_store
+
+    app, client, meeting_id, _ = await _setup(org_db, aiohttp_client, clock)
+    csrf = await _sign_in(app, client, "u_li")
+    resp = await client.post(
+        f"/m/n/{meeting_id}/rsvp", data={"csrf": csrf, "answer": "delegate", "delegate": "u_zhao"}
+    )
+    assert resp.status == 200 and "已回执：委派 赵敏 参加，已通知对方" in await resp.text()
+    async with app[DB].session() as s:
+        receipts = {r.person: r for r in await notice_store.receipts_of(s, notice_id=meeting_id)}
+        trail = [
+            e for e in await notice_store.events_of(s, notice_id=meeting_id) if e.kind.value == "delegated"
+        ]
+    assert receipts["u_zhao"].added_by == "u_li" and len(trail) == 1

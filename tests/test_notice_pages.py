@@ -6,6 +6,7 @@ only; every post carries the session's CSRF token. SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from datetime import timedelta
 from typing import Any
@@ -18,9 +19,11 @@ from approvals.model import ActionKind, TaskStatus
 from bot.app import create_app
 from bot.keys import NOTICES, SESSIONS, WORKFLOW
 from notices.model import Audience, Confidentiality, NoticeKind, ReceiptState
+from org.loader import load_org_file
 from services.notices import NoticeDraft, NoticeView
 from storage.db import Database
-from tests.conftest import settings_for
+from storage.org_repo import import_org
+from tests.conftest import DEMO_ORG, settings_for
 
 CODES = re.compile(
     r">[^<]*\b(notice|announcement|published|pending_approval|acknowledged|defaulted|opened|sent|"
@@ -325,3 +328,44 @@ async def test_the_author_sees_a_notice_waiting_for_the_office_and_its_refusal(
     )
     status, page = await sun.get(f"/m/n/{mine.id}")
     assert status == 200 and "办公室未通过审核" in page and "范围太大" in page
+
+
+async def test_compose_offers_job_levels_and_a_department_with_its_sub_departments(
+    org_db: Database, aiohttp_client: Any, clock: ManualClock
+) -> None:
+    org = load_org_file(DEMO_ORG)
+    for uid, level in (("u_zhang", 9), ("u_li", 8), ("u_sun", 5), ("u_wu", 3)):
+        org.users[uid] = dataclasses.replace(org.users[uid], level=level)
+    async with org_db.transaction() as s:
+        await import_org(s, org, now=clock.now())
+    app, client = await _app(org_db, aiohttp_client, clock)
+    zhang = await _phone(app, client, "u_zhang")
+
+    status, page = await zhang.get("/m/n/new")
+    assert status == 200 and "按职级" in page and "3 级" in page and "9 级" in page
+
+    status, page = await zhang.post(
+        "/m/n/new",
+        [("kind", "notice"), ("title", "总部全体会议安排"), ("dept", "gm_office"), ("dept_sub", "gm_office"),
+         ("confidentiality", "internal")],
+    )  # fmt: skip
+    assert status == 200 and "已提交办公室审核" in _flash(page)  # several departments: the office first
+    sun = await _phone(app, client, "u_sun")
+    status, page = await sun.post(
+        "/m/n/new",
+        [("kind", "notice"), ("title", "市场部周会"), ("dept", "marketing"), ("dept_sub", "marketing"),
+         ("confidentiality", "internal")],
+    )  # fmt: skip
+    assert status == 200 and "已发出，共 1 人" in _flash(page), _flash(page)  # her own department: direct
+
+    status, page = await zhang.post(
+        "/m/n/new",
+        [
+            ("kind", "notice"),
+            ("title", "中层以上会议"),
+            ("level", "5"),
+            ("level", "8"),
+            ("confidentiality", "internal"),
+        ],
+    )
+    assert status == 200 and "已提交办公室审核" in _flash(page)  # levels: the office approves first

@@ -45,6 +45,7 @@ from notices.model import (
     ReceiptState,
 )
 from notifications.messages import message_for
+from notifications.notice_wording import CHANNEL_LABEL, CONFIDENTIALITY_LABEL, KIND_LABEL, RECEIPT_LABEL
 from org.errors import DomainError
 from org.model import Org, User
 from services.notices import NoticeDraft, NoticeSummary, NoticeView, ReceiptsView, ReceiptView
@@ -53,25 +54,6 @@ FLASH = "oabot_nflash"
 BAD = "!"  # a flash starting with this is a refusal (shown in red)
 HOME = "/m/n/"
 PLATFORM_CHANNELS = {"wecom", "dingtalk", "console"}
-KIND_LABEL = {
-    NoticeKind.NOTICE: "通知",
-    NoticeKind.ANNOUNCEMENT: "公告",
-    NoticeKind.MEETING: "会议通知",
-    NoticeKind.POLL: "调查",
-}
-LEVEL_LABEL = {
-    Confidentiality.PUBLIC: "公开",
-    Confidentiality.INTERNAL: "内部",
-    Confidentiality.SECRET: "秘密",
-    Confidentiality.CONFIDENTIAL: "机密",
-    Confidentiality.TOP_SECRET: "绝密",
-}
-STATE_LABEL = {
-    ReceiptState.SENT: "未读",
-    ReceiptState.OPENED: "已读未确认",
-    ReceiptState.ACKNOWLEDGED: "已收到",
-    ReceiptState.DEFAULTED: "默认已收到",
-}
 # The built-in templates' roles in words; a role not listed is shown by its holders' titles.
 ROLE_LABEL = {
     "gm": "总经理",
@@ -89,7 +71,6 @@ ROLE_LABEL = {
     "admin": "系统管理员",
     "office": "办公室",
 }
-VIA_LABEL = {"web": "网页", "wecom": "企业微信", "dingtalk": "钉钉", "console": "模拟器", "api": "接口"}
 STATUS_CLASS = {
     NoticeStatus.PUBLISHED: "approved",
     NoticeStatus.PENDING_APPROVAL: "running",
@@ -168,7 +149,7 @@ def _inbox_item(s: NoticeSummary, now: datetime) -> Item:
         author_name=s.author_name,
         at=s.published_at or s.created_at,
         state=state.value,
-        state_label=s.my_state_label or STATE_LABEL[state],
+        state_label=s.my_state_label or RECEIPT_LABEL[state],
         pinned=s.pinned,
         unread=state == ReceiptState.SENT,
         deadline=s.ack_deadline if not state.answered and s.ack_deadline and s.ack_deadline > now else None,
@@ -400,7 +381,7 @@ def _when(at: datetime | None, tz: tzinfo) -> str:
 
 
 def _via(via: str | None) -> str:
-    return VIA_LABEL.get(via or "", "")
+    return CHANNEL_LABEL.get(via or "", "")
 
 
 def _waiting(r: ReceiptView, tz: tzinfo) -> Person:
@@ -768,7 +749,7 @@ async def compose(request: web.Request) -> web.StreamResponse:
         "errors": errors,
         "top_error": top_error,
         "kinds": [(k.value, KIND_LABEL[k]) for k in NoticeKind],
-        "levels_conf": [(c.value, LEVEL_LABEL[c]) for c in Confidentiality],
+        "levels_conf": [(c.value, CONFIDENTIALITY_LABEL[c]) for c in Confidentiality],
         "departments": _departments(org),
         "levels": _levels(org),
         "roles": _roles(org),

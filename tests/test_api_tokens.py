@@ -21,7 +21,7 @@ from approvals.clock import ManualClock
 from bot.app import create_app
 from bot.cli import main
 from bot.keys import API_TOKENS, WORKFLOW
-from bot.web import api, api_calendar, api_checkins, api_stats, openapi
+from bot.web import api, api_calendar, api_checkins, api_notices, api_stats, openapi
 from org.loader import load_org_file
 from services.api_tokens import Scope
 from storage.api_token_models import ApiTokenRow
@@ -37,7 +37,9 @@ SEAL_FORM = {
     "copies": 2,
     "take_out": False,
 }
-ROUTES = [r for t in (api, api_calendar, api_checkins, api_stats, openapi) for r in t.ROUTES.routes]
+ROUTES = [
+    r for t in (api, api_calendar, api_checkins, api_stats, api_notices, openapi) for r in t.ROUTES.routes
+]
 
 
 async def token(api: Api, name: str, scopes: str, user: str | None = None) -> dict[str, str]:

@@ -216,7 +216,8 @@ async def test_list_pages_render_tabs_filters_items_and_pager(api: Api) -> None:
         assert resp.status == 200 and "暂无记录" in await resp.text() or path == "/m/todo"
     for path in ("/m/todo", "/m/done", "/m/mine", "/m/cc"):  # every list leads to starting a request
         page = await (await client.get(path, headers=cookie)).text()  # type: ignore[attr-defined]
-        assert '<a class=bar-new href="/m/new">＋ 发起申请</a>' in page, path
+        assert '<a class=bar-link href="/m/new">＋ 发起申请</a>' in page, path
+        assert '<a class="bar-new nt-nav" href="/m/n/">通知' in page, path  # and to the notices
     bad = await client.get("/m/mine?page=x&from=nonsense&status=<b>", headers=cookie)  # type: ignore[attr-defined]
     assert bad.status == 200 and "&lt;b&gt;" not in await bad.text()  # unreadable filters are dropped
     anonymous = await client.get("/m/todo", allow_redirects=False)  # type: ignore[attr-defined]

@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "bot.cli.link",
     "bot.cli.sheet",
     "bot.cli.export",
+    "bot.cli.notices",
 )
 
 

@@ -24,6 +24,7 @@ from approvals.engine import NOTIFY_OTHERS_MAX
 from approvals.forms import max_length
 from approvals.model import ActionKind, Channel, RequestStatus, SignerPosition, Urgency
 from bot.keys import API_TOKENS, CLOCK, SETTINGS, WORKFLOW
+from bot.web.api_notices import setup_notices_api
 from bot.web.routes import (
     FORM_KEYS_MAX,
     LIST_MAX,
@@ -484,3 +485,4 @@ async def cancel_delegation(request: web.Request) -> web.StreamResponse:
 
 def setup_api(app: web.Application) -> None:
     ROUTES.add_to(app.router)
+    setup_notices_api(app)

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, JsonSchemaValue, models_json_schema
 
 from bot import __version__
-from bot.web import api, api_calendar, api_checkins, api_stats
+from bot.web import api, api_calendar, api_checkins, api_notices, api_stats
 from bot.web.middleware import readable_json
 from bot.web.routes import Error, Route, RouteTable
 
@@ -38,7 +38,14 @@ class _ComponentNames(GenerateJsonSchema):
 
 
 def _tables() -> list[RouteTable]:
-    return [api.ROUTES, api_calendar.ROUTES, api_checkins.ROUTES, api_stats.ROUTES, ROUTES]
+    return [
+        api.ROUTES,
+        api_calendar.ROUTES,
+        api_checkins.ROUTES,
+        api_stats.ROUTES,
+        api_notices.ROUTES,
+        ROUTES,
+    ]
 
 
 def _json(model: type[BaseModel] | None, refs: dict[Any, JsonSchemaValue]) -> dict[str, Any]:
@@ -107,7 +114,7 @@ def document() -> dict[str, Any]:
         "info": {
             "title": "oabot API",
             "version": __version__,
-            "description": "Approvals in WeCom/DingTalk: requests, actions, templates, delegations.",
+            "description": "Approvals in WeCom/DingTalk: requests, actions, templates, delegations; notices.",
         },
         "components": {
             "schemas": schemas,

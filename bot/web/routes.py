@@ -260,7 +260,8 @@ def _problems(exc: ValidationError, unknown: str) -> dict[str, str]:
         if e["type"] == "missing":
             problems[key] = "required"
         elif e["type"] == "extra_forbidden":
-            problems[key] = unknown
+            # a key inside a nested object (audience.teams) is named by its whole path
+            problems[key] = unknown if len(e["loc"]) == 1 else "unknown field " + ".".join(map(str, e["loc"]))
         else:
             problems.setdefault(key, e["msg"].removeprefix("Value error, "))
     return problems

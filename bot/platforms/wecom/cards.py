@@ -113,7 +113,11 @@ def _title(card: dict[str, Any]) -> dict[str, str]:
     title = f"{card.get('title', '')}·{urgency}" if urgency else str(card.get("title", ""))
     return {
         "title": clip(title, TITLE_MAX),
-        "desc": clip(f"{card.get('initiator', '')} 提交 · {card.get('step', '')}", DESC_MAX),
+        # a notice is published (发布) by its author, a request submitted (提交) by its initiator
+        "desc": clip(
+            f"{card.get('initiator', '')} {'发布' if card.get('notice') else '提交'} · {card.get('step', '')}",
+            DESC_MAX,
+        ),
     }
 
 

@@ -57,3 +57,25 @@
     });
   }
 })();
+
+/* == 通知 compose (/m/n/new): show the meeting / poll / announcement parts for the chosen kind == */
+(function(){
+  var form=document.getElementById('nt-new');
+  if(!form){return}
+  var parts=form.querySelectorAll('[data-kind-only]');
+  function show(){
+    var picked=form.querySelector('input[name=kind]:checked');
+    var kind=picked?picked.value:'';
+    for(var i=0;i<parts.length;i++){
+      parts[i].style.display=parts[i].getAttribute('data-kind-only')===kind?'':'none';
+    }
+  }
+  // one tap sends once: the button stays pressed until the next page
+  form.addEventListener('submit',function(){
+    var buttons=form.querySelectorAll('button[type=submit]');
+    for(var b=0;b<buttons.length;b++){buttons[b].disabled=true}
+  });
+  var radios=form.querySelectorAll('input[name=kind]');
+  for(var j=0;j<radios.length;j++){radios[j].addEventListener('change',show)}
+  show();
+})();

@@ -18,7 +18,7 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from approvals.model import Channel, RequestStatus
-from bot.keys import SETTINGS, WORKSPACE_LISTS
+from bot.keys import NOTICES, SETTINGS, WORKSPACE_LISTS
 from bot.web.forms import whole_number
 from bot.web.identity import CSRF_FIELD, check_csrf, csrf_token, current, viewer
 from bot.web.routes import EARLIEST, LATEST
@@ -98,6 +98,8 @@ async def _list(request: web.Request, kind: ListKind) -> web.Response:
         "tz": request.app[SETTINGS].tz,
         "csrf": await csrf_token(request),
         "csrf_field": CSRF_FIELD,
+        # the header's 通知 link shows how many notices still wait for the person's 已收到
+        "notices_waiting": len(await request.app[NOTICES].list_for(person=user.id, unanswered_only=True)),
     }
     return aiohttp_jinja2.render_template("m/lists.html", request, context)
 

@@ -1068,47 +1068,44 @@ class Notices:
         self, session: AsyncSession, notice: Notice, org: Org, r: Receipt, now: datetime
     ) -> None:
         """A recipient's card (`task_card` shape), linking through their own signed link."""
-        link = await self.d.links.url(r.person, notice_page(notice.id), session=session)
-        card = notice_card(notice, org=org, tz=self.d.tz, link=link, restricted=self._restricted(notice))
-        task_id = card_task_id(notice.id, r.card_no)
-        session.add(
-            OutboxRow.due_now(
-                kind="task_card",
-                recipient=r.person,
-                task_id=task_id,
-                payload={
-                    "notice_id": notice.id,
-                    "task_id": task_id,
-                    "version": CARD_VERSION,
-                    "title": notice.title,
-                    "link": link,
-                    "card": card,
-                },
-                now=now,
-            )
-        )
+        await self._card_row(session, notice, org, r, now, outcome=None)
 
     async def _close_card(
         self, session: AsyncSession, notice: Notice, org: Org, receipt: Receipt, outcome: str, now: datetime
     ) -> None:
         """The person's card, closed in place with `outcome` (已收到 / 默认已收到 / 已收回)."""
-        link = await self.d.links.url(receipt.person, notice_page(notice.id), session=session)
+        await self._card_row(session, notice, org, receipt, now, outcome=outcome)
+
+    async def _card_row(
+        self,
+        session: AsyncSession,
+        notice: Notice,
+        org: Org,
+        r: Receipt,
+        now: datetime,
+        *,
+        outcome: str | None,
+    ) -> None:
+        """The outbox row of a person's card: new (`task_card`), or closed with `outcome`."""
+        link = await self.d.links.url(r.person, notice_page(notice.id), session=session)
         card = notice_card(notice, org=org, tz=self.d.tz, link=link, restricted=self._restricted(notice))
-        task_id = card_task_id(notice.id, receipt.card_no)
+        task_id = card_task_id(notice.id, r.card_no)
+        payload: dict[str, Any] = {
+            "notice_id": notice.id,
+            "task_id": task_id,
+            "version": CARD_VERSION,
+            "title": notice.title,
+            "link": link,
+            "card": card,
+        }
+        if outcome is not None:
+            payload.update(outcome=outcome, card=closed_card(card, outcome))
         session.add(
             OutboxRow.due_now(
-                kind="card_closed",
-                recipient=receipt.person,
+                kind="task_card" if outcome is None else "card_closed",
+                recipient=r.person,
                 task_id=task_id,
-                payload={
-                    "notice_id": notice.id,
-                    "task_id": task_id,
-                    "version": CARD_VERSION,
-                    "title": notice.title,
-                    "link": link,
-                    "outcome": outcome,
-                    "card": closed_card(card, outcome),
-                },
+                payload=payload,
                 now=now,
             )
         )

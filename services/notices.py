@@ -32,7 +32,7 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -994,6 +994,28 @@ class Notices:
             rows = await store.notices_by(s, author=author, limit=limit)
             progress = await store.progress_of(s, notice_ids=[n.id for n in rows])
         return [self._summary(org, store.notice_of(n), progress.get(n.id, {}), now, None) for n in rows]
+
+    async def any_notices(self) -> bool:
+        """Whether any notice was ever written (any status)."""
+        async with self.d.db.session() as s:
+            return await store.count_notices(s) > 0
+
+    def working_days_ahead(self, count: int) -> list[date]:
+        """The next `count` working days after today (the org's calendar, 调休 included)."""
+        calendar = self.d.calendar.current
+        day = self.d.now().astimezone(self.d.tz).date()
+        found: list[date] = []
+        for _ in range(count * 7 + 30):  # a long holiday is at most a few weeks
+            day += timedelta(days=1)
+            if calendar.is_working_day(day):
+                found.append(day)
+                if len(found) == count:
+                    break
+        return found
+
+    def working_periods(self) -> tuple[tuple[time, time], ...]:
+        """A working day's periods, wall-clock times in the org's timezone."""
+        return self.d.calendar.current.periods
 
     async def unanswered_for(self, person: str) -> list[NoticeSummary]:
         return await self.list_for(person=person, unanswered_only=True, limit=200)

@@ -5,7 +5,7 @@ They are written by the office (the first active holder of OABOT_OFFICE_ROLE) th
 `services.notices.Notices`, like any other notice: the audience is resolved, the cards go out,
 a meeting gets its reminders, anything that needs the office's approval goes through
 `notice_publish` (approved at once, the author being the office). Only when the database holds
-no notice at all, and each with an idempotency key, so restarts (or two roles starting at once)
+no notice at all, and each with an idempotency key (`demo-<kind>`), so restarts (or two roles starting at once)
 never double them.
 """
 
@@ -136,7 +136,8 @@ async def ready_demo_notices(app: web.Application) -> list[str]:
         return []
     ids = []
     for n, draft in enumerate(demo_drafts(service, org, author, app[SETTINGS].tz), start=1):
-        view = await service.create(author=author, draft=draft, channel="console")
+        key = f"demo-{draft.kind.value}"
+        view = await service.create(author=author, draft=draft, channel="console", idempotency_key=key)
         if view.status != NoticeStatus.PUBLISHED:
             logger.warning("demo notice not published", extra={"notice_id": view.id, "status": view.status})
         ids.append(view.id)

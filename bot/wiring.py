@@ -207,6 +207,7 @@ async def workflow_ctx(app: web.Application) -> AsyncIterator[None]:
     workflow.d.validators.append(notices.check_submission)  # notice_publish is the service's alone
     workflow.d.system_templates = frozenset({PUBLISH_TEMPLATE})
     notices.publish_hooks.append(app[NOTICE_RESPONSES].schedule_meeting_reminders)
+    notices.publish_hooks.append(app[NOTICE_RESPONSES].schedule_poll_close)  # closes at closes_at
     app[NOTICE_RESPONSES].unlock = notices.unlock  # the access password of a meeting or poll
     app[NOTICE_RESPONSES].add_recipient = notices.add_recipient_in  # a 委派 delegate joins the list
     app[NOTICES] = notices

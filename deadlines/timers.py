@@ -68,6 +68,7 @@ class TimerKind(StrEnum):
     ORG_SYNC = "org_sync"  # the nightly directory sync from WeCom or DingTalk (recurring)
     ORG_REFRESH = "org_refresh"  # re-read one person or department after a contact event
     MEETING_REMIND = "meeting_remind"  # a reminder to a meeting's attendees before it starts
+    POLL_CLOSE = "poll_close"  # a poll's closing time: the trail says closed, the author gets the counts
     NOTICE_DEFAULT = "notice_default"  # a notice's 已收到 deadline: unanswered receipts default
     NOTIFY_DEFAULT = "notify_default"  # a 知会 task unanswered at its deadline counts as read
 

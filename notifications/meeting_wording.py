@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime, tzinfo
 
 from notices.model import OffsetUnit, RemindOffset, RsvpAnswer
+from notices.polls import PollResults
 
 RSVP_LABEL = {
     RsvpAnswer.ATTEND: "参加",
@@ -57,3 +58,21 @@ def reminder(*, title: str, starts_at: datetime, place: str, tz: tzinfo, link: s
 def rsvp_page_needed(link: str) -> str:
     """A card's 不参加 tap: a reason is needed, given on the 回执 page."""
     return f"不参加需要填写原因，请在回执页面填写：{link}"
+
+
+def percent(value: float) -> str:
+    """`50%`, `33.3%`."""
+    return f"{value:.1f}".removesuffix(".0") + "%"
+
+
+def poll_closed(*, title: str, results: PollResults, invited: int, link: str) -> str:
+    """What the author of a poll is told when it closes: the final counts and the results page."""
+    lines = [f"调查「{title}」已截止，共 {results.voters} 人作答（发送 {invited} 人）。"]
+    many = len(results.questions) > 1
+    for n, q in enumerate(results.questions, start=1):
+        counts = "、".join(f"{o.label} {o.count} 票（{percent(o.percent)}）" for o in q.options)
+        if q.texts:
+            counts = f"{counts}；文字意见 {len(q.texts)} 条" if counts else f"文字意见 {len(q.texts)} 条"
+        lines.append(f"{f'{n}. ' if many else ''}{q.text}：{counts or '无人作答'}")
+    lines.append(f"查看结果：{link}")
+    return "\n".join(lines)

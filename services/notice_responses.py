@@ -74,6 +74,13 @@ CARD_CLOSED = "card_closed"  # the recipient's notice card, updated in place
 CARD_VERSION = 1  # as `services.notices` sends notice cards
 TAP_ANSWERS = {"rsvp_attend": RsvpAnswer.ATTEND, "rsvp_leave": RsvpAnswer.LEAVE}  # rsvp_decline: the page
 RSVP_TAP_ACTIONS = frozenset({"rsvp_attend", "rsvp_leave", "rsvp_decline"})
+
+
+def poll_results_page(notice_id: str) -> str:
+    """The poll's page: the ballot, and its results to those who voted and to the author."""
+    return f"/m/n/{notice_id}/poll"
+
+
 CSV_HEADERS = ("姓名", "部门", "回执", "原因", "委派给", "受谁委派", "回执时间")
 
 
@@ -250,6 +257,7 @@ class NoticeResponses:
         self.now = now
         if kinds is not None:
             kinds.register(TimerKind.MEETING_REMIND, self.fire_reminder)
+            kinds.register(TimerKind.POLL_CLOSE, self.fire_poll_close)
 
     async def org(self) -> Org:
         return await self.directory.org()
@@ -683,6 +691,61 @@ class NoticeResponses:
             extra={"notice_id": notice_id, "timer_id": timer.id, "count": len(people)},
         )
         return FireResult.FIRED if people else FireResult.SKIPPED
+
+    # -- polls: closing ------------------------------------------------------------------------
+    async def schedule_poll_close(self, session: AsyncSession, notice: Notice, now: datetime) -> bool:
+        """Write the poll's `poll_close` timer at its closing time (in the caller's publish
+        transaction); False for a poll without one (or written already)."""
+        if notice.kind != NoticeKind.POLL or notice.poll is None or notice.poll.closes_at is None:
+            return False
+        return await timers.schedule_once(
+            session,
+            kind=TimerKind.POLL_CLOSE,
+            key=f"poll_close:{notice.id}",
+            due_at=notice.poll.closes_at,
+            now=now,
+            ref=notice.id,
+            data={"notice_id": notice.id},
+        )
+
+    async def fire_poll_close(self, timer: Timer) -> FireResult:
+        """The poll closes: its trail records `closed` with the final counts and the author is
+        told them with a link to the results; once, with the closing of the timer."""
+        now = self.now()
+        notice_id = timer.ref or str(timer.data.get("notice_id") or "")
+        async with self.db.transaction() as s:
+            if not await timers.finish(s, timer, now=now):
+                return FireResult.LOST
+            stored = await store.load_notice(s, notice_id=notice_id)
+            notice = stored.notice if stored else None
+            if notice is None or notice.poll is None or notice.status != NoticeStatus.PUBLISHED:
+                await timers.set_status(s, timer.id, status=TimerStatus.CANCELLED, error="recalled or gone")
+                return FireResult.CANCELLED
+            if NoticeEventKind.CLOSED in {e.kind for e in await store.events_of(s, notice_id=notice_id)}:
+                return FireResult.SKIPPED  # closed already (a timer written again by hand)
+            results = polls.tally(notice.poll, await answers.votes_of(s, notice_id=notice_id))
+            counts = [
+                {"question": q.question_id, "voters": q.voters, "counts": [o.count for o in q.options]}
+                for q in results.questions
+            ]
+            await store.add_event(
+                s,
+                event=NoticeEvent(
+                    notice_id, now, NoticeEventKind.CLOSED, "system", "system",
+                    {"voters": results.voters, "invited": len(notice.recipients), "questions": counts},
+                ),
+            )  # fmt: skip
+            link = await self._link(s, notice.author, poll_results_page(notice_id))
+            text = words.poll_closed(
+                title=notice.title, results=results, invited=len(notice.recipients), link=link
+            )
+            self._queue(
+                s, kind="text", person=notice.author, payload={"text": text, "notice_id": notice_id}, now=now
+            )
+        logger.info(
+            "poll closed", extra={"notice_id": notice_id, "timer_id": timer.id, "voters": results.voters}
+        )
+        return FireResult.FIRED
 
     # -- polls ----------------------------------------------------------------------------------
     async def poll_page(

@@ -32,7 +32,7 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -101,6 +101,7 @@ from org.model import Org, is_org_admin
 from services.approvals import Workflow
 from services.directory import Directory
 from services.links import PersonalLinks
+from storage import approval_store
 from storage import notice_store as store
 from storage.approval_models import OutboxRow
 from storage.approval_store import ConcurrentUpdate
@@ -297,6 +298,7 @@ class _Staged:
     notice: Notice
     password_hash: str | None
     channel: str
+    idem: str | None = None  # the create's idempotency key, stored with the notice
 
 
 class _StatusChanged(Exception):
@@ -325,10 +327,18 @@ class Notices:
         return is_org_admin(org.user(person), self.d.admin_roles)
 
     # -- publishing ---------------------------------------------------------------------------
-    async def create(self, *, author: str, draft: NoticeDraft, channel: str = "web") -> NoticeView:
+    async def create(
+        self, *, author: str, draft: NoticeDraft, channel: str = "web", idempotency_key: str | None = None
+    ) -> NoticeView:
         """Check the draft (audience, confidentiality, parts) and publish it at once, or submit
-        it to the office (`notice_publish`) when the rules say so."""
+        it to the office (`notice_publish`) when the rules say so.
+
+        `idempotency_key` (per author, in the idempotency table requests use): a repeat, or a
+        call racing the first, writes nothing and answers with the notice the first one made."""
         org = await self.org()
+        idem = f"notice:{author}:{idempotency_key}" if idempotency_key else None
+        if idem and (earlier := await self._remembered(idem)) is not None:
+            return await self._read(org, author, earlier, channel, unlocked=False, record=False)
         now = self.d.now()
         rules = self.d.rules
         if not org.is_active(author):
@@ -370,14 +380,22 @@ class Notices:
             org, author=author, kind=draft.kind, audience=draft.audience, rules=rules
         )
         if approval:
-            await self._submit(notice, password_hash, channel, org, len(recipients))
+            await self._submit(notice, password_hash, channel, org, len(recipients), idem, idempotency_key)
         else:
-            async with self.d.db.transaction() as s:
-                await store.insert_notice(
-                    s, notice=notice, password_hash=password_hash, channel=channel, now=now
-                )
-                await self._event(s, notice.id, NoticeEventKind.CREATED, author, channel, now)
-                await self._publish_in(s, notice.id, org, now, actor=author, channel=channel)
+            try:
+                async with self.d.db.transaction() as s:
+                    await store.insert_notice(
+                        s, notice=notice, password_hash=password_hash, channel=channel, now=now
+                    )
+                    await self._event(s, notice.id, NoticeEventKind.CREATED, author, channel, now)
+                    await self._publish_in(s, notice.id, org, now, actor=author, channel=channel)
+                    if idem:
+                        await self._remember(s, idem, notice.id, now)
+            except approval_store.IdempotencyConflict:
+                pass  # a call with the same key won the race: its notice is the answer
+        made = (await self._remembered(idem) if idem else None) or notice.id
+        if made != notice.id:
+            return await self._read(org, author, made, channel, unlocked=False, record=False)
         logger.info(
             "notice created",
             extra={
@@ -389,8 +407,29 @@ class Notices:
         )
         return await self._read(org, author, notice.id, channel, unlocked=False, record=False)
 
+    async def _remembered(self, idem: str) -> str | None:
+        """The notice an idempotency key made, if any."""
+        async with self.d.db.session() as s:
+            stored = await approval_store.idempotent_response(s, key=idem)
+        return str(stored["notice_id"]) if stored and stored.get("notice_id") else None
+
+    @staticmethod
+    async def _remember(session: AsyncSession, idem: str, notice_id: str, now: datetime) -> None:
+        """Store the key with the notice it made, in the notice's own transaction
+        (IdempotencyConflict when a racing call stored it first)."""
+        await approval_store.remember_response(
+            session, key=idem, request_id=notice_id, response={"notice_id": notice_id}, now=now
+        )
+
     async def _submit(
-        self, notice: Notice, password_hash: str | None, channel: str, org: Org, count: int
+        self,
+        notice: Notice,
+        password_hash: str | None,
+        channel: str,
+        org: Org,
+        count: int,
+        idem: str | None = None,
+        idempotency_key: str | None = None,
     ) -> None:
         """Submit the `notice_publish` request; its transaction writes the notice (the hook)."""
         workflow = self.d.workflow
@@ -406,13 +445,16 @@ class Notices:
             "summary": " ".join(notice.body.split())[:500],
             "office": office,
         }
-        self._staged[notice.id] = _Staged(notice, password_hash, channel)
+        self._staged[notice.id] = _Staged(notice, password_hash, channel, idem)
         try:
+            # With a key, the request is keyed too: of two racing calls, the one whose notice
+            # key is taken gets the winner's request back from the workflow (nothing written).
             await workflow.submit(
                 template_key=PUBLISH_TEMPLATE,
                 initiator=notice.author,
                 form=form,
                 channel=channel if channel in _CHANNELS else Channel.API.value,
+                idempotency_key=f"{PUBLISH_TEMPLATE}:{idempotency_key}" if idempotency_key else None,
             )
         finally:
             self._staged.pop(notice.id, None)
@@ -449,6 +491,8 @@ class Notices:
                 now,
                 request_id=req.id,
             )
+            if staged.idem:
+                await self._remember(session, staged.idem, notice.id, now)
         row = await store.notice_by_request(session, request_id=req.id)
         if row is None or row.status != NoticeStatus.PENDING_APPROVAL.value:
             return  # not a notice's request (made by hand), or decided already
@@ -994,6 +1038,28 @@ class Notices:
             rows = await store.notices_by(s, author=author, limit=limit)
             progress = await store.progress_of(s, notice_ids=[n.id for n in rows])
         return [self._summary(org, store.notice_of(n), progress.get(n.id, {}), now, None) for n in rows]
+
+    async def any_notices(self) -> bool:
+        """Whether any notice was ever written (any status)."""
+        async with self.d.db.session() as s:
+            return await store.count_notices(s) > 0
+
+    def working_days_ahead(self, count: int) -> list[date]:
+        """The next `count` working days after today (the org's calendar, 调休 included)."""
+        calendar = self.d.calendar.current
+        day = self.d.now().astimezone(self.d.tz).date()
+        found: list[date] = []
+        for _ in range(count * 7 + 30):  # a long holiday is at most a few weeks
+            day += timedelta(days=1)
+            if calendar.is_working_day(day):
+                found.append(day)
+                if len(found) == count:
+                    break
+        return found
+
+    def working_periods(self) -> tuple[tuple[time, time], ...]:
+        """A working day's periods, wall-clock times in the org's timezone."""
+        return self.d.calendar.current.periods
 
     async def unanswered_for(self, person: str) -> list[NoticeSummary]:
         return await self.list_for(person=person, unanswered_only=True, limit=200)

@@ -388,6 +388,11 @@ async def notices_by(session: AsyncSession, *, author: str, limit: int = 50) -> 
     return list((await session.execute(q)).scalars())
 
 
+async def count_notices(session: AsyncSession) -> int:
+    """How many notices are stored (any status)."""
+    return int((await session.execute(select(func.count()).select_from(NoticeRow))).scalar_one())
+
+
 async def progress_of(session: AsyncSession, *, notice_ids: Collection[str]) -> dict[str, dict[str, int]]:
     """Per notice: how many receipts are in each state."""
     if not notice_ids:

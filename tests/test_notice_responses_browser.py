@@ -99,6 +99,13 @@ async def test_a_poll_voted_by_three_people_shows_the_chart(
         await browser.evaluate("document.getElementById('np-who').scrollIntoView()")
         await browser.screenshot(str(tmp_path / "poll-author.png"))
 
+        clock.advance(timedelta(days=3, seconds=1))  # past the closing time: the final results
+        await _as(browser, app, base, "u_wang")
+        await browser.navigate(f"{base}/m/n/{notice.id}/poll")
+        text = await _fits_and_reads(browser)
+        assert "已截止" in text and "最终结果" in text and "修改我的答卷" not in text
+        await browser.screenshot(str(tmp_path / "poll-closed.png"))
+
 
 async def test_a_meeting_rsvp_delegation_adds_the_delegate(
     org_db: Any, aiohttp_server: Any, clock: Any, tmp_path: Path

@@ -30,6 +30,7 @@ from bot.app import create_app, open_database
 from bot.checkin_wiring import ready_demo_trip
 from bot.cli.config import EXIT_CONFIG, cannot_connect, error_reason, load_or_report
 from bot.logs import configure_logging
+from bot.notice_demo import ready_demo_notices
 from bot.settings import DEMO_DATABASE_URL, Settings
 from bot.settings.models import ROLES
 from org.errors import DomainError
@@ -246,14 +247,22 @@ async def _run_http(settings: Settings, stop: asyncio.Event) -> int:
 
 
 async def _ready_demo(app: web.Application) -> None:
-    """The demo's field worker gets today's trip (an approved outing), so the check-in demo works."""
+    """The demo's field worker gets today's trip (an approved outing), so the check-in demo works,
+    and the office publishes a notice, a meeting notice and a poll (once, into an empty database)."""
     try:
         request_id = await ready_demo_trip(app)
     except (ApprovalError, DomainError) as exc:
         logger.warning("could not ready the demo's trip: %s", exc)
+    else:
+        if request_id:
+            logger.info("the demo's field worker has today's trip: request %s", request_id)
+    try:
+        notice_ids = await ready_demo_notices(app)
+    except (ApprovalError, DomainError) as exc:
+        logger.warning("could not publish the demo's notices: %s", exc)
         return
-    if request_id:
-        logger.info("the demo's field worker has today's trip: request %s", request_id)
+    if notice_ids:
+        logger.info("the demo's notices are published: %s", ", ".join(notice_ids))
 
 
 async def _run_worker(runner: web.AppRunner, stop: asyncio.Event) -> int:

@@ -25,6 +25,7 @@ from bot.web.routes import (
     AwareTime,
     Body,
     Id,
+    IdempotencyKey,
     Query,
     QueryId,
     Reply,
@@ -181,6 +182,10 @@ class NewNotice(Body):
     poll: PollIn | None = Field(None, description="required for kind poll")
     author: Id | None = Field(None, description=PERSON)
     on_behalf_of: Id | None = Field(None, description=ON_BEHALF_OF)
+    idempotency_key: IdempotencyKey | None = Field(
+        None,
+        description="a repeat with the same key (same author) publishes nothing and answers the first notice",
+    )
 
     def problems(self) -> dict[str, str]:
         """What the kind needs besides well-formed fields."""
@@ -696,7 +701,9 @@ async def create_notice(request: web.Request) -> web.StreamResponse:
     if problems := body.problems():
         raise refuse("请求参数有误", problems)
     who = _as(request, body.author, body.on_behalf_of, "author")
-    view = await request.app[NOTICES].create(author=who.user, draft=body.draft(who.user), channel=CHANNEL)
+    view = await request.app[NOTICES].create(
+        author=who.user, draft=body.draft(who.user), channel=CHANNEL, idempotency_key=body.idempotency_key
+    )
     return reply(Notice.of(view, _public_url(request)), status=201)
 
 

@@ -730,7 +730,12 @@ async def compose(request: web.Request) -> web.StreamResponse:
         draft, errors = form.draft(user.id, tz)
         if draft is not None:
             try:
-                view = await service.create(author=user.id, draft=draft, channel=await _channel(request))
+                view = await service.create(
+                    author=user.id,
+                    draft=draft,
+                    channel=await _channel(request),
+                    idempotency_key=str(data.get("form_token") or "") or None,
+                )
             except DomainError as exc:
                 key = next((k for cls, k in _FIELD_OF if isinstance(exc, cls)), "")
                 if key:

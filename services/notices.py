@@ -1184,8 +1184,8 @@ class Notices:
             ack_deadline=notice.ack_deadline,
             pinned_until=notice.pinned_until,
             recalled_at=notice.recalled_at,
-            meeting=notice.meeting,
-            poll=notice.poll,
+            meeting=notice.meeting if body is not None else None,  # content, like the body
+            poll=notice.poll if body is not None else None,
             is_author=viewer == notice.author,
             my_receipt=self._receipt_view(org, mine) if mine is not None else None,
             can_acknowledge=mine is not None

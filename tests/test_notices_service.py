@@ -567,3 +567,31 @@ async def test_the_notice_trail_is_append_only(world: World) -> None:
             async with world.db.transaction() as s:
                 await s.execute(statement)
     assert [e.kind for e in await events(world.db, view.id)] == ["created", "published"]
+
+
+async def test_a_protected_meetings_agenda_is_hidden_with_its_body(world: World) -> None:
+    """The meeting's place and agenda are content: a recipient who has not given the access
+    password, and an org admin outside a restricted item's audience, see neither."""
+    from notices.model import Meeting
+
+    starts = FRIDAY + timedelta(days=3)
+    meeting = Meeting(
+        starts_at=starts, ends_at=starts + timedelta(hours=1), place="三楼保密室", agenda="并购方案"
+    )
+    view = await world.notices.create(
+        author="u_zhou",
+        draft=draft(
+            Audience(people=("u_wu", "u_chen")),
+            kind=NoticeKind.MEETING,
+            meeting=meeting,
+            confidentiality=Confidentiality.SECRET,
+            password="lan-2026",
+        ),
+    )
+    prompt = await world.notices.get(viewer="u_wu", notice_id=view.id)
+    assert prompt.body is None and prompt.meeting is None
+    admin = await world.notices.get(viewer="u_zhao", notice_id=view.id)
+    assert admin.body is None and admin.meeting is None
+    opened = await world.notices.unlock(viewer="u_wu", notice_id=view.id, password="lan-2026")
+    assert opened.meeting is not None and opened.meeting.agenda == "并购方案"
+    assert (await world.notices.get(viewer="u_zhou", notice_id=view.id)).meeting == opened.meeting

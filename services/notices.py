@@ -590,7 +590,8 @@ class Notices:
             stored = await store.load_notice(s, notice_id=notice_id)
             if stored is None:
                 raise NoticeNotFound(notice_id=notice_id)
-            row = await store.receipt_row(s, notice_id=notice_id, person=viewer)
+            # locked: guesses sent at once are counted one after another, never past the limit
+            row = await store.receipt_row(s, notice_id=notice_id, person=viewer, for_update=True)
             if stored.notice.author == viewer or stored.password_hash is None:
                 pass  # nothing to unlock
             elif row is None:

@@ -595,3 +595,24 @@ async def test_a_protected_meetings_agenda_is_hidden_with_its_body(world: World)
     opened = await world.notices.unlock(viewer="u_wu", notice_id=view.id, password="lan-2026")
     assert opened.meeting is not None and opened.meeting.agenda == "并购方案"
     assert (await world.notices.get(viewer="u_zhou", notice_id=view.id)).meeting == opened.meeting
+
+
+async def test_wrong_passwords_tried_at_once_still_lock_after_five(world: World) -> None:
+    """Ten guesses sent together (REST and the page share one count) get five tries, not ten."""
+    view = await world.notices.create(
+        author="u_zhou",
+        draft=draft(Audience(people=("u_wu",)), confidentiality=Confidentiality.SECRET, password="lan-2026"),
+    )
+
+    async def guess(n: int) -> str:
+        try:
+            await world.notices.unlock(viewer="u_wu", notice_id=view.id, password=f"guess-{n}")
+        except (WrongPassword, LockedOut) as exc:
+            return type(exc).__name__
+        return "opened"
+
+    answers = await asyncio.gather(*(guess(n) for n in range(10)))
+    assert sorted(answers) == ["LockedOut"] * 6 + ["WrongPassword"] * 4
+    assert len(await events(world.db, view.id, "unlock_failed")) == 5
+    with pytest.raises(LockedOut):
+        await world.notices.unlock(viewer="u_wu", notice_id=view.id, password="lan-2026")

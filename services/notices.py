@@ -403,7 +403,10 @@ class Notices:
             "audience": audience_text(org, notice.audience)[:2000],
             "confidentiality": CONFIDENTIALITY_LABEL[notice.confidentiality],
             "recipients": count,
-            "summary": " ".join(notice.body.split())[:500],
+            # a restricted or password-protected text stays on its page, out of the request
+            "summary": ""
+            if self._restricted(notice) or password_hash is not None
+            else " ".join(notice.body.split())[:500],
             "office": office,
         }
         self._staged[notice.id] = _Staged(notice, password_hash, channel)

@@ -616,3 +616,28 @@ async def test_wrong_passwords_tried_at_once_still_lock_after_five(world: World)
     assert len(await events(world.db, view.id, "unlock_failed")) == 5
     with pytest.raises(LockedOut):
         await world.notices.unlock(viewer="u_wu", notice_id=view.id, password="lan-2026")
+
+
+@pytest.mark.parametrize(
+    "protection",
+    [{"confidentiality": Confidentiality.SECRET}, {"password": "lan-2026"}],
+    ids=["secret", "password"],
+)
+async def test_the_publishing_approval_does_not_carry_protected_text(
+    world: World, protection: dict[str, Any]
+) -> None:
+    """An announcement waits for the office; the request's form (seen by the office, in lists
+    and exports) must not hold the text of a restricted or password-protected item."""
+    view = await world.notices.create(
+        author="u_zhou",
+        draft=draft(
+            Audience(people=("u_wu", "u_chen")),
+            kind=NoticeKind.ANNOUNCEMENT,
+            body="并购谈判底价为八千万。",
+            **protection,
+        ),
+    )
+    assert view.status == NoticeStatus.PENDING_APPROVAL and view.approval_request
+    req = await world.workflow.load(view.approval_request)
+    assert "八千万" not in str(req.form)
+    assert req.form["subject"] == "关于年底安全检查的通知"

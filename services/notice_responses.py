@@ -738,6 +738,8 @@ class NoticeResponses:
             if person not in notice.recipients:
                 raise NotRecipient(notice_id=notice_id, person=person)
             checked = polls.check_ballot(poll, ballot, now=now)
+            # the voter's receipt locked: the same ballot sent twice at once is compared, not doubled
+            await store.receipt_row(s, notice_id=notice_id, person=person, for_update=True)
             before = {
                 v.question_id: Answer(v.choices, v.text)
                 for v in polls.latest_votes(

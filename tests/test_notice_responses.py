@@ -458,3 +458,15 @@ async def test_a_meeting_card_tap_in_chat_records_the_rsvp_once(org_db: Database
     # someone else's card: said in words, nothing recorded for either of them
     assert await on_rsvp_tap(tap, stranger) == "这张卡片不是发给您的，您的点击没有产生任何变更"
     assert [r.name for r in (await svc.attendance("u_sun", notice.id)).attending] == ["李娜"]
+
+
+async def test_the_same_ballot_sent_twice_at_once_is_recorded_once(
+    org_db: Database, clock: ManualClock
+) -> None:
+    """A double tap on 提交 (or a platform retry) is one vote in the trail, not two."""
+    svc = service(org_db, clock)
+    notice = await publish(org_db, svc, clock.now(), poll=LUNCH)
+    ballot = {"q1": Answer((0,)), "q2": Answer((1,))}
+    await asyncio.gather(*(svc.vote("u_li", notice.id, ballot) for _ in range(3)))
+    assert (await events(org_db, notice.id)).count(NoticeEventKind.VOTED) == 1
+    assert (await events(org_db, notice.id)).count(NoticeEventKind.ACKNOWLEDGED) == 1

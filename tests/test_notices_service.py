@@ -641,3 +641,16 @@ async def test_the_publishing_approval_does_not_carry_protected_text(
     req = await world.workflow.load(view.approval_request)
     assert "八千万" not in str(req.form)
     assert req.form["subject"] == "关于年底安全检查的通知"
+
+
+async def test_a_password_protected_notices_card_does_not_show_its_text(world: World) -> None:
+    """The card goes to chat and the console: the text the password protects stays off it."""
+    view = await world.notices.create(
+        author="u_zhou",
+        draft=draft(Audience(people=("u_wu",)), body="保险柜密码为 8848。", password="lan-2026"),
+    )
+    (card,) = await outbox(world.db, "task_card", "u_wu")
+    assert "8848" not in str(card.payload) and card.payload["title"] == "关于年底安全检查的通知"
+    await world.notices.recall(author="u_zhou", notice_id=view.id)
+    (closed,) = await outbox(world.db, "card_closed", "u_wu")
+    assert "8848" not in str(closed.payload)

@@ -343,6 +343,8 @@ class Notices:
             has_meeting=draft.meeting is not None,
             has_poll=draft.poll is not None,
         )
+        if draft.poll is not None:
+            notices_rules.check_poll(draft.poll)
         notices_rules.check_confidentiality(
             draft.confidentiality, named_only=draft.named_only, audience=draft.audience, rules=rules
         )

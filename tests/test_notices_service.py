@@ -654,3 +654,29 @@ async def test_a_password_protected_notices_card_does_not_show_its_text(world: W
     await world.notices.recall(author="u_zhou", notice_id=view.id)
     (closed,) = await outbox(world.db, "card_closed", "u_wu")
     assert "8848" not in str(closed.payload)
+
+
+async def test_the_author_cannot_rewrite_the_publishing_request_the_office_returned(world: World) -> None:
+    """The office reads the notice through the request's form: returned to its author, the form
+    cannot be resubmitted rewritten (an audience of 市场部 shown for a notice to everyone)."""
+    audience = Audience(departments=(DeptPick("marketing", with_sub=True),))
+    view = await world.notices.create(author="u_sun", draft=draft(audience))
+    assert view.approval_request
+    (task,) = [
+        t for t in await world.workflow.pending_tasks("u_zhao") if t.request_id == view.approval_request
+    ]
+    await world.workflow.act(
+        request_id=task.request_id,
+        action=Action(
+            kind=ActionKind.RETURN, actor="u_zhao", task_id=task.task_id, version=task.version, target="initiator",
+            comment="请说明范围",
+        ),
+    )  # fmt: skip
+    req = await world.workflow.load(view.approval_request)
+    assert req.status == RequestStatus.RETURNED
+    with pytest.raises(ActionNotAllowed):
+        await world.workflow.act(
+            request_id=req.id,
+            action=Action(kind=ActionKind.RESUBMIT, actor="u_sun", form={**req.form, "audience": "仅本部门"}),
+        )
+    assert (await world.workflow.load(req.id)).form["audience"] == req.form["audience"]

@@ -75,6 +75,7 @@ async def publish(
     poll: Poll | None = None,
     people: Sequence[str] = PEOPLE,
     author: str = "u_sun",
+    confidentiality: Confidentiality = Confidentiality.INTERNAL,
 ) -> Notice:
     notice = Notice(
         id=f"n20261123-{uuid.uuid4().hex[:8]}",
@@ -84,7 +85,7 @@ async def publish(
         author=author,
         audience=Audience(people=tuple(people)),
         recipients=tuple(people),
-        confidentiality=Confidentiality.INTERNAL,
+        confidentiality=confidentiality,
         named_only=False,
         has_password=False,
         status=NoticeStatus.PUBLISHED,
@@ -470,3 +471,21 @@ async def test_the_same_ballot_sent_twice_at_once_is_recorded_once(
     await asyncio.gather(*(svc.vote("u_li", notice.id, ballot) for _ in range(3)))
     assert (await events(org_db, notice.id)).count(NoticeEventKind.VOTED) == 1
     assert (await events(org_db, notice.id)).count(NoticeEventKind.ACKNOWLEDGED) == 1
+
+
+async def test_a_restricted_meetings_reminders_and_delegate_message_leave_out_its_place(
+    org_db: Database, clock: ManualClock
+) -> None:
+    """Chat messages of a 秘密 meeting carry its title and time only, as its cards do."""
+    clock.set(datetime(2026, 11, 27, 9, 0, tzinfo=SH))  # Friday morning
+    svc = service(org_db, clock)
+    monday_9 = datetime(2026, 11, 30, 9, 0, tzinfo=SH)
+    notice = await publish(
+        org_db, svc, clock.now(), meeting=weekly(monday_9), confidentiality=Confidentiality.SECRET
+    )
+    await svc.rsvp("u_wang", notice.id, RsvpAnswer.DELEGATE, delegate="u_zhao")
+    clock.set(datetime(2026, 11, 30, 8, 45, 1, tzinfo=SH))
+    assert await _scan_with_two(org_db, clock) >= 1
+    texts = [str(r.payload.get("text")) for r in await outbox(org_db, notice.id) if r.kind == "text"]
+    assert any("委派您参加会议" in t for t in texts) and any("会议提醒" in t for t in texts)
+    assert not [t for t in texts if "三楼会议室" in t], texts

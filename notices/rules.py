@@ -26,6 +26,7 @@ from notices.model import (
     TITLE_MAX,
     Audience,
     Confidentiality,
+    Meeting,
     Notice,
     NoticeKind,
     Poll,
@@ -196,6 +197,14 @@ def check_draft(
         raise NoticeInvalid("notice_invalid.meeting_missing")
     if kind == NoticeKind.POLL and not has_poll:
         raise NoticeInvalid("notice_invalid.poll_missing")
+
+
+def check_meeting(meeting: Meeting, *, now: datetime) -> None:
+    """A meeting still ahead (its reminders and 回执 come before it starts), ending after it starts."""
+    if meeting.starts_at <= now:
+        raise NoticeInvalid("notice_invalid.meeting_past")
+    if meeting.ends_at <= meeting.starts_at:
+        raise NoticeInvalid("notice_invalid.meeting_ends")
 
 
 def check_poll(poll: Poll) -> None:

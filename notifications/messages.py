@@ -212,6 +212,8 @@ MESSAGES: Mapping[str, str] = {
     "notice_invalid.pinned_past": "公告置顶截止时间须晚于现在",
     "notice_invalid.meeting_missing": "会议通知须填写会议时间和地点",
     "notice_invalid.poll_missing": "调查须至少有一个问题",
+    "notice_invalid.meeting_past": "会议开始时间须晚于现在",
+    "notice_invalid.meeting_ends": "会议结束时间须晚于开始时间",
     "notice_invalid.poll_question_twice": "调查中有两个问题的编号都是 {question_id}，请改用不同的编号",
     "notice_invalid.poll_options": "「{question}」须至少有两个选项，或允许填写意见",
     "notice_invalid.password": "访问密码须为 {least} 到 {most} 个字符",

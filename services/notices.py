@@ -345,6 +345,8 @@ class Notices:
         )
         if draft.poll is not None:
             notices_rules.check_poll(draft.poll)
+        if draft.meeting is not None:
+            notices_rules.check_meeting(draft.meeting, now=now)
         notices_rules.check_confidentiality(
             draft.confidentiality, named_only=draft.named_only, audience=draft.audience, rules=rules
         )

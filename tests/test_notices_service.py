@@ -680,3 +680,25 @@ async def test_the_author_cannot_rewrite_the_publishing_request_the_office_retur
             action=Action(kind=ActionKind.RESUBMIT, actor="u_sun", form={**req.form, "audience": "仅本部门"}),
         )
     assert (await world.workflow.load(req.id)).form["audience"] == req.form["audience"]
+
+
+async def test_the_returned_publishing_request_may_be_resubmitted_as_it_was(world: World) -> None:
+    """Resubmitting the office's returned request unchanged (as the request page posts it) is allowed."""
+    audience = Audience(departments=(DeptPick("marketing", with_sub=True),))
+    view = await world.notices.create(author="u_sun", draft=draft(audience))
+    assert view.approval_request
+    (task,) = [
+        t for t in await world.workflow.pending_tasks("u_zhao") if t.request_id == view.approval_request
+    ]
+    await world.workflow.act(
+        request_id=task.request_id,
+        action=Action(
+            kind=ActionKind.RETURN, actor="u_zhao", task_id=task.task_id, version=task.version, target="initiator",
+            comment="请说明范围",
+        ),
+    )  # fmt: skip
+    req = await world.workflow.load(view.approval_request)
+    again = await world.workflow.act(
+        request_id=req.id, action=Action(kind=ActionKind.RESUBMIT, actor="u_sun", form=dict(req.form))
+    )
+    assert again.status == RequestStatus.RUNNING

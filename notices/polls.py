@@ -207,10 +207,17 @@ def tally(poll: PollLike, votes: Iterable[Vote]) -> PollResults:
                     OptionCount(i, label, counts[i], _percent(counts[i], len(mine)))
                     for i, label in enumerate(q.options)
                 ),
-                texts=tuple(v.text for v in sorted(mine, key=lambda v: v.at) if v.text),
+                texts=_texts(poll, mine),
             )
         )
     return PollResults(voters=len(everyone), questions=tuple(results))
+
+
+def _texts(poll: PollLike, votes: Iterable[Vote]) -> tuple[str, ...]:
+    """The free-text answers: in voting order, but an anonymous poll's in an order of their own
+    (the author's trail says who voted when, so voting order would name each text's writer)."""
+    texts = [v.text for v in sorted(votes, key=lambda v: v.at) if v.text]
+    return tuple(sorted(texts) if poll.anonymous else texts)
 
 
 def choices_by_person(poll: PollLike, votes: Iterable[Vote]) -> list[PersonChoice]:

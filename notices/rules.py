@@ -26,8 +26,10 @@ from notices.model import (
     TITLE_MAX,
     Audience,
     Confidentiality,
+    Meeting,
     Notice,
     NoticeKind,
+    Poll,
     Receipt,
     ReceiptState,
 )
@@ -195,6 +197,27 @@ def check_draft(
         raise NoticeInvalid("notice_invalid.meeting_missing")
     if kind == NoticeKind.POLL and not has_poll:
         raise NoticeInvalid("notice_invalid.poll_missing")
+
+
+def check_meeting(meeting: Meeting, *, now: datetime) -> None:
+    """A meeting still ahead (its reminders and 回执 come before it starts), ending after it starts."""
+    if meeting.starts_at <= now:
+        raise NoticeInvalid("notice_invalid.meeting_past")
+    if meeting.ends_at <= meeting.starts_at:
+        raise NoticeInvalid("notice_invalid.meeting_ends")
+
+
+def check_poll(poll: Poll) -> None:
+    """A poll every question of which can be answered, and told apart in a ballot."""
+    if not poll.questions:
+        raise NoticeInvalid("notice_invalid.poll_missing")
+    seen: set[str] = set()
+    for q in poll.questions:
+        if q.id in seen:
+            raise NoticeInvalid("notice_invalid.poll_question_twice", question_id=q.id)
+        seen.add(q.id)
+        if len(q.options) < 2 and not q.free_text:
+            raise NoticeInvalid("notice_invalid.poll_options", shown={"question": q.text})
 
 
 # -- receipts -------------------------------------------------------------------------------------

@@ -40,19 +40,21 @@ def rsvp_recorded(answer: RsvpAnswer, *, delegate_name: str | None = None) -> st
     return f"已回执：{RSVP_LABEL[answer]}"
 
 
-def delegate_told(*, by_name: str, title: str, starts_at: datetime, place: str, tz: tzinfo, link: str) -> str:
+def _place(place: str | None) -> str:
+    """The 地点 line; None (a restricted or password-protected meeting): left out of chat."""
+    return "" if place is None else f"地点：{place or '（未填写）'}\n"
+
+
+def delegate_told(
+    *, by_name: str, title: str, starts_at: datetime, place: str | None, tz: tzinfo, link: str
+) -> str:
     """What a delegate is told when someone hands a meeting to them."""
-    return (
-        f"{by_name} 委派您参加会议「{title}」\n时间：{when(starts_at, tz)}\n地点：{place or '（未填写）'}\n"
-        f"请回执：{link}"
-    )
+    return f"{by_name} 委派您参加会议「{title}」\n时间：{when(starts_at, tz)}\n{_place(place)}请回执：{link}"
 
 
-def reminder(*, title: str, starts_at: datetime, place: str, tz: tzinfo, link: str) -> str:
+def reminder(*, title: str, starts_at: datetime, place: str | None, tz: tzinfo, link: str) -> str:
     """A reminder before the meeting."""
-    return (
-        f"会议提醒：「{title}」将于 {when(starts_at, tz)} 开始\n地点：{place or '（未填写）'}\n详情：{link}"
-    )
+    return f"会议提醒：「{title}」将于 {when(starts_at, tz)} 开始\n{_place(place)}详情：{link}"
 
 
 def rsvp_page_needed(link: str) -> str:

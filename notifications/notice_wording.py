@@ -108,9 +108,10 @@ _ASKS = {
 
 
 def notice_card(notice: Notice, *, org: Org, tz: ZoneInfo, link: str, restricted: bool) -> dict[str, Any]:
-    """A recipient's card, shaped like a task card; a restricted item shows its title only."""
+    """A recipient's card, shaped like a task card; a restricted or password-protected item
+    shows its title only."""
     fields: list[dict[str, str]] = []
-    if not restricted:
+    if not restricted and not notice.has_password:
         if notice.meeting is not None:
             fields.append({"label": "时间", "value": local(notice.meeting.starts_at, tz)})
             fields.append({"label": "地点", "value": notice.meeting.place or "—"})

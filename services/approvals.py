@@ -354,7 +354,11 @@ class Workflow:
             opened = (
                 await self._opened(s, template, request_id) if action.kind == ActionKind.WITHDRAW else None
             )
+            form_before = dict(loaded.request.form)
             out = engine.act(self._ctx(template, org, delegations, now, opened), loaded.request, action)
+            if action.kind == ActionKind.RESUBMIT and out.request.form != form_before:
+                for validate in self.d.validators:  # a corrected form is checked as a new one is
+                    await validate(s, out.request, template, org, now)
             await store.save_request(s, loaded=loaded, events=out.events, key=self.trail_key)
             number = await self._record(s, out, template, org, now)
             view = request_view(out.request, org=org, tz=self.d.tz)

@@ -301,6 +301,17 @@ class NoticeResponses:
             raise PollRefused("poll_refused.not_poll", notice_id=notice.id)
         return notice.poll
 
+    def _shown_place(self, notice: Notice) -> str | None:
+        """A meeting's place as chat may show it: None for a restricted or password-protected
+        meeting (its messages, like its cards, carry the title and time only)."""
+        if (
+            notice.meeting is None
+            or notice.has_password
+            or is_restricted(notice.confidentiality, named_only=notice.named_only, rules=self.rules)
+        ):
+            return None
+        return notice.meeting.place
+
     def _local(self, at: datetime | None, empty: str = "") -> str:
         return words.when(at, self.tz) if at else empty
 
@@ -555,7 +566,7 @@ class NoticeResponses:
             by_name=org.display_name(given.person),
             title=notice.title,
             starts_at=notice.meeting.starts_at,
-            place=notice.meeting.place,
+            place=self._shown_place(notice),
             tz=self.tz,
             link=link,
         )
@@ -672,7 +683,7 @@ class NoticeResponses:
                 text = words.reminder(
                     title=notice.title,
                     starts_at=notice.meeting.starts_at,
-                    place=notice.meeting.place,
+                    place=self._shown_place(notice),
                     tz=self.tz,
                     link=link,
                 )
@@ -801,6 +812,8 @@ class NoticeResponses:
             if person not in notice.recipients:
                 raise NotRecipient(notice_id=notice_id, person=person)
             checked = polls.check_ballot(poll, ballot, now=now)
+            # the voter's receipt locked: the same ballot sent twice at once is compared, not doubled
+            await store.receipt_row(s, notice_id=notice_id, person=person, for_update=True)
             before = {
                 v.question_id: Answer(v.choices, v.text)
                 for v in polls.latest_votes(

@@ -353,6 +353,10 @@ class Notices:
             has_meeting=draft.meeting is not None,
             has_poll=draft.poll is not None,
         )
+        if draft.poll is not None:
+            notices_rules.check_poll(draft.poll)
+        if draft.meeting is not None:
+            notices_rules.check_meeting(draft.meeting, now=now)
         notices_rules.check_confidentiality(
             draft.confidentiality, named_only=draft.named_only, audience=draft.audience, rules=rules
         )
@@ -442,7 +446,10 @@ class Notices:
             "audience": audience_text(org, notice.audience)[:2000],
             "confidentiality": CONFIDENTIALITY_LABEL[notice.confidentiality],
             "recipients": count,
-            "summary": " ".join(notice.body.split())[:500],
+            # a restricted or password-protected text stays on its page, out of the request
+            "summary": ""
+            if self._restricted(notice) or password_hash is not None
+            else " ".join(notice.body.split())[:500],
             "office": office,
         }
         self._staged[notice.id] = _Staged(notice, password_hash, channel, idem)
@@ -634,7 +641,8 @@ class Notices:
             stored = await store.load_notice(s, notice_id=notice_id)
             if stored is None:
                 raise NoticeNotFound(notice_id=notice_id)
-            row = await store.receipt_row(s, notice_id=notice_id, person=viewer)
+            # locked: guesses sent at once are counted one after another, never past the limit
+            row = await store.receipt_row(s, notice_id=notice_id, person=viewer, for_update=True)
             if stored.notice.author == viewer or stored.password_hash is None:
                 pass  # nothing to unlock
             elif row is None:
@@ -1247,8 +1255,8 @@ class Notices:
             ack_deadline=notice.ack_deadline,
             pinned_until=notice.pinned_until,
             recalled_at=notice.recalled_at,
-            meeting=notice.meeting,
-            poll=notice.poll,
+            meeting=notice.meeting if body is not None else None,  # content, like the body
+            poll=notice.poll if body is not None else None,
             is_author=viewer == notice.author,
             my_receipt=self._receipt_view(org, mine) if mine is not None else None,
             can_acknowledge=mine is not None

@@ -238,14 +238,16 @@ async def receipts_of(session: AsyncSession, *, notice_id: str) -> list[Receipt]
     return [receipt_of(r) for r in rows]
 
 
-async def receipt_row(session: AsyncSession, *, notice_id: str, person: str) -> NoticeReceiptRow | None:
-    return (
-        await session.execute(
-            select(NoticeReceiptRow).where(
-                col(NoticeReceiptRow.notice_id) == notice_id, col(NoticeReceiptRow.person) == person
-            )
-        )
-    ).scalar_one_or_none()
+async def receipt_row(
+    session: AsyncSession, *, notice_id: str, person: str, for_update: bool = False
+) -> NoticeReceiptRow | None:
+    """One person's receipt; `for_update` locks its row (PostgreSQL), as a count kept on it needs."""
+    q = select(NoticeReceiptRow).where(
+        col(NoticeReceiptRow.notice_id) == notice_id, col(NoticeReceiptRow.person) == person
+    )
+    if for_update:
+        q = q.with_for_update()
+    return (await session.execute(q)).scalar_one_or_none()
 
 
 async def move_receipt(

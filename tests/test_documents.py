@@ -345,3 +345,19 @@ async def test_recall_after_a_recipient_opened_the_page_is_refused_naming_them(
     async with org_db.session() as s:
         closed = (await s.execute(select(OutboxRow).where(OutboxRow.kind == "card_closed"))).scalars().all()  # type: ignore[arg-type]
     assert closed == []
+
+
+async def test_a_returned_document_resubmitted_as_confidential_is_refused(api: Api) -> None:
+    """The 密级 refusal holds on resubmission too: a returned 发文 corrected to 机密 stays out."""
+    req = await api.submit("doc_issue", "u_wu", doc_issue("下行"))
+    await act(api, req["id"], "u_sun", "return", comment="请修改密级")
+    refused_again = await on_request(
+        api, req["id"], "resubmit", "u_wu", form={**doc_issue("下行"), "secrecy": "机密"}, expect=422
+    )
+    assert "不通过本系统流转" in refused_again["message"]
+    view = await fetch(api, req["id"])
+    assert view["status"] == "returned" and view["form"]["secrecy"] != "机密"
+    again = await on_request(
+        api, req["id"], "resubmit", "u_wu", form={**doc_issue("下行"), "secrecy": "秘密"}
+    )
+    assert again["status"] == "running"

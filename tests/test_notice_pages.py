@@ -296,6 +296,16 @@ async def test_compose_publishes_to_named_people_and_shows_refusals_next_to_the_
     assert status == 422 and "class=err role=alert" in page
     status, page = await sun.post("/m/n/new", [("kind", "meeting"), ("title", "例会"), ("person", "u_wu")])
     assert status == 422 and "请填写会议地点" in page and "请选择会议开始时间" in page
+    # a meeting in the year 1 (or any time already past) is refused in words, never a 500
+    status, page = await sun.post(
+        "/m/n/new",
+        [("kind", "meeting"), ("title", "例会"), ("person", "u_wu"), ("place", "三楼"),
+         ("confidentiality", "internal"), ("starts_at", "0001-01-01T00:00"), ("ends_at", "0001-01-01T01:00")],
+    )  # fmt: skip
+    assert status == 422 and "会议开始时间须晚于现在" in page, page
+    # a job level in digits other than 0-9 (superscript two) is dropped, never a 500
+    status, page = await sun.post("/m/n/new", [("kind", "notice"), ("title", "通知"), ("level", "²")])
+    assert status == 422
     assert len(await app[NOTICES].list_for(person="u_wu")) == 1  # nothing else went out
 
 

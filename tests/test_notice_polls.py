@@ -3,6 +3,7 @@ counts once, anonymous polls never say who chose what, and the chart escapes wha
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -123,3 +124,19 @@ def test_long_labels_wrap_to_two_lines() -> None:
     lines = wrap("关于二〇二七年度全体员工安全生产培训的时间安排和地点选择以及交通方式的意见征集", 200)
     assert len(lines) == 2 and lines[-1].endswith("…")
     assert wrap("食堂", 300) == ["食堂"]
+
+
+def test_an_anonymous_polls_free_texts_do_not_follow_the_order_of_voting() -> None:
+    """The author's trail says who voted when: in voting order, the free texts of an anonymous
+    poll would name their writers. They are listed in an order of their own."""
+    anonymous = P((TOPICS,), anonymous=True)
+    votes = [
+        _vote("u_wu", "q2", (0,), minutes=1, text="乙：多讲案例"),
+        _vote("u_chen", "q2", (1,), minutes=2, text="甲：时间太长"),
+        _vote("u_sun", "q2", (2,), minutes=3, text="丙：无"),
+    ]
+    shown = tally(anonymous, votes).questions[0].texts
+    assert sorted(shown) == sorted(v.text for v in votes if v.text)
+    # the same texts written in another order of voting are listed the same way
+    later_first = [replace(v, at=NOW + timedelta(minutes=10 - i)) for i, v in enumerate(votes)]
+    assert tally(anonymous, later_first).questions[0].texts == shown

@@ -84,6 +84,9 @@ async def test_bad_input_is_refused_in_words(org_db: Any, aiohttp_client: Any, c
     assert resp.status == 200 and "请回答「是否乘坐班车」" in await resp.text()
     resp = await client.post(f"/m/n/{poll_id}/poll", data={"csrf": csrf, "q-q1": "7"})
     assert resp.status == 200 and "没有这个选项" in await resp.text()
+    # digits that are not 0-9 (superscript two, Arabic-Indic three) are dropped, never a 500
+    resp = await client.post(f"/m/n/{poll_id}/poll", data={"csrf": csrf, "q-q1": ["²", "\u0663"]})
+    assert resp.status == 200 and "请回答「是否乘坐班车」" in await resp.text()
     for path in (f"/m/n/{poll_id}/rsvp", f"/m/n/{meeting_id}/poll", "/m/n/n20991231-00000000/poll"):
         resp = await client.get(path)
         assert resp.status in (404, 409) and "<h1>无法查看</h1>" in await resp.text()

@@ -75,6 +75,7 @@ async def publish(
     poll: Poll | None = None,
     people: Sequence[str] = PEOPLE,
     author: str = "u_sun",
+    confidentiality: Confidentiality = Confidentiality.INTERNAL,
 ) -> Notice:
     notice = Notice(
         id=f"n20261123-{uuid.uuid4().hex[:8]}",
@@ -84,7 +85,7 @@ async def publish(
         author=author,
         audience=Audience(people=tuple(people)),
         recipients=tuple(people),
-        confidentiality=Confidentiality.INTERNAL,
+        confidentiality=confidentiality,
         named_only=False,
         has_password=False,
         status=NoticeStatus.PUBLISHED,
@@ -458,3 +459,33 @@ async def test_a_meeting_card_tap_in_chat_records_the_rsvp_once(org_db: Database
     # someone else's card: said in words, nothing recorded for either of them
     assert await on_rsvp_tap(tap, stranger) == "这张卡片不是发给您的，您的点击没有产生任何变更"
     assert [r.name for r in (await svc.attendance("u_sun", notice.id)).attending] == ["李娜"]
+
+
+async def test_the_same_ballot_sent_twice_at_once_is_recorded_once(
+    org_db: Database, clock: ManualClock
+) -> None:
+    """A double tap on 提交 (or a platform retry) is one vote in the trail, not two."""
+    svc = service(org_db, clock)
+    notice = await publish(org_db, svc, clock.now(), poll=LUNCH)
+    ballot = {"q1": Answer((0,)), "q2": Answer((1,))}
+    await asyncio.gather(*(svc.vote("u_li", notice.id, ballot) for _ in range(3)))
+    assert (await events(org_db, notice.id)).count(NoticeEventKind.VOTED) == 1
+    assert (await events(org_db, notice.id)).count(NoticeEventKind.ACKNOWLEDGED) == 1
+
+
+async def test_a_restricted_meetings_reminders_and_delegate_message_leave_out_its_place(
+    org_db: Database, clock: ManualClock
+) -> None:
+    """Chat messages of a 秘密 meeting carry its title and time only, as its cards do."""
+    clock.set(datetime(2026, 11, 27, 9, 0, tzinfo=SH))  # Friday morning
+    svc = service(org_db, clock)
+    monday_9 = datetime(2026, 11, 30, 9, 0, tzinfo=SH)
+    notice = await publish(
+        org_db, svc, clock.now(), meeting=weekly(monday_9), confidentiality=Confidentiality.SECRET
+    )
+    await svc.rsvp("u_wang", notice.id, RsvpAnswer.DELEGATE, delegate="u_zhao")
+    clock.set(datetime(2026, 11, 30, 8, 45, 1, tzinfo=SH))
+    assert await _scan_with_two(org_db, clock) >= 1
+    texts = [str(r.payload.get("text")) for r in await outbox(org_db, notice.id) if r.kind == "text"]
+    assert any("委派您参加会议" in t for t in texts) and any("会议提醒" in t for t in texts)
+    assert not [t for t in texts if "三楼会议室" in t], texts

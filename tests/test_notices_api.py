@@ -253,6 +253,21 @@ async def test_a_bad_notice_is_a_422_naming_the_field_and_publishes_nothing(
         ({"audience": {"departments": [{"id": "no_such_dept"}]}}, 422),
         ({"confidentiality": "confidential"}, 400),  # 机密 does not go through the system
         ({"confidentiality": "secret", "audience": {"departments": [{"id": "marketing"}]}}, 422),
+        # a poll nobody could answer: a question with no options and no free text
+        ({"kind": "poll", "poll": {"questions": [{"text": "意见？"}]}}, 422),
+        # two questions with one id: a ballot could answer only one of them
+        (
+            {
+                "kind": "poll",
+                "poll": {
+                    "questions": [
+                        {"id": "q1", "text": "哪天？", "options": ["周五", "周六"]},
+                        {"id": "q1", "text": "哪里？", "options": ["食堂", "酒店"]},
+                    ]
+                },
+            },
+            422,
+        ),
     ],
 )
 async def test_the_service_refusals_are_chinese_and_publish_nothing(

@@ -59,7 +59,7 @@ def publish(url: str, title: str, **changes: object) -> str:
         view = await service_for(load_settings(), db).create(
             author="u_sun",
             draft=NoticeDraft(
-                kind=NoticeKind.NOTICE,
+                kind=changes.pop("kind", NoticeKind.NOTICE),  # type: ignore[arg-type]
                 title=title,
                 audience=Audience(people=("u_wu", "u_chen")),
                 **{"body": "请于周五前完成安全自查。", **changes},  # type: ignore[arg-type]
@@ -169,3 +169,24 @@ def test_on_a_database_without_tables_it_says_run_migrate(
     code, _, err = run(capsys, "notices", "list", "--person", "u_wu")
 
     assert code == 2 and "oabot migrate" in err
+
+
+def test_show_leaves_out_a_restricted_meetings_place(
+    database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from notices.model import Meeting
+
+    starts = datetime.now(UTC) + timedelta(days=3)
+    meeting = Meeting(starts_at=starts, ends_at=starts + timedelta(hours=1), place="地下二层保密室")
+    secret = publish(
+        database_url,
+        "并购讨论会",
+        kind=NoticeKind.MEETING,
+        meeting=meeting,
+        confidentiality=Confidentiality.SECRET,
+    )
+    code, out, err = run(capsys, "notices", "show", secret)
+    assert code == 0, err
+    assert "并购讨论会" in out and "meeting:" in out and "地下二层保密室" not in out

@@ -567,3 +567,138 @@ async def test_the_notice_trail_is_append_only(world: World) -> None:
             async with world.db.transaction() as s:
                 await s.execute(statement)
     assert [e.kind for e in await events(world.db, view.id)] == ["created", "published"]
+
+
+async def test_a_protected_meetings_agenda_is_hidden_with_its_body(world: World) -> None:
+    """The meeting's place and agenda are content: a recipient who has not given the access
+    password, and an org admin outside a restricted item's audience, see neither."""
+    from notices.model import Meeting
+
+    starts = FRIDAY + timedelta(days=3)
+    meeting = Meeting(
+        starts_at=starts, ends_at=starts + timedelta(hours=1), place="三楼保密室", agenda="并购方案"
+    )
+    view = await world.notices.create(
+        author="u_zhou",
+        draft=draft(
+            Audience(people=("u_wu", "u_chen")),
+            kind=NoticeKind.MEETING,
+            meeting=meeting,
+            confidentiality=Confidentiality.SECRET,
+            password="lan-2026",
+        ),
+    )
+    prompt = await world.notices.get(viewer="u_wu", notice_id=view.id)
+    assert prompt.body is None and prompt.meeting is None
+    admin = await world.notices.get(viewer="u_zhao", notice_id=view.id)
+    assert admin.body is None and admin.meeting is None
+    opened = await world.notices.unlock(viewer="u_wu", notice_id=view.id, password="lan-2026")
+    assert opened.meeting is not None and opened.meeting.agenda == "并购方案"
+    assert (await world.notices.get(viewer="u_zhou", notice_id=view.id)).meeting == opened.meeting
+
+
+async def test_wrong_passwords_tried_at_once_still_lock_after_five(world: World) -> None:
+    """Ten guesses sent together (REST and the page share one count) get five tries, not ten."""
+    view = await world.notices.create(
+        author="u_zhou",
+        draft=draft(Audience(people=("u_wu",)), confidentiality=Confidentiality.SECRET, password="lan-2026"),
+    )
+
+    async def guess(n: int) -> str:
+        try:
+            await world.notices.unlock(viewer="u_wu", notice_id=view.id, password=f"guess-{n}")
+        except (WrongPassword, LockedOut) as exc:
+            return type(exc).__name__
+        return "opened"
+
+    answers = await asyncio.gather(*(guess(n) for n in range(10)))
+    assert sorted(answers) == ["LockedOut"] * 6 + ["WrongPassword"] * 4
+    assert len(await events(world.db, view.id, "unlock_failed")) == 5
+    with pytest.raises(LockedOut):
+        await world.notices.unlock(viewer="u_wu", notice_id=view.id, password="lan-2026")
+
+
+@pytest.mark.parametrize(
+    "protection",
+    [{"confidentiality": Confidentiality.SECRET}, {"password": "lan-2026"}],
+    ids=["secret", "password"],
+)
+async def test_the_publishing_approval_does_not_carry_protected_text(
+    world: World, protection: dict[str, Any]
+) -> None:
+    """An announcement waits for the office; the request's form (seen by the office, in lists
+    and exports) must not hold the text of a restricted or password-protected item."""
+    view = await world.notices.create(
+        author="u_zhou",
+        draft=draft(
+            Audience(people=("u_wu", "u_chen")),
+            kind=NoticeKind.ANNOUNCEMENT,
+            body="并购谈判底价为八千万。",
+            **protection,
+        ),
+    )
+    assert view.status == NoticeStatus.PENDING_APPROVAL and view.approval_request
+    req = await world.workflow.load(view.approval_request)
+    assert "八千万" not in str(req.form)
+    assert req.form["subject"] == "关于年底安全检查的通知"
+
+
+async def test_a_password_protected_notices_card_does_not_show_its_text(world: World) -> None:
+    """The card goes to chat and the console: the text the password protects stays off it."""
+    view = await world.notices.create(
+        author="u_zhou",
+        draft=draft(Audience(people=("u_wu",)), body="保险柜密码为 8848。", password="lan-2026"),
+    )
+    (card,) = await outbox(world.db, "task_card", "u_wu")
+    assert "8848" not in str(card.payload) and card.payload["title"] == "关于年底安全检查的通知"
+    await world.notices.recall(author="u_zhou", notice_id=view.id)
+    (closed,) = await outbox(world.db, "card_closed", "u_wu")
+    assert "8848" not in str(closed.payload)
+
+
+async def test_the_author_cannot_rewrite_the_publishing_request_the_office_returned(world: World) -> None:
+    """The office reads the notice through the request's form: returned to its author, the form
+    cannot be resubmitted rewritten (an audience of 市场部 shown for a notice to everyone)."""
+    audience = Audience(departments=(DeptPick("marketing", with_sub=True),))
+    view = await world.notices.create(author="u_sun", draft=draft(audience))
+    assert view.approval_request
+    (task,) = [
+        t for t in await world.workflow.pending_tasks("u_zhao") if t.request_id == view.approval_request
+    ]
+    await world.workflow.act(
+        request_id=task.request_id,
+        action=Action(
+            kind=ActionKind.RETURN, actor="u_zhao", task_id=task.task_id, version=task.version, target="initiator",
+            comment="请说明范围",
+        ),
+    )  # fmt: skip
+    req = await world.workflow.load(view.approval_request)
+    assert req.status == RequestStatus.RETURNED
+    with pytest.raises(ActionNotAllowed):
+        await world.workflow.act(
+            request_id=req.id,
+            action=Action(kind=ActionKind.RESUBMIT, actor="u_sun", form={**req.form, "audience": "仅本部门"}),
+        )
+    assert (await world.workflow.load(req.id)).form["audience"] == req.form["audience"]
+
+
+async def test_the_returned_publishing_request_may_be_resubmitted_as_it_was(world: World) -> None:
+    """Resubmitting the office's returned request unchanged (as the request page posts it) is allowed."""
+    audience = Audience(departments=(DeptPick("marketing", with_sub=True),))
+    view = await world.notices.create(author="u_sun", draft=draft(audience))
+    assert view.approval_request
+    (task,) = [
+        t for t in await world.workflow.pending_tasks("u_zhao") if t.request_id == view.approval_request
+    ]
+    await world.workflow.act(
+        request_id=task.request_id,
+        action=Action(
+            kind=ActionKind.RETURN, actor="u_zhao", task_id=task.task_id, version=task.version, target="initiator",
+            comment="请说明范围",
+        ),
+    )  # fmt: skip
+    req = await world.workflow.load(view.approval_request)
+    again = await world.workflow.act(
+        request_id=req.id, action=Action(kind=ActionKind.RESUBMIT, actor="u_sun", form=dict(req.form))
+    )
+    assert again.status == RequestStatus.RUNNING

@@ -221,10 +221,12 @@ def run_show(args: argparse.Namespace) -> int:
         ]
         if notice.pinned_until:
             lines.append(f"pinned until: {_when(notice.pinned_until, tz)}")
+        protected = notice.restricted or notice.has_password
         if notice.meeting:
             m = notice.meeting
-            lines.append(f"meeting: {_when(m.starts_at, tz)} to {_when(m.ends_at, tz)} at {m.place}")
-        if notice.restricted or notice.has_password:
+            where = "" if protected else f" at {m.place}"  # the place is content, like the text
+            lines.append(f"meeting: {_when(m.starts_at, tz)} to {_when(m.ends_at, tz)}{where}")
+        if protected:
             lines += [
                 "",
                 "(restricted or password-protected: read it on its page, where every view is recorded)",

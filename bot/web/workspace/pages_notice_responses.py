@@ -173,13 +173,13 @@ async def rsvp_page(request: web.Request) -> web.StreamResponse:
 # -- /m/n/{id}/poll -------------------------------------------------------------------------------
 def ballot_from_post(page: PollPage, data: MultiDictProxy[Any]) -> dict[str, Answer]:
     """The ballot as posted: `q-<question>` option indexes, `t-<question>` free text. Anything
-    that is not a whole number is dropped here and the service then says what is missing."""
+    that is not a whole number (ASCII digits) is dropped here and the service then says what is missing."""
     ballot: dict[str, Answer] = {}
     for q in page.questions:
         picked = []
         for raw in data.getall(f"q-{q.id}", []):
             text = str(raw).strip()
-            if text.isdigit() and len(text) < 6:
+            if text.isascii() and text.isdigit() and len(text) < 6:
                 picked.append(int(text))
         free = str(data.get(f"t-{q.id}") or "").strip() or None
         ballot[q.id] = Answer(tuple(picked), free)

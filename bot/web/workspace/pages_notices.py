@@ -586,7 +586,7 @@ class Compose:
 
         levels = []
         for raw in getall("level"):
-            if str(raw).isdigit() and len(str(raw)) < 5:
+            if str(raw).isascii() and str(raw).isdigit() and len(str(raw)) < 5:
                 levels.append(int(str(raw)))
         return cls(
             kind=text("kind"),

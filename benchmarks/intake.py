@@ -431,7 +431,7 @@ def line(name: str, r: dict[str, Any], base: dict[str, Any] | None) -> str:
 def driver_name(args: argparse.Namespace) -> str:
     if args.driver == "wrk":
         return f"wrk -t{args.wrk_threads} -c{args.connections}"
-    return f"Python load generator, {args.connections} connections"
+    return "Python load generator"
 
 
 async def main(args: argparse.Namespace) -> None:

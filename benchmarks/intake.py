@@ -12,9 +12,13 @@ oabot runs on uvloop when it is installed (`OABOT_EVENT_LOOP=auto`); `BENCH_EVEN
 in this benchmark's environment runs it on the standard loop instead (also for benchmarks/acks.py).
 
 Every round drives each server with the same number of distinct, freshly signed text callbacks
-from people of the demo org (each one a dedupe miss) through a Python load generator (a
-separate process, 32 concurrent keep-alive connections; wrk is not installed on this box) and
-prints req/s, p50/p99/max of the acks and the ratio to the naive server's same-round numbers.
+from people of the demo org (each one a dedupe miss), 32 concurrent keep-alive connections
+(`--connections`), and prints req/s, p50/p99/max of the acks and the ratio to the naive server's
+same-round numbers. The driver (`--driver auto|wrk|python`, default auto: wrk when installed) is
+either wrk (`-t1`, `--wrk-threads`) with benchmarks/intake_wrk.lua, which sends each pre-signed
+callback once and stops wrk when all are answered, or a Python load generator (a separate process;
+on a 2-core box it is itself the ceiling, see `--ceiling`). Answers that are not 2xx and requests
+without an answer are counted and shown as `NOT 2xx N`.
 Afterwards it checks that every acknowledged callback has exactly one inbox row, that every row
 was processed (status done, never retried) and how long the backlog took to drain after the
 last ack. Prints `uptime` before and after: the machine is shared.
@@ -172,10 +176,11 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def drive(url: str, items: list[tuple[str, str]], concurrency: int, pid: int | None = None) -> dict[str, Any]:
-    """Send `items`; with `pid`, also the server's CPU per request while it was driven (much
-    less sensitive to a busy machine than req/s: time spent waiting for a core is not counted)."""
-    before = cpu_s(pid) if pid else 0.0
+WRK_SCRIPT = Path(__file__).resolve().parent / "intake_wrk.lua"
+
+
+def run_python_load(url: str, items: list[tuple[str, str]], concurrency: int) -> dict[str, Any]:
+    """The Python load generator (one process, `concurrency` keep-alive connections)."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(items, f)
     try:
@@ -188,13 +193,77 @@ def drive(url: str, items: list[tuple[str, str]], concurrency: int, pid: int | N
     finally:
         os.unlink(f.name)
     result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
-    lat = sorted(result["latencies"])
-    result["rps"] = len(lat) / result["took"]
+    lat = sorted(result.pop("latencies"))
+    result["n"] = len(lat)
     result["p50"] = lat[len(lat) // 2] * 1000
     result["p99"] = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000
     result["max"] = lat[-1] * 1000
+    result["errors"] = 0
+    return result
+
+
+def run_wrk(url: str, items: list[tuple[str, str]], concurrency: int, threads: int) -> dict[str, Any]:
+    """wrk with benchmarks/intake_wrk.lua: each item sent once, then wrk stops; percentiles and
+    the time from the first request to the last answer come from the script's JSON line."""
+    path = url.split("://", 1)[1].split("/", 1)[1]
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+        for query, body in items:
+            assert "\n" not in query and "\n" not in body
+            f.write(f"/{path}?{query}\n{body}\n")
+    duration = 60 + len(items) // 100  # generous: the script ends wrk once every item is answered
+    try:
+        proc = subprocess.run(
+            [
+                "wrk",
+                f"-t{threads}",
+                f"-c{max(threads, min(concurrency, len(items)))}",
+                f"-d{duration}s",
+                "--timeout",
+                "30s",
+                "-s",
+                str(WRK_SCRIPT),
+                url,
+                "--",
+                f.name,
+                str(threads),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    finally:
+        os.unlink(f.name)
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    if out["unfinished_threads"] or out["sent_items"] != len(items):
+        print(f"      wrk did not finish cleanly: {proc.stdout.strip()} {proc.stderr.strip()}")
+    return {
+        "took": out["took"],
+        "n": out["sent_items"],
+        "statuses": out["statuses"],
+        "p50": out["p50"],
+        "p99": out["p99"],
+        "max": out["max"],
+        "errors": sum(v for k, v in out["errors"].items() if k != "status"),
+    }
+
+
+def drive(
+    url: str, items: list[tuple[str, str]], opts: argparse.Namespace, pid: int | None = None
+) -> dict[str, Any]:
+    """Send `items` with the chosen driver; with `pid`, also the server's CPU per request while it
+    was driven (much less sensitive to a busy machine than req/s: time spent waiting for a core is
+    not counted)."""
+    before = cpu_s(pid) if pid else 0.0
+    if opts.driver == "wrk":
+        result = run_wrk(url, items, opts.connections, opts.wrk_threads)
+    else:
+        result = run_python_load(url, items, opts.connections)
+    n = max(1, result["n"])
+    result["rps"] = n / result["took"]
     result["ok"] = result["statuses"].get("200", 0)
-    result["cpu_us"] = (cpu_s(pid) - before) / len(lat) * 1e6 if pid else float("nan")
+    # answers that are not 2xx, plus requests wrk got no answer to (socket errors, timeouts)
+    result["bad"] = sum(v for k, v in result["statuses"].items() if not k.startswith("2")) + result["errors"]
+    result["cpu_us"] = (cpu_s(pid) - before) / n * 1e6 if pid else float("nan")
     return result
 
 
@@ -352,14 +421,22 @@ async def backlog(count, acked: int, before: int) -> tuple[str, float]:  # type:
 def line(name: str, r: dict[str, Any], base: dict[str, Any] | None) -> str:
     ratio = f"  {r['rps'] / base['rps']:.2f}x naive" if base else ""
     cpu = "" if r.get("cpu_us", float("nan")) != r.get("cpu_us") else f"  cpu {r['cpu_us']:4.0f} us/req"
+    bad = f"  NOT 2xx {r['bad']}" if r.get("bad") else ""
     return (
         f"  {name:<22} {r['rps']:7.0f} req/s  p50 {r['p50']:6.1f} ms  p99 {r['p99']:6.1f} ms  "
-        f"max {r['max']:6.0f} ms  ok {r['ok']}{ratio}{cpu}"
+        f"max {r['max']:6.0f} ms  ok {r['ok']}{ratio}{cpu}{bad}"
     )
+
+
+def driver_name(args: argparse.Namespace) -> str:
+    if args.driver == "wrk":
+        return f"wrk -t{args.wrk_threads} -c{args.connections}"
+    return "Python load generator"
 
 
 async def main(args: argparse.Namespace) -> None:
     print("load:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
+    print("driver:", driver_name(args))
     tmp = Path(tempfile.mkdtemp(prefix="oabot-intake-"))
     api_port = free_port()
     api = await fake_wecom(api_port)
@@ -421,14 +498,14 @@ async def main(args: argparse.Namespace) -> None:
                 bare = drive(
                     f"http://127.0.0.1:{bare_port}/callbacks/wecom",
                     callbacks(args.requests, uuid.uuid4().hex[:6]),
-                    32,
+                    args,
                 )
                 results["bare aiohttp (ceiling)"].append(bare)
                 print(line("bare aiohttp (ceiling)", bare, None))
             base = drive(
                 f"http://127.0.0.1:{naive_port}/callbacks/wecom",
                 callbacks(args.requests, uuid.uuid4().hex[:6]),
-                32,
+                args,
                 naive.pid,
             )
             results["naive"].append(base)
@@ -438,7 +515,7 @@ async def main(args: argparse.Namespace) -> None:
                 r = drive(
                     f"http://127.0.0.1:{port}/callbacks/wecom",
                     callbacks(args.requests, uuid.uuid4().hex[:6]),
-                    32,
+                    args,
                     pid,
                 )
                 verdict, took = await backlog(count, r["ok"], before)
@@ -447,7 +524,8 @@ async def main(args: argparse.Namespace) -> None:
                 print(line(name, r, base))
                 print(f"      {verdict}; backlog drained {took:.1f} s after the last ack")
         print(
-            f"\nmedians of {args.rounds} interleaved rounds ({args.requests} callbacks each, 32 connections):"
+            f"\nmedians of {args.rounds} interleaved rounds ({args.requests} callbacks each, "
+            f"{args.connections} connections, driver {driver_name(args)}):"
         )
         med = {
             k: {m: statistics.median(x[m] for x in v) for m in ("rps", "p50", "p99", "max", "cpu_us")}
@@ -455,6 +533,7 @@ async def main(args: argparse.Namespace) -> None:
         }
         for k, v in med.items():
             v["ok"] = sum(x["ok"] for x in results[k])
+            v["bad"] = sum(x["bad"] for x in results[k])
             print(line(k, v, None if k in ("naive", "bare aiohttp (ceiling)") else med["naive"]))
         print("load:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
     finally:
@@ -505,7 +584,21 @@ def cli() -> None:
     parser.add_argument(
         "--ceiling", action="store_true", help="also drive a bare aiohttp server that only answers 200"
     )
+    parser.add_argument(
+        "--driver",
+        choices=("auto", "wrk", "python"),
+        default="auto",
+        help="load generator: wrk (with benchmarks/intake_wrk.lua), the Python one, or wrk when installed",
+    )
+    parser.add_argument("--connections", type=int, default=32, help="concurrent keep-alive connections")
+    parser.add_argument("--wrk-threads", type=int, default=1, help="wrk -t (default 1, like issue 15)")
     args = parser.parse_args()
+    if args.driver == "auto":
+        args.driver = "wrk" if shutil.which("wrk") else "python"
+    elif args.driver == "wrk" and not shutil.which("wrk"):
+        parser.error("--driver wrk: wrk is not installed (apt-get install wrk)")
+    if not (1 <= args.connections <= 1000 and 1 <= args.wrk_threads <= 16):
+        parser.error("--connections from 1 to 1000, --wrk-threads from 1 to 16")
     if not (1 <= args.requests <= 100_000 and 1 <= args.rounds <= 20):
         parser.error("--requests from 1 to 100000, --rounds from 1 to 20")
     asyncio.run(main(args))

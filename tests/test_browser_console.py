@@ -53,23 +53,27 @@ async def test_seal_use_tapped_through_in_chromium(tmp_path: Path) -> None:
         await browser.evaluate("document.querySelector('form.request button').click()")
         await browser.wait_for(f"location.href === {json.dumps(base + '/console/u/u_wu')}")
         for uid in APPROVERS:
+            # task cards only: the demo's notices (a 会议通知 with 参加, …) are in these chats too
             await browser.navigate(f"{base}/console/u/{uid}")
             # the card arrives through the outbox; the page polls its feed
-            await browser.wait_for("!!document.querySelector('.card[data-closed=\"0\"] button.primary')")
+            await browser.wait_for(
+                "!!document.querySelector('.msg:not([data-kind]) > .card[data-closed=\"0\"] button.primary')"
+            )
             label = await browser.evaluate(
-                "document.querySelector('.card[data-closed=\"0\"] button.primary').textContent"
+                "document.querySelector('.msg:not([data-kind]) > .card[data-closed=\"0\"] button.primary').textContent"
             )
             assert label == ("已交付" if uid == "u_chen" else "同意")
             if uid == "u_sun":
                 await browser.screenshot(str(tmp_path / "card.png"))
             await browser.evaluate(
-                "document.querySelector('.card[data-closed=\"0\"] button.primary').click()"
+                "document.querySelector('.msg:not([data-kind]) > .card[data-closed=\"0\"] button.primary').click()"
             )
             await browser.wait_for(
-                "!!document.querySelector('.card[data-closed=\"1\"] .outcome')", timeout=20
+                "!!document.querySelector('.msg:not([data-kind]) > .card[data-closed=\"1\"] .outcome')",
+                timeout=20,
             )
             outcome = await browser.evaluate(
-                "document.querySelector('.card[data-closed=\"1\"] .outcome').textContent"
+                "document.querySelector('.msg:not([data-kind]) > .card[data-closed=\"1\"] .outcome').textContent"
             )
             assert outcome.startswith("已交付" if uid == "u_chen" else "已同意")
         await browser.navigate(f"{base}/console/u/u_wu")

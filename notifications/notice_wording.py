@@ -18,7 +18,9 @@ from notices.model import (
     NoticeKind,
     NoticeStatus,
     ReceiptState,
+    card_task_id,
 )
+from notifications.compose import closed_card
 from org.model import Org
 
 KIND_LABEL = {
@@ -153,3 +155,35 @@ def published_text(notice: Notice, *, recipients: int) -> str:
 
 def openers_text(org: Org, openers: list[tuple[str, datetime]], tz: ZoneInfo) -> str:
     return "、".join(f"{org.display_name(p)}（{local(at, tz)}）" for p, at in openers)
+
+
+NOTICE_CARD_VERSION = 1  # a notice card is sent once per person and never re-versioned
+
+
+def notice_card_message(
+    notice: Notice,
+    *,
+    card_no: int,
+    org: Org,
+    tz: ZoneInfo,
+    link: str,
+    restricted: bool,
+    outcome: str | None = None,
+) -> tuple[str, str, dict[str, Any]]:
+    """(outbox kind, task id, payload) of a person's notice card: new (`task_card`), or updated
+    in place to `outcome` (`card_closed`, only its link button left). The one shape both notice
+    services send, so a card reads the same whoever sends or closes it."""
+    card = notice_card(notice, org=org, tz=tz, link=link, restricted=restricted)
+    task_id = card_task_id(notice.id, card_no)
+    payload: dict[str, Any] = {
+        "notice_id": notice.id,
+        "task_id": task_id,
+        "version": NOTICE_CARD_VERSION,
+        "title": notice.title,
+        "link": link,
+        "card": card,
+    }
+    if outcome is None:
+        return "task_card", task_id, payload
+    payload.update(outcome=outcome, card=closed_card(card, outcome))
+    return "card_closed", task_id, payload

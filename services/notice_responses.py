@@ -50,14 +50,12 @@ from notices.model import (
     Receipt,
     ReceiptState,
     RsvpAnswer,
-    card_task_id,
     parse_card_task_id,
 )
 from notices.polls import Answer, OptionCount, PollRefused
 from notices.rules import DEFAULT_RULES, NoticeRules, is_restricted, move_from
 from notifications import meeting_wording as words
-from notifications.compose import closed_card
-from notifications.notice_wording import STATUS_LABEL, notice_card
+from notifications.notice_wording import STATUS_LABEL, notice_card_message
 from org.errors import Category
 from org.model import Org
 from reports.poll_chart import ChartBar, poll_bar_chart
@@ -71,7 +69,6 @@ from storage.db import Database
 logger = logging.getLogger(__name__)
 
 CARD_CLOSED = "card_closed"  # the recipient's notice card, updated in place
-CARD_VERSION = 1  # as `services.notices` sends notice cards
 TAP_ANSWERS = {"rsvp_attend": RsvpAnswer.ATTEND, "rsvp_leave": RsvpAnswer.LEAVE}  # rsvp_decline: the page
 RSVP_TAP_ACTIONS = frozenset({"rsvp_attend", "rsvp_leave", "rsvp_decline"})
 
@@ -387,19 +384,9 @@ class NoticeResponses:
         org = await self.org()
         link = await self._link(session, person, f"/m/n/{notice.id}")
         restricted = is_restricted(notice.confidentiality, named_only=notice.named_only, rules=self.rules)
-        card = notice_card(notice, org=org, tz=self.tz, link=link, restricted=restricted)
-        task_id = card_task_id(notice.id, card_no)
-        payload: dict[str, Any] = {
-            "notice_id": notice.id,
-            "task_id": task_id,
-            "version": CARD_VERSION,
-            "title": notice.title,
-            "link": link,
-            "card": card,
-        }
-        if outcome is not None:
-            payload.update(outcome=outcome, card=closed_card(card, outcome))
-        kind = CARD_CLOSED if outcome is not None else "task_card"
+        kind, task_id, payload = notice_card_message(
+            notice, card_no=card_no, org=org, tz=self.tz, link=link, restricted=restricted, outcome=outcome
+        )
         self._queue(session, kind=kind, person=person, payload=payload, now=now, task_id=task_id)
 
     # -- meetings: RSVP -------------------------------------------------------------------------

@@ -76,11 +76,9 @@ from notices.model import (
     Poll,
     Receipt,
     ReceiptState,
-    card_task_id,
     parse_card_task_id,
 )
 from notices.rules import DEFAULT_RULES, NoticeRules
-from notifications.compose import closed_card
 from notifications.messages import message_for
 from notifications.notice_wording import (
     CONFIDENTIALITY_LABEL,
@@ -91,7 +89,7 @@ from notifications.notice_wording import (
     RECEIPT_LABEL,
     STATUS_LABEL,
     audience_text,
-    notice_card,
+    notice_card_message,
     openers_text,
     published_text,
     rejected_text,
@@ -1162,26 +1160,17 @@ class Notices:
     ) -> None:
         """The outbox row of a person's card: new (`task_card`), or closed with `outcome`."""
         link = await self.d.links.url(r.person, notice_page(notice.id), session=session)
-        card = notice_card(notice, org=org, tz=self.d.tz, link=link, restricted=self._restricted(notice))
-        task_id = card_task_id(notice.id, r.card_no)
-        payload: dict[str, Any] = {
-            "notice_id": notice.id,
-            "task_id": task_id,
-            "version": CARD_VERSION,
-            "title": notice.title,
-            "link": link,
-            "card": card,
-        }
-        if outcome is not None:
-            payload.update(outcome=outcome, card=closed_card(card, outcome))
+        kind, task_id, payload = notice_card_message(
+            notice,
+            card_no=r.card_no,
+            org=org,
+            tz=self.d.tz,
+            link=link,
+            restricted=self._restricted(notice),
+            outcome=outcome,
+        )
         session.add(
-            OutboxRow.due_now(
-                kind="task_card" if outcome is None else "card_closed",
-                recipient=r.person,
-                task_id=task_id,
-                payload=payload,
-                now=now,
-            )
+            OutboxRow.due_now(kind=kind, recipient=r.person, task_id=task_id, payload=payload, now=now)
         )
 
     async def _tell(
@@ -1299,7 +1288,6 @@ class Notices:
         )
 
 
-CARD_VERSION = 1  # a notice card is sent once per person and never re-versioned
 _CHANNELS = frozenset(c.value for c in Channel)
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 
